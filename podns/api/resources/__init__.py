@@ -1,0 +1,1 @@
+"""Per-kind API behaviour (defaulting, validation, printing) and the registry of served kinds."""

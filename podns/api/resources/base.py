@@ -1,0 +1,131 @@
+"""What the API server knows about one kind: its names, scope, and per-kind behaviour hooks.
+
+This is the contract between the generic request machinery (`podns.api` handlers: routing,
+CRUD, patch, watch) and the per-kind modules in `podns.api.resources` (defaulting,
+validation, status/spec separation, printer columns, field selectors). The handlers never
+branch on a kind's name; everything kind-specific lives behind `Strategy`.
+
+Hooks mutate the dict they are given (it is always a private copy) and return validation
+failures as `FieldError`s; the handlers turn a non-empty list into a 422 `Invalid` Status
+with `details.causes[].field` set to each error's path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid field: `field` is the Kubernetes path (`spec.ports[0].port`), `reason` the
+    Kubernetes cause type (`FieldValueInvalid`, `FieldValueRequired`, `FieldValueNotSupported`,
+    `FieldValueDuplicate`, `FieldValueForbidden`, `FieldValueTooLong`), `message` the detail as
+    Kubernetes words it (`Invalid value: 70000: must be between 1 and 65535, inclusive`)."""
+
+    field: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A server-side printing column (meta.k8s.io/v1 TableColumnDefinition)."""
+
+    name: str
+    type: str = "string"
+    format: str = ""
+    description: str = ""
+    priority: int = 0
+
+
+class Strategy:
+    """Per-kind behaviour. The defaults suit a kind with no spec/status split and no rules."""
+
+    #: subresources this kind serves besides the main resource ("status", "scale", ...)
+    subresources: tuple[str, ...] = ()
+    #: fields usable in fieldSelector besides metadata.name / metadata.namespace
+    selectable_fields: tuple[str, ...] = ()
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        """Reset what a client may not set on create (e.g. most of `status`)."""
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        """On the main resource: keep `old`'s status (when the kind has a status subresource)."""
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        """On `/status`: keep `old`'s spec and metadata except labels/annotations."""
+
+    def default(self, obj: Obj) -> None:
+        """Fill in server-side defaults (Service clusterIP/type/protocol, StatefulSet strategy)."""
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        """Validate a whole object (on create and update)."""
+        return []
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        """Rules that compare against the stored object (immutable fields)."""
+        return []
+
+    def spec_changed(self, new: Obj, old: Obj) -> bool:
+        """Whether `metadata.generation` must be bumped: by default any change outside
+        metadata and status."""
+        strip = ("metadata", "status", "kind", "apiVersion")
+        return {k: v for k, v in new.items() if k not in strip} != {
+            k: v for k, v in old.items() if k not in strip
+        }
+
+    def columns(self) -> list[Column]:
+        """Table columns after Name (Kubernetes' printers); Age is appended by the caller when
+        absent."""
+        return []
+
+    def cells(self, obj: Obj) -> list[Any]:
+        """One row's cells, matching `columns()` (without the Name cell)."""
+        return []
+
+    def field_value(self, obj: Obj, path: str) -> str | None:
+        """The value of a selectable field as a string, or None when the path is unknown."""
+        cur: Any = obj
+        for part in path.split("."):
+            if not isinstance(cur, dict):
+                return None
+            cur = cur.get(part)
+        if cur is None:
+            return ""
+        if isinstance(cur, bool):
+            return "true" if cur else "false"
+        return str(cur)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """One served resource: REST names, scope, discovery facts and its Strategy."""
+
+    group: str  # "" for the core group
+    version: str
+    resource: str  # plural, lower case: "pods"
+    kind: str  # "Pod"
+    singular: str
+    namespaced: bool
+    strategy: Strategy = field(default_factory=Strategy)
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = (
+        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    )
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def store_resource(self) -> str:
+        """The first segment of store keys: `pods`, `statefulsets.apps`."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource

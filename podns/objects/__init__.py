@@ -1,0 +1,1 @@
+"""podns.objects."""

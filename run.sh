@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up and run podns on this machine: embedded store, API server, controllers, node agent and
+# cluster DNS in one process. Extra arguments go to `podns up` (see `podns up --help`).
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup.sh
+exec .venv/bin/podns up --data-dir "${PODNS_DATA_DIR:-./state}" "$@"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up everything podns and its tests need on a fresh Debian machine: a virtualenv with podns
+# installed (editable, with the test extras) and the Debian packages the tests drive for real.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.podns-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[test]'
+    touch "$stamp"
+fi
+
+# Debian packages: dig (bind9-dnsutils) and etcd (etcd-server) for the tests; dnsperf and nsd for
+# bench/. Installed only when missing, so a prepared machine pays nothing.
+need=()
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+if [ "${PODNS_BENCH:-0}" = 1 ]; then
+    command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+    command -v nsd >/dev/null 2>&1 || need+=(nsd)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${need[@]}" >/dev/null
+        # Debian starts services it installs; podns's tests start their own.
+        systemctl disable --now etcd nsd >/dev/null 2>&1 || true
+        pkill -x etcd >/dev/null 2>&1 || true
+    else
+        echo "podns setup: missing Debian packages ${need[*]} (run as root to install them)" >&2
+    fi
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (virtualenv, pip packages, Debian packages) and run the whole test suite:
+# lint (ruff), layering contracts (import-linter), unit and end-to-end tests (pytest).
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup.sh
+.venv/bin/ruff check podns tests bench
+.venv/bin/lint-imports
+exec .venv/bin/pytest -q -p no:cacheprovider "$@"
