@@ -13,9 +13,21 @@ with `details.causes[].field` set to each error's path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from podns.store.interface import Store
 
 Obj = dict[str, Any]
+
+
+class AdmissionContext(Protocol):
+    """What async admission hooks may use: the store (for reservations such as cluster IPs,
+    kept under keys outside every resource prefix, e.g. `_alloc/serviceips/10.96.0.10`) and the
+    server's settings."""
+
+    store: Store
+    service_cidr: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,15 @@ class Strategy:
         return {k: v for k, v in new.items() if k not in strip} != {
             k: v for k, v in old.items() if k not in strip
         }
+
+    async def admit(self, obj: Obj, old: Obj | None, ctx: AdmissionContext) -> list[FieldError]:
+        """Last step before a create (`old` is None) or update is written, after validation:
+        allocate what the object needs (cluster IP, node ports). Allocations must be released
+        again by `release` when the write fails or the object is deleted."""
+        return []
+
+    async def release(self, obj: Obj, ctx: AdmissionContext) -> None:
+        """Give back what `admit` allocated for `obj` (after deletion or a failed write)."""
 
     def columns(self) -> list[Column]:
         """Table columns after Name (Kubernetes' printers); Age is appended by the caller when
