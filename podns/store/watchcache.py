@@ -1,0 +1,150 @@
+"""The watch cache: an in-memory ring of recent events fanned out to many watchers.
+
+Backends that own their revision counter (SQLite, memory) append every committed change here
+in revision order; `watch(prefix, from_rv)` replays the ring from `from_rv` and then follows
+live changes. This mirrors the Kubernetes API server's watch cache:
+
+- history is bounded (`capacity` events); a watch from a revision older than the oldest event
+  kept raises `Expired`, and so does one from before the process started (the ring starts
+  empty at the store's revision on open), so clients relist;
+- writers never block on watchers: each watcher has a bounded queue, and a watcher that
+  falls `queue_size` events behind is dropped; its iterator raises `Expired` once it has
+  drained what it was given, so its client relists instead of stalling everyone else.
+
+Event objects are shared by every watcher that receives them: treat them as read-only.
+Everything here runs on one event loop; nothing is thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+
+from podns.store.errors import Expired
+from podns.store.interface import WatchEvent
+
+#: events kept for watches that resume from an older revision (Kubernetes' watch cache keeps
+#: about 100 events per resource but grows to minutes of history; 10,000 events is a few
+#: minutes of a busy small cluster at a few hundred bytes each)
+DEFAULT_CAPACITY = 10_000
+#: events a watcher may fall behind before it is dropped with Expired (Kubernetes buffers 100
+#: per watcher and then blocks the dispatcher briefly; we never block, so allow more slack)
+DEFAULT_QUEUE_SIZE = 4096
+
+
+def key_matches(key: str, prefix: str) -> bool:
+    """Whether `key` is selected by `prefix`: a subtree when it ends in `/` (or is empty),
+    else exactly that key."""
+    if not prefix or prefix.endswith("/"):
+        return key.startswith(prefix)
+    return key == prefix
+
+
+class _Watcher:
+    """One watch's queue and state."""
+
+    __slots__ = ("dropped", "limit", "prefix", "queue", "waiter")
+
+    def __init__(self, prefix: str, limit: int) -> None:
+        self.prefix = prefix
+        #: queue length beyond which the watcher is dropped
+        self.limit = limit
+        self.queue: deque[WatchEvent | None] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.dropped = False
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class WatchCache:
+    """Ring of recent events with non-blocking fan-out to watchers."""
+
+    def __init__(
+        self,
+        start_rv: int,
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        """`start_rv`: the store's revision now; events after it are appended in order."""
+        self._ring: deque[WatchEvent] = deque()
+        self._capacity = capacity
+        self._queue_size = queue_size
+        #: every event with rv > _floor is in the ring
+        self._floor = start_rv
+        self._watchers: set[_Watcher] = set()
+        self._closed = False
+
+    @property
+    def floor(self) -> int:
+        """The oldest revision a watch may start from."""
+        return self._floor
+
+    def append(self, event: WatchEvent) -> None:
+        """Record a committed change and hand it to every matching watcher, without blocking."""
+        ring = self._ring
+        ring.append(event)
+        if len(ring) > self._capacity:
+            self._floor = ring.popleft().rv
+        key = event.key
+        dropped: list[_Watcher] = []
+        for w in self._watchers:
+            if not key_matches(key, w.prefix):
+                continue
+            if len(w.queue) >= w.limit:
+                w.dropped = True
+                dropped.append(w)
+            else:
+                w.queue.append(event)
+            w.wake()
+        for w in dropped:
+            self._watchers.discard(w)
+
+    def compact(self, rv: int) -> None:
+        """Forget events with revision <= `rv`."""
+        ring = self._ring
+        while ring and ring[0].rv <= rv:
+            ring.popleft()
+        self._floor = max(self._floor, rv)
+
+    def close(self) -> None:
+        """End every watch (their iterators finish normally)."""
+        self._closed = True
+        for w in self._watchers:
+            w.queue.append(None)
+            w.wake()
+        self._watchers.clear()
+
+    def watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+        """Events under `prefix` with revision > `from_rv`, then live ones. See the module doc."""
+        return self._iterate(prefix, from_rv)
+
+    async def _iterate(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+        if from_rv < self._floor:
+            raise Expired(f"too old resource version: {from_rv} ({self._floor})")
+        if self._closed:
+            return
+        # Replay and registration happen without an await in between: no gap, no duplicate.
+        backlog = [e for e in self._ring if e.rv > from_rv and key_matches(e.key, prefix)]
+        w = _Watcher(prefix, self._queue_size + len(backlog))
+        w.queue.extend(backlog)
+        self._watchers.add(w)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while w.queue:
+                    event = w.queue.popleft()
+                    if event is None:
+                        return
+                    yield event
+                if w.dropped:
+                    raise Expired("watcher fell too far behind; relist")
+                w.waiter = loop.create_future()
+                await w.waiter
+                w.waiter = None
+        finally:
+            self._watchers.discard(w)
