@@ -1,0 +1,1 @@
+"""Legacy Endpoints controller: one `Endpoints` object per selector Service, for older tools."""

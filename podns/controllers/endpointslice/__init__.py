@@ -1,0 +1,1 @@
+"""EndpointSlice controller: keeps each selector Service's EndpointSlices equal to its pods."""

@@ -1,0 +1,1 @@
+"""StatefulSet controller: pods with stable names, hostnames and volumes, ordered or parallel."""
