@@ -98,6 +98,19 @@ class Strategy:
     async def release(self, obj: Obj, ctx: AdmissionContext) -> None:
         """Give back what `admit` allocated for `obj` (after deletion or a failed write)."""
 
+    def unknown_fields(self, obj: Obj) -> list[str]:
+        """Paths of fields `obj` carries that the kind's schema does not know (`spec.foo`,
+        `spec.containers[0].imagePullPolcy`), for `fieldValidation=Strict|Warn`. Called by the
+        generic handlers before defaulting. The default knows no schema and reports nothing."""
+        return []
+
+    def deletion_grace_seconds(self, obj: Obj, requested: int | None) -> int:
+        """Seconds of graceful deletion for a DELETE with `gracePeriodSeconds=requested` (None:
+        not given). 0 deletes at once (when no finalizers hold the object); more sets
+        `deletionTimestamp`/`deletionGracePeriodSeconds` and leaves the object for its owner
+        (the node agent for a scheduled Pod) to finish. Default: immediate, as for most kinds."""
+        return 0
+
     def columns(self) -> list[Column]:
         """Table columns after Name (Kubernetes' printers); Age is appended by the caller when
         absent."""
