@@ -1,0 +1,84 @@
+"""Bearer-token authentication and the two-role authorization of the API server.
+
+Two tokens live in the data dir (`tokens.json`, mode 0600), generated on first start and reused
+after: an admin token (every verb) and a read-only token (get/list/watch only; writes get 403
+worded like RBAC's denial). Every request except the health and version endpoints needs one;
+without a valid token the answer is 401 Unauthorized. Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+#: paths answered without a token (as kube-apiserver's system:public-info-viewer allows)
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+
+#: verbs the read-only token may use
+READ_VERBS = frozenset({"get", "list", "watch"})
+
+ADMIN_USER = "admin"
+READONLY_USER = "readonly"
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """The bearer tokens of one data dir."""
+
+    admin: str
+    readonly: str
+
+    def user_for(self, token: str) -> str | None:
+        """The user a token authenticates as, or None when it is unknown."""
+        user = None
+        # compare against both, always, so timing does not reveal which one matched
+        if hmac.compare_digest(token.encode(), self.admin.encode()):
+            user = ADMIN_USER
+        if hmac.compare_digest(token.encode(), self.readonly.encode()):
+            user = READONLY_USER
+        return user
+
+
+def load_or_create_tokens(data_dir: Path) -> Tokens:
+    """Read `<data_dir>/tokens.json`, creating it with fresh random tokens the first time."""
+    path = data_dir / "tokens.json"
+    if path.exists():
+        raw = json.loads(path.read_text())
+        return Tokens(admin=raw["admin"], readonly=raw["readonly"])
+    tokens = Tokens(admin=secrets.token_urlsafe(32), readonly=secrets.token_urlsafe(32))
+    _write_private(path, json.dumps({"admin": tokens.admin, "readonly": tokens.readonly}))
+    return tokens
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def may(user: str, verb: str) -> bool:
+    """Whether `user` may perform `verb` (Kubernetes verb names: get, list, create, ...)."""
+    return user == ADMIN_USER or verb in READ_VERBS
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only the owner can read, atomically (no half-written secrets on a crash)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+write_private = _write_private

@@ -1,0 +1,133 @@
+"""The cluster CA and the API server's serving certificate, generated on first start.
+
+Files in the data dir: `ca.crt`/`ca.key` (self-signed CA, 10 years) and `apiserver.crt`/
+`apiserver.key` (signed by the CA, SANs 127.0.0.1, ::1, localhost, the host name and the
+listen address). Existing files are reused so kubeconfigs stay valid across restarts; the
+serving certificate is re-issued (by the same CA) when the listen address is not among its SANs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from podns.api.auth import write_private
+
+CA_DAYS = 3650
+SERVING_DAYS = 3650
+
+
+@dataclass(frozen=True, slots=True)
+class CertPaths:
+    """Where the PEM files of one data dir live."""
+
+    ca_cert: Path
+    ca_key: Path
+    cert: Path
+    key: Path
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> CertPaths:
+        return cls(data_dir / "ca.crt", data_dir / "ca.key",
+                   data_dir / "apiserver.crt", data_dir / "apiserver.key")
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _create_ca(paths: CertPaths) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "podns-ca")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - dt.timedelta(minutes=5))
+        .not_valid_after(_now() + dt.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    write_private(paths.ca_key, _key_pem(key))
+    write_private(paths.ca_cert, cert.public_bytes(serialization.Encoding.PEM).decode())
+
+
+def _sans(host: str) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) the serving certificate covers."""
+    dns = {"localhost", socket.gethostname()}
+    ips = {"127.0.0.1", "::1"}
+    try:
+        ipaddress.ip_address(host)
+        if host not in ("0.0.0.0", "::"):
+            ips.add(host)
+    except ValueError:
+        if host:
+            dns.add(host)
+    return sorted(dns), sorted(ips)
+
+
+def _covers(cert_path: Path, host: str) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    dns, ips = _sans(host)
+    have_ips = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+    have_dns = set(san.get_values_for_type(x509.DNSName))
+    return set(ips) <= have_ips and set(dns) <= have_dns
+
+
+def _create_serving(paths: CertPaths, host: str) -> None:
+    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    dns, ips = _sans(host)
+    alt: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    alt += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "podns-apiserver")]))
+        .issuer_name(ca_cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - dt.timedelta(minutes=5))
+        .not_valid_after(_now() + dt.timedelta(days=SERVING_DAYS))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    write_private(paths.key, _key_pem(key))
+    write_private(paths.cert, cert.public_bytes(serialization.Encoding.PEM).decode())
+
+
+def ensure_certs(data_dir: Path, host: str) -> CertPaths:
+    """Create the CA and serving certificate when missing (or not covering `host`)."""
+    paths = CertPaths.in_dir(data_dir)
+    if not (paths.ca_cert.exists() and paths.ca_key.exists()):
+        _create_ca(paths)
+        paths.cert.unlink(missing_ok=True)
+    if not (paths.cert.exists() and paths.key.exists()) or not _covers(paths.cert, host):
+        _create_serving(paths, host)
+    return paths
+
+
+def server_ssl_context(paths: CertPaths) -> ssl.SSLContext:
+    """TLS settings for serving the API."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(paths.cert, paths.key)
+    return ctx

@@ -1,0 +1,113 @@
+"""Request body decoding and response content negotiation.
+
+Bodies arrive as JSON (also with no Content-Type at all: the Python client sends none), YAML
+(`application/yaml`, `application/apply-patch+yaml`, which kubectl actually fills with JSON),
+or the Kubernetes protobuf envelope (kubectl 1.32+ `create`), decoded by `podns.api.protobuf`,
+imported lazily so the server runs (answering 415) while that module is absent. Responses are
+always JSON; a client asking for `as=Table` gets a meta.k8s.io/v1 Table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import yaml
+
+from podns.api import status
+
+Obj = dict[str, Any]
+
+#: kube-apiserver's default request body limit (--max-request-bytes is 3 MiB for JSON bodies)
+MAX_BODY_BYTES = 3 * 1024 * 1024
+
+JSON = "application/json"
+TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def media_type(content_type: str | None) -> str:
+    """The bare media type of a Content-Type header, lower case; JSON when absent."""
+    if not content_type:
+        return JSON
+    return content_type.split(";", 1)[0].strip().lower() or JSON
+
+
+def decode_body(body: bytes, content_type: str | None, *, allow_list: bool = False) -> Any:
+    """Parse a request body into Python data.
+
+    Raises ApiError 400 on malformed input, 413 when over `MAX_BODY_BYTES`, 415 for a format
+    the server does not read. Unless `allow_list` (JSON patch), the result must be an object.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise status.too_large(MAX_BODY_BYTES)
+    mt = media_type(content_type)
+    if mt == PROTOBUF:
+        data = _decode_protobuf(body)
+    elif mt in ("application/yaml", "application/x-yaml", "application/apply-patch+yaml",
+                "text/yaml"):
+        data = _decode_yaml(body)
+    elif mt in (JSON, "application/json-patch+json", "application/merge-patch+json",
+                "application/strategic-merge-patch+json", "text/plain", "*/*"):
+        data = decode_json(body)
+    else:
+        raise status.unsupported_media_type(
+            mt, (JSON, "application/yaml", PROTOBUF))
+    if isinstance(data, list) and allow_list:
+        return data
+    if not isinstance(data, dict):
+        raise status.bad_request(
+            "the body of the request must be a JSON object"
+            if not allow_list else "the body of the request must be a JSON object or array")
+    return data
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse JSON, mapping syntax errors to 400 BadRequest worded like kube-apiserver."""
+    if not body.strip():
+        raise status.bad_request("the body of the request is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise status.bad_request(
+            f"error decoding request body: invalid character at offset {exc.pos}: {exc.msg}"
+        ) from None
+
+
+def _decode_yaml(body: bytes) -> Any:
+    # kubectl's apply-patch+yaml bodies are JSON; try the fast path first.
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise status.bad_request(f"error decoding YAML: {exc}") from None
+
+
+def _decode_protobuf(body: bytes) -> Any:
+    try:
+        from podns.api import protobuf  # lazy: optional until its module lands
+    except ImportError:
+        raise status.unsupported_media_type(PROTOBUF, (JSON, "application/yaml")) from None
+    try:
+        return protobuf.decode(body)
+    except protobuf.DecodeError as exc:
+        code = getattr(exc, "code", 400)
+        if code == 415:
+            raise status.unsupported_media_type(PROTOBUF, (JSON, "application/yaml")) from None
+        raise status.bad_request(f"error decoding protobuf body: {exc}") from None
+
+
+def wants_table(accept: str | None) -> bool:
+    """Whether the client's Accept header asks for a meta.k8s.io Table first."""
+    if not accept:
+        return False
+    first = accept.split(",", 1)[0]
+    return "as=table" in first.replace(" ", "").lower()
+
+
+def dumps(data: Any) -> bytes:
+    """Encode a response body."""
+    return orjson.dumps(data)
