@@ -25,6 +25,7 @@ Only this module imports sqlite3; its errors become `Unavailable`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -182,7 +183,7 @@ class SQLiteStore:
                     raise AlreadyExists(key) from None
                 db.execute("INSERT INTO log VALUES (?, ?, NULL)", (rv, key))
                 db.execute("UPDATE meta SET value=? WHERE name='rev'", (rv,))
-        self._committed(WatchEvent("ADDED", key, _loads(data), rv))
+        await self._committed(WatchEvent("ADDED", key, _loads(data), rv))
         return out
 
     async def update(self, key: str, obj: Obj, *, expected_rv: int | None = None) -> Obj:
@@ -205,7 +206,7 @@ class SQLiteStore:
                 db.execute("UPDATE kv SET value=?, mod_rv=? WHERE key=?", (data, rv, key))
                 db.execute("INSERT INTO log VALUES (?, ?, ?)", (rv, key, old))
                 db.execute("UPDATE meta SET value=? WHERE name='rev'", (rv,))
-        self._committed(WatchEvent("MODIFIED", key, _loads(data), rv))
+        await self._committed(WatchEvent("MODIFIED", key, _loads(data), rv))
         return out
 
     async def delete(self, key: str, *, expected_rv: int | None = None) -> Obj:
@@ -222,16 +223,19 @@ class SQLiteStore:
                 db.execute("DELETE FROM kv WHERE key=?", (key,))
                 db.execute("INSERT INTO log VALUES (?, ?, ?)", (rv, key, old))
                 db.execute("UPDATE meta SET value=? WHERE name='rev'", (rv,))
-        self._committed(WatchEvent("DELETED", key, with_rv(_loads(old), rv), rv))
+        await self._committed(WatchEvent("DELETED", key, with_rv(_loads(old), rv), rv))
         return with_rv(_loads(old), rv)
 
-    def _committed(self, event: WatchEvent) -> None:
+    async def _committed(self, event: WatchEvent) -> None:
+        """Publish a committed write; then yield to the loop so watchers drain as writers go
+        (a burst of writes from one task would otherwise overrun every watcher's queue)."""
         self._rev = event.rv
         self._cache.append(event)
         self._writes += 1
         if self._writes % TRIM_EVERY == 0 and self._rev - self._history > self._floor:
             with contextlib.suppress(StoreError):
                 self._trim(self._rev - self._history)
+        await asyncio.sleep(0)
 
     # -- watch and history ---------------------------------------------------------------------
 

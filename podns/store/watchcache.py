@@ -120,31 +120,76 @@ class WatchCache:
         self._watchers.clear()
 
     def watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
-        """Events under `prefix` with revision > `from_rv`, then live ones. See the module doc."""
-        return self._iterate(prefix, from_rv)
+        """Events under `prefix` with revision > `from_rv`, then live ones. See the module doc.
 
-    async def _iterate(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+        The iterator registers on its first `__anext__` (raising Expired there when `from_rv`
+        is too old) and is cancellation-safe: a `wait_for(anext(w), t)` that times out leaves
+        the watch intact, so callers may poll with timeouts (bookmarks, timeoutSeconds).
+        """
+        return _WatchIterator(self, prefix, from_rv)
+
+    def _register(self, prefix: str, from_rv: int) -> _Watcher | None:
+        """Start a watcher with its backlog; None when the cache is closed."""
         if from_rv < self._floor:
             raise Expired(f"too old resource version: {from_rv} ({self._floor})")
         if self._closed:
-            return
+            return None
         # Replay and registration happen without an await in between: no gap, no duplicate.
         backlog = [e for e in self._ring if e.rv > from_rv and key_matches(e.key, prefix)]
         w = _Watcher(prefix, self._queue_size + len(backlog))
         w.queue.extend(backlog)
         self._watchers.add(w)
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                while w.queue:
-                    event = w.queue.popleft()
-                    if event is None:
-                        return
-                    yield event
-                if w.dropped:
-                    raise Expired("watcher fell too far behind; relist")
-                w.waiter = loop.create_future()
-                await w.waiter
-                w.waiter = None
-        finally:
-            self._watchers.discard(w)
+        return w
+
+    def _unregister(self, w: _Watcher) -> None:
+        self._watchers.discard(w)
+
+
+class _WatchIterator:
+    """One watch as an async iterator (not an async generator, so cancelling a pending
+    `__anext__` does not end the watch)."""
+
+    def __init__(self, cache: WatchCache, prefix: str, from_rv: int) -> None:
+        self._cache = cache
+        self._prefix = prefix
+        self._from_rv = from_rv
+        self._w: _Watcher | None = None
+        self._done = False
+
+    def __aiter__(self) -> _WatchIterator:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        if self._done:
+            raise StopAsyncIteration
+        w = self._w
+        if w is None:
+            try:
+                w = self._w = self._cache._register(self._prefix, self._from_rv)
+            except Expired:
+                self._done = True
+                raise
+            if w is None:
+                self._done = True
+                raise StopAsyncIteration
+        while True:
+            if w.queue:
+                event = w.queue.popleft()
+                if event is None:
+                    await self.aclose()
+                    raise StopAsyncIteration
+                return event
+            if w.dropped:
+                await self.aclose()
+                raise Expired("watcher fell too far behind; relist")
+            waiter = w.waiter
+            if waiter is None or waiter.done():
+                waiter = w.waiter = asyncio.get_running_loop().create_future()
+            await waiter
+
+    async def aclose(self) -> None:
+        """Stop the watch and release its queue."""
+        self._done = True
+        if self._w is not None:
+            self._cache._unregister(self._w)
+            self._w.queue.clear()
