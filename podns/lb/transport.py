@@ -1,0 +1,93 @@
+"""httpx transports that spread requests over a service's pods.
+
+    async with Balancer("web", port="http", source=...) as pool:
+        async with httpx.AsyncClient(transport=AsyncTransport(pool)) as http:
+            await http.get("http://web/items")      # goes to one ready pod
+
+Each request goes to a picked endpoint (the URL's host and port are replaced, the Host header
+keeps the service name). A connection failure is reported to the pool and, for idempotent
+methods, retried on another pod. httpx is imported here only: install it to use this module.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from podns.lb.balancer import Balancer
+from podns.lb.endpoint import Endpoint
+from podns.lb.errors import ConnectError
+from podns.lb.sync import SyncBalancer
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+def _retarget(request: httpx.Request, ep: Endpoint) -> None:
+    host = f"[{ep.address}]" if ":" in ep.address else ep.address
+    request.headers.setdefault("Host", request.url.netloc.decode())
+    request.url = request.url.copy_with(host=host.strip("[]"), port=ep.port)
+
+
+class AsyncTransport(httpx.AsyncBaseTransport):
+    """An httpx async transport over a `Balancer`."""
+
+    def __init__(self, pool: Balancer, *, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.pool = pool
+        self.inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        tries = self.pool.attempts if request.method in IDEMPOTENT else 1
+        tried: set[str] = set()
+        errors: list[tuple[object, BaseException]] = []
+        for _ in range(tries):
+            ep = self.pool._pick_excluding(tried, None)
+            if ep is None:
+                break
+            _retarget(request, ep)
+            with self.pool.track(ep):
+                try:
+                    response = await self.inner.handle_async_request(request)
+                except RETRYABLE as exc:
+                    errors.append((ep, exc))
+                    tried.add(ep.key)
+                    self.pool.report_failure(ep)
+                    continue
+            self.pool.report_success(ep)
+            return response
+        raise ConnectError(f"no pod of {self.pool.target.fqdn.rstrip('.')} answered", errors)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class Transport(httpx.BaseTransport):
+    """An httpx transport over a `SyncBalancer`."""
+
+    def __init__(self, pool: SyncBalancer, *, inner: httpx.BaseTransport | None = None) -> None:
+        self.pool = pool
+        self.inner = inner or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        bal = self.pool.balancer
+        tries = bal.attempts if request.method in IDEMPOTENT else 1
+        tried: set[str] = set()
+        errors: list[tuple[object, BaseException]] = []
+        for _ in range(tries):
+            ep = bal._pick_excluding(tried, None)
+            if ep is None:
+                break
+            _retarget(request, ep)
+            with bal.track(ep):
+                try:
+                    response = self.inner.handle_request(request)
+                except RETRYABLE as exc:
+                    errors.append((ep, exc))
+                    tried.add(ep.key)
+                    self.pool.report_failure(ep)
+                    continue
+            bal.report_success(ep)
+            return response
+        raise ConnectError(f"no pod of {bal.target.fqdn.rstrip('.')} answered", errors)
+
+    def close(self) -> None:
+        self.inner.close()
