@@ -1,0 +1,109 @@
+"""ControllerRevisions of a StatefulSet: snapshots of its pod template, named by a hash.
+
+Pure. A revision is an apps/v1 ControllerRevision named `<sts>-<hash>` whose `data` holds the pod
+template as Kubernetes stores it (`{"spec": {"template": {..., "$patch": "replace"}}}`), whose
+`revision` number grows with each new template, and which the StatefulSet controls. Pods carry
+the revision name in their `controller-revision-hash` label, which is how the controller tells
+updated pods from current ones.
+
+The hash is FNV-1a 32 over the canonical JSON of the template (plus the collision count, which
+the controller bumps when a name is taken by a revision with other contents), rendered with
+Kubernetes' `SafeEncodeString` alphabet, so names look like `db-7b9c8d6f5`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from podns.controllers._objects import Obj, meta, name_of, namespace_of, owner_reference
+
+#: The pod and revision label holding the revision name.
+REVISION_LABEL = "controller-revision-hash"
+#: Kubernetes' label on revisions for the raw hash.
+HASH_LABEL = "controller.kubernetes.io/hash"
+#: Kubernetes' `rand.SafeEncodeString` alphabet: no vowels, no look-alike digits.
+_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+#: Default `spec.revisionHistoryLimit`.
+DEFAULT_HISTORY_LIMIT = 10
+
+
+def _fnv1a32(data: bytes) -> int:
+    h = 0x811C9DC5
+    for byte in data:
+        h ^= byte
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def template_hash(template: Mapping[str, Any], collision_count: int = 0) -> str:
+    """The safe-encoded hash of a pod template (and collision count)."""
+    raw = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    if collision_count:
+        raw += str(collision_count).encode()
+    return "".join(_SAFE_ALPHABET[int(c) % len(_SAFE_ALPHABET)] for c in str(_fnv1a32(raw)))
+
+
+def revision_data(sts: Mapping[str, Any]) -> Obj:
+    """The `data` of a revision for the StatefulSet's current template."""
+    template = copy.deepcopy((sts.get("spec") or {}).get("template") or {})
+    template["$patch"] = "replace"
+    return {"spec": {"template": template}}
+
+
+def revision_template(revision: Mapping[str, Any]) -> Obj:
+    """The pod template stored in a revision (without the `$patch` marker)."""
+    template = copy.deepcopy(((revision.get("data") or {}).get("spec") or {}).get("template") or {})
+    template.pop("$patch", None)
+    return template
+
+
+def new_revision(sts: Mapping[str, Any], number: int, collision_count: int = 0) -> Obj:
+    """A ControllerRevision for the StatefulSet's current template with revision `number`."""
+    template = (sts.get("spec") or {}).get("template") or {}
+    digest = template_hash(template, collision_count)
+    labels = dict(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+    labels[HASH_LABEL] = digest
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": f"{name_of(sts)}-{digest}",
+            "namespace": namespace_of(sts),
+            "labels": labels,
+            "ownerReferences": [owner_reference({"apiVersion": "apps/v1", "kind": "StatefulSet", **sts})],
+        },
+        "data": revision_data(sts),
+        "revision": number,
+    }
+
+
+def equal_revision(revisions: Iterable[Mapping[str, Any]], want: Mapping[str, Any]) -> Obj | None:
+    """The existing revision with the same template as `want` (highest number first), or None."""
+    template = revision_template(want)
+    for rev in sorted(revisions, key=lambda r: -int(r.get("revision") or 0)):
+        if revision_template(rev) == template:
+            return dict(rev)
+    return None
+
+
+def next_number(revisions: Iterable[Mapping[str, Any]]) -> int:
+    """The revision number a new revision gets: one more than the highest."""
+    return max((int(r.get("revision") or 0) for r in revisions), default=0) + 1
+
+
+def history_to_delete(
+    revisions: Sequence[Mapping[str, Any]], live: set[str], limit: int = DEFAULT_HISTORY_LIMIT
+) -> list[Obj]:
+    """Revisions to delete so at most `limit` non-live ones remain (oldest go first); `live`
+    names are the current and update revisions and those pods still use."""
+    history = sorted((r for r in revisions if name_of(r) not in live),
+                     key=lambda r: int(r.get("revision") or 0))
+    excess = len(history) - max(0, limit)
+    return [dict(r) for r in history[:excess]] if excess > 0 else []
+
+
+def is_owned_by(revision: Mapping[str, Any], sts: Mapping[str, Any]) -> bool:
+    return any(ref.get("uid") == meta(sts).get("uid") for ref in meta(revision).get("ownerReferences") or [])
