@@ -1,0 +1,128 @@
+"""Pod IP address management: one address per pod from the node's pod CIDR, persisted.
+
+In loopback mode (the default) the pod CIDR is a slice of 127.0.0.0/8: Linux routes all of it to
+`lo`, so any process may bind any 127.x address without root, and each pod gets its own address
+(`status.podIP`) that clients connect to directly. In namespace mode the same allocator hands out
+addresses on the node bridge's subnet.
+
+Allocations are keyed by pod UID and written to a small JSON file in the data dir, atomically, on
+every change, so that an agent restarted with the same data dir gives a pod the address it had
+("same IPs where free"). The allocator never talks to the API and never raises anything but
+`IPRangeExhausted` (a value the agent turns into a pod status and an event).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+
+#: 127.1.0.0/16: clear of 127.0.0.1 (the host's own services) and of the service CIDR defaults;
+#: 65k pods is far beyond what one node runs.
+DEFAULT_POD_CIDR = "127.1.0.0/16"
+
+
+class IPRangeExhausted(Exception):
+    """Every address of the node's pod CIDR is in use."""
+
+
+class IPAM:
+    """Allocate and release pod addresses from `cidr`; persist to `state_file` (None = memory only).
+
+    The first usable address is skipped (kept for the gateway/bridge in namespace mode), and for
+    IPv4 networks the network and broadcast addresses are never handed out.
+    """
+
+    def __init__(self, cidr: str = DEFAULT_POD_CIDR, state_file: Path | None = None) -> None:
+        self.network = ipaddress.ip_network(cidr, strict=False)
+        self.state_file = state_file
+        self._by_uid: dict[str, str] = {}
+        self._used: set[str] = set()
+        self._cursor = 0
+        if state_file is not None and state_file.exists():
+            self._load(state_file)
+
+    @property
+    def gateway(self) -> str:
+        """The reserved first address (the bridge's address in namespace mode)."""
+        return str(self.network.network_address + 1)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return  # a torn or foreign file: start empty rather than refuse to run
+        for uid, ip in dict(data.get("allocations", {})).items():
+            if self._usable(ip) and ip not in self._used:
+                self._by_uid[str(uid)] = ip
+                self._used.add(ip)
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"cidr": str(self.network), "allocations": self._by_uid}, indent=1))
+        os.replace(tmp, self.state_file)
+
+    def _usable(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if addr not in self.network or addr == self.network.network_address + 1:
+            return False
+        if self.network.version == 4 and self.network.num_addresses > 2:
+            return addr not in (self.network.network_address, self.network.broadcast_address)
+        return addr != self.network.network_address
+
+    def get(self, uid: str) -> str | None:
+        """The address currently held by pod `uid`, if any."""
+        return self._by_uid.get(uid)
+
+    def allocations(self) -> dict[str, str]:
+        """A copy of uid -> address."""
+        return dict(self._by_uid)
+
+    def allocate(self, uid: str, preferred: str | None = None) -> str:
+        """Return pod `uid`'s address, allocating one if it has none.
+
+        `preferred` (e.g. the pod's previous `status.podIP`) is taken when usable and free.
+        Raises `IPRangeExhausted` when no address is free.
+        """
+        if uid in self._by_uid:
+            return self._by_uid[uid]
+        if preferred and self._usable(preferred) and preferred not in self._used:
+            return self._take(uid, preferred)
+        size = self.network.num_addresses
+        base = int(self.network.network_address)
+        for step in range(size):
+            offset = (self._cursor + step) % size
+            ip = str(ipaddress.ip_address(base + offset))
+            if ip not in self._used and self._usable(ip):
+                self._cursor = (offset + 1) % size
+                return self._take(uid, ip)
+        raise IPRangeExhausted(f"no free address in pod CIDR {self.network} ({len(self._used)} in use)")
+
+    def _take(self, uid: str, ip: str) -> str:
+        self._by_uid[uid] = ip
+        self._used.add(ip)
+        self._save()
+        return ip
+
+    def release(self, uid: str) -> None:
+        """Free pod `uid`'s address (no-op when it holds none)."""
+        ip = self._by_uid.pop(uid, None)
+        if ip is not None:
+            self._used.discard(ip)
+            self._save()
+
+    def retain_only(self, uids: set[str]) -> None:
+        """Release every allocation whose pod is not in `uids` (garbage collection after a relist)."""
+        stale = [uid for uid in self._by_uid if uid not in uids]
+        for uid in stale:
+            ip = self._by_uid.pop(uid)
+            self._used.discard(ip)
+        if stale:
+            self._save()

@@ -1,0 +1,249 @@
+"""Process runtime: one container instance = one local process in its own process group.
+
+What a container runtime does for the kubelet, done with plain processes: start the command with
+its environment, working directory and user; capture its output (`podns.node.logs.LogSink`);
+report its exit; deliver signals to the whole process group (so a shell's children are stopped
+with it); stop it the Kubernetes way (SIGTERM, grace period, SIGKILL).
+
+No pod process may outlive the agent: every child is started with `PR_SET_PDEATHSIG=SIGKILL`
+(the kernel kills it if the agent dies, even by SIGKILL), and its pid and start time are recorded
+in a file so that an agent restarted with the same data dir kills any leftover group
+(`kill_recorded`) before starting pods again.
+
+Errors: `StartError` (command not found, not executable, bad working directory) carries the
+kubelet's reason and message; nothing else escapes `start`. Exit codes follow Kubernetes: a
+process killed by signal N reports 128+N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from podns.node.logs import LogSink
+
+_PR_SET_PDEATHSIG = 1
+_libc: ctypes.CDLL | None
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not Linux
+    _libc = None
+
+
+class StartError(Exception):
+    """The container's process could not be started (kubelet reason `StartError`, exit code 128)."""
+
+    def __init__(self, message: str, reason: str = "StartError") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _child_setup() -> None:
+    """Runs in the child between fork and exec: die with the agent."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def resolve_executable(argv0: str, env: Mapping[str, str], cwd: str | None) -> str:
+    """The path `argv0` runs, searched in the container's PATH; raises StartError like runc."""
+    if "/" in argv0:
+        path = argv0 if os.path.isabs(argv0) or cwd is None else os.path.join(cwd, argv0)
+        if not os.path.exists(path):
+            raise StartError(f'exec: "{argv0}": stat {argv0}: no such file or directory')
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise StartError(f'exec: "{argv0}": permission denied')
+        return path
+    found = shutil.which(argv0, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise StartError(f'exec: "{argv0}": executable file not found in $PATH')
+    return found
+
+
+def exit_code(returncode: int) -> int:
+    """Kubernetes' exit code: 128+N for a process killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class Process:
+    """A running container instance. `wait()` returns its Kubernetes exit code."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], sink: LogSink | None) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.pgid = popen.pid  # start_new_session: the child leads its own group
+        self.sink = sink
+        self.started_at = time.time()
+        self.finished_at: float | None = None
+        self.exit_code: int | None = None
+        loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[int] = loop.create_future()
+        self._pidfd: int | None = None
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+            loop.add_reader(self._pidfd, self._check)
+        except OSError:  # pragma: no cover - kernels before 5.3: poll instead
+            self._poller = loop.create_task(self._poll(), name=f"poll-{self.pid}")
+        self._check()
+
+    def _check(self) -> None:
+        if self._done.done():
+            return
+        rc = self.popen.poll()
+        if rc is None:
+            return
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self.finished_at = time.time()
+        self.exit_code = exit_code(rc)
+        # as a runtime kills the container's cgroup: nothing of the group survives its leader
+        self.signal_group(signal.SIGKILL)
+        self._done.set_result(self.exit_code)
+
+    async def _poll(self) -> None:  # pragma: no cover - fallback path
+        while not self._done.done():
+            self._check()
+            await asyncio.sleep(0.05)
+
+    @property
+    def running(self) -> bool:
+        return not self._done.done()
+
+    async def wait(self) -> int:
+        """Wait for the process to exit; return its Kubernetes exit code."""
+        code = await asyncio.shield(self._done)
+        if self.sink is not None:
+            # the pipes may still hold the last lines: give the readers a moment to drain them
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sink.closed.wait(), 0.5)
+            if not self.sink.closed.is_set():
+                self.sink.close()
+        return code
+
+    def signal_group(self, sig: int) -> None:
+        """Send `sig` to the whole process group (no-op once it is gone)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, sig)
+
+    async def stop(self, grace: float, sig: int = signal.SIGTERM) -> int:
+        """SIGTERM (or `sig`), wait up to `grace` seconds, then SIGKILL; return the exit code."""
+        if self.running:
+            self.signal_group(sig)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._done), max(grace, 0.0))
+        if self.running:
+            self.signal_group(signal.SIGKILL)
+        return await self.wait()
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    sink: LogSink | None = None,
+    user: int | None = None,
+    group: int | None = None,
+) -> Process:
+    """Start `argv` in a new session/process group with output captured by `sink`.
+
+    Raises StartError (reason, message) when the command cannot be executed. Must be called from
+    the event loop (the exit is watched through a pidfd).
+    """
+    if not argv:
+        raise StartError("no command specified", reason="CreateContainerError")
+    if cwd:
+        try:
+            os.makedirs(cwd, exist_ok=True)
+        except OSError as exc:
+            raise StartError(f"chdir to cwd ({cwd!r}) set in config.json failed: {exc.strerror}") from exc
+    exe = resolve_executable(argv[0], env, cwd)
+    if sink is not None:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+    else:
+        out_r = out_w = err_r = err_w = -1
+    try:
+        popen = subprocess.Popen(
+            [exe, *argv[1:]],
+            executable=exe,
+            env=dict(env),
+            cwd=cwd or None,
+            stdin=subprocess.DEVNULL,
+            stdout=out_w if sink is not None else subprocess.DEVNULL,
+            stderr=err_w if sink is not None else subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_child_setup,
+            user=user,
+            group=group,
+            close_fds=True,
+        )
+    except OSError as exc:
+        for fd in (out_r, out_w, err_r, err_w):
+            if fd >= 0:
+                os.close(fd)
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from exc
+        if exc.errno == errno.EACCES:
+            raise StartError(f'exec: "{argv[0]}": permission denied') from exc
+        raise StartError(f'exec: "{argv[0]}": {exc.strerror}') from exc
+    if sink is not None:
+        os.close(out_w)
+        os.close(err_w)
+        sink.attach(out_r, err_r)
+    return Process(popen, sink)
+
+
+# -- leftovers from a previous agent run ------------------------------------------------------
+
+
+def _start_ticks(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: starttime
+
+
+def record(path: Path, processes: Sequence[Process]) -> None:
+    """Write `pid starttime` lines for `processes` to `path` (for `kill_recorded`)."""
+    lines = []
+    for p in processes:
+        ticks = _start_ticks(p.pid)
+        if ticks is not None and p.running:
+            lines.append(f"{p.pid} {ticks}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, path)
+
+
+def kill_recorded(path: Path) -> int:
+    """SIGKILL the process groups recorded in `path` that are still the same processes (same
+    start time, so a reused pid is never hit); return how many were killed."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return 0
+    killed = 0
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            continue
+        pid = int(parts[0])
+        if _start_ticks(pid) == parts[1]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+                killed += 1
+    return killed
