@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
+# Pods inherit PATH: their `python3` is the one podns runs on (with podns.demo importable).
+export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/podns up --data-dir "${PODNS_DATA_DIR:-./state}" "$@"
