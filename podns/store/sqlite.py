@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import orjson
 
+from podns.store._common import prefix_range, with_rv
 from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound, StoreError, Unavailable
 from podns.store.interface import ListResult, Obj, WatchEvent
 from podns.store.watchcache import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE, WatchCache
@@ -66,24 +67,6 @@ SELECT key, value FROM (
 
 _dumps = orjson.dumps
 _loads = orjson.loads
-
-
-def prefix_range(prefix: str) -> tuple[str, str]:
-    """The half-open key range `[lo, hi)` a prefix selects (a full key selects itself only)."""
-    if not prefix:
-        return "", "\U0010ffff"
-    if not prefix.endswith("/"):
-        return prefix, prefix + "\x00"
-    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
-def with_rv(obj: Obj, rv: int) -> Obj:
-    """A shallow copy of `obj` whose `metadata.resourceVersion` is `rv`."""
-    out = dict(obj)
-    meta = dict(out.get("metadata") or {})
-    meta["resourceVersion"] = str(rv)
-    out["metadata"] = meta
-    return out
 
 
 class SQLiteStore:

@@ -1,0 +1,36 @@
+"""Helpers every backend shares: key ranges and the resourceVersion stamp."""
+
+from __future__ import annotations
+
+from podns.store.interface import Obj
+
+#: upper bound of every key (keys are str; SQLite compares them as UTF-8, i.e. by code point)
+MAX_KEY = "\U0010ffff"
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """The half-open key range `[lo, hi)` a prefix selects: a subtree for a prefix ending in
+    `/` (or empty), else that one key."""
+    if not prefix:
+        return "", MAX_KEY
+    if not prefix.endswith("/"):
+        return prefix, prefix + "\x00"
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def with_rv(obj: Obj, rv: int) -> Obj:
+    """A shallow copy of `obj` whose `metadata.resourceVersion` is `rv`."""
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    meta["resourceVersion"] = str(rv)
+    out["metadata"] = meta
+    return out
+
+
+def without_rv(obj: Obj) -> Obj:
+    """A shallow copy of `obj` without `metadata.resourceVersion` (how etcd stores objects)."""
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    meta.pop("resourceVersion", None)
+    out["metadata"] = meta
+    return out
