@@ -1,0 +1,393 @@
+"""The record index: trimmed objects in, precomputed wire answers out.
+
+Informers (or tests, or the benchmark) feed plain API objects through `on_<kind>_add/update/
+delete`. Each event recomputes only the Service it touches (`records.service_records`),
+diffs the result against what that Service contributed before, and applies the difference to
+`answers`, the serving table: lower-case question bytes (name + type + class IN) -> `Entry`.
+A query on the fast path is one dict lookup in that table. Dict item assignment is atomic
+under the GIL, so the serving thread never sees a half-applied entry and never waits for an
+update to finish.
+
+Negative answers are not precomputed (their SOA serial moves); the handler builds them from
+`names` (names that exist: NODATA) and `pending` (names about to exist: NXDOMAIN with a 1 s
+negative TTL).
+
+Until `mark_synced()` the table is built but not served: `serving` stays an empty dict, so
+every in-zone question falls to the handler, which answers SERVFAIL.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from podns.clusterdns import objects, wire
+from podns.clusterdns.metrics import Metrics
+from podns.clusterdns.records import RRSet, ServiceRecords, label, reverse_name, service_records
+from podns.clusterdns.wire import RR
+
+_QTAIL = {t: struct.pack("!HH", t, wire.CLASS_IN) for t in (wire.A, wire.AAAA, wire.SRV, wire.PTR,
+                                                             wire.CNAME, wire.TXT, wire.NS)}
+
+
+class Entry(NamedTuple):
+    """A precomputed positive answer, split around the question.
+
+    response = query_id + entry[rd] + question-as-asked + tail, where entry[0]/entry[1] are the
+    header bytes 2..11 with RD clear/set (a plain tuple, so the fast path indexes it natively).
+    Answer RRs point at the question (offset 12) by compression, so they carry the question's
+    case. `answer_ends` are offsets into `tail` after each answer RR (for truncation).
+    """
+
+    hdr_rd0: bytes
+    hdr_rd1: bytes
+    tail: bytes
+    stat: int
+    answer_ends: tuple[int, ...]
+    records: int
+
+
+def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None) -> Entry:
+    msg, ends = wire.encode_response(msg_id=0, flags=wire.QR | wire.AA, rcode=wire.NOERROR, qname=owner,
+                                     qtype=qtype, answer=rrset.answer, additional=rrset.additional)
+    qend = 12 + len(owner) + 4
+    hdr0 = msg[2:12]
+    hdr1 = bytes((hdr0[0] | 0x01,)) + hdr0[1:]
+    stat = metrics.cell(qtype, wire.NOERROR, len(msg), "udp") if metrics else 0
+    return Entry(hdr0, hdr1, msg[qend:], stat, tuple(e - qend for e in ends), len(rrset.answer))
+
+
+class RecordIndex:
+    """Indexes fed by informer events; owns the serving table. Single writer (the event loop)."""
+
+    def __init__(self, *, zone: str = "cluster.local", ttl: int = 5, pods: str = "insecure",
+                 metrics: Metrics | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.zone_name = zone.strip(".").lower()
+        self.zone = wire.name_to_wire(self.zone_name)
+        self.ttl = ttl
+        self.pods_mode = pods
+        self.metrics = metrics
+        self.clock = clock
+        self.answers: dict[bytes, Entry] = {}
+        self.serving: dict[bytes, Entry] = {}
+        self.synced = False
+        self.serial = int(clock())
+        self.names: dict[bytes, int] = {}
+        self.pending: dict[bytes, int] = {}
+        self.externals: dict[bytes, bytes] = {}
+        self.services: dict[tuple[str, str], objects.Service] = {}
+        self.slices: dict[tuple[str, str], objects.Slice] = {}
+        self.slices_by_service: dict[tuple[str, str], set[str]] = {}
+        self.contrib: dict[tuple[str, str], ServiceRecords] = {}
+        self.ptr_cands: dict[str, dict[tuple, bytes]] = {}
+        self.namespaces: set[str] = set()
+        self.ns_services: dict[str, int] = {}
+        self.pods: dict[tuple[str, str], objects.Pod] = {}
+        self.pod_ips: dict[tuple[str, str], int] = {}
+        self.statefulsets: dict[tuple[str, str], objects.StatefulSet] = {}
+        self.record_count = 0
+        self._static()
+
+    # ------------------------------------------------------------------ serving-side reads
+
+    def mark_synced(self) -> None:
+        """All informers have listed: start serving the table (idempotent)."""
+        if not self.synced:
+            self.synced = True
+            self.serving = self.answers
+
+    def name_exists(self, name: bytes) -> bool:
+        return name in self.names
+
+    def is_pending(self, name: bytes) -> bool:
+        return name in self.pending
+
+    def namespace_exists(self, ns: str) -> bool:
+        return ns in self.namespaces or ns in self.ns_services
+
+    def pod_ip_exists(self, ns: str, ip: str) -> bool:
+        return (ns, ip) in self.pod_ips
+
+    def rrset(self, name: bytes, qtype: int) -> RRSet | None:
+        """The RRSet a Service contributes for (name, type), for ExternalName chains in the zone."""
+        labels, pos = [], 0
+        while name[pos]:
+            labels.append(name[pos + 1:pos + 1 + name[pos]].decode("ascii", "replace"))
+            pos += 1 + name[pos]
+        depth = self.zone_name.count(".") + 2  # zone labels + "svc"
+        if len(labels) < depth + 2 or labels[-depth] != "svc":
+            return None
+        records = self.contrib.get((labels[-depth - 1], labels[-depth - 2]))
+        return records.rrsets.get((name, qtype)) if records else None
+
+    def soa_rr(self, owner: bytes, negative_ttl: int | None = None) -> RR:
+        """The zone SOA as CoreDNS gives it; `negative_ttl` overrides TTL and minimum."""
+        ttl = min(self.ttl, 300) if negative_ttl is None else negative_ttl
+        minimum = self.ttl if negative_ttl is None else negative_ttl
+        return RR(owner, wire.SOA, ttl, (b"\x02ns\x03dns" + self.zone, b"\x0ahostmaster" + self.zone,
+                                         self.serial & 0xFFFFFFFF, 7200, 1800, 86400, minimum))
+
+    # ------------------------------------------------------------------ informer events
+
+    def on_service_add(self, obj: dict[str, Any]) -> None:
+        svc = objects.trim_service(obj)
+        key = (svc.namespace, svc.name)
+        if key not in self.services:
+            self.ns_services[svc.namespace] = self.ns_services.get(svc.namespace, 0) + 1
+        self.services[key] = svc
+        self._recompute(key)
+
+    def on_service_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        self.on_service_add(new)
+
+    def on_service_delete(self, obj: dict[str, Any]) -> None:
+        svc = objects.trim_service(obj)
+        key = (svc.namespace, svc.name)
+        if self.services.pop(key, None) is not None:
+            left = self.ns_services[svc.namespace] - 1
+            if left:
+                self.ns_services[svc.namespace] = left
+            else:
+                del self.ns_services[svc.namespace]
+            self._ns_names(svc.namespace)
+        self._recompute(key)
+
+    def on_slice_add(self, obj: dict[str, Any]) -> None:
+        sl = objects.trim_slice(obj)
+        key = (sl.namespace, sl.name)
+        old = self.slices.get(key)
+        if old is not None and old.service != sl.service:
+            self._unlink_slice(old)
+        self.slices[key] = sl
+        if sl.service:
+            self.slices_by_service.setdefault((sl.namespace, sl.service), set()).add(sl.name)
+            self._recompute((sl.namespace, sl.service))
+        if sl.trigger_time is not None and self.metrics is not None and self.synced:
+            kind = self._service_kind(sl)
+            self.metrics.observe_programming(self.clock() - sl.trigger_time, kind)
+
+    def on_slice_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        self.on_slice_add(new)
+
+    def on_slice_delete(self, obj: dict[str, Any]) -> None:
+        sl = objects.trim_slice(obj)
+        old = self.slices.pop((sl.namespace, sl.name), None)
+        if old is not None:
+            self._unlink_slice(old)
+
+    def on_namespace_add(self, obj: dict[str, Any]) -> None:
+        ns = objects.trim_namespace(obj)
+        self.namespaces.add(ns)
+        self._ns_names(ns)
+
+    def on_namespace_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        self.on_namespace_add(new)
+
+    def on_namespace_delete(self, obj: dict[str, Any]) -> None:
+        ns = objects.trim_namespace(obj)
+        self.namespaces.discard(ns)
+        self._ns_names(ns)
+
+    def on_pod_add(self, obj: dict[str, Any]) -> None:
+        pod = objects.trim_pod(obj)
+        key = (pod.namespace, pod.name)
+        old = self.pods.get(key)
+        if old == pod:
+            return
+        if old is not None:
+            self._pod_refs(old, -1)
+        self.pods[key] = pod
+        self._pod_refs(pod, +1)
+
+    def on_pod_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        self.on_pod_add(new)
+
+    def on_pod_delete(self, obj: dict[str, Any]) -> None:
+        pod = objects.trim_pod(obj)
+        old = self.pods.pop((pod.namespace, pod.name), None)
+        if old is not None:
+            self._pod_refs(old, -1)
+
+    def on_statefulset_add(self, obj: dict[str, Any]) -> None:
+        sts = objects.trim_statefulset(obj)
+        key = (sts.namespace, sts.name)
+        old = self.statefulsets.get(key)
+        if old == sts:
+            return
+        if old is not None:
+            self._sts_refs(old, -1)
+        self.statefulsets[key] = sts
+        self._sts_refs(sts, +1)
+
+    def on_statefulset_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        self.on_statefulset_add(new)
+
+    def on_statefulset_delete(self, obj: dict[str, Any]) -> None:
+        sts = objects.trim_statefulset(obj)
+        old = self.statefulsets.pop((sts.namespace, sts.name), None)
+        if old is not None:
+            self._sts_refs(old, -1)
+
+    # ------------------------------------------------------------------ internals
+
+    def _static(self) -> None:
+        """Zone-wide names: apex, svc/pod subtrees, ns.dns, dns-version TXT."""
+        for name in (self.zone, b"\x03svc" + self.zone, b"\x03pod" + self.zone, b"\x03dns" + self.zone,
+                     b"\x02ns\x03dns" + self.zone):
+            self._ref(self.names, name, +1)
+        txt = b"\x0bdns-version" + self.zone
+        self._ref(self.names, txt, +1)
+        self._put(txt, wire.TXT, RRSet([RR(txt, wire.TXT, 28800, wire.txt_rdata("1.1.0"))]))
+
+    def _service_kind(self, sl: objects.Slice) -> str:
+        svc = self.services.get((sl.namespace, sl.service))
+        if svc is None or svc.kind != objects.HEADLESS:
+            return "cluster_ip"
+        return "headless_with_selector"
+
+    def _unlink_slice(self, sl: objects.Slice) -> None:
+        if not sl.service:
+            return
+        skey = (sl.namespace, sl.service)
+        names = self.slices_by_service.get(skey)
+        if names is not None:
+            names.discard(sl.name)
+            if not names:
+                del self.slices_by_service[skey]
+        self._recompute(skey)
+
+    def _recompute(self, key: tuple[str, str]) -> None:
+        """Recompute one Service's records and apply the difference to every index."""
+        svc = self.services.get(key)
+        slices = [self.slices[(key[0], n)] for n in sorted(self.slices_by_service.get(key, ()))]
+        new = service_records(svc, slices, self.zone, self.ttl) if svc else ServiceRecords()
+        old = self.contrib.get(key) or ServiceRecords()
+        if svc is None and not old.names and not old.pending:
+            self.contrib.pop(key, None)
+            return
+        changed = False
+        for rkey in old.rrsets.keys() - new.rrsets.keys():
+            self._drop(*rkey)
+            changed = True
+        for rkey, rrset in new.rrsets.items():
+            prev = old.rrsets.get(rkey)
+            if prev is None or prev != rrset:
+                self._put(rkey[0], rkey[1], rrset)
+                changed = True
+        for name in old.names - new.names:
+            self._ref(self.names, name, -1)
+        for name in new.names - old.names:
+            self._ref(self.names, name, +1)
+        for name in old.pending - new.pending:
+            self._ref(self.pending, name, -1)
+        for name in new.pending - old.pending:
+            self._ref(self.pending, name, +1)
+        if old.external is not None or new.external is not None:
+            try:
+                base = service_name_of(key[0], key[1], self.zone)
+            except ValueError:
+                base = b""
+            self.externals.pop(base, None)
+            if new.external is not None:
+                self.externals[base] = new.external
+        old_ptrs = {(ip, prio): target for ip, prio, target in old.ptrs}
+        new_ptrs = {(ip, prio): target for ip, prio, target in new.ptrs}
+        for ip, prio in old_ptrs.keys() - new_ptrs.keys():
+            self._ptr(ip, prio, None)
+        for (ip, prio), target in new_ptrs.items():
+            if old_ptrs.get((ip, prio)) != target:
+                self._ptr(ip, prio, target)
+        if svc is None:
+            self.contrib.pop(key, None)
+        else:
+            self.contrib[key] = new
+        self._ns_names(key[0])
+        if changed:
+            self.serial = max(self.serial, int(self.clock()))
+
+    def _ptr(self, ip: str, prio: tuple, target: bytes | None) -> None:
+        cands = self.ptr_cands.setdefault(ip, {})
+        if target is None:
+            cands.pop(prio, None)
+        else:
+            cands[prio] = target
+        owner = reverse_name(ip)
+        if not cands:
+            del self.ptr_cands[ip]
+            self._drop(owner, wire.PTR)
+            self._ref(self.names, owner, -1)
+            return
+        if target is not None and len(cands) == 1:
+            self._ref(self.names, owner, +1)
+        best = cands[min(cands)]
+        self._put(owner, wire.PTR, RRSet([RR(owner, wire.PTR, self.ttl, (best,))]))
+
+    def _ns_names(self, ns: str) -> None:
+        """`<ns>.svc.<zone>` and `<ns>.pod.<zone>` exist iff the namespace exists."""
+        try:
+            names = (label(ns) + b"\x03svc" + self.zone, label(ns) + b"\x03pod" + self.zone)
+        except ValueError:
+            return
+        exists = self.namespace_exists(ns)
+        for name in names:
+            if exists:
+                self.names.setdefault(name, 1)
+            else:
+                self.names.pop(name, None)
+
+    def _put(self, owner: bytes, qtype: int, rrset: RRSet) -> None:
+        key = owner + _QTAIL[qtype]
+        old = self.answers.get(key)
+        self.record_count += len(rrset.answer) - (old.records if old is not None else 0)
+        self.answers[key] = build_entry(owner, qtype, rrset, self.metrics)
+
+    def _drop(self, owner: bytes, qtype: int) -> None:
+        entry = self.answers.pop(owner + _QTAIL[qtype], None)
+        if entry is not None:
+            self.record_count -= entry.records
+
+    @staticmethod
+    def _ref(table: dict[bytes, int], name: bytes, delta: int) -> None:
+        count = table.get(name, 0) + delta
+        if count > 0:
+            table[name] = count
+        else:
+            table.pop(name, None)
+
+    def _pod_refs(self, pod: objects.Pod, delta: int) -> None:
+        if not pod.deleting:
+            for ip in pod.ips:
+                key = (pod.namespace, ip)
+                count = self.pod_ips.get(key, 0) + delta
+                if count > 0:
+                    self.pod_ips[key] = count
+                else:
+                    self.pod_ips.pop(key, None)
+        if pod.hostname and pod.subdomain:
+            try:
+                name = label(pod.hostname) + service_name_of(pod.namespace, pod.subdomain, self.zone)
+            except ValueError:
+                return
+            self._ref(self.pending, name, delta)
+
+    def _sts_refs(self, sts: objects.StatefulSet, delta: int) -> None:
+        if not sts.service_name:
+            return
+        try:
+            base = service_name_of(sts.namespace, sts.service_name, self.zone)
+            for i in range(min(sts.replicas, 10000)):
+                self._ref(self.pending, label(f"{sts.name}-{i}") + base, delta)
+        except ValueError:
+            return
+
+    def stats(self) -> dict[str, int]:
+        return {"services": len(self.services), "endpointslices": len(self.slices), "pods": len(self.pods),
+                "statefulsets": len(self.statefulsets), "namespaces": len(self.namespaces),
+                "answers": len(self.answers), "records": self.record_count}
+
+
+def service_name_of(namespace: str, name: str, zone: bytes) -> bytes:
+    return label(name) + label(namespace) + b"\x03svc" + zone
+

@@ -1,0 +1,176 @@
+"""Trimmed Kubernetes objects: only the fields cluster DNS serves.
+
+The informers hand us full API objects (plain dicts as the API serves them); we convert
+each one immediately into a small frozen dataclass and keep only that (CoreDNS
+`object/service.go`: "cache only what you serve"). Conversion never raises on odd input:
+a malformed field is ignored, so one bad object cannot stop the DNS server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+#: annotation the EndpointSlice controller sets to the time of the change that triggered it
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+CLUSTER_IP, HEADLESS, EXTERNAL_NAME = "ClusterIP", "Headless", "ExternalName"
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    name: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    kind: str  # CLUSTER_IP, HEADLESS or EXTERNAL_NAME
+    cluster_ips: tuple[str, ...]
+    external_name: str
+    ports: tuple[Port, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    addresses: tuple[str, ...]
+    ready: bool
+    hostname: str
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    namespace: str
+    name: str
+    service: str
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[Port, ...]
+    #: Unix time from the last-change-trigger-time annotation, None when absent
+    trigger_time: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    namespace: str
+    name: str
+    ips: tuple[str, ...]
+    hostname: str
+    subdomain: str
+    deleting: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StatefulSet:
+    namespace: str
+    name: str
+    service_name: str
+    replicas: int
+
+
+def _meta(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+def _ip(value: Any) -> str | None:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        return None
+
+
+def _ports(items: Any) -> tuple[Port, ...]:
+    out = []
+    for p in items or ():
+        if not isinstance(p, dict):
+            continue
+        port = p.get("port")
+        if not isinstance(port, int) or not 0 < port < 65536:
+            continue
+        out.append(Port(str(p.get("name") or ""), str(p.get("protocol") or "TCP"), port))
+    return tuple(out)
+
+
+def trim_service(obj: dict[str, Any]) -> Service:
+    """The DNS view of a Service (clusterIP "None" = headless; clusterIPs preferred)."""
+    ns, name = _meta(obj)
+    spec = obj.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return Service(ns, name, EXTERNAL_NAME, (), str(spec.get("externalName") or "").rstrip("."), ())
+    ips_raw = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    if spec.get("clusterIP") == "None" or (ips_raw and ips_raw[0] == "None"):
+        return Service(ns, name, HEADLESS, (), "", _ports(spec.get("ports")))
+    ips = tuple(ip for ip in (_ip(v) for v in ips_raw) if ip)
+    return Service(ns, name, CLUSTER_IP, ips, "", _ports(spec.get("ports")))
+
+
+def parse_time(value: Any) -> float | None:
+    """Unix time of an RFC 3339 timestamp as Kubernetes writes it, None if unparsable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def trim_slice(obj: dict[str, Any]) -> Slice:
+    """The DNS view of an EndpointSlice; `conditions.ready` unset counts as ready."""
+    ns, name = _meta(obj)
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    endpoints = []
+    for ep in obj.get("endpoints") or ():
+        if not isinstance(ep, dict):
+            continue
+        addrs = tuple(a for a in (_ip(v) for v in ep.get("addresses") or ()) if a)
+        if not addrs:
+            continue
+        ready = (ep.get("conditions") or {}).get("ready")
+        endpoints.append(Endpoint(addrs, ready is None or ready is True, str(ep.get("hostname") or "")))
+    return Slice(ns, name, str(labels.get(SERVICE_NAME_LABEL) or ""), tuple(endpoints),
+                 _ports(obj.get("ports")), parse_time(annotations.get(TRIGGER_TIME_ANNOTATION)))
+
+
+def trim_pod(obj: dict[str, Any]) -> Pod:
+    """The DNS view of a Pod: its IPs, hostname/subdomain, and whether it is terminating."""
+    ns, name = _meta(obj)
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    ips = [p.get("ip") for p in status.get("podIPs") or () if isinstance(p, dict)]
+    if not ips and status.get("podIP"):
+        ips = [status["podIP"]]
+    return Pod(ns, name, tuple(ip for ip in (_ip(v) for v in ips) if ip), str(spec.get("hostname") or ""),
+               str(spec.get("subdomain") or ""), bool((obj.get("metadata") or {}).get("deletionTimestamp")))
+
+
+def trim_statefulset(obj: dict[str, Any]) -> StatefulSet:
+    ns, name = _meta(obj)
+    spec = obj.get("spec") or {}
+    replicas = spec.get("replicas", 1)
+    return StatefulSet(ns, name, str(spec.get("serviceName") or ""),
+                       replicas if isinstance(replicas, int) and replicas >= 0 else 0)
+
+
+def trim_namespace(obj: dict[str, Any]) -> str:
+    return _meta(obj)[1]
+
+
+def endpoint_hostname(ep: Endpoint, address: str) -> str:
+    """CoreDNS's name for an endpoint address: its hostname, else the dashed IP.
+
+    IPv6 keeps the textual form with `:` -> `-`, and a trailing `-` gets a `0` appended.
+    """
+    if ep.hostname:
+        return ep.hostname
+    if ":" in address:
+        dashed = address.replace(":", "-")
+        return dashed + "0" if dashed.endswith("-") else dashed
+    return address.replace(".", "-")
