@@ -317,9 +317,10 @@ class Client:
     async def create(
         self, resource: Resource, obj: Obj, namespace: str | None = None, *, dry_run: bool = False
     ) -> Obj:
-        """Create `obj` (namespace from the argument, else from `obj.metadata.namespace`);
-        returns the stored object. Raises AlreadyExists, Invalid, ..."""
-        ns = (namespace or _meta(obj).get("namespace")) if resource.namespaced else None
+        """Create `obj` (namespace from the argument, else `obj.metadata.namespace`, else the
+        kubeconfig context's); returns the stored object. Raises AlreadyExists, Invalid, ..."""
+        ns = (namespace or _meta(obj).get("namespace") or self.namespace) \
+            if resource.namespaced else None
         params = {"dryRun": "All"} if dry_run else None
         return await self._send("POST", resource.path(ns), obj, params=params)
 
@@ -334,7 +335,8 @@ class Client:
         """Replace `obj` (PUT). `metadata.resourceVersion`, when set, makes it conditional:
         Conflict means someone else wrote first (re-read and retry)."""
         meta = _meta(obj)
-        ns = (namespace or meta.get("namespace")) if resource.namespaced else None
+        ns = (namespace or meta.get("namespace") or self.namespace) \
+            if resource.namespaced else None
         path = resource.path(ns, _name_of(obj), subresource)
         return await self._send("PUT", path, obj)
 

@@ -27,13 +27,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from podns.kube import errors
-from podns.kube.client import Client, WatchEvent
+from podns.kube.client import WatchEvent
 from podns.kube.resources import Resource
+from podns.objects.meta import object_key, split_key
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +52,18 @@ HEALTHY_AFTER = 1.0
 PAGE_SIZE = 500
 
 
-def object_key(obj: Obj) -> str:
-    """The cache key of an object: "namespace/name", or "name" for cluster-scoped objects
-    (client-go's MetaNamespaceKeyFunc)."""
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace")
-    name = meta.get("name") or ""
-    return f"{ns}/{name}" if ns else str(name)
+class ListWatcher(Protocol):
+    """What an informer needs of a client (`Client` and `testing.FakeClient` both fit)."""
 
+    async def list_all(self, resource: Resource, namespace: str | None = None, *,
+                       label_selector: str | None = None, field_selector: str | None = None,
+                       limit: int | None = None, resource_version: str | None = None) -> Obj: ...
 
-def split_key(key: str) -> tuple[str | None, str]:
-    """(namespace, name) of a cache key; namespace None for cluster-scoped keys."""
-    ns, sep, name = key.partition("/")
-    return (ns, name) if sep else (None, ns)
+    def watch(self, resource: Resource, namespace: str | None = None, *,
+              resource_version: str | None, label_selector: str | None = None,
+              field_selector: str | None = None, timeout_seconds: int | None = None,
+              allow_bookmarks: bool = True, on_open: Callable[[], None] | None = None,
+              ) -> AsyncIterator[WatchEvent]: ...
 
 
 class Backoff:
@@ -100,7 +100,7 @@ class Informer:
 
     def __init__(
         self,
-        client: Client,
+        client: ListWatcher,
         resource: Resource,
         namespace: str | None = None,
         *,

@@ -170,4 +170,4 @@ async def test_wait_synced_times_out(client: Client) -> None:
 def test_keys() -> None:
     assert object_key(pod("a", "ns")) == "ns/a"
     assert object_key({"metadata": {"name": "n1"}}) == "n1"
-    assert split_key("ns/a") == ("ns", "a") and split_key("n1") == (None, "n1")
+    assert split_key("ns/a") == ("ns", "a") and split_key("n1") == ("", "n1")
