@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from podns.lb.endpoint import Endpoint
 from podns.lb.errors import ConnectError, EndpointNotFound, NoEndpoints
 from podns.lb.health import OutlierConfig, OutlierDetector
-from podns.lb.policies import Policy, make_policy, rendezvous
+from podns.lb.policies import Policy, _hash64, make_policy, rendezvous
 from podns.lb.sources.base import DEFAULT_ZONE, Source, Target
 from podns.lb.sources.dns import DNS
 
@@ -121,6 +121,7 @@ class Balancer:
         self._reason: str | None = "not started"
         self._usable: list[Endpoint] = []
         self._eligible: list[Endpoint] = []
+        self._eligible_hashes: list[int] = []
         self._eligible_until = 0.0
         self._dirty = True
         self._outstanding: Counter[str] = Counter()
@@ -188,6 +189,7 @@ class Balancer:
             healthy = [e for e in self._usable if e.key not in ejected]
             # Panic mode: every usable endpoint ejected -> use them all rather than fail.
             self._eligible = healthy or list(self._usable)
+            self._eligible_hashes = [_hash64(e.key) for e in self._eligible]
             self._eligible_until = self._detector_next_change(now)
             self._dirty = False
         return self._eligible
@@ -204,7 +206,10 @@ class Balancer:
             cands = self._candidates()
             if not cands:
                 raise NoEndpoints(self._why_none())
-            ep = rendezvous(cands, key) if key is not None else self.policy.pick(cands, self._outstanding)
+            if key is not None:
+                ep = rendezvous(cands, key, self._eligible_hashes)
+            else:
+                ep = self.policy.pick(cands, self._outstanding)
             self._picks[ep.key] += 1
         if self.hooks.on_pick:
             self.hooks.on_pick(ep)

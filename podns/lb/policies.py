@@ -10,6 +10,7 @@ Policies are not thread-safe by themselves; the balancer serialises calls.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -70,20 +71,40 @@ class LeastOutstanding:
         return a if outstanding.get(a.key, 0) <= outstanding.get(b.key, 0) else b
 
 
-def _score(key: bytes, endpoint_key: str) -> int:
-    return int.from_bytes(
-        hashlib.blake2b(key + b"\0" + endpoint_key.encode(), digest_size=8).digest(), "big"
-    )
+_MASK = (1 << 64) - 1
 
 
-def rendezvous(candidates: Sequence[Endpoint], key: str) -> Endpoint:
-    """Highest-random-weight hashing: the endpoint with the highest hash(key, endpoint) wins.
+@functools.lru_cache(maxsize=65536)
+def _hash64(text: str) -> int:
+    """A stable 64-bit hash (Python's own `hash` is salted per process, so clients would
+    disagree about where a key goes)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def key_hash(text: str) -> int:
+    """Stable 64-bit hash of a pick key (uncached: keys are often unique)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def rendezvous(candidates: Sequence[Endpoint], key: str, hashes: Sequence[int] | None = None) -> Endpoint:
+    """Highest-random-weight hashing: the endpoint with the highest score(key, endpoint) wins.
 
     When an endpoint joins or leaves, only the keys it wins (about 1/n of them) move; every
-    other key keeps its endpoint. Cost is one hash per candidate.
+    other key keeps its endpoint. Cost: one hash of the key, then an integer mix per candidate.
+    `hashes` are the candidates' `_hash64(ep.key)` when the caller keeps them precomputed.
     """
-    kb = key.encode()
-    return max(candidates, key=lambda ep: _score(kb, ep.key))
+    kh = key_hash(key)
+    hs = hashes if hashes is not None else [_hash64(ep.key) for ep in candidates]
+    best = -1
+    best_i = 0
+    for i, h in enumerate(hs):
+        x = kh ^ h
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+        x ^= x >> 31
+        if x > best:
+            best, best_i = x, i
+    return candidates[best_i]
 
 
 class ConsistentHash:
