@@ -1,0 +1,96 @@
+"""The legacy Endpoints controller: one `Endpoints` object per selector Service.
+
+Same shape as the EndpointSlice controller (shared informers, Service keys, pure reconciler):
+a Service or pod change enqueues the Service; `sync` computes the desired object and writes it
+only when it differs (create, or a conditional PUT; a Conflict is retried with back-off). When
+the Service is deleted its Endpoints object goes too, as in Kubernetes (Endpoints carry no owner
+reference). Services without a selector are left alone: their Endpoints belong to the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from podns.controllers import runtime
+from podns.controllers._objects import (
+    Obj,
+    labels_of,
+    match_labels,
+    meta,
+    namespace_of,
+    object_key,
+    split_key,
+)
+from podns.controllers.endpoints.reconciler import desired, merged_for_update, needs_write
+from podns.controllers.endpointslice.controller import BY_NAMESPACE, _ensure_index
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.kube.resources import ENDPOINTS, PODS, SERVICES
+
+
+class EndpointsController(runtime.Controller):
+    """Keeps the `Endpoints` object of every selector Service current."""
+
+    name = "endpoints-controller"
+    workers = 2
+
+    def __init__(self, client: Client, informers: runtime.SharedInformers) -> None:
+        super().__init__()
+        self.client = client
+        self.services = informers.get(SERVICES)
+        self.pods = informers.get(PODS)
+        self.endpoints = informers.get(ENDPOINTS)
+        _ensure_index(self.services, BY_NAMESPACE, lambda o: [namespace_of(o)])
+        _ensure_index(self.pods, BY_NAMESPACE, lambda o: [namespace_of(o)])
+        self.writes = 0
+        self.services.add_handler(on_add=self._on_object, on_update=lambda _o, n: self._on_object(n),
+                                  on_delete=self._on_object)
+        self.endpoints.add_handler(on_delete=self._on_object,
+                                   on_update=lambda _o, n: self._on_object(n))
+        self.pods.add_handler(on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod)
+
+    def _on_object(self, obj: Obj) -> None:
+        self.enqueue(object_key(obj))
+
+    def _services_for(self, pod: Obj) -> list[str]:
+        return [object_key(s) for s in self.services.by_index(BY_NAMESPACE, namespace_of(pod))
+                if (sel := (s.get("spec") or {}).get("selector")) and match_labels(sel, labels_of(pod))]
+
+    def _on_pod(self, pod: Obj) -> None:
+        for key in self._services_for(pod):
+            self.enqueue(key)
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        for key in {*self._services_for(old), *self._services_for(new)}:
+            self.enqueue(key)
+
+    async def sync(self, key: Hashable) -> None:
+        key = str(key)
+        ns, name = split_key(key)
+        svc = self.services.get(key)
+        existing = self.endpoints.get(key)
+        if svc is None:
+            if existing is not None and not self.services.get(key):
+                try:
+                    self.writes += 1
+                    await self.client.delete(ENDPOINTS, name, ns)
+                except errors.NotFound:
+                    pass
+            return  # gone
+        selector = (svc.get("spec") or {}).get("selector")
+        if not selector:
+            return  # selector-less: the user's Endpoints
+        pods = [p for p in self.pods.by_index(BY_NAMESPACE, ns) if match_labels(selector, labels_of(p))]
+        want = desired(svc, pods)
+        if not needs_write(existing, want):
+            return
+        self.writes += 1
+        if existing is None:
+            try:
+                await self.client.create(ENDPOINTS, want, ns)
+            except errors.AlreadyExists:
+                raise runtime.StaleCache(key) from None
+        else:
+            new = merged_for_update(existing, want)
+            new["metadata"]["resourceVersion"] = meta(existing).get("resourceVersion")
+            await self.client.update(ENDPOINTS, new)

@@ -1,0 +1,140 @@
+"""The controller runtime: shared informers, the worker loop and the one retry policy.
+
+Owns what every podns controller has in common (STYLE.md 2.7 #1-#2, Kubernetes'
+`processNextWorkItem` / `handleErr`):
+
+- `SharedInformers`: one informer per (resource, namespace, label selector) for the whole
+  controller manager, so five controllers watching pods cost one watch, not five;
+- `Controller`: event handlers only enqueue keys; workers run `sync(key)`; `handle_error` is the
+  only place that logs a failed sync. A `sync` raising means "retry with back-off"
+  (5 ms doubling, up to `MAX_RETRIES` times, then dropped until the next change); returning
+  normally means done (also for "gone" and for non-transient bad input, which controllers
+  report as events instead). A `sync` may ask to be looked at again later with `requeue_after`.
+
+Controllers never mutate cached objects; they copy before writing (see `_objects`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Hashable
+from typing import Any
+
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.kube.informer import Informer
+from podns.kube.resources import Resource
+from podns.kube.workqueue import MAX_RETRIES, WorkQueue, run_workers
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+class StaleCache(Exception):
+    """The informer cache is older than our own last write: retry shortly, not a real failure."""
+
+
+class SharedInformers:
+    """The informer factory of one controller manager: `get` returns the one informer for a
+    resource (created on first use), `start` runs all of them, `stop` ends them."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._informers: dict[tuple[Resource, str | None, str | None], Informer] = {}
+        self._started = False
+
+    def get(self, resource: Resource, namespace: str | None = None, *,
+            label_selector: str | None = None) -> Informer:
+        key = (resource, namespace, label_selector)
+        informer = self._informers.get(key)
+        if informer is None:
+            informer = Informer(self.client, resource, namespace, label_selector=label_selector)
+            self._informers[key] = informer
+            if self._started:
+                informer.start()
+        return informer
+
+    def start(self) -> None:
+        self._started = True
+        for informer in self._informers.values():
+            informer.start()
+
+    async def wait_synced(self, timeout: float | None = None) -> None:
+        """Wait until every informer has listed once (raises TimeoutError after `timeout`)."""
+        await asyncio.gather(*(i.wait_synced(timeout) for i in self._informers.values()))
+
+    @property
+    def has_synced(self) -> bool:
+        return all(i.has_synced for i in self._informers.values())
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(i.stop() for i in self._informers.values()))
+        self._started = False
+
+
+class Controller:
+    """Base of every controller: a work queue of keys, `sync(key)` run by workers.
+
+    Subclasses register informer handlers in `__init__` (enqueue only) and implement `sync`.
+    """
+
+    #: the controller's name: queue name, log prefix, event source
+    name = "controller"
+    #: parallel workers; one key is never processed by two at once
+    workers = 2
+
+    def __init__(self) -> None:
+        self.queue = WorkQueue(name=self.name)
+        #: completed syncs and failed syncs, for tests and benchmarks
+        self.syncs = 0
+        self.failures = 0
+
+    def enqueue(self, key: Hashable) -> None:
+        self.queue.add(key)
+
+    async def sync(self, key: Hashable) -> None:  # pragma: no cover - abstract
+        """Bring the object named by `key` to its desired state; raise to be retried."""
+        raise NotImplementedError
+
+    async def _sync(self, key: Hashable) -> None:
+        try:
+            await self.sync(key)
+        except StaleCache:
+            self.queue.add_after(key, 0.05)
+            return
+        self.syncs += 1
+
+    def handle_error(self, key: Hashable, exc: BaseException, retrying: bool) -> None:
+        """The one place a failed sync is reported: conflicts are expected under concurrent
+        writers and logged at debug level; everything else once, with the key."""
+        self.failures += 1
+        if isinstance(exc, errors.Conflict) or (
+            isinstance(exc, ExceptionGroup) and all(isinstance(e, errors.Conflict) for e in exc.exceptions)
+        ):
+            log.debug("%s: %s: conflict, retrying: %s", self.name, key, exc)
+        elif retrying:
+            log.warning("%s: syncing %s failed (retrying): %s", self.name, key, exc)
+        else:
+            log.error("%s: syncing %s failed %d times; dropped until it changes: %s",
+                      self.name, key, MAX_RETRIES, exc)
+
+    async def run(self, workers: int | None = None) -> None:
+        """Run workers until cancelled (the queue is shut down on the way out)."""
+        try:
+            await run_workers(self.queue, self._sync, workers or self.workers, self.handle_error)
+        finally:
+            self.queue.shutdown()
+
+
+async def apply_all(writes: list[Any]) -> None:
+    """Await every write coroutine, collecting failures into one ExceptionGroup (Kubernetes
+    `NewAggregate`) so one failed write does not hide or stop the others."""
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    for r in failed:
+        if isinstance(r, asyncio.CancelledError):
+            raise r
+    if failed:
+        raise ExceptionGroup(f"{len(failed)} of {len(results)} writes failed", failed)  # type: ignore[type-var]

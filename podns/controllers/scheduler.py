@@ -1,0 +1,216 @@
+"""The scheduler: binds pending pods to Ready, schedulable nodes.
+
+Pure part: `feasible_nodes(pod, nodes)` (Ready, not unschedulable, `nodeSelector` labels, taints
+with effect NoSchedule/NoExecute tolerated) and `pick_node(pod, nodes, pods_by_node)` (fewest
+pods of the same owner, i.e. a StatefulSet's pods spread across nodes; then fewest pods; then
+name, so equal inputs give equal answers).
+
+Controller part: a queue of pod keys; pods without `spec.nodeName` whose `schedulerName` is ours
+are bound through the `pods/binding` subresource (POST a `Binding`), or, when the server does not
+serve it, by patching `spec.nodeName`. Bindings this scheduler made are "assumed" until the pod
+cache shows them, so several pods scheduled in a burst still spread (Kubernetes' assume cache).
+A pod that fits no node gets a `FailedScheduling` Warning event and is retried with back-off;
+node changes re-queue every pending pod.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from podns.controllers import runtime
+from podns.controllers._objects import (
+    Obj,
+    controller_ref,
+    get_condition,
+    is_terminating,
+    labels_of,
+    match_labels,
+    meta,
+    name_of,
+    object_key,
+    split_key,
+)
+from podns.controllers.events import NORMAL, WARNING, EventRecorder
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.kube.resources import NODES, PODS
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_NAME = "default-scheduler"
+#: index of pods by node name ("" for pending pods)
+BY_NODE = "node"
+
+
+class Unschedulable(Exception):
+    """No node fits the pod right now (retried with back-off; also re-queued on node changes)."""
+
+
+def _tolerates(pod: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    for tol in (pod.get("spec") or {}).get("tolerations") or []:
+        if tol.get("effect") and tol.get("effect") != taint.get("effect"):
+            continue
+        if tol.get("operator") == "Exists" and (not tol.get("key") or tol.get("key") == taint.get("key")):
+            return True
+        if tol.get("key") == taint.get("key") and tol.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def node_rejection(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | None:
+    """Why `node` cannot take `pod` (Kubernetes' predicate wording), or None when it fits."""
+    ready = get_condition(node, "Ready")
+    if not ready or ready.get("status") != "True":
+        return "node(s) were not ready"
+    if (node.get("spec") or {}).get("unschedulable"):
+        return "node(s) were unschedulable"
+    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+    if not match_labels(selector, labels_of(node)):
+        return "node(s) didn't match Pod's node affinity/selector"
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(pod, taint):
+            return "node(s) had untolerated taint"
+    return None
+
+
+def feasible_nodes(pod: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -> tuple[list[Obj], str]:
+    """The nodes that can take `pod`, and when there are none the FailedScheduling message
+    ("0/3 nodes are available: 2 node(s) were not ready, 1 node(s) ...")."""
+    fits: list[Obj] = []
+    reasons: dict[str, int] = {}
+    for node in nodes:
+        why = node_rejection(pod, node)
+        if why is None:
+            fits.append(dict(node))
+        else:
+            reasons[why] = reasons.get(why, 0) + 1
+    detail = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+    message = f"0/{len(nodes)} nodes are available" + (f": {detail}." if detail else ".")
+    return fits, message
+
+
+def pick_node(pod: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]],
+              pods_by_node: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | None:
+    """The best feasible node for `pod`, or None: spread pods of one owner, then balance."""
+    fits, _ = feasible_nodes(pod, nodes)
+    if not fits:
+        return None
+    owner = controller_ref(pod)
+    owner_uid = owner.get("uid") if owner else None
+
+    def score(node: Mapping[str, Any]) -> tuple[int, int, str]:
+        here = pods_by_node.get(name_of(node), ())
+        same = sum(1 for p in here if owner_uid and (controller_ref(p) or {}).get("uid") == owner_uid)
+        return (same, len(here), name_of(node))
+
+    return name_of(min(fits, key=score))
+
+
+def needs_scheduling(pod: Mapping[str, Any]) -> bool:
+    spec = pod.get("spec") or {}
+    return (not spec.get("nodeName") and not is_terminating(pod)
+            and (spec.get("schedulerName") or SCHEDULER_NAME) == SCHEDULER_NAME
+            and (pod.get("status") or {}).get("phase", "Pending") == "Pending")
+
+
+class Scheduler(runtime.Controller):
+    """Binds pending pods to nodes."""
+
+    name = "scheduler"
+    workers = 1  # one at a time: each decision sees the previous one (spreading)
+
+    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+                 recorder: EventRecorder | None = None) -> None:
+        super().__init__()
+        self.client = client
+        self.recorder = recorder
+        self.pods = informers.get(PODS)
+        self.nodes = informers.get(NODES)
+        try:
+            self.pods.add_index(BY_NODE, lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        except ValueError:
+            pass
+        #: pod key -> (uid, node) bound by us but not yet seen bound in the cache
+        self._assumed: dict[str, tuple[str, str]] = {}
+        self._binding_served = True
+        self.pods.add_handler(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
+                              on_delete=self._on_pod_delete)
+        self.nodes.add_handler(on_add=self._on_node, on_update=self._on_node_update)
+
+    def _on_pod(self, pod: Obj) -> None:
+        key = object_key(pod)
+        if (pod.get("spec") or {}).get("nodeName"):
+            self._assumed.pop(key, None)
+        elif needs_scheduling(pod):
+            self.enqueue(key)
+
+    def _on_pod_delete(self, pod: Obj) -> None:
+        self._assumed.pop(object_key(pod), None)
+
+    def _on_node(self, _node: Obj) -> None:
+        for pod in self.pods.by_index(BY_NODE, ""):
+            if needs_scheduling(pod):
+                self.enqueue(object_key(pod))
+
+    def _on_node_update(self, old: Obj, new: Obj) -> None:
+        if (get_condition(old, "Ready") or {}).get("status") != (get_condition(new, "Ready") or {}).get(
+                "status") or old.get("spec") != new.get("spec") or labels_of(old) != labels_of(new):
+            self._on_node(new)
+
+    def _pods_by_node(self) -> dict[str, list[Obj]]:
+        out: dict[str, list[Obj]] = {}
+        for node in self.nodes.list():
+            out[name_of(node)] = list(self.pods.by_index(BY_NODE, name_of(node)))
+        for key, (_uid, node) in self._assumed.items():
+            pod = self.pods.get(key)
+            if pod is not None:
+                out.setdefault(node, []).append(pod)
+        return out
+
+    async def sync(self, key: Hashable) -> None:
+        key = str(key)
+        pod = self.pods.get(key)
+        if pod is None or not needs_scheduling(pod):
+            return  # gone or already bound
+        assumed = self._assumed.get(key)
+        if assumed is not None and assumed[0] == meta(pod).get("uid"):
+            return  # bound by us; the cache has not caught up yet
+        nodes = self.nodes.list()
+        node = pick_node(pod, nodes, self._pods_by_node())
+        if node is None:
+            _, message = feasible_nodes(pod, nodes)
+            if self.recorder is not None:
+                self.recorder.event(pod, WARNING, "FailedScheduling", message)
+            raise Unschedulable(f"pod {key}: {message}")
+        await self._bind(pod, node)
+        self._assumed[key] = (str(meta(pod).get("uid", "")), node)
+        if self.recorder is not None:
+            self.recorder.event(pod, NORMAL, "Scheduled", f"Successfully assigned {key} to {node}")
+
+    async def _bind(self, pod: Obj, node: str) -> None:
+        ns, name = split_key(object_key(pod))
+        if self._binding_served:
+            binding = {"apiVersion": "v1", "kind": "Binding",
+                       "metadata": {"name": name, "namespace": ns, "uid": meta(pod).get("uid")},
+                       "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+            try:
+                await self.client.request("POST", PODS.path(ns, name, "binding"), json=binding)
+                return
+            except (errors.NotFound, errors.MethodNotAllowed) as exc:
+                if self.pods.get(object_key(pod)) is None:
+                    raise
+                log.info("pods/binding not served (%s); binding by patching spec.nodeName", exc.code)
+                self._binding_served = False
+        await self.client.patch(PODS, name, {"spec": {"nodeName": node}}, ns)
+
+    def handle_error(self, key: Hashable, exc: BaseException, retrying: bool) -> None:
+        if isinstance(exc, Unschedulable):
+            self.failures += 1
+            log.debug("%s", exc)  # reported as a FailedScheduling event
+            return
+        super().handle_error(key, exc, retrying)
+
+
+__all__ = ["Scheduler", "feasible_nodes", "pick_node"]

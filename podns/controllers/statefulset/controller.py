@@ -1,0 +1,210 @@
+"""The StatefulSet controller: informers -> queue of StatefulSet keys -> `sync` -> pods, claims,
+revisions and status.
+
+Handlers enqueue the key of the StatefulSet an object belongs to (its controller owner reference
+for pods and revisions; the StatefulSets naming a Service as `serviceName` for Services). `sync`
+re-reads the set, its pods, revisions and the namespace's claims from the caches, makes sure a
+ControllerRevision exists for the current template (the update revision), asks the pure
+`control.plan` for this step's actions, applies them through `StatefulPodControl`, writes the
+status when it changed and prunes old revisions beyond `revisionHistoryLimit`.
+
+Bad input is reported, not retried: an invalid selector gives a Warning event `InvalidSelector`
+and the set is left alone until it changes; a `serviceName` without a Service gives a Warning
+event `FailedServiceLookup` (pods are still created: the Service may come later, and DNS names
+appear when it does).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from podns.controllers import runtime
+from podns.controllers._objects import (
+    Obj,
+    SelectorError,
+    controller_ref,
+    labels_of,
+    match_label_selector,
+    meta,
+    name_of,
+    namespace_of,
+    validate_label_selector,
+)
+from podns.controllers.endpointslice.controller import BY_NAMESPACE, _ensure_index
+from podns.controllers.events import WARNING, EventRecorder
+from podns.controllers.statefulset import control, revision
+from podns.controllers.statefulset.pod_control import StatefulPodControl
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.kube.resources import (
+    CONTROLLERREVISIONS,
+    PERSISTENTVOLUMECLAIMS,
+    PODS,
+    SERVICES,
+    STATEFULSETS,
+)
+
+log = logging.getLogger(__name__)
+
+#: index of pods and revisions by the uid of their controller
+BY_CONTROLLER = "controller-uid"
+
+
+def _controller_uid(obj: Obj) -> list[str]:
+    ref = controller_ref(obj)
+    return [str(ref.get("uid"))] if ref and ref.get("uid") else []
+
+
+class StatefulSetController(runtime.Controller):
+    """Runs StatefulSets: stable pod identities, ordered or parallel, claims, rolling updates."""
+
+    name = "statefulset-controller"
+    workers = 2
+
+    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+                 recorder: EventRecorder | None = None) -> None:
+        super().__init__()
+        self.client = client
+        self.recorder = recorder
+        self.pod_control = StatefulPodControl(client, recorder)
+        self.sets = informers.get(STATEFULSETS)
+        self.pods = informers.get(PODS)
+        self.revisions = informers.get(CONTROLLERREVISIONS)
+        self.claims = informers.get(PERSISTENTVOLUMECLAIMS)
+        self.services = informers.get(SERVICES)
+        _ensure_index(self.pods, BY_CONTROLLER, _controller_uid)
+        _ensure_index(self.revisions, BY_CONTROLLER, _controller_uid)
+        _ensure_index(self.claims, BY_NAMESPACE, lambda o: [namespace_of(o)])
+        _ensure_index(self.sets, BY_NAMESPACE, lambda o: [namespace_of(o)])
+        self.sets.add_handler(on_add=self._on_set, on_update=lambda _o, n: self._on_set(n),
+                              on_delete=self._on_set)
+        self.pods.add_handler(on_add=self._on_owned, on_update=self._on_owned_update,
+                              on_delete=self._on_owned)
+        self.revisions.add_handler(on_delete=self._on_owned)
+        self.services.add_handler(on_add=self._on_service)
+        self._warned_service: set[str] = set()
+
+    # -- event handlers: enqueue only --------------------------------------------------------
+
+    def _on_set(self, sts: Obj) -> None:
+        self.enqueue(f"{namespace_of(sts)}/{name_of(sts)}")
+
+    def _on_owned(self, obj: Obj) -> None:
+        ref = controller_ref(obj)
+        if ref and ref.get("kind") == "StatefulSet":
+            self.enqueue(f"{namespace_of(obj)}/{ref.get('name')}")
+
+    def _on_owned_update(self, old: Obj, new: Obj) -> None:
+        self._on_owned(new)
+        if controller_ref(old) != controller_ref(new):
+            self._on_owned(old)
+
+    def _on_service(self, svc: Obj) -> None:
+        for sts in self.sets.by_index(BY_NAMESPACE, namespace_of(svc)):
+            if (sts.get("spec") or {}).get("serviceName") == name_of(svc):
+                self._on_set(sts)
+
+    # -- sync ------------------------------------------------------------------------------------
+
+    async def sync(self, key: Hashable) -> None:
+        key = str(key)
+        sts = self.sets.get(key)
+        if sts is None:
+            self._warned_service.discard(key)
+            return  # gone: the garbage collector removes its pods and revisions
+        selector = (sts.get("spec") or {}).get("selector")
+        try:
+            validate_label_selector(selector)
+            if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+                raise SelectorError("empty selector")
+            template_labels = ((sts["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+            if not match_label_selector(selector, template_labels):
+                raise SelectorError("selector does not match template labels")
+        except SelectorError as exc:
+            self._warn(sts, "InvalidSelector", f"invalid selector: {exc}")
+            return  # non-transient: wait for the user to fix the spec
+        self._check_service(key, sts)
+        uid = str(meta(sts).get("uid", ""))
+        pods = self.pods.by_index(BY_CONTROLLER, uid)
+        revisions = self.revisions.by_index(BY_CONTROLLER, uid)
+        update = await self._update_revision(sts, revisions)
+        current_name = (sts.get("status") or {}).get("currentRevision")
+        current = next((r for r in revisions if name_of(r) == current_name), update)
+        ns = namespace_of(sts)
+        claims = {name_of(c): c for c in self.claims.by_index(BY_NAMESPACE, ns)}
+        now = time.time()
+        step = control.plan(sts, pods, claims, current=current, update=update, now=now)
+        try:
+            await self.pod_control.apply(sts, step.actions)
+        finally:
+            await self._write_status(sts, step.status)
+        await self._truncate_history(sts, revisions, pods, step.status)
+        if step.requeue_after is not None:
+            self.queue.add_after(key, step.requeue_after)
+
+    def _warn(self, sts: Obj, reason: str, message: str) -> None:
+        if self.recorder is not None:
+            self.recorder.event(sts, WARNING, reason, message)
+        log.debug("%s/%s: %s", namespace_of(sts), name_of(sts), message)
+
+    def _check_service(self, key: str, sts: Obj) -> None:
+        service = (sts.get("spec") or {}).get("serviceName")
+        if not service or self.services.get(f"{namespace_of(sts)}/{service}") is not None:
+            self._warned_service.discard(key)
+            return
+        if key not in self._warned_service and self.services.has_synced:
+            self._warned_service.add(key)
+            self._warn(sts, "FailedServiceLookup",
+                       f"governing Service {service!r} of StatefulSet {name_of(sts)} does not exist;"
+                       " pods get no DNS names until it is created")
+
+    async def _update_revision(self, sts: Obj, revisions: list[Obj]) -> Obj:
+        """The revision of the current template, created when missing. A name taken by a
+        revision with another template bumps `status.collisionCount` (and retries)."""
+        collisions = int((sts.get("status") or {}).get("collisionCount") or 0)
+        want = revision.new_revision(sts, revision.next_number(revisions), collisions)
+        existing = revision.equal_revision(revisions, want)
+        if existing is not None:
+            return existing
+        try:
+            return await self.client.create(CONTROLLERREVISIONS, want, namespace_of(sts))
+        except errors.AlreadyExists:
+            found = await self.client.get(CONTROLLERREVISIONS, name_of(want), namespace_of(sts))
+            if revision.revision_template(found) == revision.revision_template(want) \
+                    and revision.is_owned_by(found, sts):
+                return found
+            status = dict(sts.get("status") or {})
+            status["collisionCount"] = collisions + 1
+            await self._write_status(sts, status, force=True)
+            raise runtime.StaleCache(f"revision name collision for {name_of(sts)}") from None
+
+    async def _write_status(self, sts: Obj, status: Mapping[str, Any], *, force: bool = False) -> None:
+        old = sts.get("status") or {}
+        if not force and all(old.get(k) == v for k, v in status.items()):
+            return
+        new = {**sts, "status": dict(status)}
+        new["metadata"] = {**meta(sts)}
+        try:
+            await self.client.update_status(STATEFULSETS, new)
+        except errors.NotFound:
+            return
+        except errors.Conflict:
+            raise runtime.StaleCache(f"status of {name_of(sts)}") from None
+
+    async def _truncate_history(self, sts: Obj, revisions: list[Obj], pods: list[Obj],
+                                status: Mapping[str, Any]) -> None:
+        limit = (sts.get("spec") or {}).get("revisionHistoryLimit")
+        limit = revision.DEFAULT_HISTORY_LIMIT if limit is None else int(limit)
+        live = {status.get("currentRevision"), status.get("updateRevision")}
+        live |= {labels_of(p).get(revision.REVISION_LABEL) for p in pods}
+        for old in revision.history_to_delete(revisions, {str(x) for x in live if x}, limit):
+            try:
+                await self.client.delete(CONTROLLERREVISIONS, name_of(old), namespace_of(old))
+            except errors.NotFound:
+                pass
+
+
+__all__ = ["StatefulSetController"]
