@@ -15,3 +15,41 @@ Contract (other components code against exactly these names; see each module for
 - `podns.kube.workqueue.WorkQueue`: dedup, rate-limited retries, one worker per key at a time.
 - `podns.kube.leaderelection.LeaderElector`: Lease-based leader election.
 """
+
+from podns.kube import errors, resources
+from podns.kube.client import Client, WatchEvent
+from podns.kube.config import Config, load_kubeconfig
+from podns.kube.errors import (
+    AlreadyExists,
+    APIError,
+    Conflict,
+    Gone,
+    Invalid,
+    KubeError,
+    NotFound,
+    TransportError,
+)
+from podns.kube.informer import Informer
+from podns.kube.leaderelection import LeaderElector
+from podns.kube.workqueue import WorkQueue, run_workers
+
+__all__ = [
+    "APIError",
+    "AlreadyExists",
+    "Client",
+    "Config",
+    "Conflict",
+    "Gone",
+    "Informer",
+    "Invalid",
+    "KubeError",
+    "LeaderElector",
+    "NotFound",
+    "TransportError",
+    "WatchEvent",
+    "WorkQueue",
+    "errors",
+    "load_kubeconfig",
+    "resources",
+    "run_workers",
+]
