@@ -1,0 +1,145 @@
+"""The aiohttp application of the API server: middlewares and the route table.
+
+Request path: error middleware (every failure becomes a Kubernetes `Status`; an unexpected
+exception is logged once and answered 500, never a traceback) -> authentication middleware
+(bearer token, except /healthz, /livez, /readyz, /version) -> route: health, version,
+discovery, OpenAPI, or the one resource handler that serves every REST URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from podns.api import auth, codec, discovery_glue, status
+from podns.api.catalog import Catalog
+from podns.api.handlers import USER, ResourceHandlers, json_response
+from podns.api.rest import Rest
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: the Kubernetes version podns' API imitates (kubectl warns beyond +-1 minor of skew)
+KUBE_MAJOR, KUBE_MINOR = "1", "33"
+
+
+def version_info() -> dict[str, Any]:
+    """The /version body."""
+    from podns import __version__ as podns_version  # type: ignore[attr-defined]
+
+    return {
+        "major": KUBE_MAJOR, "minor": KUBE_MINOR,
+        "gitVersion": f"v{KUBE_MAJOR}.{KUBE_MINOR}.0-podns.{podns_version}",
+        "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
+        "goVersion": f"python{platform.python_version()}", "compiler": "cpython",
+        "platform": f"{platform.system().lower()}/{platform.machine()}",
+    }
+
+
+def _status_response(err: status.ApiError) -> web.Response:
+    resp = json_response(err.status(), err.code)
+    for k, v in err.headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every error with a Status body."""
+    try:
+        return await handler(request)
+    except status.ApiError as err:
+        return _status_response(err)
+    except web.HTTPRequestEntityTooLarge:
+        return _status_response(status.too_large(codec.MAX_BODY_BYTES))
+    except web.HTTPNotFound:
+        return _status_response(status.no_such_resource())
+    except web.HTTPMethodNotAllowed:
+        return _status_response(status.method_not_allowed())
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _status_response(status.ApiError(exc.status, exc.reason.replace(" ", ""),
+                                                exc.text or exc.reason))
+    except (ConnectionResetError, TimeoutError):
+        raise
+    except Exception as exc:
+        log.exception("%s %s failed", request.method, request.path_qs)
+        return _status_response(status.internal(type(exc).__name__))
+
+
+def auth_middleware(tokens: auth.Tokens | None) -> Callable[..., Any]:
+    """Require a known bearer token on everything but the public paths."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if tokens is None or request.path in auth.PUBLIC_PATHS:
+            request[USER] = auth.ADMIN_USER
+            return await handler(request)
+        token = auth.bearer(request.headers.get("Authorization"))
+        user = tokens.user_for(token) if token else None
+        if user is None:
+            raise status.unauthorized()
+        request[USER] = user
+        return await handler(request)
+
+    return middleware
+
+
+def create_app(rest: Rest, catalog: Catalog, tokens: auth.Tokens | None,
+               ready: Callable[[], bool] = lambda: True) -> web.Application:
+    """The API server application. `tokens=None` disables authentication (unit tests only)."""
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware(tokens)],
+        client_max_size=codec.MAX_BODY_BYTES,
+    )
+    resources = ResourceHandlers(rest, catalog)
+
+    async def health(request: web.Request) -> web.Response:
+        if request.path == "/readyz" and not ready():
+            return web.Response(text="[-]store not ready\nreadyz check failed", status=500)
+        return web.Response(text="ok")
+
+    async def version(request: web.Request) -> web.Response:
+        return json_response(version_info())
+
+    async def discovery(request: web.Request) -> web.Response:
+        got = discovery_glue.discovery(request.path, request.headers.get("Accept", ""), catalog)
+        if got is None:
+            raise status.no_such_resource()
+        body, ctype = got
+        return web.Response(body=body, headers={"Content-Type": ctype})
+
+    async def openapi(request: web.Request) -> web.Response:
+        got = discovery_glue.openapi(request.path, request.query,
+                                     request.headers.get("Accept", ""), catalog)
+        if got is None:
+            raise status.no_such_resource()
+        body, ctype = got
+        return web.Response(body=body, headers={"Content-Type": ctype})
+
+    async def resource(request: web.Request) -> web.StreamResponse:
+        path = request.path
+        parts = [p for p in path.split("/") if p]
+        if parts in (["api"], ["apis"], ["api", "v1"]) or (
+                parts and parts[0] == "apis" and len(parts) <= 3):
+            if request.method != "GET":
+                raise status.method_not_allowed()
+            return await discovery(request)
+        return await resources.handle(request)
+
+    for path in ("/healthz", "/livez", "/readyz"):
+        app.router.add_get(path, health)
+    app.router.add_get("/version", version)
+    app.router.add_get("/openapi/{tail:.*}", openapi)
+    app.router.add_get("/swagger-2.0.0.pb-v1", openapi)
+    app.router.add_route("*", "/api", resource)
+    app.router.add_route("*", "/api/{tail:.*}", resource)
+    app.router.add_route("*", "/apis", resource)
+    app.router.add_route("*", "/apis/{tail:.*}", resource)
+    return app

@@ -1,0 +1,294 @@
+"""HTTP handlers of resource requests: turn a parsed request into a `Rest` call and a response.
+
+One entry point, `ResourceHandlers.handle`, serves every resource URL: it parses the path
+(`request.parse_path`), authorizes the verb, decodes query options and bodies, and dispatches
+on (verb, subresource). Kind-specific behaviour stays in the Strategy; storage rules in `Rest`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from podns.api import auth, codec, meta, patch, status, subresources, tables_glue
+from podns.api.catalog import Catalog
+from podns.api.request import RequestInfo, parse_bool, parse_int, parse_path, parse_rv
+from podns.api.rest import RETURN_DELETED_OBJECT, DeleteOptions, Rest, WriteOptions
+from podns.api.selection import parse as parse_selectors
+from podns.api.watch import EventEncoder, serve_watch
+
+Obj = dict[str, Any]
+
+#: the authenticated user of a request, set by the app's auth middleware
+USER = web.RequestKey("user", str)
+
+_PATCH_FNS: dict[str, Callable[[Any, Any], Any]] = {
+    "application/merge-patch+json": patch.merge_patch,
+    "application/json-patch+json": patch.json_patch,
+    "application/strategic-merge-patch+json": patch.strategic_merge_patch,
+    "application/apply-patch+yaml": patch.apply_patch,
+}
+_FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+
+
+def json_response(body: Any, code: int = 200, *, content_type: str = codec.JSON,
+                  warnings: list[str] | None = None) -> web.Response:
+    """A JSON response (optionally with `Warning: 299` headers)."""
+    resp = web.Response(body=codec.dumps(body), status=code)
+    resp.headers["Content-Type"] = content_type
+    for w in warnings or ():
+        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+    return resp
+
+
+class ResourceHandlers:
+    """Serves /api/v1/... and /apis/<g>/<v>/... resource URLs."""
+
+    def __init__(self, rest: Rest, catalog: Catalog) -> None:
+        self.rest = rest
+        self.catalog = catalog
+        self.encoder = EventEncoder()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        info = parse_path(request.path, request.method, query, self.catalog.lookup)
+        user = request.get(USER, auth.ADMIN_USER)
+        if not auth.may(user, info.verb):
+            raise status.forbidden(user, info.verb, info.rt.resource, info.rt.group,
+                                   info.namespace, info.name, info.subresource)
+        if info.rt.namespaced and info.namespace is None and info.verb not in (
+                "list", "watch"):
+            raise status.no_such_resource()
+        verb, sub = info.verb, info.subresource
+        if verb == "list":
+            return await self._list(request, info)
+        if verb == "watch":
+            return await self._watch(request, info)
+        if verb == "get":
+            return await self._get(request, info)
+        if verb == "create":
+            return await self._create(request, info)
+        if verb == "update":
+            return await self._update(request, info)
+        if verb == "patch":
+            return await self._patch(request, info)
+        if verb == "delete" and not sub:
+            return await self._delete(request, info)
+        if verb == "deletecollection":
+            return await self._delete_collection(request, info)
+        raise status.method_not_allowed()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def _get(self, request: web.Request, info: RequestInfo) -> web.Response:
+        obj = await self.rest.get(info.rt, info.namespace, info.name or "")
+        if info.subresource == "scale":
+            return json_response(subresources.to_scale(obj))
+        if info.subresource not in ("", "status"):
+            raise status.method_not_allowed()
+        if codec.wants_table(request.headers.get("Accept")):
+            return json_response(tables_glue.table(info.rt, [obj], request.query,
+                                                   list_rv=meta.rv_of(obj)),
+                                 content_type=codec.TABLE_CT)
+        return json_response(obj)
+
+    async def _list(self, request: web.Request, info: RequestInfo) -> web.Response:
+        q = request.query
+        match = parse_selectors(q.get("labelSelector"), q.get("fieldSelector"), info.rt.strategy)
+        limit = parse_int(q, "limit")
+        parse_rv(q.get("resourceVersion"))
+        body = await self.rest.list(info.rt, info.namespace, match=match,
+                                    limit=limit if limit and limit > 0 else None,
+                                    continue_token=q.get("continue") or None)
+        if codec.wants_table(request.headers.get("Accept")):
+            table = tables_glue.table(info.rt, body["items"], q,
+                                      list_rv=int(body["metadata"]["resourceVersion"]))
+            if "continue" in body["metadata"]:
+                table["metadata"]["continue"] = body["metadata"]["continue"]
+            return json_response(table, content_type=codec.TABLE_CT)
+        return json_response(body)
+
+    async def _watch(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        q = request.query
+        match = parse_selectors(q.get("labelSelector"), q.get("fieldSelector"), info.rt.strategy)
+        from_rv = parse_rv(q.get("resourceVersion"))
+        timeout = parse_int(q, "timeoutSeconds")
+        initial: list[Obj] | None = None
+        if not from_rv:
+            listing = await self.rest.list(info.rt, info.namespace, match=match)
+            initial = listing["items"]
+            from_rv = int(listing["metadata"]["resourceVersion"])
+        render = None
+        if codec.wants_table(request.headers.get("Accept")):
+            rt = info.rt
+
+            def render(obj: Obj, first: bool) -> Obj:
+                return tables_glue.table(rt, [obj], q, list_rv=meta.rv_of(obj),
+                                         with_columns=first)
+
+        return await serve_watch(
+            request, store=self.rest.store, rt=info.rt,
+            prefix=meta.collection_prefix(info.rt, info.namespace), initial=initial,
+            from_rv=from_rv, match=match, timeout=float(timeout) if timeout else None,
+            bookmarks=parse_bool(q.get("allowWatchBookmarks")), render=render,
+            encoder=self.encoder)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _write_options(request: web.Request) -> WriteOptions:
+        q = request.query
+        fv = q.get("fieldValidation") or "Warn"
+        if fv not in _FIELD_VALIDATION:
+            raise status.bad_request(
+                f'fieldValidation parameter unsupported: "{fv}" (expected one of Strict, Warn, '
+                'Ignore)')
+        dry = q.getall("dryRun", [])
+        for value in dry:
+            if value != "All":
+                raise status.bad_request(f'Invalid value: "{value}": supported values: "All"')
+        return WriteOptions(dry_run=bool(dry), field_manager=q.get("fieldManager"),
+                            field_validation=fv)
+
+    async def _body(self, request: web.Request, *, allow_list: bool = False) -> Any:
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise status.too_large(codec.MAX_BODY_BYTES) from None
+        return codec.decode_body(raw, request.headers.get("Content-Type"), allow_list=allow_list)
+
+    async def _create(self, request: web.Request, info: RequestInfo) -> web.Response:
+        opts = self._write_options(request)
+        body = await self._body(request)
+        if info.subresource == "binding":
+            await self.rest.update(info.rt, info.namespace, info.name or "",
+                                   lambda pod: subresources.bind(pod, body), opts,
+                                   subresource="binding")
+            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                  "status": "Success", "code": 201}, 201)
+        obj = await self.rest.create(info.rt, info.namespace, body, opts)
+        return json_response(obj, 201, warnings=opts.warnings)
+
+    async def _update(self, request: web.Request, info: RequestInfo) -> web.Response:
+        opts = self._write_options(request)
+        body = await self._body(request)
+        rt, name, sub = info.rt, info.name or "", info.subresource
+        if sub == "scale":
+            obj = await self.rest.update(rt, info.namespace, name,
+                                         lambda cur: subresources.from_scale(cur, body), opts,
+                                         subresource="scale")
+            return json_response(subresources.to_scale(obj))
+        if sub == "finalize":
+            def finalize(cur: Obj) -> Obj:
+                cur.setdefault("spec", {})["finalizers"] = (body.get("spec") or {}).get(
+                    "finalizers") or []
+                return cur
+
+            obj = await self.rest.update(rt, info.namespace, name, finalize, opts,
+                                         subresource="finalize")
+            return json_response(obj)
+
+        def replace(cur: Obj) -> Obj:
+            new = copy.deepcopy(body)
+            new.setdefault("apiVersion", rt.api_version)
+            new.setdefault("kind", rt.kind)
+            return new
+
+        obj = await self.rest.update(rt, info.namespace, name, replace, opts, subresource=sub)
+        return json_response(obj, warnings=opts.warnings)
+
+    async def _patch(self, request: web.Request, info: RequestInfo) -> web.Response:
+        ct = codec.media_type(request.headers.get("Content-Type"))
+        fn = _PATCH_FNS.get(ct)
+        if fn is None:
+            raise status.unsupported_media_type(ct)
+        opts = self._write_options(request)
+        body = await self._body(request, allow_list=ct == "application/json-patch+json")
+        rt, name, sub = info.rt, info.name or "", info.subresource
+        is_apply = ct == "application/apply-patch+yaml"
+        if is_apply and request.query.get("fieldManager") in (None, ""):
+            raise status.bad_request(
+                "PATCH /apply requires a non-empty fieldManager query parameter")
+        if request.query.get("force") is not None and not is_apply:
+            raise status.bad_request("force is only supported for apply patches")
+
+        def apply(cur: Obj) -> Obj:
+            try:
+                if sub == "scale":
+                    return subresources.from_scale(cur, fn(subresources.to_scale(cur), body))
+                return fn(cur, body)  # type: ignore[no-any-return]
+            except patch.PatchError as exc:
+                if exc.code == 422:
+                    raise status.ApiError(422, "Invalid", str(exc)) from None
+                raise status.bad_request(str(exc)) from None
+
+        created = False
+
+        async def create() -> Obj:
+            nonlocal created
+            if not is_apply or sub:
+                raise status.not_found(rt.resource, name, rt.group)
+            new = copy.deepcopy(body)
+            md = new.setdefault("metadata", {})
+            if md.get("name") not in (None, name):
+                raise status.bad_request(
+                    f"the name of the object ({md['name']}) does not match the name on the URL "
+                    f"({name})")
+            md["name"] = name
+            obj = await self.rest.create(rt, info.namespace, new, opts)
+            created = True
+            return obj
+
+        obj = await self.rest.update(rt, info.namespace, name, apply, opts, subresource=sub,
+                                     operation="Apply" if is_apply else "Update",
+                                     create=create)
+        if sub == "scale":
+            return json_response(subresources.to_scale(obj))
+        return json_response(obj, 201 if created else 200, warnings=opts.warnings)
+
+    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+        q = request.query
+        body: Obj = {}
+        raw = await request.read()
+        if raw.strip():
+            body = codec.decode_body(raw, request.headers.get("Content-Type"))
+        pre = body.get("preconditions") or {}
+        grace = body.get("gracePeriodSeconds")
+        q_grace = parse_int(q, "gracePeriodSeconds")
+        if q_grace is not None:
+            grace = q_grace
+        if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+            raise status.bad_request("gracePeriodSeconds must be an integer")
+        policy = q.get("propagationPolicy") or body.get("propagationPolicy")
+        if body.get("orphanDependents") is True and not policy:
+            policy = "Orphan"
+        if policy not in (None, "Orphan", "Background", "Foreground"):
+            raise status.ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: '
+                                  f'propagationPolicy: Unsupported value: "{policy}": supported '
+                                  'values: "Foreground", "Background", "Orphan", "nil"')
+        dry = q.getall("dryRun", []) or body.get("dryRun") or []
+        return DeleteOptions(grace_period_seconds=grace, propagation_policy=policy,
+                             uid=pre.get("uid"), resource_version=pre.get("resourceVersion"),
+                             dry_run=bool(dry))
+
+    async def _delete(self, request: web.Request, info: RequestInfo) -> web.Response:
+        opts = await self._delete_options(request)
+        rt, name = info.rt, info.name or ""
+        obj, gone = await self.rest.delete(rt, info.namespace, name, opts)
+        if not gone:
+            return json_response(obj, 202 if not opts.dry_run else 200)
+        if (rt.group, rt.resource) in RETURN_DELETED_OBJECT:
+            return json_response(obj)
+        return json_response(status.success(rt.resource, name,
+                                            (obj.get("metadata") or {}).get("uid", ""), rt.group))
+
+    async def _delete_collection(self, request: web.Request, info: RequestInfo) -> web.Response:
+        q = request.query
+        match = parse_selectors(q.get("labelSelector"), q.get("fieldSelector"), info.rt.strategy)
+        opts = await self._delete_options(request)
+        body = await self.rest.delete_collection(info.rt, info.namespace, match, opts)
+        return json_response(body)
+

@@ -1,0 +1,137 @@
+"""`ApiServer`: the Kubernetes-compatible API server over one Store, started and stopped in-process.
+
+Start-up: load or create the tokens and (with TLS, the default) the CA and serving certificate
+in the data dir, listen, create the initial namespaces, resume interrupted namespace cleanups,
+and write the admin and read-only kubeconfigs pointing at the bound address. Credentials and
+certificates are reused across restarts with the same data dir. `stop()` ends open watches
+and closes the listener; the store belongs to the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from podns.api import auth, certs
+from podns.api.app import create_app
+from podns.api.catalog import Catalog, served_types
+from podns.api.kubeconfig import write_kubeconfigs
+from podns.api.namespaces import NamespaceCleaner
+from podns.api.resources.base import ResourceType
+from podns.api.rest import Rest
+from podns.store.interface import Store
+
+log = logging.getLogger(__name__)
+
+#: Kubernetes' default --service-cluster-ip-range
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+#: seconds open watches get to finish when the server stops
+SHUTDOWN_GRACE = 1.0
+
+
+@dataclass(slots=True)
+class Admission:
+    """What `Strategy.admit` hooks get (see `AdmissionContext` in resources/base.py)."""
+
+    store: Store
+    service_cidr: str
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `:port` -> (host, port)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"address {addr!r} is not host:port")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def url_host(host: str) -> str:
+    """The host as it appears in a URL (IPv6 in brackets; wildcard -> loopback)."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]"
+    except ValueError:
+        pass
+    return host
+
+
+class ApiServer:
+    """The API server. `await start()`, then `url`, `kubeconfig`, `tokens`; `await stop()`."""
+
+    def __init__(
+        self, store: Store, data_dir: Path | str, addr: str = "127.0.0.1:6443", *,
+        tls: bool = True, service_cidr: str = DEFAULT_SERVICE_CIDR,
+        types: list[ResourceType] | None = None,
+    ) -> None:
+        self.store = store
+        self.data_dir = Path(data_dir)
+        self.host, self.port = parse_addr(addr)
+        self.tls = tls
+        self.catalog = Catalog(types if types is not None else served_types())
+        self.rest = Rest(store, Admission(store, service_cidr))
+        self.cleaner = NamespaceCleaner(self.rest, self.catalog)
+        self.rest.on_namespace_deleting = self.cleaner.start
+        self.tokens: auth.Tokens | None = None
+        self.kubeconfig: Path | None = None
+        self.readonly_kubeconfig: Path | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = False
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{url_host(self.host)}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen and serve; raises OSError when the address is taken."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.tokens = auth.load_or_create_tokens(self.data_dir)
+        ssl_ctx = None
+        paths = None
+        if self.tls:
+            paths = certs.ensure_certs(self.data_dir, self.host)
+            ssl_ctx = certs.server_ssl_context(paths)
+        app = create_app(self.rest, self.catalog, self.tokens, ready=lambda: self._ready)
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                               shutdown_timeout=SHUTDOWN_GRACE)
+        await runner.setup()
+        self._runner = runner
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            await runner.cleanup()
+            raise
+        self.port = sock.getsockname()[1]
+        site = web.SockSite(runner, sock, ssl_context=ssl_ctx)
+        await site.start()
+        await self.cleaner.ensure_initial()
+        await self.cleaner.resume()
+        self.kubeconfig, self.readonly_kubeconfig = write_kubeconfigs(
+            self.data_dir, self.url, paths.ca_cert if paths else None,
+            self.tokens.admin, self.tokens.readonly)
+        self._ready = True
+        log.info("API server listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop serving (open watches end); the store stays open."""
+        self._ready = False
+        await self.cleaner.stop()
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await self._runner.cleanup()
+            self._runner = None

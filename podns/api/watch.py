@@ -1,0 +1,131 @@
+"""Watch streams: chunked JSON lines of `{"type": ..., "object": ...}` over one HTTP response.
+
+A watch starts from `resourceVersion` (every change after it) or, when that is absent or "0",
+with a synthetic ADDED per current object followed by the changes after that list. A version
+older than the store's history is answered in-stream with an ERROR event carrying a 410
+Expired Status (as kube-apiserver does: the HTTP status is already 200). Streams end when
+`timeoutSeconds` pass, when the client leaves (aiohttp cancels the handler), or when the store
+drops a watcher that fell too far behind (the client then relists, as after a 410).
+
+Fan-out is cheap: the store already shares one event object between watchers, and
+`EventEncoder` encodes each (event, format) once and hands every JSON watcher the same bytes.
+Table watches (`kubectl get -w`) are rendered per watcher, since only their first event
+carries column definitions.
+
+Selector caveat: an object that stops matching a watch's selector is not turned into a
+DELETED event (nor one that starts matching into ADDED); filtered watches see only the
+events of objects that match at the time of the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from podns.api import codec, status
+from podns.api.resources.base import ResourceType
+from podns.store import errors as store_errors
+from podns.store.interface import Store, WatchEvent
+
+Obj = dict[str, Any]
+Render = Callable[[Obj, bool], Obj]  # (object, first event?) -> Table with one row
+
+#: encoded events kept for sharing between watchers (keyed by store key and revision)
+ENCODED_CACHE_SIZE = 4096
+#: seconds of silence after which a watch that allows bookmarks gets one
+BOOKMARK_INTERVAL = 30.0
+#: a watch without timeoutSeconds still ends after this long (kube-apiserver: 30-60 min)
+MAX_WATCH_SECONDS = 1800.0
+
+
+class EventEncoder:
+    """Encodes each watch event once per format and shares the bytes."""
+
+    def __init__(self, size: int = ENCODED_CACHE_SIZE) -> None:
+        self._cache: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
+        self._size = size
+
+    def json(self, event: WatchEvent) -> bytes:
+        """`{"type":...,"object":...}\\n` for a store event."""
+        cache_key = (event.key, event.rv, event.type)
+        data = self._cache.get(cache_key)
+        if data is None:
+            data = orjson.dumps({"type": event.type, "object": event.object}) + b"\n"
+            self._cache[cache_key] = data
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return data
+
+
+def _line(event_type: str, obj: Obj) -> bytes:
+    return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+
+
+async def serve_watch(
+    request: web.Request, *, store: Store, rt: ResourceType, prefix: str,
+    initial: list[Obj] | None, from_rv: int, match: Callable[[Obj], bool] | None,
+    timeout: float | None, bookmarks: bool, render: Render | None, encoder: EventEncoder,
+) -> web.StreamResponse:
+    """Stream a watch. `initial` (for resourceVersion absent/0) are sent as ADDED first;
+    `from_rv` is the version the live part starts after."""
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/json"
+    if render is not None:
+        resp.headers["Content-Type"] = codec.TABLE_CT
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    first = True
+
+    async def send(event_type: str, obj: Obj, event: WatchEvent | None = None) -> None:
+        nonlocal first
+        if render is not None:
+            data = _line(event_type, render(obj, first))
+        elif event is not None:
+            data = encoder.json(event)
+        else:
+            data = _line(event_type, obj)
+        first = False
+        await resp.write(data)
+
+    deadline = min(timeout, MAX_WATCH_SECONDS) if timeout and timeout > 0 else MAX_WATCH_SECONDS
+    last_rv = from_rv
+    with contextlib.suppress(TimeoutError, ConnectionResetError, asyncio.CancelledError):
+        async with asyncio.timeout(deadline):
+            for obj in initial or ():
+                await send("ADDED", obj)
+            events = store.watch(prefix, from_rv)
+            try:
+                while True:
+                    try:
+                        event = await asyncio.wait_for(anext(events), BOOKMARK_INTERVAL) \
+                            if bookmarks else await anext(events)
+                    except TimeoutError:
+                        await send("BOOKMARK", _bookmark(rt, last_rv))
+                        continue
+                    except StopAsyncIteration:
+                        break
+                    except store_errors.Expired as exc:
+                        await send("ERROR", status.expired(
+                            str(exc) or f"too old resource version: {from_rv}").status())
+                        break
+                    last_rv = event.rv
+                    if match is not None and not match(event.object):
+                        continue
+                    await send(event.type, event.object, event)
+            finally:
+                with contextlib.suppress(Exception):
+                    await events.aclose()  # type: ignore[attr-defined]
+    with contextlib.suppress(ConnectionResetError, asyncio.CancelledError, RuntimeError):
+        await resp.write_eof()
+    return resp
+
+
+def _bookmark(rt: ResourceType, rv: int) -> Obj:
+    return {"kind": rt.kind, "apiVersion": rt.api_version,
+            "metadata": {"resourceVersion": str(rv)}}
