@@ -21,13 +21,14 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from podns.clusterdns import objects, wire
 from podns.clusterdns.metrics import Metrics
 from podns.clusterdns.records import RRSet, ServiceRecords, label, reverse_name, service_records
 from podns.clusterdns.wire import RR
 
+_T = TypeVar("_T")
 _QTAIL = {t: struct.pack("!HH", t, wire.CLASS_IN) for t in (wire.A, wire.AAAA, wire.SRV, wire.PTR,
                                                              wire.CNAME, wire.TXT, wire.NS)}
 
@@ -132,7 +133,7 @@ class RecordIndex:
     # ------------------------------------------------------------------ informer events
 
     def on_service_add(self, obj: dict[str, Any]) -> None:
-        svc = objects.trim_service(obj)
+        svc = _trimmed(obj, objects.Service, objects.trim_service)
         key = (svc.namespace, svc.name)
         if key not in self.services:
             self.ns_services[svc.namespace] = self.ns_services.get(svc.namespace, 0) + 1
@@ -143,7 +144,7 @@ class RecordIndex:
         self.on_service_add(new)
 
     def on_service_delete(self, obj: dict[str, Any]) -> None:
-        svc = objects.trim_service(obj)
+        svc = _trimmed(obj, objects.Service, objects.trim_service)
         key = (svc.namespace, svc.name)
         if self.services.pop(key, None) is not None:
             left = self.ns_services[svc.namespace] - 1
@@ -155,7 +156,7 @@ class RecordIndex:
         self._recompute(key)
 
     def on_slice_add(self, obj: dict[str, Any]) -> None:
-        sl = objects.trim_slice(obj)
+        sl = _trimmed(obj, objects.Slice, objects.trim_slice)
         key = (sl.namespace, sl.name)
         old = self.slices.get(key)
         if old is not None and old.service != sl.service:
@@ -172,13 +173,13 @@ class RecordIndex:
         self.on_slice_add(new)
 
     def on_slice_delete(self, obj: dict[str, Any]) -> None:
-        sl = objects.trim_slice(obj)
+        sl = _trimmed(obj, objects.Slice, objects.trim_slice)
         old = self.slices.pop((sl.namespace, sl.name), None)
         if old is not None:
             self._unlink_slice(old)
 
     def on_namespace_add(self, obj: dict[str, Any]) -> None:
-        ns = objects.trim_namespace(obj)
+        ns = (obj if isinstance(obj, str) else objects.trim_namespace(obj))
         self.namespaces.add(ns)
         self._ns_names(ns)
 
@@ -186,12 +187,12 @@ class RecordIndex:
         self.on_namespace_add(new)
 
     def on_namespace_delete(self, obj: dict[str, Any]) -> None:
-        ns = objects.trim_namespace(obj)
+        ns = (obj if isinstance(obj, str) else objects.trim_namespace(obj))
         self.namespaces.discard(ns)
         self._ns_names(ns)
 
     def on_pod_add(self, obj: dict[str, Any]) -> None:
-        pod = objects.trim_pod(obj)
+        pod = _trimmed(obj, objects.Pod, objects.trim_pod)
         key = (pod.namespace, pod.name)
         old = self.pods.get(key)
         if old == pod:
@@ -205,13 +206,13 @@ class RecordIndex:
         self.on_pod_add(new)
 
     def on_pod_delete(self, obj: dict[str, Any]) -> None:
-        pod = objects.trim_pod(obj)
+        pod = _trimmed(obj, objects.Pod, objects.trim_pod)
         old = self.pods.pop((pod.namespace, pod.name), None)
         if old is not None:
             self._pod_refs(old, -1)
 
     def on_statefulset_add(self, obj: dict[str, Any]) -> None:
-        sts = objects.trim_statefulset(obj)
+        sts = _trimmed(obj, objects.StatefulSet, objects.trim_statefulset)
         key = (sts.namespace, sts.name)
         old = self.statefulsets.get(key)
         if old == sts:
@@ -225,7 +226,7 @@ class RecordIndex:
         self.on_statefulset_add(new)
 
     def on_statefulset_delete(self, obj: dict[str, Any]) -> None:
-        sts = objects.trim_statefulset(obj)
+        sts = _trimmed(obj, objects.StatefulSet, objects.trim_statefulset)
         old = self.statefulsets.pop((sts.namespace, sts.name), None)
         if old is not None:
             self._sts_refs(old, -1)
@@ -386,6 +387,11 @@ class RecordIndex:
         return {"services": len(self.services), "endpointslices": len(self.slices), "pods": len(self.pods),
                 "statefulsets": len(self.statefulsets), "namespaces": len(self.namespaces),
                 "answers": len(self.answers), "records": self.record_count}
+
+
+def _trimmed(obj: Any, cls: type[_T], trim: Callable[[dict[str, Any]], _T]) -> _T:
+    """Objects arrive as API dicts, or already trimmed by the informer's transform."""
+    return obj if isinstance(obj, cls) else trim(obj)
 
 
 def service_name_of(namespace: str, name: str, zone: bytes) -> bytes:

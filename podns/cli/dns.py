@@ -1,0 +1,78 @@
+"""`podns dns`: the cluster DNS server alone, against any Kubernetes-compatible API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from podns.clusterdns.app import ClusterDNS
+from podns.clusterdns.config import DEFAULT_TTL, POD_MODES, ConfigError, parse
+from podns.clusterdns.forward import upstreams_from_resolv_conf
+from podns.kube.client import Client
+
+
+def add_parser(subparsers: Any, name: str) -> None:
+    parser = subparsers.add_parser(name, help="run the cluster DNS server",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server to watch")
+    parser.add_argument("--listen", default="127.0.0.1:53",
+                        help="UDP+TCP address host:port (default 127.0.0.1:53)")
+    parser.add_argument("--zone", default="cluster.local", help="cluster domain (default cluster.local)")
+    parser.add_argument("--upstream", action="append", default=None, metavar="ADDR",
+                        help="resolver for names outside the zone (repeatable; default: the nameservers "
+                             "of /etc/resolv.conf; 'none': answer REFUSED)")
+    parser.add_argument("--metrics-addr", default=None, metavar="ADDR",
+                        help="serve /metrics, /health, /ready on host:port (default: off)")
+    parser.add_argument("--ttl", type=int, default=DEFAULT_TTL,
+                        help=f"record TTL in seconds (default {DEFAULT_TTL})")
+    parser.add_argument("--pods", choices=POD_MODES, default="insecure",
+                        help="pod records a-b-c-d.<ns>.pod.<zone> (default insecure)")
+    parser.set_defaults(run=run)
+
+
+def upstream_list(values: list[str] | None) -> list[str]:
+    """--upstream values (comma lists allowed), defaulting to /etc/resolv.conf; 'none' = no upstream."""
+    if values is None:
+        return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in upstreams_from_resolv_conf()]
+    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return [] if out == ["none"] else out
+
+
+def build(args: argparse.Namespace, client: Any) -> ClusterDNS:
+    """A ClusterDNS from parsed arguments (used by `podns dns` and `podns up`); exits on bad config."""
+    try:
+        config = parse(listen=args.listen, zone=args.zone, ttl=args.ttl, pods=args.pods,
+                       upstreams=upstream_list(args.upstream), metrics_addr=args.metrics_addr)
+    except ConfigError as exc:
+        raise SystemExit(f"podns dns: {exc}") from None
+    return ClusterDNS(config, client)
+
+
+async def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    client = Client.from_kubeconfig(args.kubeconfig)
+    dns = build(args, client)
+    try:
+        await dns.start()
+    except OSError as exc:
+        await client.close()
+        print(f"podns dns: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        return 1
+    host, port = dns.dns_addr
+    print(f"podns dns: serving {dns.config.zone} on {host}:{port} (udp, tcp)"
+          + (f", metrics on {dns.metrics_addr[0]}:{dns.metrics_addr[1]}" if dns.metrics_addr else ""),
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await dns.close()
+        await client.close()
+    return 0

@@ -1,0 +1,115 @@
+"""The cluster DNS server as a whole: informers -> index -> UDP/TCP server, plus metrics.
+
+`ClusterDNS(config, client)` wires the parts; `start()` starts the informers (Services,
+EndpointSlices, Namespaces, StatefulSets, and Pods unless `--pods disabled`), the DNS server
+and the metrics endpoint, and marks the index synced once every informer has listed. Until
+then in-zone questions get SERVFAIL. When the API becomes unreachable the informers keep
+their caches, the index keeps serving the last state, and `podns_dns_api_connected` drops to 0
+while `podns_dns_seconds_since_last_sync` grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from podns.clusterdns import objects
+from podns.clusterdns.config import Config
+from podns.clusterdns.forward import Forwarder, is_self
+from podns.clusterdns.handler import Handler
+from podns.clusterdns.index import RecordIndex
+from podns.clusterdns.metrics import Metrics, MetricsServer
+from podns.clusterdns.server import DNSServer
+from podns.kube import resources
+from podns.kube.informer import Informer
+
+log = logging.getLogger(__name__)
+
+
+class ClusterDNS:
+    def __init__(self, config: Config, client: Any) -> None:
+        self.config = config
+        self.client = client
+        self.metrics = Metrics()
+        self.index = RecordIndex(zone=config.zone, ttl=config.ttl, pods=config.pods, metrics=self.metrics)
+        upstreams = [u for u in config.upstreams if not is_self(u, config.listen)]
+        self.forwarder = Forwarder(upstreams) if upstreams else None
+        ns_addrs = (config.listen[0],) if config.listen[0] not in ("0.0.0.0", "::", "") else ()
+        self.handler = Handler(self.index, self.metrics, upstream=self.forwarder is not None,
+                               ns_addrs=ns_addrs)
+        self.server = DNSServer(self.index, self.handler, self.metrics, forwarder=self.forwarder,
+                                reuse_port=config.workers > 0)
+        self.metrics_server = MetricsServer(self.metrics, lambda: self.index.synced)
+        self.informers: list[Informer] = []
+        self.dns_addr: tuple[str, int] = ("", 0)
+        self.metrics_addr: tuple[str, int] | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._synced = asyncio.Event()
+
+    def _informer(self, resource: Any, transform: Any, prefix: str) -> Informer:
+        inf = Informer(self.client, resource, transform=transform, name=f"clusterdns:{resource.plural}")
+        idx = self.index
+        inf.add_handler(on_add=getattr(idx, f"on_{prefix}_add"),
+                        on_update=getattr(idx, f"on_{prefix}_update"),
+                        on_delete=getattr(idx, f"on_{prefix}_delete"))
+        self.informers.append(inf)
+        return inf
+
+    async def start(self) -> None:
+        """Start serving (SERVFAIL in the zone until synced) and the informers."""
+        self._informer(resources.SERVICES, objects.trim_service, "service")
+        self._informer(resources.ENDPOINTSLICES, objects.trim_slice, "slice")
+        self._informer(resources.NAMESPACES, objects.trim_namespace, "namespace")
+        self._informer(resources.STATEFULSETS, objects.trim_statefulset, "statefulset")
+        if self.config.pods != "disabled":
+            self._informer(resources.PODS, objects.trim_pod, "pod")
+        self._gauges()
+        self.dns_addr = await self.server.start(*self.config.listen)
+        if self.config.metrics_addr is not None:
+            self.metrics_addr = await self.metrics_server.start(*self.config.metrics_addr)
+        for inf in self.informers:
+            inf.start()
+        self._sync_task = asyncio.create_task(self._wait_synced(), name="clusterdns:sync")
+
+    async def _wait_synced(self) -> None:
+        started = time.monotonic()
+        for inf in self.informers:
+            await inf.wait_synced()
+        self.index.mark_synced()
+        self._synced.set()
+        log.info("cluster DNS synced in %.3f s: %s", time.monotonic() - started, self.index.stats())
+
+    async def wait_synced(self, timeout: float | None = None) -> None:
+        """Wait until every informer has listed (TimeoutError after `timeout` seconds)."""
+        async with asyncio.timeout(timeout):
+            await self._synced.wait()
+
+    def _gauges(self) -> None:
+        m, idx = self.metrics, self.index
+        for key in ("services", "endpointslices", "pods", "statefulsets", "namespaces", "answers", "records"):
+            m.gauge(f"podns_dns_{key}", f"{key.capitalize()} held by the DNS index.",
+                    lambda key=key: idx.stats()[key])
+        m.gauge("podns_dns_api_connected", "1 when every informer's watch reaches the API server.",
+                lambda: float(all(i.connected for i in self.informers)))
+        m.gauge("podns_dns_seconds_since_last_sync",
+                "Seconds since the DNS data was last known to match the API (0 while connected).",
+                self._since_sync)
+        m.gauge("podns_dns_synced", "1 once every informer has listed.", lambda: float(idx.synced))
+
+    def _since_sync(self) -> float:
+        if all(i.connected for i in self.informers):
+            return 0.0
+        seen = [max(i.last_event_time or 0.0, i.last_sync_time or 0.0) for i in self.informers]
+        return time.time() - min(seen) if seen and min(seen) else float("inf")
+
+    async def close(self) -> None:
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+        for inf in self.informers:
+            with contextlib.suppress(Exception):
+                await inf.stop()
+        await self.server.close()
+        await self.metrics_server.close()

@@ -1,0 +1,240 @@
+"""UDP and TCP serving loops.
+
+UDP is served by a dedicated thread running a blocking `recvfrom`/`sendto` loop. A plain query
+(QR=0, opcode 0, one question, no other records) whose lower-cased question is in the serving
+table is answered inline: copy the ID, pick the header for the RD bit, echo the question as
+asked, append the precomputed tail. Everything else goes to `Handler.handle` on the same thread
+(it only reads memory); questions that need the network (upstream forwarding, ExternalName
+targets outside the zone) are handed to the event loop. This shape is what makes Python
+competitive here: per query there is no allocation beyond the response bytes, no coroutine and
+no DNS library. The socket gets a large receive buffer so bursts queue rather than drop.
+
+TCP is served by asyncio: several queries per connection (answered in order), an idle timeout,
+a cap on concurrent connections (excess connections are closed at once), and a zero length
+prefix closes the connection. A client that connects and sends nothing costs one idle
+coroutine until the timeout and never delays anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+import threading
+import time
+
+from podns.clusterdns import wire
+from podns.clusterdns.forward import Forwarder
+from podns.clusterdns.handler import Forward, Handler
+from podns.clusterdns.index import RecordIndex
+from podns.clusterdns.metrics import LATENCY_SAMPLE, Metrics
+
+log = logging.getLogger(__name__)
+
+#: receive buffer requested for the UDP socket (the kernel caps it at net.core.rmem_max)
+UDP_RCVBUF = 8 << 20
+#: seconds a TCP connection may stay idle between queries (CoreDNS uses a few seconds too)
+TCP_IDLE_TIMEOUT = 10.0
+#: concurrent TCP connections served; more are closed immediately
+TCP_MAX_CONNECTIONS = 1000
+_QD1 = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class DNSServer:
+    """One UDP socket (served by a thread) and one TCP listener on the same address."""
+
+    def __init__(self, index: RecordIndex, handler: Handler, metrics: Metrics, *,
+                 forwarder: Forwarder | None = None, tcp_idle_timeout: float = TCP_IDLE_TIMEOUT,
+                 tcp_max_connections: int = TCP_MAX_CONNECTIONS, reuse_port: bool = False) -> None:
+        self.index = index
+        self.handler = handler
+        self.metrics = metrics
+        self.forwarder = forwarder
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self.tcp_max_connections = tcp_max_connections
+        self.reuse_port = reuse_port
+        self.tcp_connections = 0
+        self.address: tuple[str, int] = ("", 0)
+        self._udp: socket.socket | None = None
+        self._tcp: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Bind UDP and TCP on (host, port); port 0 picks one free for both. Returns the address."""
+        self._loop = asyncio.get_running_loop()
+        for _attempt in range(20):
+            udp = socket.socket(_family(host), socket.SOCK_DGRAM)
+            tcp = socket.socket(_family(host), socket.SOCK_STREAM)
+            for sock in (udp, tcp):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if self.reuse_port:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            with contextlib.suppress(OSError):
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
+            try:
+                udp.bind((host, port))
+                tcp.bind((host, udp.getsockname()[1]))
+            except OSError:
+                udp.close()
+                tcp.close()
+                if port:
+                    raise
+                continue
+            break
+        else:
+            raise OSError(f"no free port for UDP and TCP on {host}")
+        tcp.listen(1024)
+        tcp.setblocking(False)
+        self._udp = udp
+        self.address = (host, udp.getsockname()[1])
+        self._tcp = await asyncio.start_server(self._tcp_client, sock=tcp)
+        self._thread = threading.Thread(target=self._udp_loop, name="podns-dns-udp", daemon=True)
+        self._thread.start()
+        return self.address
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self._tcp is not None:
+            self._tcp.close()
+        if self._udp is not None and self._thread is not None:
+            wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+            host = wildcard.get(self.address[0], self.address[0])
+            with socket.socket(_family(host), socket.SOCK_DGRAM) as poke:  # wake the blocking recvfrom
+                with contextlib.suppress(OSError):
+                    poke.sendto(b"\x00", (host, self.address[1]))
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 2.0)
+            self._udp.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ------------------------------------------------------------------ UDP
+
+    def _udp_loop(self) -> None:
+        """The UDP serving loop (runs in its own thread until close())."""
+        sock = self._udp
+        assert sock is not None and self._loop is not None
+        recvfrom, sendto = sock.recvfrom, sock.sendto
+        index, handler, counts = self.index, self.handler, self.metrics.counts
+        hist = self.metrics.latency["udp"]
+        perf = time.perf_counter
+        loop = self._loop
+        table = index.serving
+        sample = LATENCY_SAMPLE
+        while True:
+            try:
+                data, addr = recvfrom(65535)
+            except OSError:
+                if self._stopping:
+                    return
+                continue
+            if self._stopping:
+                return
+            sample -= 1
+            if not sample:
+                sample = LATENCY_SAMPLE
+                t0 = perf()
+            try:
+                if data[4:12] == _QD1 and not data[2] & 0xF8:
+                    e = table.get(data[12:].lower())
+                    if e is not None:
+                        resp = data[:2] + e[data[2] & 1] + data[12:] + e[2]
+                        if len(resp) <= 512:
+                            sendto(resp, addr)
+                            counts[e[3]] += 1
+                            if sample == LATENCY_SAMPLE:
+                                hist.observe(perf() - t0)
+                            continue
+                out = handler.handle(data, "udp")
+                table = index.serving  # switches from empty to the table once synced
+                if out is None:
+                    continue
+                if isinstance(out, bytes):
+                    sendto(out, addr)
+                    if sample == LATENCY_SAMPLE:
+                        hist.observe(perf() - t0)
+                else:
+                    loop.call_soon_threadsafe(self._spawn, out, addr)
+            except OSError:
+                continue  # e.g. ENOBUFS/EPERM on send: this client loses one answer
+            except Exception:  # a bug must cost one query, never the server
+                log.exception("answering a UDP query")
+
+    def _spawn(self, forward: Forward, addr: tuple[str, int]) -> None:
+        task = asyncio.ensure_future(self._forward_udp(forward, addr))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _forward_udp(self, forward: Forward, addr: tuple[str, int]) -> None:
+        out = await self.complete(forward)
+        if self._udp is not None and not self._stopping:
+            with contextlib.suppress(OSError):
+                self._udp.sendto(out, addr)
+
+    async def complete(self, forward: Forward) -> bytes:
+        """Finish a query the handler could not answer from memory: ask upstream."""
+        q = forward.query
+        self.metrics.forwarded += 1
+        reply: bytes | None = None
+        if self.forwarder is not None:
+            if forward.cname is not None:
+                got = await self.forwarder.resolve(forward.target, q.qtype)
+                if got is not None:
+                    rrs, truncated = got
+                    reply = self._cname_reply(forward, rrs, truncated)
+            else:
+                reply = await self.forwarder.exchange(forward.data, forward.proto)
+        if reply is None:
+            self.metrics.forward_errors += 1
+            reply = wire.error_response(q, wire.SERVFAIL)
+        if forward.proto == "udp" and len(reply) > q.udp_limit():
+            reply = wire.truncate(reply, (), q.udp_limit(), 12 + len(q.question), q.edns_size is not None)
+        self.metrics.count(q.qtype, reply[3] & 0xF, len(reply), forward.proto)
+        return reply
+
+    def _cname_reply(self, forward: Forward, rrs: list[wire.RR], truncated: bool) -> bytes:
+        q = forward.query
+        assert forward.cname is not None
+        flags = wire.QR | wire.AA | (q.flags & wire.RD) | (wire.TC if truncated else 0)
+        msg, _ends = wire.encode_response(msg_id=q.msg_id, flags=flags, rcode=wire.NOERROR,
+                                          qname=q.qname_wire.lower(), qtype=q.qtype,
+                                          answer=[forward.cname, *rrs])
+        msg = msg[:12] + q.question + msg[12 + len(q.question):]
+        return wire.add_opt(msg) if q.edns_size is not None else msg
+
+    # ------------------------------------------------------------------ TCP
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.tcp_connections >= self.tcp_max_connections:
+            writer.close()
+            return
+        self.tcp_connections += 1
+        try:
+            while not self._stopping:
+                size = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2),
+                                                                  self.tcp_idle_timeout))[0]
+                if size == 0:
+                    break  # nothing to answer: RFC 7766 leaves it to us, we close
+                data = await asyncio.wait_for(reader.readexactly(size), self.tcp_idle_timeout)
+                out = self.handler.handle(data, "tcp")
+                if isinstance(out, Forward):
+                    out = await self.complete(out)
+                if out is None:
+                    continue
+                writer.write(struct.pack("!H", len(out)) + out)
+                await asyncio.wait_for(writer.drain(), self.tcp_idle_timeout)
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, OSError):
+            pass
+        except Exception:
+            log.exception("serving a TCP client")
+        finally:
+            self.tcp_connections -= 1
+            writer.close()
