@@ -1,0 +1,149 @@
+"""`podns controller-manager`: the controllers alone, against any API server's kubeconfig.
+
+Wiring only: parse flags, build a `Client` and a `ControllerManager`, run it until SIGINT or
+SIGTERM. Also the `podns up` hook (`start_controllers`, `add_up_arguments`): there the
+controllers run without leader election, since one process owns the whole cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from podns.controllers.endpointslice.reconciler import DEFAULT_MAX_ENDPOINTS_PER_SLICE
+from podns.controllers.manager import ALL_CONTROLLERS, ControllerManager, Options
+from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD
+from podns.kube.client import Client
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+
+
+def duration(text: str) -> float:
+    """A Go-style duration ("40s", "1m30s", "500ms", or plain seconds) in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|)", text.strip())
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (examples: 40s, 1m30s, 500ms)")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def endpoints_limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000, got {text!r}")
+    return value
+
+
+def controller_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["*"]:
+        return list(ALL_CONTROLLERS)
+    unknown = [n for n in names if n not in ALL_CONTROLLERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown controllers {unknown} (known: *, {', '.join(ALL_CONTROLLERS)})")
+    return names
+
+
+def _add_tuning(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--node-grace-period", type=duration, default=DEFAULT_GRACE_PERIOD,
+                        metavar="DURATION",
+                        help="a node whose Lease is not renewed for this long becomes NotReady "
+                             "(default 40s)")
+    parser.add_argument("--max-endpoints-per-slice", type=endpoints_limit,
+                        default=DEFAULT_MAX_ENDPOINTS_PER_SLICE, metavar="N",
+                        help="endpoints per EndpointSlice, 1-1000 (default 100)")
+
+
+def add_parser(subparsers: Any, name: str) -> None:
+    parser = subparsers.add_parser(name, help="run the controllers (EndpointSlice, StatefulSet, ...)",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", required=True, metavar="FILE", help="API server kubeconfig")
+    parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                        help="act only while holding the Lease kube-system/kube-controller-manager "
+                             "(default: on)")
+    parser.add_argument("--controllers", type=controller_list, default=list(ALL_CONTROLLERS),
+                        metavar="LIST", help=f"comma-separated, or * (default): {','.join(ALL_CONTROLLERS)}")
+    _add_tuning(parser)
+    parser.set_defaults(run=run)
+
+
+def options_from(args: argparse.Namespace, *, leader_elect: bool) -> Options:
+    return Options(
+        controllers=getattr(args, "controllers", None) or list(ALL_CONTROLLERS),
+        node_grace_period=args.node_grace_period,
+        max_endpoints_per_slice=args.max_endpoints_per_slice,
+        leader_elect=leader_elect,
+    )
+
+
+async def _wait_for_signal() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def run(args: argparse.Namespace) -> int:
+    try:
+        client = Client.from_kubeconfig(args.kubeconfig)
+    except Exception as exc:
+        print(f"podns controller-manager: cannot load kubeconfig {args.kubeconfig}: {exc}", file=sys.stderr)
+        return 2
+    manager = ControllerManager(client, options_from(args, leader_elect=args.leader_elect))
+    task = asyncio.create_task(manager.run(), name="controller-manager")
+    print(f"podns controller-manager: running against {client.server}"
+          f" (leader election {'on' if args.leader_elect else 'off'})", flush=True)
+    stopper = asyncio.create_task(_wait_for_signal())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, stopper):
+            t.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
+        await client.close()
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        print(f"podns controller-manager: {task.exception()}", file=sys.stderr)
+        return 1
+    print("podns controller-manager: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+# -- `podns up` ---------------------------------------------------------------------------------
+
+
+def add_up_arguments(parser: argparse.ArgumentParser) -> None:
+    """The controller flags `podns up` accepts."""
+    _add_tuning(parser)
+
+
+async def start_controllers(ctx: Any) -> AbstractAsyncContextManager[ControllerManager]:
+    """Run the controllers inside `podns up` (no leader election) while the context is entered."""
+
+    @contextlib.asynccontextmanager
+    async def running() -> AsyncIterator[ControllerManager]:
+        client = Client.from_kubeconfig(str(ctx.kubeconfig))
+        manager = ControllerManager(client, options_from(ctx.args, leader_elect=False))
+        task = asyncio.create_task(manager.run(), name="controller-manager")
+        try:
+            yield manager
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.close()
+
+    return running()

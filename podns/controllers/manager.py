@@ -1,0 +1,149 @@
+"""The controller manager: every podns controller in one process, as kube-controller-manager.
+
+`ControllerManager.run()` runs the controllers until cancelled. With leader election (the
+default for `podns controller-manager`), several managers may run against one API server and
+exactly one acts at a time: each contends for the Lease `kube-system/kube-controller-manager`,
+and only the holder runs controllers; a manager that loses the Lease stops its controllers
+(cancelling them) and contends again. Every leadership term starts from fresh informers, so a
+new leader lists the current state and converges (level-triggered), whatever the previous leader
+left half-done.
+
+Controllers: `endpointslice`, `endpoints`, `statefulset`, `scheduler`, `nodelifecycle`,
+`garbagecollector` (names as `--controllers` takes them; all by default). They share one set
+of informers and one event recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from podns.controllers import runtime
+from podns.controllers.endpoints.controller import EndpointsController
+from podns.controllers.endpointslice.controller import EndpointSliceController
+from podns.controllers.endpointslice.reconciler import DEFAULT_MAX_ENDPOINTS_PER_SLICE
+from podns.controllers.events import EventRecorder
+from podns.controllers.gc import GarbageCollector
+from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD, NodeLifecycleController
+from podns.controllers.scheduler import Scheduler
+from podns.controllers.statefulset.controller import StatefulSetController
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.kube.leaderelection import LeaderElector
+from podns.kube.resources import NAMESPACES
+
+log = logging.getLogger(__name__)
+
+ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "scheduler", "nodelifecycle",
+                   "garbagecollector")
+LEASE_NAMESPACE = "kube-system"
+LEASE_NAME = "kube-controller-manager"
+#: how long to wait for the first list of every informer before starting workers anyway
+#: (a resource the server does not serve must not stop the others)
+SYNC_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class Options:
+    """What `podns controller-manager` / `podns up` may tune (few knobs, on purpose)."""
+
+    controllers: Sequence[str] = ALL_CONTROLLERS
+    node_grace_period: float = DEFAULT_GRACE_PERIOD
+    max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE
+    leader_elect: bool = True
+    #: Lease timing (seconds): client-go / kube-controller-manager defaults
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    identity: str = field(default_factory=lambda: default_identity())
+
+
+class ControllerManager:
+    """Runs the selected controllers (with leader election when `options.leader_elect`)."""
+
+    def __init__(self, client: Client, options: Options | None = None) -> None:
+        self.client = client
+        self.options = options or Options()
+        unknown = set(self.options.controllers) - set(ALL_CONTROLLERS)
+        if unknown:
+            raise ValueError(f"unknown controllers: {', '.join(sorted(unknown))}"
+                             f" (known: {', '.join(ALL_CONTROLLERS)})")
+        #: the controllers of the current leadership term (empty while not leading)
+        self.controllers: dict[str, runtime.Controller] = {}
+        self.informers: runtime.SharedInformers | None = None
+        self.leading = asyncio.Event()
+
+    def build(self, informers: runtime.SharedInformers, recorder: EventRecorder
+              ) -> dict[str, runtime.Controller]:
+        """Create the selected controllers on shared informers (no I/O yet)."""
+        opts, client = self.options, self.client
+        makers = {
+            "endpointslice": lambda: EndpointSliceController(
+                client, informers, recorder=recorder, max_endpoints_per_slice=opts.max_endpoints_per_slice),
+            "endpoints": lambda: EndpointsController(client, informers),
+            "statefulset": lambda: StatefulSetController(client, informers, recorder=recorder),
+            "scheduler": lambda: Scheduler(client, informers, recorder=recorder),
+            "nodelifecycle": lambda: NodeLifecycleController(
+                client, informers, recorder=recorder, grace_period=opts.node_grace_period),
+            "garbagecollector": lambda: GarbageCollector(client, informers),
+        }
+        return {name: makers[name]() for name in ALL_CONTROLLERS if name in opts.controllers}
+
+    async def run_controllers(self) -> None:
+        """One leadership term: start informers, wait for their first list, run every
+        controller's workers until cancelled."""
+        informers = runtime.SharedInformers(self.client)
+        recorder = EventRecorder(self.client, "kube-controller-manager", instance=self.options.identity)
+        self.controllers = self.build(informers, recorder)
+        self.informers = informers
+        informers.start()
+        try:
+            try:
+                await informers.wait_synced(SYNC_TIMEOUT)
+            except TimeoutError:
+                log.warning("not every informer synced within %.0fs; starting controllers anyway",
+                            SYNC_TIMEOUT)
+            self.leading.set()
+            await asyncio.gather(*(c.run() for c in self.controllers.values()))
+        finally:
+            self.leading.clear()
+            self.controllers = {}
+            self.informers = None
+            await recorder.stop()
+            await informers.stop()
+
+    async def _ensure_lease_namespace(self) -> None:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NAMESPACE}}
+        with contextlib.suppress(errors.AlreadyExists, errors.Forbidden):
+            await self.client.create(NAMESPACES, body)
+
+    async def run(self) -> None:
+        """Run until cancelled: with leader election, only while holding the Lease."""
+        if not self.options.leader_elect:
+            await self.run_controllers()
+            return
+        while True:
+            try:
+                await self._ensure_lease_namespace()
+                break
+            except errors.KubeError as exc:
+                log.warning("creating namespace %s: %s; retrying", LEASE_NAMESPACE, exc)
+                await asyncio.sleep(1.0)
+        elector = LeaderElector(
+            self.client, LEASE_NAMESPACE, LEASE_NAME, self.options.identity,
+            lease_duration=self.options.lease_duration, renew_deadline=self.options.renew_deadline,
+            retry_period=self.options.retry_period, on_started_leading=self.run_controllers,
+            on_new_leader=lambda who: log.info("controller-manager leader is now %s", who),
+        )
+        await elector.run()
+
+
+def default_identity() -> str:
+    """A unique identity for this process: host name, pid and a random suffix."""
+    return f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
