@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,21 @@ from aiohttp import web
 
 from podns.api import protobuf
 
-KUBECTL_DIR = Path(os.environ.get("PODNS_KUBECTL_DIR", "/usr/lib/google-cloud-sdk/bin"))
+
+def kubectl_binary(version: str) -> str:
+    """`kubectl.<version>`: on PATH, in $PODNS_KUBECTL_DIR, or next to the `kubectl` on PATH."""
+    name = f"kubectl.{version}"
+    found = shutil.which(name)
+    if found:
+        return found
+    dirs = [os.environ.get("PODNS_KUBECTL_DIR", "")]
+    plain = shutil.which("kubectl")
+    if plain:
+        dirs.append(os.path.dirname(os.path.realpath(plain)))
+    for d in dirs:
+        if d and os.access(os.path.join(d, name), os.X_OK):
+            return os.path.join(d, name)
+    pytest.skip(f"{name} is not installed")
 
 #: (id, kubectl arguments); each creates one object through a typed client
 COMMANDS: list[tuple[str, list[str]]] = [
@@ -76,12 +91,10 @@ async def recorder() -> Any:
 
 async def capture(rec: Recorder, version: str, args: list[str]) -> tuple[str, bytes]:
     """Run one kubectl command against the recorder; return (Content-Type, body) it sent."""
-    binary = KUBECTL_DIR / f"kubectl.{version}"
-    if not binary.exists():
-        pytest.skip(f"{binary} not installed")
+    binary = kubectl_binary(version)
     before = len(rec.bodies)
     proc = await asyncio.create_subprocess_exec(
-        str(binary), f"--kubeconfig={rec.kubeconfig}", f"--cache-dir={rec.cache}",  # type: ignore[attr-defined]
+        binary, f"--kubeconfig={rec.kubeconfig}", f"--cache-dir={rec.cache}",  # type: ignore[attr-defined]
         "--validate=false", *args,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     await asyncio.wait_for(proc.wait(), 30)
