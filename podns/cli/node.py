@@ -1,0 +1,96 @@
+"""`podns node`: a node agent joining a cluster (and the node component of `podns up`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import re
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+from podns.cli.apiserver import wait_for_signal
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.node.agent import Agent
+
+
+def _hostname() -> str:
+    name = re.sub(r"[^a-z0-9.-]", "-", socket.gethostname().lower()).strip("-.")
+    return name or "node-1"
+
+
+def _node_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pod-network", choices=("loopback", "netns"), default="loopback",
+                        help="loopback (default, no root): each pod gets its own 127.x address; "
+                             "netns: a network namespace per pod (root; not implemented yet)")
+    parser.add_argument("--pod-cidr", default=None,
+                        help="pod address range (default: the first free 127.<n>.0.0/16)")
+    parser.add_argument("--node-ip", default="127.0.0.1",
+                        help="this node's address: its log endpoint listens here (default 127.0.0.1)")
+    parser.add_argument("--node-port", type=int, default=0,
+                        help="port of the node's log endpoint (default: any free port)")
+    parser.add_argument("--no-service-proxy", action="store_true",
+                        help="do not run the ClusterIP proxy on this node")
+
+
+def add_parser(subparsers: Any, name: str) -> None:
+    parser = subparsers.add_parser(name, help="run a node agent (pods as local processes)",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", required=True, type=Path, help="kubeconfig of the cluster")
+    parser.add_argument("--name", default=_hostname(), help="Node name (default: the host name)")
+    parser.add_argument("--data-dir", default=None, type=Path,
+                        help="pod state, logs, volumes (default ./state/node-<name>)")
+    _node_flags(parser)
+    parser.set_defaults(run=run)
+
+
+def add_up_arguments(parser: argparse.ArgumentParser) -> None:
+    """The node agent's flags on `podns up`."""
+    _node_flags(parser)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.pod_network == "netns":
+        raise SystemExit("podns node: --pod-network=netns is not implemented yet; use loopback")
+
+
+@contextlib.asynccontextmanager
+async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argparse.Namespace
+                   ) -> AsyncIterator[Agent]:
+    client = Client.from_kubeconfig(kubeconfig)
+    agent = Agent(client, name=name, data_dir=data_dir, host_ip=args.node_ip, port=args.node_port,
+                  pod_cidr=args.pod_cidr, proxy=not args.no_service_proxy)
+    try:
+        await agent.start()
+        yield agent
+    finally:
+        await agent.stop()
+        await client.close()
+
+
+async def start_node(ctx: Any) -> AbstractAsyncContextManager[Agent]:
+    """`podns up` hook: the node named after the host, state in `<data-dir>/node`."""
+    _check(ctx.args)
+    return _running(ctx.kubeconfig, name=ctx.node_name, data_dir=ctx.data_dir / "node", args=ctx.args)
+
+
+async def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _check(args)
+    data_dir = (args.data_dir or Path("state") / f"node-{args.name}").absolute()
+    try:
+        async with _running(args.kubeconfig, name=args.name, data_dir=data_dir,
+                            args=args) as agent:
+            print(f"podns node: {args.name} running (pods {agent.pod_cidr}, logs on "
+                  f"{agent.host_ip}:{agent.port})", flush=True)
+            await wait_for_signal()
+    except errors.KubeError as exc:
+        print(f"podns node: {exc}", file=sys.stderr)
+        return 1
+    print("podns node: stopped", file=sys.stderr, flush=True)
+    return 0

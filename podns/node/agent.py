@@ -1,0 +1,279 @@
+"""The node agent: runs the pods bound to this node (podns's kubelet).
+
+Wiring of the node's parts: a pod informer restricted to `spec.nodeName=<node>`, one
+`PodWorker` per pod, a status writer per pod (a change is written at once; concurrent changes
+coalesce into one patch), the event recorder, the Node/Lease heartbeat, the HTTP endpoint that
+serves container logs, and (optionally) the ClusterIP proxy.
+
+`sync(key)` is level-triggered (STYLE 2.7.1): it re-reads the pod from the informer cache and
+starts, updates or terminates its worker; handlers only pass the key.
+
+Shutdown (`stop`) stops every pod process (SIGTERM, a short grace, SIGKILL) but leaves the pods
+bound to the node; an agent started again with the same data dir kills any process a crashed
+predecessor left (recorded pids), keeps the pods' addresses (persisted IPAM) and starts them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.kube.informer import Informer, object_key
+from podns.kube.resources import CONFIGMAPS, NODES, PODS, Resource
+from podns.node import runtime, volumes
+from podns.node.container import ContainerRunner
+from podns.node.events import EventRecorder
+from podns.node.heartbeat import Heartbeat, choose_pod_cidr
+from podns.node.ipam import IPAM
+from podns.node.podworker import PodWorker
+from podns.node.server import make_app
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+SECRETS = Resource("", "v1", "secrets", "Secret")
+#: grace given to pod processes when the agent itself stops
+SHUTDOWN_GRACE = 5.0
+#: grace for a pod that vanished from the API without graceful deletion (force delete)
+FORCE_GRACE = 2.0
+#: pause before a failed status write is retried
+STATUS_RETRY = 1.0
+
+
+class Agent:
+    """One node. `await start()`, then `await stop()`; `client` stays the caller's."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        name: str,
+        data_dir: Path,
+        host_ip: str = "127.0.0.1",
+        port: int = 0,
+        pod_cidr: str | None = None,
+        proxy: bool = False,
+    ) -> None:
+        self.client = client
+        self.node_name = name
+        self.data_dir = Path(data_dir)
+        self.host_ip = host_ip
+        self.port = port
+        self.pod_cidr = pod_cidr
+        self.proxy_enabled = proxy
+        self.ipam: IPAM = IPAM()  # replaced in start() once the CIDR is known
+        self.workers: dict[str, PodWorker] = {}
+        self.informer: Informer | None = None
+        self.events = EventRecorder(client, component="kubelet", host=name)
+        self.heartbeat: Heartbeat | None = None
+        self.proxy: Any = None
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._dirty: dict[str, asyncio.Event] = {}
+        self._written: dict[str, Obj] = {}
+        self._runner: web.AppRunner | None = None
+        self._pids_scheduled = False
+        self.status_writes = 0
+
+    # -- start / stop ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        leftovers = runtime.kill_recorded(self.data_dir / "pids")
+        if leftovers:
+            log.warning("node %s: killed %d process group(s) left by a previous run", self.node_name,
+                        leftovers)
+        if self.pod_cidr is None:
+            nodes = (await self.client.list(NODES)).get("items") or []
+            self.pod_cidr = choose_pod_cidr(nodes, self.node_name)
+        self.ipam = IPAM(self.pod_cidr, self.data_dir / "ipam.json")
+        app = make_app(self.find_container, self.list_pods)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host_ip, self.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        self.heartbeat = Heartbeat(self.client, name=self.node_name, host_ip=self.host_ip, port=self.port,
+                                   pod_cidr=self.pod_cidr)
+        await self.heartbeat.register()
+        self.heartbeat.start()
+        self.events.start()
+        self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={self.node_name}",
+                                 name=f"node:{self.node_name}:pods")
+        self.informer.add_handler(
+            on_add=lambda obj: self.sync(object_key(obj)),
+            on_update=lambda old, new: self.sync(object_key(new)),
+            on_delete=lambda obj: self.sync(object_key(obj)),
+        )
+        self.informer.start()
+        await self.informer.wait_synced()
+        self.ipam.retain_only({str(p.get("metadata", {}).get("uid", "")) for p in self.informer.list()})
+        if self.proxy_enabled:
+            from podns.node.proxy import ServiceProxy
+
+            self.proxy = ServiceProxy(self.client)
+            await self.proxy.start()
+
+    async def stop(self) -> None:
+        """Stop everything this agent started; no pod process outlives it."""
+        if self.proxy is not None:
+            await self.proxy.stop()
+        if self.informer is not None:
+            await self.informer.stop()
+        workers = list(self.workers.values())
+        await asyncio.gather(*(w.shutdown(min(w.grace_period(), SHUTDOWN_GRACE)) for w in workers),
+                             return_exceptions=True)
+        for task in list(self._writers.values()):
+            task.cancel()
+        for task in list(self._writers.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._writers.clear()
+        self._write_pids()
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
+        await self.events.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- sync ------------------------------------------------------------------------------------
+
+    def sync(self, key: str) -> None:
+        """Make the worker of pod `key` match the pod in the cache (level-triggered)."""
+        assert self.informer is not None
+        pod = self.informer.get(key)
+        worker = self.workers.get(key)
+        if worker is not None and (pod is None or worker.uid != pod.get("metadata", {}).get("uid")):
+            # gone from the API (force-deleted) or replaced by a new pod of the same name
+            worker.request_termination(grace=min(worker.grace_period(), FORCE_GRACE), api_gone=True)
+            if pod is not None:
+                asyncio.get_running_loop().create_task(self._resync_after(worker, key))
+            return
+        if pod is None:
+            return
+        if worker is not None:
+            worker.update(pod)
+            return
+        meta = pod.get("metadata", {})
+        phase = (pod.get("status") or {}).get("phase")
+        if meta.get("deletionTimestamp"):
+            # deleted while no worker ran it (e.g. the agent was down): nothing to stop
+            asyncio.get_running_loop().create_task(self.delete_pod(pod))
+            return
+        if phase in ("Succeeded", "Failed"):
+            return  # finished for good: never started again
+        worker = PodWorker(self, pod)
+        self.workers[key] = worker
+        self._dirty[key] = asyncio.Event()
+        self._writers[key] = asyncio.get_running_loop().create_task(self._status_writer(worker),
+                                                                    name=f"status:{key}")
+        worker.start()
+
+    async def _resync_after(self, worker: PodWorker, key: str) -> None:
+        await worker.finished.wait()
+        await asyncio.sleep(0)
+        self.sync(key)
+
+    # -- AgentHost -------------------------------------------------------------------------------
+
+    async def fetch_sources(self, pod: Obj) -> tuple[dict[str, Obj | None], dict[str, Obj | None]]:
+        """The ConfigMaps and Secrets the pod refers to (None for each that does not exist)."""
+        ns = pod.get("metadata", {}).get("namespace", "default")
+        cm_names, secret_names = volumes.referenced_sources(pod)
+        out: tuple[dict[str, Obj | None], dict[str, Obj | None]] = ({}, {})
+        for names, resource, into in ((cm_names, CONFIGMAPS, out[0]), (secret_names, SECRETS, out[1])):
+            for name in names:
+                try:
+                    into[name] = await self.client.get(resource, name, ns)
+                except errors.KubeError:
+                    into[name] = None
+        return out
+
+    def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None:
+        self.events.record(pod, etype, reason, message, field_path)
+
+    def status_dirty(self, worker: PodWorker) -> None:
+        event = self._dirty.get(worker.key)
+        if event is not None and self.workers.get(worker.key) is worker:
+            event.set()
+
+    async def _status_writer(self, worker: PodWorker) -> None:
+        event = self._dirty[worker.key]
+        while True:
+            await event.wait()
+            event.clear()
+            try:
+                await self.write_status(worker)
+            except errors.NotFound:
+                return
+            except errors.KubeError as exc:
+                log.warning("pod %s: writing status failed: %s", worker.key, exc)
+                await asyncio.sleep(STATUS_RETRY)
+                event.set()
+
+    async def write_status(self, worker: PodWorker) -> None:
+        """Patch the pod's status now, unless it equals what was last written."""
+        status = worker.status()
+        if self._written.get(worker.uid) == status:
+            return
+        meta = worker.pod.get("metadata", {})
+        await self.client.patch(PODS, meta.get("name", ""), {"status": status}, meta.get("namespace"),
+                                subresource="status")
+        self._written[worker.uid] = status
+        self.status_writes += 1
+
+    async def delete_pod(self, pod: Obj) -> None:
+        """Remove the pod object (gracePeriodSeconds=0: its processes are already gone)."""
+        meta = pod.get("metadata", {})
+        worker = self.workers.get(f"{meta.get('namespace', 'default')}/{meta.get('name', '')}")
+        if worker is not None and worker.uid == meta.get("uid"):
+            with contextlib.suppress(errors.KubeError):
+                await self.write_status(worker)
+        with contextlib.suppress(errors.NotFound, errors.Conflict):
+            await self.client.delete(PODS, meta.get("name", ""), meta.get("namespace"),
+                                     grace_period_seconds=0, preconditions={"uid": str(meta.get("uid", ""))})
+
+    def processes_changed(self) -> None:
+        if self._pids_scheduled:
+            return
+        self._pids_scheduled = True
+        asyncio.get_running_loop().call_later(0.05, self._write_pids)
+
+    def _write_pids(self) -> None:
+        self._pids_scheduled = False
+        procs = [p for w in self.workers.values() for p in w.processes()]
+        with contextlib.suppress(OSError):
+            runtime.record(self.data_dir / "pids", procs)
+
+    def worker_done(self, worker: PodWorker) -> None:
+        if self.workers.get(worker.key) is worker:
+            del self.workers[worker.key]
+            task = self._writers.pop(worker.key, None)
+            if task is not None:
+                task.cancel()
+            self._dirty.pop(worker.key, None)
+        self._written.pop(worker.uid, None)
+        self.processes_changed()
+
+    # -- HTTP endpoint ---------------------------------------------------------------------------
+
+    def find_container(self, namespace: str, pod: str, container: str) -> tuple[ContainerRunner | None,
+                                                                              Obj | None]:
+        worker = self.workers.get(f"{namespace}/{pod}")
+        if worker is None:
+            return None, None
+        for runner in worker.runners + worker.init_runners:
+            if runner.name == container:
+                return runner, worker.pod
+        return None, worker.pod
+
+    def list_pods(self) -> list[Obj]:
+        return [w.pod for w in self.workers.values()]

@@ -1,0 +1,344 @@
+"""One container of a pod over its lifetime: instances, restarts with back-off, probes, stopping.
+
+A `ContainerRunner` owns the `ContainerRecord` the pod status is built from, and moves it through
+the states the kubelet reports: Waiting (ContainerCreating, CreateContainerConfigError,
+CreateContainerError, CrashLoopBackOff) -> Running -> Terminated (Completed, Error, StartError),
+restarting per the pod's restartPolicy with the kubelet's back-off (the first restart at once,
+then 10 s doubling to 300 s; reset after an instance ran 10 minutes).
+
+Probes (startup gating liveness and readiness) run only while an instance runs; a liveness or
+startup failure stops the instance with its grace period and restarts it per policy. Every change
+of the record calls `host.changed()` so that the pod status is written at once.
+
+The runner never raises out of `run()` for anything the pod's spec or processes do; that is
+reported through the record and `host.event(...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from podns.node import probes, runtime
+from podns.node.env import ConfigError, command_line
+from podns.node.logs import LogSink, prune_instances
+from podns.node.probes import ProbeResult, ProbeSpec, ProbeWorker
+from podns.node.status import ContainerRecord, rfc3339
+
+Obj = dict[str, Any]
+
+#: kubelet back-off: first restart immediate, then 10 s doubling up to 5 minutes
+BACKOFF_INITIAL = 10.0
+BACKOFF_MAX = 300.0
+#: an instance that ran this long resets the back-off (the kubelet forgets after 2 * max)
+BACKOFF_RESET_AFTER = 600.0
+#: how often a container whose configuration is incomplete (missing ConfigMap...) is retried
+CONFIG_RETRY = 5.0
+#: extra time the kubelet grants after a preStop hook used up the grace period
+PRESTOP_EXTRA = 2.0
+
+NO_COMMAND = ("container has no command: podns runs containers as local processes and there is no "
+              "image entrypoint to fall back to; set command (and args)")
+
+
+class RunnerHost(Protocol):
+    """What a runner needs from its pod worker."""
+
+    pod: Obj
+    pod_ip: str
+    log_dir: Path
+    work_dir: Path
+
+    def container_env(self, container: Obj) -> dict[str, str]: ...
+    async def refresh_sources(self) -> None: ...
+    def event(self, etype: str, reason: str, message: str, field_path: str = "") -> None: ...
+    def changed(self) -> None: ...
+    def processes_changed(self) -> None: ...
+    def grace_period(self) -> float: ...
+
+
+class ContainerRunner:
+    """Runs one container spec of a pod (an init container when `init`)."""
+
+    def __init__(self, host: RunnerHost, spec: Obj, *, init: bool = False, restart_count: int = 0) -> None:
+        self.host = host
+        self.spec = spec
+        self.name = str(spec.get("name", ""))
+        self.init = init
+        self.field_path = f"spec.{'initContainers' if init else 'containers'}{{{self.name}}}"
+        self.record = ContainerRecord(name=self.name, image=str(spec.get("image", "")),
+                                      restart_count=restart_count)
+        self.proc: runtime.Process | None = None
+        self.sink: LogSink | None = None
+        self.instances = 0
+        self.stopping = False
+        self.backoff = 0.0
+        self._wake = asyncio.Event()
+        self._kill = asyncio.Event()
+        self._kill_grace: float | None = None
+        self._probes: list[ProbeWorker] = []
+        self._last_waiting: tuple[str, str] | None = None
+
+    # -- logs --------------------------------------------------------------------------------
+
+    @property
+    def log_dir(self) -> Path:
+        return self.host.log_dir / self.name
+
+    def log_path(self, restart_count: int | None = None) -> Path:
+        rc = self.record.restart_count if restart_count is None else restart_count
+        return self.log_dir / f"{rc}.log"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, policy: str) -> int | None:
+        """Run instances until one ends for good under `policy` (Always/OnFailure/Never) or the
+        runner is stopped; return the last exit code (None if it never ran)."""
+        last: int | None = None
+        while not self.stopping:
+            code = await self._attempt()
+            if self.stopping:
+                return code if code is not None else last
+            if code is None:
+                await self._sleep(CONFIG_RETRY)
+                continue
+            last = code
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                return code
+            term = self.record.state.get("terminated", {})
+            ran = (self.proc.finished_at or time.time()) - self.proc.started_at if self.proc else 0.0
+            if ran >= BACKOFF_RESET_AFTER:
+                self.backoff = 0.0
+            if self.backoff > 0:
+                pod = self.host.pod.get("metadata", {})
+                who = f"{pod.get('name')}_{pod.get('namespace')}({pod.get('uid')})"
+                self.record.last_state = {"terminated": term}
+                message = f"back-off {self.backoff:g}s restarting failed container={self.name} pod={who}"
+                self.record.state = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+                self.host.event("Warning", "BackOff",
+                                f"Back-off restarting failed container {self.name} in pod {who}",
+                                self.field_path)
+                self.host.changed()
+                await self._sleep(self.backoff)
+            self.backoff = min(max(self.backoff * 2, BACKOFF_INITIAL), BACKOFF_MAX)
+        return last
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _waiting(self, reason: str, message: str) -> None:
+        self.record.state = {"waiting": {"reason": reason, "message": message}}
+        self.record.ready = False
+        if self._last_waiting != (reason, message):
+            self._last_waiting = (reason, message)
+            self.host.event("Warning", "Failed", f"Error: {message}", self.field_path)
+        self.host.changed()
+
+    def _run_as(self) -> tuple[int | None, int | None]:
+        if os.geteuid() != 0:
+            return None, None  # only root may switch users; otherwise run as the agent's user
+        pod_sc = (self.host.pod.get("spec") or {}).get("securityContext") or {}
+        sc = self.spec.get("securityContext") or {}
+        user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+        group = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+        return (int(user) if user is not None else None, int(group) if group is not None else None)
+
+    async def _attempt(self) -> int | None:
+        """Start one instance and wait for its end; None when it could not even be created."""
+        if self._last_waiting and self._last_waiting[0] == "CreateContainerConfigError":
+            await self.host.refresh_sources()
+        try:
+            env = self.host.container_env(self.spec)
+        except ConfigError as exc:
+            self._waiting("CreateContainerConfigError", str(exc))
+            return None
+        argv = command_line(self.spec, env)
+        if not argv:
+            self._waiting("CreateContainerError", NO_COMMAND)
+            return None
+        self._last_waiting = None
+        if self.instances > 0:
+            self.record.restart_count += 1
+            term = self.record.state.get("terminated") or self.record.last_state.get("terminated")
+            if term:
+                self.record.last_state = {"terminated": term}
+        self.instances += 1
+        rc = self.record.restart_count
+        prune_instances(self.log_dir, {rc, rc - 1})
+        sink = LogSink(self.log_path(rc))
+        self.sink = sink
+        started = time.time()
+        user, group = self._run_as()
+        cwd = self.spec.get("workingDir") or str(self.host.work_dir)
+        try:
+            proc = runtime.start(argv, env=env, cwd=cwd, sink=sink, user=user, group=group)
+        except runtime.StartError as exc:
+            sink.close()
+            self.record.state = {"terminated": {
+                "exitCode": 128, "reason": exc.reason, "message": exc.message,
+                "startedAt": rfc3339(0), "finishedAt": rfc3339(time.time()),
+            }}
+            self.record.ready = self.record.started = False
+            self.host.event("Warning", "Failed", f"Error: failed to start container {self.name!r}: "
+                            f"{exc.message}", self.field_path)
+            self.host.changed()
+            return 128
+        self.proc = proc
+        self._kill.clear()
+        self._kill_grace = None
+        self.record.container_id = f"podns://{proc.pid}"
+        self.record.state = {"running": {"startedAt": rfc3339(started)}}
+        self.host.event("Normal", "Created", f"Created container: {self.name}", self.field_path)
+        self.host.event("Normal", "Started", f"Started container {self.name}", self.field_path)
+        self._start_probes(env, cwd)
+        self.host.changed()
+        self.host.processes_changed()
+        code = await self._wait_or_kill(proc)
+        self._stop_probes()
+        self.record.ready = False
+        self.record.started = False
+        self.record.state = {"terminated": {
+            "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+            "startedAt": rfc3339(proc.started_at), "finishedAt": rfc3339(proc.finished_at or time.time()),
+            "containerID": self.record.container_id,
+        }}
+        if self.init and code == 0:
+            self.record.ready = True
+        self.host.changed()
+        self.host.processes_changed()
+        return code
+
+    async def _wait_or_kill(self, proc: runtime.Process) -> int:
+        exit_wait = asyncio.ensure_future(proc.wait())
+        kill_wait = asyncio.ensure_future(self._kill.wait())
+        try:
+            await asyncio.wait({exit_wait, kill_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            kill_wait.cancel()
+        if not exit_wait.done():
+            grace = self._kill_grace if self._kill_grace is not None else self.host.grace_period()
+            await proc.stop(grace)
+        return await exit_wait
+
+    # -- probes ------------------------------------------------------------------------------
+
+    def _attempt_fn(self, handler: Obj, env: dict[str, str], cwd: str) -> Callable[[float], Any]:
+        async def attempt(timeout: float) -> ProbeResult:
+            return await probes.check(handler, pod_ip=self.host.pod_ip, container=self.spec, env=env,
+                                      timeout=timeout, cwd=cwd)
+        return attempt
+
+    def _start_probes(self, env: dict[str, str], cwd: str) -> None:
+        if self.init:
+            return
+        startup = self.spec.get("startupProbe")
+        self.record.ready = False
+        if startup:
+            spec = ProbeSpec.parse(startup)
+
+            def on_startup(ok: bool, res: ProbeResult) -> None:
+                if ok:
+                    self.record.started = True
+                    self._start_main_probes(env, cwd)
+                    self.host.changed()
+                else:
+                    self._fail("Startup", res, spec)
+
+            w = ProbeWorker("startupProbe", spec, self._attempt_fn(startup, env, cwd), on_startup,
+                            initial=False)
+            self._probes.append(w)
+            w.start()
+        else:
+            self.record.started = True
+            self._start_main_probes(env, cwd)
+
+    def _start_main_probes(self, env: dict[str, str], cwd: str) -> None:
+        readiness = self.spec.get("readinessProbe")
+        liveness = self.spec.get("livenessProbe")
+        if readiness:
+            rspec = ProbeSpec.parse(readiness)
+
+            def on_ready(ok: bool, res: ProbeResult) -> None:
+                self.record.ready = ok
+                self.host.changed()
+
+            def on_result(res: ProbeResult) -> None:
+                if not res.success:
+                    self.host.event("Warning", "Unhealthy", f"Readiness probe failed: {res.message}",
+                                    self.field_path)
+
+            w = ProbeWorker("readinessProbe", rspec, self._attempt_fn(readiness, env, cwd), on_ready,
+                            initial=False, on_result=on_result)
+            self._probes.append(w)
+            w.start()
+        else:
+            self.record.ready = True
+        if liveness:
+            lspec = ProbeSpec.parse(liveness)
+
+            def on_live(ok: bool, res: ProbeResult) -> None:
+                if not ok:
+                    self._fail("Liveness", res, lspec)
+
+            w = ProbeWorker("livenessProbe", lspec, self._attempt_fn(liveness, env, cwd), on_live,
+                            initial=True)
+            self._probes.append(w)
+            w.start()
+
+    def _fail(self, kind: str, res: ProbeResult, spec: ProbeSpec) -> None:
+        """A liveness/startup failure: kill this instance (the run loop restarts it per policy)."""
+        self.host.event("Warning", "Unhealthy", f"{kind} probe failed: {res.message}", self.field_path)
+        self.host.event("Normal", "Killing",
+                        f"Container {self.name} failed {kind.lower()} probe, will be restarted",
+                        self.field_path)
+        self._kill_grace = spec.termination_grace
+        self._kill.set()
+
+    def _stop_probes(self) -> None:
+        for w in self._probes:
+            w.stop()
+        self._probes.clear()
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    async def terminate(self, grace: float) -> None:
+        """Stop for good: preStop hook, SIGTERM, up to `grace` seconds, SIGKILL."""
+        self.stopping = True
+        self._wake.set()
+        self._stop_probes()
+        proc = self.proc
+        if proc is None or not proc.running:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        hook = ((self.spec.get("lifecycle") or {}).get("preStop")) or None
+        if hook and grace > 0:
+            await self._pre_stop(hook, grace)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                remaining = PRESTOP_EXTRA
+        else:
+            remaining = grace
+        self.host.event("Normal", "Killing", f"Stopping container {self.name}", self.field_path)
+        await proc.stop(remaining)
+
+    async def _pre_stop(self, hook: Obj, grace: float) -> None:
+        if "sleep" in hook:
+            await asyncio.sleep(min(float(hook["sleep"].get("seconds", 0)), grace))
+            return
+        try:
+            env = self.host.container_env(self.spec)
+        except ConfigError:
+            env = {}
+        res = await probes.check(hook, pod_ip=self.host.pod_ip, container=self.spec, env=env, timeout=grace,
+                                 cwd=self.spec.get("workingDir") or str(self.host.work_dir))
+        if not res.success:
+            self.host.event("Warning", "FailedPreStopHook",
+                            f"PreStopHook failed: {res.message}", self.field_path)

@@ -1,0 +1,243 @@
+"""Node registration and heartbeat: the Node object, its status, and its Lease.
+
+As the kubelet: at start the agent registers its Node (labels, podCIDR, capacity/allocatable,
+conditions, addresses, daemonEndpoints, nodeInfo), then renews the Lease
+`kube-node-lease/<node>` every `LEASE_RENEW` seconds (the cheap heartbeat the node lifecycle
+controller watches) and rewrites the Node status every `STATUS_EVERY` seconds
+(`lastHeartbeatTime`), or at once when something in it changes.
+
+Pod CIDR: when none is given, the agent picks the first `127.<n>.0.0/16` (n = 1, 2, ...) that no
+other Node's `spec.podCIDR` claims and records it in its Node, so several agents on one machine
+(loopback mode) never hand out the same pod address. An agent restarted with the same name keeps
+the CIDR its Node already has.
+
+API failures are retried on the next tick; the heartbeat never raises out of `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import platform
+import time
+from typing import Any
+
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.kube.resources import LEASES, NAMESPACES, NODES
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+LEASE_NAMESPACE = "kube-node-lease"
+#: kubelet defaults: lease duration 40 s, renewed every 10 s (a quarter of it)
+LEASE_DURATION = 40
+LEASE_RENEW = 10.0
+#: full status rewrite period (the kubelet's nodeStatusReportFrequency is 5 min; we are cheaper)
+STATUS_EVERY = 60.0
+#: how many pods one node admits (the kubelet's default maxPods is 110; processes are cheap)
+MAX_PODS = 250
+VERSION = "v1.33.0-podns"
+
+
+def _microtime() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _memory_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def choose_pod_cidr(nodes: list[Obj], name: str) -> str:
+    """This node's CIDR if it has one, else the first free 127.<n>.0.0/16."""
+    taken: set[str] = set()
+    for node in nodes:
+        cidr = (node.get("spec") or {}).get("podCIDR")
+        if not cidr:
+            continue
+        if node.get("metadata", {}).get("name") == name:
+            return str(cidr)
+        taken.add(str(ipaddress.ip_network(cidr, strict=False)))
+    for n in range(1, 64):
+        candidate = f"127.{n}.0.0/16"
+        if candidate not in taken:
+            return candidate
+    raise RuntimeError("no free 127.<n>.0.0/16 pod CIDR left for this node")
+
+
+class Heartbeat:
+    """Registers the Node and keeps its Lease and status fresh."""
+
+    def __init__(self, client: Client, *, name: str, host_ip: str, port: int, pod_cidr: str,
+                 labels: dict[str, str] | None = None) -> None:
+        self.client = client
+        self.name = name
+        self.host_ip = host_ip
+        self.port = port
+        self.pod_cidr = pod_cidr
+        self.labels = labels or {}
+        self.node_uid = ""
+        self._task: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self.lease_renewals = 0
+        #: condition type -> lastTransitionTime (kept while the status stays the same)
+        self._since: dict[str, str] = {}
+
+    def node_labels(self) -> dict[str, str]:
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+        return {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
+                "beta.kubernetes.io/arch": arch, **self.labels}
+
+    def node_status(self) -> Obj:
+        cpu = str(os.cpu_count() or 1)
+        mem = f"{_memory_bytes() // 1024}Ki"
+        resources = {"cpu": cpu, "memory": mem, "pods": str(MAX_PODS), "ephemeral-storage": "0"}
+        now = _now()
+
+        def cond(ctype: str, status: str, reason: str, message: str) -> Obj:
+            return {"type": ctype, "status": status, "reason": reason, "message": message,
+                    "lastHeartbeatTime": now, "lastTransitionTime": self._since.get(ctype, now)}
+
+        arch = self.node_labels()["kubernetes.io/arch"]
+        return {
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": [
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory",
+                     "kubelet has sufficient memory available"),
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                cond("PIDPressure", "False", "KubeletHasSufficientPID",
+                     "kubelet has sufficient PID available"),
+                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ],
+            "addresses": [{"type": "InternalIP", "address": self.host_ip},
+                          {"type": "Hostname", "address": self.name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
+            "nodeInfo": {
+                "machineID": _read("/etc/machine-id"),
+                "systemUUID": _read("/etc/machine-id"),
+                "bootID": _read("/proc/sys/kernel/random/boot_id"),
+                "kernelVersion": platform.release(),
+                "osImage": platform.freedesktop_os_release().get("PRETTY_NAME", "Linux")
+                if hasattr(platform, "freedesktop_os_release") else "Linux",
+                "containerRuntimeVersion": "podns://0.1.0",
+                "kubeletVersion": VERSION,
+                "kubeProxyVersion": VERSION,
+                "operatingSystem": "linux",
+                "architecture": arch,
+            },
+        }
+
+    async def register(self) -> Obj:
+        """Create the Node (or adopt the existing one of this name); write its status. Raises
+        the API's error when the Node cannot be written (the agent cannot run without one)."""
+        self._since = {}
+        try:
+            node = await self.client.get(NODES, self.name)
+        except errors.NotFound:
+            body = {"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": self.name, "labels": self.node_labels()},
+                    "spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]}}
+            try:
+                node = await self.client.create(NODES, body)
+            except errors.AlreadyExists:
+                node = await self.client.get(NODES, self.name)
+        else:
+            patch: Obj = {"metadata": {"labels": self.node_labels()}}
+            if (node.get("spec") or {}).get("podCIDR") != self.pod_cidr:
+                patch["spec"] = {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]}
+            with contextlib.suppress(errors.Invalid):  # podCIDR is immutable once set
+                node = await self.client.patch(NODES, self.name, patch)
+        self.node_uid = str(node.get("metadata", {}).get("uid", ""))
+        for c in (node.get("status") or {}).get("conditions") or []:
+            if c.get("type") and c.get("status") in ("True", "False") and c.get("lastTransitionTime"):
+                if c["type"] == "Ready" and c["status"] != "True":
+                    continue  # becomes True now
+                self._since[c["type"]] = c["lastTransitionTime"]
+        await self.update_status()
+        await self.renew_lease()
+        return node
+
+    async def update_status(self) -> None:
+        status = self.node_status()
+        for c in status["conditions"]:
+            self._since.setdefault(c["type"], c["lastTransitionTime"])
+        await self.client.patch(NODES, self.name, {"status": status}, subresource="status")
+
+    async def renew_lease(self) -> None:
+        spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
+                "renewTime": _microtime()}
+        try:
+            await self.client.patch(LEASES, self.name, {"spec": spec}, LEASE_NAMESPACE)
+        except errors.NotFound:
+            body: Obj = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                         "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
+                         "spec": spec}
+            if self.node_uid:
+                body["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node",
+                                                        "name": self.name, "uid": self.node_uid}]
+            try:
+                await self.client.create(LEASES, body, LEASE_NAMESPACE)
+            except errors.NotFound:
+                await self._ensure_namespace()
+                await self.client.create(LEASES, body, LEASE_NAMESPACE)
+        self.lease_renewals += 1
+
+    async def _ensure_namespace(self) -> None:
+        with contextlib.suppress(errors.AlreadyExists):
+            await self.client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                                  "metadata": {"name": LEASE_NAMESPACE}})
+
+    def kick(self) -> None:
+        """Write the Node status now (something in it changed)."""
+        self._kick.set()
+
+    def start(self, renew_every: float = LEASE_RENEW) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(renew_every), name="heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self, renew_every: float) -> None:
+        last_status = time.monotonic()
+        while True:
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), renew_every)
+            try:
+                await self.renew_lease()
+                if self._kick.is_set() or time.monotonic() - last_status >= STATUS_EVERY:
+                    await self.update_status()
+                    last_status = time.monotonic()
+            except errors.NotFound:
+                with contextlib.suppress(errors.KubeError):
+                    await self.register()  # the Node was deleted: register again, as the kubelet does
+            except errors.KubeError as exc:
+                log.warning("node %s: heartbeat failed: %s", self.name, exc)

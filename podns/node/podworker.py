@@ -1,0 +1,251 @@
+"""One pod on this node, from admission to removal: the kubelet's "pod worker".
+
+`PodWorker.run()` gives the pod its IP and volumes, runs the init containers in order (each to
+success, restarting per policy), then all containers side by side (`ContainerRunner`). The agent
+hands it each newer version of the pod (`update`); a `deletionTimestamp` starts the graceful
+termination: preStop hooks, SIGTERM, the grace period, SIGKILL, a final status, then the pod
+object is deleted with gracePeriodSeconds=0 (as the kubelet does) and the pod's address,
+emptyDirs and logs are released.
+
+Everything that can go wrong with the pod's spec or its processes ends as status (reasons and
+messages) and events; `run()` itself only ends by completion or termination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+from podns.node import env as envmod
+from podns.node import volumes
+from podns.node.container import ContainerRunner
+from podns.node.ipam import IPAM, IPRangeExhausted
+from podns.node.status import ContainerRecord, now_rfc3339, pod_status
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+#: Kubernetes' default terminationGracePeriodSeconds
+DEFAULT_GRACE = 30.0
+#: how often sandbox set-up (IP, volumes) is retried after a failure
+SETUP_RETRY = 2.0
+
+
+def _restarts(previous: dict[Any, Obj], container: Obj) -> int:
+    """The restart count the API last saw for `container` (kept across agent restarts)."""
+    return int((previous.get(container.get("name")) or {}).get("restartCount", 0) or 0)
+
+
+class AgentHost(Protocol):
+    """What a pod worker needs from the node agent."""
+
+    node_name: str
+    host_ip: str
+    data_dir: Path
+    ipam: IPAM
+
+    async def fetch_sources(self, pod: Obj) -> tuple[dict[str, Obj | None], dict[str, Obj | None]]: ...
+    def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None: ...
+    def status_dirty(self, worker: PodWorker) -> None: ...
+    async def delete_pod(self, pod: Obj) -> None: ...
+    def processes_changed(self) -> None: ...
+    def worker_done(self, worker: PodWorker) -> None: ...
+
+
+class PodWorker:
+    """Runs one pod (see the module docstring)."""
+
+    def __init__(self, agent: AgentHost, pod: Obj) -> None:
+        self.agent = agent
+        self.pod = pod
+        meta = pod.get("metadata", {})
+        self.uid = str(meta.get("uid", ""))
+        self.key = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+        spec = pod.get("spec") or {}
+        self.dir = volumes.pod_dir(agent.data_dir, pod)
+        self.log_dir = self.dir / "logs"
+        self.work_dir = self.dir / "cwd"
+        previous = {s.get("name"): s for s in ((pod.get("status") or {}).get("containerStatuses") or [])}
+        self.init_runners = [ContainerRunner(self, c, init=True) for c in spec.get("initContainers") or []]
+        self.runners = [
+            ContainerRunner(self, c, restart_count=_restarts(previous, c))
+            for c in spec.get("containers") or []
+        ]
+        self.pod_ip = ""
+        self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
+        self.init_failed = False
+        self.reason = ""
+        self.message = ""
+        self.terminal = False
+        self.terminating = False  # stopping for good (deletion) or for agent shutdown
+        self.deleting = False  # the pod is being deleted (or is gone from the API)
+        self.volumes: dict[str, Path] = {}
+        self.sources: tuple[dict[str, Obj | None], dict[str, Obj | None]] = ({}, {})
+        self._lifecycle: asyncio.Task[None] | None = None
+        self._termination: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+
+    # -- RunnerHost ------------------------------------------------------------------------------
+
+    def container_env(self, container: Obj) -> dict[str, str]:
+        extra = {"PODNS_POD_IP": self.pod_ip, **volumes.container_env(container, self.volumes)}
+        configmaps, secrets = self.sources
+        return envmod.build_env(self.pod, container, pod_ip=self.pod_ip, host_ip=self.agent.host_ip,
+                                extra=extra, configmaps=configmaps, secrets=secrets)
+
+    async def refresh_sources(self) -> None:
+        """Fetch the ConfigMaps/Secrets again (a container waits for one that was missing)."""
+        self.sources = await self.agent.fetch_sources(self.pod)
+
+    def event(self, etype: str, reason: str, message: str, field_path: str = "") -> None:
+        self.agent.record_event(self.pod, etype, reason, message, field_path)
+
+    def changed(self) -> None:
+        self.agent.status_dirty(self)
+
+    def processes_changed(self) -> None:
+        self.agent.processes_changed()
+
+    def grace_period(self) -> float:
+        meta = self.pod.get("metadata", {})
+        value = meta.get("deletionGracePeriodSeconds")
+        if value is None:
+            value = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE)
+        return float(value if value is not None else DEFAULT_GRACE)
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def status(self) -> Obj:
+        """The pod status to write now."""
+        init: list[ContainerRecord] = [r.record for r in self.init_runners]
+        main: list[ContainerRecord] = [r.record for r in self.runners]
+        st = pod_status(self.pod, init, main, pod_ip=self.pod_ip, host_ip=self.agent.host_ip,
+                        start_time=self.start_time, init_failed=self.init_failed,
+                        reason=self.reason, message=self.message)
+        if self.terminal_after_deletion():
+            codes = [(r.record.terminated or {}).get("exitCode") for r in self.runners]
+            st["phase"] = "Succeeded" if codes and all(c == 0 for c in codes) else "Failed"
+        return st
+
+    def terminal_after_deletion(self) -> bool:
+        """All containers stopped because the pod is being deleted (the kubelet then reports a
+        terminal phase, so controllers stop counting the pod)."""
+        return self.deleting and all(r.proc is None or not r.proc.running for r in self.runners)
+
+    def processes(self) -> list[Any]:
+        return [r.proc for r in self.init_runners + self.runners if r.proc is not None and r.proc.running]
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._lifecycle = asyncio.get_running_loop().create_task(self._run(), name=f"pod:{self.key}")
+        if (self.pod.get("metadata") or {}).get("deletionTimestamp"):
+            self.request_termination()
+
+    def update(self, pod: Obj) -> None:
+        """A newer version of the pod from the API (spec is immutable; metadata and status move)."""
+        self.pod = pod
+        if pod.get("metadata", {}).get("deletionTimestamp") and not self.terminating:
+            self.request_termination()
+
+    def request_termination(self, *, grace: float | None = None, api_gone: bool = False) -> None:
+        """Stop the pod gracefully; then delete its object (unless already gone) and release it."""
+        if self._termination is not None:
+            return
+        self.terminating = True
+        self.deleting = True
+        g = self.grace_period() if grace is None else grace
+        self._termination = asyncio.get_running_loop().create_task(
+            self._terminate(g, api_gone=api_gone), name=f"terminate:{self.key}")
+
+    async def _run(self) -> None:
+        try:
+            await self._setup()
+            if await self._run_init():
+                policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+                await asyncio.gather(*(r.run(policy) for r in self.runners))
+            if not self.terminating:
+                self.terminal = True
+                self.agent.ipam.release(self.uid)  # a finished pod holds no address
+                self.changed()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not take the agent down: report it on the pod
+            log.exception("pod %s: worker failed", self.key)
+            self.reason, self.message = "NodeAgentError", "the node agent failed to run this pod; see its log"
+            self.changed()
+
+    async def _setup(self) -> None:
+        """Address, ConfigMaps/Secrets and volumes; retried until they succeed (pod stays Pending)."""
+        while True:
+            try:
+                previous = (self.pod.get("status") or {}).get("podIP")
+                self.pod_ip = self.agent.ipam.allocate(self.uid, preferred=previous)
+                self.sources = await self.agent.fetch_sources(self.pod)
+                configmaps, secrets = self.sources
+                self.volumes = await asyncio.to_thread(volumes.prepare, self.pod, self.agent.data_dir,
+                                                       configmaps=configmaps, secrets=secrets)
+                self.work_dir.mkdir(parents=True, exist_ok=True)
+                self.reason = self.message = ""
+                self.changed()
+                return
+            except IPRangeExhausted as exc:
+                self._setup_failed("FailedCreatePodSandBox",
+                                   f"failed to assign an IP address to the pod: {exc}")
+            except volumes.VolumeError as exc:
+                self._setup_failed("FailedMount", f"MountVolume.SetUp failed: {exc}")
+            except OSError as exc:
+                self._setup_failed("FailedMount", f"MountVolume.SetUp failed: {exc}")
+            await asyncio.sleep(SETUP_RETRY)
+
+    def _setup_failed(self, reason: str, message: str) -> None:
+        if (self.reason, self.message) != (reason, message):
+            self.event("Warning", reason, message)
+        self.reason, self.message = reason, message
+        self.changed()
+
+    async def _run_init(self) -> bool:
+        """Init containers one after another; False when the pod failed (restartPolicy Never)."""
+        policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+        for runner in self.init_runners:
+            code = await runner.run("Never" if policy == "Never" else "OnFailure")
+            if self.terminating:
+                return False
+            if code != 0:
+                self.init_failed = True
+                self.changed()
+                return False
+        return True
+
+    async def _terminate(self, grace: float, *, api_gone: bool) -> None:
+        try:
+            runners = self.init_runners + self.runners
+            await asyncio.gather(*(r.terminate(grace) for r in runners), return_exceptions=True)
+            if self._lifecycle is not None:
+                self._lifecycle.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._lifecycle
+            self.finished.set()
+            if not api_gone:
+                self.changed()
+                await self.agent.delete_pod(self.pod)
+        finally:
+            self.finished.set()
+            self.agent.ipam.release(self.uid)
+            await asyncio.to_thread(volumes.cleanup, self.pod, self.agent.data_dir)
+            self.agent.worker_done(self)
+
+    async def shutdown(self, grace: float) -> None:
+        """Agent shutdown: stop the processes (SIGTERM, `grace`, SIGKILL) but keep the pod, its
+        address and volumes: an agent restarted with the same data dir starts it again."""
+        self.terminating = True
+        await asyncio.gather(*(r.terminate(grace) for r in self.init_runners + self.runners),
+                             return_exceptions=True)
+        for task in (self._lifecycle, self._termination):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

@@ -1,0 +1,113 @@
+"""The node agent's own HTTP endpoint (the kubelet's port 10250, in plain HTTP on the node IP).
+
+Routes:
+- `GET /containerLogs/{namespace}/{pod}/{container}`: the container's log, with the kubelet's
+  query parameters `follow`, `previous`, `tailLines`, `timestamps`, `sinceSeconds`, `sinceTime`,
+  `limitBytes`. The API server's `pods/log` proxies here (`podns.api.podlog`); errors are
+  Kubernetes `Status` JSON bodies with the code the API server should answer with.
+- `GET /healthz`: `ok`.
+- `GET /pods`: the pods this agent runs (a PodList, as the kubelet's read-only endpoint).
+
+The port is recorded in `Node.status.daemonEndpoints.kubeletEndpoint.Port` and the address is
+the node's InternalIP. It listens on the node IP only (loopback by default), without
+authentication: in loopback mode only local users can reach it, as they can read the log files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from podns.node.container import ContainerRunner
+from podns.node.logs import LogOptions, follow_log
+
+Obj = dict[str, Any]
+#: finds (runner, pod exists) for namespace, pod name, container name
+Finder = Callable[[str, str, str], tuple[ContainerRunner | None, Obj | None]]
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+    return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+def _options(query: Any) -> LogOptions:
+    def num(name: str) -> int | None:
+        raw = query.get(name)
+        if raw in (None, ""):
+            return None
+        value = int(raw)
+        if value < 0:
+            raise ValueError(f"{name} must be a non-negative integer")
+        return value
+
+    since = num("sinceSeconds")
+    return LogOptions(timestamps=_bool(query.get("timestamps")), tail_lines=num("tailLines"),
+                      since_seconds=float(since) if since is not None else None,
+                      since_time=query.get("sinceTime") or None, limit_bytes=num("limitBytes"))
+
+
+def make_app(find: Finder, list_pods: Callable[[], list[Obj]]) -> web.Application:
+    """The aiohttp application; `find` and `list_pods` read the agent's state."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def pods(request: web.Request) -> web.Response:
+        body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": list_pods()}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def container_logs(request: web.Request) -> web.StreamResponse:
+        ns, name, cname = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        try:
+            opts = _options(request.query)
+        except ValueError as exc:
+            return _status(400, "BadRequest", str(exc))
+        runner, pod = find(ns, name, cname)
+        if pod is None:
+            return _status(404, "NotFound", f'pod "{name}" in namespace "{ns}" is not running on this node')
+        if runner is None:
+            return _status(400, "BadRequest", f"container {cname} is not valid for pod {name}")
+        previous = _bool(request.query.get("previous"))
+        rc = runner.record.restart_count
+        if previous:
+            path = runner.log_path(rc - 1)
+            if rc == 0 or not path.exists():
+                return _status(400, "BadRequest",
+                               f'previous terminated container "{cname}" in pod "{name}" not found')
+            sink = None
+        else:
+            path = runner.log_path(rc)
+            if runner.instances == 0 and not path.exists():
+                reason = (runner.record.state.get("waiting") or {}).get("reason", "ContainerCreating")
+                return _status(400, "BadRequest",
+                               f'container "{cname}" in pod "{name}" is waiting to start: {reason}')
+            sink = runner.sink if _bool(request.query.get("follow")) else None
+            if sink is not None and sink.path != path:
+                sink = None
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await resp.prepare(request)
+        budget = opts.limit_bytes
+        async for line in follow_log(path, sink, opts):
+            if budget is not None:
+                line = line[:budget]
+                budget -= len(line)
+            await resp.write(line)
+            if budget is not None and budget <= 0:
+                break
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/pods", pods)
+    app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
+    return app

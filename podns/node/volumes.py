@@ -1,0 +1,155 @@
+"""Pod volumes as directories: emptyDir, hostPath, persistentVolumeClaim, configMap, secret.
+
+Without a mount namespace (loopback mode) a container cannot see a volume at its `mountPath`, so
+each volume is a host directory and every container that mounts it gets the directory's path in
+its environment as `PODNS_VOLUME_<NAME>` (volume name upper-cased, `-`/`.` as `_`; a mount's
+`subPath` is appended). Commands refer to it as `$(PODNS_VOLUME_DATA)`; the variable is defined
+before the container's own `env`, so env values may use it too.
+
+Where each kind lives (under the agent's data dir):
+- emptyDir: `pods/<uid>/volumes/<name>`, removed with the pod;
+- persistentVolumeClaim: `volumes/pvc/<namespace>/<claimName>`, kept after the pod is gone, so a
+  StatefulSet pod re-created with the same claim (`data-db-0`) finds its data again;
+- hostPath: the path itself (created for `DirectoryOrCreate`/unset type when missing);
+- configMap / secret: `pods/<uid>/volumes/<name>` holding one file per key (or per `items`).
+
+Raises `VolumeError` (reported as a pod event `FailedMount`, containers Waiting) for a hostPath
+of the wrong type or a missing required ConfigMap/Secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from podns.node.env import env_var_name_for_volume
+
+Obj = dict[str, Any]
+
+
+class VolumeError(Exception):
+    """A volume could not be set up (event reason FailedMount)."""
+
+
+def pod_dir(data_dir: Path, pod: Obj) -> Path:
+    """`<data>/pods/<namespace>_<name>_<uid>`: the pod's own directory (the kubelet's layout)."""
+    meta = pod.get("metadata", {})
+    ns, name, uid = meta.get("namespace", "default"), meta.get("name", ""), meta.get("uid", "")
+    return data_dir / "pods" / f"{ns}_{name}_{uid}"
+
+
+def _write_keys(target: Path, data: Mapping[str, str], items: list[Obj] | None) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    chosen = {i["key"]: i.get("path", i["key"]) for i in items or [] if "key" in i} or {k: k for k in data}
+    for key, rel in chosen.items():
+        if key not in data:
+            raise VolumeError(f"configmap/secret key {key!r} not found")
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(data[key])
+
+
+def prepare(
+    pod: Obj,
+    data_dir: Path,
+    *,
+    configmaps: Mapping[str, Obj | None] | None = None,
+    secrets: Mapping[str, Obj | None] | None = None,
+) -> dict[str, Path]:
+    """Create every volume of `pod`; return volume name -> host directory (or file)."""
+    out: dict[str, Path] = {}
+    base = pod_dir(data_dir, pod) / "volumes"
+    namespace = pod.get("metadata", {}).get("namespace", "default")
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        name = str(vol.get("name", ""))
+        if "persistentVolumeClaim" in vol:
+            claim = str(vol["persistentVolumeClaim"].get("claimName", name))
+            path = data_dir / "volumes" / "pvc" / namespace / claim
+            path.mkdir(parents=True, exist_ok=True)
+        elif "hostPath" in vol:
+            path = Path(vol["hostPath"].get("path", ""))
+            kind = vol["hostPath"].get("type") or ""
+            if kind in ("", "DirectoryOrCreate") and not path.exists():
+                path.mkdir(parents=True, exist_ok=True)
+            elif kind == "FileOrCreate" and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            elif kind == "Directory" and not path.is_dir():
+                raise VolumeError(f"hostPath type check failed: {path} is not a directory")
+            elif kind == "File" and not path.is_file():
+                raise VolumeError(f"hostPath type check failed: {path} is not a file")
+        elif "configMap" in vol or "secret" in vol:
+            kind = "configMap" if "configMap" in vol else "secret"
+            src = vol[kind]
+            ref = str(src.get("name") or src.get("secretName") or "")
+            obj = (configmaps if kind == "configMap" else secrets) or {}
+            found = obj.get(ref)
+            path = base / name
+            if found is None:
+                if src.get("optional"):
+                    path.mkdir(parents=True, exist_ok=True)
+                    out[name] = path
+                    continue
+                raise VolumeError(f'{kind.lower()} "{ref}" not found')
+            data = dict(found.get("data") or {})
+            if kind == "secret":
+                data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+            _write_keys(path, data, src.get("items"))
+        else:  # emptyDir and anything else we only know as scratch space
+            path = base / name
+            path.mkdir(parents=True, exist_ok=True)
+        out[name] = path
+    return out
+
+
+def container_env(container: Obj, volumes: Mapping[str, Path]) -> dict[str, str]:
+    """`PODNS_VOLUME_<NAME>` for each of the container's volumeMounts (with subPath)."""
+    env: dict[str, str] = {}
+    for mount in container.get("volumeMounts") or []:
+        name = str(mount.get("name", ""))
+        path = volumes.get(name)
+        if path is None:
+            continue
+        sub = mount.get("subPath")
+        if sub:
+            path = path / sub
+            if not path.exists():
+                path.mkdir(parents=True, exist_ok=True)
+        env[env_var_name_for_volume(name)] = str(path)
+    return env
+
+
+def cleanup(pod: Obj, data_dir: Path) -> None:
+    """Remove the pod's own directory (emptyDirs, logs); claims and hostPaths stay."""
+    path = pod_dir(data_dir, pod)
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def referenced_sources(pod: Obj) -> tuple[set[str], set[str]]:
+    """Names of the ConfigMaps and Secrets the pod's volumes and containers refer to."""
+    cms: set[str] = set()
+    secrets: set[str] = set()
+    spec = pod.get("spec") or {}
+    for vol in spec.get("volumes") or []:
+        if "configMap" in vol:
+            cms.add(str(vol["configMap"].get("name", "")))
+        if "secret" in vol:
+            secrets.add(str(vol["secret"].get("secretName", "")))
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        for item in c.get("envFrom") or []:
+            if item.get("configMapRef"):
+                cms.add(str(item["configMapRef"].get("name", "")))
+            if item.get("secretRef"):
+                secrets.add(str(item["secretRef"].get("name", "")))
+        for e in c.get("env") or []:
+            vf = e.get("valueFrom") or {}
+            if vf.get("configMapKeyRef"):
+                cms.add(str(vf["configMapKeyRef"].get("name", "")))
+            if vf.get("secretKeyRef"):
+                secrets.add(str(vf["secretKeyRef"].get("name", "")))
+    return cms, secrets
+
