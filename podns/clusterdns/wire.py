@@ -369,6 +369,8 @@ def truncate(message: bytes, answer_ends: tuple[int, ...], limit: int, question_
 
 def error_response(query: Query | None, rcode: int, *, msg_id: int = 0, flags: int = 0) -> bytes:
     """A bare error response echoing the question when there is one (FORMERR, NOTIMP, ...)."""
+    if query is not None and not query.question:
+        msg_id, flags = query.msg_id, query.flags
     if query is None or not query.question:
         f = QR | (flags & (RD | CD)) | (flags & 0x7800) | rcode
         return _HDR.pack(msg_id, f, 0, 0, 0, 0)

@@ -1,0 +1,57 @@
+"""Property tests: the parser and the handler never crash, whatever the bytes."""
+
+from __future__ import annotations
+
+import dns.message
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from podns.clusterdns import wire
+from podns.clusterdns.handler import Forward, Handler
+
+pytestmark = pytest.mark.timeout(60)
+
+_names = st.lists(st.sampled_from(["svc1", "testns", "svc", "cluster", "local", "hdls1", "_http", "_tcp",
+                                   "pod", "10-0-0-1", "x" * 63, "A", "\x00", "."]), max_size=8)
+
+
+@st.composite
+def mutated_queries(draw: st.DrawFn) -> bytes:
+    """A valid query for a fixture-ish name, then bytes flipped, cut or appended."""
+    labels = draw(_names)
+    name = ".".join(labels) + "." if labels else "."
+    try:
+        q = dns.message.make_query(name, draw(st.sampled_from(["A", "AAAA", "SRV", "PTR", "TXT", "ANY", "NS"])),
+                                   use_edns=draw(st.sampled_from([-1, 0, 1])))
+        data = bytearray(q.to_wire())
+    except Exception:
+        data = bytearray(b"\x00" * 12)
+    for _ in range(draw(st.integers(0, 4))):
+        if data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    cut = draw(st.integers(0, len(data)))
+    return bytes(data[:cut]) + draw(st.binary(max_size=8))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=300), mutated_queries()))
+def test_parser_only_raises_its_own_errors(data: bytes) -> None:
+    try:
+        q = wire.parse_query(data)
+    except (wire.Drop, wire.FormatError):
+        return
+    assert 0 <= q.qtype < 65536 and 0 <= q.qclass < 65536
+    if q.question:
+        assert wire.read_name(q.qname_wire, 0)[0] == q.qname_wire.lower()
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=300), mutated_queries()))
+def test_handler_answers_parseable_or_drops(handler: Handler, data: bytes) -> None:
+    """Any input: None (drop), a Forward, or a response dnspython can parse with our ID."""
+    out = handler.handle(data, "udp")
+    if out is None or isinstance(out, Forward):
+        return
+    assert len(out) >= 12 and out[:2] == data[:2] and out[2] & 0x80
+    dns.message.from_wire(out)

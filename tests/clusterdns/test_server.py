@@ -1,0 +1,206 @@
+"""The real UDP/TCP server on loopback: fast path, EDNS0, truncation, TCP, bad input, forwarding."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import subprocess
+from collections.abc import AsyncIterator
+
+import dns.asyncquery
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rrset
+import pytest
+
+from podns.clusterdns import testing as t
+from podns.clusterdns.forward import Forwarder
+from podns.clusterdns.handler import Handler
+from podns.clusterdns.index import RecordIndex
+from podns.clusterdns.metrics import Metrics
+from podns.clusterdns.server import DNSServer
+from tests.clusterdns.conftest import load_coredns_fixture, records
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeUpstream(asyncio.DatagramProtocol):
+    """A loopback resolver answering every A question with 192.0.2.1 (and counting)."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        q = dns.message.from_wire(data)
+        self.queries.append(str(q.question[0].name))
+        r = dns.message.make_response(q)
+        if q.question[0].rdtype == 1:
+            r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A", "192.0.2.1"))
+        assert self.transport is not None
+        self.transport.sendto(r.to_wire(), addr)
+
+
+async def make_server(*, upstream: tuple[str, int] | None = None, synced: bool = True,
+                      **kw: object) -> tuple[DNSServer, RecordIndex]:
+    metrics = Metrics()
+    index = RecordIndex(metrics=metrics)
+    load_coredns_fixture(index)
+    big = [t.endpoint(f"10.9.{i // 250}.{i % 250 + 1}") for i in range(120)]
+    index.on_service_add(t.service("big", "testns", ports=[("http", "TCP", 80)]))
+    index.on_slice_add(t.endpoint_slice("big-1", "big", "testns", endpoints=big, ports=[("http", "TCP", 80)]))
+    if synced:
+        index.mark_synced()
+    handler = Handler(index, metrics, upstream=upstream is not None)
+    server = DNSServer(index, handler, metrics, forwarder=Forwarder([upstream]) if upstream else None, **kw)
+    await server.start("127.0.0.1", 0)
+    return server, index
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[DNSServer]:
+    srv, _ = await make_server()
+    yield srv
+    await srv.close()
+
+
+async def udp(server: DNSServer, name: str, rdtype: str = "A", **kw: object) -> dns.message.Message:
+    q = dns.message.make_query(name, rdtype, **kw)  # type: ignore[arg-type]
+    return await dns.asyncquery.udp(q, server.address[0], port=server.address[1], timeout=2,
+                                    ignore_trailing=True, raise_on_truncation=False)
+
+
+async def tcp(server: DNSServer, name: str, rdtype: str = "A") -> dns.message.Message:
+    q = dns.message.make_query(name, rdtype)
+    return await dns.asyncquery.tcp(q, server.address[0], port=server.address[1], timeout=2)
+
+
+def raw_udp(server: DNSServer, payload: bytes, timeout: float = 0.5) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(payload, server.address)
+        try:
+            return s.recv(65535)
+        except TimeoutError:
+            return None
+
+
+async def test_fast_path_udp_and_tcp_agree(server: DNSServer) -> None:
+    """Plain queries come back over UDP (fast path) and TCP with identical records, RD echoed."""
+    u = await udp(server, "hdls1.testns.svc.cluster.local.")
+    t_ = await tcp(server, "hdls1.testns.svc.cluster.local.")
+    assert records(u) == records(t_) and len(u.answer[0]) == 4
+    assert u.flags & dns.flags.RD and u.flags & dns.flags.AA
+
+
+async def test_edns_echo_and_truncation(server: DNSServer) -> None:
+    """120 endpoints: without EDNS the UDP answer is cut at 512 bytes with TC and whole records;
+    with EDNS 4096 it fits, OPT echoed; over TCP it is complete."""
+    name = "big.testns.svc.cluster.local."
+    small = await udp(server, name)
+    assert small.flags & dns.flags.TC and 0 < len(small.answer[0]) < 120
+    assert len(small.to_wire()) <= 512
+    large = await udp(server, name, use_edns=0, payload=4096)
+    assert not large.flags & dns.flags.TC and len(large.answer[0]) == 120 and large.edns == 0
+    mid = await udp(server, name, use_edns=0, payload=1232)
+    assert mid.flags & dns.flags.TC and len(mid.to_wire()) <= 1232 and mid.edns == 0
+    full = await tcp(server, name)
+    assert len(full.answer[0]) == 120
+
+
+async def test_dig_srv_with_additional(server: DNSServer) -> None:
+    """Real dig, UDP and TCP: SRV with targets and glue."""
+    for mode in ("+notcp", "+tcp"):
+        proc = await asyncio.create_subprocess_exec(
+            "dig", "@127.0.0.1", "-p", str(server.address[1]), mode, "+norec", "SRV",
+            "_http._tcp.hdls1.testns.svc.cluster.local.", stdout=subprocess.PIPE)
+        out = (await asyncio.wait_for(proc.communicate(), 10))[0].decode()
+        assert "status: NOERROR" in out and "ANSWER: 5" in out and "ADDITIONAL: 7" in out, out
+
+
+@pytest.mark.parametrize(("payload", "expect"), [
+    (b"", None), (b"\x00" * 5, None), (b"\xff" * 11, None),
+    (b"\x12\x34\x81\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01", None),  # QR=1: drop
+    (b"\x12\x34\x28\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x06\x00\x01", 4),  # UPDATE: NOTIMP
+    (b"\x12\x34\x01\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01\x00\x00\x01\x00\x01", 1),
+    (b"\x12\x34\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00", 1),  # no question: FORMERR
+    (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05abc", 1),  # truncated name
+    (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01", 1),  # pointer loop
+    (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x03", 5),  # class CH: REFUSED
+], ids=["empty", "short", "garbage", "qr", "opcode", "qdcount2", "qdcount0", "truncated", "loop", "chaos"])
+def test_bad_input(server: DNSServer, payload: bytes, expect: int | None) -> None:
+    """Bad packets are dropped or answered with the RFC rcode; the server keeps answering."""
+    reply = raw_udp(server, payload, timeout=0.3 if expect is None else 2)
+    if expect is None:
+        assert reply is None
+    else:
+        assert reply is not None and reply[:2] == b"\x12\x34" and reply[2] & 0x80 and reply[3] & 0xF == expect
+    good = dns.message.make_query("svc1.testns.svc.cluster.local.", "A")
+    assert raw_udp(server, good.to_wire(), timeout=2) is not None
+
+
+async def test_tcp_pipelining_idle_zero_and_limits() -> None:
+    """Several queries per TCP connection; silent/zero-length clients are closed without
+    stalling others; connections beyond the limit are closed at once."""
+    srv, _ = await make_server(tcp_idle_timeout=0.5, tcp_max_connections=3)
+    try:
+        host, port = srv.address
+        idle_r, idle_w = await asyncio.open_connection(host, port)  # says nothing
+        zr, zw = await asyncio.open_connection(host, port)
+        zw.write(b"\x00\x00")
+        assert await asyncio.wait_for(zr.read(), 2) == b""  # zero length prefix: closed
+        r, w = await asyncio.open_connection(host, port)
+        for i in range(3):
+            q = dns.message.make_query("svc1.testns.svc.cluster.local.", "A", id=i + 1).to_wire()
+            w.write(struct.pack("!H", len(q)) + q)
+        for i in range(3):
+            size = struct.unpack("!H", await r.readexactly(2))[0]
+            msg = dns.message.from_wire(await r.readexactly(size))
+            assert msg.id == i + 1 and records(msg) == ["svc1.testns.svc.cluster.local. 5 A 10.0.0.1"]
+        extra_r, extra_w = await asyncio.open_connection(host, port)  # 3 open: idle, pipelined, this
+        assert await asyncio.wait_for(extra_r.read(), 2) == b""
+        assert await asyncio.wait_for(idle_r.read(), 2) == b""  # idle timeout
+        for writer in (w, idle_w, zw, extra_w):
+            writer.close()
+    finally:
+        await srv.close()
+
+
+async def test_servfail_until_synced_then_served() -> None:
+    srv, index = await make_server(synced=False)
+    try:
+        assert (await udp(srv, "svc1.testns.svc.cluster.local.")).rcode() == dns.rcode.SERVFAIL
+        index.mark_synced()
+        assert records(await udp(srv, "svc1.testns.svc.cluster.local.")) == [
+            "svc1.testns.svc.cluster.local. 5 A 10.0.0.1"]
+    finally:
+        await srv.close()
+
+
+async def test_forwarding_and_refused() -> None:
+    """Out-of-zone names go to the (loopback) upstream; without one they are REFUSED. An
+    ExternalName outside the zone gets CNAME + the upstream's A."""
+    loop = asyncio.get_running_loop()
+    proto = FakeUpstream()
+    transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=("127.0.0.1", 0))
+    up = transport.get_extra_info("sockname")
+    srv, _ = await make_server(upstream=up)
+    bare, _ = await make_server()
+    try:
+        fwd = await udp(srv, "example.test.")
+        assert fwd.rcode() == dns.rcode.NOERROR and records(fwd) == ["example.test. 60 A 192.0.2.1"]
+        assert records(await tcp(srv, "example.test.")) == ["example.test. 60 A 192.0.2.1"]
+        ext = await udp(srv, "external.testns.svc.cluster.local.")
+        assert records(ext) == ["ext.interwebs.test. 60 A 192.0.2.1",
+                                "external.testns.svc.cluster.local. 5 CNAME ext.interwebs.test."]
+        assert (await udp(bare, "example.test.")).rcode() == dns.rcode.REFUSED
+        assert "svc1.testns.svc.cluster.local." not in proto.queries
+    finally:
+        await srv.close()
+        await bare.close()
+        transport.close()
