@@ -22,8 +22,8 @@ def mutated_queries(draw: st.DrawFn) -> bytes:
     labels = draw(_names)
     name = ".".join(labels) + "." if labels else "."
     try:
-        q = dns.message.make_query(name, draw(st.sampled_from(["A", "AAAA", "SRV", "PTR", "TXT", "ANY", "NS"])),
-                                   use_edns=draw(st.sampled_from([-1, 0, 1])))
+        rdtype = draw(st.sampled_from(["A", "AAAA", "SRV", "PTR", "TXT", "ANY", "NS"]))
+        q = dns.message.make_query(name, rdtype, use_edns=draw(st.sampled_from([-1, 0, 1])))
         data = bytearray(q.to_wire())
     except Exception:
         data = bytearray(b"\x00" * 12)
