@@ -45,9 +45,8 @@ ROOTS: tuple[tuple[str, str, str, str], ...] = (
     ("discovery.k8s.io/v1", "EndpointSlice", "k8s.io/api/discovery/v1", "EndpointSlice"),
     ("coordination.k8s.io/v1", "Lease", "k8s.io/api/coordination/v1", "Lease"),
     ("autoscaling/v1", "Scale", "k8s.io/api/autoscaling/v1", "Scale"),
+    # registered in every group version; schema.Schema.message_for maps them all here
     ("meta.k8s.io/v1", "DeleteOptions", "k8s.io/apimachinery/pkg/apis/meta/v1", "DeleteOptions"),
-    ("v1", "DeleteOptions", "k8s.io/apimachinery/pkg/apis/meta/v1", "DeleteOptions"),
-    ("apps/v1", "DeleteOptions", "k8s.io/apimachinery/pkg/apis/meta/v1", "DeleteOptions"),
     ("v1", "Status", "k8s.io/apimachinery/pkg/apis/meta/v1", "Status"),
 )
 

@@ -57,6 +57,11 @@ class Schema:
     messages: dict[str, Message]
 
     def message_for(self, api_version: str, kind: str) -> Message | None:
+        """The message of a kind, or None when it is not served. DeleteOptions is registered in
+        every group version (metav1.AddToGroupVersion), so a typed client of any group may send
+        it labelled with its own apiVersion."""
+        if kind == "DeleteOptions" and api_version:
+            api_version = "meta.k8s.io/v1"
         name = self.kinds.get(f"{api_version} {kind}")
         return self.messages[name] if name else None
 
