@@ -23,7 +23,7 @@ async def start_server() -> AsyncIterator[Callable[[], Awaitable[Started]]]:
 
     async def start() -> Started:
         fake = FakeAPIServer()
-        runner = web.AppRunner(fake.app(), shutdown_timeout=0.1)
+        runner = web.AppRunner(fake.app(), shutdown_timeout=0.1, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
