@@ -16,11 +16,13 @@ Semantics are exactly `SQLiteStore`'s (the conformance suite proves it), mapped 
   revision seen `retention` seconds earlier every `compact_interval` seconds, as the Kubernetes
   API server does (every 5 minutes by default).
 
-Failover and timeouts: requests go to the last endpoint that answered; a connection failure
-moves on to the next at once, a read that times out too (after `attempt_timeout`). Writes are
-retried on another endpoint only when the connection could not be made (a write that timed out
-may have been applied; retrying it blindly could report AlreadyExists for our own create).
-Nothing waits longer than `timeout` seconds: then Unavailable, never a hang.
+Failover and timeouts: requests go to the last endpoint that answered; a connection failure or
+"no leader" moves on to the next member at once, a read that times out (`attempt_timeout`) too.
+A write whose answer was lost (timed out, "request timed out due to leader failure") may have
+been applied: every write is a compare-and-swap txn whose failure branch reads the key, so it
+is retried safely and a retry that finds our own value in place reports success (not
+AlreadyExists or Conflict). Nothing waits longer than `timeout` seconds: then Unavailable,
+never a hang. Deletes read first (to know the last state even when the answer is lost).
 
 Keys live under `root` (default `/podns/`), so several clusters or tests can share one etcd.
 Only this module imports aiohttp's client for the store; its errors become `Unavailable`.
@@ -56,7 +58,16 @@ MAX_MESSAGE = 64 * 1024 * 1024
 
 
 class _EndpointFailed(Exception):
-    """One endpoint could not serve the request; another may."""
+    """One endpoint could not serve the request; another may. `ambiguous`: a write may
+    nevertheless have been applied."""
+
+    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+
+
+class _Ambiguous(Exception):
+    """A write's outcome is unknown (its answer was lost); the caller reads to find out."""
 
 
 class _FutureRevision(StoreError):
@@ -117,42 +128,59 @@ class EtcdStore:
                 )
         return self._session
 
-    async def _call(self, path: str, body: dict[str, Any], *, idempotent: bool) -> dict[str, Any]:
-        """POST to the first endpoint that answers; map etcd errors to store errors."""
+    async def _call(
+        self, path: str, body: dict[str, Any], *, write: bool = False, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """POST to the first endpoint that answers; map etcd errors to store errors.
+
+        Failures that leave nothing applied (no connection, no leader) move on to the next
+        endpoint, rounds apart by a short pause (an election takes about a second). A write
+        whose outcome is unknown (timed out after sending) raises `_Ambiguous` for the caller
+        to resolve by reading; reads just try again. At `deadline` (default: now + timeout):
+        Unavailable.
+        """
         session = self._http()
         data = orjson.dumps(body)
-        deadline = time.monotonic() + self._timeout
+        if deadline is None:
+            deadline = time.monotonic() + self._timeout
         errors: list[str] = []
         n = len(self._endpoints)
-        for i in range(n):
-            idx = (self._preferred + i) % n
-            url = self._endpoints[idx] + path
+        attempt = refused = 0
+        while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or refused >= 2 * n:
                 break
-            budget = min(remaining, self._attempt_timeout) if idempotent and i < n - 1 else remaining
+            idx = (self._preferred + attempt) % n
+            attempt += 1
+            if attempt > n and attempt % n == 1:
+                await asyncio.sleep(min(0.1, remaining))
+            url = self._endpoints[idx] + path
             try:
-                async with asyncio.timeout(budget):
+                async with asyncio.timeout(min(remaining, self._attempt_timeout)):
                     async with session.post(url, data=data) as resp:
                         payload = orjson.loads(await resp.read())
             except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
+                # Every member refusing twice in a row: nothing is listening, say so now.
+                refused += 1
                 errors.append(f"{url}: {exc}")
                 continue
             except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as exc:
+                refused = 0
                 errors.append(f"{url}: {type(exc).__name__} {exc}")
-                if idempotent:
-                    continue
-                raise Unavailable(f"etcd request {path} failed: {'; '.join(errors)}") from exc
+                if write:
+                    raise _Ambiguous(errors[-1]) from exc
+                continue
             try:
                 result = self._check(payload)
             except _EndpointFailed as exc:
+                refused = 0
                 errors.append(f"{url}: {exc}")
-                if idempotent:
-                    continue
-                raise Unavailable(f"etcd request {path} failed: {'; '.join(errors)}") from None
+                if write and exc.ambiguous:
+                    raise _Ambiguous(errors[-1]) from None
+                continue
             self._preferred = idx
             return result
-        raise Unavailable(f"etcd request {path} failed: {'; '.join(errors) or 'timed out'}")
+        raise Unavailable(f"etcd request {path} failed: {'; '.join(errors[-n:]) or 'timed out'}")
 
     @staticmethod
     def _check(payload: dict[str, Any]) -> dict[str, Any]:
@@ -164,11 +192,13 @@ class EtcdStore:
             raise Expired(message)
         if "required revision is a future revision" in message:
             raise _FutureRevision(message)
-        code = payload.get("code")
-        # Unavailable (14), DeadlineExceeded (4), Unknown (2, e.g. "leader changed"): another
-        # member, or a later try, may succeed.
-        if code in (2, 4, 14) or "no leader" in message or "timed out" in message:
-            raise _EndpointFailed(message)
+        # "request timed out[, possibly due to previous leader failure]", "request cancelled":
+        # a proposal may have been applied. "no leader", "leader changed", "too many requests":
+        # nothing was applied. Both may succeed on another member or a bit later.
+        if "timed out" in message or "cancelled" in message:
+            raise _EndpointFailed(message, ambiguous=True)
+        if payload.get("code") in (2, 4, 8, 14) or "leader" in message:
+            raise _EndpointFailed(message, ambiguous=False)
         raise StoreError(f"etcd: {message}")
 
     def _decode(self, kv: dict[str, Any]) -> Obj:
@@ -179,7 +209,7 @@ class EtcdStore:
     # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, key: str) -> Obj:
-        resp = await self._call("/v3/kv/range", {"key": _b64(self._root + key)}, idempotent=True)
+        resp = await self._call("/v3/kv/range", {"key": _b64(self._root + key)})
         kvs = resp.get("kvs")
         if not kvs:
             raise NotFound(key)
@@ -202,10 +232,10 @@ class EtcdStore:
         if at_rv:
             body["revision"] = at_rv
         try:
-            resp = await self._call("/v3/kv/range", body, idempotent=True)
+            resp = await self._call("/v3/kv/range", body)
         except _FutureRevision:
             body.pop("revision")
-            resp = await self._call("/v3/kv/range", body, idempotent=True)
+            resp = await self._call("/v3/kv/range", body)
             at_rv = None
         kvs = resp.get("kvs") or []
         rv = at_rv if at_rv else int(resp["header"]["revision"])
@@ -215,76 +245,102 @@ class EtcdStore:
         return ListResult(items=[self._decode(kv) for kv in kvs], rv=rv, continue_key=cont)
 
     async def current_rv(self) -> int:
-        resp = await self._call("/v3/kv/range", {"key": _b64(self._root)}, idempotent=True)
+        resp = await self._call("/v3/kv/range", {"key": _b64(self._root)})
         return int(resp["header"]["revision"])
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def _txn(self, compare: dict[str, Any], success: dict[str, Any],
-                   failure: dict[str, Any] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"compare": [compare], "success": [success]}
-        if failure is not None:
-            body["failure"] = [failure]
-        return await self._call("/v3/kv/txn", body, idempotent=False)
+    def _deadline(self) -> float:
+        return time.monotonic() + self._timeout
+
+    async def _read(self, k: str, deadline: float) -> dict[str, Any]:
+        return await self._call("/v3/kv/range", {"key": k}, deadline=deadline)
+
+    async def _txn(self, compare: dict[str, Any], success: dict[str, Any], k: str,
+                   deadline: float) -> dict[str, Any]:
+        """One compare-and-act txn whose failure branch reads the key."""
+        body = {"compare": [compare], "success": [success], "failure": [{"request_range": {"key": k}}]}
+        return await self._call("/v3/kv/txn", body, write=True, deadline=deadline)
 
     async def create(self, key: str, obj: Obj) -> Obj:
         k = _b64(self._root + key)
-        value = base64.b64encode(orjson.dumps(without_rv(obj))).decode()
-        resp = await self._txn(
-            {"key": k, "result": "EQUAL", "target": "CREATE", "create_revision": 0},
-            {"request_put": {"key": k, "value": value}},
-        )
-        if not resp.get("succeeded"):
-            raise AlreadyExists(key)
-        return with_rv(obj, int(resp["header"]["revision"]))
+        data = orjson.dumps(without_rv(obj))
+        put = {"request_put": {"key": k, "value": base64.b64encode(data).decode()}}
+        absent = {"key": k, "result": "EQUAL", "target": "CREATE", "create_revision": 0}
+        deadline = self._deadline()
+        ambiguous = False
+        while True:
+            try:
+                resp = await self._txn(absent, put, k, deadline)
+            except _Ambiguous:
+                ambiguous = True
+                continue
+            if resp.get("succeeded"):
+                return with_rv(obj, int(resp["header"]["revision"]))
+            kvs = resp["responses"][0]["response_range"].get("kvs")
+            if kvs:
+                if ambiguous and _unb64(kvs[0]["value"]) == data:
+                    return self._decode(kvs[0])  # our own earlier attempt landed
+                raise AlreadyExists(key)
 
     async def update(self, key: str, obj: Obj, *, expected_rv: int | None = None) -> Obj:
         k = _b64(self._root + key)
         data = orjson.dumps(without_rv(obj))
-        value = base64.b64encode(data).decode()
-        read = {"request_range": {"key": k}}
-        resp = await self._call("/v3/kv/range", {"key": k}, idempotent=True)
+        put = {"request_put": {"key": k, "value": base64.b64encode(data).decode()}}
+        deadline = self._deadline()
+        ambiguous = False
+        resp = await self._read(k, deadline)
         while True:
             kvs = resp.get("kvs")
             if not kvs:
                 raise NotFound(key)
             cur_rv = int(kvs[0]["mod_revision"])
+            if _unb64(kvs[0]["value"]) == data and (ambiguous or expected_rv in (None, cur_rv)):
+                # Unchanged (no write, no new revision), or our own earlier attempt landed.
+                return self._decode(kvs[0])
             if expected_rv is not None and expected_rv != cur_rv:
                 raise Conflict(f"{key}: resourceVersion {expected_rv} is stale (now {cur_rv})")
-            if _unb64(kvs[0]["value"]) == data:
-                return self._decode(kvs[0])  # unchanged: no write, no new revision
-            resp = await self._txn(
-                {"key": k, "result": "EQUAL", "target": "MOD", "mod_revision": cur_rv},
-                {"request_put": {"key": k, "value": value}},
-                read,
-            )
+            same = {"key": k, "result": "EQUAL", "target": "MOD", "mod_revision": cur_rv}
+            try:
+                resp = await self._txn(same, put, k, deadline)
+            except _Ambiguous:
+                ambiguous = True
+                resp = await self._read(k, deadline)
+                continue
             if resp.get("succeeded"):
                 return with_rv(obj, int(resp["header"]["revision"]))
-            # Lost a race: re-check against what the failed txn read.
+            # Lost a race: check again against what the failed txn read.
             resp = resp["responses"][0]["response_range"]
 
     async def delete(self, key: str, *, expected_rv: int | None = None) -> Obj:
         k = _b64(self._root + key)
         drop = {"request_delete_range": {"key": k, "prev_kv": True}}
-        if expected_rv is None:
-            resp = await self._call("/v3/kv/deleterange", drop["request_delete_range"],
-                                    idempotent=False)
-            prev = resp.get("prev_kvs")
-        else:
-            resp = await self._txn(
-                {"key": k, "result": "EQUAL", "target": "MOD", "mod_revision": expected_rv},
-                drop,
-                {"request_range": {"key": k}},
-            )
-            inner = resp["responses"][0]
-            if not resp.get("succeeded"):
-                if inner["response_range"].get("kvs"):
-                    raise Conflict(f"{key}: resourceVersion {expected_rv} is stale")
+        deadline = self._deadline()
+        resp = await self._read(k, deadline)
+        last: Obj | None = None
+        while True:
+            kvs = resp.get("kvs")
+            if not kvs:
+                if last is not None:
+                    # An earlier attempt whose answer was lost did delete it; the deletion's
+                    # exact revision is unknown, the read's is the closest bound.
+                    return with_rv(last, int(resp["header"]["revision"]))
                 raise NotFound(key)
-            prev = inner["response_delete_range"].get("prev_kvs")
-        if not prev:
-            raise NotFound(key)
-        return with_rv(self._decode(prev[0]), int(resp["header"]["revision"]))
+            cur_rv = int(kvs[0]["mod_revision"])
+            if expected_rv is not None and expected_rv != cur_rv:
+                raise Conflict(f"{key}: resourceVersion {expected_rv} is stale (now {cur_rv})")
+            same = {"key": k, "result": "EQUAL", "target": "MOD", "mod_revision": cur_rv}
+            try:
+                resp = await self._txn(same, drop, k, deadline)
+            except _Ambiguous:
+                last = self._decode(kvs[0])
+                resp = await self._read(k, deadline)
+                continue
+            if resp.get("succeeded"):
+                prev = resp["responses"][0]["response_delete_range"]["prev_kvs"][0]
+                return with_rv(self._decode(prev), int(resp["header"]["revision"]))
+            last = None
+            resp = resp["responses"][0]["response_range"]
 
     # -- history -------------------------------------------------------------------------------
 
@@ -292,7 +348,7 @@ class EtcdStore:
         target = min(rv + 1, await self.current_rv())
         # Already compacted further (another API server did it): nothing to do.
         with contextlib.suppress(Expired, _FutureRevision):
-            await self._call("/v3/kv/compaction", {"revision": target}, idempotent=True)
+            await self._call("/v3/kv/compaction", {"revision": target})
 
     async def _compact_forever(self) -> None:
         """Every compact_interval seconds, compact to the revision seen `retention` ago."""
@@ -396,7 +452,7 @@ class _EtcdWatch:
         failed_since: float | None = None
         errors: list[str] = []
         n = len(store._endpoints)
-        i = 0
+        i = refused = 0
         try:
             while not self._ended:
                 url = store._endpoints[(store._preferred + i) % n] + "/v3/watch"
@@ -407,7 +463,12 @@ class _EtcdWatch:
                     if self._ended:
                         return
                     errors.append(f"{url}: stream ended")
+                    refused = 0
+                except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
+                    refused += 1
+                    errors.append(f"{url}: {exc}")
                 except (aiohttp.ClientError, OSError, TimeoutError, _EndpointFailed) as exc:
+                    refused = 0
                     errors.append(f"{url}: {type(exc).__name__} {exc}")
                 now = time.monotonic()
                 if self._connected:
@@ -415,7 +476,7 @@ class _EtcdWatch:
                     failed_since = None  # had a working stream: a fresh failure window
                 if failed_since is None:
                     failed_since = now
-                elif now - failed_since > store._timeout:
+                elif now - failed_since > store._timeout or refused >= 2 * n:
                     raise Unavailable(f"etcd watch {self._prefix}: {'; '.join(errors[-n:])}")
                 i += 1
                 if i % n == 0:

@@ -1,0 +1,126 @@
+"""The etcd backend when members fail: failover, watch resume, quick Unavailable, compaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from podns.store.errors import Expired, Unavailable
+from podns.store.etcd import EtcdStore
+from podns.store.testing import (
+    EtcdCluster,
+    etcd_available,
+    free_port,
+    pod,
+    rv_of,
+    start_etcd_cluster,
+    take,
+)
+
+pytestmark = [pytest.mark.timeout(90), pytest.mark.etcd]
+
+
+@pytest.fixture
+def etcd3() -> Iterator[EtcdCluster]:
+    """A fresh 3-member cluster (tests here kill members)."""
+    if not etcd_available():
+        pytest.skip("etcd binary not installed (Debian package etcd-server)")
+    cluster = start_etcd_cluster(3)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def root() -> str:
+    return f"/t-{uuid.uuid4().hex[:8]}/"
+
+
+async def test_unreachable_is_quick_unavailable() -> None:
+    """given no etcd listening, every call raises Unavailable at once, not after a hang."""
+    store = EtcdStore([f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"])
+    try:
+        t = time.monotonic()
+        with pytest.raises(Unavailable):
+            await store.get("pods/default/a")
+        with pytest.raises(Unavailable):
+            await store.create("pods/default/a", pod("a"))
+        with pytest.raises(Unavailable):
+            await take(store.watch("pods/", 0), 1, timeout=20)
+        assert time.monotonic() - t < 15
+    finally:
+        await store.close()
+
+
+async def test_dead_endpoint_is_skipped(etcd1: EtcdCluster) -> None:
+    """given a dead endpoint listed first, requests go to the live one."""
+    store = EtcdStore([f"http://127.0.0.1:{free_port()}", *etcd1.endpoints], root=root())
+    try:
+        a = await store.create("pods/default/a", pod("a"))
+        assert await store.get("pods/default/a") == a
+    finally:
+        await store.close()
+
+
+async def test_member_loss_fails_over_and_watch_resumes(etcd3: EtcdCluster) -> None:
+    """given a 3-member cluster and a watch, when the member in use is killed, writes go on
+    through the others and the watch resumes without losing or repeating an event."""
+    store = EtcdStore(etcd3.endpoints, root=root(), timeout=8)
+    try:
+        start = await store.current_rv()
+        w = store.watch("pods/", start)
+        first = await store.create("pods/default/p0", pod("p0"))
+        (ev,) = await take(w, 1)
+        assert ev.rv == rv_of(first)
+        await asyncio.to_thread(etcd3.stop_member, 0)
+        written = [first]
+        for i in range(1, 20):
+            written.append(await store.create(f"pods/default/p{i}", pod(f"p{i}")))
+        got = await take(w, 19, timeout=20)
+        assert [e.rv for e in got] == [rv_of(o) for o in written[1:]]
+        await w.aclose()  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+
+
+async def test_no_quorum_is_quick_unavailable(etcd3: EtcdCluster) -> None:
+    """given 2 of 3 members dead, writes and reads raise Unavailable within the timeout."""
+    store = EtcdStore(etcd3.endpoints, root=root(), timeout=2, attempt_timeout=0.7)
+    try:
+        await store.create("pods/default/a", pod("a"))
+        await asyncio.to_thread(etcd3.stop_member, 1)
+        await asyncio.to_thread(etcd3.stop_member, 2)
+        for call in (lambda: store.create("pods/default/b", pod("b")),
+                     lambda: store.get("pods/default/a"),
+                     lambda: store.list("pods/")):
+            t = time.monotonic()
+            with pytest.raises(Unavailable):
+                await call()
+            assert time.monotonic() - t < 4
+    finally:
+        await store.close()
+
+
+async def test_periodic_compaction(etcd1: EtcdCluster) -> None:
+    """given automatic compaction with a short retention, old revisions become Expired."""
+    store = EtcdStore(etcd1.endpoints, root=root(), compact_interval=0.1, retention=0.2)
+    try:
+        a = await store.create("pods/default/a", pod("a"))
+        for i in range(3):
+            await store.update("pods/default/a", pod("a", v=i))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                await take(store.watch("pods/", rv_of(a) - 1), 1)
+            except Expired:
+                break
+            assert time.monotonic() < deadline, "history was never compacted"
+            await asyncio.sleep(0.1)
+        with pytest.raises(Expired):
+            await store.list("pods/", at_rv=rv_of(a))
+    finally:
+        await store.close()
