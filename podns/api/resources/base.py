@@ -60,6 +60,8 @@ class Strategy:
     subresources: tuple[str, ...] = ()
     #: fields usable in fieldSelector besides metadata.name / metadata.namespace
     selectable_fields: tuple[str, ...] = ()
+    #: whether Tables start with a Name column (Events put NAME last, as a wide column)
+    name_column: bool = True
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Reset what a client may not set on create (e.g. most of `status`)."""

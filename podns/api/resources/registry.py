@@ -1,0 +1,143 @@
+"""The served kinds, and lookups of them by REST name, kind and short name.
+
+`REGISTRY` is what the request machinery (`podns.api.catalog`), discovery and OpenAPI serve;
+adding a kind means one `ResourceType` line here plus its Strategy module. Subresources are
+described in `SUBRESOURCES` (the kind and verbs discovery advertises for them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from podns.api.resources import schema
+from podns.api.resources.base import ResourceType, Strategy
+from podns.api.resources.configmap import ConfigMapStrategy
+from podns.api.resources.controllerrevision import ControllerRevisionStrategy
+from podns.api.resources.endpoints import EndpointsStrategy
+from podns.api.resources.endpointslice import EndpointSliceStrategy
+from podns.api.resources.event import EventStrategy
+from podns.api.resources.lease import LeaseStrategy
+from podns.api.resources.namespace import NamespaceStrategy
+from podns.api.resources.node import NodeStrategy
+from podns.api.resources.persistentvolumeclaim import PersistentVolumeClaimStrategy
+from podns.api.resources.pod import PodStrategy
+from podns.api.resources.secret import SecretStrategy
+from podns.api.resources.service import ServiceStrategy
+from podns.api.resources.serviceaccount import ServiceAccountStrategy
+from podns.api.resources.statefulset import StatefulSetStrategy
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+NAMESPACE_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True, slots=True)
+class Subresource:
+    """What discovery says about `<resource>/<name>`: its response kind and verbs. `group`/
+    `version`/`kind` empty mean: the parent's."""
+
+    name: str
+    verbs: tuple[str, ...]
+    group: str = ""
+    version: str = ""
+    kind: str = ""
+
+
+SUBRESOURCES: dict[str, Subresource] = {
+    "status": Subresource("status", ("get", "patch", "update")),
+    "scale": Subresource("scale", ("get", "patch", "update"), "autoscaling", "v1", "Scale"),
+    "binding": Subresource("binding", ("create",), "", "v1", "Binding"),
+    "log": Subresource("log", ("get",), "", "v1", "Pod"),
+    "finalize": Subresource("finalize", ("update",), "", "v1", "Namespace"),
+}
+
+
+def _rt(group: str, resource: str, kind: str, strategy: Strategy, *, namespaced: bool = True,
+        short: tuple[str, ...] = (), categories: tuple[str, ...] = (),
+        verbs: tuple[str, ...] = ALL_VERBS) -> ResourceType:
+    return ResourceType(
+        group=group, version="v1", resource=resource, kind=kind, singular=kind.lower(),
+        namespaced=namespaced, strategy=strategy, short_names=short, categories=categories,
+        verbs=verbs,
+    )
+
+
+#: served group names in discovery order; "" is the core group served under /api
+GROUPS: tuple[str, ...] = ("", "apps", "coordination.k8s.io", "discovery.k8s.io")
+
+TYPES: tuple[ResourceType, ...] = (
+    _rt("", "namespaces", "Namespace", NamespaceStrategy(), namespaced=False, short=("ns",),
+        verbs=NAMESPACE_VERBS),
+    _rt("", "pods", "Pod", PodStrategy(), short=("po",), categories=("all",)),
+    _rt("", "services", "Service", ServiceStrategy(), short=("svc",), categories=("all",)),
+    _rt("", "endpoints", "Endpoints", EndpointsStrategy(), short=("ep",)),
+    _rt("", "nodes", "Node", NodeStrategy(), namespaced=False, short=("no",)),
+    _rt("", "events", "Event", EventStrategy(), short=("ev",)),
+    _rt("", "configmaps", "ConfigMap", ConfigMapStrategy(), short=("cm",)),
+    _rt("", "secrets", "Secret", SecretStrategy()),
+    _rt("", "serviceaccounts", "ServiceAccount", ServiceAccountStrategy(), short=("sa",)),
+    _rt("", "persistentvolumeclaims", "PersistentVolumeClaim", PersistentVolumeClaimStrategy(),
+        short=("pvc",)),
+    _rt("apps", "statefulsets", "StatefulSet", StatefulSetStrategy(), short=("sts",),
+        categories=("all",)),
+    _rt("apps", "controllerrevisions", "ControllerRevision", ControllerRevisionStrategy()),
+    _rt("coordination.k8s.io", "leases", "Lease", LeaseStrategy()),
+    _rt("discovery.k8s.io", "endpointslices", "EndpointSlice", EndpointSliceStrategy()),
+)
+
+
+class Registry:
+    """Lookups over the served `ResourceType`s (iterable, in discovery order)."""
+
+    def __init__(self, types: tuple[ResourceType, ...]) -> None:
+        self.types = types
+        self._by_gvr = {(t.group, t.version, t.resource): t for t in types}
+        self._by_gk = {(t.group, t.kind): t for t in types}
+        self._by_name: dict[str, ResourceType] = {}
+        for t in types:
+            for alias in (t.resource, t.singular, *t.short_names):
+                self._by_name.setdefault(alias, t)
+
+    def __iter__(self) -> Iterator[ResourceType]:
+        return iter(self.types)
+
+    def all(self) -> list[ResourceType]:
+        return list(self.types)
+
+    def by_gvr(self, group: str, version: str, resource: str) -> ResourceType | None:
+        return self._by_gvr.get((group, version, resource))
+
+    def by_kind(self, group: str, kind: str) -> ResourceType | None:
+        return self._by_gk.get((group, kind))
+
+    def by_api_version_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        """Lookup by a manifest's `apiVersion` (`apps/v1`, `v1`) and `kind`."""
+        group, _, version = api_version.rpartition("/")
+        found = self._by_gk.get((group, kind))
+        return found if found and found.version == version else None
+
+    def by_name(self, name: str) -> ResourceType | None:
+        """By plural, singular or short name (`pods`, `pod`, `po`), as kubectl resolves them."""
+        return self._by_name.get(name.lower())
+
+    def in_group(self, group: str, version: str = "v1") -> list[ResourceType]:
+        return [t for t in self.types if t.group == group and t.version == version]
+
+    def group_versions(self) -> list[tuple[str, str]]:
+        """(group, version) pairs served, core first."""
+        return [(g, "v1") for g in GROUPS]
+
+
+def known_fields(rt: ResourceType) -> dict[str, schema.FieldType]:
+    """The top-level fields of a kind (nested ones through `schema.fields_of`), for
+    `fieldValidation=Strict`; empty when the kind has no schema table."""
+    type_name = getattr(rt.strategy, "schema_type", "")
+    return schema.fields_of(type_name) if type_name else {}
+
+
+def schema_type(rt: ResourceType) -> str:
+    """The schema-table type of a kind (`core.v1.Pod`), or "" when it has none."""
+    return str(getattr(rt.strategy, "schema_type", ""))
+
+
+REGISTRY = Registry(TYPES)

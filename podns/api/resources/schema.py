@@ -1,0 +1,368 @@
+"""Compact schema tables of the served kinds: which fields each type has, and their types.
+
+One table feeds two consumers, so they cannot disagree: `fieldValidation=Strict` (unknown
+field detection, reported as Kubernetes does: `unknown field "spec.foo"`) and the OpenAPI
+documents (`podns.api.openapi`, component schemas that `kubectl explain` reads and whose
+`x-kubernetes-patch-merge-key` kubectl's apply uses).
+
+Notation, one string per type, space-separated `field:type` entries:
+- scalars `string`, `integer`, `boolean`, `number`, `date-time`, `quantity`, `int-or-string`;
+- `object`: free-form (any content accepted, not described);
+- `map` / `map<quantity>`: a map of strings (of quantities);
+- `[]T`: a list of T; `[]T|key` a list merged by `key` in strategic merge patch;
+- `T`: another type of this table, looked up in the type's own package, then `core.v1`,
+  then `meta.v1`.
+Types are named `<package>.<version>.<Kind>` (`core.v1.Pod`, `apps.v1.StatefulSet`,
+`meta.v1.ObjectMeta`); `openapi_name` turns that into Kubernetes' definition names.
+The tables list the fields of Kubernetes 1.33 that matter here; rarely used deep structures
+(affinity, security contexts, exotic volume sources) are `object`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+SCALARS = frozenset(
+    {"string", "integer", "boolean", "number", "date-time", "quantity", "int-or-string", "object"}
+)
+
+_TYPES: dict[str, str] = {
+    # ---- meta.v1
+    "meta.v1.ObjectMeta": (
+        "annotations:map creationTimestamp:date-time deletionGracePeriodSeconds:integer "
+        "deletionTimestamp:date-time finalizers:[]string generateName:string generation:integer "
+        "labels:map managedFields:[]ManagedFieldsEntry name:string namespace:string "
+        "ownerReferences:[]OwnerReference|uid resourceVersion:string selfLink:string uid:string"
+    ),
+    "meta.v1.OwnerReference": (
+        "apiVersion:string blockOwnerDeletion:boolean controller:boolean kind:string name:string uid:string"
+    ),
+    "meta.v1.ManagedFieldsEntry": (
+        "apiVersion:string fieldsType:string fieldsV1:object manager:string operation:string "
+        "subresource:string time:date-time"
+    ),
+    "meta.v1.LabelSelector": "matchExpressions:[]LabelSelectorRequirement matchLabels:map",
+    "meta.v1.LabelSelectorRequirement": "key:string operator:string values:[]string",
+    "meta.v1.Condition": (
+        "lastTransitionTime:date-time message:string observedGeneration:integer reason:string "
+        "status:string type:string"
+    ),
+    # ---- core.v1: pods
+    "core.v1.Pod": "apiVersion:string kind:string metadata:ObjectMeta spec:PodSpec status:PodStatus",
+    "core.v1.PodTemplateSpec": "metadata:ObjectMeta spec:PodSpec",
+    "core.v1.PodSpec": (
+        "activeDeadlineSeconds:integer affinity:object automountServiceAccountToken:boolean "
+        "containers:[]Container|name dnsConfig:PodDNSConfig dnsPolicy:string enableServiceLinks:boolean "
+        "ephemeralContainers:[]object hostAliases:[]HostAlias|ip hostIPC:boolean hostNetwork:boolean "
+        "hostPID:boolean hostUsers:boolean hostname:string "
+        "imagePullSecrets:[]LocalObjectReference|name initContainers:[]Container|name nodeName:string "
+        "nodeSelector:map os:object overhead:map<quantity> preemptionPolicy:string priority:integer "
+        "priorityClassName:string readinessGates:[]object resourceClaims:[]object "
+        "resources:ResourceRequirements restartPolicy:string runtimeClassName:string "
+        "schedulerName:string schedulingGates:[]object securityContext:object serviceAccount:string "
+        "serviceAccountName:string setHostnameAsFQDN:boolean shareProcessNamespace:boolean "
+        "subdomain:string terminationGracePeriodSeconds:integer tolerations:[]Toleration "
+        "topologySpreadConstraints:[]object volumes:[]Volume|name"
+    ),
+    "core.v1.Container": (
+        "args:[]string command:[]string env:[]EnvVar|name envFrom:[]EnvFromSource image:string "
+        "imagePullPolicy:string lifecycle:object livenessProbe:Probe name:string "
+        "ports:[]ContainerPort|containerPort readinessProbe:Probe resizePolicy:[]object "
+        "resources:ResourceRequirements restartPolicy:string securityContext:object startupProbe:Probe "
+        "stdin:boolean stdinOnce:boolean terminationMessagePath:string terminationMessagePolicy:string "
+        "tty:boolean volumeDevices:[]object volumeMounts:[]VolumeMount|mountPath workingDir:string"
+    ),
+    "core.v1.EnvVar": "name:string value:string valueFrom:EnvVarSource",
+    "core.v1.EnvVarSource": (
+        "configMapKeyRef:object fieldRef:ObjectFieldSelector resourceFieldRef:object secretKeyRef:object"
+    ),
+    "core.v1.ObjectFieldSelector": "apiVersion:string fieldPath:string",
+    "core.v1.EnvFromSource": "configMapRef:object prefix:string secretRef:object",
+    "core.v1.ContainerPort": (
+        "containerPort:integer hostIP:string hostPort:integer name:string protocol:string"
+    ),
+    "core.v1.Probe": (
+        "exec:ExecAction failureThreshold:integer grpc:object httpGet:HTTPGetAction "
+        "initialDelaySeconds:integer periodSeconds:integer successThreshold:integer "
+        "tcpSocket:TCPSocketAction terminationGracePeriodSeconds:integer timeoutSeconds:integer"
+    ),
+    "core.v1.ExecAction": "command:[]string",
+    "core.v1.HTTPGetAction": (
+        "host:string httpHeaders:[]object path:string port:int-or-string scheme:string"
+    ),
+    "core.v1.TCPSocketAction": "host:string port:int-or-string",
+    "core.v1.VolumeMount": (
+        "mountPath:string mountPropagation:string name:string readOnly:boolean "
+        "recursiveReadOnly:string subPath:string subPathExpr:string"
+    ),
+    "core.v1.Volume": "name:string " + " ".join(
+        f"{src}:object"
+        for src in (
+            "awsElasticBlockStore azureDisk azureFile cephfs cinder configMap csi downwardAPI "
+            "emptyDir ephemeral fc flexVolume flocker gcePersistentDisk gitRepo glusterfs hostPath "
+            "image iscsi nfs persistentVolumeClaim photonPersistentDisk portworxVolume projected "
+            "quobyte rbd scaleIO secret storageos vsphereVolume"
+        ).split()
+    ),
+    "core.v1.ResourceRequirements": "claims:[]object limits:map<quantity> requests:map<quantity>",
+    "core.v1.Toleration": (
+        "effect:string key:string operator:string tolerationSeconds:integer value:string"
+    ),
+    "core.v1.HostAlias": "hostnames:[]string ip:string",
+    "core.v1.PodDNSConfig": "nameservers:[]string options:[]object searches:[]string",
+    "core.v1.LocalObjectReference": "name:string",
+    "core.v1.PodStatus": (
+        "conditions:[]PodCondition|type containerStatuses:[]ContainerStatus "
+        "ephemeralContainerStatuses:[]ContainerStatus hostIP:string hostIPs:[]object "
+        "initContainerStatuses:[]ContainerStatus message:string nominatedNodeName:string "
+        "observedGeneration:integer phase:string podIP:string podIPs:[]PodIP|ip qosClass:string "
+        "reason:string resize:string resourceClaimStatuses:[]object startTime:date-time"
+    ),
+    "core.v1.PodCondition": (
+        "lastProbeTime:date-time lastTransitionTime:date-time message:string "
+        "observedGeneration:integer reason:string status:string type:string"
+    ),
+    "core.v1.ContainerStatus": (
+        "allocatedResources:map<quantity> allocatedResourcesStatus:[]object containerID:string "
+        "image:string imageID:string lastState:ContainerState name:string ready:boolean "
+        "resources:object restartCount:integer started:boolean state:ContainerState "
+        "stopSignal:string user:object volumeMounts:[]object"
+    ),
+    "core.v1.ContainerState": "running:object terminated:object waiting:object",
+    "core.v1.PodIP": "ip:string",
+    "core.v1.Binding": "apiVersion:string kind:string metadata:ObjectMeta target:ObjectReference",
+    "core.v1.ObjectReference": (
+        "apiVersion:string fieldPath:string kind:string name:string namespace:string "
+        "resourceVersion:string uid:string"
+    ),
+    # ---- core.v1: services, endpoints
+    "core.v1.Service": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:ServiceSpec status:ServiceStatus"
+    ),
+    "core.v1.ServiceSpec": (
+        "allocateLoadBalancerNodePorts:boolean clusterIP:string clusterIPs:[]string "
+        "externalIPs:[]string externalName:string externalTrafficPolicy:string "
+        "healthCheckNodePort:integer internalTrafficPolicy:string ipFamilies:[]string "
+        "ipFamilyPolicy:string loadBalancerClass:string loadBalancerIP:string "
+        "loadBalancerSourceRanges:[]string ports:[]ServicePort|port publishNotReadyAddresses:boolean "
+        "selector:map sessionAffinity:string sessionAffinityConfig:object trafficDistribution:string "
+        "type:string"
+    ),
+    "core.v1.ServicePort": (
+        "appProtocol:string name:string nodePort:integer port:integer protocol:string "
+        "targetPort:int-or-string"
+    ),
+    "core.v1.ServiceStatus": "conditions:[]Condition|type loadBalancer:LoadBalancerStatus",
+    "core.v1.LoadBalancerStatus": "ingress:[]object",
+    "core.v1.Endpoints": "apiVersion:string kind:string metadata:ObjectMeta subsets:[]EndpointSubset",
+    "core.v1.EndpointSubset": (
+        "addresses:[]EndpointAddress notReadyAddresses:[]EndpointAddress ports:[]EndpointPort"
+    ),
+    "core.v1.EndpointAddress": "hostname:string ip:string nodeName:string targetRef:ObjectReference",
+    "core.v1.EndpointPort": "appProtocol:string name:string port:integer protocol:string",
+    # ---- core.v1: namespaces, nodes, events, config
+    "core.v1.Namespace": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:NamespaceSpec status:NamespaceStatus"
+    ),
+    "core.v1.NamespaceSpec": "finalizers:[]string",
+    "core.v1.NamespaceStatus": "conditions:[]object phase:string",
+    "core.v1.Node": "apiVersion:string kind:string metadata:ObjectMeta spec:NodeSpec status:NodeStatus",
+    "core.v1.NodeSpec": (
+        "configSource:object externalID:string podCIDR:string podCIDRs:[]string providerID:string "
+        "taints:[]Taint unschedulable:boolean"
+    ),
+    "core.v1.Taint": "effect:string key:string timeAdded:date-time value:string",
+    "core.v1.NodeStatus": (
+        "addresses:[]NodeAddress|type allocatable:map<quantity> capacity:map<quantity> "
+        "conditions:[]NodeCondition|type config:object daemonEndpoints:object features:object "
+        "images:[]object nodeInfo:NodeSystemInfo phase:string runtimeHandlers:[]object "
+        "volumesAttached:[]object volumesInUse:[]string"
+    ),
+    "core.v1.NodeAddress": "address:string type:string",
+    "core.v1.NodeCondition": (
+        "lastHeartbeatTime:date-time lastTransitionTime:date-time message:string reason:string "
+        "status:string type:string"
+    ),
+    "core.v1.NodeSystemInfo": (
+        "architecture:string bootID:string containerRuntimeVersion:string kernelVersion:string "
+        "kubeProxyVersion:string kubeletVersion:string machineID:string operatingSystem:string "
+        "osImage:string swap:object systemUUID:string"
+    ),
+    "core.v1.Event": (
+        "action:string apiVersion:string count:integer eventTime:date-time firstTimestamp:date-time "
+        "involvedObject:ObjectReference kind:string lastTimestamp:date-time message:string "
+        "metadata:ObjectMeta reason:string related:ObjectReference reportingComponent:string "
+        "reportingInstance:string series:object source:EventSource type:string"
+    ),
+    "core.v1.EventSource": "component:string host:string",
+    "core.v1.ConfigMap": (
+        "apiVersion:string binaryData:map data:map immutable:boolean kind:string metadata:ObjectMeta"
+    ),
+    "core.v1.Secret": (
+        "apiVersion:string data:map immutable:boolean kind:string metadata:ObjectMeta "
+        "stringData:map type:string"
+    ),
+    "core.v1.ServiceAccount": (
+        "apiVersion:string automountServiceAccountToken:boolean "
+        "imagePullSecrets:[]LocalObjectReference kind:string metadata:ObjectMeta "
+        "secrets:[]ObjectReference|name"
+    ),
+    "core.v1.PersistentVolumeClaim": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:PersistentVolumeClaimSpec "
+        "status:PersistentVolumeClaimStatus"
+    ),
+    "core.v1.PersistentVolumeClaimSpec": (
+        "accessModes:[]string dataSource:object dataSourceRef:object "
+        "resources:VolumeResourceRequirements selector:LabelSelector storageClassName:string "
+        "volumeAttributesClassName:string volumeMode:string volumeName:string"
+    ),
+    "core.v1.VolumeResourceRequirements": "limits:map<quantity> requests:map<quantity>",
+    "core.v1.PersistentVolumeClaimStatus": (
+        "accessModes:[]string allocatedResourceStatuses:map allocatedResources:map<quantity> "
+        "capacity:map<quantity> conditions:[]object currentVolumeAttributesClassName:string "
+        "modifyVolumeStatus:object phase:string"
+    ),
+    # ---- apps.v1
+    "apps.v1.StatefulSet": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:StatefulSetSpec status:StatefulSetStatus"
+    ),
+    "apps.v1.StatefulSetSpec": (
+        "minReadySeconds:integer ordinals:StatefulSetOrdinals "
+        "persistentVolumeClaimRetentionPolicy:StatefulSetPersistentVolumeClaimRetentionPolicy "
+        "podManagementPolicy:string replicas:integer revisionHistoryLimit:integer "
+        "selector:LabelSelector serviceName:string template:PodTemplateSpec "
+        "updateStrategy:StatefulSetUpdateStrategy volumeClaimTemplates:[]PersistentVolumeClaim"
+    ),
+    "apps.v1.StatefulSetOrdinals": "start:integer",
+    "apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy": "whenDeleted:string whenScaled:string",
+    "apps.v1.StatefulSetUpdateStrategy": "rollingUpdate:RollingUpdateStatefulSetStrategy type:string",
+    "apps.v1.RollingUpdateStatefulSetStrategy": "maxUnavailable:int-or-string partition:integer",
+    "apps.v1.StatefulSetStatus": (
+        "availableReplicas:integer collisionCount:integer conditions:[]StatefulSetCondition|type "
+        "currentReplicas:integer currentRevision:string observedGeneration:integer "
+        "readyReplicas:integer replicas:integer updateRevision:string updatedReplicas:integer"
+    ),
+    "apps.v1.StatefulSetCondition": (
+        "lastTransitionTime:date-time message:string reason:string status:string type:string"
+    ),
+    "apps.v1.ControllerRevision": (
+        "apiVersion:string data:object kind:string metadata:ObjectMeta revision:integer"
+    ),
+    # ---- autoscaling.v1
+    "autoscaling.v1.Scale": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:ScaleSpec status:ScaleStatus"
+    ),
+    "autoscaling.v1.ScaleSpec": "replicas:integer",
+    "autoscaling.v1.ScaleStatus": "replicas:integer selector:string",
+    # ---- discovery.v1
+    "discovery.v1.EndpointSlice": (
+        "addressType:string apiVersion:string endpoints:[]Endpoint kind:string metadata:ObjectMeta "
+        "ports:[]EndpointPort"
+    ),
+    "discovery.v1.Endpoint": (
+        "addresses:[]string conditions:EndpointConditions deprecatedTopology:map hints:object "
+        "hostname:string nodeName:string targetRef:ObjectReference zone:string"
+    ),
+    "discovery.v1.EndpointConditions": "ready:boolean serving:boolean terminating:boolean",
+    "discovery.v1.EndpointPort": "appProtocol:string name:string port:integer protocol:string",
+    # ---- coordination.v1
+    "coordination.v1.Lease": "apiVersion:string kind:string metadata:ObjectMeta spec:LeaseSpec",
+    "coordination.v1.LeaseSpec": (
+        "acquireTime:date-time holderIdentity:string leaseDurationSeconds:integer "
+        "leaseTransitions:integer preferredHolder:string renewTime:date-time strategy:string"
+    ),
+    # ---- events.v1
+    "events.v1.Event": (
+        "action:string apiVersion:string deprecatedCount:integer deprecatedFirstTimestamp:date-time "
+        "deprecatedLastTimestamp:date-time deprecatedSource:EventSource eventTime:date-time "
+        "kind:string metadata:ObjectMeta note:string reason:string regarding:ObjectReference "
+        "related:ObjectReference reportingController:string reportingInstance:string series:object "
+        "type:string"
+    ),
+}
+
+_PACKAGE_PREFIX = {
+    "meta": "io.k8s.apimachinery.pkg.apis.meta",
+    "core": "io.k8s.api.core",
+    "apps": "io.k8s.api.apps",
+    "autoscaling": "io.k8s.api.autoscaling",
+    "discovery": "io.k8s.api.discovery",
+    "coordination": "io.k8s.api.coordination",
+    "events": "io.k8s.api.events",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldType:
+    """A field's type: `kind` is "scalar", "map", "list" or "ref"; `name` the scalar or
+    referenced type name; `merge_key` the strategic-merge key of a list."""
+
+    kind: str
+    name: str
+    merge_key: str | None = None
+
+
+def _parse_type(owner: str, spec: str) -> FieldType:
+    if spec.startswith("[]"):
+        elem, _, key = spec[2:].partition("|")
+        inner = _parse_type(owner, elem)
+        return FieldType("list", inner.name, key or None)
+    if spec == "map":
+        return FieldType("map", "string")
+    if spec == "map<quantity>":
+        return FieldType("map", "quantity")
+    if spec in SCALARS:
+        return FieldType("scalar", spec)
+    package = owner.rsplit(".", 1)[0]
+    for candidate in (f"{package}.{spec}", f"core.v1.{spec}", f"meta.v1.{spec}"):
+        if candidate in _TYPES:
+            return FieldType("ref", candidate)
+    raise KeyError(f"schema type {spec!r} used by {owner} is not defined")
+
+
+@cache
+def fields_of(type_name: str) -> dict[str, FieldType]:
+    """The fields of a table type (raises KeyError for an unknown type)."""
+    out: dict[str, FieldType] = {}
+    for entry in _TYPES[type_name].split():
+        name, _, spec = entry.partition(":")
+        out[name] = _parse_type(type_name, spec)
+    return out
+
+
+def type_names() -> list[str]:
+    return sorted(_TYPES)
+
+
+def openapi_name(type_name: str) -> str:
+    """`core.v1.Pod` -> `io.k8s.api.core.v1.Pod` (Kubernetes' OpenAPI definition name)."""
+    package, rest = type_name.split(".", 1)
+    return f"{_PACKAGE_PREFIX[package]}.{rest}"
+
+
+def is_scalar_list(ft: FieldType) -> bool:
+    return ft.kind == "list" and ft.name in SCALARS
+
+
+def unknown_fields(type_name: str, obj: Any, path: str = "") -> list[str]:
+    """Paths of fields in `obj` that the schema of `type_name` does not know, in document
+    order (`spec.foo`, `spec.ports[0].bogus`), as `fieldValidation=Strict` reports them.
+    Values of the wrong shape are not reported here (the decoder or validation does that)."""
+    if not isinstance(obj, dict):
+        return []
+    known = fields_of(type_name)
+    out: list[str] = []
+    for key, value in obj.items():
+        sub = f"{path}.{key}" if path else key
+        ft = known.get(key)
+        if ft is None:
+            out.append(sub)
+            continue
+        if ft.kind == "ref":
+            out.extend(unknown_fields(ft.name, value, sub))
+        elif ft.kind == "list" and ft.name not in SCALARS and isinstance(value, list):
+            for i, item in enumerate(value):
+                out.extend(unknown_fields(ft.name, item, f"{sub}[{i}]"))
+    return out

@@ -1,0 +1,393 @@
+"""Services: defaulting, validation, ClusterIP/NodePort allocation and printing.
+
+Kubernetes semantics kept here: `type` defaults to ClusterIP; ports default `protocol: TCP`
+and `targetPort: <port>`, must be named (uniquely) when there is more than one; `clusterIP:
+None` makes a headless service; a ClusterIP is allocated from the server's service CIDR
+(`ctx.service_cidr`) unless one is requested, and cannot change afterwards (422 "field is
+immutable"); ExternalName services need `externalName` and have no cluster IP; NodePort and
+LoadBalancer ports get a node port from 30000-32767.
+
+Allocations are reservations in the store under `_alloc/serviceips/<ip>` and
+`_alloc/nodeports/<port>`, made with `store.create` so two API servers can never hand out the
+same address. Known gap: addresses held by a Service that changes to ExternalName or drops a
+port are not released until the Service is deleted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from typing import Any
+
+from podns.api.resources import _printing as pr
+from podns.api.resources._kind import KindStrategy
+from podns.api.resources._printing import AGE
+from podns.api.resources._validation import (
+    dig,
+    duplicate,
+    forbidden,
+    immutable,
+    invalid,
+    not_supported,
+    required,
+    validate_int_or_string_port,
+    validate_labels,
+    validate_port,
+)
+from podns.api.resources.base import AdmissionContext, Column, FieldError, Obj
+from podns.objects import names
+from podns.store.errors import AlreadyExists, NotFound
+
+SERVICE_TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
+PROTOCOLS = ["SCTP", "TCP", "UDP"]
+BAD_IP_MESSAGE = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+NODE_PORT_RANGE = (30000, 32767)  # Kubernetes' default --service-node-port-range
+IP_ALLOC_PREFIX = "_alloc/serviceips/"
+PORT_ALLOC_PREFIX = "_alloc/nodeports/"
+#: how many random picks to try before scanning the reservations list for a free address
+_RANDOM_TRIES = 16
+
+
+def _is_headless(spec: Obj) -> bool:
+    return spec.get("clusterIP") == "None"
+
+
+class ServiceStrategy(KindStrategy):
+    schema_type = "core.v1.Service"
+    subresources = ("status",)
+    name_validator = staticmethod(names.is_dns1035_label)
+
+    def initial_status(self, obj: Obj) -> Obj:
+        return {"loadBalancer": {}}
+
+    # -- defaults ------------------------------------------------------------------------------
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        stype = spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            if not isinstance(port, dict):
+                continue
+            port.setdefault("protocol", "TCP")
+            if "targetPort" not in port and isinstance(port.get("port"), int):
+                port["targetPort"] = port["port"]
+        if stype == "ExternalName":
+            return
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        if stype in ("NodePort", "LoadBalancer"):
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+        if stype == "LoadBalancer":
+            spec.setdefault("allocateLoadBalancerNodePorts", True)
+        ip = spec.get("clusterIP")
+        if ip and not spec.get("clusterIPs"):
+            spec["clusterIPs"] = [ip]
+        elif spec.get("clusterIPs") and not ip:
+            spec["clusterIP"] = spec["clusterIPs"][0]
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        if "ipFamilies" not in spec:
+            family = "IPv4"
+            if ip and ip != "None" and ":" in str(ip):
+                family = "IPv6"
+            spec["ipFamilies"] = [family]
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def validate_spec(self, obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return [required("spec")]
+        errs: list[FieldError] = []
+        stype = spec.get("type", "ClusterIP")
+        if stype not in SERVICE_TYPES:
+            errs.append(not_supported("spec.type", stype, SERVICE_TYPES))
+        errs.extend(self._validate_cluster_ip(spec, stype))
+        ports = spec.get("ports") or []
+        if not isinstance(ports, list):
+            return [*errs, invalid("spec.ports", ports, "must be a list")]
+        if stype != "ExternalName" and not ports and not _is_headless(spec):
+            errs.append(required("spec.ports"))
+        seen_names: set[str] = set()
+        seen_ports: set[tuple[Any, Any]] = set()
+        for i, port in enumerate(ports):
+            errs.extend(self._validate_port(i, port, len(ports), stype, seen_names, seen_ports))
+        errs.extend(validate_labels("spec.selector", spec.get("selector")))
+        affinity = spec.get("sessionAffinity", "None")
+        if affinity not in ("ClientIP", "None"):
+            errs.append(not_supported("spec.sessionAffinity", affinity, ["ClientIP", "None"]))
+        for field in ("internalTrafficPolicy", "externalTrafficPolicy"):
+            value = spec.get(field)
+            if value is not None and value not in ("Cluster", "Local"):
+                errs.append(not_supported(f"spec.{field}", value, ["Cluster", "Local"]))
+        pnra = spec.get("publishNotReadyAddresses")
+        if pnra is not None and not isinstance(pnra, bool):
+            errs.append(invalid("spec.publishNotReadyAddresses", pnra, "must be a boolean"))
+        return errs
+
+    @staticmethod
+    def _validate_cluster_ip(spec: Obj, stype: str) -> list[FieldError]:
+        ip = spec.get("clusterIP")
+        errs: list[FieldError] = []
+        if stype == "ExternalName":
+            ext = spec.get("externalName")
+            if not ext:
+                errs.append(required("spec.externalName"))
+            else:
+                errs.extend(
+                    invalid("spec.externalName", ext, m)
+                    for m in names.is_dns1123_subdomain(str(ext).removesuffix("."))
+                )
+            if ip or spec.get("clusterIPs"):
+                errs.append(forbidden("spec.clusterIP", "may not be set for ExternalName services"))
+            return errs
+        if ip in (None, "", "None"):
+            if ip == "None" and stype in ("NodePort", "LoadBalancer"):
+                errs.append(invalid(
+                    "spec.clusterIP", ip, "may not be set to 'None' for LoadBalancer or NodePort services"
+                ))
+            return errs
+        try:
+            ipaddress.ip_address(str(ip))
+        except ValueError:
+            errs.append(invalid("spec.clusterIP", ip, BAD_IP_MESSAGE))
+        ips = spec.get("clusterIPs")
+        if ips and ips[0] != ip:
+            errs.append(invalid("spec.clusterIPs", ips, "element [0] must match clusterIP"))
+        return errs
+
+    @staticmethod
+    def _validate_port(
+        i: int, port: Any, count: int, stype: str, seen_names: set[str], seen_ports: set[tuple[Any, Any]]
+    ) -> list[FieldError]:
+        path = f"spec.ports[{i}]"
+        if not isinstance(port, dict):
+            return [invalid(path, port, "must be an object")]
+        errs: list[FieldError] = []
+        name = port.get("name") or ""
+        if count > 1 and not name:
+            errs.append(required(f"{path}.name"))
+        elif name:
+            errs.extend(invalid(f"{path}.name", name, m) for m in names.is_dns1123_label(str(name)))
+            if name in seen_names:
+                errs.append(duplicate(f"{path}.name", name))
+            seen_names.add(name)
+        errs.extend(validate_port(f"{path}.port", port.get("port")))
+        protocol = port.get("protocol", "TCP")
+        if protocol not in PROTOCOLS:
+            errs.append(not_supported(f"{path}.protocol", protocol, PROTOCOLS))
+        if "targetPort" in port and port["targetPort"] not in (0, "", None):
+            errs.extend(validate_int_or_string_port(f"{path}.targetPort", port["targetPort"]))
+        node_port = port.get("nodePort")
+        if node_port:
+            if stype not in ("NodePort", "LoadBalancer"):
+                errs.append(forbidden(f"{path}.nodePort", f"may not be used when `type` is '{stype}'"))
+            else:
+                errs.extend(validate_port(f"{path}.nodePort", node_port))
+        key = (port.get("port"), protocol)
+        if key in seen_ports:
+            errs.append(duplicate(path, {"port": port.get("port"), "protocol": protocol}))
+        seen_ports.add(key)
+        return errs
+
+    def validate_spec_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
+        if "ExternalName" in (nspec.get("type"), ospec.get("type")):
+            return []  # changing to or from ExternalName may set or clear the cluster IP
+        old_ip = ospec.get("clusterIP")
+        new_ip = nspec.get("clusterIP")
+        if old_ip and new_ip in (None, "") and nspec.get("clusterIPs") in (None, []):
+            # an update that leaves clusterIP unset keeps the allocated one (Kubernetes
+            # `patchAllocatedValues`), so only an explicit different value is an error
+            nspec["clusterIP"] = old_ip
+            nspec["clusterIPs"] = ospec.get("clusterIPs") or [old_ip]
+            return []
+        return immutable("spec.clusterIP", new_ip, old_ip)
+
+    # -- allocation ----------------------------------------------------------------------------
+
+    async def admit(self, obj: Obj, old: Obj | None, ctx: AdmissionContext) -> list[FieldError]:
+        spec = obj.setdefault("spec", {})
+        stype = spec.get("type", "ClusterIP")
+        if stype == "ExternalName":
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+            return []
+        owner = _owner(obj)
+        ospec = (old or {}).get("spec") or {}
+        errs: list[FieldError] = []
+        ip = spec.get("clusterIP")
+        taken: list[str] = []  # keys reserved by this call, given back if a later step fails
+        if ip != "None" and not (old and ospec.get("clusterIP") == ip and ip):
+            errs.extend(await self._allocate_ip(spec, ctx, owner))
+            if errs:
+                return errs
+            taken.append(IP_ALLOC_PREFIX + spec["clusterIP"])
+        if stype in ("NodePort", "LoadBalancer"):
+            old_ports = {p.get("nodePort") for p in ospec.get("ports") or [] if p.get("nodePort")}
+            for i, port in enumerate(spec.get("ports") or []):
+                wanted = port.get("nodePort")
+                if wanted and wanted in old_ports:
+                    continue
+                allocated, err = await _allocate_node_port(ctx, owner, wanted, f"spec.ports[{i}].nodePort")
+                if err:
+                    for key in taken:
+                        try:
+                            await ctx.store.delete(key)
+                        except NotFound:
+                            pass
+                    return [err]
+                taken.append(PORT_ALLOC_PREFIX + str(allocated))
+                port["nodePort"] = allocated
+        return []
+
+    @staticmethod
+    async def _allocate_ip(spec: Obj, ctx: AdmissionContext, owner: str) -> list[FieldError]:
+        net = ipaddress.ip_network(ctx.service_cidr, strict=False)
+        ip = spec.get("clusterIP")
+        if ip:
+            addr = ipaddress.ip_address(ip)
+            if addr not in net:
+                return [invalid("spec.clusterIPs", [ip], f"failed to allocate IP {ip}: the provided IP "
+                                f"({ip}) is not in the valid range. The range of valid IPs is {net}")]
+            try:
+                await ctx.store.create(IP_ALLOC_PREFIX + ip, _reservation(ip, owner))
+            except AlreadyExists:
+                return [invalid("spec.clusterIPs", [ip],
+                                f"failed to allocate IP {ip}: provided IP is already allocated")]
+            spec["clusterIPs"] = [ip]
+            return []
+        chosen = await _pick_free_ip(net, ctx, owner)
+        if chosen is None:
+            return [invalid("spec.clusterIPs", [], f"failed to allocate a serviceIP: range is full ({net})")]
+        spec["clusterIP"] = chosen
+        spec["clusterIPs"] = [chosen]
+        spec["ipFamilies"] = ["IPv6" if ":" in chosen else "IPv4"]
+        return []
+
+    async def release(self, obj: Obj, ctx: AdmissionContext) -> None:
+        spec = obj.get("spec") or {}
+        ip = spec.get("clusterIP")
+        keys = [IP_ALLOC_PREFIX + ip] if ip and ip != "None" else []
+        keys += [PORT_ALLOC_PREFIX + str(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")]
+        owner = _owner(obj)
+        for key in keys:
+            try:
+                held = await ctx.store.get(key)
+                if held.get("owner") in (owner, None):
+                    await ctx.store.delete(key)
+            except NotFound:
+                pass
+
+    # -- printing ------------------------------------------------------------------------------
+
+    def columns(self) -> list[Column]:
+        return [
+            Column("Type", description="type determines how the Service is exposed."),
+            Column("Cluster-IP", description="clusterIP is the IP address of the service."),
+            Column("External-IP",
+                description=(
+                    "externalIPs is a list of IP addresses for which nodes in the cluster will also "
+                    "accept traffic for this service."
+                )),
+            Column("Port(s)", description="The list of ports that are exposed by this service."),
+            AGE,
+            Column("Selector", priority=1,
+                description=(
+                    "Route service traffic to pods with label keys and values matching this selector."
+                )),
+        ]
+
+    def cells(self, obj: Obj) -> list[Any]:
+        spec = obj.get("spec") or {}
+        ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+        ports = []
+        for p in spec.get("ports") or []:
+            if p.get("nodePort"):
+                ports.append(f"{p.get('port')}:{p['nodePort']}/{p.get('protocol', 'TCP')}")
+            else:
+                ports.append(f"{p.get('port')}/{p.get('protocol', 'TCP')}")
+        return [
+            spec.get("type", "ClusterIP"),
+            ips[0] if ips else "<none>",
+            _external_ip(obj),
+            ",".join(ports) or "<none>",
+            pr.format_labels(spec.get("selector")),
+        ]
+
+
+def _external_ip(obj: Obj) -> str:
+    spec = obj.get("spec") or {}
+    stype = spec.get("type", "ClusterIP")
+    external = list(spec.get("externalIPs") or [])
+    if stype in ("ClusterIP", "NodePort"):
+        return ",".join(external) or "<none>"
+    if stype == "LoadBalancer":
+        ingress = dig(obj, "status", "loadBalancer", "ingress", default=[])
+        lb = [i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")]
+        return ",".join(lb + external) or "<pending>"
+    if stype == "ExternalName":
+        return str(spec.get("externalName", ""))
+    return "<unknown>"
+
+
+def _reservation(name: str, owner: str) -> Obj:
+    """The record stored under an allocation key: what is reserved and for which Service."""
+    return {"metadata": {"name": name}, "owner": owner}
+
+
+def _owner(obj: Obj) -> str:
+    md = obj.get("metadata") or {}
+    return f"services/{md.get('namespace', '')}/{md.get('name', '')}"
+
+
+async def _pick_free_ip(net: ipaddress.IPv4Network | ipaddress.IPv6Network, ctx: AdmissionContext,
+                        owner: str) -> str | None:
+    """A free address of `net` (never its network or broadcast address), reserved for `owner`.
+    Random picks first (cheap while the range is sparse), then a scan of the reservations."""
+    first, last = int(net.network_address) + 1, int(net.broadcast_address) - 1
+    if last < first:
+        return None
+    for _ in range(_RANDOM_TRIES):
+        candidate = str(ipaddress.ip_address(random.randint(first, last)))
+        try:
+            await ctx.store.create(IP_ALLOC_PREFIX + candidate, _reservation(candidate, owner))
+            return candidate
+        except AlreadyExists:
+            continue
+    listing = await ctx.store.list(IP_ALLOC_PREFIX)
+    used = {str((item.get("metadata") or {}).get("name", "")) for item in listing.items}
+    for n in range(first, last + 1):
+        candidate = str(ipaddress.ip_address(n))
+        if candidate in used:
+            continue
+        try:
+            await ctx.store.create(IP_ALLOC_PREFIX + candidate, _reservation(candidate, owner))
+            return candidate
+        except AlreadyExists:
+            continue
+    return None
+
+
+async def _allocate_node_port(ctx: AdmissionContext, owner: str, wanted: int | None,
+                              path: str) -> tuple[int, FieldError | None]:
+    lo, hi = NODE_PORT_RANGE
+    if wanted:
+        if not lo <= wanted <= hi:
+            return 0, invalid(path, wanted, "provided port is not in the valid range. "
+                              f"The range of valid ports is {lo}-{hi}")
+        try:
+            await ctx.store.create(PORT_ALLOC_PREFIX + str(wanted), _reservation(str(wanted), owner))
+        except AlreadyExists:
+            return 0, invalid(path, wanted, "provided port is already allocated")
+        return wanted, None
+    start = random.randint(lo, hi)
+    for offset in range(hi - lo + 1):
+        candidate = lo + (start - lo + offset) % (hi - lo + 1)
+        try:
+            await ctx.store.create(PORT_ALLOC_PREFIX + str(candidate), _reservation(str(candidate), owner))
+            return candidate, None
+        except AlreadyExists:
+            continue
+    return 0, invalid(path, 0, "range is full")
