@@ -48,7 +48,8 @@ def decode_body(body: bytes, content_type: str | None, *, allow_list: bool = Fal
                 "text/yaml"):
         data = _decode_yaml(body)
     elif mt in (JSON, "application/json-patch+json", "application/merge-patch+json",
-                "application/strategic-merge-patch+json", "text/plain", "*/*"):
+                "application/strategic-merge-patch+json", "text/plain", "*/*",
+                "application/octet-stream"):
         data = decode_json(body)
     else:
         raise status.unsupported_media_type(

@@ -238,6 +238,7 @@ class ResourceHandlers:
                     f"the name of the object ({md['name']}) does not match the name on the URL "
                     f"({name})")
             md["name"] = name
+            opts.operation = "Apply"
             obj = await self.rest.create(rt, info.namespace, new, opts)
             created = True
             return obj

@@ -52,6 +52,7 @@ class WriteOptions:
     dry_run: bool = False
     field_manager: str | None = None
     field_validation: str = "Warn"  # Strict | Warn | Ignore
+    operation: str = "Update"  # managedFields operation: Update, or Apply (server-side apply)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -182,7 +183,7 @@ class Rest:
         errs = rt.strategy.validate(obj)
         if errs:
             raise status.invalid(rt.kind, _name(obj), errs, rt.group)
-        meta.record_manager(obj, rt, opts.field_manager, "Update")
+        meta.record_manager(obj, rt, opts.field_manager, opts.operation)
         check_size(obj)
         key = meta.object_key(rt, namespace, _name(obj))
         if opts.dry_run:

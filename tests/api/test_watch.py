@@ -1,0 +1,136 @@
+"""Watch streams: initial ADDED events, resume from a version, selectors, timeouts, 410, Table."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from .conftest import Api
+
+PODS = "/api/v1/namespaces/default/pods"
+
+
+def pod(name: str, **labels: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": labels}, "spec": {}}
+
+
+class Stream:
+    """Reads watch events line by line from an open response."""
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self.resp = resp
+
+    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
+        line = await asyncio.wait_for(self.resp.content.readline(), timeout)
+        assert line, "stream ended"
+        return orjson.loads(line)  # type: ignore[no-any-return]
+
+    async def ended(self, timeout: float = 5.0) -> bool:
+        return await asyncio.wait_for(self.resp.content.readline(), timeout) == b""
+
+
+async def open_watch(api: Api, query: str, accept: str = "application/json") -> Stream:
+    resp = await api.session.get(
+        f"{api.server.url}{PODS}?watch=true&{query}",
+        headers={"Authorization": f"Bearer {api.token}", "Accept": accept})
+    assert resp.status == 200
+    return Stream(resp)
+
+
+async def test_watch_without_version_starts_with_synthetic_added(api: Api) -> None:
+    """resourceVersion absent: ADDED for each existing object, then live events in order."""
+    await api.post(PODS, pod("a"))
+    w = await open_watch(api, "")
+    ev = await w.next()
+    assert (ev["type"], ev["object"]["metadata"]["name"]) == ("ADDED", "a")
+    await api.patch(f"{PODS}/a", {"metadata": {"labels": {"x": "1"}}})
+    await api.delete(f"{PODS}/a")
+    assert [(await w.next())["type"] for _ in range(2)] == ["MODIFIED", "DELETED"]
+    w.resp.close()
+
+
+async def test_resumed_watch_replays_changes_after_version(api: Api) -> None:
+    """A watch from a list's resourceVersion gets exactly the later changes."""
+    await api.post(PODS, pod("a"))
+    rv = (await api.get(PODS)).body["metadata"]["resourceVersion"]
+    await api.post(PODS, pod("b"))
+    await api.delete(f"{PODS}/a")
+    w = await open_watch(api, f"resourceVersion={rv}")
+    got = [await w.next() for _ in range(2)]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [
+        ("ADDED", "b"), ("DELETED", "a")]
+    assert int(got[1]["object"]["metadata"]["resourceVersion"]) > int(rv)
+    w.resp.close()
+
+
+async def test_watch_with_selectors_filters_events(api: Api) -> None:
+    """Label and field selectors apply to watch events."""
+    w = await open_watch(api, "resourceVersion=1&labelSelector=app%3Ddb")
+    f = await open_watch(api, "resourceVersion=1&fieldSelector=metadata.name%3Dweb")
+    await api.post(PODS, pod("web", app="web"))
+    await api.post(PODS, pod("db", app="db"))
+    assert (await w.next())["object"]["metadata"]["name"] == "db"
+    assert (await f.next())["object"]["metadata"]["name"] == "web"
+    w.resp.close()
+    f.resp.close()
+
+
+async def test_watch_timeout_ends_stream(api: Api) -> None:
+    """timeoutSeconds closes the stream cleanly."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    w = await open_watch(api, "timeoutSeconds=1")
+    assert await w.ended(5)
+    assert 0.9 < loop.time() - start < 4
+
+
+async def test_watch_from_compacted_version_gets_410_event(api: Api) -> None:
+    """A resourceVersion older than the kept history yields an ERROR event with 410 Expired."""
+    for i in range(3):
+        await api.post(PODS, pod(f"p{i}"))
+    await api.server.store.compact(await api.server.store.current_rv())
+    w = await open_watch(api, "resourceVersion=2")
+    ev = await w.next()
+    assert ev["type"] == "ERROR"
+    assert ev["object"]["code"] == 410 and ev["object"]["reason"] == "Expired"
+    assert await w.ended()
+
+
+async def test_watch_bad_resource_version_is_400(api: Api) -> None:
+    """A non-numeric resourceVersion is a 400 Status, not a stream."""
+    r = await api.get(f"{PODS}?watch=true&resourceVersion=abc")
+    assert r.status == 400 and r.body["kind"] == "Status"
+
+
+async def test_table_watch_sends_columns_once(api: Api) -> None:
+    """`kubectl get -w` style: each event is a one-row Table; columns only on the first."""
+    await api.post(PODS, pod("a"))
+    w = await open_watch(api, "", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+    assert w.resp.headers["Content-Type"].startswith("application/json;as=Table")
+    first = await w.next()
+    assert first["object"]["kind"] == "Table" and first["object"]["columnDefinitions"]
+    assert first["object"]["rows"][0]["cells"][0] == "a"
+    await api.post(PODS, pod("b"))
+    second = await w.next()
+    assert not second["object"].get("columnDefinitions")
+    assert second["object"]["rows"][0]["object"]["metadata"]["name"] == "b"
+    w.resp.close()
+
+
+@pytest.mark.timeout(20)
+async def test_many_watchers_share_events_and_leave_cleanly(api: Api) -> None:
+    """Fifty watchers all receive a write; closing them frees the server's watches."""
+    streams = [await open_watch(api, "resourceVersion=1") for _ in range(50)]
+    await api.post(PODS, pod("x"))
+    events = await asyncio.gather(*(s.next() for s in streams))
+    assert {e["object"]["metadata"]["name"] for e in events} == {"x"}
+    assert len({orjson.dumps(e) for e in events}) == 1
+    for s in streams:
+        s.resp.close()
+    await asyncio.sleep(0.2)
+    cache = api.server.store._cache  # type: ignore[attr-defined]
+    assert len(cache._watchers) == 0

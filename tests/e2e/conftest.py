@@ -1,0 +1,233 @@
+"""End-to-end fixtures: a real `podns up` (or `podns apiserver`) process on free loopback ports.
+
+Usage in a test module:
+
+    def test_x(podns):                      # fresh cluster per test
+        podns.kubectl("get", "ns").stdout
+
+    def test_y(podns_module): ...           # one cluster shared by the module
+
+    @pytest.mark.podns_args("--no-node")    # extra `podns up` flags for `podns`/`podns_module`
+    def test_z(podns): ...
+
+    def test_w(start_podns):                # factory: any number of clusters, any flags
+        a = start_podns("--no-dns", command="up")
+
+A `Podns` gives `.kubeconfig`, `.readonly_kubeconfig`, `.api_url`, `.dns_addr` (host, port),
+`.data_dir`, `.admin_token`, `.readonly_token`, `.ca_path`, `.log_path`,
+`.kubectl(*args, version="1.33")` (the versioned kubectl binary with this KUBECONFIG and a
+private --cache-dir), `.stop()` (SIGTERM), `.kill()` (SIGKILL), `.start()`, `.restart()` (same
+data dir and ports). The process's output goes to `.log_path`; it is printed when start-up
+fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+#: seconds `podns up` gets to answer /readyz
+START_TIMEOUT = 30.0
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    """A port that is free on loopback now (for TCP; DNS ports are checked for UDP too)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if kind == socket.SOCK_STREAM:
+            return port
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                t.bind((host, port))
+            return port
+        except OSError:
+            continue
+
+
+def kubectl_binary(version: str) -> str:
+    """Path of `kubectl.<version>` (next to the `kubectl` on PATH, or in $PODNS_KUBECTL_DIR)."""
+    name = f"kubectl.{version}"
+    found = shutil.which(name)
+    if found:
+        return found
+    dirs = [os.environ.get("PODNS_KUBECTL_DIR", "")]
+    plain = shutil.which("kubectl")
+    if plain:
+        dirs.append(os.path.dirname(os.path.realpath(plain)))
+    for d in dirs:
+        if d and os.access(os.path.join(d, name), os.X_OK):
+            return os.path.join(d, name)
+    pytest.skip(f"{name} is not installed")
+
+
+class Podns:
+    """One podns process with its own data dir and ports."""
+
+    def __init__(self, workdir: Path, *extra_args: str, command: str = "up") -> None:
+        self.workdir = workdir
+        self.data_dir = workdir / "state"
+        self.command = command
+        self.extra_args = list(extra_args)
+        self.api_port = free_port()
+        self.dns_addr = ("127.0.0.1", free_port(socket.SOCK_DGRAM))
+        self.api_url = f"https://127.0.0.1:{self.api_port}"
+        self.kubeconfig = self.data_dir / "kubeconfig"
+        self.readonly_kubeconfig = self.data_dir / "kubeconfig-readonly"
+        self.ca_path = self.data_dir / "ca.crt"
+        self.log_path = workdir / f"podns-{command}.log"
+        self.cache_dir = workdir / "kubectl-cache"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    # -- process control -----------------------------------------------------------------------
+
+    def args(self) -> list[str]:
+        cmd = [sys.executable, "-m", "podns", self.command, "--data-dir", str(self.data_dir),
+               "--api-addr", f"127.0.0.1:{self.api_port}"]
+        if self.command == "up":
+            cmd += ["--dns-addr", f"{self.dns_addr[0]}:{self.dns_addr[1]}"]
+        return cmd + self.extra_args
+
+    def start(self) -> Podns:
+        """Start the process and wait until /readyz answers 200."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT,
+                                     cwd=self.workdir, env=env, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"podns {self.command} exited with {self.proc.returncode}:\n"
+                                   + self.log())
+            if self._ready():
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"podns {self.command} not ready after {START_TIMEOUT}s:\n" + self.log())
+
+    def _ready(self) -> bool:
+        if not self.kubeconfig.exists():
+            return False
+        ctx = ssl.create_default_context(cafile=str(self.ca_path))
+        try:
+            with urllib.request.urlopen(self.api_url + "/readyz", context=ctx, timeout=1) as r:
+                return bool(r.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM and wait; SIGKILL if it does not exit in time. Returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL the process group (no clean shutdown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def restart(self) -> Podns:
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-20000:]
+        except OSError:
+            return ""
+
+    # -- credentials -----------------------------------------------------------------------------
+
+    def _token(self, path: Path) -> str:
+        doc = yaml.safe_load(path.read_text())
+        return str(doc["users"][0]["user"]["token"])
+
+    @property
+    def admin_token(self) -> str:
+        return self._token(self.kubeconfig)
+
+    @property
+    def readonly_token(self) -> str:
+        return self._token(self.readonly_kubeconfig)
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def kubectl(self, *args: str, version: str = "1.33", input: str | None = None,
+                timeout: float = 60.0, kubeconfig: Path | None = None,
+                check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run `kubectl.<version> --cache-dir=<private> <args>` against this cluster."""
+        cmd = [kubectl_binary(version), f"--cache-dir={self.cache_dir / version}", *args]
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig or self.kubeconfig))
+        env.pop("HTTPS_PROXY", None)
+        env.pop("https_proxy", None)
+        return subprocess.run(cmd, input=input, capture_output=True, text=True, env=env,
+                              timeout=timeout, check=check, cwd=self.workdir)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "podns_args(*args): extra flags for the podns fixture")
+
+
+def _marker_args(request: pytest.FixtureRequest) -> list[str]:
+    marker = request.node.get_closest_marker("podns_args")
+    return list(marker.args) if marker else []
+
+
+@pytest.fixture
+def start_podns(tmp_path: Path) -> Iterator[Callable[..., Podns]]:
+    """Factory: `start_podns(*extra_args, command="up")` -> a started Podns (stopped at teardown)."""
+    started: list[Podns] = []
+
+    def start(*extra_args: str, command: str = "up") -> Podns:
+        workdir = tmp_path / f"podns{len(started)}"
+        workdir.mkdir()
+        p = Podns(workdir, *extra_args, command=command)
+        started.append(p)
+        return p.start()
+
+    yield start
+    for p in started:
+        if p.stop() is None and p.proc is not None and p.proc.returncode is None:
+            p.kill()
+
+
+@pytest.fixture
+def podns(start_podns: Callable[..., Podns], request: pytest.FixtureRequest) -> Podns:
+    """A fresh `podns up` for one test."""
+    return start_podns(*_marker_args(request))
+
+
+@pytest.fixture(scope="module")
+def podns_module(tmp_path_factory: pytest.TempPathFactory,
+                 request: pytest.FixtureRequest) -> Iterator[Podns]:
+    """One `podns up` shared by the tests of a module (flags from a module-level podns_args)."""
+    marker = request.node.get_closest_marker("podns_args")
+    extra: list[Any] = list(marker.args) if marker else []
+    p = Podns(tmp_path_factory.mktemp("podns"), *extra)
+    p.start()
+    yield p
+    p.stop()
