@@ -266,6 +266,12 @@ class StoreConformance:
         now = await store.list("pods/default/")
         assert [o["metadata"]["name"] for o in now.items] == ["p0", "p1", "p2", "p25", "p3", "p5"]
 
+    async def test_list_at_future_rv_reads_current(self, store: Store) -> None:
+        """given at_rv beyond the store's revision, list returns the current state and revision."""
+        await store.create("pods/default/a", pod("a"))
+        res = await store.list("pods/", at_rv=await store.current_rv() + 10_000)
+        assert res.rv == await store.current_rv() and len(res.items) == 1
+
     async def test_list_at_compacted_rv_is_expired(self, store: Store) -> None:
         """given a compaction past R, a list at R raises Expired."""
         a = await store.create("pods/default/a", pod("a"))
