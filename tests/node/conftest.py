@@ -1,0 +1,101 @@
+"""A fake node agent for pod-worker tests: real processes, recorded events, statuses, deletions."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podns.node import container as container_mod
+from podns.node.ipam import IPAM
+from podns.node.podworker import PodWorker
+
+Obj = dict[str, Any]
+PY = sys.executable
+
+
+class FakeAgent:
+    """Implements AgentHost; records what a real agent would send to the API."""
+
+    def __init__(self, data_dir: Path, cidr: str = "127.77.0.0/24") -> None:
+        self.node_name = "n1"
+        self.host_ip = "127.0.0.1"
+        self.data_dir = data_dir
+        self.ipam = IPAM(cidr, data_dir / "ipam.json")
+        self.events: list[tuple[str, str, str, str]] = []
+        self.statuses: list[Obj] = []
+        self.deleted: list[str] = []
+        self.done: list[str] = []
+        self.sources: tuple[dict[str, Obj | None], dict[str, Obj | None]] = ({}, {})
+        self._changed = asyncio.Event()
+        self.workers: list[PodWorker] = []
+
+    async def fetch_sources(self, pod: Obj) -> tuple[dict[str, Obj | None], dict[str, Obj | None]]:
+        return self.sources
+
+    def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None:
+        self.events.append((etype, reason, message, field_path))
+
+    def status_dirty(self, worker: PodWorker) -> None:
+        self.statuses.append(worker.status())
+        self._changed.set()
+
+    async def delete_pod(self, pod: Obj) -> None:
+        self.deleted.append(pod["metadata"]["name"])
+
+    def processes_changed(self) -> None:
+        pass
+
+    def worker_done(self, worker: PodWorker) -> None:
+        self.done.append(worker.key)
+
+    def start(self, pod: Obj) -> PodWorker:
+        w = PodWorker(self, pod)
+        self.workers.append(w)
+        w.start()
+        return w
+
+    async def wait_for(self, pred: Callable[[Obj], bool], timeout: float = 10.0) -> Obj:
+        """Wait until a status written after now (or the latest) satisfies `pred`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self.statuses and pred(self.statuses[-1]):
+                return self.statuses[-1]
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                last = self.statuses[-1] if self.statuses else None
+                raise AssertionError(f"status condition not reached; last status: {last}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(w.shutdown(1) for w in self.workers), return_exceptions=True)
+
+
+def make_pod(name: str, containers: list[Obj], **spec: Any) -> Obj:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
+            "spec": {"nodeName": "n1", "containers": containers, **spec}}
+
+
+def cond(status: Obj, ctype: str) -> str:
+    return next(c["status"] for c in status["conditions"] if c["type"] == ctype)
+
+
+@pytest.fixture
+async def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A FakeAgent with the kubelet's back-off shrunk 100x (10 s -> 0.1 s) so tests stay fast."""
+    monkeypatch.setattr(container_mod, "BACKOFF_INITIAL", 0.1)
+    monkeypatch.setattr(container_mod, "BACKOFF_MAX", 0.4)
+    monkeypatch.setattr(container_mod, "CONFIG_RETRY", 0.1)
+    a = FakeAgent(tmp_path)
+    yield a
+    await a.shutdown()
