@@ -48,6 +48,9 @@ class Entry(NamedTuple):
     stat: int
     answer_ends: tuple[int, ...]
     records: int
+    #: header bytes 2..11 with ARCOUNT + 1, for answers that carry our OPT (RD clear / set)
+    ehdr_rd0: bytes
+    ehdr_rd1: bytes
 
 
 def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None) -> Entry:
@@ -57,7 +60,9 @@ def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None)
     hdr0 = msg[2:12]
     hdr1 = bytes((hdr0[0] | 0x01,)) + hdr0[1:]
     stat = metrics.cell(qtype, wire.NOERROR, len(msg), "udp") if metrics else 0
-    return Entry(hdr0, hdr1, msg[qend:], stat, tuple(e - qend for e in ends), len(rrset.answer))
+    arcount = (hdr0[8] << 8 | hdr0[9]) + 1
+    ehdr0, ehdr1 = hdr0[:8] + arcount.to_bytes(2, "big"), hdr1[:8] + arcount.to_bytes(2, "big")
+    return Entry(hdr0, hdr1, msg[qend:], stat, tuple(e - qend for e in ends), len(rrset.answer), ehdr0, ehdr1)
 
 
 class RecordIndex:

@@ -40,6 +40,9 @@ TCP_IDLE_TIMEOUT = 10.0
 #: concurrent TCP connections served; more are closed immediately
 TCP_MAX_CONNECTIONS = 1000
 _QD1 = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_QD1_AR1 = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+_OPT_HEAD = b"\x00\x00\x29"  # root owner + type OPT
+_OPT = wire.opt_rr()
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -143,16 +146,29 @@ class DNSServer:
                 sample = LATENCY_SAMPLE
                 t0 = perf()
             try:
-                if data[4:12] == _QD1 and not data[2] & 0xF8:
-                    e = table.get(data[12:].lower())
-                    if e is not None:
-                        resp = data[:2] + e[data[2] & 1] + data[12:] + e[2]
-                        if len(resp) <= 512:
-                            sendto(resp, addr)
-                            counts[e[3]] += 1
-                            if sample == LATENCY_SAMPLE:
-                                hist.observe(perf() - t0)
-                            continue
+                if not data[2] & 0xF8:  # QR=0, opcode QUERY
+                    head = data[4:12]
+                    if head == _QD1:  # one question, nothing else
+                        e = table.get(data[12:].lower())
+                        if e is not None:
+                            resp = data[:2] + e[data[2] & 1] + data[12:] + e[2]
+                            if len(resp) <= 512:
+                                sendto(resp, addr)
+                                counts[e[3]] += 1
+                                if sample == LATENCY_SAMPLE:
+                                    hist.observe(perf() - t0)
+                                continue
+                    elif (head == _QD1_AR1 and data[-11:-8] == _OPT_HEAD and not data[-5]
+                          and data[-2:] == b"\x00\x00"):  # one question + a bare EDNS0 OPT
+                        e = table.get(data[12:-11].lower())
+                        if e is not None:
+                            resp = data[:2] + e[6 + (data[2] & 1)] + data[12:-11] + e[2] + _OPT
+                            if len(resp) <= max(512, data[-8] << 8 | data[-7]):
+                                sendto(resp, addr)
+                                counts[e[3]] += 1
+                                if sample == LATENCY_SAMPLE:
+                                    hist.observe(perf() - t0)
+                                continue
                 out = handler.handle(data, "udp")
                 table = index.serving  # switches from empty to the table once synced
                 if out is None:
