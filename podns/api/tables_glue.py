@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from podns.api import status
-from podns.api.resources.base import ResourceType
+from podns.api.resources.base import Column, ResourceType
 
 Obj = dict[str, Any]
 
@@ -60,21 +60,30 @@ def table(rt: ResourceType, objects: list[Obj], query: Mapping[str, str], *, lis
         out.setdefault("metadata", {})["resourceVersion"] = str(list_rv)
         return out
     strategy = rt.strategy
-    cols = strategy.columns()
-    has_age = any(c.name == "Age" for c in cols)
-    definitions = [{"name": "Name", "type": "string", "format": "name", "priority": 0,
-                    "description": "Name must be unique within a namespace."}]
+    cols = list(strategy.columns())
+    name_first = getattr(strategy, "name_column", True)
+    if not any(c.name == "Age" for c in cols):
+        cols.append(Column("Age", description="CreationTimestamp of the object."))
+    definitions = []
+    if name_first:
+        definitions.append({"name": "Name", "type": "string", "format": "name", "priority": 0,
+                            "description": "Name must be unique within a namespace."})
     definitions += [{"name": c.name, "type": c.type, "format": c.format, "priority": c.priority,
                      "description": c.description} for c in cols]
-    if not has_age:
-        definitions.append({"name": "Age", "type": "string", "format": "", "priority": 0,
-                            "description": "CreationTimestamp of the object."})
     rows = []
     for obj in objects:
         md = obj.get("metadata") or {}
-        cells = [md.get("name", ""), *strategy.cells(obj)]
-        if not has_age:
-            cells.append(_age(md.get("creationTimestamp")))
+        given = list(strategy.cells(obj))
+        cells: list[Any] = [md.get("name", "")] if name_first else []
+        # Strategies may leave the Age cell to us: fill it where the column is
+        it = iter(given)
+        missing = len(cols) - len(given)
+        for c in cols:
+            if c.name == "Age" and missing > 0:
+                cells.append(_age(md.get("creationTimestamp")))
+                missing -= 1
+            else:
+                cells.append(next(it, ""))
         row: Obj = {"cells": cells}
         ro = _row_object(rt, obj, include)
         if ro is not None:

@@ -5,7 +5,7 @@ The API server starts first (it writes `<data-dir>/kubeconfig`); then each entry
 SIGTERM. Adding a component is a one-line edit: append `("name", "podns.cli.<module>:<fn>")`
 where `async def <fn>(ctx: UpContext) -> AbstractAsyncContextManager` returns a context
 manager that runs the component while entered. Entries whose module does not exist yet are
-skipped; each entry gets a `--no-<name>` flag. A module may also define
+skipped; every entry gets a `--no-<name>` flag. A module may also define
 `add_up_arguments(parser)` to add its own flags to `podns up`.
 """
 
@@ -81,9 +81,10 @@ def add_parser(subparsers: Any, name: str) -> None:
                         help="cluster DNS listen address host:port (default 127.0.0.1:1053)")
     parser.add_argument("--node-name", default=_default_node_name(),
                         help="name of this machine's Node object (default: the host name)")
-    for comp, module, _fn in _components():
+    for comp, _target in COMPONENTS:  # flags even for components not written yet
         parser.add_argument(f"--no-{comp}", action="store_true", dest=f"no_{comp.replace('-', '_')}",
                             help=f"do not run the {comp} component")
+    for _comp, module, _fn in _components():
         extra = getattr(module, "add_up_arguments", None)
         if extra is not None:
             extra(parser)
