@@ -223,3 +223,14 @@ def test_lowered_limit_moves_overflow() -> None:
     after = applied(reconcile(svc, pods, slices, max_endpoints_per_slice=2), slices)
     assert all(len(s["endpoints"]) <= 2 for s in after)
     assert sorted(endpoints_of(after)) == [f"p{i}" for i in range(5)]
+
+
+def test_placeholder_is_reused_for_first_endpoints() -> None:
+    """Given only a placeholder slice, when the first pod appears, then the placeholder is
+    updated with it (no delete + create)."""
+    svc = service()
+    slices = applied(reconcile(svc, [], []), [])
+    plan = reconcile(svc, [pod("a")], slices)
+    assert (len(plan.create), len(plan.update), len(plan.delete)) == (0, 1, 0)
+    assert plan.update[0]["metadata"]["name"] == slices[0]["metadata"]["name"]
+    assert plan.update[0]["ports"] and plan.update[0]["endpoints"]

@@ -306,6 +306,7 @@ def reconcile(
         _reconcile_group(service, key[0], ports, wanted, by_group.get(key, []),
                          labels=labels, owner=owner, trigger=trigger, limit=limit, plan=plan)
 
+    _reuse_placeholder(plan, labels, owner, trigger)
     if not desired and not placeholder_kept:
         if plan.delete:  # reuse a slice we would delete instead of delete + create
             victim = plan.delete.pop(0)
@@ -313,6 +314,21 @@ def reconcile(
         else:
             plan.create.append(_new_slice(service, address_types(service)[0], [], [], labels, trigger))
     return plan
+
+
+def _reuse_placeholder(plan: Plan, labels: dict[str, str], owner: Obj, trigger: str) -> None:
+    """Turn "delete the placeholder + create a slice" into one update of the placeholder (as
+    Kubernetes does), when their address types match (addressType is immutable)."""
+    for i, old in enumerate(plan.delete):
+        if old.get("endpoints") or old.get("ports"):
+            continue
+        for j, new in enumerate(plan.create):
+            if new["addressType"] == old.get("addressType", "IPv4"):
+                plan.delete.pop(i)
+                plan.create.pop(j)
+                reused = _updated_slice(old, new["ports"], new["endpoints"], labels, owner, trigger)
+                plan.update.append(reused)
+                return
 
 
 def _reconcile_group(service: Mapping[str, Any], family: str, ports: list[Obj],
