@@ -57,7 +57,10 @@ MAX_RETRY_AFTER = 10.0
 #: the longest line (one watch event) accepted on a watch stream, in bytes
 MAX_EVENT_BYTES = 64 * 1024 * 1024
 
-_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ServerTimeoutError)
+#: failures that prove nothing reached the server (safe to send any verb elsewhere); a read
+#: timeout is not one of them: the server may have acted on the request
+_CONNECT_ERRORS = (aiohttp.ClientConnectorError,
+                   getattr(aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError))
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError)
 
 
@@ -148,6 +151,10 @@ class Client:
             headers.update(extra)
         return headers
 
+    def _advance(self) -> None:
+        """Prefer the next server from now on."""
+        self._current = (self._current + 1) % len(self.config.servers)
+
     def _servers_in_order(self) -> list[int]:
         n = len(self.config.servers)
         return [(self._current + i) % n for i in range(n)]
@@ -206,6 +213,7 @@ class Client:
         hdrs = self._headers(headers)
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT, sock_connect=CONNECT_TIMEOUT)
         attempt = 0
+        broken = 0  # GETs whose answer broke mid-way, each retried on the next server
         while True:
             resp = await self._open(method, path, params=params, body=body, headers=hdrs,
                                     timeout=timeout)
@@ -213,6 +221,10 @@ class Client:
                 try:
                     payload = await resp.read()
                 except _TRANSPORT_ERRORS as exc:
+                    if method == "GET" and broken + 1 < len(self.config.servers):
+                        broken += 1
+                        self._advance()
+                        continue
                     raise errors.TransportError(f"{method} {path}: reading answer: {exc!r}") from exc
             finally:
                 resp.release()
@@ -224,6 +236,8 @@ class Client:
             if (method == "GET" and resp.status in (429, 503)
                     and attempt < MAX_RETRY_AFTER_ATTEMPTS):
                 attempt += 1
+                if resp.status == 503:
+                    self._advance()  # an unavailable server: prefer another one next
                 await asyncio.sleep(min(retry_after if retry_after is not None else 1.0,
                                         MAX_RETRY_AFTER))
                 continue

@@ -126,3 +126,16 @@ async def test_raw_request(client: Client, fake: Started) -> None:
 
 def test_fake_server_module_is_importable() -> None:
     assert FakeAPIServer().rv == 1
+
+
+async def test_get_503_moves_to_another_server(
+        start_server: Callable[[], Awaitable[Started]]) -> None:
+    """A GET answered 503 by one API server is retried on the next one."""
+    sick, sick_url = await start_server()
+    healthy, healthy_url = await start_server()
+    healthy.put(PODS_DEFAULT, pod("a"))
+    sick.failures.append(Failure("GET", 503, count=10, retry_after=0))
+    async with Client(in_memory([sick_url, healthy_url])) as client:
+        assert (await client.get(PODS, "a", "default"))["metadata"]["name"] == "a"
+        assert client.server == healthy_url
+    assert len(sick.requests) == 1
