@@ -117,8 +117,10 @@ class Agent:
         await self.informer.wait_synced()
         self.ipam.retain_only({str(p.get("metadata", {}).get("uid", "")) for p in self.informer.list()})
         if self.proxy_enabled:
-            from podns.node.proxy import ServiceProxy
-
+            try:
+                from podns.node.proxy import ServiceProxy
+            except ImportError:  # not there yet
+                return
             self.proxy = ServiceProxy(self.client)
             await self.proxy.start()
 
