@@ -171,3 +171,34 @@ def test_keys() -> None:
     assert object_key(pod("a", "ns")) == "ns/a"
     assert object_key({"metadata": {"name": "n1"}}) == "n1"
     assert split_key("ns/a") == ("ns", "a") and split_key("n1") == ("", "n1")
+
+
+async def test_resume_that_gets_410_relists(running: tuple[Informer, Recorder],
+                                            fake: Started) -> None:
+    """A dropped watch whose resume is answered 410 (history compacted meanwhile) relists."""
+    inf, rec = running
+    server, _ = fake
+    server.drop_watch_after = 0
+    server.close_watches()
+    await until(lambda: not inf.connected or inf.watch_count >= 2)
+    server.put(PODS_DEFAULT, pod("c"))
+    server.compact()
+    server.drop_watch_after = None
+    await until(lambda: inf.list_count == 2 and inf.get("default/c") is not None)
+    assert ("add", "c") in rec.events
+
+
+async def test_selectors_are_sent(client: Client, fake: Started) -> None:
+    """Label and field selectors go to both the list and the watch."""
+    server, _ = fake
+    inf = Informer(client, PODS, "default", label_selector="app=db",
+                   field_selector="spec.nodeName=n1")
+    inf.start()
+    await inf.wait_synced(5)
+    await until(lambda: inf.watch_count == 1 and len(server.watchers) == 1)
+    await inf.stop()
+    sent = [r[2] for r in server.requests]
+    assert all(p["labelSelector"] == "app=db" and p["fieldSelector"] == "spec.nodeName=n1"
+               for p in sent)
+    assert sent[0].get("limit") == "500" and sent[1]["watch"] == "true"
+    assert 300 <= int(sent[1]["timeoutSeconds"]) <= 600

@@ -118,3 +118,13 @@ async def test_watch_fails_over(start_server: Callable[[], Awaitable[Started]]) 
     async with Client(in_memory([dead_url(), url])) as client:
         events = await _collect(client, "1", 1)
     assert events[0].object["metadata"]["name"] == "a"
+
+
+async def test_large_events_are_not_truncated(client: Client, fake: Started) -> None:
+    """An event far larger than a socket read (2 MB) arrives whole."""
+    server, _ = fake
+    big = pod("big")
+    big["metadata"]["annotations"] = {"blob": "x" * 2_000_000}
+    server.put(PODS_DEFAULT, big)
+    events = await _collect(client, "1", 1)
+    assert len(events[0].object["metadata"]["annotations"]["blob"]) == 2_000_000
