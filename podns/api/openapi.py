@@ -1,0 +1,343 @@
+"""OpenAPI documents: v3 (index + one document per group-version) and a protobuf v2.
+
+What kubectl needs from them:
+- `apply`/`create`/`edit` with the default `--validate=strict` look, for the manifest's
+  group-version-kind, for a PATCH operation carrying `x-kubernetes-group-version-kind` and a
+  `fieldValidation` query parameter; finding one, they leave validation to the server
+  (`fieldValidation=Strict`). kubectl 1.29+ read OpenAPI v3; 1.27/1.28 read only v2, and only
+  as protobuf (`gnostic openapi_v2.Document`), which `openapi_v2_protobuf` hand-encodes.
+- `kubectl explain` and apply's strategic-merge patch metadata read the v3 component schemas,
+  generated here from `podns.api.resources.schema` (with `x-kubernetes-patch-merge-key` on
+  keyed lists), the same tables that drive Strict field validation.
+The v2 document has paths only (no definitions): kubectl then falls back to its compiled-in
+types for patch strategy, and `kubectl explain` of 1.27/1.28 (which reads v3 by default) is
+unaffected. Pure functions; the HTTP layer serves the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+
+import orjson
+
+from podns.api.resources import schema
+from podns.api.resources.base import Obj, ResourceType
+from podns.api.resources.registry import REGISTRY, Registry, schema_type
+
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+V3_JSON = "application/json"
+KUBERNETES_VERSION = "v1.33.0"
+_REF = "#/components/schemas/"
+
+#: one-line descriptions that `kubectl explain <kind>` prints
+KIND_DESCRIPTIONS = {
+    "core.v1.Namespace": "Namespace provides a scope for Names. Use of multiple namespaces is optional.",
+    "core.v1.Pod": (
+        "Pod is a collection of containers that can run on a host. This resource is created by "
+        "clients and scheduled onto hosts."
+    ),
+    "core.v1.Service": (
+        "Service is a named abstraction of software service (for example, mysql) consisting of local "
+        "port (for example 3306) that the proxy listens on, and the selector that determines which pods "
+        "will answer requests sent through the proxy."
+    ),
+    "core.v1.ServiceSpec": "ServiceSpec describes the attributes that a user creates on a service.",
+    "core.v1.Endpoints": "Endpoints is a collection of endpoints that implement the actual service.",
+    "core.v1.Node": (
+        "Node is a worker node in Kubernetes. Each node will have a unique identifier in the cache."
+    ),
+    "core.v1.Event": "Event is a report of an event somewhere in the cluster.",
+    "core.v1.ConfigMap": "ConfigMap holds configuration data for pods to consume.",
+    "core.v1.Secret": "Secret holds secret data of a certain type.",
+    "core.v1.ServiceAccount": "ServiceAccount binds together: a name, a principal, and a set of secrets.",
+    "core.v1.PersistentVolumeClaim": (
+        "PersistentVolumeClaim is a user's request for and claim to a persistent volume"
+    ),
+    "apps.v1.StatefulSet": "StatefulSet represents a set of pods with consistent identities.",
+    "apps.v1.ControllerRevision": (
+        "ControllerRevision implements an immutable snapshot of state data."
+    ),
+    "discovery.v1.EndpointSlice": (
+        "EndpointSlice represents a subset of the endpoints that implement a service."
+    ),
+    "coordination.v1.Lease": "Lease defines a lease concept.",
+    "autoscaling.v1.Scale": "Scale represents a scaling request for a resource.",
+}
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+# ---------------------------------------------------------------------------------------------
+# component schemas
+
+
+def _scalar_schema(name: str) -> Obj:
+    if name == "integer":
+        return {"type": "integer", "format": "int64"}
+    if name == "date-time":
+        return {"type": "string", "format": "date-time"}
+    if name == "int-or-string":
+        return {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
+    if name == "quantity":
+        return {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
+    if name == "object":
+        return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    return {"type": name}
+
+
+def _field_schema(ft: schema.FieldType) -> Obj:
+    if ft.kind == "scalar":
+        return _scalar_schema(ft.name)
+    if ft.kind == "ref":
+        return {"allOf": [{"$ref": _REF + schema.openapi_name(ft.name)}], "default": {}}
+    if ft.kind == "map":
+        return {"type": "object", "additionalProperties": _scalar_schema(ft.name)}
+    items = _scalar_schema(ft.name) if ft.name in schema.SCALARS else {
+        "allOf": [{"$ref": _REF + schema.openapi_name(ft.name)}], "default": {}}
+    out: Obj = {"type": "array", "items": items}
+    if ft.merge_key:
+        out["x-kubernetes-patch-merge-key"] = ft.merge_key
+        out["x-kubernetes-patch-strategy"] = "merge"
+        out["x-kubernetes-list-type"] = "map"
+        out["x-kubernetes-list-map-keys"] = [ft.merge_key]
+    elif ft.name in schema.SCALARS:
+        out["x-kubernetes-list-type"] = "atomic"
+    return out
+
+
+def _closure(roots: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen[name] = None
+        for ft in schema.fields_of(name).values():
+            if ft.name not in schema.SCALARS and ft.kind in ("ref", "list"):
+                stack.append(ft.name)
+    return sorted(seen)
+
+
+def component_schemas(roots: list[tuple[str, dict[str, str]]]) -> Obj:
+    """Schemas for the root types (each with its GVK) and everything they reference."""
+    gvks = {name: gvk for name, gvk in roots}
+    out: Obj = {}
+    for name in _closure([name for name, _ in roots]):
+        body: Obj = {
+            "type": "object",
+            "properties": {f: _field_schema(ft) for f, ft in schema.fields_of(name).items()},
+        }
+        if name in KIND_DESCRIPTIONS:
+            body["description"] = KIND_DESCRIPTIONS[name]
+        if name in gvks:
+            body["x-kubernetes-group-version-kind"] = [gvks[name]]
+        out[schema.openapi_name(name)] = body
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# paths
+
+
+def _collection_path(rt: ResourceType) -> str:
+    prefix = "/" + _gv_path(rt.group, rt.version)
+    if rt.namespaced:
+        return f"{prefix}/namespaces/{{namespace}}/{rt.resource}"
+    return f"{prefix}/{rt.resource}"
+
+
+def _query(name: str) -> Obj:
+    return {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+
+
+def _operation(op_id: str, action: str, gvk: dict[str, str], response_ref: str, *,
+               params: tuple[str, ...] = ()) -> Obj:
+    op: Obj = {
+        "operationId": op_id,
+        "parameters": [_query(p) for p in params],
+        "responses": {"200": {"description": "OK", "content": {
+            "application/json": {"schema": {"$ref": _REF + response_ref}}}}},
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": gvk,
+    }
+    return op
+
+
+def _paths_for(rt: ResourceType) -> Obj:
+    gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+    ref = schema.openapi_name(schema_type(rt))
+    coll = _collection_path(rt)
+    item = coll + "/{name}"
+    scope = "Namespaced" if rt.namespaced else ""
+    base = f"{rt.group.split('.')[0].capitalize() if rt.group else 'Core'}{rt.version.capitalize()}"
+    write = ("dryRun", "fieldManager", "fieldValidation")
+    path_params = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    if rt.namespaced:
+        path_params.append(
+            {"name": "namespace", "in": "path", "required": True, "schema": {"type": "string"}})
+    paths: Obj = {
+        coll: {
+            "get": _operation(f"list{base}{scope}{rt.kind}", "list", gvk, ref + "List",
+                              params=("labelSelector", "fieldSelector", "limit", "continue", "watch")),
+            "post": _operation(f"create{base}{scope}{rt.kind}", "post", gvk, ref, params=write),
+            "parameters": path_params[1:],
+        },
+        item: {
+            "get": _operation(f"read{base}{scope}{rt.kind}", "get", gvk, ref),
+            "put": _operation(f"replace{base}{scope}{rt.kind}", "put", gvk, ref, params=write),
+            "patch": _operation(f"patch{base}{scope}{rt.kind}", "patch", gvk, ref, params=(*write, "force")),
+            "delete": _operation(f"delete{base}{scope}{rt.kind}", "delete", gvk, ref, params=("dryRun",)),
+            "parameters": path_params,
+        },
+    }
+    if "status" in rt.strategy.subresources:
+        paths[item + "/status"] = {
+            "get": _operation(f"read{base}{scope}{rt.kind}Status", "get", gvk, ref),
+            "put": _operation(f"replace{base}{scope}{rt.kind}Status", "put", gvk, ref, params=write),
+            "patch": _operation(f"patch{base}{scope}{rt.kind}Status", "patch", gvk, ref,
+                                params=(*write, "force")),
+            "parameters": path_params,
+        }
+    if "scale" in rt.strategy.subresources:
+        sgvk = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+        sref = schema.openapi_name("autoscaling.v1.Scale")
+        paths[item + "/scale"] = {
+            "get": _operation(f"read{base}{scope}{rt.kind}Scale", "get", sgvk, sref),
+            "put": _operation(f"replace{base}{scope}{rt.kind}Scale", "put", sgvk, sref, params=write),
+            "patch": _operation(f"patch{base}{scope}{rt.kind}Scale", "patch", sgvk, sref,
+                                params=(*write, "force")),
+            "parameters": path_params,
+        }
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# documents
+
+
+@cache
+def _v3_document_bytes(group: str, version: str, registry: Registry = REGISTRY) -> bytes | None:
+    if (group, version) not in registry.group_versions():
+        return None
+    types = [rt for rt in registry.in_group(group, version) if schema_type(rt)]
+    paths: Obj = {}
+    roots: list[tuple[str, dict[str, str]]] = []
+    for rt in types:
+        paths.update(_paths_for(rt))
+        roots.append((schema_type(rt), {"group": rt.group, "version": rt.version, "kind": rt.kind}))
+        if "scale" in rt.strategy.subresources:
+            roots.append(("autoscaling.v1.Scale", {"group": "autoscaling", "version": "v1", "kind": "Scale"}))
+    schemas = component_schemas(roots)
+    for rt in types:  # list types referenced by the list operations
+        ref = schema.openapi_name(schema_type(rt))
+        schemas[ref + "List"] = {
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                "items": {"type": "array", "items": {"allOf": [{"$ref": _REF + ref}], "default": {}}},
+                "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+            "x-kubernetes-group-version-kind": [
+                {"group": rt.group, "version": rt.version, "kind": rt.kind + "List"}],
+        }
+    doc = {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def v3_document(group: str, version: str, registry: Registry = REGISTRY) -> bytes | None:
+    """The JSON OpenAPI v3 document of one group-version (None when not served)."""
+    return _v3_document_bytes(group, version, registry)
+
+
+def v3_document_for_path(path: str, registry: Registry = REGISTRY) -> bytes | None:
+    """The document for `/openapi/v3/<api/v1 | apis/<group>/<version>>`, or None (404)."""
+    parts = path.strip("/").split("/")
+    if parts[:2] == ["openapi", "v3"]:
+        parts = parts[2:]
+    if len(parts) == 2 and parts[0] == "api":
+        return v3_document("", parts[1], registry)
+    if len(parts) == 3 and parts[0] == "apis":
+        return v3_document(parts[1], parts[2], registry)
+    return None
+
+
+def v3_index(registry: Registry = REGISTRY) -> Obj:
+    """`/openapi/v3`: each group-version's document URL with a content hash (clients cache by
+    URL, so the hash changes whenever the document does)."""
+    paths: Obj = {}
+    for group, version in registry.group_versions():
+        body = v3_document(group, version, registry) or b""
+        digest = hashlib.sha512(body).hexdigest().upper()[:128]
+        gv = _gv_path(group, version)
+        paths[gv] = {"serverRelativeURL": f"/openapi/v3/{gv}?hash={digest}"}
+    return {"paths": paths}
+
+
+# ---------------------------------------------------------------------------------------------
+# protobuf OpenAPI v2 (gnostic openapi_v2.Document), paths only
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(num: int, payload: bytes | str) -> bytes:
+    """A length-delimited field (strings and embedded messages)."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    return _varint(num << 3 | 2) + _varint(len(data)) + data
+
+
+def _bool_field(num: int, value: bool) -> bytes:
+    return _varint(num << 3) + _varint(int(value))
+
+
+def _v2_query_param(name: str) -> bytes:
+    # ParametersItem.parameter(1) > Parameter.non_body_parameter(2)
+    #   > NonBodyParameter.query_parameter_sub_schema(3) > {in=2, name=4, type=6, unique_items=20}
+    sub = _field(2, "query") + _field(4, name) + _field(6, "string") + _bool_field(20, True)
+    return _field(1, _field(2, _field(3, sub)))
+
+
+def _v2_operation(op_id: str, gvk: dict[str, str], params: tuple[str, ...]) -> bytes:
+    out = _field(5, op_id)
+    for p in params:
+        out += _field(8, _v2_query_param(p))
+    gvk_yaml = f'group: "{gvk["group"]}"\nkind: {gvk["kind"]}\nversion: {gvk["version"]}\n'
+    # vendor_extension(13): NamedAny{name=1, value=2: Any{yaml=2}}
+    out += _field(13, _field(1, "x-kubernetes-group-version-kind") + _field(2, _field(2, gvk_yaml)))
+    return out
+
+
+@cache
+def openapi_v2_protobuf(registry: Registry = REGISTRY) -> bytes:
+    """A gnostic `openapi_v2.Document` with, for every served kind, its item path and a PATCH
+    operation carrying the GVK extension and the `fieldValidation` parameter (what kubectl
+    1.27/1.28's field-validation check looks for)."""
+    path_items = b""
+    for rt in registry:
+        if not schema_type(rt):
+            continue
+        gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+        coll = _collection_path(rt)
+        op = _v2_operation(f"patch{rt.kind}", gvk, ("dryRun", "fieldManager", "fieldValidation", "force"))
+        path_item = _field(8, op)  # PathItem.patch = 8
+        path_items += _field(2, _field(1, coll + "/{name}") + _field(2, path_item))
+    info = _field(1, "Kubernetes") + _field(2, KUBERNETES_VERSION)
+    return _field(1, "2.0") + _field(2, info) + _field(8, path_items)
