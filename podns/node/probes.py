@@ -185,7 +185,7 @@ async def http_check(
             writer.close()
         parts = line.decode("latin-1").split(" ", 2)
         if len(parts) < 2 or not parts[1][:3].isdigit():
-            return ProbeResult(False, f"Get {url!r}: malformed HTTP response {line[:80]!r}")
+            return ProbeResult(False, f'Get "{url}": malformed HTTP response {line[:80]!r}')
         code = int(parts[1][:3])
         if 200 <= code < 400:
             return ProbeResult(True, f"HTTP probe succeeded with statuscode: {code}")
@@ -194,10 +194,10 @@ async def http_check(
     try:
         return await asyncio.wait_for(attempt(), timeout)
     except TimeoutError:
-        return ProbeResult(False, f"Get {url!r}: context deadline exceeded (Client.Timeout exceeded "
+        return ProbeResult(False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded '
                                   "while awaiting headers)")
     except (OSError, ssl.SSLError) as exc:
-        return ProbeResult(False, f"Get {url!r}: dial tcp {host}:{port}: connect: {_oserr(exc)}")
+        return ProbeResult(False, f'Get "{url}": dial tcp {host}:{port}: connect: {_oserr(exc)}')
 
 
 # -- gRPC health v1 over minimal HTTP/2 ---------------------------------------------------------
