@@ -33,9 +33,11 @@ def media_type(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower() or JSON
 
 
-def decode_body(body: bytes, content_type: str | None, *, allow_list: bool = False) -> Any:
+def decode_body(body: bytes, content_type: str | None, *, allow_list: bool = False,
+                expect: tuple[str, str] | None = None) -> Any:
     """Parse a request body into Python data.
 
+    `expect` is the (apiVersion, kind) the URL serves, for protobuf envelopes without TypeMeta.
     Raises ApiError 400 on malformed input, 413 when over `MAX_BODY_BYTES`, 415 for a format
     the server does not read. Unless `allow_list` (JSON patch), the result must be an object.
     """
@@ -43,7 +45,7 @@ def decode_body(body: bytes, content_type: str | None, *, allow_list: bool = Fal
         raise status.too_large(MAX_BODY_BYTES)
     mt = media_type(content_type)
     if mt == PROTOBUF:
-        data = _decode_protobuf(body)
+        data = _decode_protobuf(body, expect)
     elif mt in ("application/yaml", "application/x-yaml", "application/apply-patch+yaml",
                 "text/yaml"):
         data = _decode_yaml(body)
@@ -87,18 +89,17 @@ def _decode_yaml(body: bytes) -> Any:
         raise status.bad_request(f"error decoding YAML: {exc}") from None
 
 
-def _decode_protobuf(body: bytes) -> Any:
+def _decode_protobuf(body: bytes, expect: tuple[str, str] | None) -> Any:
     try:
         from podns.api import protobuf  # lazy: optional until its module lands
     except ImportError:
         raise status.unsupported_media_type(PROTOBUF, (JSON, "application/yaml")) from None
     try:
-        return protobuf.decode(body)
+        return protobuf.decode(body, expect=expect)
     except protobuf.DecodeError as exc:
-        code = getattr(exc, "code", 400)
-        if code == 415:
-            raise status.unsupported_media_type(PROTOBUF, (JSON, "application/yaml")) from None
-        raise status.bad_request(f"error decoding protobuf body: {exc}") from None
+        if exc.code == 415:
+            raise status.ApiError(415, "UnsupportedMediaType", exc.message) from None
+        raise status.bad_request(exc.message) from None
 
 
 def wants_table(accept: str | None) -> bool:

@@ -153,16 +153,20 @@ class ResourceHandlers:
         return WriteOptions(dry_run=bool(dry), field_manager=q.get("fieldManager"),
                             field_validation=fv)
 
-    async def _body(self, request: web.Request, *, allow_list: bool = False) -> Any:
+    async def _body(self, request: web.Request, *, allow_list: bool = False,
+                    expect: tuple[str, str] | None = None) -> Any:
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise status.too_large(codec.MAX_BODY_BYTES) from None
-        return codec.decode_body(raw, request.headers.get("Content-Type"), allow_list=allow_list)
+        return codec.decode_body(raw, request.headers.get("Content-Type"), allow_list=allow_list,
+                                 expect=expect)
 
     async def _create(self, request: web.Request, info: RequestInfo) -> web.Response:
         opts = self._write_options(request)
-        body = await self._body(request)
+        rt = info.rt
+        body = await self._body(request, expect=None if info.subresource else (
+            rt.api_version, rt.kind))
         if info.subresource == "binding":
             await self.rest.update(info.rt, info.namespace, info.name or "",
                                    lambda pod: subresources.bind(pod, body), opts,
@@ -174,8 +178,9 @@ class ResourceHandlers:
 
     async def _update(self, request: web.Request, info: RequestInfo) -> web.Response:
         opts = self._write_options(request)
-        body = await self._body(request)
         rt, name, sub = info.rt, info.name or "", info.subresource
+        body = await self._body(request, expect=None if sub not in ("", "status") else (
+            rt.api_version, rt.kind))
         if sub == "scale":
             obj = await self.rest.update(rt, info.namespace, name,
                                          lambda cur: subresources.from_scale(cur, body), opts,

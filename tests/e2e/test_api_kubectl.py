@@ -129,3 +129,18 @@ def test_kubectl_bad_input_gets_status_errors(podns_module: Podns) -> None:
     assert p.returncode != 0 and "is invalid" in p.stderr and "Invalid" in p.stderr
     p = k("get", "widgets")
     assert p.returncode != 0 and "doesn't have a resource type" in p.stderr
+
+
+@pytest.mark.parametrize("version", ["1.33", "1.27"])
+def test_imperative_create_commands(podns_module: Podns, version: str) -> None:
+    """`kubectl create namespace/configmap/service` (protobuf bodies from kubectl 1.32+)."""
+    k = podns_module.kubectl
+    ns = f"imp-{version.replace('.', '')}"
+    ok(k("create", "namespace", ns, version=version))
+    ok(k("create", "configmap", "cfg", "-n", ns, "--from-literal=a=b", version=version))
+    ok(k("create", "service", "clusterip", "web", "-n", ns, "--tcp=80:8080", version=version))
+    cm = json.loads(ok(k("get", "cm", "cfg", "-n", ns, "-o", "json", version=version)))
+    assert cm["data"] == {"a": "b"}
+    svc = json.loads(ok(k("get", "svc", "web", "-n", ns, "-o", "json", version=version)))
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080
+    assert svc["spec"]["clusterIP"] not in ("", "None")
