@@ -83,8 +83,10 @@ class ResourceHandlers:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def _get(self, request: web.Request, info: RequestInfo) -> web.Response:
+    async def _get(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         obj = await self.rest.get(info.rt, info.namespace, info.name or "")
+        if info.subresource == "log":
+            return await self._pod_log(request, obj)
         if info.subresource == "scale":
             return json_response(subresources.to_scale(obj))
         if info.subresource not in ("", "status"):
@@ -94,6 +96,21 @@ class ResourceHandlers:
                                                    list_rv=meta.rv_of(obj)),
                                  content_type=codec.TABLE_CT)
         return json_response(obj)
+
+    async def _pod_log(self, request: web.Request, pod: Obj) -> web.StreamResponse:
+        """pods/<name>/log: proxied from the pod's node agent (podns.api.podlog)."""
+        from podns.api import podlog
+
+        node = None
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        nodes = self.catalog.lookup("", "v1", "nodes")
+        if node_name and nodes is not None:
+            try:
+                node = await self.rest.get(nodes, None, node_name)
+            except status.ApiError as exc:
+                if exc.code != 404:
+                    raise
+        return await podlog.proxy_pod_log(request, pod, node)
 
     async def _list(self, request: web.Request, info: RequestInfo) -> web.Response:
         q = request.query
