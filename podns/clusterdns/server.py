@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: receive buffer requested for the UDP socket (the kernel caps it at net.core.rmem_max)
 UDP_RCVBUF = 8 << 20
+#: largest UDP query read (bigger ones arrive cut and get FORMERR); a small buffer is much
+#: cheaper per recvfrom than 64 KiB, and real queries are a few hundred bytes at most
+UDP_MAX_QUERY = 4096
 #: seconds a TCP connection may stay idle between queries (CoreDNS uses a few seconds too)
 TCP_IDLE_TIMEOUT = 10.0
 #: concurrent TCP connections served; more are closed immediately
@@ -134,7 +137,7 @@ class DNSServer:
         sample = LATENCY_SAMPLE
         while True:
             try:
-                data, addr = recvfrom(65535)
+                data, addr = recvfrom(UDP_MAX_QUERY)
             except OSError:
                 if self._stopping:
                     return
