@@ -11,8 +11,10 @@ response Content-Type tells the client which one it got. Pure functions: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from podns.api.resources.base import Obj, ResourceType
-from podns.api.resources.registry import REGISTRY, SUBRESOURCES, Registry
+from podns.api.resources.registry import REGISTRY, SUBRESOURCES, Registry, registry_for
 
 AGGREGATED_VERSIONS = ("v2", "v2beta1")
 JSON = "application/json"
@@ -201,3 +203,23 @@ def root_document(core: bool, accept: str | None, *, server_address: str = "",
     if core:
         return api_versions(server_address), JSON
     return api_group_list(registry), JSON
+
+
+def handle(path: str, accept: str | None, types: Iterable[ResourceType] | None = None,
+           *, server_address: str = "") -> tuple[Obj, str] | None:
+    """(body, Content-Type) for a discovery path (`/api`, `/apis`, `/api/v1`, `/apis/<g>`,
+    `/apis/<g>/<v>`), or None when `path` is not a served discovery document (404)."""
+    registry = registry_for(types) if types is not None else REGISTRY
+    parts = [p for p in path.split("/") if p]
+    if parts == ["api"]:
+        return root_document(True, accept, server_address=server_address, registry=registry)
+    if parts == ["apis"]:
+        return root_document(False, accept, registry=registry)
+    doc: Obj | None = None
+    if len(parts) == 2 and parts[0] == "api":
+        doc = api_resource_list("", parts[1], registry)
+    elif len(parts) == 2 and parts[0] == "apis":
+        doc = api_group(parts[1], registry)
+    elif len(parts) == 3 and parts[0] == "apis":
+        doc = api_resource_list(parts[1], parts[2], registry)
+    return None if doc is None else (doc, JSON)

@@ -17,15 +17,19 @@ unaffected. Pure functions; the HTTP layer serves the bytes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from functools import cache
 
 import orjson
 
 from podns.api.resources import schema
 from podns.api.resources.base import Obj, ResourceType
-from podns.api.resources.registry import REGISTRY, Registry, schema_type
+from podns.api.resources.registry import REGISTRY, Registry, registry_for, schema_type
 
-V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+#: what kubectl asks for; the answer is labelled octet-stream as kube-apiserver does (Go's
+#: media-type parser rejects the '@' of the requested type)
+V2_PROTOBUF_ACCEPT = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+V2_PROTOBUF = "application/octet-stream"
 V3_JSON = "application/json"
 KUBERNETES_VERSION = "v1.33.0"
 _REF = "#/components/schemas/"
@@ -66,6 +70,19 @@ KIND_DESCRIPTIONS = {
 }
 
 
+#: scalar types Kubernetes describes by reference (so explain prints `<IntOrString>`)
+_SHARED_SCALARS: dict[str, tuple[str, Obj]] = {
+    "int-or-string": ("io.k8s.apimachinery.pkg.util.intstr.IntOrString", {
+        "type": "string", "format": "int-or-string",
+        "description": "IntOrString is a type that can hold an int32 or a string.",
+    }),
+    "quantity": ("io.k8s.apimachinery.pkg.api.resource.Quantity", {
+        "type": "string",
+        "description": "Quantity is a fixed-point representation of a number (e.g. 100m, 1Gi).",
+    }),
+}
+
+
 def _gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
@@ -79,10 +96,8 @@ def _scalar_schema(name: str) -> Obj:
         return {"type": "integer", "format": "int64"}
     if name == "date-time":
         return {"type": "string", "format": "date-time"}
-    if name == "int-or-string":
-        return {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
-    if name == "quantity":
-        return {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
+    if name in _SHARED_SCALARS:
+        return {"allOf": [{"$ref": _REF + _SHARED_SCALARS[name][0]}]}
     if name == "object":
         return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     return {"type": name}
@@ -125,7 +140,7 @@ def _closure(roots: list[str]) -> list[str]:
 def component_schemas(roots: list[tuple[str, dict[str, str]]]) -> Obj:
     """Schemas for the root types (each with its GVK) and everything they reference."""
     gvks = {name: gvk for name, gvk in roots}
-    out: Obj = {}
+    out: Obj = {ref: dict(body) for ref, body in _SHARED_SCALARS.values()}
     for name in _closure([name for name, _ in roots]):
         body: Obj = {
             "type": "object",
@@ -341,3 +356,22 @@ def openapi_v2_protobuf(registry: Registry = REGISTRY) -> bytes:
         path_items += _field(2, _field(1, coll + "/{name}") + _field(2, path_item))
     info = _field(1, "Kubernetes") + _field(2, KUBERNETES_VERSION)
     return _field(1, "2.0") + _field(2, info) + _field(8, path_items)
+
+
+def handle(path: str, query: Mapping[str, str] | None = None, accept: str | None = None,
+           types: Iterable[ResourceType] | None = None) -> tuple[bytes, str] | None:
+    """(body, Content-Type) for `/openapi/v2` (protobuf only, as kubectl asks for it),
+    `/swagger-2.0.0.pb-v1`, `/openapi/v3` and `/openapi/v3/<group-version>`; None for
+    anything else (404)."""
+    registry = registry_for(types) if types is not None else REGISTRY
+    clean = "/" + path.strip("/")
+    if clean in ("/openapi/v2", "/swagger-2.0.0.pb-v1"):
+        if clean == "/openapi/v2" and "protobuf" not in (accept or ""):
+            return None  # only the protobuf form is served; JSON v2 is not
+        return openapi_v2_protobuf(registry), V2_PROTOBUF
+    if clean == "/openapi/v3":
+        return orjson.dumps(v3_index(registry)), V3_JSON
+    if clean.startswith("/openapi/v3/"):
+        body = v3_document_for_path(clean, registry)
+        return None if body is None else (body, V3_JSON)
+    return None

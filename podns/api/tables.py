@@ -117,3 +117,10 @@ def table(
         "columnDefinitions": [column_definition(c) for c in columns_of(rt)] if with_columns else None,
         "rows": rows,
     }
+
+
+def render_table(rt: ResourceType, items: Iterable[Obj], *, include_object: str = "Metadata",
+                 with_columns: bool = True, list_rv: int | str | None = None) -> Obj:
+    """`table` with `includeObject` given directly (the request machinery's entry point)."""
+    return table(rt, items, {"includeObject": include_object}, list_rv=list_rv,
+                 with_columns=with_columns)

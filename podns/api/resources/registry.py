@@ -7,7 +7,7 @@ described in `SUBRESOURCES` (the kind and verbs discovery advertises for them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from podns.api.resources import schema
@@ -124,8 +124,25 @@ class Registry:
         return [t for t in self.types if t.group == group and t.version == version]
 
     def group_versions(self) -> list[tuple[str, str]]:
-        """(group, version) pairs served, core first."""
-        return [(g, "v1") for g in GROUPS]
+        """(group, version) pairs served: core first, then `GROUPS` order, then any others."""
+        pairs = list(dict.fromkeys((t.group, t.version) for t in self.types))
+        order = {g: i for i, g in enumerate(GROUPS)}
+        return sorted(pairs, key=lambda gv: (order.get(gv[0], len(order)), gv[0], gv[1]))
+
+
+_REGISTRIES: dict[tuple[int, ...], Registry] = {}
+
+
+def registry_for(types: Iterable[ResourceType]) -> Registry:
+    """A Registry over `types` (the shared REGISTRY when they are its types); cached, so that
+    documents computed per registry are computed once."""
+    listed = tuple(types)
+    if listed == REGISTRY.types:
+        return REGISTRY
+    key = tuple(id(t) for t in listed)
+    if key not in _REGISTRIES:
+        _REGISTRIES[key] = Registry(listed)
+    return _REGISTRIES[key]
 
 
 def known_fields(rt: ResourceType) -> dict[str, schema.FieldType]:

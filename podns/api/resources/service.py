@@ -152,9 +152,6 @@ class ServiceStrategy(KindStrategy):
             ipaddress.ip_address(str(ip))
         except ValueError:
             errs.append(invalid("spec.clusterIP", ip, BAD_IP_MESSAGE))
-        ips = spec.get("clusterIPs")
-        if ips and ips[0] != ip:
-            errs.append(invalid("spec.clusterIPs", ips, "element [0] must match clusterIP"))
         return errs
 
     @staticmethod
@@ -191,19 +188,32 @@ class ServiceStrategy(KindStrategy):
         seen_ports.add(key)
         return errs
 
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        """Keep what the server allocated when an update leaves it out (Kubernetes'
+        `patchAllocatedValues`): the cluster IP(s) and the node port of each unchanged port."""
+        super().prepare_for_update(new, old)
+        nspec, ospec = new.get("spec"), old.get("spec") or {}
+        if not isinstance(nspec, dict) or "ExternalName" in (nspec.get("type"), ospec.get("type")):
+            return
+        old_ip = ospec.get("clusterIP")
+        if old_ip and nspec.get("clusterIP") in (None, "") and not nspec.get("clusterIPs"):
+            nspec["clusterIP"] = old_ip
+        if old_ip and nspec.get("clusterIP") == old_ip:
+            nspec["clusterIPs"] = ospec.get("clusterIPs") or [old_ip]
+        if nspec.get("type") in ("NodePort", "LoadBalancer"):
+            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                         for p in ospec.get("ports") or [] if isinstance(p, dict)}
+            for port in nspec.get("ports") or []:
+                if isinstance(port, dict) and not port.get("nodePort"):
+                    kept = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+                    if kept:
+                        port["nodePort"] = kept
+
     def validate_spec_update(self, new: Obj, old: Obj) -> list[FieldError]:
         nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
         if "ExternalName" in (nspec.get("type"), ospec.get("type")):
             return []  # changing to or from ExternalName may set or clear the cluster IP
-        old_ip = ospec.get("clusterIP")
-        new_ip = nspec.get("clusterIP")
-        if old_ip and new_ip in (None, "") and nspec.get("clusterIPs") in (None, []):
-            # an update that leaves clusterIP unset keeps the allocated one (Kubernetes
-            # `patchAllocatedValues`), so only an explicit different value is an error
-            nspec["clusterIP"] = old_ip
-            nspec["clusterIPs"] = ospec.get("clusterIPs") or [old_ip]
-            return []
-        return immutable("spec.clusterIP", new_ip, old_ip)
+        return immutable("spec.clusterIP", nspec.get("clusterIP"), ospec.get("clusterIP"))
 
     # -- allocation ----------------------------------------------------------------------------
 
