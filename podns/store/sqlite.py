@@ -41,6 +41,11 @@ from podns.store.watchcache import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE, WatchCa
 
 #: writes between automatic trims of the `log` table
 TRIM_EVERY = 1000
+#: writes between WAL checkpoints (SQLite's default autocheckpoint is 1000 pages, about as many
+#: small writes; a checkpoint fsyncs, which takes milliseconds on a disk, so it runs in a thread)
+CHECKPOINT_EVERY = 1000
+#: bytes the WAL file is truncated to after a checkpoint (it is reused from its start)
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, mod_rv INTEGER NOT NULL)
@@ -96,6 +101,9 @@ class SQLiteStore:
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints (the only fsyncs) run in a worker thread, off the event loop.
+            db.execute("PRAGMA wal_autocheckpoint=0")
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             db.executescript(_SCHEMA)
             self._rev: int = db.execute("SELECT value FROM meta WHERE name='rev'").fetchone()[0]
             self._floor: int = db.execute("SELECT value FROM meta WHERE name='floor'").fetchone()[0]
@@ -104,6 +112,10 @@ class SQLiteStore:
             raise Unavailable(f"opening SQLite store {self._path}: {exc}") from exc
         self._db = db
         self._writes = 0
+        self._checkpoint_due = CHECKPOINT_EVERY
+        self._checkpointing: asyncio.Future[None] | None = None
+        #: set while writers must wait for the end of a checkpoint
+        self._gate: asyncio.Future[None] | None = None
         self._closed = False
         self._cache = WatchCache(self._rev, capacity=watch_capacity, queue_size=watch_queue_size)
 
@@ -154,6 +166,8 @@ class SQLiteStore:
     # -- writes --------------------------------------------------------------------------------
 
     async def create(self, key: str, obj: Obj) -> Obj:
+        while self._gate is not None:
+            await self._gate
         rv = self._rev + 1
         out = with_rv(obj, rv)
         data = _dumps(out)
@@ -170,6 +184,8 @@ class SQLiteStore:
         return out
 
     async def update(self, key: str, obj: Obj, *, expected_rv: int | None = None) -> Obj:
+        while self._gate is not None:
+            await self._gate
         db = self._db
         with self._errors(f"updating {key}"):
             row = db.execute("SELECT value, mod_rv FROM kv WHERE key=?", (key,)).fetchone()
@@ -193,6 +209,8 @@ class SQLiteStore:
         return out
 
     async def delete(self, key: str, *, expected_rv: int | None = None) -> Obj:
+        while self._gate is not None:
+            await self._gate
         db = self._db
         with self._errors(f"deleting {key}"):
             row = db.execute("SELECT value, mod_rv FROM kv WHERE key=?", (key,)).fetchone()
@@ -215,6 +233,8 @@ class SQLiteStore:
         self._rev = event.rv
         self._cache.append(event)
         self._writes += 1
+        if self._writes >= self._checkpoint_due and self._checkpointing is None:
+            self._start_checkpoint()
         if self._writes % TRIM_EVERY == 0 and self._rev - self._history > self._floor:
             with contextlib.suppress(StoreError):
                 self._trim(self._rev - self._history)
@@ -240,11 +260,42 @@ class SQLiteStore:
                 db.execute("UPDATE meta SET value=? WHERE name='floor'", (rv,))
         self._floor = rv
 
+    def _start_checkpoint(self) -> None:
+        """Start a checkpoint cycle in the background (see `_checkpoint_cycle`)."""
+        if self._path == ":memory:":
+            self._checkpoint_due = 1 << 62
+            return
+        self._checkpoint_due = self._writes + CHECKPOINT_EVERY
+        self._checkpointing = asyncio.ensure_future(self._checkpoint_cycle())
+
+    async def _checkpoint_cycle(self) -> None:
+        """Copy the WAL into the database file without stalling the event loop.
+
+        Phase 1 copies the bulk in a worker thread while writers go on appending. Phase 2 holds
+        writers back (reads and watches go on) while the thread copies the few frames written
+        meanwhile, so the WAL ends fully checkpointed and the next write starts it over from
+        its beginning; without it, a steady stream of writes would grow the WAL forever.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, _checkpoint, self._path)
+            self._gate = loop.create_future()
+            try:
+                await loop.run_in_executor(None, _checkpoint, self._path)
+            finally:
+                self._gate.set_result(None)
+                self._gate = None
+        finally:
+            self._checkpointing = None
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._cache.close()
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
         self._unlock()
@@ -279,6 +330,16 @@ class SQLiteStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _checkpoint(path: str) -> None:
+    """One PASSIVE WAL checkpoint on a connection of its own (runs in a worker thread)."""
+    with contextlib.suppress(sqlite3.Error):
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
 
 def _lock(path: str) -> int:

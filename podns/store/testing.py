@@ -562,10 +562,17 @@ def etcd_available() -> bool:
     return shutil.which(ETCD_BINARY) is not None
 
 
-def start_etcd_cluster(n: int = 1, *, log_dir: Path | None = None) -> EtcdCluster:
-    """Start an n-member etcd cluster on free loopback ports and wait until it is healthy."""
+def start_etcd_cluster(
+    n: int = 1, *, log_dir: Path | None = None, on_disk: bool = False
+) -> EtcdCluster:
+    """Start an n-member etcd cluster on free loopback ports and wait until it is healthy.
+
+    Data goes to tmpfs when there is one (fsync is free there: fast tests), or to the temp dir
+    with `on_disk` (benchmarks, where etcd's fsync per commit is part of the figure).
+    """
     shm = Path("/dev/shm")
-    base = Path(tempfile.mkdtemp(prefix="podns-etcd-", dir=shm if shm.is_dir() else None))
+    where = shm if shm.is_dir() and not on_disk else None
+    base = Path(tempfile.mkdtemp(prefix="podns-etcd-", dir=where))
     members = [
         EtcdMember(f"m{i}", free_port(), free_port(), base / f"m{i}") for i in range(n)
     ]
