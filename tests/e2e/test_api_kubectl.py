@@ -20,8 +20,8 @@ EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "db-headless.ya
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90),
               pytest.mark.podns_args("--no-controllers", "--no-node", "--no-dns")]
 
-#: kubectl 1.27/1.28 only validate against protobuf OpenAPI v2, which podns does not serve
-VALIDATE = {"1.33": ["--validate=false"], "1.27": ["--validate=false"]}  # FIXME openapi
+#: extra flags per kubectl version (none: both validate against podns' OpenAPI, v3 and v2)
+VALIDATE: dict[str, list[str]] = {"1.33": [], "1.27": []}
 
 
 def ok(p: subprocess.CompletedProcess[str]) -> str:
@@ -127,6 +127,10 @@ def test_kubectl_bad_input_gets_status_errors(podns_module: Podns) -> None:
            '"spec":{"ports":[{"port":70000}]}}')
     p = k("create", *VALIDATE["1.33"], "-f", "-", input=bad)
     assert p.returncode != 0 and "is invalid" in p.stderr and "Invalid" in p.stderr
+    typo = ('{"apiVersion":"v1","kind":"Service","metadata":{"name":"typo"},'
+            '"spec":{"ports":[{"port":80}],"selectr":{"a":"b"}}}')
+    p = k("create", "-f", "-", input=typo)
+    assert p.returncode != 0 and 'unknown field "spec.selectr"' in p.stderr
     p = k("get", "widgets")
     assert p.returncode != 0 and "doesn't have a resource type" in p.stderr
 
