@@ -139,6 +139,10 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._writers.clear()
+        # the pods stay bound but are no longer ready: say so, so DNS and endpoints drop them now
+        # rather than when the node lifecycle controller notices the silence
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(self._final_status(w) for w in workers)), 3.0)
         self._write_pids()
         if self.heartbeat is not None:
             await self.heartbeat.stop()
@@ -220,6 +224,10 @@ class Agent:
                 log.warning("pod %s: writing status failed: %s", worker.key, exc)
                 await asyncio.sleep(STATUS_RETRY)
                 event.set()
+
+    async def _final_status(self, worker: PodWorker) -> None:
+        with contextlib.suppress(errors.KubeError):
+            await self.write_status(worker)
 
     async def write_status(self, worker: PodWorker) -> None:
         """Patch the pod's status now, unless it equals what was last written."""

@@ -329,6 +329,19 @@ class ContainerRunner:
         self.host.event("Normal", "Killing", f"Stopping container {self.name}", self.field_path)
         await proc.stop(remaining)
 
+    def finalize(self) -> None:
+        """Record the end of an instance whose run loop was cancelled (agent shutdown)."""
+        proc = self.proc
+        self._stop_probes()
+        self.record.ready = False
+        self.record.started = False
+        if proc is not None and "running" in self.record.state and proc.exit_code is not None:
+            self.record.state = {"terminated": {
+                "exitCode": proc.exit_code, "reason": "Completed" if proc.exit_code == 0 else "Error",
+                "startedAt": rfc3339(proc.started_at), "finishedAt": rfc3339(proc.finished_at or time.time()),
+                "containerID": self.record.container_id,
+            }}
+
     async def _pre_stop(self, hook: Obj, grace: float) -> None:
         if "sleep" in hook:
             await asyncio.sleep(min(float(hook["sleep"].get("seconds", 0)), grace))

@@ -249,3 +249,5 @@ class PodWorker:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        for runner in self.init_runners + self.runners:
+            runner.finalize()
