@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from podns.clusterdns.app import ClusterDNS
@@ -50,6 +52,45 @@ def build(args: argparse.Namespace, client: Any) -> ClusterDNS:
     except ConfigError as exc:
         raise SystemExit(f"podns dns: {exc}") from None
     return ClusterDNS(config, client)
+
+
+def add_up_arguments(parser: argparse.ArgumentParser) -> None:
+    """`podns up` flags of the DNS component (it listens on --dns-addr)."""
+    parser.add_argument("--dns-zone", default="cluster.local", help="cluster domain (default cluster.local)")
+    parser.add_argument("--dns-upstream", action="append", default=None, metavar="ADDR",
+                        help="resolver for names outside the zone (repeatable; default: /etc/resolv.conf; "
+                             "'none': REFUSED)")
+    parser.add_argument("--dns-ttl", type=int, default=DEFAULT_TTL, help="DNS record TTL (default 5)")
+    parser.add_argument("--dns-pods", choices=POD_MODES, default="insecure",
+                        help="pod records a-b-c-d.<ns>.pod.<zone> (default insecure)")
+    parser.add_argument("--dns-metrics-addr", default=None, metavar="ADDR",
+                        help="serve DNS /metrics, /health, /ready on host:port (default: off)")
+
+
+@contextlib.asynccontextmanager
+async def _running(dns: ClusterDNS, client: Any) -> AsyncIterator[ClusterDNS]:
+    try:
+        yield dns
+    finally:
+        await dns.close()
+        await client.close()
+
+
+async def start_dns(ctx: Any) -> contextlib.AbstractAsyncContextManager[ClusterDNS]:
+    """`podns up`: the DNS server on --dns-addr, watching through the read-only kubeconfig."""
+    a = ctx.args
+    host, port = ctx.dns_addr
+    args = argparse.Namespace(listen=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                              zone=a.dns_zone, ttl=a.dns_ttl, pods=a.dns_pods, upstream=a.dns_upstream,
+                              metrics_addr=a.dns_metrics_addr)
+    client = Client.from_kubeconfig(ctx.readonly_kubeconfig)
+    dns = build(args, client)
+    try:
+        await dns.start()
+    except OSError as exc:
+        await client.close()
+        raise SystemExit(f"podns up: cannot serve DNS on {args.listen}: {exc}") from None
+    return _running(dns, client)
 
 
 async def run(args: argparse.Namespace) -> int:
