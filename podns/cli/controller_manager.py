@@ -73,6 +73,12 @@ def add_parser(subparsers: Any, name: str) -> None:
                              "(default: on)")
     parser.add_argument("--controllers", type=controller_list, default=list(ALL_CONTROLLERS),
                         metavar="LIST", help=f"comma-separated, or * (default): {','.join(ALL_CONTROLLERS)}")
+    parser.add_argument("--leader-elect-lease-duration", type=duration, default=15.0, metavar="DURATION",
+                        help="how long followers wait before taking over an unrenewed Lease (default 15s)")
+    parser.add_argument("--leader-elect-renew-deadline", type=duration, default=10.0, metavar="DURATION",
+                        help="how long the leader retries renewing before it stops leading (default 10s)")
+    parser.add_argument("--leader-elect-retry-period", type=duration, default=2.0, metavar="DURATION",
+                        help="time between Lease attempts (default 2s)")
     _add_tuning(parser)
     parser.set_defaults(run=run)
 
@@ -83,6 +89,9 @@ def options_from(args: argparse.Namespace, *, leader_elect: bool) -> Options:
         node_grace_period=args.node_grace_period,
         max_endpoints_per_slice=args.max_endpoints_per_slice,
         leader_elect=leader_elect,
+        lease_duration=getattr(args, "leader_elect_lease_duration", 15.0),
+        renew_deadline=getattr(args, "leader_elect_renew_deadline", 10.0),
+        retry_period=getattr(args, "leader_elect_retry_period", 2.0),
     )
 
 
@@ -104,7 +113,14 @@ async def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"podns controller-manager: cannot load kubeconfig {args.kubeconfig}: {exc}", file=sys.stderr)
         return 2
-    manager = ControllerManager(client, options_from(args, leader_elect=args.leader_elect))
+    try:
+        manager = ControllerManager(client, options_from(args, leader_elect=args.leader_elect))
+        if args.leader_elect:
+            manager.elector()  # validates the Lease timings before anything runs
+    except ValueError as exc:
+        await client.close()
+        print(f"podns controller-manager: {exc}", file=sys.stderr)
+        return 2
     task = asyncio.create_task(manager.run(), name="controller-manager")
     print(f"podns controller-manager: running against {client.server}"
           f" (leader election {'on' if args.leader_elect else 'off'})", flush=True)

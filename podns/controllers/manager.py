@@ -135,13 +135,16 @@ class ControllerManager:
             except errors.KubeError as exc:
                 log.warning("creating namespace %s: %s; retrying", LEASE_NAMESPACE, exc)
                 await asyncio.sleep(1.0)
-        elector = LeaderElector(
+        await self.elector().run()
+
+    def elector(self) -> LeaderElector:
+        """The Lease elector for this manager; ValueError for inconsistent timings."""
+        return LeaderElector(
             self.client, LEASE_NAMESPACE, LEASE_NAME, self.options.identity,
             lease_duration=self.options.lease_duration, renew_deadline=self.options.renew_deadline,
             retry_period=self.options.retry_period, on_started_leading=self.run_controllers,
             on_new_leader=lambda who: log.info("controller-manager leader is now %s", who),
         )
-        await elector.run()
 
 
 def default_identity() -> str:
