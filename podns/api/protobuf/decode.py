@@ -84,8 +84,11 @@ class Decoder:
             raise DecodeError(f"{_short(name)} at {path or '<root>'}: {exc}") from None
         out: dict[str, Any] = {}
         for f in msg.fields:
+            values = raw.get(f.number)
+            if values is None and f.omitempty and f.type != "msg":
+                continue  # absent and omitempty: nothing to write (the common case, kept fast)
             fpath = f"{path}.{f.json_name}" if path else f.json_name
-            self._field(f, raw.get(f.number, []), out, fpath)
+            self._field(f, values or [], out, fpath)
         return out
 
     def _field(self, f: sch.Field, values: list[tuple[int, Any]], out: dict[str, Any],
