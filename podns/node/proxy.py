@@ -1,0 +1,305 @@
+"""ClusterIP proxy: what kube-proxy's userspace mode did, in asyncio.
+
+For every Service with a cluster IP, the proxy listens on `clusterIP:port` for each of its ports
+(TCP and UDP) and forwards each connection (TCP) or client flow (UDP) to one ready endpoint,
+chosen round-robin, from the Service's EndpointSlices (`kubernetes.io/service-name` label; the
+slice port with the Service port's name). A refused backend is skipped and the next one tried,
+as the userspace proxier did. Headless Services (`clusterIP: None`) get nothing: clients reach
+their pods directly, which is the point of them.
+
+Changes follow the informers synchronously: a slice update replaces the backend list in memory
+at once (new connections use it within milliseconds; established ones are left alone); listeners
+are opened and closed as Services come and go.
+
+Loopback mode: a cluster IP is connectable only if it is a local address, so the API server's
+service CIDR must be a loopback range (e.g. `--service-cidr 127.96.0.0/16`); Services whose
+address cannot be bound are skipped and counted in `unbindable`. Several agents on one machine
+all listen with SO_REUSEPORT, so the kernel spreads clients over equivalent proxies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from podns.kube.client import Client
+from podns.kube.informer import Informer, object_key
+from podns.kube.resources import ENDPOINTSLICES, SERVICES
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+CONNECT_TIMEOUT = 2.0
+#: a UDP client flow with no traffic for this long is forgotten
+UDP_IDLE = 60.0
+BUFFER = 65536
+
+
+@dataclass(eq=False)
+class Backends:
+    """The ready endpoints of one Service port, rotated round-robin."""
+
+    addrs: list[tuple[str, int]] = field(default_factory=list)
+    _rr: itertools.count[int] = field(default_factory=itertools.count)
+
+    def order(self) -> list[tuple[str, int]]:
+        """Every backend, starting with the next one in turn."""
+        if not self.addrs:
+            return []
+        start = next(self._rr) % len(self.addrs)
+        return self.addrs[start:] + self.addrs[:start]
+
+
+def ready_backends(slices: list[Obj], port_name: str, protocol: str) -> list[tuple[str, int]]:
+    """(ip, port) of the ready endpoints of `slices` for the Service port named `port_name`."""
+    out: list[tuple[str, int]] = []
+    for sl in slices:
+        port = next((p.get("port") for p in sl.get("ports") or []
+                     if (p.get("name") or "") == port_name and (p.get("protocol") or "TCP") == protocol),
+                    None)
+        if port is None:
+            continue
+        for ep in sl.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is False:
+                continue
+            for addr in (ep.get("addresses") or [])[:1]:
+                out.append((str(addr), int(port)))
+    return sorted(set(out))
+
+
+class _TCPListener:
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+        self.server: asyncio.Server | None = None
+        self.connections = 0
+
+    async def start(self, host: str, port: int) -> None:
+        self.server = await asyncio.start_server(self._handle, host, port, reuse_port=True,
+                                                 reuse_address=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for host, port in self.backends.order():
+            try:
+                upstream = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
+                break
+            except (OSError, TimeoutError):
+                continue
+        if upstream is None:
+            writer.close()  # no ready endpoint: refuse, as kube-proxy's REJECT does
+            return
+        self.connections += 1
+        up_reader, up_writer = upstream
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 1.0)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            data = await reader.read(BUFFER)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (OSError, RuntimeError):
+        pass
+    finally:
+        with contextlib.suppress(OSError, RuntimeError):
+            if reader.at_eof():
+                writer.close()
+
+
+class _UDPFlow(asyncio.DatagramProtocol):
+    """One client's flow to its backend; replies go back through the listening socket."""
+
+    def __init__(self, listener: _UDPListener, client: tuple[str, int]) -> None:
+        self.listener = listener
+        self.client = client
+        self.transport: asyncio.DatagramTransport | None = None
+        self.last = asyncio.get_running_loop().time()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.last = asyncio.get_running_loop().time()
+        if self.listener.transport is not None:
+            self.listener.transport.sendto(data, self.client)
+
+
+class _UDPListener(asyncio.DatagramProtocol):
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+        self.transport: asyncio.DatagramTransport | None = None
+        self.flows: dict[tuple[str, int], _UDPFlow] = {}
+        self._pending: dict[tuple[str, int], list[bytes]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        self._reaper = loop.create_task(self._reap())
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        flow = self.flows.get(addr)
+        if flow is not None and flow.transport is not None:
+            flow.last = asyncio.get_running_loop().time()
+            flow.transport.sendto(data)
+            return
+        if addr in self._pending:
+            self._pending[addr].append(data)
+            return
+        order = self.backends.order()
+        if not order:
+            return  # dropped: no ready endpoint
+        self._pending[addr] = [data]
+        asyncio.get_running_loop().create_task(self._open(addr, order[0]))
+
+    async def _open(self, client: tuple[str, int], backend: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, flow = await loop.create_datagram_endpoint(lambda: _UDPFlow(self, client), remote_addr=backend)
+        except OSError:
+            self._pending.pop(client, None)
+            return
+        self.flows[client] = flow
+        for data in self._pending.pop(client, []):
+            if flow.transport is not None:
+                flow.transport.sendto(data)
+
+    async def _reap(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(UDP_IDLE / 4)
+            now = loop.time()
+            for client, flow in list(self.flows.items()):
+                if now - flow.last > UDP_IDLE:
+                    if flow.transport is not None:
+                        flow.transport.close()
+                    del self.flows[client]
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for flow in self.flows.values():
+            if flow.transport is not None:
+                flow.transport.close()
+        self.flows.clear()
+        if self.transport is not None:
+            self.transport.close()
+
+
+class ServiceProxy:
+    """Listens on every Service's cluster IP and ports; see the module docstring."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.services = Informer(client, SERVICES, name="proxy:services")
+        self.slices = Informer(client, ENDPOINTSLICES, name="proxy:endpointslices")
+        self.slices.add_index("service", lambda s: [
+            f"{s.get('metadata', {}).get('namespace')}/"
+            f"{(s.get('metadata', {}).get('labels') or {}).get(SERVICE_NAME_LABEL, '')}"])
+        #: (ip, port, protocol) -> (listener, backends, service key, port name)
+        self.listeners: dict[tuple[str, int, str], tuple[Any, Backends, str, str]] = {}
+        self.unbindable: set[tuple[str, int, str]] = set()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.services.add_handler(on_add=self._on_service, on_update=lambda o, n: self._on_service(n),
+                                  on_delete=self._on_service)
+        self.slices.add_handler(on_add=self._on_slice, on_update=lambda o, n: self._on_slice(n),
+                                on_delete=self._on_slice)
+        self.services.start()
+        self.slices.start()
+        await self.services.wait_synced()
+        await self.slices.wait_synced()
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Wait until listeners being opened or closed are done (tests, start-up)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def stop(self) -> None:
+        await self.services.stop()
+        await self.slices.stop()
+        await self.settle()
+        for listener, *_ in self.listeners.values():
+            await listener.stop()
+        self.listeners.clear()
+
+    # -- event handling: synchronous table updates, async socket work -------------------------
+
+    def _on_slice(self, sl: Obj) -> None:
+        meta = sl.get("metadata", {})
+        svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if svc:
+            self._refresh_backends(f"{meta.get('namespace')}/{svc}")
+
+    def _refresh_backends(self, svc_key: str) -> None:
+        slices = self.slices.by_index("service", svc_key)
+        for (_ip, _port, proto), (_l, backends, key, port_name) in self.listeners.items():
+            if key == svc_key:
+                backends.addrs = ready_backends(slices, port_name, proto)
+
+    def _on_service(self, svc: Obj) -> None:
+        key = object_key(svc)
+        current = self.services.get(key)
+        wanted: dict[tuple[str, int, str], str] = {}
+        if current is not None:
+            spec = current.get("spec") or {}
+            ips = [ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")]) if ip and ip != "None"]
+            for ip in ips:
+                for p in spec.get("ports") or []:
+                    proto = p.get("protocol") or "TCP"
+                    if proto in ("TCP", "UDP") and p.get("port"):
+                        wanted[(ip, int(p["port"]), proto)] = p.get("name") or ""
+        for addr, (listener, _b, owner, _n) in list(self.listeners.items()):
+            if owner == key and addr not in wanted:
+                del self.listeners[addr]
+                self._spawn(listener.stop())
+        for addr, port_name in wanted.items():
+            if addr not in self.listeners:
+                backends = Backends()
+                listener: Any = _TCPListener(backends) if addr[2] == "TCP" else _UDPListener(backends)
+                self.listeners[addr] = (listener, backends, key, port_name)
+                self._spawn(self._listen(addr, listener))
+            else:
+                listener, backends, _owner, _ = self.listeners[addr]
+                self.listeners[addr] = (listener, backends, key, port_name)
+        self._refresh_backends(key)
+
+    async def _listen(self, addr: tuple[str, int, str], listener: Any) -> None:
+        try:
+            await listener.start(addr[0], addr[1])
+            self.unbindable.discard(addr)
+        except OSError as exc:
+            if addr not in self.unbindable:
+                log.warning("proxy: cannot listen on %s:%d/%s (%s); in loopback mode the service "
+                            "CIDR must be a loopback range", addr[0], addr[1], addr[2], exc)
+            self.unbindable.add(addr)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

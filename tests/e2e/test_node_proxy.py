@@ -1,0 +1,55 @@
+"""ClusterIP proxy end to end: a Service's cluster IP (loopback service CIDR) reaches its ready pods."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from tests.e2e.conftest import Podns
+from tests.e2e.test_node_pods import pod_manifest, ready_ip, wait
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+SERVICE = json.dumps({
+    "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+    "spec": {"selector": {"app": "db"}, "ports": [{"name": "pg", "port": 6000, "targetPort": "pg"}]},
+})
+
+
+def talk(ip: str, port: int) -> str:
+    with socket.create_connection((ip, port), timeout=2) as s:
+        return s.recv(100).decode()
+
+
+@pytest.mark.podns_args("--service-cidr", "127.96.0.0/16")
+def test_cluster_ip_reaches_ready_pods_and_follows_changes(podns: Podns) -> None:
+    """given a ClusterIP Service over two pods, connections to clusterIP:port reach both; after
+    one pod is deleted, every connection reaches the other."""
+    for name in ("db-0", "db-1"):
+        assert podns.kubectl("apply", "--validate=false", "-f", "-", input=pod_manifest(name)).returncode == 0
+    assert podns.kubectl("apply", "--validate=false", "-f", "-", input=SERVICE).returncode == 0
+    cluster_ip = json.loads(podns.kubectl("get", "svc", "db", "-o", "json").stdout)["spec"]["clusterIP"]
+    assert cluster_ip.startswith("127.96.")
+    wait(lambda: ready_ip(podns, "db-0") and ready_ip(podns, "db-1"), what="pods Ready")
+
+    def both_seen() -> bool:
+        seen = set()
+        for _ in range(10):
+            try:
+                seen.add(talk(cluster_ip, 6000))
+            except OSError:
+                return False
+        return seen == {"db-0", "db-1"}
+
+    wait(both_seen, what="both pods behind the cluster IP")
+    assert podns.kubectl("delete", "pod", "db-0", "--wait=true", timeout=30).returncode == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answers = {talk(cluster_ip, 6000) for _ in range(6)}
+        if answers == {"db-1"}:
+            break
+        time.sleep(0.05)
+    assert answers == {"db-1"}
