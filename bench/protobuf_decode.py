@@ -18,8 +18,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from podns.api import protobuf  # noqa: E402
-from tests.api.test_protobuf_kinds import OBJECTS  # noqa: E402
+from podns.api import protobuf
+from tests.api.test_protobuf_kinds import OBJECTS
 
 ROUNDS = 7
 LOOPS = 300
