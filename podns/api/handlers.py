@@ -19,6 +19,7 @@ from podns.api.request import RequestInfo, parse_bool, parse_int, parse_path, pa
 from podns.api.rest import RETURN_DELETED_OBJECT, DeleteOptions, Rest, WriteOptions
 from podns.api.selection import parse as parse_selectors
 from podns.api.watch import EventEncoder, serve_watch
+from podns.store import errors as store_errors
 
 Obj = dict[str, Any]
 
@@ -134,10 +135,15 @@ class ResourceHandlers:
         from_rv = parse_rv(q.get("resourceVersion"))
         timeout = parse_int(q, "timeoutSeconds")
         initial: list[Obj] | None = None
+        seed: set[str] | None = None
         if not from_rv:
             listing = await self.rest.list(info.rt, info.namespace, match=match)
             initial = listing["items"]
             from_rv = int(listing["metadata"]["resourceVersion"])
+            if match is not None:
+                seed = {self._key(info, o) for o in initial}
+        elif match is not None:
+            seed = await self._matching_keys_at(info, match, from_rv)
         render = None
         if codec.wants_table(request.headers.get("Accept")):
             rt = info.rt
@@ -149,9 +155,34 @@ class ResourceHandlers:
         return await serve_watch(
             request, store=self.rest.store, rt=info.rt,
             prefix=meta.collection_prefix(info.rt, info.namespace), initial=initial,
-            from_rv=from_rv, match=match, timeout=float(timeout) if timeout else None,
+            from_rv=from_rv, match=match, seed_keys=seed,
+            timeout=float(timeout) if timeout else None,
             bookmarks=parse_bool(q.get("allowWatchBookmarks")), render=render,
             encoder=self.encoder)
+
+    @staticmethod
+    def _key(info: RequestInfo, obj: Obj) -> str:
+        md = obj.get("metadata") or {}
+        return meta.object_key(info.rt, md.get("namespace"), md.get("name", ""))
+
+    async def _matching_keys_at(self, info: RequestInfo, match: Callable[[Obj], bool],
+                                rv: int) -> set[str]:
+        """Keys of the objects a selector matched at revision `rv` (what a client resuming a
+        filtered watch from `rv` has). An unavailable revision leaves the set empty: the
+        store's watch then answers 410 for it anyway."""
+        keys: set[str] = set()
+        prefix = meta.collection_prefix(info.rt, info.namespace)
+        start: str | None = None
+        try:
+            while True:
+                page = await self.rest.store.list(prefix, limit=1000, start_after=start,
+                                                  at_rv=rv)
+                keys.update(self._key(info, o) for o in page.items if match(o))
+                if page.continue_key is None:
+                    return keys
+                start = page.continue_key
+        except store_errors.StoreError:
+            return keys
 
     # -- writes --------------------------------------------------------------------------------
 

@@ -12,9 +12,10 @@ Fan-out is cheap: the store already shares one event object between watchers, an
 Table watches (`kubectl get -w`) are rendered per watcher, since only their first event
 carries column definitions.
 
-Selector caveat: an object that stops matching a watch's selector is not turned into a
-DELETED event (nor one that starts matching into ADDED); filtered watches see only the
-events of objects that match at the time of the event.
+Filtered watches (label/field selectors) follow Kubernetes: an object that stops matching
+is sent as DELETED, one that starts matching as ADDED. To know what the client has seen, such
+a watch keeps the keys of the matching objects, seeded from the list at its start version
+(`seed_keys`); if that list is no longer available the watch answers 410 like any too-old one.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def _line(event_type: str, obj: Obj) -> bytes:
 async def serve_watch(
     request: web.Request, *, store: Store, rt: ResourceType, prefix: str,
     initial: list[Obj] | None, from_rv: int, match: Callable[[Obj], bool] | None,
+    seed_keys: set[str] | None,
     timeout: float | None, bookmarks: bool, render: Render | None, encoder: EventEncoder,
 ) -> web.StreamResponse:
     """Stream a watch. `initial` (for resourceVersion absent/0) are sent as ADDED first;
@@ -93,6 +95,7 @@ async def serve_watch(
         first = False
         await resp.write(data)
 
+    seen = set(seed_keys or ())
     deadline = min(timeout, MAX_WATCH_SECONDS) if timeout and timeout > 0 else MAX_WATCH_SECONDS
     last_rv = from_rv
     with contextlib.suppress(TimeoutError, ConnectionResetError, asyncio.CancelledError):
@@ -115,9 +118,13 @@ async def serve_watch(
                             str(exc) or f"too old resource version: {from_rv}").status())
                         break
                     last_rv = event.rv
-                    if match is not None and not match(event.object):
+                    if match is None:
+                        await send(event.type, event.object, event)
                         continue
-                    await send(event.type, event.object, event)
+                    event_type = _filtered_type(event, match(event.object), seen)
+                    if event_type is not None:
+                        await send(event_type, event.object,
+                                   event if event_type == event.type else None)
             finally:
                 with contextlib.suppress(Exception):
                     await events.aclose()  # type: ignore[attr-defined]
@@ -129,3 +136,18 @@ async def serve_watch(
 def _bookmark(rt: ResourceType, rv: int) -> Obj:
     return {"kind": rt.kind, "apiVersion": rt.api_version,
             "metadata": {"resourceVersion": str(rv)}}
+
+
+def _filtered_type(event: WatchEvent, matches: bool, seen: set[str]) -> str | None:
+    """The event type a selector watch sends for `event` (None: nothing), updating `seen`."""
+    was = event.key in seen
+    if event.type == "DELETED":
+        seen.discard(event.key)
+        return "DELETED" if was or matches else None
+    if matches:
+        seen.add(event.key)
+        return "MODIFIED" if was and event.type == "MODIFIED" else "ADDED"
+    if was:
+        seen.discard(event.key)
+        return "DELETED"
+    return None

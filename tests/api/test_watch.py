@@ -134,3 +134,22 @@ async def test_many_watchers_share_events_and_leave_cleanly(api: Api) -> None:
     await asyncio.sleep(0.2)
     cache = api.server.store._cache  # type: ignore[attr-defined]
     assert len(cache._watchers) == 0
+
+
+async def test_selector_watch_turns_label_changes_into_added_and_deleted(api: Api) -> None:
+    """An object leaving a watch's selector is DELETED for it, one entering it ADDED; a resumed
+    filtered watch knows what matched at its start version."""
+    await api.post(PODS, pod("a", app="db"))
+    await api.post(PODS, pod("b", app="web"))
+    rv = (await api.get(PODS)).body["metadata"]["resourceVersion"]
+    fresh = await open_watch(api, "labelSelector=app%3Ddb")
+    assert (await fresh.next())["object"]["metadata"]["name"] == "a"
+    resumed = await open_watch(api, f"resourceVersion={rv}&labelSelector=app%3Ddb")
+    await api.patch(f"{PODS}/a", {"metadata": {"labels": {"app": "web"}}})
+    await api.patch(f"{PODS}/b", {"metadata": {"labels": {"app": "db"}}})
+    await api.patch(f"{PODS}/b", {"metadata": {"labels": {"x": "1"}}})
+    for w in (fresh, resumed):
+        got = [await w.next() for _ in range(3)]
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [
+            ("DELETED", "a"), ("ADDED", "b"), ("MODIFIED", "b")]
+        w.resp.close()
