@@ -46,7 +46,8 @@ def test_defaults() -> None:
         ({"ports": [{"port": 1, "protocol": "HTTP"}]}, "spec.ports[0].protocol",
          'Unsupported value: "HTTP": supported values: "SCTP", "TCP", "UDP"'),
         ({"type": "Bogus", "ports": [{"port": 1}]}, "spec.type",
-         'Unsupported value: "Bogus": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"'),
+         'Unsupported value: "Bogus": supported values: '
+         '"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"'),
         ({"type": "ExternalName"}, "spec.externalName", "Required value"),
         ({"type": "ExternalName", "externalName": "x.example.com", "clusterIP": "10.96.0.5"},
          "spec.clusterIP", "Forbidden: may not be set for ExternalName services"),
@@ -116,7 +117,8 @@ async def test_headless_and_externalname_get_no_ip(ctx: Ctx) -> None:
 
 async def test_node_ports(ctx: Ctx) -> None:
     """Given a NodePort service, then each port gets a node port in 30000-32767, kept on update."""
-    out, errs = create(SVC, svc(type="NodePort", ports=[{"port": 80, "name": "a"}, {"port": 81, "name": "b"}]))
+    ports = [{"port": 80, "name": "a"}, {"port": 81, "name": "b"}]
+    out, errs = create(SVC, svc(type="NodePort", ports=ports))
     assert errs == [] and await SVC.strategy.admit(out, None, ctx) == []
     node_ports = [p["nodePort"] for p in out["spec"]["ports"]]
     assert all(30000 <= p <= 32767 for p in node_ports) and len(set(node_ports)) == 2
@@ -154,7 +156,8 @@ def test_status_is_kept_apart() -> None:
     status_new = svc(ports=[{"port": 99}])
     status_new["status"] = {"loadBalancer": {"ingress": [{"ip": "5.6.7.8"}]}}
     SVC.strategy.prepare_for_status_update(status_new, old)
-    assert status_new["spec"] == old["spec"] and status_new["status"]["loadBalancer"]["ingress"][0]["ip"] == "5.6.7.8"
+    assert status_new["spec"] == old["spec"]
+    assert status_new["status"]["loadBalancer"]["ingress"][0]["ip"] == "5.6.7.8"
 
 
 @pytest.mark.parametrize(
