@@ -1,0 +1,96 @@
+"""Shared set-up of the controller benchmarks: a `podns apiserver` process (memory store) on a
+free loopback port, and an in-process controller stack (shared informers + controllers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from podns.controllers import runtime  # noqa: E402
+from podns.controllers.endpoints.controller import EndpointsController  # noqa: E402
+from podns.controllers.endpointslice.controller import EndpointSliceController  # noqa: E402
+from podns.kube.client import Client  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def apiserver() -> Iterator[Path]:
+    """Run `podns apiserver --store memory://` pinned to CPU 1 (when there is one); yields the
+    kubeconfig path."""
+    with tempfile.TemporaryDirectory(prefix="podns-bench-") as tmp:
+        port = free_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "podns",
+            "apiserver",
+            "--data-dir",
+            tmp,
+            "--store",
+            "memory://",
+            "--api-addr",
+            f"127.0.0.1:{port}",
+        ]
+        if (os.cpu_count() or 1) > 1 and os.path.exists("/usr/bin/taskset"):
+            cmd = ["taskset", "-c", "1", *cmd]
+        log = open(os.path.join(tmp, "api.log"), "wb")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        kubeconfig = Path(tmp) / "kubeconfig"
+        deadline = time.monotonic() + 30
+        import ssl
+
+        while time.monotonic() < deadline:
+            if kubeconfig.exists():
+                try:
+                    ctx = ssl.create_default_context(cafile=os.path.join(tmp, "ca.crt"))
+                    with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=ctx, timeout=1):
+                        break
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        else:
+            proc.kill()
+            raise RuntimeError("apiserver did not start")
+        try:
+            yield kubeconfig
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            log.close()
+
+
+@contextlib.asynccontextmanager
+async def controllers(client: Client, *, legacy: bool = True) -> AsyncIterator[dict[str, Any]]:
+    """The EndpointSlice (and Endpoints) controllers on shared informers, running."""
+    informers = runtime.SharedInformers(client)
+    out: dict[str, Any] = {"endpointslice": EndpointSliceController(client, informers)}
+    if legacy:
+        out["endpoints"] = EndpointsController(client, informers)
+    informers.start()
+    await informers.wait_synced(30)
+    tasks = [asyncio.create_task(c.run()) for c in out.values()]
+    try:
+        yield out
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await informers.stop()
