@@ -36,6 +36,10 @@ def kubectl_binary(version: str) -> str:
             return os.path.join(d, name)
     pytest.skip(f"{name} is not installed")
 
+#: a file with bytes that are not UTF-8, so the ConfigMap carries it in binaryData
+_BINARY_FILE = Path(tempfile.gettempdir()) / "podns-protobuf-test.bin"
+_BINARY_FILE.write_bytes(b"\x00\x01\xfe\xff")
+
 #: (id, kubectl arguments); each creates one object through a typed client
 COMMANDS: list[tuple[str, list[str]]] = [
     ("namespace", ["create", "namespace", "foo"]),
@@ -47,6 +51,9 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("secret", ["create", "secret", "generic", "s", "--from-literal=k=v", "--type=Opaque"]),
     ("serviceaccount", ["create", "serviceaccount", "sa"]),
     ("deployment", ["create", "deployment", "d", "--image=nginx", "--replicas=0", "--port=8080"]),
+    ("secret-docker-registry", ["create", "secret", "docker-registry", "reg", "--docker-server=r.example",
+                                "--docker-username=u", "--docker-password=p"]),
+    ("configmap-binary", ["create", "configmap", "files", f"--from-file=bin={_BINARY_FILE}"]),
 ]
 
 

@@ -98,6 +98,12 @@ def test_imperative_commands(apiserver: Any, version: str) -> None:
     assert get(apiserver, "secret", "pw", "-n", "team")["data"] == {"password": "aHVudGVyMg=="}
     assert get(apiserver, "sa", "robot", "-n", "team")["metadata"]["name"] == "robot"
 
+    run("run", "p", "--image=busybox", "--port=8080", "--env=A=b", "--restart=Never", "-n", "team",
+        "--", "sleep", "100")
+    [container] = get(apiserver, "pod", "p", "-n", "team")["spec"]["containers"]
+    assert container["args"] == ["sleep", "100"] and container["env"] == [{"name": "A", "value": "b"}]
+    assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+
     described = run("describe", "svc", "web", "-n", "team")
     assert "TargetPort:" in described and "8080/TCP" in described
 
