@@ -140,7 +140,7 @@ class SQLiteStore:
         after = start_after if start_after is not None else ""
         n = -1 if limit is None or limit <= 0 else limit + 1
         with self._errors(f"listing {prefix}"):
-            if at_rv is None or at_rv >= self._rev:
+            if not at_rv or at_rv >= self._rev:  # 0 = no particular revision
                 rv = self._rev
                 rows = self._db.execute(
                     "SELECT key, value FROM kv WHERE key >= ? AND key < ? AND key > ? "
