@@ -75,6 +75,7 @@ class Store(Protocol):
     ) -> ListResult:
         """Objects under `prefix` ordered by key. `at_rv` asks for a continued list to be read at
         the same revision as its first page; if that revision has been compacted, raises Expired.
+        `at_rv` None or 0 (or beyond the store's revision) reads the current state.
         """
         ...
 
@@ -84,7 +85,8 @@ class Store(Protocol):
 
     async def update(self, key: str, obj: Obj, *, expected_rv: int | None = None) -> Obj:
         """Replace an existing object. With `expected_rv`, only if its current revision equals
-        it (compare-and-swap), else Conflict. Raises NotFound."""
+        it (compare-and-swap), else Conflict. Raises NotFound. An update to identical content
+        writes nothing and returns the stored object with its unchanged revision."""
         ...
 
     async def delete(self, key: str, *, expected_rv: int | None = None) -> Obj:
