@@ -58,7 +58,7 @@ OBJECTS: list[tuple[str, dict[str, Any]]] = [
         "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster",
         "ports": [{"name": "pg", "port": 5432, "targetPort": "pg", "protocol": "TCP",
                    "appProtocol": "postgresql"},
-                  {"name": "zero", "port": 0, "targetPort": 0}]},
+                  {"name": "zero-target", "port": 9000, "targetPort": 0}]},
         "status": {"loadBalancer": {}}}),
     ("Pod", {"apiVersion": "v1", "kind": "Pod", "metadata": META, "spec": POD_SPEC, "status": {
         "phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
@@ -120,7 +120,7 @@ OBJECTS: list[tuple[str, dict[str, Any]]] = [
         "replicas": 0, "serviceName": "db", "podManagementPolicy": "Parallel",
         "selector": {"matchLabels": {"app": "db"},
                      "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]},
-        "template": {"metadata": {"labels": {"app": "db"}}, "spec": POD_SPEC},
+        "template": {"metadata": {"labels": {"app": "db", "tier": "a"}}, "spec": POD_SPEC},
         "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
             "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}],
         "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0,
