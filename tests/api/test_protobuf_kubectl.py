@@ -36,10 +36,6 @@ def kubectl_binary(version: str) -> str:
             return os.path.join(d, name)
     pytest.skip(f"{name} is not installed")
 
-#: a file with bytes that are not UTF-8, so the ConfigMap carries it in binaryData
-_BINARY_FILE = Path(tempfile.gettempdir()) / "podns-protobuf-test.bin"
-_BINARY_FILE.write_bytes(b"\x00\x01\xfe\xff")
-
 #: (id, kubectl arguments); each creates one object through a typed client
 COMMANDS: list[tuple[str, list[str]]] = [
     ("namespace", ["create", "namespace", "foo"]),
@@ -53,7 +49,9 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("deployment", ["create", "deployment", "d", "--image=nginx", "--replicas=0", "--port=8080"]),
     ("secret-docker-registry", ["create", "secret", "docker-registry", "reg", "--docker-server=r.example",
                                 "--docker-username=u", "--docker-password=p"]),
-    ("configmap-binary", ["create", "configmap", "files", f"--from-file=bin={_BINARY_FILE}"]),
+    # bin.dat (written by the fixture into kubectl's working directory) is not UTF-8,
+    # so the ConfigMap carries it in binaryData
+    ("configmap-binary", ["create", "configmap", "files", "--from-file=bin=bin.dat"]),
 ]
 
 
@@ -90,6 +88,8 @@ async def recorder() -> Any:
             "users": [{"name": "u", "user": {}}],
             "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "default"}}],
         }))
+        (Path(tmp) / "bin.dat").write_bytes(b"\x00\x01\xfe\xff")
+        rec.workdir = Path(tmp)  # type: ignore[attr-defined]
         rec.kubeconfig = kubeconfig  # type: ignore[attr-defined]
         rec.cache = Path(tmp) / "cache"  # type: ignore[attr-defined]
         yield rec
@@ -103,7 +103,8 @@ async def capture(rec: Recorder, version: str, args: list[str]) -> tuple[str, by
     proc = await asyncio.create_subprocess_exec(
         binary, f"--kubeconfig={rec.kubeconfig}", f"--cache-dir={rec.cache}",  # type: ignore[attr-defined]
         "--validate=false", *args,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        cwd=rec.workdir)  # type: ignore[attr-defined]
     await asyncio.wait_for(proc.wait(), 30)
     assert len(rec.bodies) == before + 1, f"kubectl {version} {args} sent no body"
     _path, ctype, body = rec.bodies[-1]
