@@ -41,7 +41,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from podns.store._common import prefix_range, with_rv, without_rv
+from podns.store._common import decode_many, prefix_range, with_rv, without_rv
 from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound, StoreError, Unavailable
 from podns.store.interface import ListResult, Obj, WatchEvent
 from podns.store.watchcache import DEFAULT_QUEUE_SIZE
@@ -242,7 +242,7 @@ class EtcdStore:
         cont = None
         if resp.get("more") and kvs:
             cont = _unb64(kvs[-1]["key"]).decode()[len(self._root) :]
-        return ListResult(items=[self._decode(kv) for kv in kvs], rv=rv, continue_key=cont)
+        return ListResult(items=decode_many(kvs, self._decode), rv=rv, continue_key=cont)
 
     async def current_rv(self) -> int:
         resp = await self._call("/v3/kv/range", {"key": _b64(self._root)})

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import orjson
 
-from podns.store._common import prefix_range, with_rv
+from podns.store._common import decode_many, prefix_range, with_rv
 from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound, StoreError, Unavailable
 from podns.store.interface import ListResult, Obj, WatchEvent
 from podns.store.watchcache import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE, WatchCache
@@ -158,7 +158,7 @@ class SQLiteStore:
         if n > 0 and len(rows) == n:
             rows.pop()
             cont = rows[-1][0]
-        return ListResult(items=[_loads(v) for _, v in rows], rv=rv, continue_key=cont)
+        return ListResult(items=decode_many((v for _, v in rows), _loads), rv=rv, continue_key=cont)
 
     async def current_rv(self) -> int:
         return self._rev
