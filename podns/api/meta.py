@@ -9,10 +9,11 @@ store; `managedFields` records one entry per (manager, operation) as far as `kub
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import uuid
 from typing import Any
+
+import orjson
 
 from podns.api.resources.base import ResourceType
 
@@ -66,7 +67,7 @@ def carry_over(new: Obj, old: Obj, rt: ResourceType) -> None:
         else:
             meta.pop(field, None)
     if "managedFields" not in meta and "managedFields" in old_meta:
-        meta["managedFields"] = copy.deepcopy(old_meta["managedFields"])
+        meta["managedFields"] = clone(old_meta["managedFields"])
 
 
 def record_manager(obj: Obj, rt: ResourceType, manager: str | None, operation: str,
@@ -84,6 +85,12 @@ def record_manager(obj: Obj, rt: ResourceType, manager: str | None, operation: s
                                                                      subresource)]
     entries.append(entry)
     meta["managedFields"] = entries
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of JSON-like data; an orjson round trip is several times faster than
+    `copy.deepcopy` on Kubernetes objects (this is on every write's path)."""
+    return orjson.loads(orjson.dumps(obj))
 
 
 def rv_of(obj: Obj) -> int:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
+
 Obj = dict[str, Any]
 Path = tuple[str, ...]
 
@@ -140,7 +142,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
     """Apply an RFC 6902 operation list; returns the new document (the input is not modified)."""
     if not isinstance(ops, list):
         raise PatchError("json patch must be a list of operations")
-    doc = copy.deepcopy(doc)
+    doc = orjson.loads(orjson.dumps(doc))
     for op in ops:
         if not isinstance(op, dict) or "op" not in op:
             raise PatchError(f"invalid json patch operation: {op!r}")
@@ -225,7 +227,9 @@ def strategic_merge_patch(original: Obj, patch: Obj) -> Obj:
     """Apply a strategic merge patch to an object; returns the new object."""
     if not isinstance(patch, dict):
         raise PatchError("strategic merge patch must be a JSON object")
-    result = _smp_map(original if isinstance(original, dict) else {}, patch, ())
+    # one copy up front; below, merging works in place on it
+    start = orjson.loads(orjson.dumps(original)) if isinstance(original, dict) else {}
+    result = _smp_map(start, patch, ())
     return result if result is not None else {}
 
 
@@ -237,7 +241,7 @@ def _smp_map(original: Obj, patch: Obj, path: Path) -> Obj | None:
         return _strip({k: v for k, v in patch.items() if k != "$patch"})
     if directive not in (None, "merge"):
         raise PatchError(f"Unknown patch type: {directive}, expected one of: replace, merge, delete")
-    result = copy.deepcopy(original)
+    result = original  # a private copy (see strategic_merge_patch)
     orders: dict[str, list[Any]] = {}
     for key, value in patch.items():
         if key in ("$patch", "$retainKeys"):
@@ -286,7 +290,7 @@ def _smp_list(original: Any, patch: list[Any], path: Path) -> list[Any]:
     if key is None or not all(isinstance(e, dict) for e in patch) or \
             not all(isinstance(e, dict) for e in orig):
         return _strip(patch)
-    result = copy.deepcopy(orig)
+    result = orig  # a private copy (see strategic_merge_patch)
     for elem in patch:
         if key not in elem:
             raise PatchError(f"map: {elem} does not contain declared merge key: {key}")

@@ -19,7 +19,6 @@ Errors are `ApiError`s (`podns.api.status`); store errors are mapped here, never
 from __future__ import annotations
 
 import base64
-import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,7 +155,7 @@ class Rest:
     async def create(self, rt: ResourceType, namespace: str | None, body: Obj,
                      opts: WriteOptions) -> Obj:
         """Create `body`; returns the stored object (or, for dryRun, what would be stored)."""
-        obj = copy.deepcopy(body)
+        obj = meta.clone(body)
         check_type(obj, rt)
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):
@@ -256,7 +255,7 @@ class Rest:
                 raise status.not_found(rt.resource, name, rt.group) from None
             except store_errors.StoreError as exc:
                 raise map_store_error(exc, rt, name) from exc
-            new = mutate(copy.deepcopy(old))
+            new = mutate(meta.clone(old))
             check_type(new, rt)
             client_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
             old_rv = meta.rv_of(old)
@@ -383,7 +382,7 @@ class Rest:
                 return gone, True
             # graceful: mark for deletion and leave the rest to finalizers / the node agent
             already = md.get("deletionTimestamp")
-            new = copy.deepcopy(obj)
+            new = meta.clone(obj)
             nmd = new["metadata"]
             nmd["finalizers"] = finalizers
             if not already:
