@@ -157,3 +157,32 @@ def test_cluster_ip_immutable_and_pod_update_rules(cluster: Podns) -> None:
                         '{"spec":{"restartPolicy":"Never"}}')
     assert p.returncode != 0 and "pod updates may not change fields other than" in p.stderr
     ok(cluster.kubectl("set", "image", "pod/web-0", "-n", "kinds", "web=busybox:1.37"))
+
+
+def test_python_client_decodes_every_kind(cluster: Podns) -> None:
+    """The official Python client (strict pydantic models) lists every kind and reads a new
+    StatefulSet and its Scale, so every field it requires is present."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(str(cluster.kubeconfig))
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    ns = "kinds"
+    lists = [core.list_namespaced_pod(ns), core.list_namespaced_service(ns), core.list_node(),
+             core.list_namespaced_event(ns), core.list_namespaced_endpoints(ns),
+             core.list_namespaced_config_map(ns), core.list_namespaced_secret(ns),
+             core.list_namespaced_persistent_volume_claim(ns), core.list_namespace(),
+             client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(ns),
+             client.CoordinationV1Api(api).list_namespaced_lease(ns)]
+    assert all(len(r.items) >= 1 for r in lists)
+    body = client.V1StatefulSet(
+        metadata=client.V1ObjectMeta(name="py"),
+        spec=client.V1StatefulSetSpec(
+            selector=client.V1LabelSelector(match_labels={"a": "py"}), service_name="py",
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels={"a": "py"}),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="x")]))))
+    created = apps.create_namespaced_stateful_set(ns, body)
+    assert created.status.replicas == 0 and created.spec.update_strategy.type == "RollingUpdate"
+    assert apps.read_namespaced_stateful_set_scale("py", ns).status.selector == "a=py"
+    assert len(apps.list_namespaced_controller_revision(ns).items) == 0
+    api.close()

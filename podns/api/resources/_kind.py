@@ -68,6 +68,18 @@ class KindStrategy(Strategy):
                 md.pop(key, None)
         new["metadata"] = md
 
+    # -- defaulting ----------------------------------------------------------------------------
+
+    def default(self, obj: Obj) -> None:
+        """The kind's defaults, then the zero value of every field Kubernetes always serializes
+        (so strict clients such as the Python client can decode every stored object)."""
+        self.set_defaults(obj)
+        if self.schema_type:
+            schema.fill_required(self.schema_type, obj)
+
+    def set_defaults(self, obj: Obj) -> None:
+        """The kind's own defaults (Kubernetes' SetDefaults_<Kind>)."""
+
     # -- validation ----------------------------------------------------------------------------
 
     def validate(self, obj: Obj) -> list[FieldError]:

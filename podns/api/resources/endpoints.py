@@ -26,7 +26,7 @@ def validate_ip(path: str, value: Any) -> list[FieldError]:
 class EndpointsStrategy(KindStrategy):
     schema_type = "core.v1.Endpoints"
 
-    def default(self, obj: Obj) -> None:
+    def set_defaults(self, obj: Obj) -> None:
         for subset in obj.get("subsets") or []:
             for port in (subset or {}).get("ports") or []:
                 if isinstance(port, dict):

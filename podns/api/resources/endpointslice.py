@@ -45,7 +45,7 @@ def _address_errors(path: str, value: Any, address_type: str) -> list[FieldError
 class EndpointSliceStrategy(KindStrategy):
     schema_type = "discovery.v1.EndpointSlice"
 
-    def default(self, obj: Obj) -> None:
+    def set_defaults(self, obj: Obj) -> None:
         for port in obj.get("ports") or []:
             if isinstance(port, dict):
                 port.setdefault("protocol", "TCP")

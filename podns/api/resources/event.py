@@ -24,7 +24,7 @@ class EventStrategy(KindStrategy):
         "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type",
     )
 
-    def default(self, obj: Obj) -> None:
+    def set_defaults(self, obj: Obj) -> None:
         if not isinstance(obj.get("involvedObject"), dict):
             obj["involvedObject"] = {}
         src = obj.get("source")

@@ -24,7 +24,7 @@ class NamespaceStrategy(KindStrategy):
     def initial_status(self, obj: Obj) -> Obj:
         return {"phase": "Active"}
 
-    def default(self, obj: Obj) -> None:
+    def set_defaults(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
         if isinstance(spec, dict):
             spec.setdefault("finalizers", ["kubernetes"])

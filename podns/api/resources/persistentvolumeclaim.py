@@ -55,7 +55,7 @@ class PersistentVolumeClaimStrategy(KindStrategy):
     def initial_status(self, obj: Obj) -> Obj:
         return {"phase": "Pending"}
 
-    def default(self, obj: Obj) -> None:
+    def set_defaults(self, obj: Obj) -> None:
         spec = obj.get("spec")
         if isinstance(spec, dict):
             spec.setdefault("volumeMode", "Filesystem")

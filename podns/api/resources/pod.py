@@ -44,7 +44,7 @@ class PodStrategy(KindStrategy):
     def initial_status(self, obj: Obj) -> Obj:
         return {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
 
-    def default(self, obj: Obj) -> None:
+    def set_defaults(self, obj: Obj) -> None:
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return

@@ -5,7 +5,8 @@ field detection, reported as Kubernetes does: `unknown field "spec.foo"`) and th
 documents (`podns.api.openapi`, component schemas that `kubectl explain` reads and whose
 `x-kubernetes-patch-merge-key` kubectl's apply uses).
 
-Notation, one string per type, space-separated `field:type` entries:
+Notation, one string per type, space-separated `field:type` entries (`field!:type` for a field
+Kubernetes always serializes, which the Python client's models therefore require):
 - scalars `string`, `integer`, `boolean`, `number`, `date-time`, `quantity`, `int-or-string`;
 - `object`: free-form (any content accepted, not described);
 - `map` / `map<quantity>`: a map of strings (of quantities);
@@ -37,24 +38,25 @@ _TYPES: dict[str, str] = {
         "ownerReferences:[]OwnerReference|uid resourceVersion:string selfLink:string uid:string"
     ),
     "meta.v1.OwnerReference": (
-        "apiVersion:string blockOwnerDeletion:boolean controller:boolean kind:string name:string uid:string"
+        "apiVersion!:string blockOwnerDeletion:boolean controller:boolean kind!:string name!:string "
+        "uid!:string"
     ),
     "meta.v1.ManagedFieldsEntry": (
         "apiVersion:string fieldsType:string fieldsV1:object manager:string operation:string "
         "subresource:string time:date-time"
     ),
     "meta.v1.LabelSelector": "matchExpressions:[]LabelSelectorRequirement matchLabels:map",
-    "meta.v1.LabelSelectorRequirement": "key:string operator:string values:[]string",
+    "meta.v1.LabelSelectorRequirement": "key!:string operator!:string values:[]string",
     "meta.v1.Condition": (
-        "lastTransitionTime:date-time message:string observedGeneration:integer reason:string "
-        "status:string type:string"
+        "lastTransitionTime:date-time message!:string observedGeneration:integer reason!:string "
+        "status!:string type!:string"
     ),
     # ---- core.v1: pods
     "core.v1.Pod": "apiVersion:string kind:string metadata:ObjectMeta spec:PodSpec status:PodStatus",
     "core.v1.PodTemplateSpec": "metadata:ObjectMeta spec:PodSpec",
     "core.v1.PodSpec": (
         "activeDeadlineSeconds:integer affinity:object automountServiceAccountToken:boolean "
-        "containers:[]Container|name dnsConfig:PodDNSConfig dnsPolicy:string enableServiceLinks:boolean "
+        "containers!:[]Container|name dnsConfig:PodDNSConfig dnsPolicy:string enableServiceLinks:boolean "
         "ephemeralContainers:[]object hostAliases:[]HostAlias|ip hostIPC:boolean hostNetwork:boolean "
         "hostPID:boolean hostUsers:boolean hostname:string "
         "imagePullSecrets:[]LocalObjectReference|name initContainers:[]Container|name nodeName:string "
@@ -68,20 +70,20 @@ _TYPES: dict[str, str] = {
     ),
     "core.v1.Container": (
         "args:[]string command:[]string env:[]EnvVar|name envFrom:[]EnvFromSource image:string "
-        "imagePullPolicy:string lifecycle:object livenessProbe:Probe name:string "
+        "imagePullPolicy:string lifecycle:object livenessProbe:Probe name!:string "
         "ports:[]ContainerPort|containerPort readinessProbe:Probe resizePolicy:[]object "
         "resources:ResourceRequirements restartPolicy:string securityContext:object startupProbe:Probe "
         "stdin:boolean stdinOnce:boolean terminationMessagePath:string terminationMessagePolicy:string "
         "tty:boolean volumeDevices:[]object volumeMounts:[]VolumeMount|mountPath workingDir:string"
     ),
-    "core.v1.EnvVar": "name:string value:string valueFrom:EnvVarSource",
+    "core.v1.EnvVar": "name!:string value:string valueFrom:EnvVarSource",
     "core.v1.EnvVarSource": (
         "configMapKeyRef:object fieldRef:ObjectFieldSelector resourceFieldRef:object secretKeyRef:object"
     ),
-    "core.v1.ObjectFieldSelector": "apiVersion:string fieldPath:string",
+    "core.v1.ObjectFieldSelector": "apiVersion:string fieldPath!:string",
     "core.v1.EnvFromSource": "configMapRef:object prefix:string secretRef:object",
     "core.v1.ContainerPort": (
-        "containerPort:integer hostIP:string hostPort:integer name:string protocol:string"
+        "containerPort!:integer hostIP:string hostPort:integer name:string protocol:string"
     ),
     "core.v1.Probe": (
         "exec:ExecAction failureThreshold:integer grpc:object httpGet:HTTPGetAction "
@@ -90,14 +92,14 @@ _TYPES: dict[str, str] = {
     ),
     "core.v1.ExecAction": "command:[]string",
     "core.v1.HTTPGetAction": (
-        "host:string httpHeaders:[]object path:string port:int-or-string scheme:string"
+        "host:string httpHeaders:[]object path:string port!:int-or-string scheme:string"
     ),
-    "core.v1.TCPSocketAction": "host:string port:int-or-string",
+    "core.v1.TCPSocketAction": "host:string port!:int-or-string",
     "core.v1.VolumeMount": (
-        "mountPath:string mountPropagation:string name:string readOnly:boolean "
+        "mountPath!:string mountPropagation:string name!:string readOnly:boolean "
         "recursiveReadOnly:string subPath:string subPathExpr:string"
     ),
-    "core.v1.Volume": "name:string " + " ".join(
+    "core.v1.Volume": "name!:string " + " ".join(
         f"{src}:object"
         for src in (
             "awsElasticBlockStore azureDisk azureFile cephfs cinder configMap csi downwardAPI "
@@ -110,7 +112,7 @@ _TYPES: dict[str, str] = {
     "core.v1.Toleration": (
         "effect:string key:string operator:string tolerationSeconds:integer value:string"
     ),
-    "core.v1.HostAlias": "hostnames:[]string ip:string",
+    "core.v1.HostAlias": "hostnames:[]string ip!:string",
     "core.v1.PodDNSConfig": "nameservers:[]string options:[]object searches:[]string",
     "core.v1.LocalObjectReference": "name:string",
     "core.v1.PodStatus": (
@@ -122,17 +124,17 @@ _TYPES: dict[str, str] = {
     ),
     "core.v1.PodCondition": (
         "lastProbeTime:date-time lastTransitionTime:date-time message:string "
-        "observedGeneration:integer reason:string status:string type:string"
+        "observedGeneration:integer reason:string status!:string type!:string"
     ),
     "core.v1.ContainerStatus": (
         "allocatedResources:map<quantity> allocatedResourcesStatus:[]object containerID:string "
-        "image:string imageID:string lastState:ContainerState name:string ready:boolean "
-        "resources:object restartCount:integer started:boolean state:ContainerState "
+        "image!:string imageID!:string lastState:ContainerState name!:string ready!:boolean "
+        "resources:object restartCount!:integer started:boolean state:ContainerState "
         "stopSignal:string user:object volumeMounts:[]object"
     ),
     "core.v1.ContainerState": "running:object terminated:object waiting:object",
-    "core.v1.PodIP": "ip:string",
-    "core.v1.Binding": "apiVersion:string kind:string metadata:ObjectMeta target:ObjectReference",
+    "core.v1.PodIP": "ip!:string",
+    "core.v1.Binding": "apiVersion:string kind:string metadata:ObjectMeta target!:ObjectReference",
     "core.v1.ObjectReference": (
         "apiVersion:string fieldPath:string kind:string name:string namespace:string "
         "resourceVersion:string uid:string"
@@ -151,7 +153,7 @@ _TYPES: dict[str, str] = {
         "type:string"
     ),
     "core.v1.ServicePort": (
-        "appProtocol:string name:string nodePort:integer port:integer protocol:string "
+        "appProtocol:string name:string nodePort:integer port!:integer protocol:string "
         "targetPort:int-or-string"
     ),
     "core.v1.ServiceStatus": "conditions:[]Condition|type loadBalancer:LoadBalancerStatus",
@@ -160,8 +162,8 @@ _TYPES: dict[str, str] = {
     "core.v1.EndpointSubset": (
         "addresses:[]EndpointAddress notReadyAddresses:[]EndpointAddress ports:[]EndpointPort"
     ),
-    "core.v1.EndpointAddress": "hostname:string ip:string nodeName:string targetRef:ObjectReference",
-    "core.v1.EndpointPort": "appProtocol:string name:string port:integer protocol:string",
+    "core.v1.EndpointAddress": "hostname:string ip!:string nodeName:string targetRef:ObjectReference",
+    "core.v1.EndpointPort": "appProtocol:string name:string port!:integer protocol:string",
     # ---- core.v1: namespaces, nodes, events, config
     "core.v1.Namespace": (
         "apiVersion:string kind:string metadata:ObjectMeta spec:NamespaceSpec status:NamespaceStatus"
@@ -173,27 +175,27 @@ _TYPES: dict[str, str] = {
         "configSource:object externalID:string podCIDR:string podCIDRs:[]string providerID:string "
         "taints:[]Taint unschedulable:boolean"
     ),
-    "core.v1.Taint": "effect:string key:string timeAdded:date-time value:string",
+    "core.v1.Taint": "effect!:string key!:string timeAdded:date-time value:string",
     "core.v1.NodeStatus": (
         "addresses:[]NodeAddress|type allocatable:map<quantity> capacity:map<quantity> "
         "conditions:[]NodeCondition|type config:object daemonEndpoints:object features:object "
         "images:[]object nodeInfo:NodeSystemInfo phase:string runtimeHandlers:[]object "
         "volumesAttached:[]object volumesInUse:[]string"
     ),
-    "core.v1.NodeAddress": "address:string type:string",
+    "core.v1.NodeAddress": "address!:string type!:string",
     "core.v1.NodeCondition": (
         "lastHeartbeatTime:date-time lastTransitionTime:date-time message:string reason:string "
-        "status:string type:string"
+        "status!:string type!:string"
     ),
     "core.v1.NodeSystemInfo": (
-        "architecture:string bootID:string containerRuntimeVersion:string kernelVersion:string "
-        "kubeProxyVersion:string kubeletVersion:string machineID:string operatingSystem:string "
-        "osImage:string swap:object systemUUID:string"
+        "architecture!:string bootID!:string containerRuntimeVersion!:string kernelVersion!:string "
+        "kubeProxyVersion!:string kubeletVersion!:string machineID!:string operatingSystem!:string "
+        "osImage!:string swap:object systemUUID!:string"
     ),
     "core.v1.Event": (
         "action:string apiVersion:string count:integer eventTime:date-time firstTimestamp:date-time "
-        "involvedObject:ObjectReference kind:string lastTimestamp:date-time message:string "
-        "metadata:ObjectMeta reason:string related:ObjectReference reportingComponent:string "
+        "involvedObject!:ObjectReference kind:string lastTimestamp:date-time message:string "
+        "metadata!:ObjectMeta reason:string related:ObjectReference reportingComponent:string "
         "reportingInstance:string series:object source:EventSource type:string"
     ),
     "core.v1.EventSource": "component:string host:string",
@@ -232,7 +234,7 @@ _TYPES: dict[str, str] = {
         "minReadySeconds:integer ordinals:StatefulSetOrdinals "
         "persistentVolumeClaimRetentionPolicy:StatefulSetPersistentVolumeClaimRetentionPolicy "
         "podManagementPolicy:string replicas:integer revisionHistoryLimit:integer "
-        "selector:LabelSelector serviceName:string template:PodTemplateSpec "
+        "selector!:LabelSelector serviceName:string template!:PodTemplateSpec "
         "updateStrategy:StatefulSetUpdateStrategy volumeClaimTemplates:[]PersistentVolumeClaim"
     ),
     "apps.v1.StatefulSetOrdinals": "start:integer",
@@ -242,27 +244,27 @@ _TYPES: dict[str, str] = {
     "apps.v1.StatefulSetStatus": (
         "availableReplicas:integer collisionCount:integer conditions:[]StatefulSetCondition|type "
         "currentReplicas:integer currentRevision:string observedGeneration:integer "
-        "readyReplicas:integer replicas:integer updateRevision:string updatedReplicas:integer"
+        "readyReplicas:integer replicas!:integer updateRevision:string updatedReplicas:integer"
     ),
     "apps.v1.StatefulSetCondition": (
-        "lastTransitionTime:date-time message:string reason:string status:string type:string"
+        "lastTransitionTime:date-time message:string reason:string status!:string type!:string"
     ),
     "apps.v1.ControllerRevision": (
-        "apiVersion:string data:object kind:string metadata:ObjectMeta revision:integer"
+        "apiVersion:string data:object kind:string metadata:ObjectMeta revision!:integer"
     ),
     # ---- autoscaling.v1
     "autoscaling.v1.Scale": (
         "apiVersion:string kind:string metadata:ObjectMeta spec:ScaleSpec status:ScaleStatus"
     ),
     "autoscaling.v1.ScaleSpec": "replicas:integer",
-    "autoscaling.v1.ScaleStatus": "replicas:integer selector:string",
+    "autoscaling.v1.ScaleStatus": "replicas!:integer selector:string",
     # ---- discovery.v1
     "discovery.v1.EndpointSlice": (
-        "addressType:string apiVersion:string endpoints:[]Endpoint kind:string metadata:ObjectMeta "
+        "addressType!:string apiVersion:string endpoints!:[]Endpoint kind:string metadata:ObjectMeta "
         "ports:[]EndpointPort"
     ),
     "discovery.v1.Endpoint": (
-        "addresses:[]string conditions:EndpointConditions deprecatedTopology:map hints:object "
+        "addresses!:[]string conditions:EndpointConditions deprecatedTopology:map hints:object "
         "hostname:string nodeName:string targetRef:ObjectReference zone:string"
     ),
     "discovery.v1.EndpointConditions": "ready:boolean serving:boolean terminating:boolean",
@@ -302,6 +304,7 @@ class FieldType:
     kind: str
     name: str
     merge_key: str | None = None
+    required: bool = False
 
 
 def _parse_type(owner: str, spec: str) -> FieldType:
@@ -328,7 +331,11 @@ def fields_of(type_name: str) -> dict[str, FieldType]:
     out: dict[str, FieldType] = {}
     for entry in _TYPES[type_name].split():
         name, _, spec = entry.partition(":")
-        out[name] = _parse_type(type_name, spec)
+        ft = _parse_type(type_name, spec)
+        if name.endswith("!"):
+            name = name[:-1]
+            ft = FieldType(ft.kind, ft.name, ft.merge_key, True)
+        out[name] = ft
     return out
 
 
@@ -366,3 +373,31 @@ def unknown_fields(type_name: str, obj: Any, path: str = "") -> list[str]:
             for i, item in enumerate(value):
                 out.extend(unknown_fields(ft.name, item, f"{sub}[{i}]"))
     return out
+
+
+_ZERO: dict[str, Any] = {"string": "", "integer": 0, "boolean": False, "int-or-string": 0}
+
+
+def fill_required(type_name: str, obj: Any) -> None:
+    """Give every always-serialized field its zero value when absent, in place, as Go's JSON
+    encoding of a Kubernetes struct would (`status.replicas: 0`, a node's `nodeInfo.bootID: ""`).
+    Strict clients (the Python client's pydantic models) reject objects without them. Time
+    fields are left out (Go writes a zero time as null); lists become `[]`."""
+    if not isinstance(obj, dict):
+        return
+    for name, ft in fields_of(type_name).items():
+        value = obj.get(name)
+        if value is None and ft.required:
+            if ft.kind == "ref":
+                obj[name] = value = {}
+            elif ft.kind == "list":
+                obj[name] = []
+            elif ft.kind == "map":
+                obj[name] = {}
+            elif ft.name in _ZERO:
+                obj[name] = _ZERO[ft.name]
+        if ft.kind == "ref" and isinstance(value, dict):
+            fill_required(ft.name, value)
+        elif ft.kind == "list" and ft.name not in SCALARS and isinstance(value, list):
+            for item in value:
+                fill_required(ft.name, item)

@@ -17,7 +17,7 @@ class SecretStrategy(KindStrategy):
     schema_type = "core.v1.Secret"
     selectable_fields = ("type",)
 
-    def default(self, obj: Obj) -> None:
+    def set_defaults(self, obj: Obj) -> None:
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None)
         if isinstance(string_data, dict):

@@ -62,7 +62,7 @@ class ServiceStrategy(KindStrategy):
 
     # -- defaults ------------------------------------------------------------------------------
 
-    def default(self, obj: Obj) -> None:
+    def set_defaults(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
         if not isinstance(spec, dict):
             return

@@ -52,7 +52,7 @@ class StatefulSetStrategy(KindStrategy):
     def initial_status(self, obj: Obj) -> Obj:
         return {"replicas": 0, "availableReplicas": 0}
 
-    def default(self, obj: Obj) -> None:
+    def set_defaults(self, obj: Obj) -> None:
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
