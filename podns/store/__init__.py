@@ -6,13 +6,22 @@ Backends: `SQLiteStore` (embedded default), `MemoryStore` (tests), `EtcdStore` (
 
 from __future__ import annotations
 
-from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound, StoreError, Unavailable
+from podns.store.errors import (
+    AlreadyExists,
+    Conflict,
+    Expired,
+    Invalid,
+    NotFound,
+    StoreError,
+    Unavailable,
+)
 from podns.store.interface import ListResult, Obj, Store, WatchEvent
 
 __all__ = [
     "AlreadyExists",
     "Conflict",
     "Expired",
+    "Invalid",
     "ListResult",
     "NotFound",
     "Obj",

@@ -6,6 +6,9 @@ import gc
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
+
+from podns.store.errors import Invalid
 from podns.store.interface import Obj
 
 #: upper bound of every key (keys are str; SQLite compares them as UTF-8, i.e. by code point)
@@ -55,3 +58,11 @@ def decode_many(values: Iterable[Any], decode: Callable[[Any], Obj]) -> list[Obj
         return [decode(v) for v in values]
     finally:
         gc.enable()
+
+
+def encode(key: str, obj: Obj) -> bytes:
+    """The stored JSON of `obj`; Invalid (naming the key) when it is not representable."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError as exc:
+        raise Invalid(f"{key}: object cannot be stored as JSON: {exc}") from None

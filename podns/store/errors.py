@@ -5,6 +5,7 @@
     ├── AlreadyExists   (409) create of an existing key
     ├── Conflict        (409) compare-and-swap on resourceVersion failed
     ├── Expired         (410) the requested revision was compacted away
+    ├── Invalid         (400) the object cannot be stored (not representable as JSON)
     └── Unavailable     (503) the backend cannot be reached or has no quorum
 """
 
@@ -29,6 +30,11 @@ class Conflict(StoreError):
 
 class Expired(StoreError):
     """The requested revision is older than the history the store keeps."""
+
+
+class Invalid(StoreError):
+    """The object cannot be stored: not representable as JSON (an integer beyond 64 bits, a
+    non-string key, an unpaired surrogate)."""
 
 
 class Unavailable(StoreError):

@@ -41,7 +41,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from podns.store._common import decode_many, prefix_range, with_rv, without_rv
+from podns.store._common import decode_many, encode, prefix_range, with_rv, without_rv
 from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound, StoreError, Unavailable
 from podns.store.interface import ListResult, Obj, WatchEvent
 from podns.store.watchcache import DEFAULT_QUEUE_SIZE
@@ -264,7 +264,7 @@ class EtcdStore:
 
     async def create(self, key: str, obj: Obj) -> Obj:
         k = _b64(self._root + key)
-        data = orjson.dumps(without_rv(obj))
+        data = encode(key, without_rv(obj))
         put = {"request_put": {"key": k, "value": base64.b64encode(data).decode()}}
         absent = {"key": k, "result": "EQUAL", "target": "CREATE", "create_revision": 0}
         deadline = self._deadline()
@@ -285,7 +285,7 @@ class EtcdStore:
 
     async def update(self, key: str, obj: Obj, *, expected_rv: int | None = None) -> Obj:
         k = _b64(self._root + key)
-        data = orjson.dumps(without_rv(obj))
+        data = encode(key, without_rv(obj))
         put = {"request_put": {"key": k, "value": base64.b64encode(data).decode()}}
         deadline = self._deadline()
         ambiguous = False

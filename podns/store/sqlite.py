@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import orjson
 
-from podns.store._common import decode_many, prefix_range, with_rv
+from podns.store._common import decode_many, encode, prefix_range, with_rv
 from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound, StoreError, Unavailable
 from podns.store.interface import ListResult, Obj, WatchEvent
 from podns.store.watchcache import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE, WatchCache
@@ -70,7 +70,6 @@ SELECT key, value FROM (
 ) ORDER BY key LIMIT :limit
 """
 
-_dumps = orjson.dumps
 _loads = orjson.loads
 
 
@@ -170,7 +169,7 @@ class SQLiteStore:
             await self._gate
         rv = self._rev + 1
         out = with_rv(obj, rv)
-        data = _dumps(out)
+        data = encode(key, out)
         db = self._db
         with self._errors(f"creating {key}"):
             with self._txn():
@@ -196,11 +195,11 @@ class SQLiteStore:
                 raise Conflict(f"{key}: resourceVersion {expected_rv} is stale (now {old_rv})")
             # A write that changes nothing keeps the object's revision (as Kubernetes does), so
             # no-op status updates do not wake every watcher.
-            if _dumps(with_rv(obj, old_rv)) == old:
+            if encode(key, with_rv(obj, old_rv)) == old:
                 return _loads(old)  # type: ignore[no-any-return]
             rv = self._rev + 1
             out = with_rv(obj, rv)
-            data = _dumps(out)
+            data = encode(key, out)
             with self._txn():
                 db.execute("UPDATE kv SET value=?, mod_rv=? WHERE key=?", (data, rv, key))
                 db.execute("INSERT INTO log VALUES (?, ?, ?)", (rv, key, old))

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound
+from podns.store.errors import AlreadyExists, Conflict, Expired, Invalid, NotFound
 from podns.store.interface import Obj, Store, WatchEvent
 
 StoreFactory = Callable[..., Awaitable[Store]]
@@ -107,6 +107,17 @@ class StoreConformance:
             await store.create("pods/default/a", pod("a", v=2))
         assert await store.get("pods/default/a") == first
         assert await store.current_rv() == rv_of(first)
+
+    async def test_unstorable_object_is_invalid(self, store: Store) -> None:
+        """given an object JSON cannot hold (a 70-bit integer), create/update raise Invalid and
+        nothing is written."""
+        with pytest.raises(Invalid):
+            await store.create("pods/default/a", pod("a", big=2**70))
+        a = await store.create("pods/default/a", pod("a"))
+        with pytest.raises(Invalid):
+            await store.update("pods/default/a", pod("a", big=2**70))
+        assert await store.get("pods/default/a") == a
+        assert await store.current_rv() == rv_of(a)
 
     async def test_get_missing_is_not_found(self, store: Store) -> None:
         """given no object, get raises NotFound."""
