@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import ssl
+import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from typing import Any
 import yaml
 
 from podns.kube.errors import ConfigError
+from podns.objects.meta import parse_time
 
 #: the cluster extension that lists every API server of a podns cluster
 SERVERS_EXTENSION = "podns.io/servers"
@@ -55,7 +59,10 @@ class Config:
     password: str | None = None
     namespace: str = "default"
     tls_server_name: str | None = None
+    exec_plugin: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    _exec_token: str | None = field(default=None, repr=False)
+    _exec_expiry: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         if not self.servers:
@@ -80,7 +87,36 @@ class Config:
                 return Path(self.token_file).read_text().strip() or None
             except OSError as exc:
                 raise ConfigError(f"reading token file {self.token_file}: {exc}") from exc
+        if self.exec_plugin:
+            return self._token_from_exec()
         return None
+
+    def _token_from_exec(self) -> str | None:
+        """Run the kubeconfig's `exec` credential plugin (client.authentication.k8s.io) and
+        cache its token until its expirationTimestamp (a minute early)."""
+        if self._exec_token and time.time() < self._exec_expiry:
+            return self._exec_token
+        spec = self.exec_plugin or {}
+        argv = [str(spec.get("command") or "")] + [str(a) for a in spec.get("args") or []]
+        env = {**os.environ, **{str(e["name"]): str(e["value"]) for e in spec.get("env") or []},
+               "KUBERNETES_EXEC_INFO": json.dumps({
+                   "apiVersion": spec.get("apiVersion", "client.authentication.k8s.io/v1"),
+                   "kind": "ExecCredential", "spec": {"interactive": False}})}
+        try:
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                                  check=True, stdin=subprocess.DEVNULL)
+            status = json.loads(done.stdout).get("status") or {}
+        except (OSError, subprocess.SubprocessError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"exec credential plugin {argv[0]!r} failed: {exc}") from exc
+        token = status.get("token")
+        if not token:
+            raise ConfigError(f"exec credential plugin {argv[0]!r} returned no token")
+        expiry = float("inf")
+        if status.get("expirationTimestamp"):
+            with contextlib.suppress(ValueError):
+                expiry = parse_time(status["expirationTimestamp"]).timestamp() - 60
+        self._exec_token, self._exec_expiry = str(token), expiry
+        return self._exec_token
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for https servers (None when every server is plain http)."""
@@ -192,6 +228,20 @@ def _servers_of(cluster: dict[str, Any]) -> list[str]:
     return [s.strip() for s in str(server).split(",") if s.strip()]
 
 
+def _exec_plugin(user: dict[str, Any]) -> dict[str, Any] | None:
+    """The user's `exec` section, its command resolved as kubectl does (a relative path with a
+    slash is relative to the kubeconfig; a bare name is looked up on PATH)."""
+    spec = user.get("exec")
+    if not isinstance(spec, dict):
+        return None
+    if not spec.get("command"):
+        raise ConfigError("kubeconfig user exec section has no command")
+    command = str(spec["command"])
+    if "/" in command and not os.path.isabs(command):
+        command = str(Path(user.get("_dir", ".")) / command)
+    return {**spec, "command": command}
+
+
 def load_kubeconfig(
     path: str | os.PathLike[str] | None = None,
     context: str | None = None,
@@ -226,6 +276,7 @@ def load_kubeconfig(
         token_file=token_file,
         client_cert_data=_file_or_data(user, "client-certificate", "client-certificate-data"),
         client_key_data=_file_or_data(user, "client-key", "client-key-data"),
+        exec_plugin=_exec_plugin(user),
         username=user.get("username"),
         password=user.get("password"),
         namespace=ctx.get("namespace") or "default",

@@ -130,3 +130,38 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
 def test_config_without_servers_is_rejected() -> None:
     with pytest.raises(ConfigError):
         Config(servers=[])
+
+
+def test_exec_credential_plugin(tmp_path: Path) -> None:
+    """An exec plugin's token is used and cached until shortly before its expiry."""
+    import stat
+    import sys
+
+    script = tmp_path / "plugin.py"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, pathlib\n"
+        "count = pathlib.Path(os.environ['COUNT_FILE'])\n"
+        "n = int(count.read_text() or 0) + 1 if count.exists() else 1\n"
+        "count.write_text(str(n))\n"
+        "assert json.loads(os.environ['KUBERNETES_EXEC_INFO'])['kind'] == 'ExecCredential'\n"
+        "print(json.dumps({'kind': 'ExecCredential', 'status': {'token': f'tok{n}', "
+        "'expirationTimestamp': os.environ['EXPIRY']}}))\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    doc = kubeconfig()
+    doc["users"][0]["user"] = {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1", "command": "./plugin.py",
+        "env": [{"name": "COUNT_FILE", "value": str(tmp_path / "count")},
+                {"name": "EXPIRY", "value": "2999-01-01T00:00:00Z"}]}}
+    cfg = load_kubeconfig(write(tmp_path / "config", doc))
+    assert cfg.bearer_token() == "tok1" and cfg.bearer_token() == "tok1"  # cached
+    expired = load_kubeconfig(write(tmp_path / "config2", {
+        **doc, "users": [{"name": "u1", "user": {"exec": {
+            **doc["users"][0]["user"]["exec"],
+            "env": [{"name": "COUNT_FILE", "value": str(tmp_path / "count")},
+                    {"name": "EXPIRY", "value": "2000-01-01T00:00:00Z"}]}}}]}))
+    assert expired.bearer_token() == "tok2" and expired.bearer_token() == "tok3"  # re-run
+    doc["users"][0]["user"]["exec"]["command"] = "./missing-plugin"
+    broken = load_kubeconfig(write(tmp_path / "config3", doc))
+    with pytest.raises(ConfigError, match="exec credential plugin"):
+        broken.bearer_token()
