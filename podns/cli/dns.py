@@ -90,6 +90,9 @@ async def start_dns(ctx: Any) -> contextlib.AbstractAsyncContextManager[ClusterD
     except OSError as exc:
         await client.close()
         raise SystemExit(f"podns up: cannot serve DNS on {args.listen}: {exc}") from None
+    host, port = dns.dns_addr
+    # `podns dig` finds the server of a data dir here
+    (ctx.data_dir / "dns-addr").write_text(f"[{host}]:{port}\n" if ":" in host else f"{host}:{port}\n")
     return _running(dns, client)
 
 

@@ -149,3 +149,37 @@ def test_selectorless_services_clusterip_and_externalname(podns: Podns) -> None:
     assert missing.rcode() == dns.rcode.NXDOMAIN
     assert missing.authority[0].rdtype == dns.rdatatype.SOA
     assert query(podns, "example.test.").rcode() == dns.rcode.REFUSED  # no upstream configured
+
+
+def podns_dig(p: Podns, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "podns", "dig", "--data-dir", str(p.data_dir), *args],
+                          capture_output=True, text=True, timeout=30, cwd=p.workdir)
+
+
+def test_podns_dig_resolves_with_search_path_and_explains(podns: Podns) -> None:
+    """`podns dig` finds the server of the data dir, expands short names with the pod search
+    path, and explains failures from the API: missing namespace, missing service, no ready
+    endpoints."""
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cold"},
+           "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 80}]}}
+    sl = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+          "metadata": {"name": "cold-1", "labels": {"kubernetes.io/service-name": "cold"}},
+          "endpoints": [{"addresses": ["10.66.0.1"], "conditions": {"ready": False}}]}
+    warm = json.loads(json.dumps(SLICE))
+    warm["metadata"] = {"name": "warm-1", "labels": {"kubernetes.io/service-name": "warm"}}
+    warm_svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "warm"},
+                "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 8080}]}}
+    items = {"apiVersion": "v1", "kind": "List", "items": [svc, sl, warm_svc, warm]}
+    podns.kubectl("apply", "-f", "-", input=json.dumps(items), check=True)
+    wait(lambda: addresses(query(podns, "warm.default.svc.cluster.local.")), what="warm in DNS")
+    ok = podns_dig(podns, "warm")
+    assert ok.returncode == 0, ok.stderr
+    assert "Name:    warm.default.svc.cluster.local." in ok.stdout and "10.77.0.1" in ok.stdout
+    srv = podns_dig(podns, "_http._tcp.warm", "SRV")
+    assert srv.returncode == 0 and "one.warm.default.svc.cluster.local." in srv.stdout
+    cold = podns_dig(podns, "cold")
+    assert cold.returncode == 1 and "has no ready endpoints" in cold.stdout, cold.stdout
+    missing = podns_dig(podns, "nosuch")
+    assert "no Service 'nosuch' in namespace 'default'" in missing.stdout, missing.stdout
+    other = podns_dig(podns, "warm", "-n", "elsewhere")
+    assert "namespace 'elsewhere' does not exist" in other.stdout, other.stdout
