@@ -13,9 +13,10 @@ Failover and retry contract:
 When every server failed, `TransportError` is raised. Server answers >= 400 raise the matching
 `podns.kube.errors.APIError`. No aiohttp exception leaves this module.
 
-A watch's stream that ends cleanly (server `timeoutSeconds`) ends the iterator; a stream that
-breaks raises `TransportError`; an ERROR event raises its APIError (`Gone` for 410). Resuming
-from the last resourceVersion is the caller's job (the `Informer` does it).
+A watch's stream that ends cleanly (server `timeoutSeconds`, or no byte for WATCH_IDLE_TIMEOUT
+on a watch with bookmarks) ends the iterator; a stream that breaks raises `TransportError`; an
+ERROR event raises its APIError (`Gone` for 410). Resuming from the last resourceVersion is the
+caller's job (the `Informer` does it).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ REQUEST_TIMEOUT = 60.0
 #: how often a GET answered 429/503 is retried, and the longest Retry-After honoured (seconds)
 MAX_RETRY_AFTER_ATTEMPTS = 3
 MAX_RETRY_AFTER = 10.0
+#: seconds of silence after which a watch with bookmarks is presumed dead (podns sends a bookmark
+#: after 30 s of silence, Kubernetes about every minute); the watch then ends as if the server
+#: had timed it out, so the caller re-watches from its last version, which fails fast if the
+#: server is really gone
+WATCH_IDLE_TIMEOUT = 90.0
 #: the longest line (one watch event) accepted on a watch stream, in bytes
 MAX_EVENT_BYTES = 64 * 1024 * 1024
 
@@ -446,6 +452,8 @@ class Client:
         }
         path = resource.path(namespace)
         read_timeout = (timeout_seconds + 30.0) if timeout_seconds else None
+        if allow_bookmarks:
+            read_timeout = min(read_timeout or WATCH_IDLE_TIMEOUT, WATCH_IDLE_TIMEOUT)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT,
                                         sock_read=read_timeout)
         resp = await self._open("GET", path, params=params, body=None,
@@ -483,6 +491,8 @@ async def _lines(resp: aiohttp.ClientResponse, path: str) -> AsyncIterator[bytes
                     yield line
             if len(buf) > MAX_EVENT_BYTES:
                 raise errors.TransportError(f"watch {path}: event larger than {MAX_EVENT_BYTES} bytes")
+    except TimeoutError:
+        return  # silent for too long: end like a server-side timeout (see WATCH_IDLE_TIMEOUT)
     except _TRANSPORT_ERRORS as exc:
         raise errors.TransportError(f"watch {path}: stream broken: {exc!r}") from exc
     if buf.strip():

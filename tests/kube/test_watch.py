@@ -128,3 +128,14 @@ async def test_large_events_are_not_truncated(client: Client, fake: Started) -> 
     server.put(PODS_DEFAULT, big)
     events = await _collect(client, "1", 1)
     assert len(events[0].object["metadata"]["annotations"]["blob"]) == 2_000_000
+
+
+async def test_silent_watch_ends_cleanly(client: Client, fake: Started,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watch with bookmarks on which nothing arrives for WATCH_IDLE_TIMEOUT ends cleanly
+    (the caller re-watches), instead of hanging on a dead connection."""
+    import podns.kube.client as client_module
+
+    monkeypatch.setattr(client_module, "WATCH_IDLE_TIMEOUT", 0.3)
+    events = await asyncio.wait_for(_collect(client, "1", 1), 5)
+    assert events == []
