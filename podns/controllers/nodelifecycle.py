@@ -25,6 +25,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from podns.controllers import runtime
+from podns.controllers._indexes import ensure
 from podns.controllers._objects import Obj, get_condition, name_of, namespace_of, now_rfc3339
 from podns.controllers.events import WARNING, EventRecorder
 from podns.controllers.scheduler import BY_NODE
@@ -95,10 +96,7 @@ class NodeLifecycleController(runtime.Controller):
         self.nodes = informers.get(NODES)
         self.leases = informers.get(LEASES, NODE_LEASE_NAMESPACE)
         self.pods = informers.get(PODS)
-        try:
-            self.pods.add_index(BY_NODE, lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
-        except ValueError:
-            pass
+        ensure(self.pods, BY_NODE, lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
         #: node name -> (last heartbeat value seen on the lease, on the node) and when it changed
         self._seen: dict[str, tuple[Any, Any, float]] = {}
         self.nodes.add_handler(on_add=self._observe, on_update=lambda _o, n: self._observe(n),

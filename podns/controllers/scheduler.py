@@ -16,10 +16,11 @@ node changes re-queue every pending pod.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from podns.controllers import runtime
+from podns.controllers._indexes import ensure
 from podns.controllers._objects import (
     Obj,
     controller_ref,
@@ -42,6 +43,14 @@ log = logging.getLogger(__name__)
 SCHEDULER_NAME = "default-scheduler"
 #: index of pods by node name ("" for pending pods)
 BY_NODE = "node"
+#: index of bound pods by "node|controller uid"
+BY_NODE_OWNER = "node-owner"
+
+
+def _node_owner(pod: Obj) -> list[str]:
+    node = (pod.get("spec") or {}).get("nodeName")
+    ref = controller_ref(pod)
+    return [f"{node}|{ref.get('uid')}"] if node and ref and ref.get("uid") else []
 
 
 class Unschedulable(Exception):
@@ -92,18 +101,19 @@ def feasible_nodes(pod: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -
 
 
 def pick_node(pod: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]],
-              pods_by_node: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | None:
-    """The best feasible node for `pod`, or None: spread pods of one owner, then balance."""
+              load: Callable[[str, str | None], tuple[int, int]] | None = None) -> str | None:
+    """The best feasible node for `pod`, or None. `load(node, owner_uid)` gives (pods of that
+    owner on the node, all pods on the node): fewest of the same owner wins (spreading), then
+    fewest overall, then the name."""
     fits, _ = feasible_nodes(pod, nodes)
     if not fits:
         return None
     owner = controller_ref(pod)
-    owner_uid = owner.get("uid") if owner else None
+    owner_uid = str(owner.get("uid")) if owner and owner.get("uid") else None
 
     def score(node: Mapping[str, Any]) -> tuple[int, int, str]:
-        here = pods_by_node.get(name_of(node), ())
-        same = sum(1 for p in here if owner_uid and (controller_ref(p) or {}).get("uid") == owner_uid)
-        return (same, len(here), name_of(node))
+        same, total = load(name_of(node), owner_uid) if load is not None else (0, 0)
+        return (same, total, name_of(node))
 
     return name_of(min(fits, key=score))
 
@@ -128,10 +138,8 @@ class Scheduler(runtime.Controller):
         self.recorder = recorder
         self.pods = informers.get(PODS)
         self.nodes = informers.get(NODES)
-        try:
-            self.pods.add_index(BY_NODE, lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
-        except ValueError:
-            pass
+        ensure(self.pods, BY_NODE, lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        ensure(self.pods, BY_NODE_OWNER, _node_owner)
         #: pod key -> (uid, node) bound by us but not yet seen bound in the cache
         self._assumed: dict[str, tuple[str, str]] = {}
         self._binding_served = True
@@ -159,15 +167,15 @@ class Scheduler(runtime.Controller):
                 "status") or old.get("spec") != new.get("spec") or labels_of(old) != labels_of(new):
             self._on_node(new)
 
-    def _pods_by_node(self) -> dict[str, list[Obj]]:
-        out: dict[str, list[Obj]] = {}
-        for node in self.nodes.list():
-            out[name_of(node)] = list(self.pods.by_index(BY_NODE, name_of(node)))
-        for key, (_uid, node) in self._assumed.items():
+    def _load(self, node: str, owner_uid: str | None) -> tuple[int, int]:
+        """(pods of `owner_uid` on `node`, all pods on `node`), counting our assumed bindings."""
+        assumed = [key for key, (_uid, n) in self._assumed.items() if n == node]
+        same = len(self.pods.index_keys(BY_NODE_OWNER, f"{node}|{owner_uid}")) if owner_uid else 0
+        for key in assumed:
             pod = self.pods.get(key)
-            if pod is not None:
-                out.setdefault(node, []).append(pod)
-        return out
+            if owner_uid and pod is not None and (controller_ref(pod) or {}).get("uid") == owner_uid:
+                same += 1
+        return same, len(self.pods.index_keys(BY_NODE, node)) + len(assumed)
 
     async def sync(self, key: Hashable) -> None:
         key = str(key)
@@ -178,7 +186,7 @@ class Scheduler(runtime.Controller):
         if assumed is not None and assumed[0] == meta(pod).get("uid"):
             return  # bound by us; the cache has not caught up yet
         nodes = self.nodes.list()
-        node = pick_node(pod, nodes, self._pods_by_node())
+        node = pick_node(pod, nodes, self._load)
         if node is None:
             _, message = feasible_nodes(pod, nodes)
             if self.recorder is not None:

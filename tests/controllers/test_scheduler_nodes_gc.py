@@ -56,7 +56,7 @@ def node_of(fake: FakeClient, name: str) -> str | None:
 )
 def test_pick_node(nodes: list[dict[str, Any]], selector: dict[str, str] | None, want: str | None) -> None:
     """Given nodes and a pod's nodeSelector, then the picked node is feasible (or none)."""
-    assert pick_node(pending("p", selector=selector), nodes, {}) == want
+    assert pick_node(pending("p", selector=selector), nodes) == want
 
 
 def test_unschedulable_message() -> None:

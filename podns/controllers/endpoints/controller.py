@@ -11,18 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from podns.controllers import runtime
+from podns.controllers import _indexes, runtime
 from podns.controllers._objects import (
     Obj,
-    labels_of,
-    match_labels,
     meta,
-    namespace_of,
     object_key,
     split_key,
 )
 from podns.controllers.endpoints.reconciler import desired, merged_for_update, needs_write
-from podns.controllers.endpointslice.controller import BY_NAMESPACE, _ensure_index
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import ENDPOINTS, PODS, SERVICES
@@ -40,8 +36,8 @@ class EndpointsController(runtime.Controller):
         self.services = informers.get(SERVICES)
         self.pods = informers.get(PODS)
         self.endpoints = informers.get(ENDPOINTS)
-        _ensure_index(self.services, BY_NAMESPACE, lambda o: [namespace_of(o)])
-        _ensure_index(self.pods, BY_NAMESPACE, lambda o: [namespace_of(o)])
+        _indexes.index_services(self.services)
+        _indexes.index_pods(self.pods)
         self.writes = 0
         self.services.add_handler(on_add=self._on_object, on_update=lambda _o, n: self._on_object(n),
                                   on_delete=self._on_object)
@@ -53,8 +49,7 @@ class EndpointsController(runtime.Controller):
         self.enqueue(object_key(obj))
 
     def _services_for(self, pod: Obj) -> list[str]:
-        return [object_key(s) for s in self.services.by_index(BY_NAMESPACE, namespace_of(pod))
-                if (sel := (s.get("spec") or {}).get("selector")) and match_labels(sel, labels_of(pod))]
+        return [object_key(s) for s in _indexes.services_for_pod(self.services, pod)]
 
     def _on_pod(self, pod: Obj) -> None:
         for key in self._services_for(pod):
@@ -80,7 +75,7 @@ class EndpointsController(runtime.Controller):
         selector = (svc.get("spec") or {}).get("selector")
         if not selector:
             return  # selector-less: the user's Endpoints
-        pods = [p for p in self.pods.by_index(BY_NAMESPACE, ns) if match_labels(selector, labels_of(p))]
+        pods = _indexes.pods_for_selector(self.pods, ns, selector)
         want = desired(svc, pods)
         if not needs_write(existing, want):
             return

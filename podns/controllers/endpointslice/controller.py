@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable
-from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import _indexes, runtime
 from podns.controllers._objects import (
     Obj,
     labels_of,
-    match_labels,
     meta,
     name_of,
     namespace_of,
@@ -50,8 +48,6 @@ from podns.kube.resources import ENDPOINTSLICES, NODES, PODS, SERVICES
 
 log = logging.getLogger(__name__)
 
-#: index of pods and services by namespace
-BY_NAMESPACE = "namespace"
 #: index of managed slices by the key of their Service
 BY_SERVICE = "service"
 
@@ -77,9 +73,9 @@ class EndpointSliceController(runtime.Controller):
         self.pods = informers.get(PODS)
         self.nodes = informers.get(NODES)
         self.slices = informers.get(ENDPOINTSLICES, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
-        _ensure_index(self.services, BY_NAMESPACE, lambda o: [namespace_of(o)])
-        _ensure_index(self.pods, BY_NAMESPACE, lambda o: [namespace_of(o)])
-        _ensure_index(self.slices, BY_SERVICE, _slice_service_key)
+        _indexes.index_services(self.services)
+        _indexes.index_pods(self.pods)
+        _indexes.ensure(self.slices, BY_SERVICE, _slice_service_key)
         #: service key -> {slice name: resourceVersion we wrote, or None when we deleted it}
         self._expected: dict[str, dict[str, str | None]] = {}
         #: number of slice writes (create + update + delete), for benchmarks
@@ -97,22 +93,14 @@ class EndpointSliceController(runtime.Controller):
     def _on_service(self, svc: Obj) -> None:
         self.enqueue(object_key(svc))
 
-    def _services_for(self, namespace: str, labels: dict[str, str]) -> list[str]:
-        keys = []
-        for svc in self.services.by_index(BY_NAMESPACE, namespace):
-            selector = (svc.get("spec") or {}).get("selector")
-            if selector and match_labels(selector, labels):
-                keys.append(object_key(svc))
-        return keys
-
     def on_pod_add(self, pod: Obj) -> None:
-        for key in self._services_for(namespace_of(pod), labels_of(pod)):
-            self.enqueue(key)
+        for svc in _indexes.services_for_pod(self.services, pod):
+            self.enqueue(object_key(svc))
 
     def on_pod_update(self, old: Obj, new: Obj) -> None:
-        keys = set(self._services_for(namespace_of(new), labels_of(new)))
+        keys = {object_key(s) for s in _indexes.services_for_pod(self.services, new)}
         if labels_of(old) != labels_of(new):
-            keys.update(self._services_for(namespace_of(old), labels_of(old)))
+            keys.update(object_key(s) for s in _indexes.services_for_pod(self.services, old))
         for key in keys:
             self.enqueue(key)
 
@@ -142,7 +130,7 @@ class EndpointSliceController(runtime.Controller):
         selector = (svc.get("spec") or {}).get("selector")
         if not selector:
             return  # selector-less Service: its slices are managed by the user
-        pods = [p for p in self.pods.by_index(BY_NAMESPACE, ns) if match_labels(selector, labels_of(p))]
+        pods = _indexes.pods_for_selector(self.pods, ns, selector)
         nodes = {}
         for pod in pods:
             node_name = (pod.get("spec") or {}).get("nodeName")
@@ -211,9 +199,3 @@ def _slice_service_key(sl: Obj) -> list[str]:
     return [f"{namespace_of(sl)}/{service}"] if service else []
 
 
-def _ensure_index(informer: Any, name: str, fn: Any) -> None:
-    """Add an index unless another controller sharing the informer already did."""
-    try:
-        informer.add_index(name, fn)
-    except ValueError:
-        pass

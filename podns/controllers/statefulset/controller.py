@@ -22,6 +22,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from podns.controllers import runtime
+from podns.controllers._indexes import ensure as _ensure_index
 from podns.controllers._objects import (
     Obj,
     SelectorError,
@@ -33,7 +34,6 @@ from podns.controllers._objects import (
     namespace_of,
     validate_label_selector,
 )
-from podns.controllers.endpointslice.controller import BY_NAMESPACE, _ensure_index
 from podns.controllers.events import WARNING, EventRecorder
 from podns.controllers.statefulset import control, revision
 from podns.controllers.statefulset.pod_control import StatefulPodControl
@@ -49,6 +49,8 @@ from podns.kube.resources import (
 
 log = logging.getLogger(__name__)
 
+#: index of claims and sets by namespace
+BY_NAMESPACE = "namespace"
 #: index of pods and revisions by the uid of their controller
 BY_CONTROLLER = "controller-uid"
 
