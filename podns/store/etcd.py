@@ -121,7 +121,11 @@ class EtcdStore:
         if self._closed:
             raise Unavailable("etcd store is closed")
         if self._session is None:
-            self._session = aiohttp.ClientSession(read_bufsize=MAX_MESSAGE // 4)
+            # No connection cap: every watch holds a connection for its lifetime, and aiohttp's
+            # default of 100 would make the 101st watch, and every request after it, wait.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), read_bufsize=MAX_MESSAGE // 4
+            )
             if self._compact_interval > 0:
                 self._compactor = asyncio.get_running_loop().create_task(
                     self._compact_forever(), name="etcd-compactor"

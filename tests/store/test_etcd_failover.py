@@ -124,3 +124,20 @@ async def test_periodic_compaction(etcd1: EtcdCluster) -> None:
             await store.list("pods/", at_rv=rv_of(a))
     finally:
         await store.close()
+
+
+async def test_hundreds_of_watches_do_not_starve_requests(etcd1: EtcdCluster) -> None:
+    """given 150 open watches (each an HTTP stream), requests still go through and every
+    watch sees the next write."""
+    store = EtcdStore(etcd1.endpoints, root=root())
+    try:
+        start = await store.current_rv()
+        watches = [store.watch("pods/", start) for _ in range(150)]
+        a = await store.create("pods/default/a", pod("a"))
+        firsts = await asyncio.gather(*(take(w, 1, timeout=20) for w in watches))
+        assert all(f[0].rv == rv_of(a) for f in firsts)
+        assert await store.get("pods/default/a") == a
+        for w in watches:
+            await w.aclose()  # type: ignore[attr-defined]
+    finally:
+        await store.close()
