@@ -146,6 +146,9 @@ def component_schemas(roots: list[tuple[str, dict[str, str]]]) -> Obj:
             "type": "object",
             "properties": {f: _field_schema(ft) for f, ft in schema.fields_of(name).items()},
         }
+        required = [f for f, ft in schema.fields_of(name).items() if ft.required]
+        if required:
+            body["required"] = required
         if name in KIND_DESCRIPTIONS:
             body["description"] = KIND_DESCRIPTIONS[name]
         if name in gvks:
