@@ -20,6 +20,7 @@ reference, but DNS should not wait for it).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Hashable
 
 from podns.controllers import _indexes, runtime
@@ -52,6 +53,11 @@ log = logging.getLogger(__name__)
 BY_SERVICE = "service"
 
 
+#: seconds after which an unseen write no longer blocks syncs (the slice may have been changed
+#: or deleted by someone else in between; the watch is the usual way we learn it)
+EXPECTATION_TIMEOUT = 5.0
+
+
 def _rv(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
@@ -76,8 +82,9 @@ class EndpointSliceController(runtime.Controller):
         _indexes.index_services(self.services)
         _indexes.index_pods(self.pods)
         _indexes.ensure(self.slices, BY_SERVICE, _slice_service_key)
-        #: service key -> {slice name: resourceVersion we wrote, or None when we deleted it}
-        self._expected: dict[str, dict[str, str | None]] = {}
+        #: service key -> {slice name: (resourceVersion we wrote or None when we deleted it,
+        #: monotonic time of the write)}
+        self._expected: dict[str, dict[str, tuple[str | None, float]]] = {}
         #: number of slice writes (create + update + delete), for benchmarks
         self.writes = 0
         self.services.add_handler(on_add=self._on_service, on_update=lambda _o, n: self._on_service(n),
@@ -85,7 +92,7 @@ class EndpointSliceController(runtime.Controller):
         self.pods.add_handler(on_add=self.on_pod_add, on_update=self.on_pod_update,
                               on_delete=self.on_pod_add)
         self.slices.add_handler(on_add=self._on_slice, on_update=lambda _o, n: self._on_slice(n),
-                                on_delete=self._on_slice)
+                                on_delete=self._on_slice_delete)
         self.nodes.add_handler(on_update=self.on_node_update)
 
     # -- event handlers: enqueue only ------------------------------------------------------------
@@ -106,6 +113,12 @@ class EndpointSliceController(runtime.Controller):
 
     def _on_slice(self, sl: Obj) -> None:
         for key in _slice_service_key(sl):
+            self.enqueue(key)
+
+    def _on_slice_delete(self, sl: Obj) -> None:
+        for key in _slice_service_key(sl):
+            # seen gone: whatever we wrote to it before is behind us
+            self._expected.get(key, {}).pop(name_of(sl), None)
             self.enqueue(key)
 
     def on_node_update(self, old: Obj, new: Obj) -> None:
@@ -154,9 +167,13 @@ class EndpointSliceController(runtime.Controller):
         if not expected:
             return True
         by_name = {name_of(s): s for s in cached}
-        for slice_name, want_rv in list(expected.items()):
+        now = time.monotonic()
+        for slice_name, (want_rv, written) in list(expected.items()):
             have = by_name.get(slice_name)
-            if want_rv is None:
+            if now - written > EXPECTATION_TIMEOUT:
+                log.debug("%s: cache never showed our write of slice %s; going on", key, slice_name)
+                ok = True
+            elif want_rv is None:
                 ok = have is None
             else:
                 have_rv = meta(have).get("resourceVersion") if have else None
@@ -175,18 +192,18 @@ class EndpointSliceController(runtime.Controller):
 
         async def create(obj: Obj) -> None:
             created = await self.client.create(ENDPOINTSLICES, obj, namespace_of(obj))
-            expected[name_of(created)] = meta(created).get("resourceVersion")
+            expected[name_of(created)] = (meta(created).get("resourceVersion"), time.monotonic())
 
         async def update(obj: Obj) -> None:
             updated = await self.client.update(ENDPOINTSLICES, obj)
-            expected[name_of(updated)] = meta(updated).get("resourceVersion")
+            expected[name_of(updated)] = (meta(updated).get("resourceVersion"), time.monotonic())
 
         async def delete(obj: Obj) -> None:
             try:
                 await self.client.delete(ENDPOINTSLICES, name_of(obj), namespace_of(obj))
             except errors.NotFound:
                 pass
-            expected[name_of(obj)] = None
+            expected[name_of(obj)] = (None, time.monotonic())
 
         writes = [create(o) for o in plan.create] + [update(o) for o in plan.update]
         writes += [delete(o) for o in plan.delete]
