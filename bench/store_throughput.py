@@ -3,8 +3,9 @@
 For each backend: sequential create and update latency (p50/p99) and throughput from one task,
 create throughput with 16 concurrent writers, and watch delivery latency (p50/p99 from calling
 the write to the event arriving at a watcher, writes paced at ~500/s so the figure is latency,
-not queueing). etcd is a single member started here on loopback with its data on disk (as
-SQLite's), so its fsync per commit is in the figure.
+not queueing), for one watcher and at each of 100 watchers of one prefix. etcd is a single
+member started here on loopback with its data on disk (as SQLite's), so its fsync per commit
+is in the figure.
 
 Each round runs SQLite then etcd on fresh stores; the table shows the median over `--rounds`
 and the ratio SQLite / etcd (above 1 for rates means SQLite is faster; below 1 for latencies
@@ -101,7 +102,38 @@ async def bench(store: Store, n: int) -> dict[str, float]:
     out["watch p50 ms"] = pct(delays, 50) * 1e3
     out["watch p99 ms"] = pct(delays, 99) * 1e3
     out["watch mean ms"] = statistics.fmean(delays) * 1e3
+    fan = await fan_out(store, watchers=100, writes=min(n, 300))
+    out["100 watchers p50 ms"] = pct(fan, 50) * 1e3
+    out["100 watchers p99 ms"] = pct(fan, 99) * 1e3
     return out
+
+
+async def fan_out(store: Store, *, watchers: int, writes: int) -> list[float]:
+    """Delays from write to event at each of `watchers` watchers of the same prefix."""
+    sent: dict[str, float] = {}
+    delays: list[float] = []
+    start = await store.current_rv()
+    streams = [store.watch("pods/fan/", start) for _ in range(watchers)]
+
+    async def watcher(w: Any) -> None:
+        got = 0
+        async for ev in w:
+            delays.append(time.perf_counter() - sent[ev.key])
+            got += 1
+            if got == writes:
+                return
+
+    tasks = [asyncio.create_task(watcher(w)) for w in streams]
+    await asyncio.sleep(0.5)
+    for i in range(writes):
+        key = f"pods/fan/web-{i}"
+        sent[key] = time.perf_counter()
+        await store.create(key, obj(i))
+        await asyncio.sleep(0.005)
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    for w in streams:
+        await w.aclose()
+    return delays
 
 
 async def main() -> None:
