@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 
 import pytest
@@ -17,6 +18,37 @@ SERVICE = json.dumps({
     "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
     "spec": {"selector": {"app": "db"}, "ports": [{"name": "pg", "port": 6000, "targetPort": "pg"}]},
 })
+
+
+UDP_ECHO = """
+import os, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((os.environ['POD_IP'], 5353))
+while True:
+    data, addr = s.recvfrom(2048); s.sendto(b'echo:' + data, addr)
+"""
+ECHO_CONTAINER = {
+    "name": "echo", "image": "python", "command": [sys.executable, "-c", UDP_ECHO],
+    "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+    "ports": [{"name": "dns", "containerPort": 5353, "protocol": "UDP"}],
+}
+UDP_POD = json.dumps({"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": "echo", "labels": {"app": "echo"}},
+                      "spec": {"containers": [ECHO_CONTAINER]}})
+UDP_SERVICE = json.dumps({
+    "apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
+    "spec": {"selector": {"app": "echo"},
+             "ports": [{"name": "dns", "port": 53, "targetPort": "dns", "protocol": "UDP"}]},
+})
+
+
+def udp_ask(ip: str, port: int, payload: bytes) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        s.sendto(payload, (ip, port))
+        try:
+            return s.recv(2048)
+        except OSError:
+            return None
 
 
 def talk(ip: str, port: int) -> str:
@@ -53,3 +85,12 @@ def test_cluster_ip_reaches_ready_pods_and_follows_changes(podns: Podns) -> None
             break
         time.sleep(0.05)
     assert answers == {"db-1"}
+
+
+@pytest.mark.podns_args("--service-cidr", "127.96.0.0/16")
+def test_udp_cluster_ip(podns: Podns) -> None:
+    """given a UDP Service over an echo pod, datagrams to clusterIP:53 come back from the pod."""
+    assert podns.kubectl("apply", "--validate=false", "-f", "-", input=UDP_POD).returncode == 0
+    assert podns.kubectl("apply", "--validate=false", "-f", "-", input=UDP_SERVICE).returncode == 0
+    cluster_ip = json.loads(podns.kubectl("get", "svc", "echo", "-o", "json").stdout)["spec"]["clusterIP"]
+    assert wait(lambda: udp_ask(cluster_ip, 53, b"hi") == b"echo:hi", what="UDP echo via cluster IP")
