@@ -10,7 +10,8 @@ left half-done.
 
 Controllers: `endpointslice`, `endpoints`, `statefulset`, `scheduler`, `nodelifecycle`,
 `garbagecollector` (names as `--controllers` takes them; all by default). They share one set
-of informers and one event recorder.
+of informers; each records events under its Kubernetes component name (`statefulset-controller`,
+`endpoint-slice-controller`, `default-scheduler`, `node-controller`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from podns.controllers import runtime
@@ -79,18 +80,21 @@ class ControllerManager:
         self.informers: runtime.SharedInformers | None = None
         self.leading = asyncio.Event()
 
-    def build(self, informers: runtime.SharedInformers, recorder: EventRecorder
+    def build(self, informers: runtime.SharedInformers, recorder: Callable[[str], EventRecorder]
               ) -> dict[str, runtime.Controller]:
-        """Create the selected controllers on shared informers (no I/O yet)."""
+        """Create the selected controllers on shared informers (no I/O yet); `recorder(component)`
+        gives the event recorder of a component."""
         opts, client = self.options, self.client
         makers = {
             "endpointslice": lambda: EndpointSliceController(
-                client, informers, recorder=recorder, max_endpoints_per_slice=opts.max_endpoints_per_slice),
+                client, informers, recorder=recorder("endpoint-slice-controller"),
+                max_endpoints_per_slice=opts.max_endpoints_per_slice),
             "endpoints": lambda: EndpointsController(client, informers),
-            "statefulset": lambda: StatefulSetController(client, informers, recorder=recorder),
-            "scheduler": lambda: Scheduler(client, informers, recorder=recorder),
+            "statefulset": lambda: StatefulSetController(
+                client, informers, recorder=recorder("statefulset-controller")),
+            "scheduler": lambda: Scheduler(client, informers, recorder=recorder("default-scheduler")),
             "nodelifecycle": lambda: NodeLifecycleController(
-                client, informers, recorder=recorder, grace_period=opts.node_grace_period),
+                client, informers, recorder=recorder("node-controller"), grace_period=opts.node_grace_period),
             "garbagecollector": lambda: GarbageCollector(client, informers),
         }
         return {name: makers[name]() for name in ALL_CONTROLLERS if name in opts.controllers}
@@ -99,7 +103,12 @@ class ControllerManager:
         """One leadership term: start informers, wait for their first list, run every
         controller's workers until cancelled."""
         informers = runtime.SharedInformers(self.client)
-        recorder = EventRecorder(self.client, "kube-controller-manager", instance=self.options.identity)
+        recorders: list[EventRecorder] = []
+
+        def recorder(component: str) -> EventRecorder:
+            recorders.append(EventRecorder(self.client, component, instance=self.options.identity))
+            return recorders[-1]
+
         self.controllers = self.build(informers, recorder)
         self.informers = informers
         informers.start()
@@ -115,7 +124,8 @@ class ControllerManager:
             self.leading.clear()
             self.controllers = {}
             self.informers = None
-            await recorder.stop()
+            for r in recorders:
+                await r.stop()
             await informers.stop()
 
     async def _ensure_lease_namespace(self) -> None:

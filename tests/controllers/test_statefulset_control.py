@@ -301,3 +301,18 @@ def test_revision_hash_and_history() -> None:
     assert h != template_hash(sts["spec"]["template"], 1) and set(h) <= set("bcdfghjklmnpqrstvwxz2456789")
     revs = [{"metadata": {"name": f"r{i}"}, "revision": i} for i in range(1, 6)]
     assert [r["metadata"]["name"] for r in history_to_delete(revs, {"r5"}, 2)] == ["r1", "r2"]
+
+
+def test_when_deleted_delete_makes_the_set_own_its_claims() -> None:
+    """Given whenDeleted: Delete, then new claims carry an owner reference to the set (so the
+    garbage collector deletes them with it); with Retain they carry none."""
+    sts = statefulset(1, claims=True)
+    w = World(sts)
+    w.step()
+    assert "ownerReferences" not in w.claims["data-db-0"]["metadata"]
+    sts = statefulset(1, claims=True)
+    sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] = "Delete"
+    w = World(sts)
+    w.step()
+    ref = w.claims["data-db-0"]["metadata"]["ownerReferences"][0]
+    assert (ref["kind"], ref["uid"]) == ("StatefulSet", "uid-sts")
