@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer
+from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer, tune_gc
 from podns.store import Unavailable, open_store
 
 
@@ -47,6 +47,7 @@ async def start_api(args: argparse.Namespace) -> ApiServer:
     except (Unavailable, ValueError) as exc:
         raise SystemExit(f"podns: cannot open the store: {exc}") from None
     server = ApiServer(store, args.data_dir, args.api_addr, service_cidr=args.service_cidr)
+    tune_gc()
     try:
         await server.start()
     except OSError as exc:
