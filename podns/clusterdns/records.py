@@ -12,7 +12,6 @@ Names are lower-case wire bytes (see wire.py).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 from podns.clusterdns import wire
@@ -53,9 +52,17 @@ def service_name(namespace: str, name: str, zone: bytes) -> bytes:
     return label(name) + label(namespace) + b"\x03svc" + zone
 
 
+_IN_ADDR = b"\x07in-addr\x04arpa\x00"
+_IP6 = b"\x03ip6\x04arpa\x00"
+
+
 def reverse_name(ip: str) -> bytes:
     """`d.c.b.a.in-addr.arpa` / nibble `ip6.arpa` owner name for an address, as wire bytes."""
-    return wire.name_to_wire(ipaddress.ip_address(ip).reverse_pointer)
+    rtype, packed = wire.ip_rdata(ip)
+    if rtype == wire.A:
+        return b"".join(bytes((len(o),)) + o for o in (str(b).encode() for b in reversed(packed))) + _IN_ADDR
+    nibbles = packed.hex()[::-1]
+    return b"".join(b"\x01" + c.encode() for c in nibbles) + _IP6
 
 
 def _addr_rr(owner: bytes, ip: str, ttl: int) -> RR:
@@ -63,11 +70,15 @@ def _addr_rr(owner: bytes, ip: str, ttl: int) -> RR:
     return RR(owner, rtype, ttl, packed)
 
 
-def _add(out: ServiceRecords, owner: bytes, rr: RR) -> None:
+def _add(out: ServiceRecords, owner: bytes, rr: RR, seen: set[RR]) -> None:
+    """Append `rr` to the (owner, type) RRSet unless already there (`seen`: RRs added so far)."""
+    if rr in seen:
+        return
+    seen.add(rr)
     rrset = out.rrsets.get((owner, rr.rtype))
     if rrset is None:
         out.rrsets[(owner, rr.rtype)] = RRSet([rr])
-    elif rr not in rrset.answer:
+    else:
         rrset.answer.append(rr)
     out.names.add(owner)
 
@@ -77,15 +88,9 @@ def _srv(out: ServiceRecords, owner: bytes, candidates: list[tuple[int, bytes, s
     if not candidates:
         return
     weight = max(1, 100 // len(candidates))
-    answer: list[RR] = []
-    additional: list[RR] = []
-    for port, target, ip in candidates:
-        rr = RR(owner, wire.SRV, ttl, (0, weight, port, target))
-        if rr not in answer:
-            answer.append(rr)
-        extra = _addr_rr(target, ip, ttl)
-        if extra not in additional:
-            additional.append(extra)
+    answer = list(dict.fromkeys(RR(owner, wire.SRV, ttl, (0, weight, port, target))
+                                for port, target, _ip in candidates))
+    additional = list(dict.fromkeys(_addr_rr(target, ip, ttl) for _port, target, ip in candidates))
     out.rrsets[(owner, wire.SRV)] = RRSet(answer, additional)
     out.names.add(owner)
 
@@ -129,22 +134,23 @@ def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: 
                     ready.append((sl, owner, ip, bool(ep.hostname)))
                 else:
                     out.pending.add(owner)
+    seen: set[RR] = set()
     for _sl, owner, ip, explicit in ready:
-        _add(out, owner, _addr_rr(owner, ip, ttl))
+        _add(out, owner, _addr_rr(owner, ip, ttl), seen)
         prio = (PTR_HOSTNAME if explicit else PTR_ENDPOINT, svc.namespace, svc.name, owner)
         out.ptrs.append((ip, prio, owner))
 
     out.names.add(base)
     if svc.kind == HEADLESS:
         for _sl, _owner, ip, _explicit in ready:
-            _add(out, base, _addr_rr(base, ip, ttl))
+            _add(out, base, _addr_rr(base, ip, ttl), seen)
         if not ready:
             out.names.discard(base)  # SPEC 2.4.1: no ready endpoints -> NXDOMAIN
             out.pending.add(base)
         _headless_srv(out, base, slices, ready, ttl)
     elif svc.kind == CLUSTER_IP:
         for ip in svc.cluster_ips:
-            _add(out, base, _addr_rr(base, ip, ttl))
+            _add(out, base, _addr_rr(base, ip, ttl), seen)
             out.ptrs.append((ip, (PTR_CLUSTER_IP, svc.namespace, svc.name, base), base))
         _cluster_ip_srv(out, base, svc, ttl)
         out.names.add(base)

@@ -16,7 +16,7 @@ the wire bytes: label length bytes are < 64 and so never change under `bytes.low
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -298,8 +298,12 @@ class RR:
 
 def ip_rdata(ip: str) -> tuple[int, bytes]:
     """(A or AAAA, packed address) for an IP literal; raises ValueError if not an address."""
-    addr = ipaddress.ip_address(ip)
-    return (A if addr.version == 4 else AAAA), addr.packed
+    try:
+        if ":" in ip:
+            return AAAA, socket.inet_pton(socket.AF_INET6, ip)
+        return A, socket.inet_pton(socket.AF_INET, ip)
+    except OSError as exc:
+        raise ValueError(f"not an IP address: {ip!r}") from exc
 
 
 def txt_rdata(*strings: str) -> bytes:
