@@ -333,6 +333,7 @@ class StoreConformance:
         start = await store.current_rv()
         ns = store.watch("pods/default/", start)
         one = store.watch("pods/default/a", start)
+        every = store.watch("", start)
         try:
             await self._fill(store)
             got = await take(ns, 3)
@@ -341,9 +342,13 @@ class StoreConformance:
             (ev,) = await take(one, 1)
             assert ev.key == "pods/default/a"
             assert await nothing_more(one)
+            all_keys = [e.key for e in await take(every, 6)]
+            assert "services/default/a" in all_keys and len(set(all_keys)) == 6
+            assert await nothing_more(every)
         finally:
             await ns.aclose()  # type: ignore[attr-defined]
             await one.aclose()  # type: ignore[attr-defined]
+            await every.aclose()  # type: ignore[attr-defined]
 
     async def test_many_watchers_see_the_same_stream(self, store: Store) -> None:
         """given 30 watchers, each sees every event, in the same order."""

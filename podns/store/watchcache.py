@@ -41,6 +41,11 @@ def key_matches(key: str, prefix: str) -> bool:
     return key == prefix
 
 
+def _bucket(prefix: str) -> str:
+    """The index bucket of a watch prefix: its resource segment, "" for everything."""
+    return prefix.partition("/")[0]
+
+
 class _Watcher:
     """One watch's queue and state."""
 
@@ -76,7 +81,9 @@ class WatchCache:
         self._queue_size = queue_size
         #: every event with rv > _floor is in the ring
         self._floor = start_rv
-        self._watchers: set[_Watcher] = set()
+        #: watchers by the first segment of their prefix (the resource), so a write only
+        #: visits the watchers of its resource plus those of everything ("")
+        self._watchers: dict[str, set[_Watcher]] = {}
         self._closed = False
 
     @property
@@ -92,7 +99,7 @@ class WatchCache:
             self._floor = ring.popleft().rv
         key = event.key
         dropped: list[_Watcher] = []
-        for w in self._watchers:
+        for w in self._candidates(key):
             if not key_matches(key, w.prefix):
                 continue
             if len(w.queue) >= w.limit:
@@ -102,7 +109,7 @@ class WatchCache:
                 w.queue.append(event)
             w.wake()
         for w in dropped:
-            self._watchers.discard(w)
+            self._unregister(w)
 
     def compact(self, rv: int) -> None:
         """Forget events with revision <= `rv`."""
@@ -114,9 +121,10 @@ class WatchCache:
     def close(self) -> None:
         """End every watch (their iterators finish normally)."""
         self._closed = True
-        for w in self._watchers:
-            w.queue.append(None)
-            w.wake()
+        for group in self._watchers.values():
+            for w in group:
+                w.queue.append(None)
+                w.wake()
         self._watchers.clear()
 
     def watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
@@ -138,11 +146,26 @@ class WatchCache:
         backlog = [e for e in self._ring if e.rv > from_rv and key_matches(e.key, prefix)]
         w = _Watcher(prefix, self._queue_size + len(backlog))
         w.queue.extend(backlog)
-        self._watchers.add(w)
+        self._watchers.setdefault(_bucket(prefix), set()).add(w)
         return w
 
     def _unregister(self, w: _Watcher) -> None:
-        self._watchers.discard(w)
+        bucket = _bucket(w.prefix)
+        group = self._watchers.get(bucket)
+        if group is not None:
+            group.discard(w)
+            if not group:
+                del self._watchers[bucket]
+
+    def _candidates(self, key: str) -> list[_Watcher]:
+        """The watchers whose prefix may select `key` (a copy: the caller may unregister)."""
+        out: list[_Watcher] = []
+        segment = key.partition("/")[0]
+        for bucket in (segment, "") if segment else ("",):
+            group = self._watchers.get(bucket)
+            if group:
+                out.extend(group)
+        return out
 
 
 class _WatchIterator:
