@@ -12,6 +12,7 @@ Watch events carry single-row Tables; only the first carries `columnDefinitions`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Any
 
 from podns.api.resources import _printing
@@ -33,14 +34,20 @@ INCLUDE_OBJECT = ("None", "Metadata", "Object")
 human_duration = _printing.human_duration  # re-exported: kubectl's Age formatting
 
 
-def columns_of(rt: ResourceType) -> list[Column]:
-    """The full column list of a kind's Table, Name and Age included."""
+@cache
+def _columns(rt: ResourceType) -> tuple[Column, ...]:
     cols = list(rt.strategy.columns())
     if rt.strategy.name_column:
         cols.insert(0, NAME_COLUMN)
         if not any(c.name == "Age" for c in cols):
             cols.append(AGE)
-    return cols
+    return tuple(cols)
+
+
+def columns_of(rt: ResourceType) -> list[Column]:
+    """The full column list of a kind's Table, Name and Age included (computed once per kind:
+    columns are static)."""
+    return list(_columns(rt))
 
 
 def column_definition(col: Column) -> Obj:
@@ -52,17 +59,17 @@ def column_definition(col: Column) -> Obj:
 
 def row_cells(rt: ResourceType, obj: Obj) -> list[Any]:
     """One row's cells in column order (Name and Age filled in here)."""
-    cols = columns_of(rt)
-    given = list(rt.strategy.cells(obj))
+    given = iter(rt.strategy.cells(obj))
     md = obj.get("metadata") or {}
+    own_name = rt.strategy.name_column
     out: list[Any] = []
-    for col in cols:
+    for col in _columns(rt):
         if col is NAME_COLUMN:
             out.append(md.get("name", ""))
-        elif col.name == "Age" and rt.strategy.name_column:
+        elif own_name and col.name == "Age":
             out.append(_printing.since(md.get("creationTimestamp")))
         else:
-            out.append(given.pop(0) if given else "")
+            out.append(next(given, ""))
     return out
 
 
