@@ -69,7 +69,8 @@ def test_statefulset_lifecycle_with_kubectl(cluster: Any) -> None:
     status` completes with db-0..2 created in order, each with its claim, hostname and
     subdomain; slices list the three ready pods with hostnames and the named port resolved;
     a deleted pod comes back with the same name and claim; scaling down removes db-2 first;
-    `set image` rolls the set; `kubectl describe` shows the controller's events."""
+    `set image` rolls the set; `kubectl describe` shows the controller's events; deleting
+    the set (background cascade) removes pods and revisions but keeps the claims."""
     api = cluster
     with FakeKubelet(api.kubeconfig, "n1", labels={"topology.kubernetes.io/zone": "z1"}):
         r = api.kubectl("apply", "--validate=false", "-f", "-", input=MANIFEST)
@@ -126,3 +127,12 @@ def test_statefulset_lifecycle_with_kubectl(cluster: Any) -> None:
         reasons = {(e["involvedObject"]["name"], e["reason"]) for e in events}
         assert ("db", "SuccessfulCreate") in reasons and ("db", "SuccessfulDelete") in reasons
         assert ("db-0", "Scheduled") in reasons
+        described = api.kubectl("describe", "statefulset", "db")
+        assert described.returncode == 0, described.stderr
+        assert "SuccessfulCreate" in described.stdout and "statefulset-controller" in described.stdout
+
+        # background cascade (kubectl's default): the garbage collector removes pods and
+        # revisions; claims stay (whenDeleted: Retain)
+        assert api.kubectl("delete", "statefulset", "db", "--wait=false").returncode == 0
+        eventually(lambda: not pods(api) and not kjson(api, "get", "controllerrevisions")["items"])
+        assert len(kjson(api, "get", "pvc")["items"]) == 3
