@@ -210,6 +210,11 @@ class _WatchIterator:
                 waiter = w.waiter = asyncio.get_running_loop().create_future()
             await waiter
 
+    def __del__(self) -> None:
+        # A watch dropped without aclose() must not stay registered (its queue would fill).
+        if self._w is not None and not self._done:
+            self._cache._unregister(self._w)
+
     async def aclose(self) -> None:
         """Stop the watch and release its queue."""
         self._done = True
