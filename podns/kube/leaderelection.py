@@ -235,9 +235,16 @@ class LeaderElector:
         if self.on_started_leading is None:
             return None
         result = self.on_started_leading()
-        if inspect.isawaitable(result):
-            return asyncio.ensure_future(result)
-        return None
+        if not inspect.isawaitable(result):
+            return None
+        task = asyncio.ensure_future(result)
+        task.add_done_callback(self._work_done)
+        return task
+
+    def _work_done(self, task: asyncio.Future[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("lease %s/%s: the leader's work failed (still holding the lease): %r",
+                      self.namespace, self.name, task.exception())
 
     async def _stopped(self) -> None:
         if self.on_stopped_leading is None:

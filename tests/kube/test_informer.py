@@ -202,3 +202,25 @@ async def test_selectors_are_sent(client: Client, fake: Started) -> None:
                for p in sent)
     assert sent[0].get("limit") == "500" and sent[1]["watch"] == "true"
     assert 300 <= int(sent[1]["timeoutSeconds"]) <= 600
+
+
+async def test_late_handler_gets_existing_objects_and_bad_transform_skips(
+        client: Client, fake: Started) -> None:
+    """A handler added after sync gets on_add for each cached object; an object whose
+    transform raises is skipped (logged), the others are cached."""
+    server, _ = fake
+    server.put(PODS_DEFAULT, pod("ok"))
+    server.put(PODS_DEFAULT, pod("bad", poison="yes"))
+
+    def transform(o: dict[str, Any]) -> dict[str, Any]:
+        if o["metadata"]["labels"].get("poison"):
+            raise ValueError("cannot trim")
+        return o
+
+    inf = Informer(client, PODS, "default", transform=transform)
+    inf.start()
+    await inf.wait_synced(5)
+    late: list[str] = []
+    inf.add_handler(on_add=lambda o: late.append(o["metadata"]["name"]))
+    assert late == ["ok"] and inf.keys() == ["default/ok"]
+    await inf.stop()
