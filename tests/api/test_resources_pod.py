@@ -67,9 +67,14 @@ def test_image_pull_policy(image: str, policy: str) -> None:
          "spec.containers[0].volumeMounts[0].name"),
         ({"restartPolicy": "Sometimes"}, "spec.restartPolicy"),
         ({"hostname": "Bad_Host"}, "spec.hostname"),
+        ({"containers": [{"name": "a", "image": "x", "resources": {"limits": {"cpu": "1"},
+                                                                   "requests": {"cpu": "2"}}}]},
+         "spec.containers[0].resources.requests"),
+        ({"containers": [{"name": "a", "image": "x", "resources": {"limits": {"memory": "lots"}}}]},
+         "spec.containers[0].resources.limits[memory]"),
     ],
     ids=["no-containers", "no-image", "no-name", "dup-name", "port-zero", "port-name", "no-handler",
-         "unknown-volume", "restart", "hostname"],
+         "unknown-volume", "restart", "hostname", "request-over-limit", "bad-quantity"],
 )
 def test_validation_paths(spec: dict, path: str) -> None:
     """Given an invalid pod spec, then the error carries Kubernetes' field path."""
@@ -137,3 +142,17 @@ def test_cells(monkeypatch: pytest.MonkeyPatch) -> None:
         assert POD.strategy.cells(p)[1] == "Terminating"
     finally:
         _printing.set_clock(None)
+
+
+def test_resources_messages() -> None:
+    """Given requests above limits, then the message is Kubernetes'; equal values are fine."""
+    res = {"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}
+    _, errs = create(POD, pod(containers=[{"name": "a", "image": "x", "resources": res}]))
+    assert [e.message for e in errs] == [
+        'Invalid value: "1": must be less than or equal to cpu limit of 500m']
+    res["requests"]["cpu"] = "0.5"
+    out, errs = create(POD, pod(containers=[{"name": "a", "image": "x", "resources": res}]))
+    assert errs == [] and out["status"]["qosClass"] == "Guaranteed"
+    res["requests"]["memory"] = "512Mi"
+    out, _ = create(POD, pod(containers=[{"name": "a", "image": "x", "resources": res}]))
+    assert out["status"]["qosClass"] == "Burstable"

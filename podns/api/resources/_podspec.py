@@ -23,6 +23,7 @@ from podns.api.resources._validation import (
 )
 from podns.api.resources.base import FieldError, Obj
 from podns.objects import names
+from podns.objects.quantity import parse_quantity
 
 RESTART_POLICIES = ["Always", "Never", "OnFailure"]
 DNS_POLICIES = ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]
@@ -128,6 +129,37 @@ def _validate_probe(path: str, probe: Any) -> list[FieldError]:
     return errs
 
 
+def validate_resources(path: str, resources: Any) -> list[FieldError]:
+    """Requests and limits are non-negative quantities and no request exceeds its limit
+    (Kubernetes' ValidateResourceRequirements, for the standard resources)."""
+    if not isinstance(resources, dict):
+        return []
+    errs: list[FieldError] = []
+    parsed: dict[str, dict[str, Any]] = {}
+    for kind in ("limits", "requests"):
+        values = resources.get(kind) or {}
+        if not isinstance(values, dict):
+            errs.append(invalid(f"{path}.{kind}", values, "must be a map of quantities"))
+            continue
+        for name, raw in values.items():
+            p = f"{path}.{kind}[{name}]"
+            errs.extend(invalid(p, name, m) for m in names.is_qualified_name(str(name)))
+            try:
+                qty = parse_quantity(raw)
+            except ValueError as exc:
+                errs.append(invalid(p, raw, str(exc)))
+                continue
+            if qty < 0:
+                errs.append(invalid(p, raw, "must be greater than or equal to 0"))
+            parsed.setdefault(kind, {})[name] = (qty, raw)
+    for name, (req, raw) in parsed.get("requests", {}).items():
+        limit = parsed.get("limits", {}).get(name)
+        if limit is not None and req > limit[0]:
+            errs.append(invalid(f"{path}.requests", raw,
+                                f"must be less than or equal to {name} limit of {limit[1]}"))
+    return errs
+
+
 def _validate_container(path: str, ctr: Any, volumes: set[str], *, probes: bool) -> list[FieldError]:
     if not isinstance(ctr, dict):
         return [invalid(path, ctr, "must be an object")]
@@ -183,6 +215,7 @@ def _validate_container(path: str, ctr: Any, volumes: set[str], *, probes: bool)
             errs.append(FieldError(f"{p}.name", "FieldValueNotFound", f'Not found: "{mount["name"]}"'))
         if not mount.get("mountPath"):
             errs.append(required(f"{p}.mountPath"))
+    errs.extend(validate_resources(f"{path}.resources", ctr.get("resources")))
     if probes:
         for probe in _PROBES:
             errs.extend(_validate_probe(f"{path}.{probe}", ctr.get(probe)))
@@ -237,7 +270,15 @@ def validate_pod_spec(path: str, spec: Any, *, extra_volumes: set[str] | None = 
     errs.extend(validate_labels(f"{path}.nodeSelector", spec.get("nodeSelector")))
     for key in ("terminationGracePeriodSeconds", "activeDeadlineSeconds"):
         errs.extend(validate_non_negative(f"{path}.{key}", spec.get(key)))
+    errs.extend(validate_resources(f"{path}.resources", spec.get("resources")))
     return errs
+
+
+def _same_quantity(a: Any, b: Any) -> bool:
+    try:
+        return parse_quantity(a) == parse_quantity(b)
+    except ValueError:
+        return a == b
 
 
 def qos_class(spec: Obj) -> str:
@@ -252,7 +293,8 @@ def qos_class(spec: Obj) -> str:
         if limits or requests:
             any_set = True
         for resource in ("cpu", "memory"):
-            if resource not in limits or requests.get(resource, limits[resource]) != limits[resource]:
+            if resource not in limits or not _same_quantity(requests.get(resource, limits[resource]),
+                                                            limits[resource]):
                 guaranteed = False
     if not any_set:
         return "BestEffort"

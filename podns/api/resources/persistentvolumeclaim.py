@@ -12,11 +12,13 @@ from podns.api.resources._printing import AGE
 from podns.api.resources._validation import (
     dig,
     forbidden,
+    invalid,
     not_supported,
     required,
     validate_label_selector,
 )
 from podns.api.resources.base import Column, FieldError, Obj
+from podns.objects.quantity import parse_quantity
 
 ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
 VOLUME_MODES = ["Block", "Filesystem"]
@@ -39,8 +41,15 @@ def validate_claim_spec(path: str, spec: Any) -> list[FieldError]:
     for mode in modes:
         if mode not in ACCESS_MODES:
             errs.append(not_supported(f"{path}.accessModes", mode, ACCESS_MODES))
-    if not dig(spec, "resources", "requests", "storage"):
+    storage = dig(spec, "resources", "requests", "storage")
+    if not storage:
         errs.append(required(f"{path}.resources[storage]"))
+    else:
+        try:
+            if parse_quantity(storage) <= 0:
+                errs.append(invalid(f"{path}.resources[storage]", storage, "must be greater than zero"))
+        except ValueError as exc:
+            errs.append(invalid(f"{path}.resources[storage]", storage, str(exc)))
     mode = spec.get("volumeMode")
     if mode is not None and mode not in VOLUME_MODES:
         errs.append(not_supported(f"{path}.volumeMode", mode, VOLUME_MODES))
