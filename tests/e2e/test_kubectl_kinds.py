@@ -61,6 +61,30 @@ def test_api_resources(cluster: Podns, version: str) -> None:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
+def test_aggregated_discovery(cluster: Podns, version: str) -> None:
+    """With a cold cache, a command needs exactly two discovery requests (/api and /apis):
+    aggregated discovery v2 (1.33) or v2beta1 (1.27) is served, no per-group fallback."""
+    cache = f"--cache-dir={cluster.workdir / ('cold-' + version)}"
+    p = cluster.kubectl(cache, "-v=6", "get", "pods", "-n", "kinds", version=version)
+    ok(p)
+    gets = [line for line in p.stderr.splitlines() if "GET" in line and "200" in line]
+    discovery = [line for line in gets if "/api?" in line or "/apis?" in line or ("/apis/" in line
+                 and "/namespaces/" not in line)]
+    assert len(discovery) == 2, gets
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_describe(cluster: Podns, version: str) -> None:
+    """`kubectl describe` works for the kinds it has describers for."""
+    for args, expect in [(("pod", "web-0"), "Containers:"), (("svc", "web"), "TargetPort:"),
+                         (("endpointslice", "web-abc"), "AddressType:"), (("pvc", "data"), "StorageClass:"),
+                         (("lease", "leader"), "Holder Identity:"), (("cm", "settings"), "Data")]:
+        out = ok(cluster.kubectl("describe", *args, "-n", "kinds", version=version))
+        assert expect in out, (args, out)
+    assert "Roles:" in ok(cluster.kubectl("describe", "node", "node-a", version=version))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 def test_get_columns(cluster: Podns, version: str) -> None:
     """`kubectl get` of each kind prints Kubernetes' columns and cells."""
     def get(*args: str) -> str:
