@@ -19,7 +19,9 @@ Errors are `ApiError`s (`podns.api.status`); store errors are mapped here, never
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,8 @@ from podns.api.resources.base import FieldError, ResourceType
 from podns.objects.names import generate_name
 from podns.store import errors as store_errors
 from podns.store.interface import Store
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Mutate = Callable[[Obj], Obj]
@@ -175,11 +179,12 @@ class Rest:
             raise status.invalid(rt.kind, "", [FieldError(
                 "metadata.name", "FieldValueRequired",
                 "Required value: name or generateName is required")], rt.group)
-        self.check_fields(rt, obj, opts)
-        meta.stamp_create(obj, rt)
-        rt.strategy.prepare_for_create(obj)
-        rt.strategy.default(obj)
-        errs = rt.strategy.validate(obj)
+        with malformed_as_400(rt):
+            self.check_fields(rt, obj, opts)
+            meta.stamp_create(obj, rt)
+            rt.strategy.prepare_for_create(obj)
+            rt.strategy.default(obj)
+            errs = rt.strategy.validate(obj)
         if errs:
             raise status.invalid(rt.kind, _name(obj), errs, rt.group)
         meta.record_manager(obj, rt, opts.field_manager, opts.operation)
@@ -191,7 +196,8 @@ class Rest:
             except store_errors.NotFound:
                 return obj
             raise status.already_exists(rt.resource, _name(obj), rt.group)
-        errs = await rt.strategy.admit(obj, None, self.admission)
+        with malformed_as_400(rt):
+            errs = await rt.strategy.admit(obj, None, self.admission)
         if errs:
             raise status.invalid(rt.kind, _name(obj), errs, rt.group)
         try:
@@ -256,17 +262,23 @@ class Rest:
             except store_errors.StoreError as exc:
                 raise map_store_error(exc, rt, name) from exc
             new = mutate(meta.clone(old))
+            if not isinstance(new, dict):
+                raise status.bad_request(f"the result of the request is not a {rt.kind} object")
             check_type(new, rt)
             client_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
+            new.setdefault("metadata", {})
             old_rv = meta.rv_of(old)
             if client_rv and client_rv != str(old_rv):
                 raise status.conflict(rt.resource, name, rt.group)
-            new = self._prepare_update(rt, namespace, name, new, old, opts, subresource, operation)
+            with malformed_as_400(rt):
+                new = self._prepare_update(rt, namespace, name, new, old, opts, subresource,
+                                           operation)
             if opts.dry_run:
                 return new
             if self._finalized(new):
                 return await self._delete_now(rt, key, name, new, old_rv)
-            errs = await rt.strategy.admit(new, old, self.admission)
+            with malformed_as_400(rt):
+                errs = await rt.strategy.admit(new, old, self.admission)
             if errs:
                 raise status.invalid(rt.kind, name, errs, rt.group)
             try:
@@ -433,8 +445,26 @@ class Rest:
                 "items": done}
 
 
+@contextlib.contextmanager
+def malformed_as_400(rt: ResourceType) -> Iterator[None]:
+    """Strategy hooks assume a well-typed object (kube-apiserver's decoder rejects a wrong JSON
+    type before any hook runs, with a 400); a hook tripping over one becomes that 400 here."""
+    try:
+        yield
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+        log.debug("%s hook failed on a malformed object", rt.kind, exc_info=True)
+        raise status.bad_request(
+            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+            f"malformed object: {type(exc).__name__}: {exc}") from None
+
+
 def check_type(obj: Obj, rt: ResourceType) -> None:
     """400 when a body names another apiVersion or kind than the URL addresses."""
+    md = obj.get("metadata")
+    if md is not None and not isinstance(md, dict):
+        raise status.bad_request(
+            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata '
+            "must be an object")
     api_version = obj.get("apiVersion")
     kind = obj.get("kind")
     if api_version not in (None, "") and api_version != rt.api_version:
