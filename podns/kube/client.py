@@ -274,7 +274,7 @@ class Client:
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Obj:
         """The object; raises NotFound when it does not exist."""
-        return await self._call("GET", resource.path(namespace, name))
+        return _object(await self._call("GET", resource.path(namespace, name)), "GET")
 
     async def list(
         self,
@@ -296,7 +296,7 @@ class Client:
             "continue": continue_,
             "resourceVersion": resource_version,
         }
-        return await self._call("GET", resource.path(namespace), params=params)
+        return _object(await self._call("GET", resource.path(namespace), params=params), "GET")
 
     async def list_all(
         self,
@@ -421,8 +421,8 @@ class Client:
         params: dict[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
-        return await self._call(method, path, params=params, body=orjson.dumps(obj),
-                                headers={"Content-Type": content_type})
+        return _object(await self._call(method, path, params=params, body=orjson.dumps(obj),
+                                        headers={"Content-Type": content_type}), method)
 
     # -- watch -------------------------------------------------------------------------------
 
@@ -554,6 +554,16 @@ def _error_from(code: int, payload: bytes, content_type: str, retry_after: float
         body = payload.decode(errors="replace")
     status = errors.status_from_body(code, body)
     return errors.api_error(status, retry_after=retry_after)
+
+
+def _object(body: Any, method: str) -> Obj:
+    """The decoded answer of a typed verb, which must be a JSON object: anything else (an HTML
+    error page from a proxy, say) raises ServerError rather than surprising the caller."""
+    if isinstance(body, dict):
+        return body
+    raise errors.ServerError(errors.status_from_body(
+        500, f"{method}: the server answered with something that is not a JSON object: "
+             f"{str(body)[:200]!r}"))
 
 
 def _meta(obj: Obj) -> Obj:

@@ -139,3 +139,28 @@ async def test_get_503_moves_to_another_server(
         assert (await client.get(PODS, "a", "default"))["metadata"]["name"] == "a"
         assert client.server == healthy_url
     assert len(sick.requests) == 1
+
+
+async def test_non_json_success_is_a_server_error(start_server: Callable[[], Awaitable[Started]]
+                                                  ) -> None:
+    """A 200 that is not a JSON object (a proxy's HTML page) raises ServerError, not a
+    TypeError later in the caller."""
+    from aiohttp import web
+
+    async def html(request: web.Request) -> web.Response:
+        return web.Response(text="<html>hello</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", html)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with Client(in_memory([url])) as client:
+            with pytest.raises(errors.ServerError, match="not a JSON object"):
+                await client.get(PODS, "a", "default")
+            assert await client.request("GET", "/anything") == "<html>hello</html>"
+    finally:
+        await runner.cleanup()
