@@ -94,6 +94,7 @@ class SQLiteStore:
         self._path = os.fspath(path)
         self._history = history
         self._lock_fd: int | None = None
+        db: sqlite3.Connection | None = None
         try:
             if self._path != ":memory:":
                 self._lock_fd = _lock(self._path + "-lock")
@@ -107,6 +108,8 @@ class SQLiteStore:
             self._rev: int = db.execute("SELECT value FROM meta WHERE name='rev'").fetchone()[0]
             self._floor: int = db.execute("SELECT value FROM meta WHERE name='floor'").fetchone()[0]
         except (sqlite3.Error, OSError) as exc:
+            if db is not None:
+                db.close()
             self._unlock()
             raise Unavailable(f"opening SQLite store {self._path}: {exc}") from exc
         self._db = db

@@ -55,3 +55,14 @@ def test_unopenable_file(tmp_path: Path) -> None:
     """given a path inside a missing directory, opening raises Unavailable, not sqlite3.Error."""
     with pytest.raises(Unavailable):
         open_store(str(tmp_path / "missing" / "s.db"))
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    """given a file that is not SQLite, opening raises Unavailable and releases the file."""
+    bad = tmp_path / "s.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(Unavailable):
+        open_store(str(bad))
+    bad.unlink()
+    store = open_store(str(bad))  # the lock was released
+    assert isinstance(store, SQLiteStore)
