@@ -31,7 +31,7 @@ from podns.node import runtime, volumes
 from podns.node.container import ContainerRunner
 from podns.node.events import EventRecorder
 from podns.node.heartbeat import Heartbeat, choose_pod_cidr
-from podns.node.ipam import IPAM
+from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podworker import PodWorker
 from podns.node.server import make_app
 
@@ -68,6 +68,7 @@ class Agent:
         self.port = port
         self.pod_cidr = pod_cidr
         self.proxy_enabled = proxy
+        self.cidr_claim = CIDRClaim()
         self.ipam: IPAM = IPAM()  # replaced in start() once the CIDR is known
         self.workers: dict[str, PodWorker] = {}
         self.informer: Informer | None = None
@@ -91,7 +92,10 @@ class Agent:
                         leftovers)
         if self.pod_cidr is None:
             nodes = (await self.client.list(NODES)).get("items") or []
-            self.pod_cidr = choose_pod_cidr(nodes, self.node_name)
+            self.pod_cidr = choose_pod_cidr(nodes, self.node_name, self.cidr_claim.try_claim)
+        elif not self.cidr_claim.try_claim(self.pod_cidr):
+            log.warning("node %s: pod CIDR %s is in use by another agent on this machine; pods may "
+                        "get addresses that are taken", self.node_name, self.pod_cidr)
         self.ipam = IPAM(self.pod_cidr, self.data_dir / "ipam.json")
         app = make_app(self.find_container, self.list_pods)
         self._runner = web.AppRunner(app, access_log=None)
@@ -149,6 +153,7 @@ class Agent:
         await self.events.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        self.cidr_claim.release()
 
     # -- sync ------------------------------------------------------------------------------------
 

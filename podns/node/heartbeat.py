@@ -23,6 +23,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable
 from typing import Any
 
 from podns.kube import errors
@@ -71,19 +72,22 @@ def _read(path: str) -> str:
         return ""
 
 
-def choose_pod_cidr(nodes: list[Obj], name: str) -> str:
-    """This node's CIDR if it has one, else the first free 127.<n>.0.0/16."""
+def choose_pod_cidr(nodes: list[Obj], name: str, is_free: Callable[[str], bool] = lambda c: True) -> str:
+    """This node's CIDR if it has one that is free on this machine, else the first
+    127.<n>.0.0/16 that no other Node claims and `is_free` accepts (a machine-wide claim)."""
     taken: set[str] = set()
     for node in nodes:
         cidr = (node.get("spec") or {}).get("podCIDR")
         if not cidr:
             continue
         if node.get("metadata", {}).get("name") == name:
-            return str(cidr)
+            if is_free(str(cidr)):
+                return str(cidr)
+            continue
         taken.add(str(ipaddress.ip_network(cidr, strict=False)))
     for n in range(1, 64):
         candidate = f"127.{n}.0.0/16"
-        if candidate not in taken:
+        if candidate not in taken and is_free(candidate):
             return candidate
     raise RuntimeError("no free 127.<n>.0.0/16 pod CIDR left for this node")
 
@@ -170,8 +174,10 @@ class Heartbeat:
             patch: Obj = {"metadata": {"labels": self.node_labels()}}
             if (node.get("spec") or {}).get("podCIDR") != self.pod_cidr:
                 patch["spec"] = {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]}
-            with contextlib.suppress(errors.Invalid):  # podCIDR is immutable once set
+            try:
                 node = await self.client.patch(NODES, self.name, patch)
+            except errors.Invalid:  # podCIDR immutable on this server: keep the labels at least
+                node = await self.client.patch(NODES, self.name, {"metadata": patch["metadata"]})
         self.node_uid = str(node.get("metadata", {}).get("uid", ""))
         for c in (node.get("status") or {}).get("conditions") or []:
             if c.get("type") and c.get("status") in ("True", "False") and c.get("lastTransitionTime"):

@@ -13,14 +13,57 @@ every change, so that an agent restarted with the same data dir gives a pod the 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import os
+import tempfile
 from pathlib import Path
 
 #: 127.1.0.0/16: clear of 127.0.0.1 (the host's own services) and of the service CIDR defaults;
 #: 65k pods is far beyond what one node runs.
 DEFAULT_POD_CIDR = "127.1.0.0/16"
+
+
+def _lock_dir() -> Path:
+    return Path(os.environ.get("PODNS_LOCK_DIR") or Path(tempfile.gettempdir()) / "podns-podcidr")
+
+
+class CIDRClaim:
+    """A machine-wide claim on a pod CIDR, so that agents of *different* clusters on one machine
+    (loopback mode shares 127/8 between them) never hand out the same addresses.
+
+    The claim is an flock on `<tmp>/podns-podcidr/<cidr>.lock`, held while this object lives:
+    the kernel drops it when the process dies, so a crashed agent never blocks a CIDR.
+    """
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self.cidr: str | None = None
+
+    def try_claim(self, cidr: str) -> bool:
+        """Claim `cidr` (releasing any previous claim); False if another process holds it."""
+        directory = _lock_dir()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(directory / (cidr.replace("/", "_") + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            return True  # no place for locks: do without
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.release()
+        self._fd, self.cidr = fd, cidr
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = self.cidr = None
 
 
 class IPRangeExhausted(Exception):

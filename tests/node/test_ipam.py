@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from podns.node.ipam import IPAM, IPRangeExhausted
+from podns.node.heartbeat import choose_pod_cidr
+from podns.node.ipam import IPAM, CIDRClaim, IPRangeExhausted
 
 
 def test_allocates_distinct_addresses_and_skips_gateway(tmp_path: Path) -> None:
@@ -47,3 +48,19 @@ def test_retain_only_releases_stale(tmp_path: Path) -> None:
     ipam.allocate("b")
     ipam.retain_only({"b"})
     assert set(ipam.allocations()) == {"b"}
+
+
+def test_cidr_claims_are_exclusive_per_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """given one agent holding 127.1.0.0/16, another (other cluster, same machine) picks the next
+    free /16; a released claim is free again."""
+    monkeypatch.setenv("PODNS_LOCK_DIR", str(tmp_path / "locks"))
+    first, second = CIDRClaim(), CIDRClaim()
+    assert choose_pod_cidr([], "a", first.try_claim) == "127.1.0.0/16"
+    assert choose_pod_cidr([], "b", second.try_claim) == "127.2.0.0/16"
+    nodes = [{"metadata": {"name": "x"}, "spec": {"podCIDR": "127.3.0.0/16"}}]
+    third = CIDRClaim()
+    assert choose_pod_cidr(nodes, "c", third.try_claim) == "127.4.0.0/16"  # 127.3 is node x's
+    first.release()
+    assert CIDRClaim().try_claim("127.1.0.0/16")
+    mine = [{"metadata": {"name": "b"}, "spec": {"podCIDR": "127.2.0.0/16"}}]
+    assert choose_pod_cidr(mine, "b", lambda c: True) == "127.2.0.0/16"  # a node keeps its CIDR
