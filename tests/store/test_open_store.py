@@ -57,7 +57,7 @@ def test_unopenable_file(tmp_path: Path) -> None:
         open_store(str(tmp_path / "missing" / "s.db"))
 
 
-def test_not_a_database(tmp_path: Path) -> None:
+async def test_not_a_database(tmp_path: Path) -> None:
     """given a file that is not SQLite, opening raises Unavailable and releases the file."""
     bad = tmp_path / "s.db"
     bad.write_bytes(b"this is not a database" * 100)
@@ -66,3 +66,4 @@ def test_not_a_database(tmp_path: Path) -> None:
     bad.unlink()
     store = open_store(str(bad))  # the lock was released
     assert isinstance(store, SQLiteStore)
+    await store.close()
