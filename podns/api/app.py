@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from podns import __version__ as podns_version
 from podns.api import auth, codec, discovery_glue, status
 from podns.api.catalog import Catalog
 from podns.api.handlers import USER, ResourceHandlers, json_response
@@ -30,8 +31,6 @@ KUBE_MAJOR, KUBE_MINOR = "1", "33"
 
 def version_info() -> dict[str, Any]:
     """The /version body."""
-    from podns import __version__ as podns_version  # type: ignore[attr-defined]
-
     return {
         "major": KUBE_MAJOR, "minor": KUBE_MINOR,
         "gitVersion": f"v{KUBE_MAJOR}.{KUBE_MINOR}.0-podns.{podns_version}",
