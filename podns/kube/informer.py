@@ -371,8 +371,15 @@ class Informer:
                         await self._list()
                         need_list = False
                         backoff.reset()
+                    watch_started = time.monotonic()
                     await self._watch()
-                    continue  # server-side timeout: watch again from the last version
+                    # server-side timeout: watch again from the last version, at once unless
+                    # the server keeps ending watches immediately (then back off: no hot loop)
+                    if time.monotonic() - watch_started < HEALTHY_AFTER:
+                        await asyncio.sleep(backoff.next())
+                    else:
+                        backoff.reset()
+                    continue
                 except errors.Gone:
                     log.info("%s: resourceVersion %s expired; relisting", self.name,
                              self.resource_version)

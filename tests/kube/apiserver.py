@@ -47,6 +47,7 @@ class FakeAPIServer:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     drop_watch_after: int | None = None  # close each watch stream after this many events
     bookmark_interval: float | None = None
+    end_watches_at_once: bool = False  # end every watch cleanly before any event
     watchers: list[asyncio.Queue[tuple[int, str, str, Obj] | None]] = field(default_factory=list)
 
     # -- state helpers used by tests -------------------------------------------------------
@@ -194,7 +195,7 @@ class FakeAPIServer:
         resp.content_type = "application/json"
         await resp.prepare(request)
         sent = 0
-        timeout = float(params.get("timeoutSeconds") or 3600)
+        timeout = 0.0 if self.end_watches_at_once else float(params.get("timeoutSeconds") or 3600)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:

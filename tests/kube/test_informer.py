@@ -224,3 +224,21 @@ async def test_late_handler_gets_existing_objects_and_bad_transform_skips(
     inf.add_handler(on_add=lambda o: late.append(o["metadata"]["name"]))
     assert late == ["ok"] and inf.keys() == ["default/ok"]
     await inf.stop()
+
+
+@pytest.mark.parametrize("how", ["clean-end", "broken"])
+async def test_watches_ended_at_once_are_backed_off(client: Client, fake: Started, how: str
+                                                    ) -> None:
+    """A server that ends every watch immediately (cleanly or not) does not make the
+    informer spin."""
+    server, _ = fake
+    if how == "clean-end":
+        server.end_watches_at_once = True
+    else:
+        server.drop_watch_after = 0
+    inf = Informer(client, PODS, "default")
+    inf.start()
+    await inf.wait_synced(5)
+    await asyncio.sleep(1.0)
+    await inf.stop()
+    assert inf.watch_count <= 8  # back-off 0.1, 0.2, 0.4 ... not hundreds of watches
