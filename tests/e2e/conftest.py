@@ -15,10 +15,10 @@ Usage in a test module:
 
 A `Podns` gives `.kubeconfig`, `.readonly_kubeconfig`, `.api_url`, `.dns_addr` (host, port),
 `.data_dir`, `.admin_token`, `.readonly_token`, `.ca_path`, `.log_path`,
-`.kubectl(*args, version="1.33")` (the versioned kubectl binary with this KUBECONFIG and a
-private --cache-dir), `.stop()` (SIGTERM), `.kill()` (SIGKILL), `.start()`, `.restart()` (same
-data dir and ports). The process's output goes to `.log_path`; it is printed when start-up
-fails.
+`.kubectl(*args, version="1.33")` (the versioned kubectl binary, or "installed" for the one on
+PATH, with this KUBECONFIG and a private --cache-dir), `.stop()` (SIGTERM), `.kill()`
+(SIGKILL), `.start()`, `.restart()` (same data dir and ports). The process's output goes to
+`.log_path`; it is printed when start-up fails.
 """
 
 from __future__ import annotations
@@ -62,7 +62,13 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
 
 
 def kubectl_binary(version: str) -> str:
-    """Path of `kubectl.<version>` (next to the `kubectl` on PATH, or in $PODNS_KUBECTL_DIR)."""
+    """Path of `kubectl.<version>` (next to the `kubectl` on PATH, or in $PODNS_KUBECTL_DIR);
+    version "installed" is the `kubectl` on PATH itself."""
+    if version == "installed":
+        found = shutil.which("kubectl")
+        if not found:
+            pytest.skip("kubectl is not installed")
+        return found
     name = f"kubectl.{version}"
     found = shutil.which(name)
     if found:

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90),
               pytest.mark.podns_args("--no-controllers", "--no-node", "--no-dns")]
 
 #: extra flags per kubectl version (none: both validate against podns' OpenAPI, v3 and v2)
-VALIDATE: dict[str, list[str]] = {"1.33": [], "1.27": []}
+VALIDATE: dict[str, list[str]] = {"1.33": [], "1.27": [], "installed": []}
 
 
 def ok(p: subprocess.CompletedProcess[str]) -> str:
@@ -29,7 +29,7 @@ def ok(p: subprocess.CompletedProcess[str]) -> str:
     return p.stdout
 
 
-@pytest.mark.parametrize("version", ["1.33", "1.27"])
+@pytest.mark.parametrize("version", ["1.33", "1.27", "installed"])
 def test_reference_scenario(podns_module: Podns, version: str) -> None:
     """apply -> get -o wide/yaml -> describe -> patch -> scale -> delete, as the issue lists."""
     k = podns_module.kubectl
