@@ -22,17 +22,29 @@ caller's job (the `Informer` does it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
 import orjson
 
 from podns.kube import errors
+from podns.kube._http import (
+    CONNECT_ERRORS,
+    TRANSPORT_ERRORS,
+    WatchEvent,
+    decode_body,
+    encode_params,
+    error_from,
+    expect_object,
+    meta_of,
+    name_of,
+    parse_retry_after,
+    watch_event,
+    watch_lines,
+)
 from podns.kube.config import Config, load_kubeconfig
 from podns.kube.resources import Resource
 
@@ -60,27 +72,6 @@ MAX_RETRY_AFTER = 10.0
 #: had timed it out, so the caller re-watches from its last version, which fails fast if the
 #: server is really gone
 WATCH_IDLE_TIMEOUT = 90.0
-#: the longest line (one watch event) accepted on a watch stream, in bytes
-MAX_EVENT_BYTES = 64 * 1024 * 1024
-
-#: failures that prove nothing reached the server (safe to send any verb elsewhere); a read
-#: timeout is not one of them: the server may have acted on the request
-_CONNECT_ERRORS = (aiohttp.ClientConnectorError,
-                   getattr(aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError))
-_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError)
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    """One watch event: `type` is ADDED, MODIFIED, DELETED or BOOKMARK; `object` the object
-    (for BOOKMARK only `metadata.resourceVersion` is meaningful)."""
-
-    type: str
-    object: Obj
-
-    @property
-    def resource_version(self) -> str:
-        return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _user_agent() -> str:
@@ -179,7 +170,7 @@ class Client:
         caller reads and releases it). Raises TransportError when no server answered."""
         idempotent = method == "GET"
         session = self._get_session()
-        query = _encode_params(params)
+        query = encode_params(params)
         failures: list[str] = []
         last_exc: BaseException | None = None
         for index in self._servers_in_order():
@@ -189,11 +180,11 @@ class Client:
                     method, url, params=query, data=body, headers=headers, timeout=timeout,
                     server_hostname=self.config.tls_server_name,
                 )
-            except _CONNECT_ERRORS as exc:
+            except CONNECT_ERRORS as exc:
                 failures.append(f"{url}: {exc}")
                 last_exc = exc
                 continue
-            except _TRANSPORT_ERRORS as exc:
+            except TRANSPORT_ERRORS as exc:
                 failures.append(f"{url}: {exc!r}")
                 last_exc = exc
                 if idempotent:
@@ -226,7 +217,7 @@ class Client:
             try:
                 try:
                     payload = await resp.read()
-                except _TRANSPORT_ERRORS as exc:
+                except TRANSPORT_ERRORS as exc:
                     if method == "GET" and broken + 1 < len(self.config.servers):
                         broken += 1
                         self._advance()
@@ -237,8 +228,8 @@ class Client:
             if resp.status < 400:
                 if raw:
                     return payload
-                return _decode(payload, resp.content_type)
-            retry_after = _retry_after(resp.headers.get("Retry-After"))
+                return decode_body(payload, resp.content_type)
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if (method == "GET" and resp.status in (429, 503)
                     and attempt < MAX_RETRY_AFTER_ATTEMPTS):
                 attempt += 1
@@ -247,7 +238,7 @@ class Client:
                 await asyncio.sleep(min(retry_after if retry_after is not None else 1.0,
                                         MAX_RETRY_AFTER))
                 continue
-            raise _error_from(resp.status, payload, resp.content_type, retry_after)
+            raise error_from(resp.status, payload, resp.content_type, retry_after)
 
     async def request(
         self,
@@ -274,7 +265,7 @@ class Client:
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Obj:
         """The object; raises NotFound when it does not exist."""
-        return _object(await self._call("GET", resource.path(namespace, name)), "GET")
+        return expect_object(await self._call("GET", resource.path(namespace, name)), "GET")
 
     async def list(
         self,
@@ -296,7 +287,7 @@ class Client:
             "continue": continue_,
             "resourceVersion": resource_version,
         }
-        return _object(await self._call("GET", resource.path(namespace), params=params), "GET")
+        return expect_object(await self._call("GET", resource.path(namespace), params=params), "GET")
 
     async def list_all(
         self,
@@ -339,7 +330,7 @@ class Client:
     ) -> Obj:
         """Create `obj` (namespace from the argument, else `obj.metadata.namespace`, else the
         kubeconfig context's); returns the stored object. Raises AlreadyExists, Invalid, ..."""
-        ns = (namespace or _meta(obj).get("namespace") or self.namespace) \
+        ns = (namespace or meta_of(obj).get("namespace") or self.namespace) \
             if resource.namespaced else None
         params = {"dryRun": "All"} if dry_run else None
         return await self._send("POST", resource.path(ns), obj, params=params)
@@ -354,10 +345,10 @@ class Client:
     ) -> Obj:
         """Replace `obj` (PUT). `metadata.resourceVersion`, when set, makes it conditional:
         Conflict means someone else wrote first (re-read and retry)."""
-        meta = _meta(obj)
+        meta = meta_of(obj)
         ns = (namespace or meta.get("namespace") or self.namespace) \
             if resource.namespaced else None
-        path = resource.path(ns, _name_of(obj), subresource)
+        path = resource.path(ns, name_of(obj), subresource)
         return await self._send("PUT", path, obj)
 
     async def update_status(self, resource: Resource, obj: Obj) -> Obj:
@@ -421,7 +412,7 @@ class Client:
         params: dict[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
-        return _object(await self._call(method, path, params=params, body=orjson.dumps(obj),
+        return expect_object(await self._call(method, path, params=params, body=orjson.dumps(obj),
                                         headers={"Content-Type": content_type}), method)
 
     # -- watch -------------------------------------------------------------------------------
@@ -462,120 +453,16 @@ class Client:
             if resp.status >= 400:
                 try:
                     payload = await resp.read()
-                except _TRANSPORT_ERRORS as exc:
+                except TRANSPORT_ERRORS as exc:
                     raise errors.TransportError(f"watch {path}: {exc!r}") from exc
-                raise _error_from(resp.status, payload, resp.content_type,
-                                  _retry_after(resp.headers.get("Retry-After")))
+                raise error_from(resp.status, payload, resp.content_type,
+                                  parse_retry_after(resp.headers.get("Retry-After")))
             if on_open is not None:
                 on_open()
-            async for line in _lines(resp, path):
-                yield _event(line, path)
+            async for line in watch_lines(resp, path):
+                yield watch_event(line, path)
         finally:
             resp.close()
-
-
-async def _lines(resp: aiohttp.ClientResponse, path: str) -> AsyncIterator[bytes]:
-    """The newline-separated JSON documents of a watch stream (no line-length limit besides
-    MAX_EVENT_BYTES, unlike StreamReader.readline)."""
-    buf = bytearray()
-    try:
-        async for chunk in resp.content.iter_any():
-            buf.extend(chunk)
-            while True:
-                nl = buf.find(b"\n")
-                if nl < 0:
-                    break
-                line = bytes(buf[:nl])
-                del buf[: nl + 1]
-                if line.strip():
-                    yield line
-            if len(buf) > MAX_EVENT_BYTES:
-                raise errors.TransportError(f"watch {path}: event larger than {MAX_EVENT_BYTES} bytes")
-    except TimeoutError:
-        return  # silent for too long: end like a server-side timeout (see WATCH_IDLE_TIMEOUT)
-    except _TRANSPORT_ERRORS as exc:
-        raise errors.TransportError(f"watch {path}: stream broken: {exc!r}") from exc
-    if buf.strip():
-        yield bytes(buf)
-
-
-def _event(line: bytes, path: str) -> WatchEvent:
-    try:
-        doc = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise errors.TransportError(f"watch {path}: undecodable event: {line[:200]!r}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("object"), dict):
-        raise errors.TransportError(f"watch {path}: malformed event: {line[:200]!r}")
-    etype = str(doc.get("type") or "")
-    if etype == "ERROR":
-        raise errors.api_error(doc["object"])
-    return WatchEvent(etype, doc["object"])
-
-
-def _encode_params(params: dict[str, Any] | None) -> dict[str, str] | None:
-    if not params:
-        return None
-    out: dict[str, str] = {}
-    for key, value in params.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        else:
-            out[key] = str(value)
-    return out
-
-
-def _decode(payload: bytes, content_type: str) -> Any:
-    if not payload:
-        return {}
-    if "json" in content_type or payload[:1] in (b"{", b"["):
-        try:
-            return orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            pass
-    return payload.decode(errors="replace")
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    return None
-
-
-def _error_from(code: int, payload: bytes, content_type: str, retry_after: float | None
-                ) -> errors.APIError:
-    body: Any = None
-    with contextlib.suppress(orjson.JSONDecodeError):
-        body = orjson.loads(payload) if payload else None
-    if body is None:
-        body = payload.decode(errors="replace")
-    status = errors.status_from_body(code, body)
-    return errors.api_error(status, retry_after=retry_after)
-
-
-def _object(body: Any, method: str) -> Obj:
-    """The decoded answer of a typed verb, which must be a JSON object: anything else (an HTML
-    error page from a proxy, say) raises ServerError rather than surprising the caller."""
-    if isinstance(body, dict):
-        return body
-    raise errors.ServerError(errors.status_from_body(
-        500, f"{method}: the server answered with something that is not a JSON object: "
-             f"{str(body)[:200]!r}"))
-
-
-def _meta(obj: Obj) -> Obj:
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    return meta if isinstance(meta, dict) else {}
-
-
-def _name_of(obj: Obj) -> str:
-    name = _meta(obj).get("name")
-    if not name:
-        raise ValueError("object has no metadata.name")
-    return str(name)
 
 
 __all__ = ["PATCH_CONTENT_TYPES", "Client", "PatchType", "WatchEvent"]
