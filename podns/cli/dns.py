@@ -37,11 +37,18 @@ def add_parser(subparsers: Any, name: str) -> None:
 
 
 def upstream_list(values: list[str] | None) -> list[str]:
-    """--upstream values (comma lists allowed), defaulting to /etc/resolv.conf; 'none' = no upstream."""
+    """--upstream values (comma lists allowed; 'resolv.conf' = its nameservers; 'none' = nothing);
+    no value at all means resolv.conf."""
     if values is None:
-        return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in upstreams_from_resolv_conf()]
-    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
-    return [] if out == ["none"] else out
+        values = ["resolv.conf"]
+    out: list[str] = []
+    for value in values:
+        for v in (v.strip() for v in value.split(",")):
+            if v == "resolv.conf":
+                out += [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in upstreams_from_resolv_conf()]
+            elif v and v != "none":
+                out.append(v)
+    return out
 
 
 def build(args: argparse.Namespace, client: Any) -> ClusterDNS:
@@ -57,9 +64,9 @@ def build(args: argparse.Namespace, client: Any) -> ClusterDNS:
 def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     """`podns up` flags of the DNS component (it listens on --dns-addr)."""
     parser.add_argument("--dns-zone", default="cluster.local", help="cluster domain (default cluster.local)")
-    parser.add_argument("--dns-upstream", action="append", default=None, metavar="ADDR",
-                        help="resolver for names outside the zone (repeatable; default: /etc/resolv.conf; "
-                             "'none': REFUSED)")
+    parser.add_argument("--dns-upstream", action="append", default=["none"], metavar="ADDR",
+                        help="resolver for names outside the zone (repeatable; 'resolv.conf': the "
+                             "nameservers of /etc/resolv.conf; default none: REFUSED)")
     parser.add_argument("--dns-ttl", type=int, default=DEFAULT_TTL, help="DNS record TTL (default 5)")
     parser.add_argument("--dns-pods", choices=POD_MODES, default="insecure",
                         help="pod records a-b-c-d.<ns>.pod.<zone> (default insecure)")
