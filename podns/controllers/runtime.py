@@ -33,7 +33,8 @@ Obj = dict[str, Any]
 
 
 class StaleCache(Exception):
-    """The informer cache is older than our own last write: retry shortly, not a real failure."""
+    """The informer cache is older than our own last write: retried with back-off like a failure,
+    but not reported as one."""
 
 
 class SharedInformers:
@@ -99,20 +100,20 @@ class Controller:
         raise NotImplementedError
 
     async def _sync(self, key: Hashable) -> None:
-        try:
-            await self.sync(key)
-        except StaleCache:
-            self.queue.add_after(key, 0.05)
-            return
+        await self.sync(key)
         self.syncs += 1
 
     def handle_error(self, key: Hashable, exc: BaseException, retrying: bool) -> None:
         """The one place a failed sync is reported: conflicts are expected under concurrent
-        writers and logged at debug level; everything else once, with the key."""
+        writers and logged at debug level, as is a cache that has not caught up with our own
+        writes yet (`StaleCache`: retried after 5 ms, 10 ms, ... like any failure, so a cache
+        that never catches up cannot spin); everything else once, with the key."""
+        parts = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else [exc]
+        if all(isinstance(e, StaleCache) for e in parts):
+            log.debug("%s: %s: cache behind our writes, retrying: %s", self.name, key, exc)
+            return
         self.failures += 1
-        if isinstance(exc, errors.Conflict) or (
-            isinstance(exc, ExceptionGroup) and all(isinstance(e, errors.Conflict) for e in exc.exceptions)
-        ):
+        if all(isinstance(e, StaleCache | errors.Conflict) for e in parts):
             log.debug("%s: %s: conflict, retrying: %s", self.name, key, exc)
         elif retrying:
             log.warning("%s: syncing %s failed (retrying): %s", self.name, key, exc)

@@ -137,3 +137,48 @@ async def test_bad_input_is_reported_not_retried() -> None:
         )
         await settle(fake)
         assert ctl.failures == 0
+
+
+async def test_orphan_adopted_foreign_pod_reported_and_mismatch_released() -> None:
+    """Given an orphan pod db-0 matching the selector, a foreign pod db-1 (other owner), then db-0
+    is adopted (not recreated), db-1 yields a FailedCreate event and back-off (no hot loop), and a
+    pod relabelled out of the selector is released."""
+    fake = FakeClient()
+    fake.seed(STATEFULSETS, _sts(replicas=3, parallel=True))
+    orphan = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "db-0", "namespace": "default", "labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "db", "image": "db:1"}]},
+    }
+    fake.seed(PODS, orphan)
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "db-1",
+            "namespace": "default",
+            "labels": {"app": "other"},
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Node", "name": "x", "uid": "x", "controller": True}
+            ],
+        },
+        "spec": {"containers": [{"name": "c", "image": "c"}]},
+    }
+    fake.seed(PODS, foreign)
+
+    def pod(name: str) -> dict[str, Any]:
+        return next(p for p in fake.objects(PODS) if p["metadata"]["name"] == name)
+
+    async with running(fake, with_recorder):
+        await eventually(
+            lambda: (pod("db-0")["metadata"].get("ownerReferences") or [{}])[0].get("kind") == "StatefulSet"
+        )
+        await eventually(lambda: "db-2" in pod_names(fake))
+        await eventually(lambda: any(e["reason"] == "FailedCreate" for e in fake.objects(EVENTS, "default")))
+        creates = [a.name for a in fake.writes() if a.verb == "create" and a.resource == "pods"]
+        assert "db-0" not in creates and creates.count("db-1") < 10
+        p2 = pod("db-2")
+        p2["metadata"]["labels"]["app"] = "moved"
+        await fake.update(PODS, p2)
+        await eventually(lambda: not pod("db-2")["metadata"].get("ownerReferences"))

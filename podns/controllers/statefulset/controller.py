@@ -21,7 +21,7 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import _indexes, runtime
 from podns.controllers._indexes import ensure as _ensure_index
 from podns.controllers._objects import (
     Obj,
@@ -32,6 +32,8 @@ from podns.controllers._objects import (
     meta,
     name_of,
     namespace_of,
+    object_key,
+    owner_reference,
     validate_label_selector,
 )
 from podns.controllers.events import WARNING, EventRecorder
@@ -78,12 +80,13 @@ class StatefulSetController(runtime.Controller):
         self.claims = informers.get(PERSISTENTVOLUMECLAIMS)
         self.services = informers.get(SERVICES)
         _ensure_index(self.pods, BY_CONTROLLER, _controller_uid)
+        _indexes.index_pods(self.pods)
         _ensure_index(self.revisions, BY_CONTROLLER, _controller_uid)
         _ensure_index(self.claims, BY_NAMESPACE, lambda o: [namespace_of(o)])
         _ensure_index(self.sets, BY_NAMESPACE, lambda o: [namespace_of(o)])
         self.sets.add_handler(on_add=self._on_set, on_update=lambda _o, n: self._on_set(n),
                               on_delete=self._on_set)
-        self.pods.add_handler(on_add=self._on_owned, on_update=self._on_owned_update,
+        self.pods.add_handler(on_add=self._on_pod, on_update=self._on_pod_update,
                               on_delete=self._on_owned)
         self.revisions.add_handler(on_delete=self._on_owned)
         self.services.add_handler(on_add=self._on_service)
@@ -99,10 +102,19 @@ class StatefulSetController(runtime.Controller):
         if ref and ref.get("kind") == "StatefulSet":
             self.enqueue(f"{namespace_of(obj)}/{ref.get('name')}")
 
-    def _on_owned_update(self, old: Obj, new: Obj) -> None:
-        self._on_owned(new)
-        if controller_ref(old) != controller_ref(new):
-            self._on_owned(old)
+    def _on_pod(self, pod: Obj) -> None:
+        """Owned pods enqueue their set; orphans enqueue the sets that might adopt them."""
+        if controller_ref(pod) is not None:
+            self._on_owned(pod)
+            return
+        for sts in self.sets.by_index(BY_NAMESPACE, namespace_of(pod)):
+            if control.ordinal_of(pod, name_of(sts)) is not None:
+                self._on_set(sts)
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        self._on_pod(new)
+        if controller_ref(old) != controller_ref(new) or labels_of(old) != labels_of(new):
+            self._on_pod(old)
 
     def _on_service(self, svc: Obj) -> None:
         for sts in self.sets.by_index(BY_NAMESPACE, namespace_of(svc)):
@@ -130,7 +142,7 @@ class StatefulSetController(runtime.Controller):
             return  # non-transient: wait for the user to fix the spec
         self._check_service(key, sts)
         uid = str(meta(sts).get("uid", ""))
-        pods = self.pods.by_index(BY_CONTROLLER, uid)
+        pods = await self._claim_pods(sts, selector)
         revisions = self.revisions.by_index(BY_CONTROLLER, uid)
         update = await self._update_revision(sts, revisions)
         current_name = (sts.get("status") or {}).get("currentRevision")
@@ -140,12 +152,45 @@ class StatefulSetController(runtime.Controller):
         now = time.time()
         step = control.plan(sts, pods, claims, current=current, update=update, now=now)
         try:
-            await self.pod_control.apply(sts, step.actions)
+            await self.pod_control.apply(sts, step.actions, parallel=control.is_parallel(sts))
         finally:
             await self._write_status(sts, step.status)
         await self._truncate_history(sts, revisions, pods, step.status)
         if step.requeue_after is not None:
             self.queue.add_after(key, step.requeue_after)
+
+    async def _claim_pods(self, sts: Obj, selector: dict[str, Any]) -> list[Obj]:
+        """The pods this set controls, after adopting orphans named `<set>-<n>` that match its
+        selector and releasing pods that stopped matching it (Kubernetes' ControllerRefManager).
+        The patches carry the pod's resourceVersion, so a concurrent change makes them fail
+        (Conflict, retried) instead of adopting a pod that changed meanwhile."""
+        uid = str(meta(sts).get("uid", ""))
+        owned = {object_key(p): p for p in self.pods.by_index(BY_CONTROLLER, uid)}
+        match_pairs = selector.get("matchLabels") or {}
+        candidates = _indexes.pods_for_selector(self.pods, namespace_of(sts), match_pairs)
+        changes: list[tuple[Obj, list[Obj]]] = []
+        for pod in candidates:
+            if (controller_ref(pod) is None and not meta(pod).get("deletionTimestamp")
+                    and control.ordinal_of(pod, name_of(sts)) is not None
+                    and match_label_selector(selector, labels_of(pod))):
+                refs = [*(meta(pod).get("ownerReferences") or []),
+                        owner_reference({"apiVersion": "apps/v1", "kind": "StatefulSet", **sts})]
+                changes.append((pod, refs))
+        for key, pod in list(owned.items()):
+            if not match_label_selector(selector, labels_of(pod)):
+                refs = [r for r in meta(pod).get("ownerReferences") or [] if r.get("uid") != uid]
+                changes.append((pod, refs))
+                del owned[key]
+        for pod, refs in changes:
+            patch = {"metadata": {"ownerReferences": refs or None,
+                                  "resourceVersion": meta(pod).get("resourceVersion")}}
+            try:
+                patched = await self.client.patch(PODS, name_of(pod), patch, namespace_of(pod))
+            except errors.NotFound:
+                continue
+            if controller_ref(patched) is not None:
+                owned[object_key(patched)] = patched
+        return list(owned.values())
 
     def _warn(self, sts: Obj, reason: str, message: str) -> None:
         if self.recorder is not None:

@@ -18,12 +18,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from podns.controllers import runtime
-from podns.controllers._objects import name_of, namespace_of
+from podns.controllers._objects import controller_ref, meta, name_of, namespace_of
 from podns.controllers.events import NORMAL, WARNING, EventRecorder
 from podns.controllers.statefulset.control import Action
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import PERSISTENTVOLUMECLAIMS, PODS
+
+
+class PodNameTaken(Exception):
+    """A pod with the name of one of our ordinals exists and belongs to someone else."""
 
 
 class StatefulPodControl:
@@ -43,10 +47,43 @@ class StatefulPodControl:
             message += f" error: {getattr(err, 'message', None) or err}"
         self.recorder.event(sts, NORMAL if ok else WARNING, reason, message)
 
-    async def apply(self, sts: Mapping[str, Any], actions: Sequence[Action]) -> None:
-        """Run `actions` in order; raise the first failure (the caller retries with back-off)."""
+    async def _name_taken(self, sts: Mapping[str, Any], ns: str, name: str) -> None:
+        """A create found `name` taken: ours and not yet in the cache (StaleCache), or someone
+        else's pod, which is reported (FailedCreate) and retried with back-off until it is gone."""
+        try:
+            existing = await self.client.get(PODS, name, ns)
+        except errors.NotFound:
+            raise runtime.StaleCache(f"{ns}/{name} deleted meanwhile") from None
+        ref = controller_ref(existing)
+        if ref is not None and ref.get("uid") == meta(sts).get("uid"):
+            raise runtime.StaleCache(f"{ns}/{name}")
+        err = PodNameTaken(f"pod {ns}/{name} exists and is not controlled by StatefulSet {name_of(sts)}")
+        self._event(sts, False, "create", f"Pod {name}", err)
+        raise err
+
+    async def apply(self, sts: Mapping[str, Any], actions: Sequence[Action], *, parallel: bool = False
+                    ) -> None:
+        """Run `actions` in order and raise the first failure (the caller retries with back-off).
+        With `parallel` (podManagementPolicy Parallel) a failure only skips the remaining
+        actions of the same ordinal (its pod after its claim); the others still run and the
+        failures are raised together."""
+        failed: list[Exception] = []
+        broken: set[str] = set()
         for action in actions:
-            await self._one(sts, action)
+            ordinal = name_of(action.obj).rsplit("-", 1)[-1]
+            if ordinal in broken:
+                continue
+            try:
+                await self._one(sts, action)
+            except Exception as exc:
+                if not parallel:
+                    raise
+                failed.append(exc)
+                broken.add(ordinal)
+        if len(failed) == 1:
+            raise failed[0]
+        if failed:
+            raise ExceptionGroup(f"{len(failed)} StatefulSet actions failed", failed)
 
     async def _one(self, sts: Mapping[str, Any], action: Action) -> None:
         obj = action.obj
@@ -66,7 +103,7 @@ class StatefulPodControl:
             try:
                 await self.client.create(PODS, obj, ns)
             except errors.AlreadyExists:
-                raise runtime.StaleCache(f"{ns}/{name}") from None
+                await self._name_taken(sts, ns, name)
             except errors.KubeError as exc:
                 self._event(sts, False, "create", f"Pod {name}", exc)
                 raise
