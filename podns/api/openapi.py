@@ -33,6 +33,11 @@ V2_PROTOBUF = "application/octet-stream"
 V3_JSON = "application/json"
 KUBERNETES_VERSION = "v1.33.0"
 _REF = "#/components/schemas/"
+PATCH_SCHEMA = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
+PATCH_CONTENT_TYPES = (
+    "application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
 
 #: one-line descriptions that `kubectl explain <kind>` prints
 KIND_DESCRIPTIONS = {
@@ -141,6 +146,8 @@ def component_schemas(roots: list[tuple[str, dict[str, str]]]) -> Obj:
     """Schemas for the root types (each with its GVK) and everything they reference."""
     gvks = {name: gvk for name, gvk in roots}
     out: Obj = {ref: dict(body) for ref, body in _SHARED_SCALARS.values()}
+    out[PATCH_SCHEMA] = {"type": "object", "description": (
+        "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body.")}
     for name in _closure([name for name, _ in roots]):
         body: Obj = {
             "type": "object",
@@ -182,6 +189,14 @@ def _operation(op_id: str, action: str, gvk: dict[str, str], response_ref: str, 
         "x-kubernetes-action": action,
         "x-kubernetes-group-version-kind": gvk,
     }
+    if action == "patch":
+        # kubectl's apply builds a strategic merge patch from these schemas only when the
+        # operation says it accepts one
+        patch_ref = {"schema": {"$ref": _REF + PATCH_SCHEMA}}
+        op["requestBody"] = {"content": {ct: patch_ref for ct in PATCH_CONTENT_TYPES}, "required": True}
+    elif action in ("post", "put"):
+        op["requestBody"] = {"content": {"application/json": {"schema": {"$ref": _REF + response_ref}}},
+                             "required": True}
     return op
 
 
