@@ -123,8 +123,11 @@ class EtcdStore:
         if self._session is None:
             # No connection cap: every watch holds a connection for its lifetime, and aiohttp's
             # default of 100 would make the 101st watch, and every request after it, wait.
+            # `hasleader` (clientv3's WithRequireLeader): a member cut off from the leader
+            # fails requests and cancels watches at once instead of leaving a watch silent.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), read_bufsize=MAX_MESSAGE // 4
+                connector=aiohttp.TCPConnector(limit=0), read_bufsize=MAX_MESSAGE // 4,
+                headers={"Grpc-Metadata-hasleader": "true"},
             )
             if self._compact_interval > 0:
                 self._compactor = asyncio.get_running_loop().create_task(
@@ -454,8 +457,8 @@ class _EtcdWatch:
         store = self._store
         lo, hi = prefix_range(store._root + self._prefix)
         failed_since: float | None = None
-        errors: list[str] = []
         n = len(store._endpoints)
+        errors: deque[str] = deque(maxlen=n)
         i = refused = 0
         try:
             while not self._ended:
@@ -471,7 +474,8 @@ class _EtcdWatch:
                 except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
                     refused += 1
                     errors.append(f"{url}: {exc}")
-                except (aiohttp.ClientError, OSError, TimeoutError, _EndpointFailed) as exc:
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, _EndpointFailed) as exc:
+                    # ValueError: a garbled or oversized message (orjson, aiohttp's line limit)
                     refused = 0
                     errors.append(f"{url}: {type(exc).__name__} {exc}")
                 now = time.monotonic()
@@ -481,12 +485,14 @@ class _EtcdWatch:
                 if failed_since is None:
                     failed_since = now
                 elif now - failed_since > store._timeout or refused >= 2 * n:
-                    raise Unavailable(f"etcd watch {self._prefix}: {'; '.join(errors[-n:])}")
+                    raise Unavailable(f"etcd watch {self._prefix}: {'; '.join(errors)}")
                 i += 1
                 if i % n == 0:
                     await asyncio.sleep(0.2)
         except StoreError as exc:
             self._fail(exc)
+        except Exception as exc:  # never leave the consumer waiting on a dead reader
+            self._fail(Unavailable(f"etcd watch {self._prefix}: {type(exc).__name__} {exc}"))
         finally:
             self._store._watches.discard(self)
 

@@ -141,3 +141,21 @@ async def test_hundreds_of_watches_do_not_starve_requests(etcd1: EtcdCluster) ->
             await w.aclose()  # type: ignore[attr-defined]
     finally:
         await store.close()
+
+
+async def test_watch_loses_quorum_then_unavailable(etcd3: EtcdCluster) -> None:
+    """given a watch on a member whose peers die, the watch does not go silent: it raises
+    Unavailable within the store's timeout (the member, without a leader, cancels it)."""
+    store = EtcdStore(etcd3.endpoints, root=root(), timeout=2, attempt_timeout=0.7)
+    try:
+        w = store.watch("pods/", await store.current_rv())
+        a = await store.create("pods/default/a", pod("a"))
+        assert (await take(w, 1))[0].rv == rv_of(a)
+        await asyncio.to_thread(etcd3.stop_member, 1)
+        await asyncio.to_thread(etcd3.stop_member, 2)
+        t = time.monotonic()
+        with pytest.raises(Unavailable):
+            await take(w, 1, timeout=15)
+        assert time.monotonic() - t < 8
+    finally:
+        await store.close()
