@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from podns.api import auth, certs
+from podns.api import auth, certs, ui
 from podns.api.app import create_app
 from podns.api.catalog import Catalog, served_types
 from podns.api.kubeconfig import write_kubeconfigs
@@ -63,7 +63,7 @@ def tune_gc() -> None:
 def parse_addr(addr: str) -> tuple[str, int]:
     """`host:port`, `[v6]:port` or `:port` -> (host, port)."""
     host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"address {addr!r} is not host:port")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port)
@@ -89,7 +89,7 @@ class ApiServer:
     def __init__(
         self, store: Store, data_dir: Path | str, addr: str = "127.0.0.1:6443", *,
         tls: bool = True, service_cidr: str = DEFAULT_SERVICE_CIDR,
-        types: list[ResourceType] | None = None,
+        types: list[ResourceType] | None = None, dns_metrics_url: str | None = None,
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
@@ -99,6 +99,8 @@ class ApiServer:
         self.rest = Rest(store, Admission(store, service_cidr))
         self.cleaner = NamespaceCleaner(self.rest, self.catalog)
         self.rest.on_namespace_deleting = self.cleaner.start
+        #: the dashboard's options; `dns_metrics_url` may be set after start()
+        self.ui = ui.UiOptions(dns_metrics_url=dns_metrics_url)
         self.tokens: auth.Tokens | None = None
         self.kubeconfig: Path | None = None
         self.readonly_kubeconfig: Path | None = None
@@ -110,6 +112,11 @@ class ApiServer:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{url_host(self.host)}:{self.port}"
 
+    @property
+    def dashboard_url(self) -> str:
+        """Where the web dashboard is served."""
+        return self.url + "/ui/"
+
     async def start(self) -> None:
         """Listen and serve; raises OSError when the address is taken."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +126,8 @@ class ApiServer:
         if self.tls:
             paths = certs.ensure_certs(self.data_dir, self.host)
             ssl_ctx = certs.server_ssl_context(paths)
-        app = create_app(self.rest, self.catalog, self.tokens, ready=lambda: self._ready)
+        app = create_app(self.rest, self.catalog, self.tokens, ready=lambda: self._ready,
+                         ui_options=self.ui)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()

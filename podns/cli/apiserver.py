@@ -10,15 +10,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer, tune_gc
+from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
 from podns.store import Unavailable, open_store
+
+
+def host_port(value: str) -> str:
+    """argparse type of `host:port` flags: the value unchanged, or a usage error."""
+    try:
+        parse_addr(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by `podns up` and `podns apiserver`."""
     parser.add_argument("--data-dir", default="./state", type=Path,
                         help="state, kubeconfig, tokens and certificates (default ./state)")
-    parser.add_argument("--api-addr", default="127.0.0.1:6443",
+    parser.add_argument("--api-addr", default="127.0.0.1:6443", type=host_port,
                         help="API server listen address host:port (default 127.0.0.1:6443)")
     parser.add_argument("--store", default=None, metavar="URL",
                         help="store URL: sqlite path (default <data-dir>/podns.db), "

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from podns.api.server import ApiServer
-from podns.cli.apiserver import add_common_arguments, start_api, wait_for_signal
+from podns.cli.apiserver import add_common_arguments, host_port, start_api, wait_for_signal
 
 #: (name, "module:function") of the components `podns up` runs after the API server, in
 #: start order; other components append themselves here
@@ -77,7 +77,7 @@ def add_parser(subparsers: Any, name: str) -> None:
     parser = subparsers.add_parser(name, help="run the API server and every component",
                                    description=__doc__.splitlines()[0])
     add_common_arguments(parser)
-    parser.add_argument("--dns-addr", default="127.0.0.1:1053",
+    parser.add_argument("--dns-addr", default="127.0.0.1:1053", type=host_port,
                         help="cluster DNS listen address host:port (default 127.0.0.1:1053)")
     parser.add_argument("--node-name", default=_default_node_name(),
                         help="name of this machine's Node object (default: the host name)")
@@ -119,7 +119,9 @@ async def run(args: argparse.Namespace) -> int:
                     continue
                 cm = await getattr(module, fn)(ctx)
                 await stack.enter_async_context(cm)
-                print(f"podns up: {comp:<12} started", flush=True)
+                where = {"dns": "{}:{} (UDP and TCP)".format(*ctx.dns_addr),
+                         "node": f"node {ctx.node_name}"}.get(comp, "")
+                print(f"podns up: {comp:<12} started {where}".rstrip(), flush=True)
             print(f"podns up: ready; export KUBECONFIG={ctx.kubeconfig}", flush=True)
             await wait_for_signal()
             print("podns up: stopping", file=sys.stderr, flush=True)
