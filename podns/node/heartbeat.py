@@ -242,6 +242,8 @@ class Heartbeat:
                 if self._kick.is_set() or time.monotonic() - last_status >= STATUS_EVERY:
                     await self.update_status()
                     last_status = time.monotonic()
+                else:
+                    await self.client.get(NODES, self.name)  # still there? (the kubelet checks too)
             except errors.NotFound:
                 with contextlib.suppress(errors.KubeError):
                     await self.register()  # the Node was deleted: register again, as the kubelet does

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from podns.node.logs import LogOptions, read_lines
 from tests.node.conftest import PY, FakeAgent, cond, make_pod
 from tests.node.test_runtime import alive
 
@@ -218,3 +220,15 @@ async def test_shutdown_leaves_no_process(agent: FakeAgent, tmp_path: Path) -> N
     await until(lambda: pidfile.exists() and bool(pidfile.read_text().strip()))
     await agent.shutdown()
     await until(lambda: not alive(int(pidfile.read_text())))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+async def test_run_as_user_when_root(agent: FakeAgent, tmp_path: Path) -> None:
+    """given runAsUser/runAsGroup 65534 (pod level, container overrides group), the process runs so."""
+    c = {"name": "c", "command": ["sh", "-c", "echo $(id -u) $(id -g)"],
+         "securityContext": {"runAsGroup": 65533}}
+    w = agent.start(make_pod("p", [c], restartPolicy="Never", securityContext={"runAsUser": 65534,
+                                                                               "runAsGroup": 65534}))
+    await agent.wait_for(lambda s: s["phase"] == "Succeeded")
+    lines, _ = read_lines(w.runners[0].log_path(), LogOptions())
+    assert lines == [b"65534 65533\n"]
