@@ -64,3 +64,4 @@ def test_acknowledged_writes_survive_sigkill(start_podns: object) -> None:
     present = {i["metadata"]["name"] for i in items}
     missing = [n for n in acked if n not in present]
     assert not missing, f"{len(missing)} acknowledged creates lost: {missing[:10]}"
+    assert p.stop() == 0, "SIGTERM stops the server cleanly"
