@@ -166,6 +166,8 @@ class StatefulSetController(runtime.Controller):
         (Conflict, retried) instead of adopting a pod that changed meanwhile."""
         uid = str(meta(sts).get("uid", ""))
         owned = {object_key(p): p for p in self.pods.by_index(BY_CONTROLLER, uid)}
+        if meta(sts).get("deletionTimestamp"):
+            return list(owned.values())  # being deleted (maybe orphaning): never adopt
         match_pairs = selector.get("matchLabels") or {}
         candidates = _indexes.pods_for_selector(self.pods, namespace_of(sts), match_pairs)
         changes: list[tuple[Obj, list[Obj]]] = []
