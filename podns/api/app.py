@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from podns import __version__ as podns_version
-from podns.api import auth, codec, discovery_glue, status
+from podns.api import auth, codec, discovery_glue, status, ui
 from podns.api.catalog import Catalog
 from podns.api.handlers import USER, ResourceHandlers, json_response
 from podns.api.rest import Rest
@@ -77,7 +77,7 @@ def auth_middleware(tokens: auth.Tokens | None) -> Callable[..., Any]:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if tokens is None or request.path in auth.PUBLIC_PATHS:
+        if tokens is None or request.path in auth.PUBLIC_PATHS or request.path in ui.PUBLIC_PATHS:
             request[USER] = auth.ADMIN_USER
             return await handler(request)
         token = auth.bearer(request.headers.get("Authorization"))
@@ -91,8 +91,10 @@ def auth_middleware(tokens: auth.Tokens | None) -> Callable[..., Any]:
 
 
 def create_app(rest: Rest, catalog: Catalog, tokens: auth.Tokens | None,
-               ready: Callable[[], bool] = lambda: True) -> web.Application:
-    """The API server application. `tokens=None` disables authentication (unit tests only)."""
+               ready: Callable[[], bool] = lambda: True,
+               ui_options: ui.UiOptions | None = None) -> web.Application:
+    """The API server application. `tokens=None` disables authentication (unit tests only);
+    `ui_options` configures the dashboard at /ui/ (see podns/api/ui.py)."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware(tokens)],
         client_max_size=codec.MAX_BODY_BYTES,
@@ -141,4 +143,5 @@ def create_app(rest: Rest, catalog: Catalog, tokens: auth.Tokens | None,
     app.router.add_route("*", "/api/{tail:.*}", resource)
     app.router.add_route("*", "/apis", resource)
     app.router.add_route("*", "/apis/{tail:.*}", resource)
+    ui.add_routes(app, ui_options or ui.UiOptions())
     return app
