@@ -153,3 +153,16 @@ async def test_selector_watch_turns_label_changes_into_added_and_deleted(api: Ap
         assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [
             ("DELETED", "a"), ("ADDED", "b"), ("MODIFIED", "b")]
         w.resp.close()
+
+
+async def test_bookmarks_carry_the_latest_version(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """allowWatchBookmarks: a quiet watch gets BOOKMARKs with the last version seen."""
+    from podns.api import watch
+
+    monkeypatch.setattr(watch, "BOOKMARK_INTERVAL", 0.2)
+    w = await open_watch(api, "resourceVersion=1&allowWatchBookmarks=true&labelSelector=x%3Dy")
+    created = (await api.post(PODS, pod("a"))).body  # filtered out, but advances the version
+    ev = await w.next()
+    assert ev["type"] == "BOOKMARK" and ev["object"]["kind"] == "Pod"
+    assert ev["object"]["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    w.resp.close()
