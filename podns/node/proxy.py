@@ -96,7 +96,11 @@ class _TCPListener:
             return
         self.connections += 1
         up_reader, up_writer = upstream
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            up_writer.close()
+            writer.close()
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -106,6 +110,8 @@ class _TCPListener:
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy one direction; pass a half-close on as a half-close. On an error the destination is
+    closed, which also ends the opposite direction (it reads from the same socket)."""
     try:
         while True:
             data = await reader.read(BUFFER)
@@ -116,11 +122,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         if writer.can_write_eof():
             writer.write_eof()
     except (OSError, RuntimeError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            if reader.at_eof():
-                writer.close()
+        writer.close()
 
 
 class _UDPFlow(asyncio.DatagramProtocol):

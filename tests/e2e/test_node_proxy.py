@@ -21,7 +21,15 @@ SERVICE = json.dumps({
 
 
 UDP_ECHO = """
-import os, socket
+import os, socket, threading
+def tcp():
+    t = socket.socket(); t.bind((os.environ['POD_IP'], 5354)); t.listen()
+    while True:
+        c, _ = t.accept(); data = b''
+        while chunk := c.recv(4096):
+            data += chunk
+        c.sendall(data[::-1]); c.close()
+threading.Thread(target=tcp, daemon=True).start()
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((os.environ['POD_IP'], 5353))
 while True:
     data, addr = s.recvfrom(2048); s.sendto(b'echo:' + data, addr)
@@ -29,7 +37,8 @@ while True:
 ECHO_CONTAINER = {
     "name": "echo", "image": "python", "command": [sys.executable, "-c", UDP_ECHO],
     "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
-    "ports": [{"name": "dns", "containerPort": 5353, "protocol": "UDP"}],
+    "ports": [{"name": "dns", "containerPort": 5353, "protocol": "UDP"},
+              {"name": "rev", "containerPort": 5354}],
 }
 UDP_POD = json.dumps({"apiVersion": "v1", "kind": "Pod",
                       "metadata": {"name": "echo", "labels": {"app": "echo"}},
@@ -37,7 +46,8 @@ UDP_POD = json.dumps({"apiVersion": "v1", "kind": "Pod",
 UDP_SERVICE = json.dumps({
     "apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
     "spec": {"selector": {"app": "echo"},
-             "ports": [{"name": "dns", "port": 53, "targetPort": "dns", "protocol": "UDP"}]},
+             "ports": [{"name": "dns", "port": 53, "targetPort": "dns", "protocol": "UDP"},
+                       {"name": "rev", "port": 54, "targetPort": "rev"}]},
 })
 
 
@@ -88,9 +98,18 @@ def test_cluster_ip_reaches_ready_pods_and_follows_changes(podns: Podns) -> None
 
 
 @pytest.mark.podns_args("--service-cidr", "127.96.0.0/16")
-def test_udp_cluster_ip(podns: Podns) -> None:
-    """given a UDP Service over an echo pod, datagrams to clusterIP:53 come back from the pod."""
+def test_udp_and_tcp_half_close(podns: Podns) -> None:
+    """given a Service over an echo pod, datagrams to clusterIP:53 come back from the pod, and a TCP
+    client that half-closes (shutdown write) through the proxy still gets the whole answer."""
     assert podns.kubectl("apply", "--validate=false", "-f", "-", input=UDP_POD).returncode == 0
     assert podns.kubectl("apply", "--validate=false", "-f", "-", input=UDP_SERVICE).returncode == 0
     cluster_ip = json.loads(podns.kubectl("get", "svc", "echo", "-o", "json").stdout)["spec"]["clusterIP"]
     assert wait(lambda: udp_ask(cluster_ip, 53, b"hi") == b"echo:hi", what="UDP echo via cluster IP")
+    payload = bytes(range(256)) * 400
+    with socket.create_connection((cluster_ip, 54), timeout=5) as s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    assert got == payload[::-1]
