@@ -9,7 +9,8 @@ Controller part: a queue of pod keys; pods without `spec.nodeName` whose `schedu
 are bound through the `pods/binding` subresource (POST a `Binding`), or, when the server does not
 serve it, by patching `spec.nodeName`. Bindings this scheduler made are "assumed" until the pod
 cache shows them, so several pods scheduled in a burst still spread (Kubernetes' assume cache).
-A pod that fits no node gets a `FailedScheduling` Warning event and is retried with back-off;
+A pod that fits no node gets a `FailedScheduling` Warning event and `PodScheduled=False`
+(reason Unschedulable), and is retried with back-off;
 node changes re-queue every pending pod.
 """
 
@@ -30,7 +31,9 @@ from podns.controllers._objects import (
     match_labels,
     meta,
     name_of,
+    now_rfc3339,
     object_key,
+    set_condition,
     split_key,
 )
 from podns.controllers.events import NORMAL, WARNING, EventRecorder
@@ -191,11 +194,26 @@ class Scheduler(runtime.Controller):
             _, message = feasible_nodes(pod, nodes)
             if self.recorder is not None:
                 self.recorder.event(pod, WARNING, "FailedScheduling", message)
+            await self._mark_unschedulable(pod, message)
             raise Unschedulable(f"pod {key}: {message}")
         await self._bind(pod, node)
         self._assumed[key] = (str(meta(pod).get("uid", "")), node)
         if self.recorder is not None:
             self.recorder.event(pod, NORMAL, "Scheduled", f"Successfully assigned {key} to {node}")
+
+    async def _mark_unschedulable(self, pod: Obj, message: str) -> None:
+        """Set the pod's PodScheduled condition to False/Unschedulable (what `kubectl describe
+        pod` shows); best-effort: a failure here must not hide the scheduling failure."""
+        conditions = [dict(c) for c in (pod.get("status") or {}).get("conditions") or []]
+        want = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+        if not set_condition(conditions, want, now_rfc3339()):
+            return
+        ns, name = split_key(object_key(pod))
+        try:
+            await self.client.patch(PODS, name, {"status": {"conditions": conditions}}, ns,
+                                    subresource="status")
+        except errors.KubeError as exc:
+            log.debug("marking %s/%s unschedulable: %s", ns, name, exc)
 
     async def _bind(self, pod: Obj, node: str) -> None:
         ns, name = split_key(object_key(pod))

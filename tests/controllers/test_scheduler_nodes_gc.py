@@ -80,6 +80,9 @@ async def test_scheduler_spreads_statefulset_pods_and_waits_for_nodes() -> None:
         assert sorted(placed) == ["n1", "n1", "n2", "n2"]
         await asyncio.sleep(0.1)
         assert node_of(fake, "picky") is None
+        picky = next(p for p in fake.objects(PODS) if p["metadata"]["name"] == "picky")
+        cond = picky["status"]["conditions"][0]
+        assert (cond["type"], cond["status"], cond["reason"]) == ("PodScheduled", "False", "Unschedulable")
         n3 = node("n3")
         n3["metadata"]["labels"]["disk"] = "ssd"
         await fake.create(NODES, n3)
