@@ -83,6 +83,10 @@ def kubectl_binary(version: str) -> str:
     pytest.skip(f"{name} is not installed")
 
 
+class PortTaken(RuntimeError):
+    """The process could not bind its port (taken since `free_port` chose it)."""
+
+
 class Podns:
     """One podns process with its own data dir and ports."""
 
@@ -111,23 +115,41 @@ class Podns:
         return cmd + self.extra_args
 
     def start(self) -> Podns:
-        """Start the process and wait until /readyz answers 200."""
+        """Start the process and wait until /readyz answers 200. On a first start whose port
+        another process took meanwhile, pick new ports and try again."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                if self.kubeconfig.exists() or attempt == 2:
+                    raise
+                self.api_port = free_port()
+                self.dns_addr = ("127.0.0.1", free_port(socket.SOCK_DGRAM))
+                self.api_url = f"https://127.0.0.1:{self.api_port}"
+        raise AssertionError("unreachable")
+
+    def _start(self) -> Podns:
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        log = open(self.log_path, "ab")
+        log_start = len(self.log())
+        out = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(self.args(), stdout=out, stderr=subprocess.STDOUT,
                                      cwd=self.workdir, env=env, start_new_session=True)
-        log.close()
+        out.close()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                log = self.log()
+                if "Address already in use" in log[log_start:]:
+                    raise PortTaken(log)
                 raise RuntimeError(f"podns {self.command} exited with {self.proc.returncode}:\n"
-                                   + self.log())
+                                   + log[-20000:])
             if self._ready():
                 return self
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"podns {self.command} not ready after {START_TIMEOUT}s:\n" + self.log())
+        raise RuntimeError(f"podns {self.command} not ready after {START_TIMEOUT}s:\n"
+                           + self.log()[-20000:])
 
     def _ready(self) -> bool:
         if not self.kubeconfig.exists():
@@ -162,7 +184,7 @@ class Podns:
 
     def log(self) -> str:
         try:
-            return self.log_path.read_text(errors="replace")[-20000:]
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
 
