@@ -132,7 +132,15 @@ _TYPES: dict[str, str] = {
         "resources:object restartCount!:integer started:boolean state:ContainerState "
         "stopSignal:string user:object volumeMounts:[]object"
     ),
-    "core.v1.ContainerState": "running:object terminated:object waiting:object",
+    "core.v1.ContainerState": (
+        "running:ContainerStateRunning terminated:ContainerStateTerminated waiting:ContainerStateWaiting"
+    ),
+    "core.v1.ContainerStateRunning": "startedAt:date-time",
+    "core.v1.ContainerStateTerminated": (
+        "containerID:string exitCode!:integer finishedAt:date-time message:string reason:string "
+        "signal:integer startedAt:date-time"
+    ),
+    "core.v1.ContainerStateWaiting": "message:string reason:string",
     "core.v1.PodIP": "ip!:string",
     "core.v1.Binding": "apiVersion:string kind:string metadata:ObjectMeta target!:ObjectReference",
     "core.v1.ObjectReference": (
@@ -178,11 +186,13 @@ _TYPES: dict[str, str] = {
     "core.v1.Taint": "effect!:string key!:string timeAdded:date-time value:string",
     "core.v1.NodeStatus": (
         "addresses:[]NodeAddress|type allocatable:map<quantity> capacity:map<quantity> "
-        "conditions:[]NodeCondition|type config:object daemonEndpoints:object features:object "
+        "conditions:[]NodeCondition|type config:object daemonEndpoints:NodeDaemonEndpoints features:object "
         "images:[]object nodeInfo:NodeSystemInfo phase:string runtimeHandlers:[]object "
         "volumesAttached:[]object volumesInUse:[]string"
     ),
     "core.v1.NodeAddress": "address!:string type!:string",
+    "core.v1.NodeDaemonEndpoints": "kubeletEndpoint:DaemonEndpoint",
+    "core.v1.DaemonEndpoint": "Port!:integer",
     "core.v1.NodeCondition": (
         "lastHeartbeatTime:date-time lastTransitionTime:date-time message:string reason:string "
         "status!:string type!:string"
