@@ -86,7 +86,7 @@ def test_new_service_creates_one_slice_with_all_fields() -> None:
         (False, False, False, (False, False, False)),
         (True, True, False, (False, True, True)),
         (False, True, False, (False, False, True)),
-        (False, False, True, (True, True, False)),
+        (False, False, True, (True, False, False)),
         (True, True, True, (True, True, True)),
     ],
     ids=[

@@ -10,7 +10,8 @@ Semantics follow Kubernetes' EndpointSlice controller:
 
 - one endpoint per pod that has an IP of the slice's address family and is not Succeeded/Failed;
 - `conditions.ready` = pod Ready and not terminating (always true with
-  `publishNotReadyAddresses`), `serving` = pod Ready (ditto), `terminating` = deletionTimestamp;
+  `publishNotReadyAddresses`), `serving` = pod Ready, `terminating` = deletionTimestamp
+  (Kubernetes `podToEndpoint`);
 - `hostname` when `pod.spec.hostname` is set and `pod.spec.subdomain` equals the Service's name;
 - `nodeName`, `zone` (node label `topology.kubernetes.io/zone`) and `targetRef`;
 - a named `targetPort` is resolved against each pod's container ports, so pods with different
@@ -127,7 +128,7 @@ def build_endpoint(
         "addresses": [ip],
         "conditions": {
             "ready": publish_not_ready or (ready and not terminating),
-            "serving": publish_not_ready or ready,
+            "serving": ready,
             "terminating": terminating,
         },
     }
