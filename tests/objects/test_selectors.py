@@ -7,6 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podns.objects.selectors import (
+    DOES_NOT_EXIST,
+    EQUALS,
+    EXISTS,
+    IN,
+    NOT_EQUALS,
+    NOT_IN,
+    Requirement,
+    Selector,
     SelectorError,
     escape_field_value,
     parse_field_selector,
@@ -123,3 +131,30 @@ def test_field_escape_round_trip(name: str, value: str) -> None:
     field = "metadata.name"
     sel = parse_field_selector(f"{field}={escape_field_value(value)}")
     assert sel.requirements[0].value == value
+
+
+@st.composite
+def requirements(draw: st.DrawFn) -> Requirement:
+    key = draw(label_keys)
+    op = draw(st.sampled_from([EQUALS, NOT_EQUALS, IN, NOT_IN, EXISTS, DOES_NOT_EXIST]))
+    if op in (IN, NOT_IN):
+        values = tuple(sorted(draw(st.sets(label_values.filter(bool), min_size=1, max_size=3))))
+    elif op in (EQUALS, NOT_EQUALS):
+        values = (draw(label_values),)
+    else:
+        values = ()
+    return Requirement(key, op, values)
+
+
+@given(st.lists(requirements(), max_size=4, unique_by=lambda r: r.key))
+def test_any_selector_round_trips(reqs: list[Requirement]) -> None:
+    """For any set-based selector, its canonical string parses back to the same selector."""
+    sel = Selector(tuple(sorted(reqs, key=lambda r: r.key)))
+    assert parse_label_selector(str(sel)) == sel
+
+
+@given(st.lists(requirements(), max_size=4), st.dictionaries(label_keys, label_values, max_size=4))
+def test_selector_is_a_conjunction(reqs: list[Requirement], labels: dict[str, str]) -> None:
+    """For any labels, a selector matches exactly when every requirement does."""
+    sel = Selector(tuple(reqs))
+    assert sel.matches(labels) == all(r.matches(labels) for r in reqs)
