@@ -317,14 +317,16 @@ class ResourceHandlers:
         if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
             raise status.bad_request("gracePeriodSeconds must be an integer")
         policy = q.get("propagationPolicy") or body.get("propagationPolicy")
-        if body.get("orphanDependents") is True and not policy:
-            policy = "Orphan"
+        if not policy and body.get("orphanDependents") is not None:
+            policy = "Orphan" if body.get("orphanDependents") else "Background"
         if policy not in (None, "Orphan", "Background", "Foreground"):
             raise status.ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: '
                                   f'propagationPolicy: Unsupported value: "{policy}": supported '
                                   'values: "Foreground", "Background", "Orphan", "nil"')
         dry = q.getall("dryRun", []) or body.get("dryRun") or []
+        orphan = body.get("orphanDependents")
         return DeleteOptions(grace_period_seconds=grace, propagation_policy=policy,
+                             orphan_dependents=orphan if isinstance(orphan, bool) else None,
                              uid=pre.get("uid"), resource_version=pre.get("resourceVersion"),
                              dry_run=bool(dry))
 
@@ -333,7 +335,9 @@ class ResourceHandlers:
         rt, name = info.rt, info.name or ""
         obj, gone = await self.rest.delete(rt, info.namespace, name, opts)
         if not gone:
-            return json_response(obj, 202 if not opts.dry_run else 200)
+            # kube-apiserver answers 202 only for the deprecated orphanDependents=false; graceful
+            # and finalizer-held deletions are a 200 with the object
+            return json_response(obj, 202 if opts.orphan_dependents is False else 200)
         if (rt.group, rt.resource) in RETURN_DELETED_OBJECT:
             return json_response(obj)
         return json_response(status.success(rt.resource, name,

@@ -68,6 +68,7 @@ class DeleteOptions:
     uid: str | None = None
     resource_version: str | None = None
     dry_run: bool = False
+    orphan_dependents: bool | None = None  # deprecated field, only kept for the response code
 
 
 def _name(obj: Obj) -> str:

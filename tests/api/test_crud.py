@@ -197,11 +197,11 @@ async def test_delete_returns_object_or_status_and_preconditions(api: Api) -> No
 
 
 async def test_graceful_delete_and_finalizers(api: Api) -> None:
-    """A scheduled pod gets deletionTimestamp (202) and goes on a grace-0 delete; an object
-    with a finalizer stays until the finalizer is removed."""
+    """A scheduled pod gets deletionTimestamp (200, still there) and goes on a grace-0 delete;
+    an object with a finalizer stays until the finalizer is removed."""
     await api.post(PODS, pod("a", nodeName="node-1"))
     r = await api.delete(f"{PODS}/a")
-    assert r.status == 202
+    assert r.status == 200
     assert r.body["metadata"]["deletionTimestamp"]
     assert r.body["metadata"]["deletionGracePeriodSeconds"] == 30
     r = await api.delete(f"{PODS}/a?gracePeriodSeconds=0")
@@ -211,7 +211,7 @@ async def test_graceful_delete_and_finalizers(api: Api) -> None:
     body = {"metadata": {"name": "cm", "finalizers": ["example.com/hold"]}, "data": {}}
     await api.post("/api/v1/namespaces/default/configmaps", body)
     r = await api.delete("/api/v1/namespaces/default/configmaps/cm")
-    assert r.status == 202 and r.body["metadata"]["deletionTimestamp"]
+    assert r.status == 200 and r.body["metadata"]["deletionTimestamp"]
     r = await api.patch("/api/v1/namespaces/default/configmaps/cm",
                         {"metadata": {"finalizers": None}})
     assert r.status == 200
@@ -239,7 +239,7 @@ async def test_deleting_a_namespace_removes_its_contents(api: Api) -> None:
     cm = {"metadata": {"name": "held", "finalizers": ["x/y"]}}
     await api.post("/api/v1/namespaces/tmp/configmaps", cm)
     r = await api.delete("/api/v1/namespaces/tmp")
-    assert r.status == 202 and r.body["status"]["phase"] == "Terminating"
+    assert r.status == 200 and r.body["status"]["phase"] == "Terminating"
     r = await api.post("/api/v1/namespaces/tmp/pods", pod("b"))
     assert r.status == 403
     for _ in range(100):
