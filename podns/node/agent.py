@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from podns.node.events import EventRecorder
 from podns.node.heartbeat import Heartbeat, choose_pod_cidr
 from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podworker import PodWorker
+from podns.node.proxy import ServiceProxy
 from podns.node.server import make_app
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ class Agent:
         self.informer: Informer | None = None
         self.events = EventRecorder(client, component="kubelet", host=name)
         self.heartbeat: Heartbeat | None = None
-        self.proxy: Any = None
+        self.proxy: ServiceProxy | None = None
         self._writers: dict[str, asyncio.Task[None]] = {}
         self._dirty: dict[str, asyncio.Event] = {}
         self._written: dict[str, Obj] = {}
@@ -91,7 +93,7 @@ class Agent:
             log.warning("node %s: killed %d process group(s) left by a previous run", self.node_name,
                         leftovers)
         if self.pod_cidr is None:
-            nodes = (await self.client.list(NODES)).get("items") or []
+            nodes = (await self._retry("listing Nodes", lambda: self.client.list(NODES))).get("items") or []
             self.pod_cidr = choose_pod_cidr(nodes, self.node_name, self.cidr_claim.try_claim)
         elif not self.cidr_claim.try_claim(self.pod_cidr):
             log.warning("node %s: pod CIDR %s is in use by another agent on this machine; pods may "
@@ -107,7 +109,7 @@ class Agent:
             self.port = server.sockets[0].getsockname()[1]
         self.heartbeat = Heartbeat(self.client, name=self.node_name, host_ip=self.host_ip, port=self.port,
                                    pod_cidr=self.pod_cidr)
-        await self.heartbeat.register()
+        await self._retry("registering the Node", self.heartbeat.register)
         self.heartbeat.start()
         self.events.start()
         self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={self.node_name}",
@@ -121,12 +123,20 @@ class Agent:
         await self.informer.wait_synced()
         self.ipam.retain_only({str(p.get("metadata", {}).get("uid", "")) for p in self.informer.list()})
         if self.proxy_enabled:
-            try:
-                from podns.node.proxy import ServiceProxy
-            except ImportError:  # not there yet
-                return
             self.proxy = ServiceProxy(self.client)
             await self.proxy.start()
+
+    async def _retry(self, what: str, call: Callable[[], Awaitable[Obj]]) -> Obj:
+        """`call()` until the API answers (as the kubelet keeps trying to register); an API that
+        refuses with a non-transient error (Forbidden, Invalid, ...) stops the agent."""
+        delay = 0.5
+        while True:
+            try:
+                return await call()
+            except (errors.TransportError, errors.ServerError, errors.TooManyRequests) as exc:
+                log.warning("node %s: %s failed (%s); retrying in %.1f s", self.node_name, what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
         """Stop everything this agent started; no pod process outlives it."""
