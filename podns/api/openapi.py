@@ -88,6 +88,78 @@ _SHARED_SCALARS: dict[str, tuple[str, Obj]] = {
 }
 
 
+#: descriptions `kubectl explain` prints for the fields podns users touch most (Kubernetes' words)
+FIELD_DESCRIPTIONS: dict[str, str] = {
+    "core.v1.ServiceSpec.clusterIP": (
+        "clusterIP is the IP address of the service and is usually assigned randomly. If an address is "
+        "specified manually, is in-range (as per system configuration), and is not in use, it will be "
+        "allocated to the service; otherwise creation of the service will fail. This field may not be "
+        "changed through updates unless the type field is also being changed to ExternalName. Valid "
+        "values are \"None\", empty string (\"\"), or a valid IP address. Setting this to \"None\" makes "
+        "a \"headless service\" (no virtual IP)."
+    ),
+    "core.v1.ServiceSpec.selector": (
+        "Route service traffic to pods with label keys and values matching this selector. If empty or "
+        "not present, the service is assumed to have an external process managing its endpoints."
+    ),
+    "core.v1.ServiceSpec.ports": "The list of ports that are exposed by this service.",
+    "core.v1.ServiceSpec.type": (
+        "type determines how the Service is exposed. Defaults to ClusterIP. Valid options are "
+        "ExternalName, ClusterIP, NodePort, and LoadBalancer."
+    ),
+    "core.v1.ServiceSpec.publishNotReadyAddresses": (
+        "publishNotReadyAddresses indicates that any agent which deals with endpoints for this Service "
+        "should disregard any indications of ready/not-ready. The primary use case for setting this field "
+        "is for a StatefulSet's Headless Service to propagate SRV DNS records for its Pods for the purpose "
+        "of peer discovery."
+    ),
+    "core.v1.ServiceSpec.externalName": (
+        "externalName is the external reference that discovery mechanisms will return as an alias for "
+        "this service (e.g. a DNS CNAME record). Requires `type` to be \"ExternalName\"."
+    ),
+    "core.v1.ServicePort.port": "The port that will be exposed by this service.",
+    "core.v1.ServicePort.targetPort": (
+        "Number or name of the port to access on the pods targeted by the service. If this is not "
+        "specified, the value of the 'port' field is used (an identity map)."
+    ),
+    "core.v1.ServicePort.name": (
+        "The name of this port within the service. This must be a DNS_LABEL. All ports within a "
+        "ServiceSpec must have unique names."
+    ),
+    "core.v1.PodSpec.hostname": (
+        "Specifies the hostname of the Pod. If not specified, the pod's hostname will be set to a "
+        "system-defined value."
+    ),
+    "core.v1.PodSpec.subdomain": (
+        "If specified, the fully qualified Pod hostname will be \"<hostname>.<subdomain>.<pod "
+        "namespace>.svc.<cluster domain>\". If not specified, the pod will not have a domainname at all."
+    ),
+    "core.v1.Container.readinessProbe": (
+        "Periodic probe of container service readiness. Container will be removed from service endpoints "
+        "if the probe fails."
+    ),
+    "apps.v1.StatefulSetSpec.serviceName": (
+        "serviceName is the name of the service that governs this StatefulSet. This service must exist "
+        "before the StatefulSet, and is responsible for the network identity of the set. Pods get "
+        "DNS/hostnames that follow the pattern: pod-specific-string.serviceName.default.svc.cluster.local"
+    ),
+    "apps.v1.StatefulSetSpec.replicas": "replicas is the desired number of replicas of the given Template.",
+    "apps.v1.StatefulSetSpec.podManagementPolicy": (
+        "podManagementPolicy controls how pods are created during initial scale up, when replacing pods "
+        "on nodes, or when scaling down. The default policy is `OrderedReady`; `Parallel` launches or "
+        "terminates all Pods in parallel."
+    ),
+    "apps.v1.StatefulSetSpec.updateStrategy": (
+        "updateStrategy indicates the StatefulSetUpdateStrategy that will be employed to update Pods in "
+        "the StatefulSet when a revision is made to Template."
+    ),
+    "discovery.v1.EndpointConditions.ready": (
+        "ready indicates that this endpoint is ready to receive traffic, according to whatever system is "
+        "managing the endpoint."
+    ),
+}
+
+
 def _gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
@@ -128,6 +200,11 @@ def _field_schema(ft: schema.FieldType) -> Obj:
     return out
 
 
+def _described(type_name: str, field: str, body: Obj) -> Obj:
+    text = FIELD_DESCRIPTIONS.get(f"{type_name}.{field}")
+    return {**body, "description": text} if text else body
+
+
 def _closure(roots: list[str]) -> list[str]:
     seen: dict[str, None] = {}
     stack = list(roots)
@@ -151,7 +228,8 @@ def component_schemas(roots: list[tuple[str, dict[str, str]]]) -> Obj:
     for name in _closure([name for name, _ in roots]):
         body: Obj = {
             "type": "object",
-            "properties": {f: _field_schema(ft) for f, ft in schema.fields_of(name).items()},
+            "properties": {f: _described(name, f, _field_schema(ft))
+                           for f, ft in schema.fields_of(name).items()},
         }
         required = [f for f, ft in schema.fields_of(name).items() if ft.required]
         if required:
