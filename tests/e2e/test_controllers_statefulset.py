@@ -69,8 +69,9 @@ def test_statefulset_lifecycle_with_kubectl(cluster: Any) -> None:
     status` completes with db-0..2 created in order, each with its claim, hostname and
     subdomain; slices list the three ready pods with hostnames and the named port resolved;
     a deleted pod comes back with the same name and claim; scaling down removes db-2 first;
-    `set image` rolls the set; `kubectl describe` shows the controller's events; deleting
-    the set (background cascade) removes pods and revisions but keeps the claims."""
+    `set image` rolls the set and `rollout undo` rolls it back; `kubectl describe` shows the
+    controller's events; deleting the set (background cascade) removes pods and revisions but
+    keeps the claims."""
     api = cluster
     with FakeKubelet(api.kubeconfig, "n1", labels={"topology.kubernetes.io/zone": "z1"}):
         r = api.kubectl("apply", "--validate=false", "-f", "-", input=MANIFEST)
@@ -122,6 +123,15 @@ def test_statefulset_lifecycle_with_kubectl(cluster: Any) -> None:
         st = sts["status"]
         assert st["currentRevision"] == st["updateRevision"] and st["readyReplicas"] == 2
         assert len(kjson(api, "get", "controllerrevisions")["items"]) == 2
+
+        # rollback: the old revision is reused and becomes the newest
+        r = api.kubectl("rollout", "undo", "statefulset/db")
+        assert r.returncode == 0, r.stderr
+        r = api.kubectl("rollout", "status", "statefulset/db", "--timeout=60s")
+        assert r.returncode == 0, r.stdout + r.stderr
+        eventually(lambda: {p["spec"]["containers"][0]["image"] for p in pods(api).values()} == {"db:1"})
+        revisions = {r["revision"] for r in kjson(api, "get", "controllerrevisions")["items"]}
+        assert revisions == {2, 3}
 
         events = kjson(api, "get", "events")["items"]
         reasons = {(e["involvedObject"]["name"], e["reason"]) for e in events}

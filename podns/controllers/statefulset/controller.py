@@ -217,6 +217,12 @@ class StatefulSetController(runtime.Controller):
         want = revision.new_revision(sts, revision.next_number(revisions), collisions)
         existing = revision.equal_revision(revisions, want)
         if existing is not None:
+            latest = max(int(r.get("revision") or 0) for r in revisions)
+            if int(existing.get("revision") or 0) < latest:
+                # a rollback to an older template: that revision becomes the newest (Kubernetes
+                # bumps its number instead of creating a duplicate), so history stays ordered
+                bumped = {**existing, "revision": latest + 1}
+                return await self.client.update(CONTROLLERREVISIONS, bumped)
             return existing
         try:
             return await self.client.create(CONTROLLERREVISIONS, want, namespace_of(sts))
