@@ -182,8 +182,11 @@ class PodWorker:
         """Address, ConfigMaps/Secrets and volumes; retried until they succeed (pod stays Pending)."""
         while True:
             try:
-                previous = (self.pod.get("status") or {}).get("podIP")
-                self.pod_ip = self.agent.ipam.allocate(self.uid, preferred=previous)
+                if (self.pod.get("spec") or {}).get("hostNetwork"):
+                    self.pod_ip = self.agent.host_ip  # the node's own address, as in Kubernetes
+                else:
+                    previous = (self.pod.get("status") or {}).get("podIP")
+                    self.pod_ip = self.agent.ipam.allocate(self.uid, preferred=previous)
                 self.sources = await self.agent.fetch_sources(self.pod)
                 configmaps, secrets = self.sources
                 self.volumes = await asyncio.to_thread(volumes.prepare, self.pod, self.agent.data_dir,

@@ -232,3 +232,9 @@ async def test_run_as_user_when_root(agent: FakeAgent, tmp_path: Path) -> None:
     await agent.wait_for(lambda s: s["phase"] == "Succeeded")
     lines, _ = read_lines(w.runners[0].log_path(), LogOptions())
     assert lines == [b"65534 65533\n"]
+
+
+async def test_host_network_pod_uses_node_ip(agent: FakeAgent) -> None:
+    agent.start(make_pod("h", [{"name": "c", "command": ["sleep", "30"]}], hostNetwork=True))
+    st = await agent.wait_for(lambda s: s["phase"] == "Running")
+    assert st["podIP"] == agent.host_ip and agent.ipam.get("uid-h") is None
