@@ -296,9 +296,11 @@ class ServiceProxy:
             await listener.start(addr[0], addr[1])
             self.unbindable.discard(addr)
         except OSError as exc:
-            if addr not in self.unbindable:
-                log.warning("proxy: cannot listen on %s:%d/%s (%s); in loopback mode the service "
-                            "CIDR must be a loopback range", addr[0], addr[1], addr[2], exc)
+            # warn once per agent: with a non-loopback service CIDR every Service would repeat it
+            level = logging.DEBUG if self.unbindable else logging.WARNING
+            log.log(level, "proxy: cannot listen on %s:%d/%s (%s); in loopback mode the service "
+                    "CIDR must be a loopback range (e.g. --service-cidr 127.96.0.0/16)",
+                    addr[0], addr[1], addr[2], exc)
             self.unbindable.add(addr)
 
     def _spawn(self, coro: Any) -> None:
