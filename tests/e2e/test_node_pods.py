@@ -144,3 +144,30 @@ def test_agent_restart_keeps_ips_and_leaves_no_process(podns: Podns, tmp_path: P
     assert talk(ip) == "db-0"
     pod = get_pod(podns, "db-0")
     assert pod is not None and pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_pods_die_with_a_killed_agent(podns: Podns) -> None:
+    """given a running pod, SIGKILL of `podns up` (no clean shutdown) still takes the pod's
+    process down (PR_SET_PDEATHSIG); the restarted agent runs the pod again."""
+    assert podns.kubectl("apply", "--validate=false", "-f", "-", input=pod_manifest("db-0")).returncode == 0
+    ip = wait(lambda: ready_ip(podns, "db-0"), what="db-0 Ready")
+    assert talk(ip) == "db-0"
+    podns.kill()
+
+    def down() -> bool:
+        try:
+            talk(ip)
+        except OSError:
+            return True
+        return False
+
+    wait(down, timeout=5, what="pod process gone with the agent")
+    podns.start()
+
+    def up_again() -> bool:
+        try:
+            return talk(ip) == "db-0"
+        except OSError:
+            return False
+
+    wait(up_again, what="pod running again")
