@@ -403,7 +403,8 @@ function renderPod(pod, events) {
     + `<div class="muted">${esc(pod.metadata.namespace)}</div></td>`
     + `<td class="mono">${esc(st.podIP || "")}</td>`
     + `<td>${badge(cls, text, why)}</td><td>${conds}</td>`
-    + `<td>${ctrs}${evs ? `<ul class="events">${evs}</ul>` : ""}</td></tr>`;
+    // warnings from before the pod became ready again are history, not its present state
+    + `<td>${ctrs}${evs ? `<ul class="events${cls === "ok" ? " old" : ""}">${evs}</ul>` : ""}</td></tr>`;
 }
 
 function renderNodes() {
@@ -474,7 +475,7 @@ function renderDns() {
   $("dns-body").innerHTML = `<div class="stats">${stats.join("")}<div>${sparkline(d.history)}`
     + `<div class="muted">queries/s, last ${Math.round(DNS_HISTORY * POLL_MS / 60000)} min</div></div></div>`
     + (synced === 0 ? `<p class="error">not synced with the API yet: cluster names answer SERVFAIL</p>` : "")
-    + `<div style="display:flex;gap:16px">${table("query type", cur.rateByType)}${table("rcode", cur.rateByRcode)}</div>`
+    + `<div class="dns-tables">${table("query type", cur.rateByType)}${table("rcode", cur.rateByRcode)}</div>`
     + (d.error ? `<p class="error">${esc(d.error)}</p>` : "")
     + `<p class="muted">from ${esc(cur.url)}</p>`;
 }
