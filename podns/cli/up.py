@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import os
 import re
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from podns.api.server import ApiServer
+from podns.cli import datadir
 from podns.cli.apiserver import add_common_arguments, host_port, start_api, wait_for_signal
 
 #: (name, "module:function") of the components `podns up` runs after the API server, in
@@ -88,6 +91,12 @@ def add_parser(subparsers: Any, name: str) -> None:
         extra = getattr(module, "add_up_arguments", None)
         if extra is not None:
             extra(parser)
+    for action in parser._actions:
+        if action.dest == "dns_metrics_addr":
+            # the dashboard shows DNS query rates: podns up serves DNS metrics on a free port
+            parser.set_defaults(dns_metrics_addr="127.0.0.1:0")
+            action.help = ("serve DNS /metrics, /health, /ready on host:port "
+                           "(default: a free port on 127.0.0.1, shown by the dashboard)")
     parser.set_defaults(run=run)
 
 
@@ -106,26 +115,109 @@ def make_context(args: argparse.Namespace, server: ApiServer) -> UpContext:
                      node_name=args.node_name)
 
 
+def check_free(addr: str, flag: str, what: str, *, udp: bool) -> None:
+    """Exit with one line when `addr` cannot be bound (TCP, and UDP too when `udp`).
+
+    Checked before anything starts, so a taken port is reported as such rather than as a
+    component failing half-way through start-up; the real bind still reports its own error."""
+    host, port = parse_hostport(addr)
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp else (socket.SOCK_STREAM,):
+        with socket.socket(family, kind) as s:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                raise SystemExit(f"podns up: cannot listen on {addr} for the {what}: "
+                                 f"{_why(exc, flag)}") from None
+
+
+def _why(exc: OSError, flag: str) -> str:
+    """What a bind error means for the user, and what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"the port is already in use (another podns up?): stop that process or pass "
+                f"another {flag} host:port")
+    if exc.errno == errno.EACCES:
+        return f"permission denied (ports below 1024 need root): pass {flag} with a port above 1024"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"no such address on this machine: pass {flag} with a local address (127.0.0.1:PORT)"
+    return f"{exc.strerror or exc}: pass another {flag}"
+
+
+def _say(text: str) -> None:
+    print(f"podns up: {text}", flush=True)
+
+
+def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float) -> str:
+    """What runs where, and what to type next."""
+    rows = [("API server", server.url),
+            ("dashboard", f"{server.dashboard_url}  (log in with the token in {ctx.readonly_kubeconfig})"),
+            ("kubeconfig", f"{ctx.kubeconfig}  (read-only: {ctx.readonly_kubeconfig})")]
+    dns_host, dns_port = ctx.dns_addr
+    if dns is not None:
+        dns_host, dns_port = dns.dns_addr
+        line = f"{dns_host}:{dns_port} (UDP and TCP), zone {dns.config.zone}"
+        if dns.metrics_addr:
+            line += f"; metrics http://{dns.metrics_addr[0]}:{dns.metrics_addr[1]}/metrics"
+        rows.append(("cluster DNS", line))
+    if not getattr(ctx.args, "no_node", False):
+        rows.append(("node", ctx.node_name))
+    rows.append(("data dir", str(ctx.data_dir)))
+    lines = [f"podns up: ready in {time.monotonic() - started:.1f}s"]
+    lines += [f"  {name:<12} {value}" for name, value in rows]
+    lines += ["next:", f"  export KUBECONFIG={ctx.kubeconfig}",
+              "  kubectl apply -f examples/db-headless.yaml"]
+    if dns is not None:
+        lines.append(f"  dig @{dns_host} -p {dns_port} db-service.default.svc.{dns.config.zone}")
+    lines.append("Ctrl-C stops everything, pods included; the same command resumes from the data dir.")
+    return "\n".join(lines)
+
+
+def preflight(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    """The checks made before anything starts: data dir usable, ports free. Exits with one line."""
+    data_dir = Path(args.data_dir).absolute()
+    try:
+        info = datadir.prepare(data_dir)
+    except datadir.DataDirError as exc:
+        raise SystemExit(f"podns up: {exc}") from None
+    check_free(args.api_addr, "--api-addr", "API server", udp=False)
+    if not getattr(args, "no_dns", False):
+        check_free(args.dns_addr, "--dns-addr", "cluster DNS", udp=True)
+    return data_dir, info
+
+
 async def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    data_dir, info = preflight(args)
+    _say(f"data dir {data_dir} (data format {info['format']})")
+    _say(f"starting the API server on {args.api_addr}")
     server = await start_api(args)
     ctx = make_context(args, server)
-    print(f"podns up: API server   {server.url}", flush=True)
-    print(f"podns up: kubeconfig   {ctx.kubeconfig}  (read-only: {ctx.readonly_kubeconfig})",
-          flush=True)
+    _say(f"API server   {server.url}")
+    dns = None
     try:
         async with contextlib.AsyncExitStack() as stack:
             for comp, module, fn in _components():
                 if getattr(args, f"no_{comp.replace('-', '_')}", False):
                     continue
+                _say(f"starting {comp}")
                 cm = await getattr(module, fn)(ctx)
-                await stack.enter_async_context(cm)
+                running = await stack.enter_async_context(cm)
+                if comp == "dns":
+                    dns = running
+                    if getattr(dns, "metrics_addr", None):
+                        server.ui.dns_metrics_url = "http://{}:{}/metrics".format(*dns.metrics_addr)
                 where = {"dns": "{}:{} (UDP and TCP)".format(*ctx.dns_addr),
                          "node": f"node {ctx.node_name}"}.get(comp, "")
-                print(f"podns up: {comp:<12} started {where}".rstrip(), flush=True)
-            print(f"podns up: ready; export KUBECONFIG={ctx.kubeconfig}", flush=True)
+                _say(f"{comp:<12} started {where}".rstrip())
+            print(_summary(ctx, server, dns, started), flush=True)
             await wait_for_signal()
-            print("podns up: stopping", file=sys.stderr, flush=True)
+            print("podns up: stopping (pods, components, API server)", file=sys.stderr, flush=True)
     finally:
         await server.stop()
         await server.store.close()
+    print("podns up: stopped", file=sys.stderr, flush=True)
     return 0

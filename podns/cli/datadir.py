@@ -1,0 +1,79 @@
+"""The data dir of `podns up`: its format file, and the checks made before anything starts.
+
+A data dir holds the store (`podns.db`), tokens, certificates, kubeconfigs and the node's pod
+state. `podns-data.json` records which data format wrote it, so a podns that cannot read a
+newer layout says so instead of misreading it. A data dir without the file (written before the
+file existed, or empty) is adopted as the current format.
+
+Every check fails with `DataDirError`, whose message is one line saying what is wrong and what
+to do; `podns up` prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from podns import __version__
+
+#: the layout this podns reads and writes; bump when an upgrade must migrate or refuse old dirs
+DATA_FORMAT = 1
+#: the format file, in the data dir
+FORMAT_FILE = "podns-data.json"
+
+
+class DataDirError(Exception):
+    """The data dir cannot be used; the message says why and what to do."""
+
+
+def prepare(path: Path) -> dict[str, Any]:
+    """Create `path` if needed, check that it is writable and of a format this podns reads.
+
+    Returns the format file's content (written now when missing). Raises DataDirError."""
+    if path.exists() and not path.is_dir():
+        raise DataDirError(f"data dir {path} is a file, not a directory: pass another --data-dir")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(f"cannot create data dir {path}: {exc.strerror or exc}; "
+                           "pass a --data-dir you can write to") from None
+    _check_writable(path)
+    return _check_format(path)
+
+
+def _check_writable(path: Path) -> None:
+    probe = path / f".podns-write-test-{os.getpid()}"
+    try:
+        with open(probe, "w") as f:
+            f.write("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise DataDirError(f"data dir {path} is not writable ({exc.strerror or exc}): fix its "
+                           "permissions (chmod u+w) or pass another --data-dir") from None
+
+
+def _check_format(path: Path) -> dict[str, Any]:
+    file = path / FORMAT_FILE
+    try:
+        info = json.loads(file.read_text())
+        if not isinstance(info, dict) or not isinstance(info.get("format"), int):
+            raise ValueError("no integer 'format' field")
+    except FileNotFoundError:
+        info = {"format": DATA_FORMAT, "podnsVersion": __version__,
+                "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        tmp = file.with_name(FORMAT_FILE + ".tmp")
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+        os.replace(tmp, file)
+        return info
+    except (OSError, ValueError) as exc:
+        raise DataDirError(f"data dir {path} has an unreadable {FORMAT_FILE} ({exc}): restore it "
+                           "from a backup or pass another --data-dir") from None
+    if info["format"] > DATA_FORMAT:
+        raise DataDirError(
+            f"data dir {path} was written by a newer podns ({info.get('podnsVersion', '?')}, data "
+            f"format {info['format']}); this is podns {__version__} (data format {DATA_FORMAT}): "
+            "upgrade podns, or pass another --data-dir")
+    return info
