@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import importlib
 import sys
+from typing import NoReturn
 
 #: sub-command name -> module under podns.cli implementing it
 COMMANDS: dict[str, str] = {
@@ -22,8 +23,15 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: what is wrong and where to look."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="podns", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="podns", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         try:
@@ -33,11 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         mod.add_parser(sub, name)
+        if name in sub.choices:  # unknown flags are reported by the command's own parser
+            sub.choices[name].set_defaults(_parser=sub.choices[name])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return asyncio.run(args.run(args)) or 0
     except KeyboardInterrupt:
