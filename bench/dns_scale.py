@@ -8,15 +8,25 @@ transform, then `mark_synced`), with no API server in the way, and reports:
 - incremental update cost: one endpoint flipping in a 10-endpoint Service, median of 1,000.
 
     python bench/dns_scale.py [--services 10000] [--endpoints-per-service 10]
+
+With `--api`, the same objects are first written to a `podns apiserver` (memory store), then
+`podns dns` is started against it: reported are the seconds from process start to `/ready`
+(list of every resource through the informers + index build) and the process's RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
+import os
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,12 +43,85 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * 4096 / 1e6
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def fill_api(kubeconfig: Path, items: list[tuple[str, dict]]) -> float:
+    """Create every object through the API, 64 at a time; returns seconds taken."""
+    from podns.kube import resources
+    from podns.kube.client import Client
+
+    kinds = {"namespace": resources.NAMESPACES, "service": resources.SERVICES,
+             "slice": resources.ENDPOINTSLICES}
+    client = Client.from_kubeconfig(kubeconfig)
+    gate = asyncio.Semaphore(64)
+
+    async def create(kind: str, obj: dict) -> None:
+        async with gate:
+            await client.create(kinds[kind], obj)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(create(k, o) for k, o in items if k == "namespace"))
+    await asyncio.gather(*(create(k, o) for k, o in items if k != "namespace"))
+    await client.close()
+    return time.perf_counter() - start
+
+
+def api_mode(args: argparse.Namespace) -> int:
+    items = list(testing.synthetic_zone(namespaces=args.namespaces, services=args.services,
+                                        pods=args.endpoints_per_service, big_services=0))
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with tempfile.TemporaryDirectory(prefix="podns-dnsscale-") as tmp:
+        data = Path(tmp) / "state"
+        api_port, dns_port, metrics_port = free_port(), free_port(), free_port()
+        api = subprocess.Popen([sys.executable, "-m", "podns", "apiserver", "--data-dir", str(data),
+                                "--api-addr", f"127.0.0.1:{api_port}", "--store", "memory://"], cwd=repo,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        dns = None
+        try:
+            while not (data / "kubeconfig-readonly").exists():
+                time.sleep(0.1)
+            time.sleep(1)
+            took = asyncio.run(fill_api(data / "kubeconfig", items))
+            print(f"wrote {len(items)} objects to the API in {took:.1f} s")
+            start = time.perf_counter()
+            dns = subprocess.Popen([sys.executable, "-m", "podns", "dns", "--kubeconfig",
+                                    str(data / "kubeconfig-readonly"), "--listen", f"127.0.0.1:{dns_port}",
+                                    "--upstream", "none", "--metrics-addr", f"127.0.0.1:{metrics_port}"],
+                                   cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                time.sleep(0.02)
+            ready = time.perf_counter() - start
+            status = Path(f"/proc/{dns.pid}/status").read_text()
+            rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1e3
+            print(f"podns dns: ready (full sync) {ready:.2f} s after process start; RSS {rss:.0f} MB")
+        finally:
+            for proc in (dns, api):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(10)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=10000)
     parser.add_argument("--endpoints-per-service", type=int, default=10)
     parser.add_argument("--namespaces", type=int, default=100)
+    parser.add_argument("--api", action="store_true", help="through podns apiserver + podns dns")
     args = parser.parse_args()
+    if args.api:
+        return api_mode(args)
     gc.collect()
     base = rss_mb()
     raw = testing.synthetic_zone(namespaces=args.namespaces, services=args.services,

@@ -58,10 +58,70 @@ class Entry(NamedTuple):
 _INTERN: dict[Any, Any] = {}
 _FAST_TYPES = frozenset((wire.A, wire.AAAA, wire.PTR, wire.CNAME, wire.TXT))
 _RR_HEAD = struct.Struct("!HHHIH")
+_HDR_AN = struct.Struct("!HHHHH")
+_SRV_HEAD = struct.Struct("!HHHIHHHH")
 
 
 def _intern(value: Any) -> Any:
     return _INTERN.setdefault(value, value)
+
+
+_HEADERS: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = {}
+_RR_PREFIX: dict[tuple[int, int, int], bytes] = {}
+_CELLS: dict[tuple[int, int], int] = {}
+
+
+def _headers(hdr0: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """(RD clear, RD set, RD clear + OPT, RD set + OPT) header variants, shared."""
+    found = _HEADERS.get(hdr0)
+    if found is None:
+        hdr1 = bytes((hdr0[0] | 0x01,)) + hdr0[1:]
+        arcount = ((hdr0[8] << 8 | hdr0[9]) + 1).to_bytes(2, "big")
+        found = _HEADERS[hdr0] = (hdr0, hdr1, hdr0[:8] + arcount, hdr1[:8] + arcount)
+    return found
+
+
+def _encode_srv(owner: bytes, rrset: RRSet) -> tuple[bytes, bytes, tuple[int, ...]] | None:
+    """SRV answers whose targets are `<label>.<base>` or `<base>`, with `base` a suffix of the
+    question (every Kubernetes SRV): laid out directly with pointers into the question.
+    Returns (header bytes 2..11, tail, answer end offsets in tail), or None to use the Writer."""
+    first = rrset.answer[0][3][3]
+    base = first if owner.endswith(first) else first[1 + first[0]:]
+    if not owner.endswith(base) or len(owner) > 0x3FF0:
+        return None
+    base_ptr = struct.pack("!H", 0xC000 | (12 + len(owner) - len(base)))
+    qend = 12 + len(owner) + 4
+    parts: list[bytes] = []
+    ends: list[int] = []
+    targets: dict[bytes, bytes] = {}  # target name -> pointer to where it was written
+    pos = 0
+    for rr_owner, _rtype, ttl, (prio, weight, port, target) in rrset.answer:
+        if rr_owner != owner:
+            return None
+        if target == base:
+            tname = base_ptr
+        elif target.endswith(base) and len(target) == len(base) + 1 + target[0]:
+            tname = target[:1 + target[0]] + base_ptr
+        else:
+            return None
+        if target not in targets and tname is not base_ptr:
+            targets[target] = struct.pack("!H", 0xC000 | (qend + pos + 18))
+        elif target == base:
+            targets.setdefault(target, base_ptr)
+        head = _SRV_HEAD.pack(0xC00C, wire.SRV, wire.CLASS_IN, ttl, 6 + len(tname), prio, weight, port)
+        part = head + tname
+        pos += len(part)
+        ends.append(pos)
+        parts.append(part)
+    for rr_owner, rtype, ttl, rdata in rrset.additional:
+        ptr = targets.get(rr_owner)
+        if ptr is None or not isinstance(rdata, bytes):
+            return None
+        parts.append(ptr + struct.pack("!HHIH", rtype, wire.CLASS_IN, ttl, len(rdata)) + rdata)
+    if qend + sum(map(len, parts)) > 0x3FFF:
+        return None
+    hdr0 = _HDR_AN.pack(wire.QR | wire.AA, 1, len(rrset.answer), 0, len(rrset.additional))
+    return hdr0, b"".join(parts), tuple(ends)
 
 
 def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None) -> Entry:
@@ -69,20 +129,27 @@ def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None)
     A/AAAA/PTR/TXT) are laid out directly (owner = pointer to the question); the rest go
     through the compressing Writer."""
     answer = rrset.answer
-    if qtype in _FAST_TYPES and not rrset.additional and all(rr.owner == owner for rr in answer):
+    if qtype in _FAST_TYPES and not rrset.additional and all(rr[0] == owner for rr in answer):
         parts = []
         ends = []
         pos = 0
-        for rr in answer:
-            rd = rr.rdata if isinstance(rr.rdata, bytes) else rr.rdata[0]
-            part = _RR_HEAD.pack(0xC00C, rr.rtype, wire.CLASS_IN, rr.ttl, len(rd)) + rd
+        for _owner, rtype, ttl, rdata in answer:
+            rd = rdata if rdata.__class__ is bytes else rdata[0]
+            pkey = (rtype, ttl, len(rd))
+            prefix = _RR_PREFIX.get(pkey)
+            if prefix is None:
+                prefix = _RR_PREFIX[pkey] = _RR_HEAD.pack(0xC00C, rtype, wire.CLASS_IN, ttl, len(rd))
+            part = prefix + rd
             pos += len(part)
             ends.append(pos)
             parts.append(part)
-        tail = b"".join(parts)
-        hdr0 = struct.pack("!HHHHH", wire.QR | wire.AA, 1, len(answer), 0, 0)
+        tail = parts[0] if len(parts) == 1 else b"".join(parts)
+        hdr0 = _HDR_AN.pack(wire.QR | wire.AA, 1, len(answer), 0, 0)
         rel_ends = tuple(ends)
-        size = 12 + len(owner) + 4 + len(tail)
+        size = 16 + len(owner) + len(tail)
+    elif qtype == wire.SRV and (srv := _encode_srv(owner, rrset)) is not None:
+        hdr0, tail, rel_ends = srv
+        size = 16 + len(owner) + len(tail)
     else:
         msg, abs_ends = wire.encode_response(msg_id=0, flags=wire.QR | wire.AA, rcode=wire.NOERROR,
                                              qname=owner, qtype=qtype, answer=answer,
@@ -90,12 +157,14 @@ def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None)
         qend = 12 + len(owner) + 4
         hdr0, tail, size = msg[2:12], msg[qend:], len(msg)
         rel_ends = tuple(e - qend for e in abs_ends)
-    hdr1 = bytes((hdr0[0] | 0x01,)) + hdr0[1:]
-    arcount = (hdr0[8] << 8 | hdr0[9]) + 1
-    ehdr0, ehdr1 = hdr0[:8] + arcount.to_bytes(2, "big"), hdr1[:8] + arcount.to_bytes(2, "big")
-    stat = metrics.cell(qtype, wire.NOERROR, size, "udp") if metrics else 0
-    return Entry(_intern(hdr0), _intern(hdr1), tail, stat, _intern(rel_ends), len(answer), _intern(ehdr0),
-                 _intern(ehdr1))
+    h0, h1, e0, e1 = _headers(hdr0)
+    stat = 0
+    if metrics is not None:
+        ckey = (qtype, size)
+        stat = _CELLS.get(ckey, -1)
+        if stat < 0:
+            stat = _CELLS[ckey] = metrics.cell(qtype, wire.NOERROR, size, "udp")
+    return Entry(h0, h1, tail, stat, _intern(rel_ends), len(answer), e0, e1)
 
 
 class Contribution(NamedTuple):
