@@ -73,8 +73,8 @@ class EndpointsController(runtime.Controller):
                     pass
             return  # gone
         selector = (svc.get("spec") or {}).get("selector")
-        if not selector:
-            return  # selector-less: the user's Endpoints
+        if not selector or (svc.get("spec") or {}).get("type") == "ExternalName":
+            return  # selector-less (the user's Endpoints) or ExternalName: not ours
         pods = _indexes.pods_for_selector(self.pods, ns, selector)
         want = desired(svc, pods)
         if not needs_write(existing, want):

@@ -141,8 +141,8 @@ class EndpointSliceController(runtime.Controller):
             self._expected.pop(key, None)
             return  # gone: nothing to retry
         selector = (svc.get("spec") or {}).get("selector")
-        if not selector:
-            return  # selector-less Service: its slices are managed by the user
+        if not selector or (svc.get("spec") or {}).get("type") == "ExternalName":
+            return  # selector-less (the user's slices) or ExternalName (no endpoints): not ours
         pods = _indexes.pods_for_selector(self.pods, ns, selector)
         nodes = {}
         for pod in pods:
