@@ -182,3 +182,31 @@ async def test_orphan_adopted_foreign_pod_reported_and_mismatch_released() -> No
         p2["metadata"]["labels"]["app"] = "moved"
         await fake.update(PODS, p2)
         await eventually(lambda: not pod("db-2")["metadata"].get("ownerReferences"))
+
+
+async def test_rejected_pod_gives_failed_create_and_backs_off() -> None:
+    """Given the API rejects the pod (422), then a FailedCreate event carries the reason and the
+    set is retried with growing back-off (a handful of attempts, not a hot loop)."""
+    from podns.kube import errors
+
+    fake = FakeClient()
+    fake.seed(STATEFULSETS, _sts(replicas=1))
+
+    def reject(action: Any) -> Any:
+        raise errors.Invalid(
+            {
+                "kind": "Status",
+                "code": 422,
+                "reason": "Invalid",
+                "message": 'Pod "db-0" is invalid: spec.containers[0].image: Required value',
+            }
+        )
+
+    fake.prepend_reactor("create", "pods", reject)
+    async with running(fake, with_recorder):
+        await eventually(lambda: any(e["reason"] == "FailedCreate" for e in fake.objects(EVENTS, "default")))
+        await asyncio.sleep(0.5)
+    ev = next(e for e in fake.objects(EVENTS, "default") if e["reason"] == "FailedCreate")
+    assert "spec.containers[0].image: Required value" in ev["message"] and ev["type"] == "Warning"
+    attempts = [a for a in fake.actions if a.verb == "create" and a.resource == "pods"]
+    assert 3 <= len(attempts) <= 12
