@@ -9,7 +9,8 @@ Owns what every podns controller has in common (STYLE.md 2.7 #1-#2, Kubernetes'
   only place that logs a failed sync. A `sync` raising means "retry with back-off"
   (5 ms doubling, up to `MAX_RETRIES` times, then dropped until the next change); returning
   normally means done (also for "gone" and for non-transient bad input, which controllers
-  report as events instead). A `sync` may ask to be looked at again later with `requeue_after`.
+  report as events instead). A `sync` that must look again later (minReadySeconds) calls
+  `self.queue.add_after(key, seconds)`.
 
 Controllers never mutate cached objects; they copy before writing (see `_objects`).
 """
