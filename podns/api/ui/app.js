@@ -472,8 +472,10 @@ function renderDns() {
       .map(([k, v]) => `<tr><td>${esc(k)}</td><td>${fmt(v)}/s</td></tr>`).join("");
     return rows ? `<table><thead><tr><th>${esc(title)}</th><th>rate</th></tr></thead><tbody>${rows}</tbody></table>` : "";
   };
-  $("dns-body").innerHTML = `<div class="stats">${stats.join("")}<div>${sparkline(d.history)}`
-    + `<div class="muted">queries/s, last ${Math.round(DNS_HISTORY * POLL_MS / 60000)} min</div></div></div>`
+  const spark = sparkline(d.history);
+  $("dns-body").innerHTML = `<div class="stats">${stats.join("")}`
+    + (spark ? `<div>${spark}<div class="muted">queries/s, last ${Math.round(DNS_HISTORY * POLL_MS / 60000)} min</div></div>` : "")
+    + `</div>`
     + (synced === 0 ? `<p class="error">not synced with the API yet: cluster names answer SERVFAIL</p>` : "")
     + `<div class="dns-tables">${table("query type", cur.rateByType)}${table("rcode", cur.rateByRcode)}</div>`
     + (d.error ? `<p class="error">${esc(d.error)}</p>` : "")
