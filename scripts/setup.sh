@@ -16,11 +16,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 
-# Debian packages: dig (bind9-dnsutils) and etcd (etcd-server) for the tests; dnsperf and nsd for
-# bench/. Installed only when missing, so a prepared machine pays nothing.
+# Debian packages: dig (bind9-dnsutils), etcd (etcd-server) and chromium (the dashboard test) for
+# the tests; dnsperf and nsd for bench/. Installed only when missing, so a prepared machine pays nothing.
 need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ "${PODNS_BENCH:-0}" = 1 ]; then
     command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
     command -v nsd >/dev/null 2>&1 || need+=(nsd)
