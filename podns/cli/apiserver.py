@@ -1,15 +1,26 @@
-"""`podns apiserver`: the API server alone, over the embedded store or etcd."""
+"""`podns apiserver`: the API server alone, over the embedded store or etcd.
+
+Distributed mode runs several of these over one etcd cluster. They must share one CA and one
+token set, so a client (kubectl, any podns component) trusts and is trusted by all of them:
+the first server creates them in its data dir, the others start with `--pki-from FIRST_DIR`,
+which copies `ca.crt`, `ca.key` and `tokens.json` into their own data dir (on another machine,
+copy those three files). `--peer-servers URL,...` lists the other API servers, so the
+kubeconfig each server writes names them all (this server first) and components fail over.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import filecmp
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from podns.api.kubeconfig import write_kubeconfigs
 from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
 from podns.store import Unavailable, open_store
 
@@ -40,7 +51,50 @@ def add_parser(subparsers: Any, name: str) -> None:
     parser = subparsers.add_parser(name, help="run the API server alone",
                                    description=__doc__.splitlines()[0])
     add_common_arguments(parser)
+    parser.add_argument("--pki-from", default=None, type=Path, metavar="DIR",
+                        help="data dir of another API server of this cluster: share its CA and "
+                             "tokens (copies " + ", ".join(SHARED_FILES) + ")")
+    parser.add_argument("--peer-servers", default="", type=server_list, metavar="URL,...",
+                        help="the other API servers of this cluster (https://host:port,...), "
+                             "listed in the kubeconfig this server writes")
     parser.set_defaults(run=run)
+
+
+#: what API servers of one cluster share: the CA (clients trust every server) and the tokens
+SHARED_FILES = ("ca.crt", "ca.key", "tokens.json")
+
+
+def server_list(text: str) -> list[str]:
+    """`--peer-servers`: comma-separated http(s) URLs."""
+    urls = [u.strip().rstrip("/") for u in text.split(",") if u.strip()]
+    for url in urls:
+        if not url.startswith(("https://", "http://")) or url.count(":") < 2:
+            raise argparse.ArgumentTypeError(
+                f"peer server {url!r} is not a URL like https://127.0.0.1:6443")
+    return urls
+
+
+def share_pki(source: Path, data_dir: Path) -> None:
+    """Copy the CA and tokens of another API server's data dir into `data_dir`.
+
+    Files already present must be identical (a server keeps its identity across restarts, and
+    two different CAs in one cluster would make clients distrust one server); raises
+    SystemExit with a message naming the file otherwise, or when `source` lacks one.
+    """
+    missing = [n for n in SHARED_FILES if not (source / n).is_file()]
+    if missing:
+        raise SystemExit(f"podns: --pki-from {source}: missing {', '.join(missing)} "
+                         "(start the first API server there before the others)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in SHARED_FILES:
+        src, dst = source / name, data_dir / name
+        if dst.exists():
+            if not filecmp.cmp(src, dst, shallow=False):
+                raise SystemExit(f"podns: {dst} differs from {src}: this data dir belongs to "
+                                 "another cluster (use an empty --data-dir)")
+            continue
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o600)
 
 
 def store_url(args: argparse.Namespace) -> str:
@@ -78,8 +132,21 @@ async def wait_for_signal() -> None:
             loop.remove_signal_handler(sig)
 
 
+def advertise_peers(server: ApiServer, peers: list[str]) -> None:
+    """Rewrite the kubeconfigs to list this server first, then its peers."""
+    assert server.tokens is not None
+    servers = [server.url] + [p for p in peers if p != server.url]
+    ca = server.data_dir / "ca.crt" if server.tls else None
+    write_kubeconfigs(server.data_dir, server.url, ca, server.tokens.admin,
+                      server.tokens.readonly, servers=servers)
+
+
 async def run(args: argparse.Namespace) -> int:
+    if args.pki_from is not None:
+        share_pki(args.pki_from, Path(args.data_dir))
     server = await start_api(args)
+    if args.peer_servers:
+        advertise_peers(server, args.peer_servers)
     print(f"podns apiserver: serving {server.url} (kubeconfig {server.kubeconfig})", flush=True)
     try:
         await wait_for_signal()
