@@ -46,6 +46,9 @@ TRIM_EVERY = 1000
 CHECKPOINT_EVERY = 1000
 #: bytes the WAL file is truncated to after a checkpoint (it is reused from its start)
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+#: WAL size above which a checkpoint holds writers back briefly to finish (see
+#: `_checkpoint_cycle`); below it, writers are never held
+WAL_GATE_BYTES = 32 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, mod_rv INTEGER NOT NULL)
@@ -273,14 +276,17 @@ class SQLiteStore:
     async def _checkpoint_cycle(self) -> None:
         """Copy the WAL into the database file without stalling the event loop.
 
-        Phase 1 copies the bulk in a worker thread while writers go on appending. Phase 2 holds
-        writers back (reads and watches go on) while the thread copies the few frames written
-        meanwhile, so the WAL ends fully checkpointed and the next write starts it over from
-        its beginning; without it, a steady stream of writes would grow the WAL forever.
+        Phase 1 copies the bulk in a worker thread while writers go on appending; after any
+        pause in writes the WAL is then fully checkpointed and the next write starts it over
+        from its beginning. Under a steady stream of writes that moment never comes and the
+        WAL would grow forever, so once it exceeds WAL_GATE_BYTES, phase 2 holds writers back
+        (reads and watches go on) while the thread copies the few frames written meanwhile.
         """
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, _checkpoint, self._path)
+            wal_bytes = await loop.run_in_executor(None, _checkpoint, self._path)
+            if wal_bytes < WAL_GATE_BYTES:
+                return  # small enough: a pause in writes will let it start over by itself
             self._gate = loop.create_future()
             try:
                 await loop.run_in_executor(None, _checkpoint, self._path)
@@ -334,14 +340,19 @@ class SQLiteStore:
             self._lock_fd = None
 
 
-def _checkpoint(path: str) -> None:
-    """One PASSIVE WAL checkpoint on a connection of its own (runs in a worker thread)."""
+def _checkpoint(path: str) -> int:
+    """One PASSIVE WAL checkpoint on a connection of its own (runs in a worker thread).
+    Returns the WAL file's size in bytes afterwards (0 if unknown)."""
     with contextlib.suppress(sqlite3.Error):
         db = sqlite3.connect(path, isolation_level=None)
         try:
             db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             db.close()
+    try:
+        return os.path.getsize(path + "-wal")
+    except OSError:
+        return 0
 
 
 def _lock(path: str) -> int:
