@@ -87,12 +87,13 @@ def _launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 def test_dashboard_follows_a_failing_probe(podns_module: Podns, tmp_path: Path) -> None:
     """Given the reference scenario, when the user logs in with the read-only token, then the page
     shows three ready endpoints for db-service; when db-1's readiness probe starts failing, the
     page shows db-1 not ready (endpoint, pod, StatefulSet ordinal, Unhealthy event) without a
-    reload, and DNS query counts appear."""
+    reload, and DNS query counts appear; after an API server restart the page reconnects and shows
+    db-1 ready again once its probe passes."""
     if not (os.access(CHROMIUM, os.X_OK) or shutil.which("chromium")):
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -137,6 +138,14 @@ def test_dashboard_follows_a_failing_probe(podns_module: Podns, tmp_path: Path) 
             total = "(document.querySelector('[data-dns=\"queries total\"]') || {}).textContent"
             page.wait_for_function(f"() => Number({total}) >= 5", timeout=15000)
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+            # the API server restarts under the page: its watches reconnect (resuming from the last
+            # resourceVersion, or relisting on 410) and it keeps following the cluster
+            p.restart()
+            (fail_dir / "db-1").unlink()
+            page.wait_for_selector(f'{svc}[data-ready-count="3"]', timeout=20000)
+            page.wait_for_selector("#conn.live", timeout=10000)
+            assert page.evaluate("window.__sameDocument") is True
         finally:
             browser.close()
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
