@@ -57,6 +57,9 @@ def add_parser(subparsers: Any, name: str) -> None:
     parser.add_argument("--peer-servers", default="", type=server_list, metavar="URL,...",
                         help="the other API servers of this cluster (https://host:port,...), "
                              "listed in the kubeconfig this server writes")
+    parser.add_argument("--dns-metrics-url", default=None, metavar="URL",
+                        help="Prometheus /metrics URL of a cluster DNS server (podns dns "
+                             "--metrics-addr): the dashboard at /ui/ shows its query rates")
     parser.set_defaults(run=run)
 
 
@@ -109,7 +112,8 @@ async def start_api(args: argparse.Namespace) -> ApiServer:
         store = open_store(store_url(args))
     except (Unavailable, ValueError) as exc:
         raise SystemExit(f"podns: cannot open the store: {exc}") from None
-    server = ApiServer(store, args.data_dir, args.api_addr, service_cidr=args.service_cidr)
+    server = ApiServer(store, args.data_dir, args.api_addr, service_cidr=args.service_cidr,
+                       dns_metrics_url=getattr(args, "dns_metrics_url", None))
     tune_gc()
     try:
         await server.start()
