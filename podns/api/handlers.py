@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from podns.api import auth, codec, meta, patch, status, subresources, tables_glue
+from podns.api import auth, codec, fieldsets, meta, patch, status, subresources, tables_glue
 from podns.api.catalog import Catalog
 from podns.api.request import RequestInfo, parse_bool, parse_int, parse_path, parse_rv
 from podns.api.rest import RETURN_DELETED_OBJECT, DeleteOptions, Rest, WriteOptions
@@ -268,6 +268,10 @@ class ResourceHandlers:
         if request.query.get("force") is not None and not is_apply:
             raise status.bad_request("force is only supported for apply patches")
 
+        manager = request.query.get("fieldManager") or ""
+        if is_apply and not sub:
+            fn = lambda cur, applied: fieldsets.apply(cur, applied, manager)  # noqa: E731
+
         def apply(cur: Obj) -> Obj:
             try:
                 if sub == "scale":
@@ -291,6 +295,7 @@ class ResourceHandlers:
                     f"the name of the object ({md['name']}) does not match the name on the URL "
                     f"({name})")
             md["name"] = name
+            fieldsets.set_fields(new, manager, fieldsets.field_set(body))
             opts.operation = "Apply"
             obj = await self.rest.create(rt, info.namespace, new, opts)
             created = True

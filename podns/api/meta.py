@@ -80,9 +80,13 @@ def record_manager(obj: Obj, rt: ResourceType, manager: str | None, operation: s
                   "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}}
     if subresource:
         entry["subresource"] = subresource
+    same = (manager, operation, subresource)
+    for e in entries:
+        if (e.get("manager"), e.get("operation"), e.get("subresource", "")) == same and \
+                e.get("fieldsV1"):
+            entry["fieldsV1"] = e["fieldsV1"]  # set by server-side apply (fieldsets.py)
     entries = [e for e in entries if (e.get("manager"), e.get("operation"),
-                                      e.get("subresource", "")) != (manager, operation,
-                                                                     subresource)]
+                                      e.get("subresource", "")) != same]
     entries.append(entry)
     meta["managedFields"] = entries
 

@@ -105,6 +105,13 @@ def test_server_side_apply_and_namespaces(podns_module: Podns) -> None:
     out = ok(k("apply", "--server-side", *VALIDATE["1.33"], "-n", "ssa", "-f", EXAMPLE))
     assert "serverside-applied" in out
     assert ok(k("get", "sts", "-n", "ssa", "db", "-o", "jsonpath={.spec.replicas}")) == "3"
+    # re-applying without the Service's labels removes them (the applier owned them)
+    trimmed = Path(EXAMPLE).read_text().replace("  labels:\n    app: db\nspec:\n  clusterIP",
+                                                "spec:\n  clusterIP", 1)
+    assert trimmed != Path(EXAMPLE).read_text()
+    ok(k("apply", "--server-side", "-n", "ssa", "-f", "-", input=trimmed))
+    labels = ok(k("get", "svc", "-n", "ssa", "db-service", "-o", "jsonpath={.metadata.labels}"))
+    assert labels in ("", "{}"), labels
     ok(k("delete", "namespace", "ssa", "--timeout=20s"))
     p = k("get", "namespace", "ssa")
     assert p.returncode != 0 and "NotFound" in p.stderr
