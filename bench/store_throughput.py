@@ -132,7 +132,7 @@ async def fan_out(store: Store, *, watchers: int, writes: int) -> list[float]:
         await asyncio.sleep(0.005)
     await asyncio.wait_for(asyncio.gather(*tasks), 60)
     for w in streams:
-        await w.aclose()
+        await w.aclose()  # type: ignore[attr-defined]
     return delays
 
 

@@ -43,7 +43,7 @@ import orjson
 
 from podns.store._common import decode_many, encode, prefix_range, with_rv, without_rv
 from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound, StoreError, Unavailable
-from podns.store.interface import ListResult, Obj, WatchEvent
+from podns.store.interface import EventType, ListResult, Obj, WatchEvent
 from podns.store.watchcache import DEFAULT_QUEUE_SIZE
 
 #: seconds a whole store call may take before Unavailable ("a few seconds", never a hang)
@@ -521,7 +521,7 @@ class _EtcdWatch:
                 for ev in result.get("events") or ():
                     self._deliver(ev, root_len)
                 if self._error is not None:
-                    raise self._error  # type: ignore[misc]
+                    raise self._error
 
     def _deliver(self, ev: dict[str, Any], root_len: int) -> None:
         kv = ev["kv"]
@@ -533,7 +533,7 @@ class _EtcdWatch:
             obj = with_rv(store._decode(prev), rv) if prev else {"metadata": {"resourceVersion": str(rv)}}
             event = WatchEvent("DELETED", key, obj, rv)
         else:
-            kind = "ADDED" if kv.get("create_revision") == kv["mod_revision"] else "MODIFIED"
+            kind: EventType = "ADDED" if kv.get("create_revision") == kv["mod_revision"] else "MODIFIED"
             event = WatchEvent(kind, key, store._decode(kv), rv)
         self._next_rv = rv + 1
         if len(self._queue) >= store._queue_size:
