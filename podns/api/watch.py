@@ -4,8 +4,9 @@ A watch starts from `resourceVersion` (every change after it) or, when that is a
 with a synthetic ADDED per current object followed by the changes after that list. A version
 older than the store's history is answered in-stream with an ERROR event carrying a 410
 Expired Status (as kube-apiserver does: the HTTP status is already 200). Streams end when
-`timeoutSeconds` pass, when the client leaves (aiohttp cancels the handler), or when the store
-drops a watcher that fell too far behind (the client then relists, as after a 410).
+`timeoutSeconds` pass, when the client leaves (aiohttp cancels the handler), when the store
+drops a watcher that fell too far behind (the client then relists, as after a 410), or when
+the store fails (an ERROR event with a 503 Status; the client retries).
 
 Fan-out is cheap: the store already shares one event object between watchers, and
 `EventEncoder` encodes each (event, format) once and hands every JSON watcher the same bytes.
@@ -116,6 +117,12 @@ async def serve_watch(
                     except store_errors.Expired as exc:
                         await send("ERROR", status.expired(
                             str(exc) or f"too old resource version: {from_rv}").status())
+                        break
+                    except store_errors.StoreError as exc:
+                        # the store lost its backend (etcd without quorum): end the stream
+                        # with a 503 ERROR event, as kube-apiserver ends a failed etcd watch,
+                        # so the client retries instead of waiting on a stream that never ends
+                        await send("ERROR", status.unavailable(str(exc)).status())
                         break
                     last_rv = event.rv
                     if match is None:
