@@ -123,6 +123,8 @@ def apply(live: Obj, applied: Obj, manager: str) -> Obj:
     the manager's `managedFields` entry holding its new field set."""
     if not isinstance(applied, dict):
         raise PatchError("apply patch must be an object")
+    if not isinstance(applied.get("metadata", {}), dict):
+        raise PatchError("metadata of an apply patch must be an object")
     managed = [e for e in ((live.get("metadata") or {}).get("managedFields") or [])
                if isinstance(e, dict)]
     mine = next((e for e in managed if e.get("manager") == manager and

@@ -281,6 +281,9 @@ class ResourceHandlers:
                 if exc.code == 422:
                     raise status.ApiError(422, "Invalid", str(exc)) from None
                 raise status.bad_request(str(exc)) from None
+            except (TypeError, AttributeError, ValueError, KeyError) as exc:
+                # a patch that does not fit the object's shape (kube-apiserver: 400 as well)
+                raise status.bad_request(f"unable to apply the patch: {exc}") from None
 
         created = False
 
