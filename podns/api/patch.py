@@ -9,9 +9,8 @@
   lists are replaced; `metadata.finalizers` merges as a set. Directives: `$patch: replace |
   delete` (on maps and list elements), `$retainKeys`, `$setElementOrder/<list>` and
   `$deleteFromPrimitiveList/<list>`, as `kubectl apply`/`edit` emit them.
-- `apply_patch`: server-side apply as far as `kubectl apply --server-side` needs: the applied
-  configuration is merged into the live object with strategic-merge rules. Field ownership is
-  not tracked, so fields dropped from a re-applied configuration are kept (documented gap).
+- `apply_patch`: the merge step of server-side apply (the applied configuration merged into the
+  live object with strategic-merge rules); field ownership is `podns.api.fieldsets`'.
 
 Errors raise `PatchError` with the HTTP code Kubernetes uses (400 malformed, 422 failed test or
 missing path); the handler turns it into a Status.
