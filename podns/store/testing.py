@@ -328,6 +328,20 @@ class StoreConformance:
         finally:
             await w.aclose()  # type: ignore[attr-defined]
 
+    async def test_watch_from_future_rv_waits_for_it(self, store: Store) -> None:
+        """given a watch from a revision not reached yet, it yields only changes after it."""
+        now = await store.current_rv()
+        w = store.watch("pods/", now + 2)
+        try:
+            assert await nothing_more(w, 0.1)
+            for i in range(4):
+                await store.create(f"pods/default/p{i}", pod(f"p{i}"))
+            got = await take(w, 2)
+            assert [e.rv for e in got] == [now + 3, now + 4]
+            assert await nothing_more(w)
+        finally:
+            await w.aclose()  # type: ignore[attr-defined]
+
     async def test_watch_prefix_filtering(self, store: Store) -> None:
         """given writes under many prefixes, a watch sees only its prefix (or its one key)."""
         start = await store.current_rv()

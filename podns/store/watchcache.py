@@ -49,10 +49,12 @@ def _bucket(prefix: str) -> str:
 class _Watcher:
     """One watch's queue and state."""
 
-    __slots__ = ("dropped", "limit", "prefix", "queue", "waiter")
+    __slots__ = ("after", "dropped", "limit", "prefix", "queue", "waiter")
 
-    def __init__(self, prefix: str, limit: int) -> None:
+    def __init__(self, prefix: str, after: int, limit: int) -> None:
         self.prefix = prefix
+        #: events at or before this revision are not wanted (a watch from a future revision)
+        self.after = after
         #: queue length beyond which the watcher is dropped
         self.limit = limit
         self.queue: deque[WatchEvent | None] = deque()
@@ -100,7 +102,7 @@ class WatchCache:
         key = event.key
         dropped: list[_Watcher] = []
         for w in self._candidates(key):
-            if not key_matches(key, w.prefix):
+            if event.rv <= w.after or not key_matches(key, w.prefix):
                 continue
             if len(w.queue) >= w.limit:
                 w.dropped = True
@@ -144,7 +146,7 @@ class WatchCache:
             return None
         # Replay and registration happen without an await in between: no gap, no duplicate.
         backlog = [e for e in self._ring if e.rv > from_rv and key_matches(e.key, prefix)]
-        w = _Watcher(prefix, self._queue_size + len(backlog))
+        w = _Watcher(prefix, from_rv, self._queue_size + len(backlog))
         w.queue.extend(backlog)
         self._watchers.setdefault(_bucket(prefix), set()).add(w)
         return w
