@@ -202,7 +202,7 @@ class RecordIndex:
         self.slices: dict[tuple[str, str], objects.Slice] = {}
         self.slices_by_service: dict[tuple[str, str], set[str]] = {}
         self.contrib: dict[tuple[str, str], Contribution] = {}
-        self.ptr_cands: dict[str, dict[tuple, bytes]] = {}
+        self.ptr_cands: dict[str, tuple[tuple[tuple, bytes], ...]] = {}
         self.namespaces: set[str] = set()
         self.ns_services: dict[str, int] = {}
         self.pods: dict[tuple[str, str], objects.Pod] = {}
@@ -457,19 +457,22 @@ class RecordIndex:
             self.serial = max(self.serial, int(self.clock()))
 
     def _ptr(self, ip: str, prio: tuple, target: bytes | None) -> None:
-        cands = self.ptr_cands.setdefault(ip, {})
-        if target is None:
-            cands.pop(prio, None)
-        else:
-            cands[prio] = target
+        """Add (target set) or remove one PTR candidate for `ip`; re-pick the single PTR.
+
+        Candidates are kept as a sorted tuple of (priority, target): nearly every IP has one,
+        and a tuple costs a fraction of a dict at 100k IPs."""
+        cands = tuple(c for c in self.ptr_cands.get(ip, ()) if c[0] != prio)
+        if target is not None:
+            cands = tuple(sorted((*cands, (prio, target))))
         owner = reverse_name(ip)
         if not cands:
-            del self.ptr_cands[ip]
+            self.ptr_cands.pop(ip, None)
             self._drop(owner, wire.PTR)
             self.names.pop(owner, None)
             return
+        self.ptr_cands[ip] = cands
         self.names.setdefault(owner, 1)
-        best = cands[min(cands)]
+        best = cands[0][1]
         self._put(owner, wire.PTR, RRSet([RR(owner, wire.PTR, self.ttl, (best,))]))
 
     def _ns_names(self, ns: str) -> None:
