@@ -100,6 +100,20 @@ class StoreConformance:
         assert got == created
         assert isinstance(got["metadata"]["resourceVersion"], str)
 
+    async def test_large_and_unicode_objects_round_trip(self, store: Store) -> None:
+        """given a 512 KiB object with non-ASCII text, get, list and watch return it intact."""
+        start = await store.current_rv()
+        big = pod("big", blob="x" * 512 * 1024, text="héllo wörld ✓ 世界", nested={"a": [1, 2.5, None, True]})
+        created = await store.create("configmaps/default/big", big)
+        assert await store.get("configmaps/default/big") == created
+        assert (await store.list("configmaps/")).items == [created]
+        w = store.watch("configmaps/", start)
+        try:
+            (ev,) = await take(w, 1)
+            assert ev.object == created
+        finally:
+            await w.aclose()  # type: ignore[attr-defined]
+
     async def test_create_existing_is_already_exists(self, store: Store) -> None:
         """given an object, when it is created again, then AlreadyExists and nothing changes."""
         first = await store.create("pods/default/a", pod("a", v=1))
@@ -259,6 +273,8 @@ class StoreConformance:
         assert names == [f"p{i}" for i in range(7)]
         exact = await store.list("pods/default/", limit=7)
         assert len(exact.items) == 7 and exact.continue_key is None
+        past_end = await store.list("pods/default/", limit=3, start_after="pods/default/p9")
+        assert past_end.items == [] and past_end.continue_key is None
 
     async def test_list_at_past_rv_is_a_snapshot(self, store: Store) -> None:
         """given a first page at rv R, when objects change, later pages still show state at R."""
