@@ -129,6 +129,9 @@ class ContainerRunner:
         return last
 
     async def _sleep(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the runner is stopped meanwhile."""
+        if self.stopping:
+            return
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
@@ -181,6 +184,7 @@ class ContainerRunner:
             proc = runtime.start(argv, env=env, cwd=cwd, sink=sink, user=user, group=group)
         except runtime.StartError as exc:
             sink.close()
+            self.proc = None
             self.record.state = {"terminated": {
                 "exitCode": 128, "reason": exc.reason, "message": exc.message,
                 "startedAt": rfc3339(0), "finishedAt": rfc3339(time.time()),
