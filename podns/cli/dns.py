@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +34,10 @@ def add_parser(subparsers: Any, name: str) -> None:
                         help=f"record TTL in seconds (default {DEFAULT_TTL})")
     parser.add_argument("--pods", choices=POD_MODES, default="insecure",
                         help="pod records a-b-c-d.<ns>.pod.<zone> (default insecure)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="serving processes sharing the address with SO_REUSEPORT (default 1); "
+                             "each runs its own informers")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
 
@@ -55,7 +60,8 @@ def build(args: argparse.Namespace, client: Any) -> ClusterDNS:
     """A ClusterDNS from parsed arguments (used by `podns dns` and `podns up`); exits on bad config."""
     try:
         config = parse(listen=args.listen, zone=args.zone, ttl=args.ttl, pods=args.pods,
-                       upstreams=upstream_list(args.upstream), metrics_addr=args.metrics_addr)
+                       upstreams=upstream_list(args.upstream), metrics_addr=args.metrics_addr,
+                       workers=getattr(args, "workers", 1), worker=getattr(args, "worker", False))
     except ConfigError as exc:
         raise SystemExit(f"podns dns: {exc}") from None
     return ClusterDNS(config, client)
@@ -115,8 +121,9 @@ async def run(args: argparse.Namespace) -> int:
         return 1
     host, port = dns.dns_addr
     print(f"podns dns: serving {dns.config.zone} on {host}:{port} (udp, tcp)"
-          + (f", metrics on {dns.metrics_addr[0]}:{dns.metrics_addr[1]}" if dns.metrics_addr else ""),
-          flush=True)
+          + (f", metrics on {dns.metrics_addr[0]}:{dns.metrics_addr[1]}" if dns.metrics_addr else "")
+          + (" as an extra worker" if args.worker else ""), flush=True)
+    children = [spawn_worker(args, host, port) for _ in range(dns.config.workers - 1)]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -124,6 +131,20 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await stop.wait()
     finally:
+        for child in children:
+            child.terminate()
         await dns.close()
         await client.close()
+        for child in children:
+            await asyncio.get_running_loop().run_in_executor(None, child.wait)
     return 0
+
+
+def spawn_worker(args: argparse.Namespace, host: str, port: int) -> subprocess.Popen[bytes]:
+    """One extra serving process on the same (now fixed) address, without metrics."""
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    cmd = [sys.executable, "-m", "podns", "dns", "--kubeconfig", args.kubeconfig, "--listen", listen,
+           "--zone", args.zone, "--ttl", str(args.ttl), "--pods", args.pods, "--worker"]
+    for up in upstream_list(args.upstream) or ["none"]:
+        cmd += ["--upstream", up]
+    return subprocess.Popen(cmd)

@@ -42,7 +42,7 @@ class ClusterDNS:
         self.handler = Handler(self.index, self.metrics, upstream=self.forwarder is not None,
                                ns_addrs=ns_addrs)
         self.server = DNSServer(self.index, self.handler, self.metrics, forwarder=self.forwarder,
-                                reuse_port=config.workers > 0)
+                                reuse_port=config.workers > 1 or config.worker)
         self.metrics_server = MetricsServer(self.metrics, lambda: self.index.synced)
         self.informers: list[Informer] = []
         self.dns_addr: tuple[str, int] = ("", 0)
@@ -68,6 +68,12 @@ class ClusterDNS:
         if self.config.pods != "disabled":
             self._informer(resources.PODS, objects.trim_pod, "pod")
         self._gauges()
+        if self.config.worker:  # an extra worker joins the shared port only once it has synced
+            for inf in self.informers:
+                inf.start()
+            await self._wait_synced()
+            self.dns_addr = await self.server.start(*self.config.listen)
+            return
         self.dns_addr = await self.server.start(*self.config.listen)
         if self.config.metrics_addr is not None:
             self.metrics_addr = await self.metrics_server.start(*self.config.metrics_addr)

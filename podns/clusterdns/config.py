@@ -28,8 +28,11 @@ class Config:
     pods: str = "insecure"
     upstreams: list[Upstream] = field(default_factory=list)
     metrics_addr: tuple[str, int] | None = None
-    #: extra worker processes sharing the UDP port with SO_REUSEPORT (0: serve in this process)
-    workers: int = 0
+    #: serving processes sharing the address with SO_REUSEPORT (1: just this one)
+    workers: int = 1
+    #: this process is an extra worker: bind with SO_REUSEPORT, and only once synced (so the
+    #: kernel never hands it queries it would SERVFAIL)
+    worker: bool = False
 
 
 def parse_addr(text: str, default_port: int, option: str) -> tuple[str, int]:
@@ -54,7 +57,8 @@ def parse_addr(text: str, default_port: int, option: str) -> tuple[str, int]:
 
 
 def parse(*, listen: str, zone: str = "cluster.local", ttl: int = DEFAULT_TTL, pods: str = "insecure",
-          upstreams: list[str] | None = None, metrics_addr: str | None = None, workers: int = 0) -> Config:
+          upstreams: list[str] | None = None, metrics_addr: str | None = None, workers: int = 1,
+          worker: bool = False) -> Config:
     """Validate raw option values into a Config; raises ConfigError naming the bad option."""
     if not 0 <= ttl <= MAX_TTL:
         raise ConfigError(f"--ttl must be in range [0, {MAX_TTL}], got {ttl}")
@@ -72,8 +76,8 @@ def parse(*, listen: str, zone: str = "cluster.local", ttl: int = DEFAULT_TTL, p
             ups.append(parse_upstream(text))
         except ValueError as exc:
             raise ConfigError(f"--upstream: invalid address {text!r} ({exc})") from None
-    if workers < 0:
-        raise ConfigError("--workers must be >= 0")
+    if not 1 <= workers <= 64:
+        raise ConfigError(f"--workers must be in range [1, 64], got {workers}")
     metrics = parse_addr(metrics_addr, 9153, "--metrics-addr") if metrics_addr else None
     return Config(listen=parse_addr(listen, 53, "--listen"), zone=zone.strip(".").lower(), ttl=ttl, pods=pods,
-                  upstreams=ups, metrics_addr=metrics, workers=workers)
+                  upstreams=ups, metrics_addr=metrics, workers=workers, worker=worker)

@@ -44,7 +44,7 @@ def service_and_slice(name: str, ips: list[str]) -> str:
 
 
 class DnsProcess:
-    def __init__(self, api: Podns, workdir: Path) -> None:
+    def __init__(self, api: Podns, workdir: Path, *extra: str) -> None:
         self.addr = ("127.0.0.1", free_port(socket.SOCK_DGRAM))
         self.metrics = ("127.0.0.1", free_port())
         self.log = workdir / "dns.log"
@@ -52,7 +52,7 @@ class DnsProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "podns", "dns", "--kubeconfig", str(api.readonly_kubeconfig),
                  "--listen", f"{self.addr[0]}:{self.addr[1]}", "--upstream", "none",
-                 "--metrics-addr", f"{self.metrics[0]}:{self.metrics[1]}"],
+                 "--metrics-addr", f"{self.metrics[0]}:{self.metrics[1]}", *extra],
                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
     def query(self, name: str, rdtype: str = "A") -> dns.message.Message:
@@ -112,3 +112,35 @@ def test_sync_updates_outage_and_resume(api: Podns, dns_server: DnsProcess) -> N
          what="resumed after the outage")
     wait(lambda: dns_server.metric("podns_dns_api_connected") == 1, what="reconnected")
     assert dns_server.metric("podns_dns_seconds_since_last_sync") == 0
+
+
+def test_reuseport_workers_all_answer(api: Podns, tmp_path: Path) -> None:
+    """With --workers 2 a second process joins the address (SO_REUSEPORT) once synced: queries
+    from many source ports, spread by the kernel over both, all get the right answer; both
+    processes stop with the parent."""
+    api.kubectl("apply", "-f", "-", input=service_and_slice("gamma", ["10.8.2.1"]), check=True)
+    proc = DnsProcess(api, tmp_path, "--workers", "2")
+    try:
+        name = "gamma.default.svc.cluster.local."
+        wait(lambda: proc.ips(name) == {"10.8.2.1"}, what="parent serving")
+        children = wait(lambda: _children(proc.proc.pid), what="worker started")
+        assert len(children) == 1
+        time.sleep(1.0)  # let the worker sync and bind
+        answers = [proc.ips(name) for _ in range(100)]  # each query from a fresh socket / port
+        assert all(a == {"10.8.2.1"} for a in answers), answers
+    finally:
+        proc.proc.terminate()
+        assert proc.proc.wait(10) == 0
+    assert not _children(proc.proc.pid)
+
+
+def _children(pid: int) -> list[Path]:
+    return [p for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == pid]
+
+
+def _ppid(path: Path) -> int:
+    try:
+        stat = (path / "stat").read_text()
+    except OSError:
+        return -1
+    return int(stat[stat.rindex(")") + 2:].split()[1])
