@@ -86,30 +86,46 @@ class LogSink:
             self.close()
 
     def write(self, stream: str, data: bytes) -> None:
-        """Append `data` from `stream`, one record per complete line."""
+        """Append `data` from `stream`, one record per complete line (one write per chunk)."""
         buf = self._partial.get(stream, b"") + data
         *lines, rest = buf.split(b"\n")
-        for line in lines:
-            self._record(stream, b"F", line)
+        items = [(b"F", line) for line in lines]
         while len(rest) > MAX_LINE:
-            self._record(stream, b"P", rest[:MAX_LINE])
+            items.append((b"P", rest[:MAX_LINE]))
             rest = rest[MAX_LINE:]
         self._partial[stream] = rest
+        self._emit(stream, items)
         self._changed.set()
 
     def _record(self, stream: str, tag: bytes, message: bytes) -> None:
-        if self._file.closed:
+        self._emit(stream, [(tag, message)])
+
+    def _emit(self, stream: str, items: list[tuple[bytes, bytes]]) -> None:
+        if self._file.closed or not items:
             return
-        rec = rfc3339nano().encode() + b" " + stream.encode() + b" " + tag + b" " + message + b"\n"
+        prefix = rfc3339nano().encode() + b" " + stream.encode() + b" "
+        out = bytearray()
+        for tag, message in items:
+            rec = prefix + tag + b" " + message + b"\n"
+            out += rec
+            self._size += len(rec)
+            if self._size >= self.max_bytes:
+                if not self._flush(out):
+                    return
+                out.clear()
+                self._rotate()
+        self._flush(out)
+
+    def _flush(self, out: bytearray) -> bool:
+        if not out:
+            return True
         try:
-            self._file.write(rec)
+            self._file.write(out)
             self._file.flush()
-        except OSError:
+        except (OSError, ValueError):
             self._file.close()
-            return
-        self._size += len(rec)
-        if self._size >= self.max_bytes:
-            self._rotate()
+            return False
+        return True
 
     def _rotate(self) -> None:
         self._file.close()
