@@ -276,6 +276,8 @@ class Rest:
                                            operation)
             if opts.dry_run:
                 return new
+            if _same_but_bookkeeping(new, old):
+                return old  # no-op: no write, no new resourceVersion, no watch event
             if self._finalized(new):
                 return await self._delete_now(rt, key, name, new, old_rv)
             with malformed_as_400(rt):
@@ -444,6 +446,35 @@ class Rest:
         return {"kind": rt.list_kind, "apiVersion": rt.api_version,
                 "metadata": {"resourceVersion": listing["metadata"]["resourceVersion"]},
                 "items": done}
+
+
+def _same_but_bookkeeping(new: Obj, old: Obj) -> bool:
+    """Whether an update changes nothing but bookkeeping (managedFields timestamps, Update
+    entries), as kube-apiserver then skips the write: level-triggered controllers rewrite
+    unchanged status all the time, and each write would wake every watcher."""
+    if new.keys() != old.keys():
+        return False
+    for key, value in new.items():
+        if key != "metadata":
+            if value != old[key]:
+                return False
+            continue
+        a, b = dict(value), dict(old.get("metadata") or {})
+        for md in (a, b):
+            md["managedFields"] = _appliers(md.get("managedFields"))
+            md.pop("resourceVersion", None)
+        if a != b:
+            return False
+    return True
+
+
+def _appliers(entries: Any) -> list[tuple[str, str, bytes]]:
+    """What of managedFields is state rather than bookkeeping: the appliers' field sets."""
+    if not isinstance(entries, list):
+        return []
+    return sorted((str(e.get("manager")), str(e.get("subresource", "")),
+                   orjson.dumps(e.get("fieldsV1"), option=orjson.OPT_SORT_KEYS))
+                  for e in entries if isinstance(e, dict) and e.get("operation") == "Apply")
 
 
 @contextlib.contextmanager

@@ -282,3 +282,15 @@ async def test_server_side_apply_creates_then_merges(api: Api) -> None:
     assert r.status == 200 and r.body["spec"]["ports"][0]["targetPort"] == 8080
     assert {(m["manager"], m["operation"]) for m in r.body["metadata"]["managedFields"]} == {
         ("kubectl", "Apply")}
+
+
+async def test_noop_update_keeps_resource_version(api: Api) -> None:
+    """An update that changes nothing (but managedFields) writes nothing: same rv, no event."""
+    created = (await api.post(PODS, pod("a", {"x": "1"}))).body
+    rv = created["metadata"]["resourceVersion"]
+    r = await api.patch(f"{PODS}/a?fieldManager=other", {"metadata": {"labels": {"x": "1"}}})
+    assert r.status == 200 and r.body["metadata"]["resourceVersion"] == rv
+    r = await api.put(f"{PODS}/a", created)
+    assert r.status == 200 and r.body["metadata"]["resourceVersion"] == rv
+    r = await api.patch(f"{PODS}/a", {"metadata": {"labels": {"x": "2"}}})
+    assert int(r.body["metadata"]["resourceVersion"]) > int(rv)

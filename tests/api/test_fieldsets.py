@@ -55,3 +55,14 @@ async def test_reapply_removes_dropped_fields_but_keeps_others(api: Api) -> None
     assert managers["alice"]["operation"] == "Apply"
     assert "f:replicas" not in managers["alice"]["fieldsV1"]["f:spec"]
     assert managers["bob"]["fieldsV1"]["f:metadata"]["f:labels"] == {"f:b": {}, "f:c": {}}
+
+
+async def test_second_applier_of_same_values_is_recorded(api: Api) -> None:
+    """An apply that changes no value still records its owner (not a no-op)."""
+    body = config({"a": "1"}, [])
+    assert (await api.patch(f"{STS}/db?fieldManager=alice", body, "apply")).status == 201
+    r = await api.patch(f"{STS}/db?fieldManager=bob", body, "apply")
+    assert {m["manager"] for m in r.body["metadata"]["managedFields"]} >= {"alice", "bob"}
+    body["metadata"]["labels"] = {}
+    r = await api.patch(f"{STS}/db?fieldManager=alice", body, "apply")
+    assert r.body["metadata"]["labels"] == {"a": "1"}  # bob still owns it
