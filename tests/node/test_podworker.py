@@ -238,3 +238,28 @@ async def test_host_network_pod_uses_node_ip(agent: FakeAgent) -> None:
     agent.start(make_pod("h", [{"name": "c", "command": ["sleep", "30"]}], hostNetwork=True))
     st = await agent.wait_for(lambda s: s["phase"] == "Running")
     assert st["podIP"] == agent.host_ip and agent.ipam.get("uid-h") is None
+
+
+async def test_configmap_secret_and_hostpath_volumes(agent: FakeAgent, tmp_path: Path) -> None:
+    """given configMap (with items), secret and hostPath volumes, the container reads their files
+    through PODNS_VOLUME_<NAME>; a missing required ConfigMap is a FailedMount, not a crash."""
+    host = tmp_path / "host"
+    agent.sources = ({"cfg": {"data": {"a.conf": "alpha", "b": "beta"}}},
+                     {"sec": {"data": {"pw": "aHVudGVyMg=="}}})
+    script = ("cat $PODNS_VOLUME_CFG/conf/a.conf; echo; cat $PODNS_VOLUME_SEC/pw; echo; "
+              "echo hp > $PODNS_VOLUME_HOST_DIR/f")
+    c = {"name": "c", "command": ["sh", "-c", script],
+         "volumeMounts": [{"name": n, "mountPath": f"/{n}"} for n in ("cfg", "sec", "host-dir")]}
+    items = [{"key": "a.conf", "path": "conf/a.conf"}]
+    vols = [{"name": "cfg", "configMap": {"name": "cfg", "items": items}},
+            {"name": "sec", "secret": {"secretName": "sec"}},
+            {"name": "host-dir", "hostPath": {"path": str(host), "type": "DirectoryOrCreate"}}]
+    w = agent.start(make_pod("v", [c], volumes=vols, restartPolicy="Never"))
+    await agent.wait_for(lambda s: s["phase"] == "Succeeded")
+    lines, _ = read_lines(w.runners[0].log_path(), LogOptions())
+    assert lines == [b"alpha\n", b"hunter2\n"]
+    assert (host / "f").read_text() == "hp\n"
+    agent.sources = ({}, {})
+    agent.start(make_pod("m", [c], volumes=vols[:1], restartPolicy="Never"))
+    st = await agent.wait_for(lambda s: s.get("reason") == "FailedMount")
+    assert 'configmap "cfg" not found' in st["message"] and st["phase"] == "Pending"
