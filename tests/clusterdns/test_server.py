@@ -147,10 +147,12 @@ def test_bad_input(server: DNSServer, payload: bytes, expect: int | None) -> Non
 async def test_tcp_pipelining_idle_zero_and_limits() -> None:
     """Several queries per TCP connection; silent/zero-length clients are closed without
     stalling others; connections beyond the limit are closed at once."""
-    srv, _ = await make_server(tcp_idle_timeout=0.5, tcp_max_connections=3)
+    srv, _ = await make_server(tcp_idle_timeout=1.5, tcp_max_connections=3)
     try:
         host, port = srv.address
         idle_r, idle_w = await asyncio.open_connection(host, port)  # says nothing
+        huge_r, huge_w = await asyncio.open_connection(host, port)
+        huge_w.write(b"\xff\xffabc")  # announces 65535 bytes, sends 3
         zr, zw = await asyncio.open_connection(host, port)
         zw.write(b"\x00\x00")
         assert await asyncio.wait_for(zr.read(), 2) == b""  # zero length prefix: closed
@@ -162,10 +164,11 @@ async def test_tcp_pipelining_idle_zero_and_limits() -> None:
             size = struct.unpack("!H", await r.readexactly(2))[0]
             msg = dns.message.from_wire(await r.readexactly(size))
             assert msg.id == i + 1 and records(msg) == ["svc1.testns.svc.cluster.local. 5 A 10.0.0.1"]
-        extra_r, extra_w = await asyncio.open_connection(host, port)  # 3 open: idle, pipelined, this
-        assert await asyncio.wait_for(extra_r.read(), 2) == b""
-        assert await asyncio.wait_for(idle_r.read(), 2) == b""  # idle timeout
-        for writer in (w, idle_w, zw, extra_w):
+        extra_r, extra_w = await asyncio.open_connection(host, port)  # 3 open: idle, huge, pipelined
+        assert await asyncio.wait_for(extra_r.read(), 0.5) == b""  # over the limit: closed at once
+        assert await asyncio.wait_for(idle_r.read(), 3) == b""  # idle timeout
+        assert await asyncio.wait_for(huge_r.read(), 3) == b""
+        for writer in (w, idle_w, zw, extra_w, huge_w):
             writer.close()
     finally:
         await srv.close()
