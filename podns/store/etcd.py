@@ -42,7 +42,15 @@ import aiohttp
 import orjson
 
 from podns.store._common import decode_many, encode, prefix_range, with_rv, without_rv
-from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound, StoreError, Unavailable
+from podns.store.errors import (
+    AlreadyExists,
+    Conflict,
+    Expired,
+    Invalid,
+    NotFound,
+    StoreError,
+    Unavailable,
+)
 from podns.store.interface import EventType, ListResult, Obj, WatchEvent
 from podns.store.watchcache import DEFAULT_QUEUE_SIZE
 
@@ -199,6 +207,8 @@ class EtcdStore:
             raise Expired(message)
         if "required revision is a future revision" in message:
             raise _FutureRevision(message)
+        if "request is too large" in message or "larger than max" in message:
+            raise Invalid(f"object too large for etcd: {message}")
         # "request timed out[, possibly due to previous leader failure]", "request cancelled":
         # a proposal may have been applied. "no leader", "leader changed", "too many requests":
         # nothing was applied. Both may succeed on another member or a bit later.

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from podns.store.errors import Expired, Unavailable
+from podns.store.errors import Expired, Invalid, Unavailable
 from podns.store.etcd import EtcdStore
 from podns.store.testing import (
     EtcdCluster,
@@ -157,5 +157,17 @@ async def test_watch_loses_quorum_then_unavailable(etcd3: EtcdCluster) -> None:
         with pytest.raises(Unavailable):
             await take(w, 1, timeout=15)
         assert time.monotonic() - t < 8
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("kib", [1600, 2048], ids=["over-etcd-limit", "over-grpc-limit"])
+async def test_too_large_for_etcd_is_invalid(etcd1: EtcdCluster, kib: int) -> None:
+    """given an object over etcd's request limit (1.5 MiB) or gRPC's (2 MiB, base64 counted),
+    create raises Invalid at once, not Unavailable after retries."""
+    store = EtcdStore(etcd1.endpoints, root=root())
+    try:
+        with pytest.raises(Invalid, match="too large"):
+            await store.create("configmaps/default/huge", pod("huge", blob="x" * kib * 1024))
     finally:
         await store.close()
