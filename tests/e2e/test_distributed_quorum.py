@@ -1,0 +1,164 @@
+"""Distributed mode without etcd quorum: quick 503/504 writes, DNS on its last state, recovery.
+
+Two `podns apiserver` processes (sharing CA and tokens through `--pki-from`, each kubeconfig
+listing both through `--peer-servers`) over a 3-member etcd, and a `podns dns` watching through
+them. With 2 of 3 members SIGKILLed, API calls fail with a 503/504 Status within seconds (no
+hang) and DNS goes on answering from its last state; once the members are back, writes work
+again and DNS follows new changes without any restart.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from podns.kube.config import load_kubeconfig
+from podns.store.testing import EtcdCluster, etcd_available, start_etcd_cluster
+from tests.e2e._distributed import (
+    a_records,
+    api,
+    dns_query,
+    dns_server,
+    start_apiservers,
+    wait_dns_synced,
+    wait_until,
+)
+from tests.e2e.conftest import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.etcd]
+
+#: the store gives up on etcd after 5 s (podns.store.etcd.DEFAULT_TIMEOUT); allow for a busy CPU
+QUICK = 9.0
+CM_PATH = "/api/v1/namespaces/default/configmaps"
+SLICE_PATH = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+NAME = "db.default.svc.cluster.local"
+
+
+@pytest.fixture
+def etcd3() -> Iterator[EtcdCluster]:
+    if not etcd_available():
+        pytest.skip("etcd binary not installed (Debian package etcd-server)")
+    cluster = start_etcd_cluster(3)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def podns_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "podns", *args], capture_output=True, text=True,
+                          timeout=30, cwd=REPO)
+
+
+def endpoint_slice(ips: list[str]) -> dict[str, Any]:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "db-abc", "labels": {"kubernetes.io/service-name": "db"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}
+
+
+@pytest.mark.timeout(30)
+def test_apiserver_distributed_flags_reject_bad_input(tmp_path: Path) -> None:
+    """given bad --pki-from / --peer-servers values, podns apiserver exits with a message
+    naming the problem (never a traceback), before serving anything."""
+    r = podns_cli("apiserver", "--store", "memory://", "--data-dir", str(tmp_path / "a"),
+                  "--api-addr", "127.0.0.1:0", "--pki-from", str(tmp_path / "nowhere"))
+    assert r.returncode != 0 and "missing ca.crt, ca.key, tokens.json" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+    r = podns_cli("apiserver", "--store", "memory://", "--data-dir", str(tmp_path / "a"),
+                  "--api-addr", "127.0.0.1:0", "--peer-servers", "127.0.0.1:6443")
+    assert r.returncode == 2 and "is not a URL like https://" in r.stderr, r.stderr
+
+    # a data dir that already holds another cluster's CA is refused, not silently mixed
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for d, ca in ((src, "CA-ONE"), (dst, "CA-TWO")):
+        d.mkdir()
+        (d / "ca.crt").write_text(ca)
+        (d / "ca.key").write_text("key")
+        (d / "tokens.json").write_text("{}")
+    r = podns_cli("apiserver", "--store", "memory://", "--data-dir", str(dst),
+                  "--api-addr", "127.0.0.1:0", "--pki-from", str(src))
+    assert r.returncode != 0 and "differs from" in r.stderr, r.stderr
+    assert (dst / "ca.crt").read_text() == "CA-TWO"
+
+
+@pytest.mark.timeout(120)
+def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
+                                                              tmp_path: Path) -> None:
+    """given two API servers and a DNS server over 3 etcd members, when 2 members are killed,
+    then writes and reads answer 503/504 within seconds, DNS keeps its answers; when they
+    return, writes succeed again and DNS follows a new change by itself."""
+    a, b = start_apiservers(tmp_path, etcd3)
+    try:
+        # one CA and token set: A's kubeconfig lists both servers, and kubectl with B's
+        # kubeconfig (B first) is trusted and authorized
+        doc = yaml.safe_load(a.kubeconfig.read_text())
+        assert doc["clusters"][0]["cluster"]["server"] == a.api_url
+        assert load_kubeconfig(a.kubeconfig).servers == [a.api_url, b.api_url]
+        assert load_kubeconfig(b.kubeconfig).servers == [b.api_url, a.api_url]
+        out = a.kubectl("get", "ns", "kube-system", "-o", "name", kubeconfig=b.kubeconfig)
+        assert out.returncode == 0 and out.stdout.strip() == "namespace/kube-system", out.stderr
+
+        svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+               "spec": {"clusterIP": "None", "selector": {"app": "db"},
+                        "ports": [{"name": "http", "port": 80}]}}
+        assert api(a, "POST", "/api/v1/namespaces/default/services", svc)[0] == 201
+        code, made = api(b, "POST", SLICE_PATH, endpoint_slice(["10.1.0.1", "10.1.0.2"]))
+        assert code == 201, made
+
+        proc, addr = dns_server(tmp_path, "dns", a.kubeconfig)
+        proc.start()
+        try:
+            wait_dns_synced(proc, addr)
+            wait_until(lambda: a_records(dns_query(addr, NAME)) == ["10.1.0.1", "10.1.0.2"],
+                       10, "DNS answers the two endpoints")
+
+            etcd3.stop_member(1)
+            etcd3.stop_member(2)
+            for server, method, path, body in ((a, "POST", CM_PATH, {"metadata": {"name": "x"}}),
+                                               (b, "POST", CM_PATH, {"metadata": {"name": "y"}}),
+                                               (b, "GET", CM_PATH, None)):
+                t = time.monotonic()
+                code, status = api(server, method, path, body)
+                took = time.monotonic() - t
+                assert code in (503, 504), (method, code, status)
+                assert status["kind"] == "Status" and status["code"] == code
+                assert took < QUICK, f"{method} took {took:.1f}s"
+
+            # DNS keeps answering from its last state while the API cannot read etcd
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                assert a_records(dns_query(addr, NAME)) == ["10.1.0.1", "10.1.0.2"]
+                time.sleep(0.2)
+            proc.check()
+
+            etcd3.start_member(1)
+            etcd3.start_member(2)
+            etcd3.wait_healthy()
+            t = time.monotonic()
+            wait_until(lambda: api(a, "POST", CM_PATH, {"metadata": {"name": "after"}})[0] == 201,
+                       30, "a write through A after quorum returned", step=0.2)
+            assert time.monotonic() - t < 30
+            code, got = api(b, "GET", f"{CM_PATH}/after")
+            assert code == 200, got
+
+            # DNS's watches resumed by themselves: a new endpoint shows up
+            code, cur = api(b, "GET", f"{SLICE_PATH}/db-abc")
+            new = endpoint_slice(["10.1.0.1", "10.1.0.2", "10.1.0.3"])
+            new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            assert api(b, "PUT", f"{SLICE_PATH}/db-abc", new)[0] == 200
+            wait_until(lambda: len(a_records(dns_query(addr, NAME))) == 3, 20,
+                       "DNS serves the endpoint added after recovery")
+        finally:
+            proc.stop()
+    finally:
+        a.kill()
+        b.kill()
