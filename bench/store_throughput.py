@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from podns.store.etcd import EtcdStore
+from podns.store.etcd_cluster import etcd_available, start_etcd_cluster
 from podns.store.interface import Store
 from podns.store.sqlite import SQLiteStore
-from podns.store.testing import etcd_available, start_etcd_cluster
 
 
 def obj(i: int, gen: int = 0) -> dict[str, Any]:
