@@ -43,3 +43,29 @@ def test_unknown_fields(kind: str, group: str, body: dict, unknown: list[str]) -
     if "metadata" in body:
         obj["metadata"] = {"name": "x", **body["metadata"]}
     assert t.strategy.unknown_fields(obj) == unknown
+
+
+def test_wrong_types_are_refused_before_kind_rules() -> None:
+    """Given values of the wrong JSON type, then validation reports only those (the kind's rules
+    never see them) and defaulting leaves the object alone."""
+    t = rt("Service")
+    obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "default"},
+           "spec": {"ports": [{"port": "80"}], "selector": ["app"], "clusterIP": None}}
+    t.strategy.default(obj)
+    assert "type" not in obj["spec"]
+    errs = t.strategy.validate(obj)
+    assert [(e.field, e.message) for e in errs] == [
+        ("spec.ports[0].port", 'Invalid value: "80": expected integer, got string'),
+        ("spec.selector", 'Invalid value: ["app"]: expected object, got array'),
+    ]
+
+
+def test_nulls_decode_as_zero_values() -> None:
+    """Given explicit nulls, then they are dropped (null list elements become {}) before defaults."""
+    t = rt("StatefulSet", "apps")
+    obj = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x", "namespace": "d"},
+           "spec": {"replicas": None, "updateStrategy": None, "volumeClaimTemplates": [None]}}
+    t.strategy.default(obj)
+    assert obj["spec"]["replicas"] == 1
+    assert obj["spec"]["updateStrategy"]["type"] == "RollingUpdate"
+    assert obj["spec"]["volumeClaimTemplates"][0]["kind"] == "PersistentVolumeClaim"

@@ -14,6 +14,7 @@ import copy
 from podns.api.resources import schema
 from podns.api.resources._validation import (
     NameValidator,
+    format_value,
     validate_object_meta,
     validate_object_meta_update,
 )
@@ -72,10 +73,27 @@ class KindStrategy(Strategy):
 
     def default(self, obj: Obj) -> None:
         """The kind's defaults, then the zero value of every field Kubernetes always serializes
-        (so strict clients such as the Python client can decode every stored object)."""
+        (so strict clients such as the Python client can decode every stored object). An object
+        with values of the wrong JSON type is left alone: `validate` refuses it."""
+        if self.shape_errors(obj):
+            return
+        if self.schema_type:
+            schema.strip_nulls(self.schema_type, obj)
         self.set_defaults(obj)
         if self.schema_type:
             schema.fill_required(self.schema_type, obj)
+
+    def shape_errors(self, obj: Obj) -> list[FieldError]:
+        """Values of the wrong JSON type (a string where Kubernetes has an int32, a list where it
+        has an object), which Kubernetes' decoder would refuse before any kind code runs."""
+        if not self.schema_type:
+            return []
+        return [
+            FieldError(path, "FieldValueTypeInvalid",
+                       f"Invalid value: {format_value(value)}: expected {expected}, "
+                       f"got {schema.json_type_name(value)}")
+            for path, value, expected in schema.type_errors(self.schema_type, obj)
+        ]
 
     def set_defaults(self, obj: Obj) -> None:
         """The kind's own defaults (Kubernetes' SetDefaults_<Kind>)."""
@@ -83,6 +101,9 @@ class KindStrategy(Strategy):
     # -- validation ----------------------------------------------------------------------------
 
     def validate(self, obj: Obj) -> list[FieldError]:
+        shape = self.shape_errors(obj)
+        if shape:
+            return shape  # the kind's rules assume well-typed values
         errs = validate_object_meta(obj, namespaced=self.namespaced, name_validator=self.name_validator)
         return errs + self.validate_spec(obj)
 
@@ -91,6 +112,8 @@ class KindStrategy(Strategy):
         return []
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        if self.shape_errors(new):
+            return []  # reported by `validate`
         return validate_object_meta_update(new, old) + self.validate_spec_update(new, old)
 
     def validate_spec_update(self, new: Obj, old: Obj) -> list[FieldError]:

@@ -277,19 +277,21 @@ def validate_pod_spec(path: str, spec: Any, *, extra_volumes: set[str] | None = 
 def _same_quantity(a: Any, b: Any) -> bool:
     try:
         return parse_quantity(a) == parse_quantity(b)
-    except ValueError:
-        return a == b
+    except (ValueError, TypeError):
+        return bool(a == b)
 
 
-def qos_class(spec: Obj) -> str:
+def qos_class(spec: Any) -> str:
     """Kubernetes' QoS class: BestEffort without requests/limits, Guaranteed when every
     container limits cpu and memory with requests equal to limits, else Burstable."""
-    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    listed = spec.get("containers") if isinstance(spec, dict) else None
+    containers = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
     any_set = False
     guaranteed = bool(containers)
     for ctr in containers:
-        res = ctr.get("resources") or {}
-        limits, requests = res.get("limits") or {}, res.get("requests") or {}
+        res = ctr.get("resources") if isinstance(ctr.get("resources"), dict) else {}
+        limits = res.get("limits") if isinstance(res.get("limits"), dict) else {}
+        requests = res.get("requests") if isinstance(res.get("requests"), dict) else {}
         if limits or requests:
             any_set = True
         for resource in ("cpu", "memory"):

@@ -42,7 +42,7 @@ class PodStrategy(KindStrategy):
     )
 
     def initial_status(self, obj: Obj) -> Obj:
-        return {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
+        return {"phase": "Pending", "qosClass": qos_class(obj.get("spec"))}
 
     def set_defaults(self, obj: Obj) -> None:
         spec = obj.get("spec")

@@ -8,7 +8,7 @@ documents (`podns.api.openapi`, component schemas that `kubectl explain` reads a
 Notation, one string per type, space-separated `field:type` entries (`field!:type` for a field
 Kubernetes always serializes, which the Python client's models therefore require):
 - scalars `string`, `integer`, `boolean`, `number`, `date-time`, `quantity`, `int-or-string`;
-- `object`: free-form (any content accepted, not described);
+- `object`: a free-form JSON object (any content, not described); `any`: any JSON value;
 - `map` / `map<quantity>`: a map of strings (of quantities);
 - `[]T`: a list of T; `[]T|key` a list merged by `key` in strategic merge patch;
 - `T`: another type of this table, looked up in the type's own package, then `core.v1`,
@@ -26,7 +26,7 @@ from functools import cache
 from typing import Any
 
 SCALARS = frozenset(
-    {"string", "integer", "boolean", "number", "date-time", "quantity", "int-or-string", "object"}
+    {"string", "integer", "boolean", "number", "date-time", "quantity", "int-or-string", "object", "any"}
 )
 
 _TYPES: dict[str, str] = {
@@ -260,7 +260,7 @@ _TYPES: dict[str, str] = {
         "lastTransitionTime:date-time message:string reason:string status!:string type!:string"
     ),
     "apps.v1.ControllerRevision": (
-        "apiVersion:string data:object kind:string metadata:ObjectMeta revision!:integer"
+        "apiVersion:string data:any kind:string metadata:ObjectMeta revision!:integer"
     ),
     # ---- autoscaling.v1
     "autoscaling.v1.Scale": (
@@ -411,3 +411,106 @@ def fill_required(type_name: str, obj: Any) -> None:
         elif ft.kind == "list" and ft.name not in SCALARS and isinstance(value, list):
             for item in value:
                 fill_required(ft.name, item)
+
+
+_JSON_TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+                    float: "number"}
+
+
+def _scalar_ok(name: str, value: Any) -> bool:
+    if name == "any":
+        return True
+    if name == "object":
+        return isinstance(value, dict)
+    if name in ("string", "date-time"):
+        return isinstance(value, str)
+    if name == "boolean":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if name == "integer":
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if name == "number":
+        return isinstance(value, int | float)
+    if name == "quantity":
+        return isinstance(value, str | int | float)
+    if name == "int-or-string":
+        return isinstance(value, str | int)
+    return True
+
+
+def _expected(ft: FieldType) -> str:
+    if ft.kind == "ref":
+        return "object"
+    if ft.kind in ("list", "map"):
+        return "array" if ft.kind == "list" else "object"
+    return {"date-time": "string", "quantity": "string or number", "int-or-string": "string or integer",
+            "object": "object"}.get(ft.name, ft.name)
+
+
+def type_errors(type_name: str, obj: Any, path: str = "") -> list[tuple[str, Any, str]]:
+    """Values whose JSON type does not fit the schema, as `(path, value, expected type)`: what
+    Kubernetes' decoder refuses ("cannot unmarshal string into Go struct field ... of type
+    int32"). `null` fits anything (Go decodes it to the zero value); unknown fields are
+    `unknown_fields`' business. Kind-specific code may rely on the shapes once this is empty."""
+    if obj is None:
+        return []
+    if not isinstance(obj, dict):
+        return [(path or "<root>", obj, "object")]
+    known = fields_of(type_name)
+    out: list[tuple[str, Any, str]] = []
+    for key, value in obj.items():
+        ft = known.get(key)
+        if ft is None or value is None:
+            continue
+        sub = f"{path}.{key}" if path else key
+        if ft.kind == "ref":
+            out.extend(type_errors(ft.name, value, sub))
+        elif ft.kind == "scalar":
+            if not _scalar_ok(ft.name, value):
+                out.append((sub, value, _expected(ft)))
+        elif ft.kind == "map":
+            if not isinstance(value, dict):
+                out.append((sub, value, "object"))
+                continue
+            for k, v in value.items():
+                if v is not None and not _scalar_ok(ft.name, v):
+                    out.append((f"{sub}[{k}]", v, _expected(FieldType("scalar", ft.name))))
+        elif not isinstance(value, list):
+            out.append((sub, value, "array"))
+        else:
+            for i, item in enumerate(value):
+                if item is None:
+                    continue
+                if ft.name in SCALARS:
+                    if not _scalar_ok(ft.name, item):
+                        out.append((f"{sub}[{i}]", item, _expected(FieldType("scalar", ft.name))))
+                else:
+                    out.extend(type_errors(ft.name, item, f"{sub}[{i}]"))
+    return out
+
+
+def json_type_name(value: Any) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), "null" if value is None else type(value).__name__)
+
+
+def strip_nulls(type_name: str, obj: Any) -> None:
+    """Drop `null` fields in place, recursively through the schema's object types: Go decodes
+    `null` as the zero value and omits it again when encoding, so `{"spec": {"selector": null}}`
+    is stored as if `selector` had not been sent (and a null list element becomes `{}`)."""
+    if not isinstance(obj, dict):
+        return
+    known = fields_of(type_name)
+    for key in [k for k, v in obj.items() if v is None]:
+        del obj[key]
+    for key, value in obj.items():
+        ft = known.get(key)
+        if ft is None:
+            continue
+        if ft.kind == "ref":
+            strip_nulls(ft.name, value)
+        elif ft.kind == "list" and ft.name not in SCALARS and isinstance(value, list):
+            for i, item in enumerate(value):
+                if item is None:
+                    value[i] = item = {}  # a null element decodes as the zero struct
+                strip_nulls(ft.name, item)
