@@ -9,7 +9,7 @@ new leader lists the current state and converges (level-triggered), whatever the
 left half-done.
 
 Controllers: `endpointslice`, `endpoints`, `statefulset`, `scheduler`, `nodelifecycle`,
-`garbagecollector` (names as `--controllers` takes them; all by default). They share one set
+`garbagecollector`, `volumebinder` (names as `--controllers` takes them; all by default). They share one set
 of informers; each records events under its Kubernetes component name (`statefulset-controller`,
 `endpoint-slice-controller`, `default-scheduler`, `node-controller`).
 """
@@ -34,6 +34,7 @@ from podns.controllers.gc import GarbageCollector
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD, NodeLifecycleController
 from podns.controllers.scheduler import Scheduler
 from podns.controllers.statefulset.controller import StatefulSetController
+from podns.controllers.volumebinder import VolumeBinder
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.leaderelection import LeaderElector
@@ -42,7 +43,7 @@ from podns.kube.resources import NAMESPACES
 log = logging.getLogger(__name__)
 
 ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "scheduler", "nodelifecycle",
-                   "garbagecollector")
+                   "garbagecollector", "volumebinder")
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
 #: how long to wait for the first list of every informer before starting workers anyway
@@ -96,6 +97,7 @@ class ControllerManager:
             "nodelifecycle": lambda: NodeLifecycleController(
                 client, informers, recorder=recorder("node-controller"), grace_period=opts.node_grace_period),
             "garbagecollector": lambda: GarbageCollector(client, informers),
+            "volumebinder": lambda: VolumeBinder(client, informers),
         }
         return {name: makers[name]() for name in ALL_CONTROLLERS if name in opts.controllers}
 

@@ -260,3 +260,35 @@ async def test_event_recorder_aggregates_repeats() -> None:
         "resourceVersion": "",
     }
     assert ev["source"] == {"component": "statefulset-controller"} and ev["type"] == "Warning"
+
+
+async def test_volume_binder_binds_pending_claims() -> None:
+    """Given a Pending claim, then it gets volumeName pvc-<uid> and status Bound with its access
+    modes and requested capacity; a bound claim is not written again."""
+    from podns.controllers.volumebinder import VolumeBinder
+    from podns.kube.resources import PERSISTENTVOLUMECLAIMS
+
+    fake = FakeClient()
+    claim = fake.seed(
+        PERSISTENTVOLUMECLAIMS,
+        {
+            "metadata": {"name": "data-db-0", "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Pending"},
+        },
+    )
+
+    def get() -> dict[str, Any]:
+        return fake.objects(PERSISTENTVOLUMECLAIMS, "default")[0]
+
+    async with running(fake, VolumeBinder):
+        await eventually(lambda: get()["status"]["phase"] == "Bound")
+        await asyncio.sleep(0.1)
+    got = get()
+    assert got["spec"]["volumeName"] == f"pvc-{claim['metadata']['uid']}"
+    assert got["status"] == {
+        "phase": "Bound",
+        "accessModes": ["ReadWriteOnce"],
+        "capacity": {"storage": "1Gi"},
+    }
+    assert len(fake.writes()) == 2

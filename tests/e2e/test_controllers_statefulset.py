@@ -91,6 +91,7 @@ def test_statefulset_lifecycle_with_kubectl(cluster: Any) -> None:
         assert vols["data"]["persistentVolumeClaim"]["claimName"] == "data-db-1"
         claims = [c["metadata"]["name"] for c in kjson(api, "get", "pvc")["items"]]
         assert sorted(claims) == ["data-db-0", "data-db-1", "data-db-2"]
+        eventually(lambda: {c["status"].get("phase") for c in kjson(api, "get", "pvc")["items"]} == {"Bound"})
 
         def slice_view() -> dict[str, Any]:
             sel = "kubernetes.io/service-name=db-service"
