@@ -12,6 +12,7 @@ from podns.controllers.manager import ALL_CONTROLLERS, ControllerManager, Option
 from podns.controllers.nodelifecycle import NodeLifecycleController
 from podns.controllers.scheduler import Scheduler
 from podns.controllers.statefulset.controller import StatefulSetController
+from podns.controllers.volumebinder import VolumeBinder
 
 __all__ = [
     "ALL_CONTROLLERS",
@@ -23,4 +24,5 @@ __all__ = [
     "Options",
     "Scheduler",
     "StatefulSetController",
+    "VolumeBinder",
 ]
