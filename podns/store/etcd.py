@@ -25,7 +25,8 @@ AlreadyExists or Conflict). Nothing waits longer than `timeout` seconds: then Un
 never a hang. Deletes read first (to know the last state even when the answer is lost).
 
 Keys live under `root` (default `/podns/`), so several clusters or tests can share one etcd.
-Only this module imports aiohttp's client for the store; its errors become `Unavailable`.
+The transport (endpoints, failover, error answers) is `_etcd_client.py`; aiohttp is imported
+only there and here, and its errors become `Unavailable`.
 """
 
 from __future__ import annotations
@@ -42,11 +43,20 @@ import aiohttp
 import orjson
 
 from podns.store._common import decode_many, encode, prefix_range, with_rv, without_rv
+from podns.store._etcd_client import (
+    DEFAULT_ATTEMPT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    Ambiguous,
+    EndpointFailed,
+    EtcdClient,
+    FutureRevision,
+    b64,
+    unb64,
+)
 from podns.store.errors import (
     AlreadyExists,
     Conflict,
     Expired,
-    Invalid,
     NotFound,
     StoreError,
     Unavailable,
@@ -54,40 +64,9 @@ from podns.store.errors import (
 from podns.store.interface import EventType, ListResult, Obj, WatchEvent
 from podns.store.watchcache import DEFAULT_QUEUE_SIZE
 
-#: seconds a whole store call may take before Unavailable ("a few seconds", never a hang)
-DEFAULT_TIMEOUT = 5.0
-#: seconds one attempt against one endpoint may take before trying the next
-DEFAULT_ATTEMPT_TIMEOUT = 2.0
 #: the Kubernetes API server compacts etcd every 5 minutes, keeping 5 minutes of history
 DEFAULT_COMPACT_INTERVAL = 300.0
 DEFAULT_RETENTION = 300.0
-#: a watch response may batch many events while catching up
-MAX_MESSAGE = 64 * 1024 * 1024
-
-
-class _EndpointFailed(Exception):
-    """One endpoint could not serve the request; another may. `ambiguous`: a write may
-    nevertheless have been applied."""
-
-    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
-        super().__init__(message)
-        self.ambiguous = ambiguous
-
-
-class _Ambiguous(Exception):
-    """A write's outcome is unknown (its answer was lost); the caller reads to find out."""
-
-
-class _FutureRevision(StoreError):
-    """A read asked for a revision the cluster has not reached."""
-
-
-def _b64(s: str) -> str:
-    return base64.b64encode(s.encode()).decode()
-
-
-def _unb64(s: str) -> bytes:
-    return base64.b64decode(s)
 
 
 class EtcdStore:
@@ -106,127 +85,35 @@ class EtcdStore:
     ) -> None:
         """`endpoints`: client URLs (`http://127.0.0.1:2379`); `root`: key prefix, ending in
         `/`; `compact_interval` 0 disables automatic compaction."""
-        if not endpoints:
-            raise ValueError("EtcdStore needs at least one endpoint")
         if not root.endswith("/"):
             raise ValueError(f"etcd key root {root!r} must end in '/'")
-        self._endpoints = [e.rstrip("/") for e in endpoints]
+        self._client = EtcdClient(endpoints, timeout=timeout, attempt_timeout=attempt_timeout,
+                                  on_first_use=self._start_compactor)
+        self._call = self._client.call
         self._root = root
         self._timeout = timeout
-        self._attempt_timeout = attempt_timeout
         self._queue_size = watch_queue_size
         self._compact_interval = compact_interval
         self._retention = retention
-        self._preferred = 0
-        self._session: aiohttp.ClientSession | None = None
         self._compactor: asyncio.Task[None] | None = None
         self._watches: set[_EtcdWatch] = set()
         self._closed = False
 
-    # -- transport -----------------------------------------------------------------------------
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise Unavailable("etcd store is closed")
-        if self._session is None:
-            # No connection cap: every watch holds a connection for its lifetime, and aiohttp's
-            # default of 100 would make the 101st watch, and every request after it, wait.
-            # `hasleader` (clientv3's WithRequireLeader): a member cut off from the leader
-            # fails requests and cancels watches at once instead of leaving a watch silent.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), read_bufsize=MAX_MESSAGE // 4,
-                headers={"Grpc-Metadata-hasleader": "true"},
+    def _start_compactor(self) -> None:
+        if self._compact_interval > 0:
+            self._compactor = asyncio.get_running_loop().create_task(
+                self._compact_forever(), name="etcd-compactor"
             )
-            if self._compact_interval > 0:
-                self._compactor = asyncio.get_running_loop().create_task(
-                    self._compact_forever(), name="etcd-compactor"
-                )
-        return self._session
-
-    async def _call(
-        self, path: str, body: dict[str, Any], *, write: bool = False, deadline: float | None = None
-    ) -> dict[str, Any]:
-        """POST to the first endpoint that answers; map etcd errors to store errors.
-
-        Failures that leave nothing applied (no connection, no leader) move on to the next
-        endpoint, rounds apart by a short pause (an election takes about a second). A write
-        whose outcome is unknown (timed out after sending) raises `_Ambiguous` for the caller
-        to resolve by reading; reads just try again. At `deadline` (default: now + timeout):
-        Unavailable.
-        """
-        session = self._http()
-        data = orjson.dumps(body)
-        if deadline is None:
-            deadline = time.monotonic() + self._timeout
-        errors: list[str] = []
-        n = len(self._endpoints)
-        attempt = refused = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or refused >= 2 * n:
-                break
-            idx = (self._preferred + attempt) % n
-            attempt += 1
-            if attempt > n and attempt % n == 1:
-                await asyncio.sleep(min(0.1, remaining))
-            url = self._endpoints[idx] + path
-            try:
-                async with asyncio.timeout(min(remaining, self._attempt_timeout)):
-                    async with session.post(url, data=data) as resp:
-                        payload = orjson.loads(await resp.read())
-            except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
-                # Every member refusing twice in a row: nothing is listening, say so now.
-                refused += 1
-                errors.append(f"{url}: {exc}")
-                continue
-            except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as exc:
-                refused = 0
-                errors.append(f"{url}: {type(exc).__name__} {exc}")
-                if write:
-                    raise _Ambiguous(errors[-1]) from exc
-                continue
-            try:
-                result = self._check(payload)
-            except _EndpointFailed as exc:
-                refused = 0
-                errors.append(f"{url}: {exc}")
-                if write and exc.ambiguous:
-                    raise _Ambiguous(errors[-1]) from None
-                continue
-            self._preferred = idx
-            return result
-        raise Unavailable(f"etcd request {path} failed: {'; '.join(errors[-n:]) or 'timed out'}")
-
-    @staticmethod
-    def _check(payload: dict[str, Any]) -> dict[str, Any]:
-        """Return a successful payload; raise the store error an etcd error means."""
-        if "error" not in payload:
-            return payload
-        message = str(payload.get("message") or payload.get("error"))
-        if "required revision has been compacted" in message:
-            raise Expired(message)
-        if "required revision is a future revision" in message:
-            raise _FutureRevision(message)
-        if "request is too large" in message or "larger than max" in message:
-            raise Invalid(f"object too large for etcd: {message}")
-        # "request timed out[, possibly due to previous leader failure]", "request cancelled":
-        # a proposal may have been applied. "no leader", "leader changed", "too many requests":
-        # nothing was applied. Both may succeed on another member or a bit later.
-        if "timed out" in message or "cancelled" in message:
-            raise _EndpointFailed(message, ambiguous=True)
-        if payload.get("code") in (2, 4, 8, 14) or "leader" in message:
-            raise _EndpointFailed(message, ambiguous=False)
-        raise StoreError(f"etcd: {message}")
 
     def _decode(self, kv: dict[str, Any]) -> Obj:
-        obj: Obj = orjson.loads(_unb64(kv["value"]))
+        obj: Obj = orjson.loads(unb64(kv["value"]))
         obj.setdefault("metadata", {})["resourceVersion"] = kv["mod_revision"]
         return obj
 
     # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, key: str) -> Obj:
-        resp = await self._call("/v3/kv/range", {"key": _b64(self._root + key)})
+        resp = await self._call("/v3/kv/range", {"key": b64(self._root + key)})
         kvs = resp.get("kvs")
         if not kvs:
             raise NotFound(key)
@@ -243,14 +130,14 @@ class EtcdStore:
         lo, hi = prefix_range(self._root + prefix)
         if start_after is not None:
             lo = max(lo, self._root + start_after + "\x00")
-        body: dict[str, Any] = {"key": _b64(lo), "range_end": _b64(hi)}
+        body: dict[str, Any] = {"key": b64(lo), "range_end": b64(hi)}
         if limit is not None and limit > 0:
             body["limit"] = limit
         if at_rv:
             body["revision"] = at_rv
         try:
             resp = await self._call("/v3/kv/range", body)
-        except _FutureRevision:
+        except FutureRevision:
             body.pop("revision")
             resp = await self._call("/v3/kv/range", body)
             at_rv = None
@@ -258,11 +145,11 @@ class EtcdStore:
         rv = at_rv if at_rv else int(resp["header"]["revision"])
         cont = None
         if resp.get("more") and kvs:
-            cont = _unb64(kvs[-1]["key"]).decode()[len(self._root) :]
+            cont = unb64(kvs[-1]["key"]).decode()[len(self._root) :]
         return ListResult(items=decode_many(kvs, self._decode), rv=rv, continue_key=cont)
 
     async def current_rv(self) -> int:
-        resp = await self._call("/v3/kv/range", {"key": _b64(self._root)})
+        resp = await self._call("/v3/kv/range", {"key": b64(self._root)})
         return int(resp["header"]["revision"])
 
     # -- writes --------------------------------------------------------------------------------
@@ -280,7 +167,7 @@ class EtcdStore:
         return await self._call("/v3/kv/txn", body, write=True, deadline=deadline)
 
     async def create(self, key: str, obj: Obj) -> Obj:
-        k = _b64(self._root + key)
+        k = b64(self._root + key)
         data = encode(key, without_rv(obj))
         put = {"request_put": {"key": k, "value": base64.b64encode(data).decode()}}
         absent = {"key": k, "result": "EQUAL", "target": "CREATE", "create_revision": 0}
@@ -289,19 +176,20 @@ class EtcdStore:
         while True:
             try:
                 resp = await self._txn(absent, put, k, deadline)
-            except _Ambiguous:
+            except Ambiguous:
                 ambiguous = True
+                await asyncio.sleep(0.05)  # the answer was lost: give the cluster a moment
                 continue
             if resp.get("succeeded"):
                 return with_rv(obj, int(resp["header"]["revision"]))
             kvs = resp["responses"][0]["response_range"].get("kvs")
             if kvs:
-                if ambiguous and _unb64(kvs[0]["value"]) == data:
+                if ambiguous and unb64(kvs[0]["value"]) == data:
                     return self._decode(kvs[0])  # our own earlier attempt landed
                 raise AlreadyExists(key)
 
     async def update(self, key: str, obj: Obj, *, expected_rv: int | None = None) -> Obj:
-        k = _b64(self._root + key)
+        k = b64(self._root + key)
         data = encode(key, without_rv(obj))
         put = {"request_put": {"key": k, "value": base64.b64encode(data).decode()}}
         deadline = self._deadline()
@@ -312,7 +200,7 @@ class EtcdStore:
             if not kvs:
                 raise NotFound(key)
             cur_rv = int(kvs[0]["mod_revision"])
-            if _unb64(kvs[0]["value"]) == data and (ambiguous or expected_rv in (None, cur_rv)):
+            if unb64(kvs[0]["value"]) == data and (ambiguous or expected_rv in (None, cur_rv)):
                 # Unchanged (no write, no new revision), or our own earlier attempt landed.
                 return self._decode(kvs[0])
             if expected_rv is not None and expected_rv != cur_rv:
@@ -320,7 +208,7 @@ class EtcdStore:
             same = {"key": k, "result": "EQUAL", "target": "MOD", "mod_revision": cur_rv}
             try:
                 resp = await self._txn(same, put, k, deadline)
-            except _Ambiguous:
+            except Ambiguous:
                 ambiguous = True
                 resp = await self._read(k, deadline)
                 continue
@@ -330,7 +218,7 @@ class EtcdStore:
             resp = resp["responses"][0]["response_range"]
 
     async def delete(self, key: str, *, expected_rv: int | None = None) -> Obj:
-        k = _b64(self._root + key)
+        k = b64(self._root + key)
         drop = {"request_delete_range": {"key": k, "prev_kv": True}}
         deadline = self._deadline()
         resp = await self._read(k, deadline)
@@ -349,7 +237,7 @@ class EtcdStore:
             same = {"key": k, "result": "EQUAL", "target": "MOD", "mod_revision": cur_rv}
             try:
                 resp = await self._txn(same, drop, k, deadline)
-            except _Ambiguous:
+            except Ambiguous:
                 last = self._decode(kvs[0])
                 resp = await self._read(k, deadline)
                 continue
@@ -364,7 +252,7 @@ class EtcdStore:
     async def compact(self, rv: int) -> None:
         target = min(rv + 1, await self.current_rv())
         # Already compacted further (another API server did it): nothing to do.
-        with contextlib.suppress(Expired, _FutureRevision):
+        with contextlib.suppress(Expired, FutureRevision):
             await self._call("/v3/kv/compaction", {"revision": target})
 
     async def _compact_forever(self) -> None:
@@ -398,8 +286,7 @@ class EtcdStore:
             self._compactor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._compactor
-        if self._session is not None:
-            await self._session.close()
+        await self._client.close()
 
 
 class _EtcdWatch:
@@ -467,13 +354,14 @@ class _EtcdWatch:
         store = self._store
         lo, hi = prefix_range(store._root + self._prefix)
         failed_since: float | None = None
-        n = len(store._endpoints)
+        client = store._client
+        n = len(client.endpoints)
         errors: deque[str] = deque(maxlen=n)
         i = refused = 0
         try:
             while not self._ended:
-                url = store._endpoints[(store._preferred + i) % n] + "/v3/watch"
-                body = {"create_request": {"key": _b64(lo), "range_end": _b64(hi),
+                url = client.endpoints[(client.preferred + i) % n] + "/v3/watch"
+                body = {"create_request": {"key": b64(lo), "range_end": b64(hi),
                                            "start_revision": self._next_rv, "prev_kv": True}}
                 try:
                     await self._stream(url, body)
@@ -484,7 +372,7 @@ class _EtcdWatch:
                 except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
                     refused += 1
                     errors.append(f"{url}: {exc}")
-                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, _EndpointFailed) as exc:
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, EndpointFailed) as exc:
                     # ValueError: a garbled or oversized message (orjson, aiohttp's line limit)
                     refused = 0
                     errors.append(f"{url}: {type(exc).__name__} {exc}")
@@ -509,21 +397,21 @@ class _EtcdWatch:
     async def _stream(self, url: str, body: dict[str, Any]) -> None:
         """Read one watch stream until it ends; raise on errors."""
         store = self._store
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=store._attempt_timeout)
-        async with store._http().post(url, data=orjson.dumps(body), timeout=timeout) as resp:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=store._client.attempt_timeout)
+        async with store._client.session().post(url, data=orjson.dumps(body), timeout=timeout) as resp:
             root_len = len(store._root)
             async for line in resp.content:
                 if not line.strip():
                     continue
                 msg = orjson.loads(line)
                 if "error" in msg:
-                    raise _EndpointFailed(str(msg["error"]))
+                    raise EndpointFailed(str(msg["error"]))
                 result = msg.get("result") or {}
                 if result.get("canceled"):
                     compacted = result.get("compact_revision")
                     if compacted:
                         raise Expired(f"too old resource version: {self._next_rv - 1} ({compacted})")
-                    raise _EndpointFailed(result.get("cancel_reason") or "watch canceled")
+                    raise EndpointFailed(result.get("cancel_reason") or "watch canceled")
                 if result.get("created"):
                     self._connected = True
                     if self._started is not None and not self._started.done():
@@ -536,7 +424,7 @@ class _EtcdWatch:
     def _deliver(self, ev: dict[str, Any], root_len: int) -> None:
         kv = ev["kv"]
         rv = int(kv["mod_revision"])
-        key = _unb64(kv["key"]).decode()[root_len:]
+        key = unb64(kv["key"]).decode()[root_len:]
         store = self._store
         if ev.get("type") == "DELETE":
             prev = ev.get("prev_kv")
