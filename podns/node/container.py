@@ -39,6 +39,8 @@ BACKOFF_MAX = 300.0
 BACKOFF_RESET_AFTER = 600.0
 #: how often a container whose configuration is incomplete (missing ConfigMap...) is retried
 CONFIG_RETRY = 5.0
+#: upper bound for a postStart hook (the kubelet has none; a hung hook must not wedge the pod)
+POSTSTART_TIMEOUT = 120.0
 #: extra time the kubelet grants after a preStop hook used up the grace period
 PRESTOP_EXTRA = 2.0
 
@@ -201,6 +203,10 @@ class ContainerRunner:
         self.record.state = {"running": {"startedAt": rfc3339(started)}}
         self.host.event("Normal", "Created", f"Created container: {self.name}", self.field_path)
         self.host.event("Normal", "Started", f"Started container {self.name}", self.field_path)
+        hook = (self.spec.get("lifecycle") or {}).get("postStart")
+        if hook and not await self._post_start(hook, env, cwd):
+            self._kill_grace = self.host.grace_period()
+            self._kill.set()
         self._start_probes(env, cwd)
         self.host.changed()
         self.host.processes_changed()
@@ -345,6 +351,20 @@ class ContainerRunner:
                 "startedAt": rfc3339(proc.started_at), "finishedAt": rfc3339(proc.finished_at or time.time()),
                 "containerID": self.record.container_id,
             }}
+
+    async def _post_start(self, hook: Obj, env: dict[str, str], cwd: str) -> bool:
+        """Run the postStart hook (the container counts as started only after it); False when it
+        failed, which kills the container as the kubelet does (event FailedPostStartHook)."""
+        if "sleep" in hook:
+            await asyncio.sleep(float(hook["sleep"].get("seconds", 0)))
+            return True
+        res = await probes.check(hook, pod_ip=self.host.pod_ip, container=self.spec, env=env,
+                                 timeout=POSTSTART_TIMEOUT, cwd=cwd)
+        if res.success:
+            return True
+        self.host.event("Warning", "FailedPostStartHook", f"PostStartHook failed: {res.message}",
+                        self.field_path)
+        return False
 
     async def _pre_stop(self, hook: Obj, grace: float) -> None:
         if "sleep" in hook:

@@ -263,3 +263,19 @@ async def test_configmap_secret_and_hostpath_volumes(agent: FakeAgent, tmp_path:
     agent.start(make_pod("m", [c], volumes=vols[:1], restartPolicy="Never"))
     st = await agent.wait_for(lambda s: s.get("reason") == "FailedMount")
     assert 'configmap "cfg" not found' in st["message"] and st["phase"] == "Pending"
+
+
+async def test_post_start_hook_runs_and_failure_restarts(agent: FakeAgent, tmp_path: Path) -> None:
+    """given a postStart exec hook, it runs after the start; a failing one kills the container."""
+    marker = tmp_path / "post"
+    ok = {"name": "ok", "command": ["sleep", "30"],
+          "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", f"echo done > {marker}"]}}}}
+    agent.start(make_pod("a", [ok]))
+    await agent.wait_for(lambda s: cond(s, "Ready") == "True")
+    assert marker.read_text() == "done\n"
+    bad = {"name": "bad", "command": ["sleep", "30"],
+           "lifecycle": {"postStart": {"exec": {"command": ["false"]}}}}
+    agent.start(make_pod("b", [bad], terminationGracePeriodSeconds=1))
+    await agent.wait_for(lambda s: s["containerStatuses"][0]["name"] == "bad"
+                         and s["containerStatuses"][0]["restartCount"] >= 1)
+    assert any(e[1] == "FailedPostStartHook" for e in agent.events)
