@@ -89,10 +89,11 @@ def api_mode(args: argparse.Namespace) -> int:
             took = asyncio.run(fill_api(data / "kubeconfig", items))
             print(f"wrote {len(items)} objects to the API in {took:.1f} s")
             start = time.perf_counter()
+            log = open(Path(tmp) / "dns.log", "wb")
             dns = subprocess.Popen([sys.executable, "-m", "podns", "dns", "--kubeconfig",
                                     str(data / "kubeconfig-readonly"), "--listen", f"127.0.0.1:{dns_port}",
                                     "--upstream", "none", "--metrics-addr", f"127.0.0.1:{metrics_port}"],
-                                   cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
             while True:
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=1) as r:
@@ -105,6 +106,10 @@ def api_mode(args: argparse.Namespace) -> int:
             status = Path(f"/proc/{dns.pid}/status").read_text()
             rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1e3
             print(f"podns dns: ready (full sync) {ready:.2f} s after process start; RSS {rss:.0f} MB")
+            for line in (Path(tmp) / "dns.log").read_text().splitlines():
+                if "synced in" in line:
+                    print("  log:", line.split(": ", 1)[-1][:80])
+            log.close()
         finally:
             for proc in (dns, api):
                 if proc is not None:
@@ -133,7 +138,9 @@ def main() -> int:
     wall, cpu = time.perf_counter(), time.process_time()
     for kind, obj in trimmed:
         getattr(index, f"on_{kind}_add")(obj)
+    gc.disable()  # as ClusterDNS does around the first build
     index.mark_synced()
+    gc.enable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     gc.collect()
     gc.freeze()
