@@ -9,7 +9,9 @@ it). Figures:
 - watch delivery latency p50/p99: from sending a write to its event arriving at a watcher,
   writes paced at ~200/s so the figure is latency, not queueing;
 - list latency (median of 5) of all `--pods` pods, JSON and Table;
-- RSS of the server process holding `--pods` pods (after the lists).
+- RSS of the server process holding `--pods` pods (after the lists);
+- fan-out: with 100 watchers open, the time from a write until the last watcher has its event,
+  and the server's CPU per event per watcher.
 
 The etcd peer is a single member on loopback with its data on disk (SQLite's is on disk too).
 Kubernetes' SLO for single-object mutating calls is p99 <= 1 s; podns aims below 10 ms.
@@ -41,6 +43,8 @@ from podns.store.testing import etcd_available, start_etcd_cluster
 
 PODS = "/api/v1/namespaces/default/pods"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+#: watchers of the fan-out figure
+FAN_OUT = 100
 
 
 def pod(name: str) -> dict[str, Any]:
@@ -96,6 +100,11 @@ class Server:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -207,7 +216,54 @@ async def measure(http: aiohttp.ClientSession, server: Server, n_pods: int,
         assert count == n_pods, count
         out[f"list {n_pods} pods ms ({label})"] = statistics.median(times) * 1e3
     out[f"server RSS MiB with {n_pods} pods"] = server.rss_mib()
+    out.update(await fan_out(http, server, upd[:200]))
     return out
+
+
+async def fan_out(http: aiohttp.ClientSession, server: Server, names: list[str],
+                  watchers: int = FAN_OUT) -> dict[str, float]:
+    """Server CPU per event and per watcher, and time until the last of `watchers` watchers
+    has an event: the cost of fan-out (events are encoded once and the bytes shared)."""
+    async with http.get(PODS, params={"limit": "1"}) as r:
+        rv = (await r.json())["metadata"]["resourceVersion"]
+    conn = aiohttp.TCPConnector(ssl=server.ssl, limit=watchers + 8)
+    headers = {"Authorization": f"Bearer {server.token}"}
+    arrivals: list[float] = []
+    async with aiohttp.ClientSession(server.url, connector=conn, headers=headers) as wsess:
+        resps = [await wsess.get(PODS, params={"watch": "true", "resourceVersion": rv},
+                                 timeout=aiohttp.ClientTimeout(total=None))
+                 for _ in range(watchers)]
+        got = asyncio.Event()
+        pending = [0]
+
+        async def drain(resp: aiohttp.ClientResponse) -> None:
+            async for _line in resp.content:  # count lines, no JSON parsing: the server is measured
+                pending[0] -= 1
+                if pending[0] == 0:
+                    arrivals.append(time.perf_counter())
+                    got.set()
+
+        tasks = [asyncio.create_task(drain(r)) for r in resps]
+        cpu0 = server.cpu_seconds()
+        delays = []
+        for name in names:
+            got.clear()
+            pending[0] = watchers
+            t = time.perf_counter()
+            body = orjson.dumps({"metadata": {"labels": {"fan": str(t)}}})
+            async with http.patch(f"{PODS}/{name}", data=body,
+                                  headers={"Content-Type": "application/merge-patch+json"}) as r:
+                await r.read()
+            await asyncio.wait_for(got.wait(), 30)
+            delays.append(arrivals[-1] - t)
+        cpu = server.cpu_seconds() - cpu0
+        for task in tasks:
+            task.cancel()
+        for r in resps:
+            r.close()
+    return {f"fan-out to {watchers} watchers: last p50 ms": pct(delays, 0.5) * 1e3,
+            f"fan-out to {watchers} watchers: last p99 ms": pct(delays, 0.99) * 1e3,
+            "fan-out server CPU us/event/watcher": cpu / len(names) / watchers * 1e6}
 
 
 async def main() -> None:
