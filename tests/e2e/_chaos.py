@@ -77,6 +77,8 @@ class Fault:
     write_errors: int = 0
     dns_failed: int = 0
     dns_fallbacks: int = 0
+    single_write_errors: int = 0    # the peer writer that knows only API server 1
+    single_dns_failed: int = 0      # the peer resolver that knows only DNS server 1
 
 
 @dataclass(slots=True)
@@ -92,6 +94,12 @@ class Result:
     leader_takeover_s: float = 0.0
     converged_s: float = 0.0        # last restart -> everything serving again
     faults: list[Fault] = field(default_factory=list)
+    #: the single-server peers: a writer knowing only API server 1, a resolver only DNS server 1
+    single_acked: int = 0
+    single_lost: list[str] = field(default_factory=list)
+    single_write_errors: int = 0
+    single_dns_queries: int = 0
+    single_dns_failed: int = 0
 
     def lines(self) -> list[str]:
         """A human-readable report."""
@@ -99,12 +107,18 @@ class Result:
                f"failed (not acknowledged): {self.write_errors}",
                f"DNS queries: {self.dns_queries}, failed with both servers configured: "
                f"{self.dns_failed}, answered by the second server: {self.dns_fallbacks}",
+               f"  peer with one API server: acknowledged {self.single_acked}, lost "
+               f"{len(self.single_lost)}, failed {self.single_write_errors}",
+               f"  peer with one DNS server: queries {self.single_dns_queries}, failed "
+               f"{self.single_dns_failed}",
                f"time to a new controller leader: {self.leader_takeover_s:.2f} s",
                f"time to converge after the last restart: {self.converged_s:.2f} s"]
         for f in self.faults:
             out.append(f"  {f.name:<22} recovered {f.recovered_s:5.2f} s after restart; "
                        f"longest write gap {f.max_write_gap_s:5.2f} s; write errors "
-                       f"{f.write_errors}; DNS failed {f.dns_failed}, fallbacks {f.dns_fallbacks}")
+                       f"{f.write_errors} (one-server peer {f.single_write_errors}); DNS failed "
+                       f"{f.dns_failed} (one-server peer {f.single_dns_failed}), fallbacks "
+                       f"{f.dns_fallbacks}")
         return out
 
 
@@ -217,7 +231,12 @@ def etcd_leader(etcd: EtcdCluster) -> int:
 
 
 class Loads:
-    """The writer and the DNS client, as asyncio tasks; `stop()` returns their records."""
+    """The writers and DNS clients, as asyncio tasks; `stop()` ends them.
+
+    The measured pair (a writer whose client lists both API servers, a resolver with both DNS
+    servers) runs beside its single-server peer (a writer that knows only API server 1, a
+    resolver that knows only DNS server 1), so the report shows what failover buys.
+    """
 
     def __init__(self, cluster: Cluster, *, write_interval: float, dns_interval: float) -> None:
         self.cluster = cluster
@@ -226,38 +245,49 @@ class Loads:
         self.acked: list[tuple[float, str]] = []
         self.write_failures: list[float] = []
         self.dns: list[tuple[float, bool, bool]] = []  # (time, answered correctly, fallback)
+        self.single_acked: list[tuple[float, str]] = []
+        self.single_write_failures: list[float] = []
+        self.single_dns: list[tuple[float, bool, bool]] = []
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._writer(), name="chaos-writer"),
-                       asyncio.create_task(self._resolver(), name="chaos-dns")]
+        apis = [a.api_url for a in self.cluster.apis]
+        addrs = [addr for _, addr in self.cluster.dns]
+        self._tasks = [
+            asyncio.create_task(self._writer(apis, "w", self.acked, self.write_failures)),
+            asyncio.create_task(self._writer(apis[:1], "s", self.single_acked,
+                                             self.single_write_failures)),
+            asyncio.create_task(self._resolver(addrs, self.dns)),
+            asyncio.create_task(self._resolver(addrs[:1], self.single_dns)),
+        ]
 
     async def stop(self) -> None:
         self._stop.set()
         await asyncio.gather(*self._tasks)
 
-    async def _writer(self) -> None:
-        config = load_kubeconfig(self.cluster.apis[0].kubeconfig)
+    async def _writer(self, servers: list[str], prefix: str, acked: list[tuple[float, str]],
+                      failures: list[float]) -> None:
+        config = load_kubeconfig(self.cluster.apis[0].kubeconfig, servers=servers)
         async with Client(config) as client:
             i = 0
             while not self._stop.is_set():
-                name = f"w-{i}"
+                name = f"{prefix}-{i}"
                 i += 1
                 body = {"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": name, "labels": {WRITE_LABEL: "1"}},
+                        "metadata": {"name": name, "labels": {WRITE_LABEL: prefix}},
                         "data": {"i": str(i)}}
                 try:
                     async with asyncio.timeout(15):
                         await client.create(CONFIGMAPS, body, NS)
-                    self.acked.append((time.monotonic(), name))
+                    acked.append((time.monotonic(), name))
                 except (KubeError, TimeoutError):
-                    self.write_failures.append(time.monotonic())
+                    failures.append(time.monotonic())
                 await asyncio.sleep(self.write_interval)
 
-    async def _resolver(self) -> None:
+    async def _resolver(self, addrs: list[tuple[str, int]],
+                        records: list[tuple[float, bool, bool]]) -> None:
         want = [self.cluster.probe_ip]
-        addrs = [addr for _, addr in self.cluster.dns]
         while not self._stop.is_set():
             ok, fallback = False, False
             for n, addr in enumerate(addrs):
@@ -270,7 +300,7 @@ class Loads:
                     continue  # not synced: a resolver tries the next server
                 ok, fallback = a_records(msg) == want, n > 0
                 break
-            self.dns.append((time.monotonic(), ok, fallback))
+            records.append((time.monotonic(), ok, fallback))
             await asyncio.sleep(self.dns_interval)
 
 
@@ -374,8 +404,13 @@ async def _account(cluster: Cluster, loads: Loads, result: Result) -> None:
     """Fill in the totals and per-fault figures, and list what the API holds."""
     config = load_kubeconfig(cluster.apis[1].kubeconfig)
     async with Client(config) as client:
-        listed = await client.list_all(CONFIGMAPS, NS, label_selector=f"{WRITE_LABEL}=1")
+        listed = await client.list_all(CONFIGMAPS, NS, label_selector=WRITE_LABEL)
     present = {item["metadata"]["name"] for item in listed.get("items", [])}
+    result.single_acked = len(loads.single_acked)
+    result.single_lost = [name for _, name in loads.single_acked if name not in present]
+    result.single_write_errors = len(loads.single_write_failures)
+    result.single_dns_queries = len(loads.single_dns)
+    result.single_dns_failed = sum(not ok for _, ok, _ in loads.single_dns)
     result.acked = len(loads.acked)
     result.lost = [name for _, name in loads.acked if name not in present]
     result.write_errors = len(loads.write_failures)
@@ -390,6 +425,9 @@ async def _account(cluster: Cluster, loads: Loads, result: Result) -> None:
         f.write_errors = sum(f.killed_at <= t <= end for t in loads.write_failures)
         f.dns_failed = sum(f.killed_at <= t <= end and not ok for t, ok, _ in loads.dns)
         f.dns_fallbacks = sum(f.killed_at <= t <= end and fb for t, _, fb in loads.dns)
+        f.single_write_errors = sum(f.killed_at <= t <= end for t in loads.single_write_failures)
+        f.single_dns_failed = sum(f.killed_at <= t <= end and not ok
+                                  for t, ok, _ in loads.single_dns)
 
 
 def median(values: list[float]) -> float:

@@ -43,6 +43,10 @@ async def test_chaos_loses_no_acknowledged_write_and_converges(tmp_path: Path) -
     assert result.dns_failed == 0, report
     dns_fault = result.faults[3]
     assert dns_fault.dns_fallbacks > 0, report  # the second server answered while the first was down
+    # the faults were real: the single-server peers failed where failover did not
+    assert dns_fault.single_dns_failed > 0, report
+    assert result.faults[1].single_write_errors > 0, report
+    assert result.single_lost == [], report
     # the standby acquires once the dead leader's Lease expires (+ a retry period, + a busy CPU)
     assert 0 < result.leader_takeover_s < LEASE_DURATION + 4, report
     assert result.converged_s < 60, report
