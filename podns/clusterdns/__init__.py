@@ -1,1 +1,5 @@
-"""podns.clusterdns."""
+"""Cluster DNS: the Kubernetes DNS-Based Service Discovery spec, served from precomputed answers.
+
+Entry points: `podns.clusterdns.app.ClusterDNS` (informers -> index -> UDP/TCP server + metrics),
+wired by `podns dns` and `podns up`; see README.md in this folder and docs/dns.md.
+"""

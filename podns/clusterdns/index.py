@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from podns.clusterdns import objects, wire
+from podns.clusterdns.answers import Entry, build_entry
 from podns.clusterdns.metrics import Metrics
 from podns.clusterdns.records import RRSet, ServiceRecords, label, reverse_name, service_records
 from podns.clusterdns.wire import RR
@@ -31,140 +32,6 @@ from podns.clusterdns.wire import RR
 _T = TypeVar("_T")
 _QTAIL = {t: struct.pack("!HH", t, wire.CLASS_IN) for t in (wire.A, wire.AAAA, wire.SRV, wire.PTR,
                                                              wire.CNAME, wire.TXT, wire.NS)}
-
-
-class Entry(NamedTuple):
-    """A precomputed positive answer, split around the question.
-
-    response = query_id + entry[rd] + question-as-asked + tail, where entry[0]/entry[1] are the
-    header bytes 2..11 with RD clear/set (a plain tuple, so the fast path indexes it natively).
-    Answer RRs point at the question (offset 12) by compression, so they carry the question's
-    case. `answer_ends` are offsets into `tail` after each answer RR (for truncation).
-    """
-
-    hdr_rd0: bytes
-    hdr_rd1: bytes
-    tail: bytes
-    stat: int
-    answer_ends: tuple[int, ...]
-    records: int
-    #: header bytes 2..11 with ARCOUNT + 1, for answers that carry our OPT (RD clear / set)
-    ehdr_rd0: bytes
-    ehdr_rd1: bytes
-
-
-#: shared copies of the few distinct header and offset values (most answers have the same
-#: counts): saves ~200 bytes per answer at 100k+ answers
-_INTERN: dict[Any, Any] = {}
-_FAST_TYPES = frozenset((wire.A, wire.AAAA, wire.PTR, wire.CNAME, wire.TXT))
-_RR_HEAD = struct.Struct("!HHHIH")
-_HDR_AN = struct.Struct("!HHHHH")
-_SRV_HEAD = struct.Struct("!HHHIHHHH")
-
-
-def _intern(value: Any) -> Any:
-    return _INTERN.setdefault(value, value)
-
-
-_HEADERS: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = {}
-_RR_PREFIX: dict[tuple[int, int, int], bytes] = {}
-_CELLS: dict[tuple[int, int], int] = {}
-
-
-def _headers(hdr0: bytes) -> tuple[bytes, bytes, bytes, bytes]:
-    """(RD clear, RD set, RD clear + OPT, RD set + OPT) header variants, shared."""
-    found = _HEADERS.get(hdr0)
-    if found is None:
-        hdr1 = bytes((hdr0[0] | 0x01,)) + hdr0[1:]
-        arcount = ((hdr0[8] << 8 | hdr0[9]) + 1).to_bytes(2, "big")
-        found = _HEADERS[hdr0] = (hdr0, hdr1, hdr0[:8] + arcount, hdr1[:8] + arcount)
-    return found
-
-
-def _encode_srv(owner: bytes, rrset: RRSet) -> tuple[bytes, bytes, tuple[int, ...]] | None:
-    """SRV answers whose targets are `<label>.<base>` or `<base>`, with `base` a suffix of the
-    question (every Kubernetes SRV): laid out directly with pointers into the question.
-    Returns (header bytes 2..11, tail, answer end offsets in tail), or None to use the Writer."""
-    first = rrset.answer[0][3][3]
-    base = first if owner.endswith(first) else first[1 + first[0]:]
-    if not owner.endswith(base) or len(owner) > 0x3FF0:
-        return None
-    base_ptr = struct.pack("!H", 0xC000 | (12 + len(owner) - len(base)))
-    qend = 12 + len(owner) + 4
-    parts: list[bytes] = []
-    ends: list[int] = []
-    targets: dict[bytes, bytes] = {}  # target name -> pointer to where it was written
-    pos = 0
-    for rr_owner, _rtype, ttl, (prio, weight, port, target) in rrset.answer:
-        if rr_owner != owner:
-            return None
-        if target == base:
-            tname = base_ptr
-        elif target.endswith(base) and len(target) == len(base) + 1 + target[0]:
-            tname = target[:1 + target[0]] + base_ptr
-        else:
-            return None
-        if target not in targets and tname is not base_ptr:
-            targets[target] = struct.pack("!H", 0xC000 | (qend + pos + 18))
-        elif target == base:
-            targets.setdefault(target, base_ptr)
-        head = _SRV_HEAD.pack(0xC00C, wire.SRV, wire.CLASS_IN, ttl, 6 + len(tname), prio, weight, port)
-        part = head + tname
-        pos += len(part)
-        ends.append(pos)
-        parts.append(part)
-    for rr_owner, rtype, ttl, rdata in rrset.additional:
-        ptr = targets.get(rr_owner)
-        if ptr is None or not isinstance(rdata, bytes):
-            return None
-        parts.append(ptr + struct.pack("!HHIH", rtype, wire.CLASS_IN, ttl, len(rdata)) + rdata)
-    if qend + sum(map(len, parts)) > 0x3FFF:
-        return None
-    hdr0 = _HDR_AN.pack(wire.QR | wire.AA, 1, len(rrset.answer), 0, len(rrset.additional))
-    return hdr0, b"".join(parts), tuple(ends)
-
-
-def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None) -> Entry:
-    """Encode one positive answer. RRsets of plain records at the question name (the bulk:
-    A/AAAA/PTR/TXT) are laid out directly (owner = pointer to the question); the rest go
-    through the compressing Writer."""
-    answer = rrset.answer
-    if qtype in _FAST_TYPES and not rrset.additional and all(rr[0] == owner for rr in answer):
-        parts = []
-        ends = []
-        pos = 0
-        for _owner, rtype, ttl, rdata in answer:
-            rd = rdata if rdata.__class__ is bytes else rdata[0]
-            pkey = (rtype, ttl, len(rd))
-            prefix = _RR_PREFIX.get(pkey)
-            if prefix is None:
-                prefix = _RR_PREFIX[pkey] = _RR_HEAD.pack(0xC00C, rtype, wire.CLASS_IN, ttl, len(rd))
-            part = prefix + rd
-            pos += len(part)
-            ends.append(pos)
-            parts.append(part)
-        tail = parts[0] if len(parts) == 1 else b"".join(parts)
-        hdr0 = _HDR_AN.pack(wire.QR | wire.AA, 1, len(answer), 0, 0)
-        rel_ends = tuple(ends)
-        size = 16 + len(owner) + len(tail)
-    elif qtype == wire.SRV and (srv := _encode_srv(owner, rrset)) is not None:
-        hdr0, tail, rel_ends = srv
-        size = 16 + len(owner) + len(tail)
-    else:
-        msg, abs_ends = wire.encode_response(msg_id=0, flags=wire.QR | wire.AA, rcode=wire.NOERROR,
-                                             qname=owner, qtype=qtype, answer=answer,
-                                             additional=rrset.additional)
-        qend = 12 + len(owner) + 4
-        hdr0, tail, size = msg[2:12], msg[qend:], len(msg)
-        rel_ends = tuple(e - qend for e in abs_ends)
-    h0, h1, e0, e1 = _headers(hdr0)
-    stat = 0
-    if metrics is not None:
-        ckey = (qtype, size)
-        stat = _CELLS.get(ckey, -1)
-        if stat < 0:
-            stat = _CELLS[ckey] = metrics.cell(qtype, wire.NOERROR, size, "udp")
-    return Entry(h0, h1, tail, stat, _intern(rel_ends), len(answer), e0, e1)
 
 
 class Contribution(NamedTuple):

@@ -137,7 +137,7 @@ def test_direct_encoders_match_the_generic_writer() -> None:
     import dns.message
 
     from podns.clusterdns import wire
-    from podns.clusterdns.index import build_entry
+    from podns.clusterdns.answers import build_entry
     from tests.clusterdns.conftest import load_coredns_fixture
 
     idx = RecordIndex()
