@@ -20,12 +20,12 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from podns.lb.endpoint import Endpoint
-from podns.lb.errors import ConnectError, EndpointNotFound, NoEndpoints
+from podns.lb.errors import ConnectError, EndpointNotFound, LBError, NoEndpoints
 from podns.lb.health import OutlierConfig, OutlierDetector
 from podns.lb.policies import Policy, _hash64, make_policy, rendezvous
 from podns.lb.sources.base import DEFAULT_ZONE, Source, Target
@@ -63,6 +63,55 @@ class TCPCheck:
         with contextlib.suppress(OSError):
             await writer.wait_closed()
         return True
+
+
+class Attempts:
+    """Retry bookkeeping shared by every way of using endpoints (connections, calls, the httpx
+    transports, the sync facade): iterate to get endpoints not tried yet, `failed()` each one
+    that did not take the work, and raise `error()` when the iteration ends without success."""
+
+    def __init__(
+        self,
+        pool: Balancer,
+        *,
+        key: str | None = None,
+        endpoint: str | None = None,
+        tries: int | None = None,
+        report: Callable[[Endpoint], None] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.key = key
+        self.endpoint = endpoint
+        self.left = pool.attempts if tries is None else tries
+        self.tried: set[str] = set()
+        self.errors: list[tuple[object, BaseException]] = []
+        self._report = report or pool.report_failure
+
+    def __iter__(self) -> Iterator[Endpoint]:
+        while self.left > 0:
+            self.left -= 1
+            if self.endpoint:
+                ep: Endpoint | None = self.pool.endpoint(self.endpoint)
+            else:
+                ep = self.pool._pick_excluding(self.tried, self.key)
+            if ep is None:
+                return
+            yield ep
+
+    def failed(self, ep: Endpoint, exc: BaseException) -> None:
+        """`ep` did not take the work: report it, and do not offer it again."""
+        self.errors.append((ep, exc))
+        self.tried.add(ep.key)
+        self._report(ep)
+        if self.endpoint:
+            self.left = 0  # a named endpoint has no alternative
+
+    def error(self, doing: str) -> LBError:
+        """NoEndpoints when nothing could be tried, else ConnectError listing every attempt."""
+        if not self.errors:
+            return NoEndpoints(self.pool._why_none())
+        detail = "; ".join(f"{ep}: {exc!r}" for ep, exc in self.errors)
+        return ConnectError(f"{doing} {self.pool.target.fqdn.rstrip('.')} failed: {detail}", self.errors)
 
 
 def default_source() -> Source:
@@ -308,20 +357,12 @@ class Balancer:
         A pod that refuses or does not answer within `timeout` (default `connect_timeout`) is
         reported and another one is tried, up to `attempts` in all; then ConnectError."""
         timeout = self.connect_timeout if timeout is None else timeout
-        tried: set[str] = set()
-        attempts: list[tuple[object, BaseException]] = []
-        for _ in range(self.attempts):
-            ep = self.endpoint(endpoint) if endpoint else self._pick_excluding(tried, key)
-            if ep is None:
-                break
+        attempts = Attempts(self, key=key, endpoint=endpoint)
+        for ep in attempts:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(ep.address, ep.port), timeout)
             except CONNECT_ERRORS as exc:
-                attempts.append((ep, exc))
-                tried.add(ep.key)
-                self.report_failure(ep)
-                if endpoint:
-                    break
+                attempts.failed(ep, exc)
                 continue
             self.report_success(ep)
             with self.track(ep):
@@ -332,36 +373,24 @@ class Balancer:
                     with contextlib.suppress(OSError, asyncio.CancelledError):
                         await writer.wait_closed()
             return
-        if not attempts:
-            raise NoEndpoints(self._why_none())
-        detail = "; ".join(f"{ep}: {exc!r}" for ep, exc in attempts)
-        raise ConnectError(f"connecting to {self.target.fqdn.rstrip('.')} failed: {detail}", attempts)
+        raise attempts.error("connecting to")
 
     async def call(
         self, fn: Callable[[Endpoint], Awaitable[T]], *, key: str | None = None, idempotent: bool = True
     ) -> T:
         """Run `fn(endpoint)` on a picked endpoint. A connection-level failure (OSError,
         TimeoutError) is reported and, for idempotent work, retried on another endpoint."""
-        tried: set[str] = set()
-        attempts: list[tuple[object, BaseException]] = []
-        for _ in range(self.attempts if idempotent else 1):
-            ep = self._pick_excluding(tried, key)
-            if ep is None:
-                break
+        attempts = Attempts(self, key=key, tries=None if idempotent else 1)
+        for ep in attempts:
             with self.track(ep):
                 try:
                     result = await fn(ep)
                 except CONNECT_ERRORS as exc:
-                    attempts.append((ep, exc))
-                    tried.add(ep.key)
-                    self.report_failure(ep)
+                    attempts.failed(ep, exc)
                     continue
             self.report_success(ep)
             return result
-        if not attempts:
-            raise NoEndpoints(self._why_none())
-        detail = "; ".join(f"{ep}: {exc!r}" for ep, exc in attempts)
-        raise ConnectError(f"calling {self.target.fqdn.rstrip('.')} failed: {detail}", attempts)
+        raise attempts.error("calling")
 
     def stats(self) -> dict[str, Any]:
         """Pool size, ready and ejected counts, picks per endpoint, ejections so far."""

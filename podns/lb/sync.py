@@ -15,9 +15,8 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from podns.lb.balancer import CONNECT_ERRORS, Balancer
+from podns.lb.balancer import CONNECT_ERRORS, Attempts, Balancer
 from podns.lb.endpoint import Endpoint
-from podns.lb.errors import ConnectError, NoEndpoints
 
 T = TypeVar("T")
 
@@ -87,50 +86,30 @@ class SyncBalancer:
         """A connected blocking socket to a chosen pod; see `Balancer.connection`."""
         bal = self.balancer
         timeout = bal.connect_timeout if timeout is None else timeout
-        tried: set[str] = set()
-        attempts: list[tuple[object, BaseException]] = []
-        for _ in range(bal.attempts):
-            ep = bal.endpoint(endpoint) if endpoint else bal._pick_excluding(tried, key)
-            if ep is None:
-                break
+        attempts = Attempts(bal, key=key, endpoint=endpoint, report=self.report_failure)
+        for ep in attempts:
             try:
                 sock = socket.create_connection((ep.address, ep.port), timeout=timeout)
             except CONNECT_ERRORS as exc:
-                attempts.append((ep, exc))
-                tried.add(ep.key)
-                self.report_failure(ep)
-                if endpoint:
-                    break
+                attempts.failed(ep, exc)
                 continue
             bal.report_success(ep)
             with bal.track(ep), sock:
                 yield sock
             return
-        if not attempts:
-            raise NoEndpoints(bal._why_none())
-        detail = "; ".join(f"{ep}: {exc!r}" for ep, exc in attempts)
-        raise ConnectError(f"connecting to {bal.target.fqdn.rstrip('.')} failed: {detail}", attempts)
+        raise attempts.error("connecting to")
 
     def call(self, fn: Callable[[Endpoint], T], *, key: str | None = None, idempotent: bool = True) -> T:
         """Run blocking `fn(endpoint)`, retrying connection-level failures elsewhere."""
         bal = self.balancer
-        tried: set[str] = set()
-        attempts: list[tuple[object, BaseException]] = []
-        for _ in range(bal.attempts if idempotent else 1):
-            ep = bal._pick_excluding(tried, key)
-            if ep is None:
-                break
+        attempts = Attempts(bal, key=key, tries=None if idempotent else 1, report=self.report_failure)
+        for ep in attempts:
             with bal.track(ep):
                 try:
                     result = fn(ep)
                 except CONNECT_ERRORS as exc:
-                    attempts.append((ep, exc))
-                    tried.add(ep.key)
-                    self.report_failure(ep)
+                    attempts.failed(ep, exc)
                     continue
             bal.report_success(ep)
             return result
-        if not attempts:
-            raise NoEndpoints(bal._why_none())
-        detail = "; ".join(f"{ep}: {exc!r}" for ep, exc in attempts)
-        raise ConnectError(f"calling {bal.target.fqdn.rstrip('.')} failed: {detail}", attempts)
+        raise attempts.error("calling")

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import httpx
 
-from podns.lb.balancer import Balancer
+from podns.lb.balancer import Attempts, Balancer
 from podns.lb.endpoint import Endpoint
-from podns.lb.errors import ConnectError
 from podns.lb.sync import SyncBalancer
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -36,25 +35,18 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         self.inner = inner or httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        tries = self.pool.attempts if request.method in IDEMPOTENT else 1
-        tried: set[str] = set()
-        errors: list[tuple[object, BaseException]] = []
-        for _ in range(tries):
-            ep = self.pool._pick_excluding(tried, None)
-            if ep is None:
-                break
+        attempts = Attempts(self.pool, tries=None if request.method in IDEMPOTENT else 1)
+        for ep in attempts:
             _retarget(request, ep)
             with self.pool.track(ep):
                 try:
                     response = await self.inner.handle_async_request(request)
                 except RETRYABLE as exc:
-                    errors.append((ep, exc))
-                    tried.add(ep.key)
-                    self.pool.report_failure(ep)
+                    attempts.failed(ep, exc)
                     continue
             self.pool.report_success(ep)
             return response
-        raise ConnectError(f"no pod of {self.pool.target.fqdn.rstrip('.')} answered", errors)
+        raise attempts.error(f"{request.method} {request.url.path} on")
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -69,25 +61,19 @@ class Transport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         bal = self.pool.balancer
-        tries = bal.attempts if request.method in IDEMPOTENT else 1
-        tried: set[str] = set()
-        errors: list[tuple[object, BaseException]] = []
-        for _ in range(tries):
-            ep = bal._pick_excluding(tried, None)
-            if ep is None:
-                break
+        tries = None if request.method in IDEMPOTENT else 1
+        attempts = Attempts(bal, tries=tries, report=self.pool.report_failure)
+        for ep in attempts:
             _retarget(request, ep)
             with bal.track(ep):
                 try:
                     response = self.inner.handle_request(request)
                 except RETRYABLE as exc:
-                    errors.append((ep, exc))
-                    tried.add(ep.key)
-                    self.pool.report_failure(ep)
+                    attempts.failed(ep, exc)
                     continue
             bal.report_success(ep)
             return response
-        raise ConnectError(f"no pod of {bal.target.fqdn.rstrip('.')} answered", errors)
+        raise attempts.error(f"{request.method} {request.url.path} on")
 
     def close(self) -> None:
         self.inner.close()
