@@ -149,7 +149,7 @@ class DNSServer:
                 sample = LATENCY_SAMPLE
                 t0 = perf()
             try:
-                if not data[2] & 0xF8:  # QR=0, opcode QUERY
+                if len(data) > 16 and not data[2] & 0xF8:  # QR=0, opcode QUERY
                     head = data[4:12]
                     if head == _QD1:  # one question, nothing else
                         e = table.get(data[12:].lower())
