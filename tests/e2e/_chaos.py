@@ -91,7 +91,8 @@ class Result:
     dns_queries: int = 0
     dns_failed: int = 0
     dns_fallbacks: int = 0
-    leader_takeover_s: float = 0.0
+    leader_takeover_s: float = 0.0  # the last round's; every round's in leader_takeovers
+    leader_takeovers: list[float] = field(default_factory=list)
     converged_s: float = 0.0        # last restart -> everything serving again
     faults: list[Fault] = field(default_factory=list)
     #: the single-server peers: a writer knowing only API server 1, a resolver only DNS server 1
@@ -347,6 +348,7 @@ async def run_faults(cluster: Cluster, result: Result, *, down: float, settle: f
         wait_until(lambda: holder_pid(lease_holder(cluster.apis[1])) == other.pid, 60,
                    "the standby controller-manager takes the Lease", step=0.05)
         result.leader_takeover_s = time.monotonic() - killed
+        result.leader_takeovers.append(result.leader_takeover_s)
     f = await fault("leading controller-manager", victim.kill, lambda: (takeover(), victim.start()),
                     wait_down=False)
     f.recovered_s = result.leader_takeover_s
