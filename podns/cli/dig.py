@@ -59,7 +59,11 @@ async def run(args: argparse.Namespace) -> int:
         print(f"podns dig: {exc}", file=sys.stderr)
         return 2
     kubeconfig = kubeconfig_path(args)
-    client = Client.from_kubeconfig(kubeconfig) if kubeconfig else None
+    try:
+        client = Client.from_kubeconfig(kubeconfig) if kubeconfig else None
+    except errors.ConfigError as exc:
+        print(f"podns dig: {exc} (explanations disabled)", file=sys.stderr)
+        client = None
     namespace = args.namespace or (client.namespace if client else None) or "default"
     try:
         result = await lookup(args.name, args.type.upper(), namespace, server, zone=args.zone, tcp=args.tcp)

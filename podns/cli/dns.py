@@ -16,6 +16,7 @@ from podns.clusterdns.app import ClusterDNS
 from podns.clusterdns.config import DEFAULT_TTL, POD_MODES, ConfigError, parse
 from podns.clusterdns.forward import upstreams_from_resolv_conf
 from podns.kube.client import Client
+from podns.kube.errors import ConfigError as KubeConfigError
 
 
 def add_parser(subparsers: Any, name: str) -> None:
@@ -117,8 +118,16 @@ SWITCH_INTERVAL = 0.001
 async def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.setswitchinterval(SWITCH_INTERVAL)
-    client = Client.from_kubeconfig(args.kubeconfig)
-    dns = build(args, client)
+    try:
+        client = Client.from_kubeconfig(args.kubeconfig)
+    except KubeConfigError as exc:
+        print(f"podns dns: {exc}", file=sys.stderr)
+        return 2
+    try:
+        dns = build(args, client)
+    except SystemExit:
+        await client.close()
+        raise
     try:
         await dns.start()
     except OSError as exc:
