@@ -122,3 +122,9 @@ def test_pod_modes(mode: str, name: str, rcode: int) -> None:
     msg = ask_with(h, name, rdtype)
     assert msg.rcode() == rcode
     assert len(msg.answer) == (1 if rcode == NOERR else 0)
+
+
+def test_edns_version_1_is_badvers(ask: Ask) -> None:
+    """RFC 6891 6.1.3: an unknown EDNS version gets BADVERS with our OPT (version 0)."""
+    msg = ask("svc1.testns.svc.cluster.local.", "A", edns=1)
+    assert msg.rcode() == dns.rcode.BADVERS and msg.edns == 0 and not msg.answer
