@@ -13,9 +13,11 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-from podns.cli.apiserver import wait_for_signal
+from podns.api.server import parse_addr
+from podns.cli.apiserver import host_port, wait_for_signal
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.node import netns
 from podns.node.agent import Agent
 
 
@@ -24,12 +26,22 @@ def _hostname() -> str:
     return name or "node-1"
 
 
-def _node_flags(parser: argparse.ArgumentParser) -> None:
+def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
     parser.add_argument("--pod-network", choices=("loopback", "netns"), default="loopback",
                         help="loopback (default, no root): each pod gets its own 127.x address; "
-                             "netns: a network namespace per pod (root; not implemented yet)")
+                             "netns (root): each pod in its own network namespace on a bridge, "
+                             "with a 10.244.x address, the cluster DNS in its resolv.conf and its "
+                             "volumes at their mountPath")
     parser.add_argument("--pod-cidr", default=None,
-                        help="pod address range (default: the first free 127.<n>.0.0/16)")
+                        help="pod address range (default: the first free 127.<n>.0.0/16; with "
+                             "--pod-network netns the first free 10.244.<n>.0/24)")
+    if not up:  # podns up passes its own --dns-addr and --dns-zone
+        parser.add_argument("--cluster-dns", default="127.0.0.1:1053", type=host_port,
+                            help="netns mode: the cluster DNS the node's relay forwards pods' "
+                                 "queries to (default 127.0.0.1:1053)")
+        parser.add_argument("--cluster-domain", default="cluster.local",
+                            help="netns mode: the cluster domain of the pods' DNS search path "
+                                 "(default cluster.local)")
     parser.add_argument("--node-ip", default="127.0.0.1",
                         help="this node's address: its log endpoint listens here (default 127.0.0.1)")
     parser.add_argument("--node-port", type=int, default=0,
@@ -51,22 +63,32 @@ def add_parser(subparsers: Any, name: str) -> None:
 
 def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     """The node agent's flags on `podns up`."""
-    _node_flags(parser)
+    _node_flags(parser, up=True)
 
 
-def _check(args: argparse.Namespace) -> None:
-    if args.pod_network == "netns":
-        raise SystemExit("podns node: --pod-network=netns is not implemented yet; use loopback")
+def _check(args: argparse.Namespace, command: str) -> None:
+    """Exit with one line when namespace mode cannot run here (not root, no `ip netns`)."""
+    if args.pod_network != "netns":
+        return
+    why = netns.unavailable_reason()
+    if why is None and args.pod_cidr:
+        why = netns.check_cidr(args.pod_cidr)
+    if why is not None:
+        raise SystemExit(f"podns {command}: {why}")
 
 
 @contextlib.asynccontextmanager
-async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argparse.Namespace
-                   ) -> AsyncIterator[Agent]:
+async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argparse.Namespace,
+                   cluster_dns: tuple[str, int], cluster_domain: str) -> AsyncIterator[Agent]:
     client = Client.from_kubeconfig(kubeconfig)
     agent = Agent(client, name=name, data_dir=data_dir, host_ip=args.node_ip, port=args.node_port,
-                  pod_cidr=args.pod_cidr, proxy=not args.no_service_proxy)
+                  pod_cidr=args.pod_cidr, proxy=not args.no_service_proxy,
+                  pod_network=args.pod_network, cluster_dns=cluster_dns, cluster_domain=cluster_domain)
     try:
-        await agent.start()
+        try:
+            await agent.start()
+        except netns.NetnsError as exc:
+            raise SystemExit(f"podns node: pod network: {exc}") from None
         yield agent
     finally:
         await agent.stop()
@@ -74,18 +96,21 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
 
 
 async def start_node(ctx: Any) -> AbstractAsyncContextManager[Agent]:
-    """`podns up` hook: the node named after the host, state in `<data-dir>/node`."""
-    _check(ctx.args)
-    return _running(ctx.kubeconfig, name=ctx.node_name, data_dir=ctx.data_dir / "node", args=ctx.args)
+    """`podns up` hook: the node named after the host, state in `<data-dir>/node`; in netns mode
+    its DNS relay forwards to `podns up`'s own cluster DNS (--dns-addr, --dns-zone)."""
+    _check(ctx.args, "up")
+    return _running(ctx.kubeconfig, name=ctx.node_name, data_dir=ctx.data_dir / "node", args=ctx.args,
+                    cluster_dns=ctx.dns_addr, cluster_domain=getattr(ctx.args, "dns_zone", "cluster.local"))
 
 
 async def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _check(args)
+    _check(args, "node")
     data_dir = (args.data_dir or Path("state") / f"node-{args.name}").absolute()
     try:
-        async with _running(args.kubeconfig, name=args.name, data_dir=data_dir,
-                            args=args) as agent:
+        async with _running(args.kubeconfig, name=args.name, data_dir=data_dir, args=args,
+                            cluster_dns=parse_addr(args.cluster_dns),
+                            cluster_domain=args.cluster_domain) as agent:
             print(f"podns node: {args.name} running (pods {agent.pod_cidr}, logs on "
                   f"{agent.host_ip}:{agent.port})", flush=True)
             await wait_for_signal()

@@ -28,11 +28,12 @@ from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.informer import Informer, object_key
 from podns.kube.resources import CONFIGMAPS, NODES, PODS, Resource
-from podns.node import runtime, volumes
+from podns.node import netns, runtime, volumes
 from podns.node.container import ContainerRunner
 from podns.node.events import EventRecorder
 from podns.node.heartbeat import Heartbeat, choose_pod_cidr
 from podns.node.ipam import IPAM, CIDRClaim
+from podns.node.podnetwork import PodNetwork
 from podns.node.podworker import PodWorker
 from podns.node.proxy import ServiceProxy
 from podns.node.server import make_app
@@ -62,6 +63,9 @@ class Agent:
         port: int = 0,
         pod_cidr: str | None = None,
         proxy: bool = False,
+        pod_network: str = "loopback",
+        cluster_dns: tuple[str, int] = ("127.0.0.1", 1053),
+        cluster_domain: str = "cluster.local",
     ) -> None:
         self.client = client
         self.node_name = name
@@ -70,6 +74,10 @@ class Agent:
         self.port = port
         self.pod_cidr = pod_cidr
         self.proxy_enabled = proxy
+        self.pod_network = pod_network  # "loopback" or "netns"
+        self.cluster_dns = cluster_dns  # netns mode: where the node's DNS relay forwards
+        self.cluster_domain = cluster_domain
+        self.network: PodNetwork | None = None
         self.cidr_claim = CIDRClaim()
         self.ipam: IPAM = IPAM()  # replaced in start() once the CIDR is known
         self.workers: dict[str, PodWorker] = {}
@@ -94,11 +102,22 @@ class Agent:
                         leftovers)
         if self.pod_cidr is None:
             nodes = (await self._retry("listing Nodes", lambda: self.client.list(NODES))).get("items") or []
-            self.pod_cidr = choose_pod_cidr(nodes, self.node_name, self.cidr_claim.try_claim)
+            if self.pod_network == "netns":
+                in_use = await asyncio.to_thread(netns.host_networks)
+                self.pod_cidr = netns.choose_cidr(nodes, self.node_name, self.cidr_claim.try_claim, in_use)
+            else:
+                self.pod_cidr = choose_pod_cidr(nodes, self.node_name, self.cidr_claim.try_claim)
         elif not self.cidr_claim.try_claim(self.pod_cidr):
             log.warning("node %s: pod CIDR %s is in use by another agent on this machine; pods may "
                         "get addresses that are taken", self.node_name, self.pod_cidr)
         self.ipam = IPAM(self.pod_cidr, self.data_dir / "ipam.json")
+        if self.pod_network == "netns":
+            self.network = PodNetwork(self.pod_cidr, cluster_dns=self.cluster_dns, zone=self.cluster_domain,
+                                      state_dir=self.data_dir)
+            removed = await self.network.start()
+            if removed:
+                log.warning("node %s: removed %d namespace(s)/link(s) left by a previous run: %s",
+                            self.node_name, len(removed), " ".join(removed))
         app = make_app(self.find_container, self.list_pods)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -158,6 +177,11 @@ class Agent:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(self._final_status(w) for w in workers)), 3.0)
         self._write_pids()
+        if self.network is not None:
+            try:
+                await self.network.stop()
+            except netns.NetnsError as exc:
+                log.warning("node %s: removing the pod network: %s", self.node_name, exc)
         if self.heartbeat is not None:
             await self.heartbeat.stop()
         await self.events.stop()

@@ -28,6 +28,7 @@ from podns.node import probes, runtime
 from podns.node.env import ConfigError, command_line
 from podns.node.logs import LogSink, prune_instances
 from podns.node.probes import ProbeResult, ProbeSpec, ProbeWorker
+from podns.node.sandbox import Sandbox
 from podns.node.status import ContainerRecord, rfc3339
 
 Obj = dict[str, Any]
@@ -62,6 +63,8 @@ class RunnerHost(Protocol):
     def changed(self) -> None: ...
     def processes_changed(self) -> None: ...
     def grace_period(self) -> float: ...
+    def sandbox(self, container: Obj, *, cwd: str, user: int | None,
+                group: int | None) -> Sandbox | None: ...
 
 
 class ContainerRunner:
@@ -85,6 +88,8 @@ class ContainerRunner:
         self._kill_grace: float | None = None
         self._probes: list[ProbeWorker] = []
         self._last_waiting: tuple[str, str] | None = None
+        #: where this instance's processes (and exec probes/hooks) run; None: the agent's namespaces
+        self.box: Sandbox | None = None
 
     # -- logs --------------------------------------------------------------------------------
 
@@ -183,7 +188,9 @@ class ContainerRunner:
         user, group = self._run_as()
         cwd = self.spec.get("workingDir") or str(self.host.work_dir)
         try:
-            proc = runtime.start(argv, env=env, cwd=cwd, sink=sink, user=user, group=group)
+            self.box = self.host.sandbox(self.spec, cwd=cwd, user=user, group=group)
+            proc = runtime.start(argv, env=env, cwd=cwd, sink=sink, user=user, group=group,
+                                 sandbox=self.box)
         except runtime.StartError as exc:
             sink.close()
             self.proc = None
@@ -242,7 +249,7 @@ class ContainerRunner:
     def _attempt_fn(self, handler: Obj, env: dict[str, str], cwd: str) -> Callable[[float], Any]:
         async def attempt(timeout: float) -> ProbeResult:
             return await probes.check(handler, pod_ip=self.host.pod_ip, container=self.spec, env=env,
-                                      timeout=timeout, cwd=cwd)
+                                      timeout=timeout, cwd=cwd, sandbox=self.box)
         return attempt
 
     def _start_probes(self, env: dict[str, str], cwd: str) -> None:
@@ -359,7 +366,7 @@ class ContainerRunner:
             await asyncio.sleep(float(hook["sleep"].get("seconds", 0)))
             return True
         res = await probes.check(hook, pod_ip=self.host.pod_ip, container=self.spec, env=env,
-                                 timeout=POSTSTART_TIMEOUT, cwd=cwd)
+                                 timeout=POSTSTART_TIMEOUT, cwd=cwd, sandbox=self.box)
         if res.success:
             return True
         self.host.event("Warning", "FailedPostStartHook", f"PostStartHook failed: {res.message}",
@@ -375,7 +382,7 @@ class ContainerRunner:
         except ConfigError:
             env = {}
         res = await probes.check(hook, pod_ip=self.host.pod_ip, container=self.spec, env=env, timeout=grace,
-                                 cwd=self.spec.get("workingDir") or str(self.host.work_dir))
+                                 cwd=self.spec.get("workingDir") or str(self.host.work_dir), sandbox=self.box)
         if not res.success:
             self.host.event("Warning", "FailedPreStopHook",
                             f"PreStopHook failed: {res.message}", self.field_path)

@@ -26,7 +26,8 @@ from pathlib import Path
 DEFAULT_POD_CIDR = "127.1.0.0/16"
 
 
-def _lock_dir() -> Path:
+def lock_dir() -> Path:
+    """Where machine-wide pod CIDR claims (and namespace-mode records) live."""
     return Path(os.environ.get("PODNS_LOCK_DIR") or Path(tempfile.gettempdir()) / "podns-podcidr")
 
 
@@ -44,7 +45,7 @@ class CIDRClaim:
 
     def try_claim(self, cidr: str) -> bool:
         """Claim `cidr` (releasing any previous claim); False if another process holds it."""
-        directory = _lock_dir()
+        directory = lock_dir()
         try:
             directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(directory / (cidr.replace("/", "_") + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)

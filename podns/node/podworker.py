@@ -23,6 +23,10 @@ from podns.node import env as envmod
 from podns.node import volumes
 from podns.node.container import ContainerRunner
 from podns.node.ipam import IPAM, IPRangeExhausted
+from podns.node.netns import NetnsError
+from podns.node.podnetwork import PodNetwork
+from podns.node.runtime import StartError
+from podns.node.sandbox import Sandbox
 from podns.node.status import ContainerRecord, now_rfc3339, pod_status
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,7 @@ class AgentHost(Protocol):
     host_ip: str
     data_dir: Path
     ipam: IPAM
+    network: PodNetwork | None  # namespace mode; None: loopback addresses
 
     async def fetch_sources(self, pod: Obj) -> tuple[dict[str, Obj | None], dict[str, Obj | None]]: ...
     def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None: ...
@@ -75,6 +80,7 @@ class PodWorker:
             for c in spec.get("containers") or []
         ]
         self.pod_ip = ""
+        self.netns_path = ""  # namespace mode: the pod's network namespace, once created
         self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
         self.init_failed = False
         self.reason = ""
@@ -99,6 +105,24 @@ class PodWorker:
     async def refresh_sources(self) -> None:
         """Fetch the ConfigMaps/Secrets again (a container waits for one that was missing)."""
         self.sources = await self.agent.fetch_sources(self.pod)
+
+    def sandbox(self, container: Obj, *, cwd: str, user: int | None,
+                group: int | None) -> Sandbox | None:
+        """Namespace mode: where `container`'s processes run (the pod's network namespace, its
+        volumes at their mountPaths); None in loopback mode and for hostNetwork pods."""
+        network = self.agent.network
+        if network is None or not self.netns_path:
+            return None
+        mounts = volumes.container_mounts(container, self.volumes)
+        try:
+            network.ensure_mount_points(self.uid, mounts)
+        except OSError as exc:
+            raise StartError(f"creating mount point: {exc}") from exc
+        spec = self.pod.get("spec") or {}
+        hostname = str(spec.get("hostname") or self.pod.get("metadata", {}).get("name", ""))[:63]
+        return Sandbox(netns_path=self.netns_path, hostname=hostname,
+                       resolv_conf=network.resolv_path(self.uid), mounts=tuple(mounts), cwd=cwd,
+                       user=user, group=group)
 
     def event(self, etype: str, reason: str, message: str, field_path: str = "") -> None:
         self.agent.record_event(self.pod, etype, reason, message, field_path)
@@ -170,6 +194,7 @@ class PodWorker:
             if not self.terminating:
                 self.terminal = True
                 self.agent.ipam.release(self.uid)  # a finished pod holds no address
+                await self._release_network()
                 self.changed()
         except asyncio.CancelledError:
             raise
@@ -187,6 +212,8 @@ class PodWorker:
                 else:
                     previous = (self.pod.get("status") or {}).get("podIP")
                     self.pod_ip = self.agent.ipam.allocate(self.uid, preferred=previous)
+                    if self.agent.network is not None:
+                        self.netns_path = await self.agent.network.add_pod(self.pod, self.pod_ip)
                 self.sources = await self.agent.fetch_sources(self.pod)
                 configmaps, secrets = self.sources
                 self.volumes = await asyncio.to_thread(volumes.prepare, self.pod, self.agent.data_dir,
@@ -198,6 +225,9 @@ class PodWorker:
             except IPRangeExhausted as exc:
                 self._setup_failed("FailedCreatePodSandBox",
                                    f"failed to assign an IP address to the pod: {exc}")
+            except NetnsError as exc:
+                self._setup_failed("FailedCreatePodSandBox",
+                                   f"failed to set up the pod's network namespace: {exc}")
             except volumes.VolumeError as exc:
                 self._setup_failed("FailedMount", f"MountVolume.SetUp failed: {exc}")
             except OSError as exc:
@@ -238,8 +268,19 @@ class PodWorker:
         finally:
             self.finished.set()
             self.agent.ipam.release(self.uid)
+            await self._release_network()
             await asyncio.to_thread(volumes.cleanup, self.pod, self.agent.data_dir)
             self.agent.worker_done(self)
+
+    async def _release_network(self) -> None:
+        """Namespace mode: take the pod's namespace away (its processes are gone)."""
+        spec = self.pod.get("spec") or {}
+        if self.agent.network is not None and not spec.get("hostNetwork"):
+            self.netns_path = ""
+            try:
+                await self.agent.network.remove_pod(self.uid)
+            except NetnsError as exc:
+                log.warning("pod %s: removing its network namespace: %s", self.key, exc)
 
     async def shutdown(self, grace: float) -> None:
         """Agent shutdown: stop the processes (SIGTERM, `grace`, SIGKILL) but keep the pod, its

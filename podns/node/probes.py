@@ -23,9 +23,12 @@ import os
 import signal
 import ssl
 import struct
+import subprocess
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from podns.node.sandbox import Sandbox
 
 Obj = dict[str, Any]
 
@@ -87,13 +90,14 @@ def resolve_port(port: Any, container: Obj) -> int:
 
 async def check(
     handler: Obj, *, pod_ip: str, container: Obj, env: Mapping[str, str], timeout: float,
-    cwd: str | None = None,
+    cwd: str | None = None, sandbox: Sandbox | None = None,
 ) -> ProbeResult:
-    """Run one attempt of the probe `handler` (a Probe or LifecycleHandler object)."""
+    """Run one attempt of the probe `handler` (a Probe or LifecycleHandler object). Network
+    checks go to `pod_ip` from the agent's namespace; exec runs inside `sandbox` when given."""
     try:
         if "exec" in handler:
             return await exec_check(list(handler["exec"].get("command") or []), env=env, timeout=timeout,
-                                    cwd=cwd)
+                                    cwd=cwd, sandbox=sandbox)
         if "tcpSocket" in handler:
             h = handler["tcpSocket"]
             return await tcp_check(h.get("host") or pod_ip, resolve_port(h.get("port"), container), timeout)
@@ -114,17 +118,21 @@ async def check(
 
 
 async def exec_check(command: list[str], *, env: Mapping[str, str], timeout: float,
-                     cwd: str | None = None) -> ProbeResult:
-    """Exit status 0 within `timeout` is success; output becomes the message."""
+                     cwd: str | None = None, sandbox: Sandbox | None = None) -> ProbeResult:
+    """Exit status 0 within `timeout` is success; output becomes the message. With a `sandbox`
+    the command runs inside it (its cwd and user), as a probe runs inside the container."""
     if not command:
         return ProbeResult(False, "exec probe has no command")
     try:
         proc = await asyncio.create_subprocess_exec(
-            *command, env=dict(env), cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+            *command, env=dict(env), cwd=None if sandbox else cwd, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            preexec_fn=sandbox.enter if sandbox else None,
         )
     except OSError as exc:
         return ProbeResult(False, f'exec: "{command[0]}": {exc.strerror or exc}')
+    except subprocess.SubprocessError as exc:
+        return ProbeResult(False, f'exec: "{command[0]}": entering the pod sandbox failed: {exc}')
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:

@@ -26,10 +26,11 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from podns.node.logs import LogSink
+from podns.node.sandbox import Sandbox
 
 _PR_SET_PDEATHSIG = 1
 _libc: ctypes.CDLL | None
@@ -52,6 +53,29 @@ def _child_setup() -> None:
     """Runs in the child between fork and exec: die with the agent."""
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def child_setup_in(sandbox: Sandbox, errfd: int) -> Callable[[], None]:
+    """The child's set-up for a process in `sandbox`: die with the agent, then enter the sandbox;
+    a failure's message is written to `errfd` (subprocess only reports "preexec_fn failed")."""
+    def setup() -> None:
+        _child_setup()
+        try:
+            sandbox.enter()
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.write(errfd, str(exc).encode("utf-8", "replace")[:2000])
+            raise
+    return setup
+
+
+def read_child_error(errfd: int) -> str:
+    """What `child_setup_in` wrote (empty when the child got to exec)."""
+    chunks = []
+    with contextlib.suppress(OSError):
+        while chunk := os.read(errfd, 4096):
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def resolve_executable(argv0: str, env: Mapping[str, str], cwd: str | None) -> str:
@@ -155,20 +179,60 @@ def start(
     sink: LogSink | None = None,
     user: int | None = None,
     group: int | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Process:
     """Start `argv` in a new session/process group with output captured by `sink`.
+
+    With a `sandbox` (namespace mode) the process enters it before exec, and the sandbox's own
+    cwd/user/group apply instead of `cwd`/`user`/`group`.
 
     Raises StartError (reason, message) when the command cannot be executed. Must be called from
     the event loop (the exit is watched through a pidfd).
     """
     if not argv:
         raise StartError("no command specified", reason="CreateContainerError")
+    if sandbox is not None:
+        return _start_in(argv, env=env, sink=sink, sandbox=sandbox)
     if cwd:
         try:
             os.makedirs(cwd, exist_ok=True)
         except OSError as exc:
             raise StartError(f"chdir to cwd ({cwd!r}) set in config.json failed: {exc.strerror}") from exc
     exe = resolve_executable(argv[0], env, cwd)
+    return _popen(exe, argv, env=env, cwd=cwd, sink=sink, user=user, group=group,
+                  preexec=_child_setup)
+
+
+def _start_in(argv: Sequence[str], *, env: Mapping[str, str], sink: LogSink | None,
+              sandbox: Sandbox) -> Process:
+    """`start` for a process inside `sandbox`; the sandbox's set-up errors become StartError."""
+    try:
+        exe = resolve_executable(argv[0], env, sandbox.cwd)
+    except StartError:
+        path = argv[0] if os.path.isabs(argv[0]) else os.path.join(sandbox.cwd or "/", argv[0])
+        if not sandbox.covers(path):
+            raise
+        exe = path  # only visible once the volumes are mounted: let exec inside decide
+    err_r, err_w = os.pipe()
+    try:
+        return _popen(exe, argv, env=env, cwd=None, sink=sink, user=None, group=None,
+                      preexec=child_setup_in(sandbox, err_w))
+    except StartError as exc:
+        os.close(err_w)
+        err_w = -1
+        why = read_child_error(err_r)
+        if why:
+            raise StartError(f"failed to create the container's sandbox: {why}") from exc
+        raise
+    finally:
+        if err_w >= 0:
+            os.close(err_w)
+        os.close(err_r)
+
+
+def _popen(exe: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
+           sink: LogSink | None, user: int | None, group: int | None,
+           preexec: Callable[[], None]) -> Process:
     if sink is not None:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -184,15 +248,17 @@ def start(
             stdout=out_w if sink is not None else subprocess.DEVNULL,
             stderr=err_w if sink is not None else subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_child_setup,
+            preexec_fn=preexec,
             user=user,
             group=group,
             close_fds=True,
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
         for fd in (out_r, out_w, err_r, err_w):
             if fd >= 0:
                 os.close(fd)
+        if not isinstance(exc, OSError):
+            raise StartError(f'exec: "{argv[0]}": {exc}') from exc
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from exc
         if exc.errno == errno.EACCES:

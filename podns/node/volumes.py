@@ -13,6 +13,10 @@ Where each kind lives (under the agent's data dir):
 - hostPath: the path itself (created for `DirectoryOrCreate`/unset type when missing);
 - configMap / secret: `pods/<uid>/volumes/<name>` holding one file per key (or per `items`).
 
+In namespace mode (`--pod-network netns`) each volume is in addition bind-mounted at the
+container's `mountPath` inside the container's own mount namespace (`container_mounts`,
+`podns.node.sandbox`); the environment variables stay, so a pod runs unchanged in both modes.
+
 Raises `VolumeError` (reported as a pod event `FailedMount`, containers Waiting) for a hostPath
 of the wrong type or a missing required ConfigMap/Secret.
 """
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from podns.node.env import env_var_name_for_volume
+from podns.node.sandbox import Mount
 
 Obj = dict[str, Any]
 
@@ -120,6 +125,24 @@ def container_env(container: Obj, volumes: Mapping[str, Path]) -> dict[str, str]
                 path.mkdir(parents=True, exist_ok=True)
         env[env_var_name_for_volume(name)] = str(path)
     return env
+
+
+def container_mounts(container: Obj, volumes: Mapping[str, Path]) -> list[Mount]:
+    """Namespace mode: each of the container's volumeMounts as a bind mount of the volume's
+    directory (with subPath) at `mountPath` (made absolute), read-only when `readOnly`."""
+    out: list[Mount] = []
+    for mount in container.get("volumeMounts") or []:
+        path = volumes.get(str(mount.get("name", "")))
+        target = str(mount.get("mountPath") or "")
+        if path is None or not target:
+            continue
+        sub = mount.get("subPath")
+        if sub:
+            path = path / sub
+            if not path.exists():
+                path.mkdir(parents=True, exist_ok=True)
+        out.append(Mount(str(path), "/" + target.strip("/"), bool(mount.get("readOnly"))))
+    return out
 
 
 def cleanup(pod: Obj, data_dir: Path) -> None:

@@ -26,6 +26,7 @@ class FakeAgent:
         self.host_ip = "127.0.0.1"
         self.data_dir = data_dir
         self.ipam = IPAM(cidr, data_dir / "ipam.json")
+        self.network = None  # loopback mode
         self.events: list[tuple[str, str, str, str]] = []
         self.statuses: list[Obj] = []
         self.deleted: list[str] = []

@@ -1,0 +1,366 @@
+"""Pod networking in namespace mode (`--pod-network netns`): a bridge per node, a namespace per pod.
+
+What the node agent owns in this mode, and only this:
+- one Linux bridge per node, `podns-<hex of the CIDR's network address>` (so two nodes on one
+  machine, whose pod CIDRs differ, never share one), holding the CIDR's first address: the pods'
+  gateway and the address of the node's DNS relay (`podns.node.dnsrelay`);
+- per pod a network namespace `podns-<uid8>` (first 8 hex digits of the pod UID) with `lo` up and
+  `eth0`, the inside end of a veth pair whose host end `pv-<uid8>` is a port of the bridge; the
+  pod IP comes from the node's IPAM;
+- per pod `/etc/netns/<namespace>/resolv.conf` (which `ip netns exec` bind-mounts on
+  `/etc/resolv.conf`, and so do our own containers, see `podns.node.sandbox`), pointing at the
+  relay with the Kubernetes search path and `ndots:5`.
+
+Nothing is routed off the node: pods get no default route (only their bridge's subnet), the
+agent never enables IP forwarding and installs no NAT, so a pod reaches the pods of its node, the
+gateway (the DNS relay), and nothing else; the root namespace reaches pods through the bridge.
+
+Every namespace and bridge is recorded before it is created (`<lock dir>/netns/<name>` holding the
+pod CIDR it belongs to), so an agent that starts removes what a crashed agent left: its own
+CIDR's leftovers, and those of CIDRs that no running agent holds (their flock is free). Namespaces
+and bridges of other live agents on the machine are never touched.
+
+Errors: `NetnsError` (an `ip` command failed; the message is the command and its stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from podns.node.ipam import lock_dir
+
+Obj = dict[str, Any]
+
+#: prefix of everything this module creates (namespaces, bridges); host veth ends use `pv-`
+PREFIX = "podns-"
+VETH_PREFIX = "pv-"
+NETNS_RUN = Path("/run/netns")
+ETC_NETNS = Path("/etc/netns")
+#: Kubernetes' default pod range is 10.244.0.0/16 (flannel, kind); one /24 per node as kubeadm does
+NETNS_CIDR_FORMAT = "10.244.{}.0/24"
+#: `ip` is quick; a hung one (a kernel stuck on a namespace) must not wedge the agent forever
+IP_TIMEOUT = 10.0
+
+
+class NetnsError(Exception):
+    """A namespace, link or address could not be set up or removed."""
+
+
+def unavailable_reason() -> str | None:
+    """None when namespace mode can run here; otherwise the one-line reason it cannot."""
+    if os.geteuid() != 0:
+        return "--pod-network netns needs root (network namespaces, a bridge, the DNS relay on port 53)"
+    if shutil.which("ip") is None:
+        return "--pod-network netns needs `ip` (iproute2), which is not installed"
+    try:
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=IP_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"--pod-network netns: `ip netns` is unavailable: {exc}"
+    if out.returncode != 0:
+        return f"--pod-network netns: `ip netns` is unavailable: {out.stderr.strip() or out.returncode}"
+    return None
+
+
+def ip(*args: str, stdin: str | None = None, check: bool = True) -> str:
+    """Run `ip args...`; return its stdout. Raises NetnsError (command and stderr) when `check`."""
+    try:
+        out = subprocess.run(["ip", *args], input=stdin, capture_output=True, text=True,
+                             timeout=IP_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NetnsError(f"ip {' '.join(args)}: {exc}") from exc
+    if check and out.returncode != 0:
+        raise NetnsError(f"ip {' '.join(args)}: {out.stderr.strip() or f'exit {out.returncode}'}")
+    return out.stdout
+
+
+def _json(*args: str) -> list[Obj]:
+    text = ip("-j", *args, check=False).strip()
+    try:
+        data = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return data if isinstance(data, list) else []
+
+
+# -- names -------------------------------------------------------------------------------------
+
+
+def uid8(uid: str) -> str:
+    """The first 8 hex digits of a pod UID (what namespace and veth names are made of)."""
+    digits = "".join(c for c in uid.lower() if c in "0123456789abcdef")
+    return (digits or "0")[:8]
+
+
+def netns_name(uid: str) -> str:
+    return f"{PREFIX}{uid8(uid)}"
+
+
+def veth_name(uid: str) -> str:
+    return f"{VETH_PREFIX}{uid8(uid)}"
+
+
+def bridge_name(cidr: str) -> str:
+    """`podns-0af40700` for 10.244.7.0/24: unique per pod CIDR, at most 15 characters."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    return f"{PREFIX}{int(net.network_address):08x}"
+
+
+# -- the pod CIDR --------------------------------------------------------------------------------
+
+
+def host_networks() -> list[ipaddress.IPv4Network]:
+    """IPv4 networks already routed or addressed on this machine (not counting podns bridges)."""
+    nets: list[ipaddress.IPv4Network] = []
+    for route in _json("route", "show", "table", "all"):
+        dst, dev = str(route.get("dst", "")), str(route.get("dev", ""))
+        if dev.startswith(PREFIX) or dst in ("", "default"):
+            continue
+        with contextlib.suppress(ValueError):
+            net = ipaddress.ip_network(dst, strict=False)
+            if isinstance(net, ipaddress.IPv4Network) and not net.is_loopback:
+                nets.append(net)
+    for link in _json("addr"):
+        if str(link.get("ifname", "")).startswith(PREFIX):
+            continue
+        for a in link.get("addr_info") or []:
+            if a.get("family") == "inet":
+                with contextlib.suppress(ValueError):
+                    net = ipaddress.ip_network(f"{a['local']}/{a.get('prefixlen', 32)}", strict=False)
+                    if not net.is_loopback:
+                        nets.append(net)
+    return nets
+
+
+def choose_cidr(nodes: list[Obj], name: str, is_free: Callable[[str], bool],
+                in_use: Iterable[ipaddress.IPv4Network]) -> str:
+    """This node's `spec.podCIDR` when it is a usable IPv4 range that is free here, else the first
+    10.244.<n>.0/24 that no other Node has, no route or address of this machine overlaps, and
+    `is_free` (the machine-wide claim) accepts. Raises NetnsError when none is left."""
+    used = list(in_use)
+
+    def usable(cidr: str) -> bool:
+        try:
+            net = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            return False
+        if not isinstance(net, ipaddress.IPv4Network) or net.is_loopback or net.prefixlen > 29:
+            return False
+        return not any(net.overlaps(u) for u in used)
+
+    taken: set[str] = set()
+    for node in nodes:
+        cidr = str((node.get("spec") or {}).get("podCIDR") or "")
+        if not cidr:
+            continue
+        if node.get("metadata", {}).get("name") == name:
+            if usable(cidr) and is_free(cidr):
+                return cidr
+            continue
+        with contextlib.suppress(ValueError):
+            taken.add(str(ipaddress.ip_network(cidr, strict=False)))
+    for n in range(256):
+        candidate = NETNS_CIDR_FORMAT.format(n)
+        if candidate not in taken and usable(candidate) and is_free(candidate):
+            return candidate
+    raise NetnsError("no free 10.244.<n>.0/24 pod CIDR left on this machine; pass --pod-cidr")
+
+
+def check_cidr(cidr: str) -> str | None:
+    """Why `cidr` cannot be a namespace-mode pod CIDR (None when it can)."""
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError as exc:
+        return f"--pod-cidr {cidr}: {exc}"
+    if not isinstance(net, ipaddress.IPv4Network):
+        return f"--pod-cidr {cidr}: namespace mode supports IPv4 pod CIDRs only"
+    if net.is_loopback:
+        return (f"--pod-cidr {cidr}: loopback addresses are local inside every namespace; "
+                "use e.g. 10.244.1.0/24")
+    if net.prefixlen > 29:
+        return f"--pod-cidr {cidr}: too small (at most /29)"
+    clash = [str(u) for u in host_networks() if net.overlaps(u)]
+    if clash:
+        return f"--pod-cidr {cidr} overlaps a network of this machine ({', '.join(clash)})"
+    return None
+
+
+# -- records of what we created (for crash clean-up) --------------------------------------------
+
+
+def _records() -> Path:
+    return lock_dir() / "netns"
+
+
+def _record(name: str, cidr: str) -> None:
+    path = _records()
+    path.mkdir(parents=True, exist_ok=True)
+    (path / name).write_text(cidr)
+
+
+def _unrecord(name: str) -> None:
+    with contextlib.suppress(OSError):
+        (_records() / name).unlink()
+
+
+def _recorded_cidr(name: str) -> str | None:
+    try:
+        return (_records() / name).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def cidr_is_held(cidr: str) -> bool:
+    """True when a running agent holds the machine-wide claim on `cidr` (see `ipam.CIDRClaim`)."""
+    path = lock_dir() / (cidr.replace("/", "_") + ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our probe lock, if we got it
+    return False
+
+
+# -- bridge --------------------------------------------------------------------------------------
+
+
+def ensure_bridge(cidr: str) -> tuple[str, str]:
+    """Create (or reset) the node's bridge with the gateway address; return (bridge, gateway)."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    bridge = bridge_name(cidr)
+    gateway = str(net.network_address + 1)
+    _record(bridge, str(net))
+    if not _json("link", "show", "dev", bridge):
+        ip("link", "add", bridge, "type", "bridge")
+    ip("addr", "flush", "dev", bridge)
+    ip("addr", "add", f"{gateway}/{net.prefixlen}", "dev", bridge)
+    ip("link", "set", bridge, "up")
+    return bridge, gateway
+
+
+def delete_bridge(bridge: str) -> None:
+    ip("link", "del", bridge, check=False)
+    _unrecord(bridge)
+
+
+# -- one pod ---------------------------------------------------------------------------------------
+
+
+def resolv_conf(pod: Obj, *, nameserver: str, zone: str, host_resolv: Path = Path("/etc/resolv.conf")) -> str:
+    """The pod's resolv.conf, as the kubelet writes it for its `dnsPolicy` and `dnsConfig`.
+
+    ClusterFirst (the default): the cluster DNS (here: the node's relay), search
+    `<ns>.svc.<zone> svc.<zone> <zone>`, `options ndots:5`; Default: the host's file; None: only
+    `dnsConfig`. `dnsConfig` nameservers, searches and options are appended (options by name)."""
+    spec = pod.get("spec") or {}
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    if spec.get("hostNetwork") and policy == "ClusterFirst":
+        policy = "Default"
+    servers: list[str] = []
+    searches: list[str] = []
+    options: dict[str, str | None] = {}
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        ns = pod.get("metadata", {}).get("namespace") or "default"
+        servers = [nameserver]
+        searches = [f"{ns}.svc.{zone}", f"svc.{zone}", zone]
+        options = {"ndots": "5"}
+    elif policy == "Default":
+        with contextlib.suppress(OSError):
+            return host_resolv.read_text()
+    config = spec.get("dnsConfig") or {}
+    servers += [str(s) for s in config.get("nameservers") or [] if str(s) not in servers]
+    searches += [str(s) for s in config.get("searches") or [] if str(s) not in searches]
+    for opt in config.get("options") or []:
+        if opt.get("name"):
+            options[str(opt["name"])] = None if opt.get("value") is None else str(opt["value"])
+    lines = [f"search {' '.join(searches)}"] if searches else []
+    lines += [f"nameserver {s}" for s in servers[:3]]  # the resolver reads at most three
+    if options:
+        lines.append("options " + " ".join(k if v is None else f"{k}:{v}" for k, v in options.items()))
+    return "\n".join(lines) + "\n"
+
+
+def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv: str) -> str:
+    """The pod's namespace with `lo` and `eth0` (pod_ip) up and its resolv.conf; returns the
+    namespace name. An existing namespace of the same pod is replaced. Raises NetnsError."""
+    ns, veth = netns_name(uid), veth_name(uid)
+    prefix = ipaddress.ip_network(cidr, strict=False).prefixlen
+    delete_pod_network(uid)
+    _record(ns, cidr)
+    etc = ETC_NETNS / ns
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "resolv.conf").write_text(resolv)
+    try:
+        ip("-batch", "-", stdin=(f"netns add {ns}\n"
+                                 f"link add {veth} type veth peer name eth0 netns {ns}\n"
+                                 f"link set {veth} master {bridge} up\n"))
+        ip("-n", ns, "-batch", "-", stdin=("link set lo up\n"
+                                           f"addr add {pod_ip}/{prefix} dev eth0\n"
+                                           "link set eth0 up\n"))
+    except NetnsError:
+        delete_pod_network(uid)
+        raise
+    return ns
+
+
+def delete_pod_network(uid: str) -> None:
+    """Remove the pod's namespace, veth and resolv.conf dir (each only if present)."""
+    remove_netns(netns_name(uid))
+    ip("link", "del", veth_name(uid), check=False)
+
+
+def remove_netns(ns: str) -> None:
+    if (NETNS_RUN / ns).exists():
+        ip("netns", "del", ns, check=False)
+    shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
+    _unrecord(ns)
+
+
+# -- leftovers -----------------------------------------------------------------------------------
+
+
+def _abandoned(name: str, own_cidr: str) -> bool:
+    cidr = _recorded_cidr(name)
+    if cidr is None:
+        return False  # not ours to judge: podns records a name before creating it
+    return cidr == own_cidr or not cidr_is_held(cidr)
+
+
+def cleanup_leftovers(own_cidr: str) -> list[str]:
+    """Remove the namespaces and bridges named `podns-*` that a previous agent with `own_cidr`
+    left, or that belong to a CIDR no running agent holds; return what was removed."""
+    removed: list[str] = []
+    names = sorted(os.listdir(NETNS_RUN)) if NETNS_RUN.is_dir() else []
+    for ns in names:
+        if ns.startswith(PREFIX) and _abandoned(ns, own_cidr):
+            remove_netns(ns)
+            removed.append(ns)
+    for link in _json("link", "show", "type", "bridge"):
+        name = str(link.get("ifname", ""))
+        if name.startswith(PREFIX) and _abandoned(name, own_cidr):
+            delete_bridge(name)
+            removed.append(name)
+    for link in _json("link", "show", "type", "veth"):
+        name = str(link.get("ifname", ""))
+        if name.startswith(VETH_PREFIX) and not link.get("master"):
+            ip("link", "del", name, check=False)  # a veth whose bridge went with a crashed agent
+            removed.append(name)
+    with contextlib.suppress(OSError):
+        for rec in _records().iterdir():  # records of names that no longer exist
+            if not (NETNS_RUN / rec.name).exists() and not _json("link", "show", "dev", rec.name):
+                if _abandoned(rec.name, own_cidr):
+                    rec.unlink()
+    return removed

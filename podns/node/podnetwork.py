@@ -1,0 +1,170 @@
+"""The node's pod network in namespace mode: bridge, DNS relay, pod namespaces, mount points.
+
+`PodNetwork` is what the agent holds when it runs with `--pod-network netns`: `start()` removes
+what a crashed agent left (`netns.cleanup_leftovers`), creates the bridge and starts the DNS relay
+on the gateway address; `add_pod`/`remove_pod` give a pod its namespace (and take it away);
+`stop()` removes every namespace, the bridge and the relay, so nothing of the node's network
+outlives the agent (the pods keep their IPAM addresses for the next start).
+
+It also owns the mount points: a container's `mountPath` that does not exist on the host has to be
+created there to mount on (a mount namespace shares the file system). Each path created is
+counted per pod and removed (only if still empty) once no pod of this node uses it; the list is
+kept in `<data-dir>/mountpoints.json` so that a restarted agent removes what a crashed one
+created. Paths that already existed are never touched.
+
+Blocking `ip` calls run in a worker thread; errors are `netns.NetnsError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from podns.node import netns
+from podns.node.dnsrelay import DNSRelay
+from podns.node.sandbox import Mount
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+#: the relay listens where resolv.conf says a nameserver is: port 53 (a resolver has no port knob)
+DNS_PORT = 53
+
+
+class PodNetwork:
+    """See the module docstring. `cluster_dns` is where the relay forwards; `zone` the cluster
+    domain of the pods' search path; `state_dir` the agent's data dir."""
+
+    def __init__(self, cidr: str, *, cluster_dns: tuple[str, int], zone: str, state_dir: Path,
+                 dns_port: int = DNS_PORT) -> None:
+        net = ipaddress.ip_network(cidr, strict=False)
+        self.cidr = str(net)
+        self.bridge = netns.bridge_name(self.cidr)
+        self.gateway = str(net.network_address + 1)
+        self.cluster_dns = cluster_dns
+        self.zone = zone
+        self.dns_port = dns_port
+        self.relay: DNSRelay | None = None
+        self.pods: dict[str, str] = {}  # uid -> namespace name
+        #: set-ups still running in a thread (a cancelled add_pod does not stop the thread)
+        self._pending: dict[str, asyncio.Future[str]] = {}
+        self._users: dict[str, set[str]] = {}  # mount point we created -> uids using it
+        self._state = state_dir / "mountpoints.json"
+
+    # -- node --------------------------------------------------------------------------------------
+
+    async def start(self) -> list[str]:
+        """Clean up leftovers, create the bridge, start the relay; return the leftovers removed."""
+        removed = await asyncio.to_thread(netns.cleanup_leftovers, self.cidr)
+        self._remove_paths(self._load_state())
+        self._save_state()
+        await asyncio.to_thread(netns.ensure_bridge, self.cidr)
+        self.relay = DNSRelay((self.gateway, self.dns_port), self.cluster_dns)
+        try:
+            await self.relay.start()
+        except OSError as exc:
+            await asyncio.to_thread(netns.delete_bridge, self.bridge)
+            why = exc.strerror or exc
+            raise netns.NetnsError(f"DNS relay on {self.gateway}:{self.dns_port}: {why}") from exc
+        return removed
+
+    async def stop(self) -> None:
+        """Remove every pod namespace, the relay, the bridge and the mount points we created."""
+        if self.relay is not None:
+            await self.relay.stop()
+        for uid in set(self.pods) | set(self._pending):
+            await self.remove_pod(uid)
+        await asyncio.to_thread(netns.delete_bridge, self.bridge)
+        self._remove_paths(list(self._users))
+        self._users.clear()
+        self._save_state()
+
+    # -- pods --------------------------------------------------------------------------------------
+
+    async def add_pod(self, pod: Obj, pod_ip: str) -> str:
+        """Give the pod (`metadata.uid`) its namespace with `pod_ip`; return the namespace's path."""
+        uid = str(pod.get("metadata", {}).get("uid", ""))
+        resolv = netns.resolv_conf(pod, nameserver=self.gateway, zone=self.zone)
+        fut = asyncio.ensure_future(asyncio.to_thread(
+            netns.create_pod_network, uid, cidr=self.cidr, bridge=self.bridge, pod_ip=pod_ip, resolv=resolv))
+        self._pending[uid] = fut
+        try:
+            name = await asyncio.shield(fut)
+        finally:
+            if fut.done() and self._pending.get(uid) is fut:
+                del self._pending[uid]
+        self.pods[uid] = name
+        return str(netns.NETNS_RUN / name)
+
+    def resolv_path(self, uid: str) -> str:
+        return str(netns.ETC_NETNS / netns.netns_name(uid) / "resolv.conf")
+
+    async def remove_pod(self, uid: str) -> None:
+        """Take the pod's namespace, veth and resolv.conf away, and mount points it alone used."""
+        self.pods.pop(uid, None)
+        pending = self._pending.pop(uid, None)
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await pending  # let a set-up in flight finish, then undo it
+        await asyncio.to_thread(netns.delete_pod_network, uid)
+        unused = []
+        for path, users in self._users.items():
+            users.discard(uid)
+            if not users:
+                unused.append(path)
+        if unused:
+            self._remove_paths(unused)
+            for path in unused:
+                self._users.pop(path, None)
+            self._save_state()
+
+    # -- mount points ------------------------------------------------------------------------------
+
+    def ensure_mount_points(self, uid: str, mounts: Iterable[Mount]) -> None:
+        """Create the missing targets of `mounts` on the host (directories, or an empty file for a
+        file source); count pod `uid` as a user of each one we created. Raises OSError."""
+        created = False
+        for m in mounts:
+            target = Path(m.target)
+            missing = [p for p in [target, *target.parents] if not p.exists() and not p.is_symlink()]
+            for path in reversed(missing):  # shallowest first
+                if path == target and os.path.isfile(m.source):
+                    path.touch()
+                else:
+                    path.mkdir()
+                self._users.setdefault(str(path), set())
+                created = True
+            for path in [target, *target.parents]:
+                if str(path) in self._users:
+                    self._users[str(path)].add(uid)
+        if created:
+            self._save_state()
+
+    def _remove_paths(self, paths: Iterable[str]) -> None:
+        for path in sorted(paths, key=lambda p: p.count("/"), reverse=True):  # deepest first
+            with contextlib.suppress(OSError):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    os.rmdir(path)  # only if empty: never remove what someone put there
+                elif os.path.isfile(path) and os.path.getsize(path) == 0:
+                    os.unlink(path)
+
+    def _load_state(self) -> list[str]:
+        try:
+            data = json.loads(self._state.read_text())
+        except (OSError, ValueError):
+            return []
+        return [str(p) for p in data.get("created", []) if isinstance(p, str)]
+
+    def _save_state(self) -> None:
+        with contextlib.suppress(OSError):
+            self._state.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._state.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"created": sorted(self._users)}))
+            os.replace(tmp, self._state)
