@@ -47,11 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    # Ctrl-C at any point, even while the command's modules are still being imported, ends the
+    # command quietly with the shell's interrupted status
     try:
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
         return asyncio.run(args.run(args)) or 0
     except KeyboardInterrupt:
         return 130
