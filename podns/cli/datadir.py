@@ -5,6 +5,9 @@ state. `podns-data.json` records which data format wrote it, so a podns that can
 newer layout says so instead of misreading it. A data dir without the file (written before the
 file existed, or empty) is adopted as the current format.
 
+`lock` makes one `podns up` the only user of a data dir (two would fight over the node's pod
+processes and addresses); the kernel drops the lock when the process ends, however it ends.
+
 Every check fails with `DataDirError`, whose message is one line saying what is wrong and what
 to do; `podns up` prints it and exits non-zero.
 """
@@ -12,6 +15,7 @@ to do; `podns up` prints it and exits non-zero.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -23,6 +27,11 @@ from podns import __version__
 DATA_FORMAT = 1
 #: the format file, in the data dir
 FORMAT_FILE = "podns-data.json"
+#: held (flock) by the `podns up` using the data dir; holds its pid
+LOCK_FILE = "podns-up.lock"
+
+#: lock file descriptors held by this process (closing one would release its lock)
+_held: list[int] = []
 
 
 class DataDirError(Exception):
@@ -77,3 +86,18 @@ def _check_format(path: Path) -> dict[str, Any]:
             f"format {info['format']}); this is podns {__version__} (data format {DATA_FORMAT}): "
             "upgrade podns, or pass another --data-dir")
     return info
+
+
+def lock(path: Path) -> None:
+    """Hold the data dir's lock until this process exits; DataDirError when another holds it."""
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise DataDirError(f"data dir {path} is in use by another podns up (pid {holder}): stop "
+                           "that one, or pass another --data-dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held.append(fd)

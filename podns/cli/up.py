@@ -177,10 +177,12 @@ def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float) -> str
 
 
 def preflight(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
-    """The checks made before anything starts: data dir usable, ports free. Exits with one line."""
+    """The checks made before anything starts: data dir usable and not in use by another podns
+    up, ports free. Exits with one line."""
     data_dir = Path(args.data_dir).absolute()
     try:
         info = datadir.prepare(data_dir)
+        datadir.lock(data_dir)
     except datadir.DataDirError as exc:
         raise SystemExit(f"podns up: {exc}") from None
     check_free(args.api_addr, "--api-addr", "API server", udp=False)
@@ -216,8 +218,8 @@ async def run(args: argparse.Namespace) -> int:
             print(_summary(ctx, server, dns, started), flush=True)
             await wait_for_signal()
             print("podns up: stopping (pods, components, API server)", file=sys.stderr, flush=True)
-    finally:
+    finally:  # also on Ctrl-C while starting (the task is cancelled): stop what was started
         await server.stop()
         await server.store.close()
-    print("podns up: stopped", file=sys.stderr, flush=True)
+        print("podns up: stopped", file=sys.stderr, flush=True)
     return 0

@@ -7,6 +7,7 @@ traceback. Nothing here gets as far as starting a component, so each run takes a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -155,3 +156,18 @@ def test_dns_port_in_use_udp(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"127.0.0.1:{port}" in line and "cluster DNS" in line and "--dns-addr" in line
     assert not (tmp_path / "state" / "kubeconfig").exists()
+
+
+def test_data_dir_in_use(tmp_path: Path) -> None:
+    """Given a data dir whose lock another process holds (as a running podns up does), podns up
+    names that process and says what to do."""
+    state = tmp_path / "state"
+    state.mkdir()
+    with open(state / "podns-up.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        proc = podns_up(tmp_path)
+    line = one_line(proc)
+    assert proc.returncode == 1
+    assert f"in use by another podns up (pid {os.getpid()})" in line and "--data-dir" in line
