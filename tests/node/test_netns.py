@@ -1,0 +1,289 @@
+"""Namespace mode (`--pod-network netns`): resolv.conf, CIDR choice, the DNS relay (no root), and
+real namespaces, bridge, sandboxed processes and clean-up (root; skipped with the reason when
+namespaces are unavailable)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import pytest
+
+from podns.cli import main as cli_main
+from podns.node import netns, runtime
+from podns.node.dnsrelay import DNSRelay
+from podns.node.ipam import CIDRClaim
+from podns.node.podnetwork import PodNetwork
+from podns.node.sandbox import Mount, Sandbox
+
+pytestmark = pytest.mark.timeout(30)
+REPO = Path(__file__).resolve().parents[2]
+NETNS_SKIP = netns.unavailable_reason()
+needs_netns = pytest.mark.skipif(NETNS_SKIP is not None, reason=NETNS_SKIP or "")
+
+
+def pod(ns: str = "team-a", **spec: object) -> dict[str, object]:
+    return {"metadata": {"name": "web-0", "namespace": ns, "uid": "0a1b2c3d-0000-4000-8000-000000000001"},
+            "spec": spec}
+
+
+# -- resolv.conf ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({}, "search team-a.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.244.3.1\n"
+         "options ndots:5\n"),
+    ({"dnsConfig": {"searches": ["corp.example"], "options": [{"name": "ndots", "value": "2"},
+                                                              {"name": "edns0"}]}},
+     "search team-a.svc.cluster.local svc.cluster.local cluster.local corp.example\n"
+     "nameserver 10.244.3.1\noptions ndots:2 edns0\n"),
+    ({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["10.244.3.9"], "searches": ["x.y"]}},
+     "search x.y\nnameserver 10.244.3.9\n"),
+], ids=["cluster-first", "dns-config-appended", "policy-none"])
+def test_resolv_conf_follows_dns_policy(spec: dict[str, object], expected: str) -> None:
+    """given a pod's dnsPolicy/dnsConfig, its resolv.conf is the kubelet's: the cluster DNS (the
+    node's relay), the namespace's search path, ndots:5, dnsConfig merged in."""
+    assert netns.resolv_conf(pod(**spec), nameserver="10.244.3.1", zone="cluster.local") == expected
+
+
+def test_resolv_conf_default_policy_copies_the_host_file(tmp_path: Path) -> None:
+    """dnsPolicy Default: the node's own resolv.conf."""
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 192.0.2.53\n")
+    got = netns.resolv_conf(pod(dnsPolicy="Default"), nameserver="10.244.3.1", zone="cluster.local",
+                            host_resolv=host)
+    assert got == "nameserver 192.0.2.53\n"
+
+
+# -- names and the pod CIDR ----------------------------------------------------------------------
+
+
+def test_names_fit_interface_limits() -> None:
+    """namespace/veth/bridge names are derived from the UID and CIDR and fit IFNAMSIZ (15)."""
+    uid = "0A1B2C3D-0000-4000-8000-000000000001"
+    assert netns.netns_name(uid) == "podns-0a1b2c3d"
+    assert netns.veth_name(uid) == "pv-0a1b2c3d"
+    assert netns.bridge_name("10.244.7.0/24") == "podns-0af40700"
+    assert len(netns.bridge_name("255.255.255.0/24")) <= 15
+
+
+def test_choose_cidr_skips_other_nodes_host_routes_and_claimed_ranges() -> None:
+    """given another Node on 10.244.0.0/24, a host route over 10.244.1.0/24 and 10.244.2.0/24
+    claimed by another agent, the node gets 10.244.3.0/24; its own earlier loopback podCIDR is
+    not reused (127/8 is local in every namespace)."""
+    nodes = [{"metadata": {"name": "other"}, "spec": {"podCIDR": "10.244.0.0/24"}},
+             {"metadata": {"name": "me"}, "spec": {"podCIDR": "127.1.0.0/16"}}]
+    in_use = [ipaddress.IPv4Network("10.244.1.0/24"), ipaddress.IPv4Network("192.0.2.0/24")]
+    got = netns.choose_cidr(nodes, "me", lambda c: c != "10.244.2.0/24", in_use)
+    assert got == "10.244.3.0/24"
+    # the node's own usable podCIDR is kept (same addresses after a restart)
+    nodes[1]["spec"] = {"podCIDR": "10.244.9.0/24"}
+    assert netns.choose_cidr(nodes, "me", lambda c: True, in_use) == "10.244.9.0/24"
+
+
+def test_check_cidr_refuses_loopback_and_ipv6() -> None:
+    assert "loopback" in (netns.check_cidr("127.5.0.0/16") or "")
+    assert "IPv4" in (netns.check_cidr("fd00:1::/64") or "")
+    assert "not" in (netns.check_cidr("10.244.300.0/24") or "")
+
+
+def test_cli_refuses_netns_mode_without_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`podns node --pod-network netns` as an ordinary user: one clear line, nothing started."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["node", "--kubeconfig", str(tmp_path / "kc"), "--pod-network", "netns"])
+    assert str(exc.value) == ("podns node: --pod-network netns needs root "
+                              "(network namespaces, a bridge, the DNS relay on port 53)")
+
+
+# -- DNS relay (loopback only, no root) -----------------------------------------------------------
+
+
+class _Upstream(asyncio.DatagramProtocol):
+    """A cluster DNS stand-in: answers every query NXDOMAIN with the query's name."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        q = dns.message.from_wire(data)
+        r = dns.message.make_response(q)
+        r.set_rcode(dns.rcode.NXDOMAIN)
+        self.transport.sendto(r.to_wire(), addr)  # type: ignore[attr-defined]
+
+
+async def _tcp_upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        try:
+            size = int.from_bytes(await reader.readexactly(2), "big")
+            q = dns.message.from_wire(await reader.readexactly(size))
+        except (asyncio.IncompleteReadError, OSError):
+            break
+        wire = dns.message.make_response(q).to_wire()
+        writer.write(len(wire).to_bytes(2, "big") + wire)
+        await writer.drain()
+    writer.close()
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[DNSRelay]:
+    loop = asyncio.get_running_loop()
+    udp, _ = await loop.create_datagram_endpoint(_Upstream, local_addr=("127.0.0.1", 0))
+    port = udp.get_extra_info("sockname")[1]
+    tcp = await asyncio.start_server(_tcp_upstream, "127.0.0.1", port)
+    r = DNSRelay(("127.0.0.1", 0), ("127.0.0.1", port))
+    await r.start()
+    yield r
+    await r.stop()
+    udp.close()
+    tcp.close()
+
+
+async def test_relay_forwards_udp_and_tcp_unchanged(relay: DNSRelay) -> None:
+    """given the relay in front of a DNS server, UDP and TCP queries get that server's answers
+    (rcode and question intact), one upstream exchange each."""
+    host, port = relay.listen
+    q = dns.message.make_query("db-0.db-service.default.svc.cluster.local", "A")
+    answers = await asyncio.gather(*(dns.asyncquery.udp(q, host, port=port, timeout=2) for _ in range(20)))
+    assert all(a.rcode() == dns.rcode.NXDOMAIN and a.question == q.question for a in answers)
+    t = await dns.asyncquery.tcp(q, host, port=port, timeout=2)
+    assert t.rcode() == dns.rcode.NOERROR and t.id == q.id
+    assert relay.relayed >= 20
+
+
+async def test_relay_drops_garbage_and_unanswered_queries() -> None:
+    """a datagram shorter than a DNS header is dropped; an upstream that never answers makes the
+    query time out (counted as dropped), and the relay keeps serving."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    r = DNSRelay(("127.0.0.1", 0), silent.getsockname())
+    await r.start()
+    try:
+        loop = asyncio.get_running_loop()
+        tr, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=r.listen)
+        tr.sendto(b"\x00\x01")
+        tr.close()
+        q = dns.message.make_query("x.cluster.local", "A")
+        with pytest.raises(dns.exception.Timeout):
+            await dns.asyncquery.udp(q, r.listen[0], port=r.listen[1], timeout=0.3)
+        for _ in range(60):
+            if r.dropped >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert r.dropped >= 2 and r.inflight == 0
+    finally:
+        await r.stop()
+        silent.close()
+
+
+# -- real namespaces (root) ------------------------------------------------------------------------
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def _links() -> set[str]:
+    return {str(link.get("ifname")) for link in netns._json("link")}
+
+
+@pytest.fixture
+async def network(tmp_path: Path) -> AsyncIterator[PodNetwork]:
+    """A PodNetwork on a free 10.244.x.0/24 (claimed machine-wide, as an agent does); after the
+    test it is stopped and nothing of it may be left."""
+    claim = CIDRClaim()
+    cidr = netns.choose_cidr([], "test", claim.try_claim, netns.host_networks())
+    net = PodNetwork(cidr, cluster_dns=("127.0.0.1", 9), zone="cluster.local", state_dir=tmp_path,
+                     dns_port=0)
+    await net.start()
+    yield net
+    await net.stop()
+    claim.release()
+    assert net.bridge not in _links()
+
+
+@needs_netns
+async def test_pod_namespace_runs_sandboxed_process_reachable_from_root(network: PodNetwork,
+                                                                         tmp_path: Path) -> None:
+    """given a pod namespace, a process started in its sandbox binds the pod IP, answers a client
+    in the root namespace through the bridge, sees its volume at mountPath, the pod's host name
+    and resolv.conf; removing the pod leaves no namespace, veth, /etc/netns dir or mount point."""
+    uid = "feedf00d-1111-4222-8333-444455556666"
+    p = {"metadata": {"name": "web-0", "namespace": "team-a", "uid": uid}, "spec": {}}
+    ip = str(ipaddress.ip_network(network.cidr).network_address + 2)
+    path = await network.add_pod(p, ip)
+    ns = netns.netns_name(uid)
+    assert exists(path) and netns.veth_name(uid) in _links()
+    assert "team-a.svc.cluster.local" in (netns.ETC_NETNS / ns / "resolv.conf").read_text()
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "hello").write_text("from the host")
+    target = f"/podns-test-{uid[:8]}/data"
+    mounts = (Mount(str(vol), target, read_only=True),)
+    network.ensure_mount_points(uid, mounts)
+    script = ("import os, socket, sys\n"
+              f"body = (socket.gethostname() + ' ' + open('{target}/hello').read() + ' '"
+              " + open('/etc/resolv.conf').read().split()[1]).encode()\n"
+              f"try:\n    open('{target}/x', 'w')\nexcept OSError:\n    body += b' ro'\n"
+              f"s = socket.socket(); s.bind(('{ip}', 8080)); s.listen()\n"
+              "c, _ = s.accept(); c.sendall(body); c.close()\n")
+    box = Sandbox(netns_path=path, hostname="web-0", resolv_conf=network.resolv_path(uid), mounts=mounts,
+                  cwd=str(tmp_path))
+    proc = runtime.start([sys.executable, "-c", script], env=dict(os.environ), sandbox=box)
+    try:
+        body = b""
+        for _ in range(100):
+            try:
+                with socket.create_connection((ip, 8080), timeout=1) as c:
+                    body = c.recv(1000)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        assert body.decode() == "web-0 from the host team-a.svc.cluster.local ro"
+        assert await asyncio.wait_for(proc.wait(), 5) == 0
+        assert not exists(f"{target}/x")
+    finally:
+        await proc.stop(0)
+    await network.remove_pod(uid)
+    assert not exists(path) and ns not in os.listdir(netns.NETNS_RUN)
+    assert netns.veth_name(uid) not in _links()
+    assert not (netns.ETC_NETNS / ns).exists()
+    assert not exists(f"/podns-test-{uid[:8]}")
+
+
+@needs_netns
+async def test_sandbox_failure_is_a_start_error() -> None:
+    """a sandbox that cannot be entered (its namespace is gone) fails the start with the reason."""
+    box = Sandbox(netns_path=str(netns.NETNS_RUN / "podns-nosuchns"))
+    with pytest.raises(runtime.StartError, match=r"sandbox: .*No such file"):
+        runtime.start(["true"], env=dict(os.environ), sandbox=box)
+
+
+@needs_netns
+def test_cleanup_removes_abandoned_namespaces_only() -> None:
+    """given two leftover namespaces, one recorded for a CIDR no agent holds and one for a CIDR a
+    live agent holds, clean-up removes the first and keeps the second."""
+    claim = CIDRClaim()
+    held = netns.choose_cidr([], "t", claim.try_claim, netns.host_networks())
+    free = "10.244.254.0/24" if held != "10.244.254.0/24" else "10.244.253.0/24"
+    dead, alive = "podns-dead0001", "podns-a11ve001"
+    try:
+        for name, cidr in ((dead, free), (alive, held)):
+            netns._record(name, cidr)
+            netns.ip("netns", "add", name)
+        removed = netns.cleanup_leftovers(own_cidr="10.244.252.0/24")
+        assert dead in removed and alive not in removed
+        assert not (netns.NETNS_RUN / dead).exists() and (netns.NETNS_RUN / alive).exists()
+    finally:
+        netns.remove_netns(dead)
+        netns.remove_netns(alive)
+        claim.release()
