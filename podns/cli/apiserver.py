@@ -22,7 +22,8 @@ from typing import Any
 
 from podns.api.kubeconfig import write_kubeconfigs
 from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
-from podns.store import Unavailable, open_store
+from podns.api.status import ApiError
+from podns.store import Store, StoreError, Unavailable, open_store
 
 
 def host_port(value: str) -> str:
@@ -60,6 +61,9 @@ def add_parser(subparsers: Any, name: str) -> None:
     parser.add_argument("--dns-metrics-url", default=None, metavar="URL",
                         help="Prometheus /metrics URL of a cluster DNS server (podns dns "
                              "--metrics-addr): the dashboard at /ui/ shows its query rates")
+    parser.add_argument("--store-wait", type=float, default=STORE_WAIT, metavar="SECONDS",
+                        help=f"how long to wait at start-up for the store to answer "
+                             f"(default {STORE_WAIT:g})")
     parser.set_defaults(run=run)
 
 
@@ -115,12 +119,45 @@ async def start_api(args: argparse.Namespace) -> ApiServer:
     server = ApiServer(store, args.data_dir, args.api_addr, service_cidr=args.service_cidr,
                        dns_metrics_url=getattr(args, "dns_metrics_url", None))
     tune_gc()
+    await wait_for_store(store, store_url(args), getattr(args, "store_wait", STORE_WAIT))
     try:
         await server.start()
     except OSError as exc:
         await store.close()
         raise SystemExit(f"podns: cannot listen on {args.api_addr}: {exc}") from None
+    except ApiError as exc:  # the store failed again between the wait and the first writes
+        await server.stop()
+        await store.close()
+        raise SystemExit(f"podns: the store at {store_url(args)} failed: {exc}") from None
     return server
+
+
+#: seconds the API server waits at start-up for its store to answer (an etcd cluster started
+#: at the same time elects a leader first); it says what it waits for every STORE_WAIT_REPORT
+STORE_WAIT = 60.0
+STORE_WAIT_REPORT = 5.0
+
+
+async def wait_for_store(store: Store, url: str, timeout: float = STORE_WAIT) -> None:
+    """Return once the store answers; SystemExit with the last error after `timeout` seconds
+    (the store is closed then). Saying what it waits for, instead of a traceback, is the point:
+    an API server started before its etcd cluster is normal in distributed mode."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    next_report = loop.time() + STORE_WAIT_REPORT
+    while True:
+        try:
+            await store.current_rv()
+            return
+        except StoreError as exc:
+            if loop.time() >= deadline:
+                await store.close()
+                raise SystemExit(f"podns: the store at {url} did not answer within "
+                                 f"{timeout:g}s: {exc}") from None
+            if loop.time() >= next_report:
+                print(f"podns: waiting for the store at {url}: {exc}", file=sys.stderr, flush=True)
+                next_report = loop.time() + STORE_WAIT_REPORT
+        await asyncio.sleep(0.5)
 
 
 async def wait_for_signal() -> None:
