@@ -40,7 +40,7 @@ from podns.kube.client import Client
 from podns.kube.config import load_kubeconfig
 from podns.kube.errors import KubeError
 from podns.kube.resources import CONFIGMAPS
-from podns.store.testing import EtcdCluster, start_etcd_cluster
+from podns.store.etcd_cluster import EtcdCluster, start_etcd_cluster
 from tests.e2e._distributed import (
     FAST_LEASE,
     Proc,

@@ -3,7 +3,7 @@
 Shared by the distributed e2e tests (tests/e2e/test_distributed_*.py) and the chaos benchmark
 (bench/distributed_chaos.py). Everything is a real process on free loopback ports:
 
-- `EtcdCluster` (podns.store.testing) members;
+- `EtcdCluster` (podns.store.etcd_cluster) members;
 - `Podns` (tests/e2e/conftest.py) API servers: the first creates the CA and tokens, the others
   start with `--pki-from <first data dir>`, and each lists all of them with `--peer-servers`,
   so each one's kubeconfig names every API server (itself first);
@@ -35,7 +35,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from podns.store.testing import EtcdCluster
+from podns.store.etcd_cluster import EtcdCluster
 from tests.e2e.conftest import Podns, free_port
 
 #: seconds a component process gets to come up

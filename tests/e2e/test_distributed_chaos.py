@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from podns.store.testing import etcd_available
+from podns.store.etcd_cluster import etcd_available
 from tests.e2e import _chaos
 
 pytestmark = [pytest.mark.e2e, pytest.mark.etcd]
