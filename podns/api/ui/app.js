@@ -446,7 +446,7 @@ function renderNodes() {
 }
 
 function sparkline(values) {
-  if (values.length < 2) return "";
+  if (values.length < 3) return "";
   const max = Math.max(1, ...values), w = 240, h = 36;
   const pts = values.map((v, i) => `${(i * w / (DNS_HISTORY - 1)).toFixed(1)},${(h - 2 - v / max * (h - 4)).toFixed(1)}`);
   return `<svg class="spark" viewBox="0 0 ${w} ${h}" role="img" aria-label="queries per second">`
