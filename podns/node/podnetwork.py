@@ -85,6 +85,8 @@ class PodNetwork:
         self._remove_paths(list(self._users))
         self._users.clear()
         self._save_state()
+        with contextlib.suppress(OSError):
+            netns.ETC_NETNS.rmdir()  # created for our pods' resolv.conf; kept if anyone else uses it
 
     # -- pods --------------------------------------------------------------------------------------
 

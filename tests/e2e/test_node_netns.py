@@ -75,7 +75,8 @@ def leftovers(names: set[str], bridge: str) -> list[str]:
 
 
 def web_pod(mount: str) -> str:
-    """A pod that writes into its volume at `mount` (a path that does not exist on the host)."""
+    """A pod that writes into its volume at `mount` (a path that does not exist on the host) and
+    is Ready once its exec probe finds that file."""
     return json.dumps({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
         "spec": {
@@ -86,6 +87,8 @@ def web_pod(mount: str) -> str:
                 "command": ["sh", "-c", f"hostname > {mount}/who; grep nameserver /etc/resolv.conf; "
                                         "exec sleep 1000"],
                 "volumeMounts": [{"name": "data", "mountPath": mount}],
+                # an exec probe runs inside the sandbox: the file is only there at mountPath
+                "readinessProbe": {"exec": {"command": ["cat", f"{mount}/who"]}, "periodSeconds": 1},
             }],
         },
     })
