@@ -22,6 +22,8 @@ need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# `ip` for the node agent's --pod-network netns (and its tests, which run as root)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ "${PODNS_BENCH:-0}" = 1 ]; then
     command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
     command -v nsd >/dev/null 2>&1 || need+=(nsd)
