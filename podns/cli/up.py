@@ -7,6 +7,12 @@ where `async def <fn>(ctx: UpContext) -> AbstractAsyncContextManager` returns a 
 manager that runs the component while entered. Entries whose module does not exist yet are
 skipped; every entry gets a `--no-<name>` flag. A module may also define
 `add_up_arguments(parser)` to add its own flags to `podns up`.
+
+For a new user: `preflight` checks the data dir (format file, writable, not used by another
+`podns up`) and the API and DNS ports before anything starts, and bad input ends the command
+with one line saying what is wrong and what to do (SystemExit, exit code 1); progress lines
+follow each start, then a summary of what runs where. The DNS server's metrics are on by default
+(a free loopback port) and their URL is handed to the API server for the dashboard at /ui/.
 """
 
 from __future__ import annotations
@@ -147,6 +153,10 @@ def _why(exc: OSError, flag: str) -> str:
     return f"{exc.strerror or exc}: pass another {flag}"
 
 
+def _http_url(host: str, port: int, path: str) -> str:
+    return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
+
+
 def _say(text: str) -> None:
     print(f"podns up: {text}", flush=True)
 
@@ -161,7 +171,7 @@ def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float) -> str
         dns_host, dns_port = dns.dns_addr
         line = f"{dns_host}:{dns_port} (UDP and TCP), zone {dns.config.zone}"
         if dns.metrics_addr:
-            line += f"; metrics http://{dns.metrics_addr[0]}:{dns.metrics_addr[1]}/metrics"
+            line += f"; metrics {_http_url(*dns.metrics_addr, '/metrics')}"
         rows.append(("cluster DNS", line))
     if not getattr(ctx.args, "no_node", False):
         rows.append(("node", ctx.node_name))
@@ -211,7 +221,7 @@ async def run(args: argparse.Namespace) -> int:
                 if comp == "dns":
                     dns = running
                     if getattr(dns, "metrics_addr", None):
-                        server.ui.dns_metrics_url = "http://{}:{}/metrics".format(*dns.metrics_addr)
+                        server.ui.dns_metrics_url = _http_url(*dns.metrics_addr, "/metrics")
                 where = {"dns": "{}:{} (UDP and TCP)".format(*ctx.dns_addr),
                          "node": f"node {ctx.node_name}"}.get(comp, "")
                 _say(f"{comp:<12} started {where}".rstrip())
