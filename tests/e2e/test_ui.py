@@ -141,11 +141,20 @@ def test_dashboard_follows_a_failing_probe(podns_module: Podns, tmp_path: Path) 
 
             # the API server restarts under the page: its watches reconnect (resuming from the last
             # resourceVersion, or relisting on 410) and it keeps following the cluster
+            urls: list[str] = []
+            page.on("request", lambda req: urls.append(req.url))
             p.restart()
             (fail_dir / "db-1").unlink()
             page.wait_for_selector(f'{svc}[data-ready-count="3"]', timeout=20000)
             page.wait_for_selector("#conn.live", timeout=10000)
             assert page.evaluate("window.__sameDocument") is True
+            # it first tried to resume the pods watch from the last resourceVersion it had; the
+            # restarted server no longer has that history (410 Gone), so it listed again
+            pods = p.api_url + "/api/v1/pods"
+            resumes = [i for i, u in enumerate(urls) if u.startswith(pods + "?watch=1")
+                       and "resourceVersion=" in u and not u.endswith("resourceVersion=")]
+            assert resumes, urls
+            assert pods in urls[resumes[0]:], urls
         finally:
             browser.close()
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
