@@ -112,8 +112,10 @@ def test_reference_scenario_in_network_namespaces(start_podns: Callable[..., Pod
     pod IPs and `db-0.db-service` resolves through the search path (getent and nslookup); a client
     in the root namespace connects to a pod IP; a volume appears at its mountPath. A SIGKILLed
     podns leaves namespaces that the next start removes; deleting the pods and stopping podns
-    leaves no namespace, veth, bridge, /etc/netns dir, mount point or process."""
-    p = start_podns("--pod-network", "netns")
+    leaves no namespace, veth, bridge, /etc/netns dir, mount point or process. The ClusterIP proxy
+    serves root-namespace clients."""
+    # a service range of its own in 127/8, so the ClusterIP proxy can listen in the root namespace
+    p = start_podns("--pod-network", "netns", "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")
     p.kubectl("apply", "-f", str(REPO / "examples" / "db-headless.yaml"), check=True)
     mount = f"/podns-e2e-{os.getpid()}-{int(time.time())}/data"
     p.kubectl("apply", "-f", "-", input=web_pod(mount), check=True)
@@ -141,6 +143,21 @@ def test_reference_scenario_in_network_namespaces(start_podns: Callable[..., Pod
     with socket.create_connection((ips["db-1"], 5432), timeout=3) as s:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         assert s.recv(12).startswith(b"HTTP/1.0 200")
+
+    # the ClusterIP proxy, for clients in the root namespace, reaches the pods through the bridge
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db-lb"},
+           "spec": {"selector": {"app": "db"}, "ports": [{"port": 80, "targetPort": 5432}]}}
+    p.kubectl("apply", "-f", "-", input=json.dumps(svc), check=True)
+    cluster_ip = json.loads(p.kubectl("get", "svc", "db-lb", "-o", "json").stdout)["spec"]["clusterIP"]
+
+    def via_proxy() -> bool:
+        try:
+            with socket.create_connection((cluster_ip, 80), timeout=2) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                return s.recv(12).startswith(b"HTTP/1.0 200")
+        except OSError:
+            return False
+    wait(via_proxy, 10, f"connection through the cluster IP {cluster_ip}")
 
     # the volume at its mountPath: written inside, found in the emptyDir on the host
     who = p.data_dir / "node" / "pods" / f"default_web_{uids['web']}" / "volumes" / "data" / "who"
