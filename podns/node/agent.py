@@ -8,6 +8,10 @@ serves container logs, and (optionally) the ClusterIP proxy.
 `sync(key)` is level-triggered (STYLE 2.7.1): it re-reads the pod from the informer cache and
 starts, updates or terminates its worker; handlers only pass the key.
 
+Pod networking: loopback mode (default) gives each pod its own 127.x address; namespace mode
+(`pod_network="netns"`, root) gives each pod a network namespace on the node's bridge, the
+node's DNS relay as its nameserver and its volumes at their mountPath (`PodNetwork`).
+
 Shutdown (`stop`) stops every pod process (SIGTERM, a short grace, SIGKILL) but leaves the pods
 bound to the node; an agent started again with the same data dir kills any process a crashed
 predecessor left (recorded pids), keeps the pods' addresses (persisted IPAM) and starts them again.
@@ -108,6 +112,9 @@ class Agent:
             else:
                 self.pod_cidr = choose_pod_cidr(nodes, self.node_name, self.cidr_claim.try_claim)
         elif not self.cidr_claim.try_claim(self.pod_cidr):
+            if self.pod_network == "netns":  # its bridge and namespaces would be mistaken for ours
+                raise netns.NetnsError(f"pod CIDR {self.pod_cidr} is in use by another agent on this "
+                                       "machine; pass another --pod-cidr")
             log.warning("node %s: pod CIDR %s is in use by another agent on this machine; pods may "
                         "get addresses that are taken", self.node_name, self.pod_cidr)
         self.ipam = IPAM(self.pod_cidr, self.data_dir / "ipam.json")

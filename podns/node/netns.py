@@ -355,7 +355,8 @@ def cleanup_leftovers(own_cidr: str) -> list[str]:
             removed.append(name)
     for link in _json("link", "show", "type", "veth"):
         name = str(link.get("ifname", ""))
-        if name.startswith(VETH_PREFIX) and not link.get("master"):
+        ns = PREFIX + name[len(VETH_PREFIX):]
+        if name.startswith(VETH_PREFIX) and not link.get("master") and _abandoned(ns, own_cidr):
             ip("link", "del", name, check=False)  # a veth whose bridge went with a crashed agent
             removed.append(name)
     with contextlib.suppress(OSError):
