@@ -105,16 +105,22 @@ class Informer {
     const reader = resp.body.getReader();
     const decoder = new TextDecoder();
     let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buf += decoder.decode(value, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line) this.apply(JSON.parse(line));
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += decoder.decode(value, { stream: true });
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line) this.apply(JSON.parse(line));
+        }
       }
+    } finally {
+      // an ERROR event or a bad line leaves the stream open: close it, or it holds one of the
+      // browser's six connections to this host
+      reader.cancel().catch(() => {});
     }
   }
 
