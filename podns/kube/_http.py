@@ -43,12 +43,20 @@ class WatchEvent:
         return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
 
 
-async def watch_lines(resp: aiohttp.ClientResponse, path: str) -> AsyncIterator[bytes]:
+async def watch_lines(resp: aiohttp.ClientResponse, path: str,
+                      idle: float | None = None) -> AsyncIterator[bytes]:
     """The newline-separated JSON documents of a watch stream (no line-length limit besides
-    MAX_EVENT_BYTES, unlike StreamReader.readline)."""
+    MAX_EVENT_BYTES, unlike StreamReader.readline). `idle` (seconds, None: no limit) ends the
+    stream when no byte arrives for that long; it is enforced here, not only by aiohttp's
+    `sock_read`, which never fires when a server writes a second HTTP response into a chunked
+    body (an aiohttp server handler that fails after streaming): the read would wait forever."""
     buf = bytearray()
     try:
-        async for chunk in resp.content.iter_any():
+        while True:
+            async with asyncio.timeout(idle):
+                chunk = await resp.content.readany()
+            if not chunk:
+                break
             buf.extend(chunk)
             while True:
                 nl = buf.find(b"\n")

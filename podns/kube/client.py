@@ -459,7 +459,7 @@ class Client:
                                   parse_retry_after(resp.headers.get("Retry-After")))
             if on_open is not None:
                 on_open()
-            async for line in watch_lines(resp, path):
+            async for line in watch_lines(resp, path, read_timeout):
                 yield watch_event(line, path)
         finally:
             resp.close()
