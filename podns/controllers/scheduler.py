@@ -1,7 +1,8 @@
 """The scheduler: binds pending pods to Ready, schedulable nodes.
 
-Pure part: `feasible_nodes(pod, nodes)` (Ready, not unschedulable, `nodeSelector` labels, taints
-with effect NoSchedule/NoExecute tolerated) and `pick_node(pod, nodes, pods_by_node)` (fewest
+Pure part: `feasible_nodes(pod, nodes)` (Ready, not unschedulable, `nodeSelector` labels, required
+node affinity, taints with effect NoSchedule/NoExecute tolerated) and `pick_node(pod, nodes, load)`
+(fewest
 pods of the same owner, i.e. a StatefulSet's pods spread across nodes; then fewest pods; then
 name, so equal inputs give equal answers).
 
@@ -71,6 +72,47 @@ def _tolerates(pod: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
     return False
 
 
+def _requirement_ok(req: Mapping[str, Any], value: str | None) -> bool:
+    op, values = req.get("operator"), [str(v) for v in req.get("values") or []]
+    if op == "In":
+        return value is not None and value in values
+    if op == "NotIn":
+        return value is None or value not in values
+    if op == "Exists":
+        return value is not None
+    if op == "DoesNotExist":
+        return value is None
+    if op in ("Gt", "Lt") and value is not None and len(values) == 1:
+        try:
+            a, b = int(value), int(values[0])
+        except ValueError:
+            return False
+        return a > b if op == "Gt" else a < b
+    return False  # unknown operator or malformed: matches nothing, as in Kubernetes
+
+
+def matches_node_affinity(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    """`spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`: the terms are
+    ORed, the expressions of a term ANDed (`matchExpressions` on labels, `matchFields` on
+    `metadata.name`); no requirement matches every node."""
+    required = ((((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms") or []
+    if not terms:
+        return True
+    labels = labels_of(node)
+    for term in terms:
+        exprs = term.get("matchExpressions") or []
+        fields = term.get("matchFields") or []
+        if not exprs and not fields:
+            continue  # an empty term matches nothing
+        if all(_requirement_ok(e, labels.get(str(e.get("key")))) for e in exprs) and all(
+                _requirement_ok(f, name_of(node) if f.get("key") == "metadata.name" else None)
+                for f in fields):
+            return True
+    return False
+
+
 def node_rejection(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | None:
     """Why `node` cannot take `pod` (Kubernetes' predicate wording), or None when it fits."""
     ready = get_condition(node, "Ready")
@@ -79,7 +121,7 @@ def node_rejection(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | Non
     if (node.get("spec") or {}).get("unschedulable"):
         return "node(s) were unschedulable"
     selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-    if not match_labels(selector, labels_of(node)):
+    if not match_labels(selector, labels_of(node)) or not matches_node_affinity(pod, node):
         return "node(s) didn't match Pod's node affinity/selector"
     for taint in (node.get("spec") or {}).get("taints") or []:
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(pod, taint):

@@ -59,6 +59,43 @@ def test_pick_node(nodes: list[dict[str, Any]], selector: dict[str, str] | None,
     assert pick_node(pending("p", selector=selector), nodes) == want
 
 
+def affinity(*terms: list[dict[str, Any]]) -> dict[str, Any]:
+    p = pending("p")
+    p["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": t} for t in terms]
+            }
+        }
+    }
+    return p
+
+
+@pytest.mark.parametrize(
+    ("terms", "want"),
+    [
+        ([[{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["z2"]}]], "b"),
+        ([[{"key": "topology.kubernetes.io/zone", "operator": "NotIn", "values": ["z1", "z2"]}]], None),
+        ([[{"key": "topology.kubernetes.io/zone", "operator": "DoesNotExist"}]], None),
+        (
+            [
+                [{"key": "gpu", "operator": "Exists"}],
+                [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["z1"]}],
+            ],
+            "a",
+        ),
+        ([[{"key": "cores", "operator": "Gt", "values": ["4"]}]], None),
+        ([[{"key": "zone", "operator": "Bogus", "values": ["x"]}]], None),
+    ],
+    ids=["in", "notin", "doesnotexist", "terms-ored", "gt-missing-label", "unknown-operator"],
+)
+def test_required_node_affinity(terms: list[list[dict[str, Any]]], want: str | None) -> None:
+    """Given required node affinity terms, then only nodes matching one term (all its
+    expressions) are picked."""
+    nodes = [node("a", zone="z1"), node("b", zone="z2")]
+    assert pick_node(affinity(*terms), nodes) == want
+
+
 def test_unschedulable_message() -> None:
     """Given no feasible node, then the message counts the reasons like Kubernetes."""
     _, message = feasible_nodes(pending("p"), [node("a", ready=False), node("b", ready=False)])
