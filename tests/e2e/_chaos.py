@@ -10,12 +10,15 @@ Under two loads,
   acknowledged (2xx) write, and
 - a DNS client with both DNS servers configured, asking the first and falling back to the
   second when the first does not answer in time,
-the scenario SIGKILLs in turn the etcd leader, one API server, the leading controller-manager,
-one DNS server and one node agent, restarting each after `down` seconds. It then checks that
-every acknowledged write is present and that the cluster converged, and reports: writes
-acknowledged / lost / failed, the longest write gap per fault, DNS queries failed (no answer
-from either server, or a wrong one), time to a new controller leader, and per fault the time
-from restart to serving again.
+(each beside its single-server peer: a writer knowing only API server 1, a resolver knowing
+only DNS server 1), the scenario SIGKILLs in turn the etcd leader, one API server, the leading
+controller-manager, one DNS server and one node agent, and then 2 of the 3 etcd members
+(quorum loss), restarting each after `down` seconds. It then adds a replica (which needs the
+controllers, a node agent and both DNS servers working again), checks that every acknowledged
+write is present, and reports: writes acknowledged / lost / failed, the longest write gap per
+fault, DNS queries failed (no answer from either server, or a wrong one), time to a new
+controller leader, how fast a write fails without quorum, and per fault the time from restart
+to serving again (for the quorum loss: to the first successful write).
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ class Result:
     dns_fallbacks: int = 0
     leader_takeover_s: float = 0.0  # the last round's; every round's in leader_takeovers
     leader_takeovers: list[float] = field(default_factory=list)
+    #: without etcd quorum: how long a write took to fail, and its HTTP status
+    unavailable_answer_s: float = 0.0
+    unavailable_code: int = 0
     converged_s: float = 0.0        # last restart -> everything serving again
     faults: list[Fault] = field(default_factory=list)
     #: the single-server peers: a writer knowing only API server 1, a resolver only DNS server 1
@@ -113,7 +119,10 @@ class Result:
                f"  peer with one DNS server: queries {self.single_dns_queries}, failed "
                f"{self.single_dns_failed}",
                f"time to a new controller leader: {self.leader_takeover_s:.2f} s",
-               f"time to converge after the last restart: {self.converged_s:.2f} s"]
+               f"without etcd quorum a write failed with {self.unavailable_code} after "
+               f"{self.unavailable_answer_s:.2f} s",
+               f"after the faults, time to one more ready replica in both DNS servers: "
+               f"{self.converged_s:.2f} s"]
         for f in self.faults:
             out.append(f"  {f.name:<22} recovered {f.recovered_s:5.2f} s after restart; "
                        f"longest write gap {f.max_write_gap_s:5.2f} s; write errors "
@@ -177,12 +186,22 @@ class Cluster:
         code, made = api(a, "POST", "/apis/apps/v1/namespaces/default/statefulsets", sts)
         assert code == 201, made
 
+    def scale(self, replicas: int) -> None:
+        """Set the web StatefulSet's replicas (through API server 2)."""
+        path = "/apis/apps/v1/namespaces/default/statefulsets/web"
+        code, sts = api(self.apis[1], "GET", path)
+        assert code == 200, sts
+        sts["spec"]["replicas"] = replicas
+        code, sts = api(self.apis[1], "PUT", path, sts)
+        assert code == 200, sts
+
     def processes(self) -> list[Proc]:
         return [*self.cms, *(d for d, _ in self.dns), *self.nodes]
 
-    def wait_converged(self, timeout: float) -> None:
-        """Until both nodes are Ready, every web pod is Ready and both DNS servers answer the
-        headless name with one address per replica and the ClusterIP name with its IP."""
+    def wait_converged(self, timeout: float, replicas: int = REPLICAS) -> None:
+        """Until both nodes are Ready, `replicas` web pods are Ready and both DNS servers
+        answer the headless name with one address per replica and the ClusterIP name with its
+        IP."""
         a = self.apis[0]
 
         def converged() -> bool:
@@ -193,9 +212,9 @@ class Cluster:
                 return False
             code, pods = api(a, "GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb",
                              timeout=3)
-            if code != 200 or sum(_ready(p) for p in pods["items"]) != REPLICAS:
+            if code != 200 or sum(_ready(p) for p in pods["items"]) != replicas:
                 return False
-            return all(len(a_records(dns_query(addr, WEB))) == REPLICAS
+            return all(len(a_records(dns_query(addr, WEB))) == replicas
                        and a_records(dns_query(addr, PROBE)) == [self.probe_ip]
                        for _, addr in self.dns)
         wait_until(converged, timeout, "cluster converged", step=0.2)
@@ -365,6 +384,32 @@ async def run_faults(cluster: Cluster, result: Result, *, down: float, settle: f
                    f"node {node.name} heartbeats again", step=0.1)
     await fault(f"node agent {node.name}", node.kill, node_restart)
 
+    # etcd quorum: 2 of 3 members; the API must answer 503/504 quickly, DNS its last state
+    lost = [i for i in range(len(etcd.members)) if i != leader][:2]
+    probe = {"n": 0}
+
+    def lose_quorum() -> None:
+        for i in lost:
+            etcd.stop_member(i)
+        t = time.monotonic()
+        code, _ = api(cluster.apis[1], "POST", "/api/v1/namespaces/default/configmaps",
+                      {"metadata": {"name": "during-quorum-loss"}})
+        result.unavailable_answer_s = time.monotonic() - t
+        result.unavailable_code = code
+
+    def regain_quorum() -> None:
+        for i in lost:
+            etcd.start_member(i)
+        etcd.wait_healthy(members=lost)
+
+        def writes() -> bool:
+            probe["n"] += 1
+            name = f"quorum-probe-{probe['n']}"
+            return api(cluster.apis[0], "POST", "/api/v1/namespaces/default/configmaps",
+                       {"metadata": {"name": name}}, timeout=10)[0] == 201
+        wait_until(writes, 60, "a write after quorum returned", step=0.1)
+    await fault("etcd quorum (2 of 3)", lose_quorum, regain_quorum)
+
 
 def _lease_renewed_since(p: Podns, node: str, since: float) -> bool:
     code, lease = api(p, "GET", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/"
@@ -391,9 +436,12 @@ async def run(workdir: Path, *, down: float = 3.0, settle: float = 1.5, rounds: 
         await asyncio.sleep(settle)
         for _ in range(rounds):
             await run_faults(cluster, result, down=down, settle=settle)
+        # one more replica: the controllers (scheduler, StatefulSet, EndpointSlice), a node
+        # agent and both DNS servers must all be working again for it to show up
         t = time.monotonic()
-        await _blocking(cluster.wait_converged, 60)
-        result.converged_s = time.monotonic() - t + settle
+        await _blocking(cluster.scale, REPLICAS + 1)
+        await _blocking(cluster.wait_converged, 60, REPLICAS + 1)
+        result.converged_s = time.monotonic() - t
         await asyncio.sleep(settle)
         await loads.stop()
         await _account(cluster, loads, result)
