@@ -20,9 +20,10 @@ import pytest
 from podns.cli import main as cli_main
 from podns.node import dnsrelay, netns, runtime
 from podns.node.dnsrelay import DNSRelay
-from podns.node.ipam import CIDRClaim
+from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podnetwork import PodNetwork
 from podns.node.sandbox import Mount, Sandbox
+from tests.node.conftest import FakeAgent, cond, make_pod
 
 pytestmark = pytest.mark.timeout(30)
 REPO = Path(__file__).resolve().parents[2]
@@ -288,3 +289,47 @@ def test_cleanup_removes_abandoned_namespaces_only() -> None:
         netns.remove_netns(dead)
         netns.remove_netns(alive)
         claim.release()
+
+
+# -- pod workers in namespace mode (root) --------------------------------------------------------
+
+
+@needs_netns
+async def test_pod_in_its_namespace_ready_then_released(agent: FakeAgent, network: PodNetwork) -> None:
+    """given a pod worker on a namespace-mode network, the pod gets an address of the node's CIDR,
+    its tcp probe passes from the root namespace, its process runs in the pod's namespace; when
+    the pod is deleted its namespace and veth are gone."""
+    agent.network = network
+    agent.ipam = IPAM(network.cidr)
+    c = {"name": "web", "image": "x", "command": [sys.executable, "-m", "http.server", "8080"],
+         "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}
+    pod = make_pod("web-0", [c])
+    w = agent.start(pod)
+    st = await agent.wait_for(lambda s: cond(s, "Ready") == "True")
+    assert ipaddress.ip_address(st["podIP"]) in ipaddress.ip_network(network.cidr)
+    ns = netns.netns_name(pod["metadata"]["uid"])
+    assert w.runners[0].proc is not None
+    assert os.stat(f"/proc/{w.runners[0].proc.pid}/ns/net").st_ino == os.stat(netns.NETNS_RUN / ns).st_ino
+    w.request_termination(grace=1)
+    await asyncio.wait_for(w.finished.wait(), 10)
+    for _ in range(100):
+        if agent.done:
+            break
+        await asyncio.sleep(0.05)
+    assert not exists(str(netns.NETNS_RUN / ns)) and netns.veth_name(pod["metadata"]["uid"]) not in _links()
+
+
+@needs_netns
+async def test_pod_sandbox_failure_is_reported(agent: FakeAgent, tmp_path: Path) -> None:
+    """given a network whose bridge does not exist, the pod stays Pending with reason
+    FailedCreatePodSandBox and the `ip` error, and no namespace is left behind."""
+    broken = PodNetwork("10.243.251.0/24", cluster_dns=("127.0.0.1", 9), zone="cluster.local",
+                        state_dir=tmp_path)
+    agent.network = broken
+    agent.ipam = IPAM(broken.cidr)
+    pod = make_pod("web-1", [{"name": "c", "command": ["sleep", "60"]}])
+    agent.start(pod)
+    st = await agent.wait_for(lambda s: s.get("reason") == "FailedCreatePodSandBox")
+    assert st["phase"] == "Pending" and "network namespace" in st["message"]
+    assert any(e[1] == "FailedCreatePodSandBox" for e in agent.events)
+    assert not exists(str(netns.NETNS_RUN / netns.netns_name(pod["metadata"]["uid"])))
