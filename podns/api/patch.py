@@ -192,7 +192,7 @@ MERGE_KEYS: dict[str, str] = {
     "containerStatuses": "name",
     "initContainerStatuses": "name",
 }
-#: containers' `ports` merge by containerPort; every other `ports` (Service) by port
+#: containers' `ports` merge by containerPort, a Service's `spec.ports` by port
 _CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
 #: lists of scalars merged as sets (patchStrategy "merge" on a primitive list)
 PRIMITIVE_MERGE = frozenset({"finalizers"})
@@ -204,7 +204,10 @@ def merge_key(path: Path) -> str | None:
     """The merge key of the list at `path` (dict keys from the root), None if replaced whole."""
     field = path[-1]
     if field == "ports":
-        return "containerPort" if len(path) >= 2 and path[-2] in _CONTAINER_LISTS else "port"
+        if len(path) >= 2 and path[-2] in _CONTAINER_LISTS:
+            return "containerPort"
+        # Service spec.ports merge by port; EndpointSlice/Endpoints ports are atomic
+        return "port" if path == ("spec", "ports") else None
     if field == "addresses" and (len(path) < 2 or path[-2] != "status"):
         return None  # EndpointSlice/Endpoints addresses are atomic; Node status.addresses by type
     if field == "conditions" and len(path) >= 2 and path[-2] in ATOMIC_UNDER:

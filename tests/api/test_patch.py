@@ -180,3 +180,13 @@ def test_apply_patch_merges_into_live_object() -> None:
     assert out["spec"]["replicas"] == 5
     assert [c["image"] for c in _containers(out)] == ["pg:17", "busybox"]
     assert out["metadata"] == STS["metadata"]
+
+
+def test_smp_endpointslice_ports_and_addresses_are_atomic() -> None:
+    """EndpointSlice `ports` and endpoint `addresses` are replaced, not merged."""
+    es = {"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}],
+          "endpoints": [{"addresses": ["127.0.0.2"], "conditions": {"ready": True}}]}
+    out = strategic_merge_patch(es, {"ports": [{"name": "a", "port": 80}],
+                                     "endpoints": [{"addresses": ["127.0.0.3"]}]})
+    assert out["ports"] == [{"name": "a", "port": 80}]
+    assert out["endpoints"] == [{"addresses": ["127.0.0.3"]}]
