@@ -189,8 +189,8 @@ MERGE_KEYS: dict[str, str] = {
     "resourceClaims": "name",
     "topologySpreadConstraints": "topologyKey",
     "readinessGates": "conditionType",
-    "containerStatuses": "name",
-    "initContainerStatuses": "name",
+    "podIPs": "ip",
+    "hostIPs": "ip",
 }
 #: containers' `ports` merge by containerPort, a Service's `spec.ports` by port
 _CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
