@@ -399,7 +399,8 @@ class Rest:
             already = md.get("deletionTimestamp")
             new = meta.clone(obj)
             nmd = new["metadata"]
-            nmd["finalizers"] = finalizers
+            if finalizers:
+                nmd["finalizers"] = finalizers
             if not already:
                 nmd["deletionTimestamp"] = meta.now()
             if grace > 0:
