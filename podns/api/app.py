@@ -20,6 +20,7 @@ from podns.api import auth, codec, discovery_glue, status, ui
 from podns.api.catalog import Catalog
 from podns.api.handlers import USER, ResourceHandlers, json_response
 from podns.api.rest import Rest
+from podns.api.watchmux import WatchMux
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,16 @@ def auth_middleware(tokens: auth.Tokens | None) -> Callable[..., Any]:
 
 def create_app(rest: Rest, catalog: Catalog, tokens: auth.Tokens | None,
                ready: Callable[[], bool] = lambda: True,
-               ui_options: ui.UiOptions | None = None) -> web.Application:
+               ui_options: ui.UiOptions | None = None,
+               mux: WatchMux | None = None) -> web.Application:
     """The API server application. `tokens=None` disables authentication (unit tests only);
-    `ui_options` configures the dashboard at /ui/ (see podns/api/ui.py)."""
+    `ui_options` configures the dashboard at /ui/ (see podns/api/ui.py); `mux` shares one store
+    watch per resource between API watches (see podns/api/watchmux.py)."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware(tokens)],
         client_max_size=codec.MAX_BODY_BYTES,
     )
-    resources = ResourceHandlers(rest, catalog)
+    resources = ResourceHandlers(rest, catalog, mux)
 
     async def health(request: web.Request) -> web.Response:
         if request.path == "/readyz" and not ready():

@@ -8,7 +8,7 @@ on (verb, subresource). Kind-specific behaviour stays in the Strategy; storage r
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +19,9 @@ from podns.api.request import RequestInfo, parse_bool, parse_int, parse_path, pa
 from podns.api.rest import RETURN_DELETED_OBJECT, DeleteOptions, Rest, WriteOptions
 from podns.api.selection import parse as parse_selectors
 from podns.api.watch import EventEncoder, serve_watch
+from podns.api.watchmux import WatchMux
 from podns.store import errors as store_errors
+from podns.store.interface import WatchEvent
 
 Obj = dict[str, Any]
 
@@ -48,10 +50,17 @@ def json_response(body: Any, code: int = 200, *, content_type: str = codec.JSON,
 class ResourceHandlers:
     """Serves /api/v1/... and /apis/<g>/<v>/... resource URLs."""
 
-    def __init__(self, rest: Rest, catalog: Catalog) -> None:
+    def __init__(self, rest: Rest, catalog: Catalog, mux: WatchMux | None = None) -> None:
         self.rest = rest
         self.catalog = catalog
         self.encoder = EventEncoder()
+        self.mux = mux
+
+    async def open_watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+        """A store watch, shared per resource when the store needs it (see watchmux.py)."""
+        if self.mux is not None:
+            return await self.mux.watch(prefix, from_rv)
+        return self.rest.store.watch(prefix, from_rv)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         query = request.query
@@ -153,7 +162,7 @@ class ResourceHandlers:
                                          with_columns=first)
 
         return await serve_watch(
-            request, store=self.rest.store, rt=info.rt,
+            request, open_watch=self.open_watch, rt=info.rt,
             prefix=meta.collection_prefix(info.rt, info.namespace), initial=initial,
             from_rv=from_rv, match=match, seed_keys=seed,
             timeout=float(timeout) if timeout else None,

@@ -25,6 +25,7 @@ from podns.api.kubeconfig import write_kubeconfigs
 from podns.api.namespaces import NamespaceCleaner
 from podns.api.resources.base import ResourceType
 from podns.api.rest import Rest
+from podns.api.watchmux import WatchMux, needs_mux
 from podns.store.interface import Store
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class ApiServer:
         self, store: Store, data_dir: Path | str, addr: str = "127.0.0.1:6443", *,
         tls: bool = True, service_cidr: str = DEFAULT_SERVICE_CIDR,
         types: list[ResourceType] | None = None, dns_metrics_url: str | None = None,
+        shared_watch: bool | None = None,
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
@@ -99,6 +101,10 @@ class ApiServer:
         self.rest = Rest(store, Admission(store, service_cidr))
         self.cleaner = NamespaceCleaner(self.rest, self.catalog)
         self.rest.on_namespace_deleting = self.cleaner.start
+        #: one store watch per resource shared by API watches, for stores that open a backend
+        #: stream per watch (etcd); `shared_watch` forces it on or off
+        use_mux = needs_mux(store) if shared_watch is None else shared_watch
+        self.mux = WatchMux(store) if use_mux else None
         #: the dashboard's options; `dns_metrics_url` may be set after start()
         self.ui = ui.UiOptions(dns_metrics_url=dns_metrics_url)
         self.tokens: auth.Tokens | None = None
@@ -127,7 +133,7 @@ class ApiServer:
             paths = certs.ensure_certs(self.data_dir, self.host)
             ssl_ctx = certs.server_ssl_context(paths)
         app = create_app(self.rest, self.catalog, self.tokens, ready=lambda: self._ready,
-                         ui_options=self.ui)
+                         ui_options=self.ui, mux=self.mux)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
@@ -156,6 +162,8 @@ class ApiServer:
         """Stop serving (open watches end); the store stays open."""
         self._ready = False
         await self.cleaner.stop()
+        if self.mux is not None:
+            await self.mux.close()
         if self._runner is not None:
             with contextlib.suppress(Exception):
                 await self._runner.cleanup()

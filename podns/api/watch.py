@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -33,7 +33,7 @@ from aiohttp import web
 from podns.api import codec, status
 from podns.api.resources.base import ResourceType
 from podns.store import errors as store_errors
-from podns.store.interface import Store, WatchEvent
+from podns.store.interface import WatchEvent
 
 Obj = dict[str, Any]
 Render = Callable[[Obj, bool], Obj]  # (object, first event?) -> Table with one row
@@ -69,8 +69,11 @@ def _line(event_type: str, obj: Obj) -> bytes:
     return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
 
 
+OpenWatch = Callable[[str, int], Awaitable[AsyncIterator[WatchEvent]]]
+
+
 async def serve_watch(
-    request: web.Request, *, store: Store, rt: ResourceType, prefix: str,
+    request: web.Request, *, open_watch: OpenWatch, rt: ResourceType, prefix: str,
     initial: list[Obj] | None, from_rv: int, match: Callable[[Obj], bool] | None,
     seed_keys: set[str] | None,
     timeout: float | None, bookmarks: bool, render: Render | None, encoder: EventEncoder,
@@ -103,7 +106,7 @@ async def serve_watch(
         async with asyncio.timeout(deadline):
             for obj in initial or ():
                 await send("ADDED", obj)
-            events = store.watch(prefix, from_rv)
+            events = await open_watch(prefix, from_rv)
             try:
                 while True:
                     try:

@@ -3,6 +3,7 @@ free loopback port, driven with aiohttp's client."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,12 +79,22 @@ class Api:
         return await self.call("DELETE", path, body, **kw)
 
 
+@contextlib.asynccontextmanager
+async def serve(tmp_path: Path, **server_args: Any) -> AsyncIterator[Api]:
+    """An ApiServer over SQLite in `tmp_path` (stand-in kinds unless `types` is given)."""
+    store = SQLiteStore(tmp_path / "podns.db")
+    server_args.setdefault("types", TYPES)
+    server = ApiServer(store, tmp_path, "127.0.0.1:0", tls=False, **server_args)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Api(server, session)
+    finally:
+        await server.stop()
+        await store.close()
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    store = SQLiteStore(tmp_path / "podns.db")
-    server = ApiServer(store, tmp_path, "127.0.0.1:0", tls=False, types=TYPES)
-    await server.start()
-    async with aiohttp.ClientSession() as session:
-        yield Api(server, session)
-    await server.stop()
-    await store.close()
+    async with serve(tmp_path) as a:
+        yield a

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
-from .conftest import Api
+from .conftest import Api, serve
 
 PODS = "/api/v1/namespaces/default/pods"
+
+
+@pytest.fixture(params=["direct", "shared"])
+async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+    """Every watch test runs with store watches per API watch and with one shared store watch
+    per resource (podns.api.watchmux, as used over etcd)."""
+    async with serve(tmp_path, shared_watch=request.param == "shared") as a:
+        yield a
 
 
 def pod(name: str, **labels: str) -> dict[str, Any]:
@@ -133,7 +143,10 @@ async def test_many_watchers_share_events_and_leave_cleanly(api: Api) -> None:
         s.resp.close()
     await asyncio.sleep(0.2)
     cache = api.server.store._cache  # type: ignore[attr-defined]
-    assert len(cache._watchers) == 0
+    assert len(cache._watchers) == (0 if api.server.mux is None else 1)  # 1: the shared feed
+    if api.server.mux is not None:
+        (shared,) = api.server.mux._shared.values()
+        assert len(shared.cache._watchers) == 0
 
 
 async def test_selector_watch_turns_label_changes_into_added_and_deleted(api: Api) -> None:
