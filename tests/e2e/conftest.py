@@ -104,6 +104,7 @@ class Podns:
         self.log_path = workdir / f"podns-{command}.log"
         self.cache_dir = workdir / "kubectl-cache"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     # -- process control -----------------------------------------------------------------------
 
@@ -144,7 +145,7 @@ class Podns:
                     raise PortTaken(log)
                 raise RuntimeError(f"podns {self.command} exited with {self.proc.returncode}:\n"
                                    + log[-20000:])
-            if self._ready():
+            if self._ready() and self._components_started():
                 return self
             time.sleep(0.05)
         self.kill()
@@ -159,6 +160,18 @@ class Podns:
             with urllib.request.urlopen(self.api_url + "/readyz", context=ctx, timeout=1) as r:
                 return bool(r.status == 200)
         except (OSError, urllib.error.URLError):
+            return False
+
+    def _components_started(self) -> bool:
+        """`podns up` starts its components after the API server answers /readyz; it prints
+        `podns up: ready` once every one of them runs."""
+        if self.command != "up":
+            return True
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                return b"podns up: ready" in f.read()
+        except OSError:
             return False
 
     def stop(self, timeout: float = 15.0) -> int | None:
