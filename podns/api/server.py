@@ -31,7 +31,10 @@ from podns.store.interface import Store
 log = logging.getLogger(__name__)
 
 #: Kubernetes' default --service-cluster-ip-range
-DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+#: a loopback range by default: the node agent's ClusterIP proxy listens on each Service's
+#: cluster IP, which in loopback pod-network mode must be an address the host can bind
+#: (Kubernetes' own default, 10.96.0.0/12, is for clusters with a kube-proxy dataplane)
+DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
 #: seconds open watches get to finish when the server stops
 SHUTDOWN_GRACE = 1.0
 

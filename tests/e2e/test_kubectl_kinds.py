@@ -97,7 +97,7 @@ def test_get_columns(cluster: Podns, version: str) -> None:
     svc = get("svc", "-o", "wide")
     assert header(svc) == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"]
     web = row(svc, "web").split()
-    assert web[1] == "ClusterIP" and web[2].startswith("10.") and web[3:5] == ["<none>", "80/TCP"]
+    assert web[1] == "ClusterIP" and web[2].startswith("127.96.") and web[3:5] == ["<none>", "80/TCP"]
     assert row(svc, "web-np").split()[4] == "80:30080/TCP"
     assert row(svc, "upstream").split()[1:4] == ["ExternalName", "<none>", "db.example.com"]
     slices = get("endpointslices")
@@ -174,9 +174,9 @@ def test_cluster_ip_immutable_and_pod_update_rules(cluster: Podns) -> None:
     """Changing a Service's clusterIP or a Pod's restartPolicy is refused with Kubernetes' messages;
     changing a Pod's image is allowed."""
     p = cluster.kubectl("patch", "svc", "web", "-n", "kinds", "-p",
-                        '{"spec":{"clusterIP":"10.96.0.200"}}')
+                        '{"spec":{"clusterIP":"127.96.0.200"}}')
     assert p.returncode != 0
-    assert 'spec.clusterIP: Invalid value: "10.96.0.200": field is immutable' in p.stderr
+    assert 'spec.clusterIP: Invalid value: "127.96.0.200": field is immutable' in p.stderr
     p = cluster.kubectl("patch", "pod", "web-0", "-n", "kinds", "-p",
                         '{"spec":{"restartPolicy":"Never"}}')
     assert p.returncode != 0 and "pod updates may not change fields other than" in p.stderr
