@@ -57,7 +57,7 @@ def podns_up(*extra: str) -> Iterator[Cluster]:
         data = Path(tmp) / "state"
         cmd = [sys.executable, "-m", "podns", "up", "--data-dir", str(data), "--api-addr",
                f"127.0.0.1:{api_port}", "--dns-addr", f"{dns[0]}:{dns[1]}", "--service-cidr",
-               SERVICE_CIDR, *extra]
+               SERVICE_CIDR, "--dns-upstream", "none", *extra]
         log = open(Path(tmp) / "up.log", "wb")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
         deadline = time.monotonic() + 30

@@ -71,9 +71,9 @@ def build(args: argparse.Namespace, client: Any) -> ClusterDNS:
 def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     """`podns up` flags of the DNS component (it listens on --dns-addr)."""
     parser.add_argument("--dns-zone", default="cluster.local", help="cluster domain (default cluster.local)")
-    parser.add_argument("--dns-upstream", action="append", default=["none"], metavar="ADDR",
-                        help="resolver for names outside the zone (repeatable; 'resolv.conf': the "
-                             "nameservers of /etc/resolv.conf; default none: REFUSED)")
+    parser.add_argument("--dns-upstream", action="append", default=None, metavar="ADDR",
+                        help="resolver for names outside the zone (repeatable; default 'resolv.conf': "
+                             "the nameservers of /etc/resolv.conf; 'none': answer REFUSED)")
     parser.add_argument("--dns-ttl", type=int, default=DEFAULT_TTL, help="DNS record TTL (default 5)")
     parser.add_argument("--dns-pods", choices=POD_MODES, default="insecure",
                         help="pod records a-b-c-d.<ns>.pod.<zone> (default insecure)")

@@ -113,6 +113,9 @@ class Podns:
                "--api-addr", f"127.0.0.1:{self.api_port}"]
         if self.command == "up":
             cmd += ["--dns-addr", f"{self.dns_addr[0]}:{self.dns_addr[1]}"]
+            if not any(a.startswith("--dns-upstream") for a in self.extra_args):
+                # Tests send DNS traffic to loopback only: no forwarding to this host's resolver.
+                cmd += ["--dns-upstream", "none"]
         return cmd + self.extra_args
 
     def start(self) -> Podns:
