@@ -11,8 +11,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.podns-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e '.[test]'
+    echo "podns setup: installing podns and its Python packages into .venv" >&2
+    log=.venv/pip-install.log
+    if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'; } >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "podns setup: pip install failed (log above, also in $log)" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
 
