@@ -32,7 +32,8 @@ def podns_up(tmp_path: Path, *args: str, data_dir: Path | None = None,
     """Run `podns up` with free ports and `data_dir` (default: tmp_path/state); output merged."""
     cmd = [*(prefix or []), sys.executable, "-m", "podns", "up",
            "--data-dir", str(data_dir or tmp_path / "state"),
-           "--api-addr", f"127.0.0.1:{free_port()}", "--dns-addr", f"127.0.0.1:{free_port()}", *args]
+           "--api-addr", f"127.0.0.1:{free_port()}", "--dns-addr", f"127.0.0.1:{free_port()}",
+           "--dns-upstream", "none", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=20, cwd=tmp_path,
                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
