@@ -12,6 +12,13 @@ session, the choice of endpoint, and the translation of etcd's error answers:
 - "required revision has been compacted" -> Expired; "future revision" -> FutureRevision;
   "request is too large" / gRPC "larger than max" -> Invalid;
 - after `timeout` seconds, or once every member refused the connection twice: Unavailable.
+
+Reads that may be stale (`call(stale_ok=True)`: the store's get, list and current_rv) keep
+working without quorum: once a live member has answered "no leader" for `STALE_AFTER` seconds
+(an election's length: a healthy cluster elects a new leader within it), the read is sent again
+as etcd's *serializable* range (`"serializable": true`, without `hasleader`), which any live
+member answers from its own applied state. The client then remembers the quorum loss and the
+next such read falls back at the first "no leader", until a linearizable request succeeds again.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_ATTEMPT_TIMEOUT = 2.0
 #: a watch response may batch many events while catching up
 MAX_MESSAGE = 64 * 1024 * 1024
+#: seconds of "no leader" after which a stale-ok read is served serializable (local state)
+STALE_AFTER = 1.0
+#: request headers of a serializable read: no `hasleader`, so a leaderless member answers
+_NO_LEADER_OK = {"Grpc-Metadata-hasleader": "false"}
 
 
 class EndpointFailed(Exception):
@@ -100,6 +111,8 @@ class EtcdClient:
         self.attempt_timeout = attempt_timeout
         #: index of the endpoint that answered last (tried first)
         self.preferred = 0
+        #: a stale-ok read was last served serializable: no quorum (until a linearizable success)
+        self.no_quorum = False
         self._on_first_use = on_first_use
         self._session: aiohttp.ClientSession | None = None
         self.closed = False
@@ -122,17 +135,21 @@ class EtcdClient:
         return self._session
 
     async def call(
-        self, path: str, body: dict[str, Any], *, write: bool = False, deadline: float | None = None
+        self, path: str, body: dict[str, Any], *, write: bool = False, deadline: float | None = None,
+        stale_ok: bool = False,
     ) -> dict[str, Any]:
         """POST `body` to `path` on the first member that answers; see the module doc for what
-        is retried, what raises Ambiguous (writes only) and when Unavailable comes."""
+        is retried, what raises Ambiguous (writes only), when a `stale_ok` read becomes
+        serializable, and when Unavailable comes."""
         session = self.session()
         data = orjson.dumps(body)
+        headers: dict[str, str] | None = None
         if deadline is None:
             deadline = time.monotonic() + self.timeout
         errors: list[str] = []
         n = len(self.endpoints)
         attempt = refused = 0
+        leaderless_since: float | None = None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or refused >= 2 * n:
@@ -144,7 +161,7 @@ class EtcdClient:
             url = self.endpoints[idx] + path
             try:
                 async with asyncio.timeout(min(remaining, self.attempt_timeout)):
-                    async with session.post(url, data=data) as resp:
+                    async with session.post(url, data=data, headers=headers) as resp:
                         payload = orjson.loads(await resp.read())
             except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
                 # Every member refusing twice in a row: nothing is listening, say so now.
@@ -164,8 +181,18 @@ class EtcdClient:
                 errors.append(f"{url}: {exc}")
                 if write and exc.ambiguous:
                     raise Ambiguous(errors[-1]) from None
+                if stale_ok and headers is None and "no leader" in str(exc):
+                    # A live member without a leader. Past an election's length (or when
+                    # quorum is already known lost) read its local state instead.
+                    now = time.monotonic()
+                    leaderless_since = leaderless_since or now
+                    if self.no_quorum or now - leaderless_since >= STALE_AFTER:
+                        data = orjson.dumps({**body, "serializable": True})
+                        headers = _NO_LEADER_OK
+                        attempt -= 1  # the same member again, at once
                 continue
             self.preferred = idx
+            self.no_quorum = headers is not None
             return result
         raise Unavailable(f"etcd request {path} failed: {'; '.join(errors[-n:]) or 'timed out'}")
 

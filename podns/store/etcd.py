@@ -111,9 +111,12 @@ class EtcdStore:
         return obj
 
     # -- reads ---------------------------------------------------------------------------------
+    # get, list and current_rv are linearizable while etcd has quorum; without it they are
+    # served from a live member's local state (serializable, `stale_ok`), so the API keeps
+    # serving the last known state (writes still fail: they need quorum).
 
     async def get(self, key: str) -> Obj:
-        resp = await self._call("/v3/kv/range", {"key": b64(self._root + key)})
+        resp = await self._call("/v3/kv/range", {"key": b64(self._root + key)}, stale_ok=True)
         kvs = resp.get("kvs")
         if not kvs:
             raise NotFound(key)
@@ -136,10 +139,10 @@ class EtcdStore:
         if at_rv:
             body["revision"] = at_rv
         try:
-            resp = await self._call("/v3/kv/range", body)
+            resp = await self._call("/v3/kv/range", body, stale_ok=True)
         except FutureRevision:
             body.pop("revision")
-            resp = await self._call("/v3/kv/range", body)
+            resp = await self._call("/v3/kv/range", body, stale_ok=True)
             at_rv = None
         kvs = resp.get("kvs") or []
         rv = at_rv if at_rv else int(resp["header"]["revision"])
@@ -149,7 +152,7 @@ class EtcdStore:
         return ListResult(items=decode_many(kvs, self._decode), rv=rv, continue_key=cont)
 
     async def current_rv(self) -> int:
-        resp = await self._call("/v3/kv/range", {"key": b64(self._root)})
+        resp = await self._call("/v3/kv/range", {"key": b64(self._root)}, stale_ok=True)
         return int(resp["header"]["revision"])
 
     # -- writes --------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""Distributed mode without etcd quorum: quick 503/504 writes, DNS on its last state, recovery.
+"""Distributed mode without etcd quorum: quick 503/504 writes, reads and DNS on the last state.
 
 Two `podns apiserver` processes (sharing CA and tokens through `--pki-from`, each kubeconfig
 listing both through `--peer-servers`) over a 3-member etcd, and a `podns dns` watching through
-them. With 2 of 3 members SIGKILLed, API calls fail with a 503/504 Status within seconds (no
-hang) and DNS goes on answering from its last state; once the members are back, writes work
+them. With 2 of 3 members SIGKILLed, writes fail with a 503/504 Status within seconds (no
+hang), GETs and LISTs answer 200 with the last state (the store's serializable reads), and DNS
+goes on answering from its last state; once the members are back, writes work
 again and DNS follows new changes without any restart.
 """
 
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes.client as kube_client
+import kubernetes.config as kube_config
 import pytest
 import yaml
 
@@ -131,7 +134,8 @@ def test_apiserver_started_before_etcd_waits_for_it(tmp_path: Path) -> None:
 def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
                                                               tmp_path: Path) -> None:
     """given two API servers and a DNS server over 3 etcd members, when 2 members are killed,
-    then writes and reads answer 503/504 within seconds, DNS keeps its answers; when they
+    then writes answer 503/504 within seconds, reads (GET, LIST; urllib, kubectl, the Python
+    client) answer 200 with the last state, DNS keeps its answers; when they
     return, writes succeed again and DNS follows a new change by itself."""
     a, b = start_apiservers(tmp_path, etcd3)
     try:
@@ -158,16 +162,45 @@ def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
             wait_until(lambda: a_records(dns_query(addr, NAME)) == ["10.1.0.1", "10.1.0.2"],
                        10, "DNS answers the two endpoints")
 
+            assert api(a, "POST", CM_PATH, {"metadata": {"name": "before"}})[0] == 201
             etcd3.stop_member(1)
             etcd3.stop_member(2)
             for server, method, path, body in ((a, "POST", CM_PATH, {"metadata": {"name": "x"}}),
-                                               (b, "GET", CM_PATH, None)):
+                                               (b, "DELETE", f"{CM_PATH}/before", None)):
                 t = time.monotonic()
                 code, status = api(server, method, path, body)
                 took = time.monotonic() - t
                 assert code in (503, 504), (method, code, status)
                 assert status["kind"] == "Status" and status["code"] == code
                 assert took < QUICK, f"{method} took {took:.1f}s"
+
+            # reads keep serving the last state (etcd serializable reads on the live member):
+            # GET and LIST through httpx-like urllib, kubectl and the Python client
+            for server in (a, b):
+                t = time.monotonic()
+                code, got = api(server, "GET", f"{CM_PATH}/before")
+                assert code == 200 and got["metadata"]["name"] == "before", (code, got)
+                code, got = api(server, "GET", SLICE_PATH)
+                assert code == 200 and [s["metadata"]["name"] for s in got["items"]] == ["db-abc"]
+                code, got = api(server, "GET", f"{CM_PATH}/x")
+                assert code == 404, got  # the failed write left nothing behind
+                assert time.monotonic() - t < QUICK
+            out = a.kubectl("get", "configmaps", "before", "-o", "name", kubeconfig=b.kubeconfig,
+                            timeout=30)
+            assert out.returncode == 0 and out.stdout.strip() == "configmap/before", out.stderr
+            out = a.kubectl("get", "endpointslices", "-o", "name", timeout=30)
+            assert out.returncode == 0 and out.stdout.split() == [
+                "endpointslice.discovery.k8s.io/db-abc"], out.stderr
+            py = kube_config.new_client_from_config(config_file=str(a.kubeconfig))
+            try:
+                cms = kube_client.CoreV1Api(py).list_namespaced_config_map(
+                    "default", _request_timeout=QUICK)
+                assert "before" in [cm.metadata.name for cm in cms.items]
+                svc_read = kube_client.CoreV1Api(py).read_namespaced_service(
+                    "db", "default", _request_timeout=QUICK)
+                assert svc_read.spec.cluster_ip == "None"
+            finally:
+                py.close()
 
             # DNS keeps answering from its last state while the API cannot read etcd
             deadline = time.monotonic() + 3
