@@ -376,15 +376,22 @@ class Balancer:
         raise attempts.error("connecting to")
 
     async def call(
-        self, fn: Callable[[Endpoint], Awaitable[T]], *, key: str | None = None, idempotent: bool = True
+        self,
+        fn: Callable[[Endpoint], Awaitable[T]],
+        *,
+        key: str | None = None,
+        idempotent: bool = True,
+        timeout: float | None = None,
     ) -> T:
         """Run `fn(endpoint)` on a picked endpoint. A connection-level failure (OSError,
-        TimeoutError) is reported and, for idempotent work, retried on another endpoint."""
+        TimeoutError) is reported and, for idempotent work, retried on another endpoint.
+        `timeout` bounds each attempt (seconds): an endpoint that accepts and then hangs counts
+        as failed instead of holding the caller forever."""
         attempts = Attempts(self, key=key, tries=None if idempotent else 1)
         for ep in attempts:
             with self.track(ep):
                 try:
-                    result = await fn(ep)
+                    result = await asyncio.wait_for(fn(ep), timeout)
                 except CONNECT_ERRORS as exc:
                     attempts.failed(ep, exc)
                     continue

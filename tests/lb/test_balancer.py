@@ -202,3 +202,36 @@ def test_libpq_conninfo_lists_pods_primary_first() -> None:
         "db-10.db-service.default.svc.cluster.local port=5432,5432,5432 dbname=app user=me "
         "connect_timeout=2 target_session_attrs=read-write"
     )
+
+
+async def test_call_timeout_moves_past_a_pod_that_accepts_and_hangs() -> None:
+    """given a pod that accepts connections but never answers, a bounded call retries on a
+    pod that answers, and reports the hanging one."""
+    async def hang(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"pong\n")
+        await w.drain()
+
+    slow = await asyncio.start_server(hang, "127.0.0.21", 0)
+    fast = await asyncio.start_server(answer, "127.0.0.22", 0)
+    eps = [Endpoint("127.0.0.21", slow.sockets[0].getsockname()[1], hostname="slow"),
+           Endpoint("127.0.0.22", fast.sockets[0].getsockname()[1], hostname="fast")]
+
+    async def ping(ep: Endpoint) -> bytes:
+        reader, writer = await asyncio.open_connection(ep.address, ep.port)
+        try:
+            return await reader.readline()
+        finally:
+            writer.close()
+
+    try:
+        cfg = lb.OutlierConfig(consecutive_failures=1, base_ejection=30)
+        async with lb.Balancer("db", source=lb.Static(eps), outlier=cfg, policy="round_robin") as pool:
+            for _ in range(4):
+                assert await pool.call(ping, timeout=0.3) == b"pong\n"
+            assert pool.stats()["ejected"] == [eps[0].key]
+    finally:
+        for s in (slow, fast):
+            s.close()
