@@ -525,5 +525,12 @@ def map_store_error(exc: store_errors.StoreError, rt: ResourceType, name: str) -
         return status.conflict(rt.resource, name, rt.group)
     if isinstance(exc, store_errors.Expired):
         return status.expired(str(exc) or "too old resource version")
+    if isinstance(exc, store_errors.TooLarge):
+        # kube-apiserver answers etcd's "request is too large" with 413 as well
+        return status.ApiError(413, "RequestEntityTooLarge",
+                               f"Request entity too large: {exc or 'object too large'}")
+    if isinstance(exc, store_errors.Invalid):
+        # an object the store cannot hold (not representable as JSON): the request's fault
+        return status.bad_request(str(exc) or "the object cannot be stored")
     return status.unavailable(str(exc) or "the store is unavailable")
 

@@ -13,6 +13,7 @@ from podns.store.errors import (
     Invalid,
     NotFound,
     StoreError,
+    TooLarge,
     Unavailable,
 )
 from podns.store.interface import ListResult, Obj, Store, WatchEvent
@@ -27,6 +28,7 @@ __all__ = [
     "Obj",
     "Store",
     "StoreError",
+    "TooLarge",
     "Unavailable",
     "WatchEvent",
     "open_store",

@@ -10,7 +10,7 @@ session, the choice of endpoint, and the translation of etcd's error answers:
   applied, so `call(write=True)` raises `Ambiguous` for the caller to resolve by reading;
   reads simply try again;
 - "required revision has been compacted" -> Expired; "future revision" -> FutureRevision;
-  "request is too large" / gRPC "larger than max" -> Invalid;
+  "request is too large" / gRPC "larger than max" -> TooLarge (an Invalid);
 - after `timeout` seconds, or once every member refused the connection twice: Unavailable.
 
 Reads that may be stale (`call(stale_ok=True)`: the store's get, list and current_rv) keep
@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from podns.store.errors import Expired, Invalid, StoreError, Unavailable
+from podns.store.errors import Expired, StoreError, TooLarge, Unavailable
 
 #: seconds a whole store call may take before Unavailable ("a few seconds", never a hang)
 DEFAULT_TIMEOUT = 5.0
@@ -83,7 +83,7 @@ def check(payload: dict[str, Any]) -> dict[str, Any]:
     if "required revision is a future revision" in message:
         raise FutureRevision(message)
     if "request is too large" in message or "larger than max" in message:
-        raise Invalid(f"object too large for etcd: {message}")
+        raise TooLarge(f"object too large for etcd: {message}")
     if "timed out" in message or "cancelled" in message:
         raise EndpointFailed(message, ambiguous=True)
     if payload.get("code") in (2, 4, 8, 14) or "leader" in message:

@@ -6,6 +6,7 @@
     ├── Conflict        (409) compare-and-swap on resourceVersion failed
     ├── Expired         (410) the requested revision was compacted away
     ├── Invalid         (400) the object cannot be stored (not representable as JSON)
+    │   └── TooLarge    (413) the object is over the backend's size limit (etcd's 1.5 MiB)
     └── Unavailable     (503) the backend cannot be reached or has no quorum
 """
 
@@ -35,6 +36,11 @@ class Expired(StoreError):
 class Invalid(StoreError):
     """The object cannot be stored: not representable as JSON (an integer beyond 64 bits, a
     non-string key, an unpaired surrogate)."""
+
+
+class TooLarge(Invalid):
+    """The object is over the backend's size limit (etcd's request limit, gRPC's message
+    limit); the API answers 413 RequestEntityTooLarge."""
 
 
 class Unavailable(StoreError):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from podns.store.errors import Expired, Invalid, NotFound, Unavailable
+from podns.store.errors import Expired, Invalid, NotFound, TooLarge, Unavailable
 from podns.store.etcd import EtcdStore
 from podns.store.testing import (
     EtcdCluster,
@@ -195,10 +195,11 @@ async def test_watch_loses_quorum_then_unavailable(etcd3: EtcdCluster) -> None:
 @pytest.mark.parametrize("kib", [1600, 2048], ids=["over-etcd-limit", "over-grpc-limit"])
 async def test_too_large_for_etcd_is_invalid(etcd1: EtcdCluster, kib: int) -> None:
     """given an object over etcd's request limit (1.5 MiB) or gRPC's (2 MiB, base64 counted),
-    create raises Invalid at once, not Unavailable after retries."""
+    create raises TooLarge (an Invalid) at once, not Unavailable after retries."""
     store = EtcdStore(etcd1.endpoints, root=root())
     try:
-        with pytest.raises(Invalid, match="too large"):
+        with pytest.raises(TooLarge, match="too large") as err:
             await store.create("configmaps/default/huge", pod("huge", blob="x" * kib * 1024))
+        assert isinstance(err.value, Invalid)
     finally:
         await store.close()
