@@ -13,10 +13,11 @@ import platform
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from podns import __version__ as podns_version
-from podns.api import auth, codec, discovery_glue, status, ui
+from podns.api import auth, codec, discovery_glue, status, ui, watch
 from podns.api.catalog import Catalog
 from podns.api.handlers import USER, ResourceHandlers, json_response
 from podns.api.rest import Rest
@@ -50,7 +51,18 @@ def _status_response(err: status.ApiError) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every error with a Status body."""
+    """Answer every error with a Status body; for a watch whose headers were already sent,
+    as an ERROR event ending that stream (a second response would corrupt its body)."""
+    resp = await _errors_as_status(request, handler)
+    stream = request.get(watch.STREAM)
+    if stream is not None and resp is not stream and isinstance(resp, web.Response):
+        await watch.end_with_error(stream, orjson.loads(resp.body))  # type: ignore[arg-type]
+        return stream
+    return resp
+
+
+async def _errors_as_status(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's response, or its error as a Status response."""
     try:
         return await handler(request)
     except status.ApiError as err:

@@ -6,7 +6,11 @@ older than the store's history is answered in-stream with an ERROR event carryin
 Expired Status (as kube-apiserver does: the HTTP status is already 200). Streams end when
 `timeoutSeconds` pass, when the client leaves (aiohttp cancels the handler), when the store
 drops a watcher that fell too far behind (the client then relists, as after a 410), or when
-the store fails (an ERROR event with a 503 Status; the client retries).
+the store fails (an ERROR event with a 503 Status; the client retries). Any other exception
+once the headers are out (a bug) ends the stream with an ERROR event carrying a 500
+InternalError Status, as kube-apiserver does, and a clean end of the chunked body: never a
+second HTTP response inside the first (the request carries `STREAM` so the app's error
+middleware can do the same for anything that escapes).
 
 Fan-out is cheap: the store already shares one event object between watchers, and
 `EventEncoder` encodes each (event, format) once and hands every JSON watcher the same bytes.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -34,6 +39,8 @@ from podns.api import codec, status
 from podns.api.resources.base import ResourceType
 from podns.store import errors as store_errors
 from podns.store.interface import WatchEvent
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Render = Callable[[Obj, bool], Obj]  # (object, first event?) -> Table with one row
@@ -71,6 +78,18 @@ def _line(event_type: str, obj: Obj) -> bytes:
 
 OpenWatch = Callable[[str, int], Awaitable[AsyncIterator[WatchEvent]]]
 
+#: request key of a watch whose response headers were sent (its StreamResponse): an error
+#: after that must end this stream, not start a second response (see `end_with_error`)
+STREAM = web.RequestKey("podns.watch.stream", web.StreamResponse)
+
+
+async def end_with_error(resp: web.StreamResponse, error: Obj) -> None:
+    """End a started watch stream with an ERROR event carrying `error` (a Status) and the end
+    of the chunked body; a client already gone is ignored."""
+    with contextlib.suppress(ConnectionResetError, asyncio.CancelledError, RuntimeError):
+        await resp.write(_line("ERROR", error))
+        await resp.write_eof()
+
 
 async def serve_watch(
     request: web.Request, *, open_watch: OpenWatch, rt: ResourceType, prefix: str,
@@ -86,6 +105,7 @@ async def serve_watch(
         resp.headers["Content-Type"] = codec.TABLE_CT
     resp.enable_chunked_encoding()
     await resp.prepare(request)
+    request[STREAM] = resp
     first = True
 
     async def send(event_type: str, obj: Obj, event: WatchEvent | None = None) -> None:
@@ -102,42 +122,58 @@ async def serve_watch(
     seen = set(seed_keys or ())
     deadline = min(timeout, MAX_WATCH_SECONDS) if timeout and timeout > 0 else MAX_WATCH_SECONDS
     last_rv = from_rv
+    failure: Obj | None = None
     with contextlib.suppress(TimeoutError, ConnectionResetError, asyncio.CancelledError):
-        async with asyncio.timeout(deadline):
-            for obj in initial or ():
-                await send("ADDED", obj)
-            events = await open_watch(prefix, from_rv)
-            try:
-                while True:
-                    try:
-                        event = await asyncio.wait_for(anext(events), BOOKMARK_INTERVAL) \
-                            if bookmarks else await anext(events)
-                    except TimeoutError:
-                        await send("BOOKMARK", _bookmark(rt, last_rv))
-                        continue
-                    except StopAsyncIteration:
-                        break
-                    except store_errors.Expired as exc:
-                        await send("ERROR", status.expired(
-                            str(exc) or f"too old resource version: {from_rv}").status())
-                        break
-                    except store_errors.StoreError as exc:
-                        # the store lost its backend (etcd without quorum): end the stream
-                        # with a 503 ERROR event, as kube-apiserver ends a failed etcd watch,
-                        # so the client retries instead of waiting on a stream that never ends
-                        await send("ERROR", status.unavailable(str(exc)).status())
-                        break
-                    last_rv = event.rv
-                    if match is None:
-                        await send(event.type, event.object, event)
-                        continue
-                    event_type = _filtered_type(event, match(event.object), seen)
-                    if event_type is not None:
-                        await send(event_type, event.object,
-                                   event if event_type == event.type else None)
-            finally:
-                with contextlib.suppress(Exception):
-                    await events.aclose()  # type: ignore[attr-defined]
+        try:
+            async with asyncio.timeout(deadline):
+                for obj in initial or ():
+                    await send("ADDED", obj)
+                events = await open_watch(prefix, from_rv)
+                try:
+                    while True:
+                        try:
+                            event = await asyncio.wait_for(anext(events), BOOKMARK_INTERVAL) \
+                                if bookmarks else await anext(events)
+                        except TimeoutError:
+                            await send("BOOKMARK", _bookmark(rt, last_rv))
+                            continue
+                        except StopAsyncIteration:
+                            break
+                        except store_errors.Expired as exc:
+                            await send("ERROR", status.expired(
+                                str(exc) or f"too old resource version: {from_rv}").status())
+                            break
+                        except store_errors.StoreError as exc:
+                            # the store lost its backend (etcd without quorum): end the stream
+                            # with a 503 ERROR event, as kube-apiserver ends a failed etcd watch,
+                            # so the client retries instead of waiting on a stream that never ends
+                            await send("ERROR", status.unavailable(str(exc)).status())
+                            break
+                        last_rv = event.rv
+                        if match is None:
+                            await send(event.type, event.object, event)
+                            continue
+                        event_type = _filtered_type(event, match(event.object), seen)
+                        if event_type is not None:
+                            await send(event_type, event.object,
+                                       event if event_type == event.type else None)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await events.aclose()  # type: ignore[attr-defined]
+        except (TimeoutError, ConnectionResetError):
+            raise
+        except store_errors.Expired as exc:  # opening the watch found the version too old
+            failure = status.expired(str(exc) or f"too old resource version: {from_rv}").status()
+        except store_errors.StoreError as exc:
+            failure = status.unavailable(str(exc)).status()
+        except Exception as exc:
+            # a bug, not a store failure: the 200 and earlier events are out, so the error
+            # goes into the stream (kube-apiserver's watch sends an InternalError Status)
+            log.exception("watch %s failed", request.path_qs)
+            failure = status.internal(type(exc).__name__).status()
+    if failure is not None:
+        await end_with_error(resp, failure)
+        return resp
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError, RuntimeError):
         await resp.write_eof()
     return resp

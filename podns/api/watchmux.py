@@ -86,6 +86,8 @@ class WatchMux:
                 cache.append(event)
         except StoreError as exc:
             log.info("shared watch of %s ended: %s", root, exc)
+        except Exception:  # a bug: still close the ring, so its API watches end cleanly
+            log.exception("shared watch of %s failed", root)
         finally:
             cache.close()
             with contextlib.suppress(Exception):
