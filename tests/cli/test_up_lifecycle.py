@@ -6,16 +6,16 @@ unique marker so the test can find its process among everything else on the mach
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests._support import wait_until
 from tests.e2e.conftest import Podns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
@@ -39,13 +39,8 @@ def pids_with(marker: str) -> list[int]:
     return found
 
 
-def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+#: this module's polling defaults for tests._support.wait_until
+wait_for = functools.partial(wait_until, step=0.1)
 
 
 def pod_manifest(marker: str) -> str:

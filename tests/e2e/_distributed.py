@@ -22,10 +22,8 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ import dns.rcode
 import dns.rdatatype
 
 from podns.store.etcd_cluster import EtcdCluster
+from tests._support import wait_until
 from tests.e2e.conftest import Podns, free_port
 
 #: seconds a component process gets to come up
@@ -43,18 +42,6 @@ START_TIMEOUT = 30.0
 #: fast Lease timings for the controller-managers (Kubernetes defaults are 15s/10s/2s)
 FAST_LEASE = ("--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
               "--leader-elect-retry-period", "500ms")
-
-
-def wait_until(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-    """Poll `cond` until it returns something truthy (returned); AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout}s")
-        time.sleep(step)
 
 
 class Proc:

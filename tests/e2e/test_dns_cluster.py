@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
 
 import dns.message
 import dns.query
@@ -16,6 +14,7 @@ import dns.rdatatype
 import dns.reversename
 import pytest
 
+from tests._support import wait_until as wait
 from tests.e2e.conftest import Podns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120), pytest.mark.podns_args("--dns-upstream", "none")]
@@ -53,16 +52,6 @@ def query(p: Podns, name: str, rdtype: str = "A", tcp: bool = False) -> dns.mess
 
 def addresses(msg: dns.message.Message) -> set[str]:
     return {rd.to_text() for rrset in msg.answer if rrset.rdtype in (1, 28) for rd in rrset}
-
-
-def wait(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached in {timeout}s")
 
 
 def pod_ips(p: Podns) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -11,26 +12,20 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import dns.message
 import dns.query
 import dns.rcode
 import pytest
 
+from tests._support import wait_until
 from tests.e2e.conftest import REPO, Podns, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 
-def wait(pred: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached in {timeout}s")
+#: this module's polling defaults for tests._support.wait_until
+wait = functools.partial(wait_until, timeout=15.0)
 
 
 def service_and_slice(name: str, ips: list[str]) -> str:

@@ -4,6 +4,7 @@ mountPath, a crashed agent's leftovers cleaned at the next start, nothing left a
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from podns.node import netns
+from tests._support import wait_until
 from tests.e2e.conftest import REPO, Podns
 
 NETNS_SKIP = netns.unavailable_reason()
@@ -24,14 +26,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(120),
               pytest.mark.skipif(NETNS_SKIP is not None, reason=NETNS_SKIP or "")]
 
 
-def wait(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout}s")
+#: this module's polling defaults for tests._support.wait_until
+wait = functools.partial(wait_until, step=0.1)
 
 
 def pods(p: Podns) -> dict[str, dict[str, Any]]:

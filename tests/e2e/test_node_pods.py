@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests._support import wait_until
 from tests.e2e.conftest import Podns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
@@ -45,14 +46,8 @@ def pod_manifest(name: str, **extra: Any) -> str:
     return json.dumps(pod)
 
 
-def wait(pred: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout}s")
+#: this module's polling defaults for tests._support.wait_until
+wait = functools.partial(wait_until, timeout=20.0, step=0.1)
 
 
 def get_pod(p: Podns, name: str) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ after an etcd member is SIGKILLed both servers go on reading and writing.
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from podns.store.testing import EtcdCluster, etcd_available, start_etcd_cluster
+from tests._support import wait_until
 from tests.e2e.conftest import Podns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.etcd, pytest.mark.timeout(120)]
@@ -59,11 +61,8 @@ def watch_lines(p: Podns, path: str, out: list[dict[str, Any]], stop: threading.
                 return
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+#: this module's polling defaults for tests._support.wait_until
+wait_for = functools.partial(wait_until, timeout=15.0)
 
 
 def cm(name: str, **data: str) -> dict[str, Any]:

@@ -1,0 +1,65 @@
+"""Helpers shared by test packages (unit and e2e): free loopback ports, the versioned kubectl
+binaries, polling until a condition holds. One copy here instead of one per test module."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    """A port that is free on loopback now (for TCP; DNS ports are checked for UDP too)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if kind == socket.SOCK_STREAM:
+            return port
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                t.bind((host, port))
+            return port
+        except OSError:
+            continue
+
+
+def kubectl_binary(version: str) -> str:
+    """Path of `kubectl.<version>` (on PATH, in $PODNS_KUBECTL_DIR, or next to the `kubectl` on
+    PATH); version "installed" is the `kubectl` on PATH itself. Skips the test when missing."""
+    if version == "installed":
+        found = shutil.which("kubectl")
+        if not found:
+            pytest.skip("kubectl is not installed")
+        return found
+    name = f"kubectl.{version}"
+    found = shutil.which(name)
+    if found:
+        return found
+    dirs = [os.environ.get("PODNS_KUBECTL_DIR", "")]
+    plain = shutil.which("kubectl")
+    if plain:
+        dirs.append(os.path.dirname(os.path.realpath(plain)))
+    for d in dirs:
+        if d and os.access(os.path.join(d, name), os.X_OK):
+            return os.path.join(d, name)
+    pytest.skip(f"{name} is not installed")
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
+               step: float = 0.05) -> Any:
+    """Poll `cond` every `step` seconds until it returns something truthy (returned); one last
+    try at the deadline, then AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout}s")
+        time.sleep(step)
