@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,22 +17,7 @@ import pytest
 from aiohttp import web
 
 from podns.api import protobuf
-
-
-def kubectl_binary(version: str) -> str:
-    """`kubectl.<version>`: on PATH, in $PODNS_KUBECTL_DIR, or next to the `kubectl` on PATH."""
-    name = f"kubectl.{version}"
-    found = shutil.which(name)
-    if found:
-        return found
-    dirs = [os.environ.get("PODNS_KUBECTL_DIR", "")]
-    plain = shutil.which("kubectl")
-    if plain:
-        dirs.append(os.path.dirname(os.path.realpath(plain)))
-    for d in dirs:
-        if d and os.access(os.path.join(d, name), os.X_OK):
-            return os.path.join(d, name)
-    pytest.skip(f"{name} is not installed")
+from tests._support import kubectl_binary
 
 #: (id, kubectl arguments); each creates one object through a typed client
 COMMANDS: list[tuple[str, list[str]]] = [

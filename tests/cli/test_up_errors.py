@@ -18,13 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests._support import free_port
+
 pytestmark = pytest.mark.timeout(30)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def podns_up(tmp_path: Path, *args: str, data_dir: Path | None = None,

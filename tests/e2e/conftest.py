@@ -24,7 +24,6 @@ PATH, with this KUBECONFIG and a private --cache-dir), `.stop()` (SIGTERM), `.ki
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -40,47 +39,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests._support import free_port, kubectl_binary
+
 REPO = Path(__file__).resolve().parents[2]
 #: seconds `podns up` gets to answer /readyz
 START_TIMEOUT = 30.0
-
-
-def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    """A port that is free on loopback now (for TCP; DNS ports are checked for UDP too)."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if kind == socket.SOCK_STREAM:
-            return port
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                t.bind((host, port))
-            return port
-        except OSError:
-            continue
-
-
-def kubectl_binary(version: str) -> str:
-    """Path of `kubectl.<version>` (next to the `kubectl` on PATH, or in $PODNS_KUBECTL_DIR);
-    version "installed" is the `kubectl` on PATH itself."""
-    if version == "installed":
-        found = shutil.which("kubectl")
-        if not found:
-            pytest.skip("kubectl is not installed")
-        return found
-    name = f"kubectl.{version}"
-    found = shutil.which(name)
-    if found:
-        return found
-    dirs = [os.environ.get("PODNS_KUBECTL_DIR", "")]
-    plain = shutil.which("kubectl")
-    if plain:
-        dirs.append(os.path.dirname(os.path.realpath(plain)))
-    for d in dirs:
-        if d and os.access(os.path.join(d, name), os.X_OK):
-            return os.path.join(d, name)
-    pytest.skip(f"{name} is not installed")
 
 
 class PortTaken(RuntimeError):
