@@ -18,26 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from _common import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 SERVICE_CIDR = "127.96.0.0/16"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A free loopback port (for UDP: free for TCP too, as the DNS server binds both)."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if kind == socket.SOCK_STREAM:
-            return port
-        with socket.socket() as t:
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
 
 
 @dataclass

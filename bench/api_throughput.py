@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ from typing import Any
 import aiohttp
 import orjson
 import yaml
+from _common import free_port
 
 from podns.store.testing import etcd_available, start_etcd_cluster
 
@@ -60,12 +60,6 @@ def pod(name: str) -> dict[str, Any]:
             "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
             "readinessProbe": {"tcpSocket": {"port": "postgres"}}}]},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import gc
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import free_port
 
 from podns.clusterdns import objects, testing
 from podns.clusterdns.index import RecordIndex
@@ -41,12 +42,6 @@ TRIM = {"service": objects.trim_service, "slice": objects.trim_slice, "namespace
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 1e6
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def fill_api(kubeconfig: Path, items: list[tuple[str, dict]]) -> float:

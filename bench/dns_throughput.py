@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import dns_zone  # noqa: E402
+from _common import free_port  # noqa: E402
 
 NSD_CONF = """server:
   ip-address: 127.0.0.1
@@ -54,20 +55,6 @@ zone:
   name: "cluster.local"
   zonefile: "cluster.local.zone"
 """
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
 
 
 def wait_answering(port: int, timeout: float = 30.0) -> None:
@@ -146,7 +133,7 @@ def main() -> int:
         queries = work / "queries.txt"
         count = dns_zone.write_queries(queries)
         dns_zone.write_nsd_zone(work / "cluster.local.zone")
-        podns_port, nsd_port = free_port(), free_port()
+        podns_port, nsd_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
         (work / "nsd.conf").write_text(NSD_CONF.format(port=nsd_port, dir=work))
         podns = subprocess.Popen(["taskset", "-c", "1", sys.executable, str(HERE / "dns_zone.py"), "serve",
                                   "--port", str(podns_port)], stdout=subprocess.DEVNULL)

@@ -1,0 +1,22 @@
+"""Helpers every benchmark script shares (imported as `_common`: the scripts run as
+`python bench/<name>.py`, so bench/ is on sys.path)."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A free loopback port (for UDP: free for TCP too, as a DNS server binds both)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if kind == socket.SOCK_STREAM:
+            return port
+        with socket.socket() as t:
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
