@@ -72,6 +72,32 @@ def apiserver() -> Iterator[Path]:
             log.close()
 
 
+@contextlib.contextmanager
+def controller_manager(kubeconfig: Path) -> Iterator[None]:
+    """Run `podns controller-manager` (EndpointSlice + Endpoints controllers, no leader election)
+    against `kubeconfig`, pinned to CPU 0 (when there is more than one), until the block ends."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "podns",
+        "controller-manager",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--no-leader-elect",
+        "--controllers",
+        "endpointslice,endpoints",
+    ]
+    if (os.cpu_count() or 1) > 1:
+        cmd = ["taskset", "-c", "0", *cmd]
+    cm = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        cm.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            cm.wait(10)
+
+
 @contextlib.asynccontextmanager
 async def controllers(client: Client, *, legacy: bool = True) -> AsyncIterator[dict[str, Any]]:
     """The EndpointSlice (and Endpoints) controllers on shared informers, running."""

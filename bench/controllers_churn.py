@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _controllers_cluster import REPO, apiserver
+from _controllers_cluster import apiserver, controller_manager
 
 from podns.kube.client import Client
 from podns.kube.resources import ENDPOINTS, ENDPOINTSLICES, PODS, SERVICES
@@ -200,27 +198,8 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    with apiserver() as kubeconfig:
-        cmd = [
-            sys.executable,
-            "-m",
-            "podns",
-            "controller-manager",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--no-leader-elect",
-            "--controllers",
-            "endpointslice,endpoints",
-        ]
-        if (os.cpu_count() or 1) > 1:
-            cmd = ["taskset", "-c", "0", *cmd]
-        cm = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            results = asyncio.run(run(kubeconfig, args.pods, args.services, args.concurrency))
-        finally:
-            cm.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                cm.wait(10)
+    with apiserver() as kubeconfig, controller_manager(kubeconfig):
+        results = asyncio.run(run(kubeconfig, args.pods, args.services, args.concurrency))
     print(f"pods: {args.pods}  services: {args.services}  concurrency: {args.concurrency}")
     head = ("phase", "changes", "seconds", "changes/s", "slice w/chg", "endpoints w/chg")
     print(f"{head[0]:16} {head[1]:>8} {head[2]:>8} {head[3]:>10} {head[4]:>12} {head[5]:>16}")

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _controllers_cluster import REPO, apiserver
+from _controllers_cluster import apiserver, controller_manager
 
 from podns.kube.client import Client
 from podns.kube.resources import ENDPOINTSLICES, PODS, SERVICES
@@ -155,27 +152,8 @@ def main() -> None:
     parser.add_argument("--flips", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=10)
     args = parser.parse_args()
-    with apiserver() as kubeconfig:
-        cmd = [
-            sys.executable,
-            "-m",
-            "podns",
-            "controller-manager",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--no-leader-elect",
-            "--controllers",
-            "endpointslice,endpoints",
-        ]
-        if (os.cpu_count() or 1) > 1:
-            cmd = ["taskset", "-c", "0", *cmd]
-        cm = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            slice_lat, pod_lat = asyncio.run(run(kubeconfig, args.flips, args.pods))
-        finally:
-            cm.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                cm.wait(10)
+    with apiserver() as kubeconfig, controller_manager(kubeconfig):
+        slice_lat, pod_lat = asyncio.run(run(kubeconfig, args.flips, args.pods))
     print(f"flips: {len(slice_lat)}  pods: {args.pods}")
     print(f"{'':28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for label, vals in (("pod watch (API floor)", pod_lat), ("EndpointSlice updated", slice_lat)):
