@@ -15,7 +15,6 @@ import asyncio
 import filecmp
 import os
 import shutil
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from podns.api.kubeconfig import write_kubeconfigs
 from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
 from podns.api.status import ApiError
+from podns.cli.signals import wait_for_signal
 from podns.store import Store, StoreError, Unavailable, open_store
 
 
@@ -158,19 +158,6 @@ async def wait_for_store(store: Store, url: str, timeout: float = STORE_WAIT) ->
                 print(f"podns: waiting for the store at {url}: {exc}", file=sys.stderr, flush=True)
                 next_report = loop.time() + STORE_WAIT_REPORT
         await asyncio.sleep(0.5)
-
-
-async def wait_for_signal() -> None:
-    """Return on SIGINT or SIGTERM."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 def advertise_peers(server: ApiServer, peers: list[str]) -> None:

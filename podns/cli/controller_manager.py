@@ -11,12 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import re
-import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from podns.cli.signals import wait_for_signal
 from podns.controllers.endpointslice.reconciler import DEFAULT_MAX_ENDPOINTS_PER_SLICE
 from podns.controllers.manager import ALL_CONTROLLERS, ControllerManager, Options
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD
@@ -95,18 +95,6 @@ def options_from(args: argparse.Namespace, *, leader_elect: bool) -> Options:
     )
 
 
-async def _wait_for_signal() -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
 async def run(args: argparse.Namespace) -> int:
     try:
         client = Client.from_kubeconfig(args.kubeconfig)
@@ -124,7 +112,7 @@ async def run(args: argparse.Namespace) -> int:
     task = asyncio.create_task(manager.run(), name="controller-manager")
     print(f"podns controller-manager: running against {client.server}"
           f" (leader election {'on' if args.leader_elect else 'off'})", flush=True)
-    stopper = asyncio.create_task(_wait_for_signal())
+    stopper = asyncio.create_task(wait_for_signal())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+from podns.cli.signals import wait_for_signal
 from podns.clusterdns.app import ClusterDNS
 from podns.clusterdns.config import DEFAULT_TTL, POD_MODES, ConfigError, parse
 from podns.clusterdns.forward import upstreams_from_resolv_conf
@@ -139,12 +139,8 @@ async def run(args: argparse.Namespace) -> int:
           + (f", metrics on {dns.metrics_addr[0]}:{dns.metrics_addr[1]}" if dns.metrics_addr else "")
           + (" as an extra worker" if args.worker else ""), flush=True)
     children = [spawn_worker(args, host, port) for _ in range(dns.config.workers - 1)]
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_signal()
     finally:
         for child in children:
             child.terminate()

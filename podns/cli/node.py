@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from podns.api.server import parse_addr
-from podns.cli.apiserver import host_port, wait_for_signal
+from podns.cli.apiserver import host_port
+from podns.cli.signals import wait_for_signal
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.node import netns

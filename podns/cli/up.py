@@ -34,7 +34,8 @@ from typing import Any
 
 from podns.api.server import ApiServer
 from podns.cli import datadir
-from podns.cli.apiserver import add_common_arguments, host_port, start_api, wait_for_signal
+from podns.cli.apiserver import add_common_arguments, host_port, start_api
+from podns.cli.signals import wait_for_signal
 
 #: (name, "module:function") of the components `podns up` runs after the API server, in
 #: start order; other components append themselves here
