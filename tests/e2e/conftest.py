@@ -19,6 +19,9 @@ A `Podns` gives `.kubeconfig`, `.readonly_kubeconfig`, `.api_url`, `.dns_addr` (
 PATH, with this KUBECONFIG and a private --cache-dir), `.stop()` (SIGTERM), `.kill()`
 (SIGKILL), `.start()`, `.restart()` (same data dir and ports). The process's output goes to
 `.log_path`; it is printed when start-up fails.
+
+`etcd1` / `etcd3`: a real etcd cluster of 1 / 3 members on loopback for one test (skipped
+without the etcd binary).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Any
 import pytest
 import yaml
 
+from podns.store.etcd_cluster import EtcdCluster, etcd_available, start_etcd_cluster
 from tests._support import free_port, kubectl_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -238,3 +242,27 @@ def podns_module(tmp_path_factory: pytest.TempPathFactory,
     p.start()
     yield p
     p.stop()
+
+
+def _etcd(members: int) -> Iterator[EtcdCluster]:
+    """A real etcd cluster of `members` on loopback ports, closed afterwards; skips the test
+    when etcd is not installed."""
+    if not etcd_available():
+        pytest.skip("etcd binary not installed (Debian package etcd-server)")
+    cluster = start_etcd_cluster(members)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def etcd1() -> Iterator[EtcdCluster]:
+    """A one-member etcd for one test."""
+    yield from _etcd(1)
+
+
+@pytest.fixture
+def etcd3() -> Iterator[EtcdCluster]:
+    """A three-member etcd for one test."""
+    yield from _etcd(3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,21 +18,10 @@ from podns.kube.client import Client
 from podns.kube.config import load_kubeconfig
 from podns.kube.informer import Informer
 from podns.kube.resources import CONFIGMAPS
-from podns.store.testing import EtcdCluster, etcd_available, start_etcd_cluster
+from podns.store.etcd_cluster import EtcdCluster
 from tests.e2e.conftest import Podns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.etcd, pytest.mark.timeout(90)]
-
-
-@pytest.fixture
-def etcd1() -> Iterator[EtcdCluster]:
-    if not etcd_available():
-        pytest.skip("etcd binary not installed (Debian package etcd-server)")
-    cluster = start_etcd_cluster(1)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def cm(name: str) -> dict:

@@ -13,27 +13,16 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from podns.store.testing import EtcdCluster, etcd_available, start_etcd_cluster
+from podns.store.etcd_cluster import EtcdCluster
 from tests._support import wait_until
 from tests.e2e.conftest import Podns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.etcd, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def etcd3() -> Iterator[EtcdCluster]:
-    if not etcd_available():
-        pytest.skip("etcd binary not installed (Debian package etcd-server)")
-    cluster = start_etcd_cluster(3)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def request(p: Podns, method: str, path: str, body: Any = None) -> tuple[int, Any]:
