@@ -28,7 +28,7 @@ from podns.kube.client import PatchType, WatchEvent
 from podns.kube.resources import Resource
 from podns.objects.meta import now
 from podns.objects.names import generate_name
-from podns.objects.selectors import parse_field_selector, parse_label_selector
+from podns.objects.selectors import field_path_value, parse_field_selector, parse_label_selector
 
 Obj = dict[str, Any]
 _Key = tuple[str, str, str, str]  # group, plural, namespace, name
@@ -408,25 +408,12 @@ class FakeClient:
                                "message": f"FakeClient serves no raw path {path}"})
 
 
-def _field(obj: Obj, path: str) -> str | None:
-    cur: Any = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    if cur is None:
-        return ""
-    if isinstance(cur, bool):
-        return "true" if cur else "false"
-    return str(cur)
-
-
 def _matches(obj: Obj, label_selector: str | None, field_selector: str | None) -> bool:
     if label_selector and not parse_label_selector(label_selector).matches(
             (obj.get("metadata") or {}).get("labels")):
         return False
     return not field_selector or parse_field_selector(field_selector).matches(
-        lambda path: _field(obj, path))
+        lambda path: field_path_value(obj, path))
 
 
 def _merge_patch(cur: Any, patch: Any) -> Any:

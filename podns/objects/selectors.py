@@ -269,6 +269,22 @@ class FieldSelector:
         return {r.field for r in self.requirements}
 
 
+def field_path_value(obj: Mapping[str, Any], path: str) -> str | None:
+    """The string a field selector compares for the dotted `path` of `obj` (e.g.
+    `metadata.name`, `spec.nodeName`): "" when the last field is absent or null, booleans as
+    "true"/"false", None when a parent on the path is missing or not an object."""
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    if cur is None:
+        return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+
+
 def escape_field_value(value: str) -> str:
     """Escape `\\`, `,` and `=` so the value survives `parse_field_selector`."""
     return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")

@@ -17,6 +17,7 @@ from podns.objects.selectors import (
     Selector,
     SelectorError,
     escape_field_value,
+    field_path_value,
     parse_field_selector,
     parse_label_selector,
     selector_from_label_selector,
@@ -158,3 +159,19 @@ def test_selector_is_a_conjunction(reqs: list[Requirement], labels: dict[str, st
     """For any labels, a selector matches exactly when every requirement does."""
     sel = Selector(tuple(reqs))
     assert sel.matches(labels) == all(r.matches(labels) for r in reqs)
+
+
+def test_field_path_value_is_the_string_a_field_selector_compares() -> None:
+    """Present fields give their string, booleans true/false, an absent or null last field "",
+    and a path through a missing or non-object parent None (the field is unknown)."""
+    pod = {"metadata": {"name": "db-0"}, "spec": {"nodeName": None, "hostNetwork": True,
+                                                  "priority": 7}, "status": {}}
+    assert field_path_value(pod, "metadata.name") == "db-0"
+    assert field_path_value(pod, "spec.hostNetwork") == "true"
+    assert field_path_value(pod, "spec.priority") == "7"
+    assert field_path_value(pod, "spec.nodeName") == ""
+    assert field_path_value(pod, "status.phase") == ""
+    assert field_path_value(pod, "metadata.name.first") is None
+    assert field_path_value(pod, "spec.missing.deeper") is None
+    assert parse_field_selector("spec.hostNetwork=true,metadata.name!=db-1").matches(
+        lambda path: field_path_value(pod, path))

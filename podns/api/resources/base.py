@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from podns.objects.selectors import field_path_value
+
 if TYPE_CHECKING:
     from podns.store.interface import Store
 
@@ -124,16 +126,7 @@ class Strategy:
 
     def field_value(self, obj: Obj, path: str) -> str | None:
         """The value of a selectable field as a string, or None when the path is unknown."""
-        cur: Any = obj
-        for part in path.split("."):
-            if not isinstance(cur, dict):
-                return None
-            cur = cur.get(part)
-        if cur is None:
-            return ""
-        if isinstance(cur, bool):
-            return "true" if cur else "false"
-        return str(cur)
+        return field_path_value(obj, path)
 
 
 @dataclass(frozen=True, slots=True)
