@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from podns.objects.mergepatch import merge_patch as merge_patch  # the RFC 7386 flavour
+
 Obj = dict[str, Any]
 Path = tuple[str, ...]
 
@@ -33,22 +35,6 @@ class PatchError(Exception):
     def __init__(self, message: str, code: int = 400) -> None:
         super().__init__(message)
         self.code = code
-
-
-# -- JSON merge patch (RFC 7386) ---------------------------------------------------------------
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply a JSON merge patch; returns the new document (inputs are not modified)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 # -- JSON patch (RFC 6902) ---------------------------------------------------------------------

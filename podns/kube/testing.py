@@ -26,6 +26,7 @@ from typing import Any
 from podns.kube import errors
 from podns.kube.client import PatchType, WatchEvent
 from podns.kube.resources import Resource
+from podns.objects.mergepatch import merge_patch
 from podns.objects.meta import now
 from podns.objects.names import generate_name
 from podns.objects.selectors import field_path_value, parse_field_selector, parse_label_selector
@@ -316,7 +317,7 @@ class FakeClient:
         if patch_type == "json":
             new = _json_patch(copy.deepcopy(cur), body)
         else:
-            new = _merge_patch(copy.deepcopy(cur), copy.deepcopy(body))
+            new = merge_patch(copy.deepcopy(cur), body)
         if subresource == "status":
             status = new.get("status")
             new = copy.deepcopy(cur)
@@ -414,20 +415,6 @@ def _matches(obj: Obj, label_selector: str | None, field_selector: str | None) -
         return False
     return not field_selector or parse_field_selector(field_selector).matches(
         lambda path: field_path_value(obj, path))
-
-
-def _merge_patch(cur: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (strategic and apply patches are approximated by it)."""
-    if not isinstance(patch, dict):
-        return patch
-    if not isinstance(cur, dict):
-        cur = {}
-    for key, value in patch.items():
-        if value is None:
-            cur.pop(key, None)
-        else:
-            cur[key] = _merge_patch(cur.get(key), value)
-    return cur
 
 
 def _json_patch(doc: Obj, ops: list[Obj]) -> Obj:

@@ -1,7 +1,7 @@
 """Pure helpers on Kubernetes objects, shared by every podns component (no I/O, no podns
 imports): name validation with Kubernetes' messages (`names`), label and field selectors
-(`selectors`), keys, owner references, conditions and timestamps (`meta`), and resource
-quantities (`quantity`)."""
+(`selectors`), keys, owner references, conditions and timestamps (`meta`), resource
+quantities (`quantity`), and JSON merge patch (`mergepatch`)."""
 
 from podns.objects.meta import (
     controller_ref,

@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from podns.objects.mergepatch import merge_patch
+
 Obj = dict[str, Any]
 
 
@@ -142,7 +144,7 @@ class FakeAPIServer:
             if cur is None:
                 return self._json(status(404, "NotFound", "not found"), 404)
             patch = await request.json()
-            merged = _merge(orjson.loads(orjson.dumps(cur)), patch)
+            merged = merge_patch(orjson.loads(orjson.dumps(cur)), patch)
             return self._json(self.put(coll, merged))
         if request.method == "DELETE":
             if name not in self.objects.get(coll, {}):
@@ -235,19 +237,6 @@ class FakeAPIServer:
         """Send an ERROR event to every open watch (then they end)."""
         for q in self.watchers:
             q.put_nowait((-1, "", "ERROR", status(code, reason, "injected error event")))
-
-
-def _merge(cur: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return patch
-    if not isinstance(cur, dict):
-        cur = {}
-    for k, v in patch.items():
-        if v is None:
-            cur.pop(k, None)
-        else:
-            cur[k] = _merge(cur.get(k), v)
-    return cur
 
 
 def pod(name: str, ns: str = "default", **labels: str) -> Obj:
