@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,19 @@ def official_list(api: Any, raw: bool) -> float:
     return time.perf_counter() - t0
 
 
+async def send_stamps(writer: Client, stamps: Iterable[str], pending: dict[str, float],
+                      lock: threading.Lock, got_all: threading.Event) -> None:
+    """The writer side of both watch-latency runs, the same for each client measured: patch
+    each stamp into ConfigMap bench-0 (send time in `pending`), 2 ms apart, then wait up to
+    30 s for the watcher to set `got_all`."""
+    for stamp in stamps:
+        with lock:
+            pending[stamp] = time.perf_counter()
+        await writer.patch(CONFIGMAPS, "bench-0", {"data": {"stamp": stamp}}, NS)
+        await asyncio.sleep(0.002)
+    await asyncio.to_thread(got_all.wait, 30)
+
+
 async def podns_watch_latency(kubeconfig: Path, writer: Client, events: int) -> list[float]:
     rv = (await writer.list(CONFIGMAPS, NS, limit=1))["metadata"]["resourceVersion"]
     latencies: list[float] = []
@@ -114,13 +128,7 @@ async def podns_watch_latency(kubeconfig: Path, writer: Client, events: int) -> 
     thread = threading.Thread(target=asyncio.run, args=(watch(),), daemon=True)
     thread.start()
     await asyncio.to_thread(opened.wait, 30)
-    for i in range(events):
-        stamp = f"p{i}"
-        with lock:
-            pending[stamp] = time.perf_counter()
-        await writer.patch(CONFIGMAPS, "bench-0", {"data": {"stamp": stamp}}, NS)
-        await asyncio.sleep(0.002)
-    await asyncio.to_thread(got_all.wait, 30)
+    await send_stamps(writer, (f"p{i}" for i in range(events)), pending, lock, got_all)
     return latencies
 
 
@@ -158,13 +166,8 @@ async def official_watch_latency(api: Any, writer: Client, events: int) -> list[
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
     await asyncio.sleep(0.5)  # the official stream has no "opened" hook
-    for i in range(events):
-        stamp = f"o{i}-{time.monotonic_ns()}"
-        with lock:
-            pending[stamp] = time.perf_counter()
-        await writer.patch(CONFIGMAPS, "bench-0", {"data": {"stamp": stamp}}, NS)
-        await asyncio.sleep(0.002)
-    await asyncio.to_thread(got_all.wait, 30)
+    await send_stamps(writer, (f"o{i}-{time.monotonic_ns()}" for i in range(events)), pending, lock,
+                      got_all)
     return latencies
 
 
