@@ -110,6 +110,18 @@ def prepare(
     return out
 
 
+def _sub_path(path: Path, mount: Mapping[str, Any]) -> Path:
+    """The directory a volumeMount sees: the volume's `path`, or its `subPath` below it
+    (created when missing, as the kubelet does)."""
+    sub = mount.get("subPath")
+    if not sub:
+        return path
+    path = path / sub
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def container_env(container: Obj, volumes: Mapping[str, Path]) -> dict[str, str]:
     """`PODNS_VOLUME_<NAME>` for each of the container's volumeMounts (with subPath)."""
     env: dict[str, str] = {}
@@ -118,11 +130,7 @@ def container_env(container: Obj, volumes: Mapping[str, Path]) -> dict[str, str]
         path = volumes.get(name)
         if path is None:
             continue
-        sub = mount.get("subPath")
-        if sub:
-            path = path / sub
-            if not path.exists():
-                path.mkdir(parents=True, exist_ok=True)
+        path = _sub_path(path, mount)
         env[env_var_name_for_volume(name)] = str(path)
     return env
 
@@ -136,11 +144,7 @@ def container_mounts(container: Obj, volumes: Mapping[str, Path]) -> list[Mount]
         target = str(mount.get("mountPath") or "")
         if path is None or not target:
             continue
-        sub = mount.get("subPath")
-        if sub:
-            path = path / sub
-            if not path.exists():
-                path.mkdir(parents=True, exist_ok=True)
+        path = _sub_path(path, mount)
         out.append(Mount(str(path), "/" + target.strip("/"), bool(mount.get("readOnly"))))
     return out
 
