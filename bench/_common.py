@@ -20,3 +20,10 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
             except OSError:
                 continue
         return port
+
+
+def pct(values: list[float], q: float) -> float:
+    """The `q` quantile (0..1) of `values`: the element at index floor(q * n) of the sorted
+    values (the last one for q = 1)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

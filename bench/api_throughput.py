@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 import orjson
 import yaml
-from _common import free_port
+from _common import free_port, pct
 
 from podns.store.testing import etcd_available, start_etcd_cluster
 
@@ -60,11 +60,6 @@ def pod(name: str) -> dict[str, Any]:
             "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
             "readinessProbe": {"tcpSocket": {"port": "postgres"}}}]},
     }
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Server:

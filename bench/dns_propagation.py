@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
-from _common import free_port  # noqa: E402
+from _common import free_port, pct  # noqa: E402
 
 
 def query_bytes(name: str) -> bytes:
@@ -129,14 +129,11 @@ def run(changes: int) -> None:
                     proc.terminate()
                     proc.wait(10)
 
-    def q(values: list[float], p: float) -> float:
-        return sorted(values)[min(len(values) - 1, int(len(values) * p))] * 1000
-
     print(f"{changes} EndpointSlice changes, write -> changed DNS answer:")
-    print(f"  p50 {statistics.median(total) * 1000:.2f} ms, p99 {q(total, 0.99):.2f} ms, "
+    print(f"  p50 {statistics.median(total) * 1000:.2f} ms, p99 {pct(total, 0.99) * 1000:.2f} ms, "
           f"max {max(total) * 1000:.2f} ms")
     print(f"  of which the API write: p50 {statistics.median(writes) * 1000:.2f} ms, "
-          f"p99 {q(writes, 0.99):.2f} ms")
+          f"p99 {pct(writes, 0.99) * 1000:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import kubernetes  # noqa: E402
+from _common import pct  # noqa: E402
 
 from podns.kube.client import Client  # noqa: E402
 from podns.kube.resources import CONFIGMAPS  # noqa: E402
@@ -175,11 +176,6 @@ def ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -214,8 +210,8 @@ async def main() -> None:
     print(f"{'list ms (models)':34}{p:12.1f}{o:12.1f}{o / p:8.2f}")
     print(f"{'list ms (raw json)':34}{p:12.1f}{r:12.1f}{r / p:8.2f}")
     print(f"{'watch latency p50 ms':34}{ms(pw):12.2f}{ms(ow):12.2f}{ms(ow) / ms(pw):8.2f}")
-    print(f"{'watch latency p99 ms':34}{pct(pw, 0.99):12.2f}{pct(ow, 0.99):12.2f}"
-          f"{pct(ow, 0.99) / pct(pw, 0.99):8.2f}")
+    p99w, p99o = pct(pw, 0.99) * 1000, pct(ow, 0.99) * 1000
+    print(f"{'watch latency p99 ms':34}{p99w:12.2f}{p99o:12.2f}{p99o / p99w:8.2f}")
 
 
 if __name__ == "__main__":

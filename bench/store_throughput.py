@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _common import pct
+
 from podns.store.etcd import EtcdStore
 from podns.store.etcd_cluster import etcd_available, start_etcd_cluster
 from podns.store.interface import Store
@@ -45,11 +47,6 @@ def obj(i: int, gen: int = 0) -> dict[str, Any]:
     }
 
 
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
-
-
 async def bench(store: Store, n: int) -> dict[str, float]:
     out: dict[str, float] = {}
     lat: list[float] = []
@@ -59,8 +56,8 @@ async def bench(store: Store, n: int) -> dict[str, float]:
         await store.create(f"pods/default/web-{i}", obj(i))
         lat.append(time.perf_counter() - t)
     out["create/s (1 task)"] = n / (time.perf_counter() - t0)
-    out["create p50 ms"] = pct(lat, 50) * 1e3
-    out["create p99 ms"] = pct(lat, 99) * 1e3
+    out["create p50 ms"] = pct(lat, 0.5) * 1e3
+    out["create p99 ms"] = pct(lat, 0.99) * 1e3
     lat = []
     t0 = time.perf_counter()
     for i in range(n):
@@ -68,8 +65,8 @@ async def bench(store: Store, n: int) -> dict[str, float]:
         await store.update(f"pods/default/web-{i}", obj(i, 1))
         lat.append(time.perf_counter() - t)
     out["update/s (1 task)"] = n / (time.perf_counter() - t0)
-    out["update p50 ms"] = pct(lat, 50) * 1e3
-    out["update p99 ms"] = pct(lat, 99) * 1e3
+    out["update p50 ms"] = pct(lat, 0.5) * 1e3
+    out["update p99 ms"] = pct(lat, 0.99) * 1e3
 
     async def writer(w: int, count: int) -> None:
         for i in range(count):
@@ -99,12 +96,12 @@ async def bench(store: Store, n: int) -> dict[str, float]:
         await asyncio.sleep(0.002)
     await asyncio.wait_for(task, 30)
     await w.aclose()  # type: ignore[attr-defined]
-    out["watch p50 ms"] = pct(delays, 50) * 1e3
-    out["watch p99 ms"] = pct(delays, 99) * 1e3
+    out["watch p50 ms"] = pct(delays, 0.5) * 1e3
+    out["watch p99 ms"] = pct(delays, 0.99) * 1e3
     out["watch mean ms"] = statistics.fmean(delays) * 1e3
     fan = await fan_out(store, watchers=100, writes=min(n, 300))
-    out["100 watchers p50 ms"] = pct(fan, 50) * 1e3
-    out["100 watchers p99 ms"] = pct(fan, 99) * 1e3
+    out["100 watchers p50 ms"] = pct(fan, 0.5) * 1e3
+    out["100 watchers p99 ms"] = pct(fan, 0.99) * 1e3
     return out
 
 
