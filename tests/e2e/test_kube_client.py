@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,6 +20,7 @@ from podns.kube.config import load_kubeconfig
 from podns.kube.informer import Informer
 from podns.kube.resources import CONFIGMAPS, LEASES, NAMESPACES, PODS
 from podns.kube.workqueue import WorkQueue, run_workers
+from tests._support import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
@@ -200,9 +200,7 @@ async def test_watch_and_informer(client: Client, ns: str) -> None:
 
 async def test_failover_skips_dead_server(shared_api: SharedApi, ns: str) -> None:
     """With a dead server listed first, the client reaches the live one."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"{shared_api.url.split('://')[0]}://127.0.0.1:{s.getsockname()[1]}"
+    dead = f"{shared_api.url.split('://')[0]}://127.0.0.1:{free_port()}"
     config = load_kubeconfig(shared_api.kubeconfig, servers=[dead, shared_api.url])
     async with Client(config) as client:
         await client.create(CONFIGMAPS, cm(ns, "fo"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -10,6 +9,7 @@ from aiohttp import web
 
 from podns.kube.client import Client
 from podns.kube.config import in_memory
+from tests._support import free_port
 
 from .apiserver import FakeAPIServer
 
@@ -49,7 +49,4 @@ async def client(fake: Started) -> AsyncIterator[Client]:
 
 def dead_url() -> str:
     """A loopback URL nobody listens on (bound then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
