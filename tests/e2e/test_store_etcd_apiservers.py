@@ -20,22 +20,10 @@ import pytest
 
 from podns.store.etcd_cluster import EtcdCluster
 from tests._support import wait_until
+from tests.e2e._distributed import api
 from tests.e2e.conftest import Podns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.etcd, pytest.mark.timeout(120)]
-
-
-def request(p: Podns, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """One API call with the server's admin token; returns (status, decoded body)."""
-    ctx = ssl.create_default_context(cafile=str(p.ca_path))
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(p.api_url + path, data=data, method=method, headers={
-        "Authorization": f"Bearer {p.admin_token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
 
 
 def watch_lines(p: Podns, path: str, out: list[dict[str, Any]], stop: threading.Event) -> None:
@@ -65,7 +53,7 @@ def test_two_apiservers_share_one_etcd(etcd3: EtcdCluster, start_podns: Callable
     b = start_podns("--store", etcd3.url, command="apiserver")
     base = "/api/v1/namespaces/default/configmaps"
 
-    code, listed = request(b, "GET", base)
+    code, listed = api(b, "GET", base)
     assert code == 200, listed
     events: list[dict[str, Any]] = []
     stop = threading.Event()
@@ -75,9 +63,9 @@ def test_two_apiservers_share_one_etcd(etcd3: EtcdCluster, start_podns: Callable
     watcher.start()
     time.sleep(0.3)
 
-    code, created = request(a, "POST", base, cm("one", k="v1"))
+    code, created = api(a, "POST", base, cm("one", k="v1"))
     assert code == 201, created
-    code, got = request(b, "GET", f"{base}/one")
+    code, got = api(b, "GET", f"{base}/one")
     assert code == 200 and got["data"] == {"k": "v1"}
     assert got["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
     wait_for(lambda: any(e["object"]["metadata"]["name"] == "one" for e in events))
@@ -85,16 +73,16 @@ def test_two_apiservers_share_one_etcd(etcd3: EtcdCluster, start_podns: Callable
 
     # B updates; A's stale copy then conflicts.
     got["data"] = {"k": "v2"}
-    code, updated = request(b, "PUT", f"{base}/one", got)
+    code, updated = api(b, "PUT", f"{base}/one", got)
     assert code == 200, updated
-    code, status = request(a, "PUT", f"{base}/one", created | {"data": {"k": "stale"}})
+    code, status = api(a, "PUT", f"{base}/one", created | {"data": {"k": "stale"}})
     assert code == 409, status
 
     # Lose one etcd member: both servers keep working.
     etcd3.stop_member(0)
-    code, two = request(a, "POST", base, cm("two"))
+    code, two = api(a, "POST", base, cm("two"))
     assert code == 201, two
-    code, got2 = request(b, "GET", f"{base}/two")
+    code, got2 = api(b, "GET", f"{base}/two")
     assert code == 200, got2
     wait_for(lambda: any(e["object"]["metadata"]["name"] == "two" for e in events), timeout=20)
     stop.set()
