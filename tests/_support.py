@@ -1,5 +1,6 @@
 """Helpers shared by test packages (unit and e2e): free loopback ports, the versioned kubectl
-binaries, polling until a condition holds. One copy here instead of one per test module."""
+binaries, polling until a condition holds, an aiohttp app on loopback. One copy here instead
+of one per test module."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
@@ -63,3 +65,14 @@ def wait_until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "cond
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not reached within {timeout}s")
         time.sleep(step)
+
+
+async def serve_app(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve the aiohttp `app` on a free loopback port: (runner, "http://127.0.0.1:<port>").
+    The caller ends it with `await runner.cleanup()`."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from podns.api import protobuf
-from tests._support import kubectl_binary
+from tests._support import kubectl_binary, serve_app
 
 #: (id, kubectl arguments); each creates one object through a typed client
 COMMANDS: list[tuple[str, list[str]]] = [
@@ -58,16 +58,12 @@ async def recorder() -> Any:
     rec = Recorder()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, url = await serve_app(app)
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"
         kubeconfig.write_text(json.dumps({
             "apiVersion": "v1", "kind": "Config", "current-context": "x",
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+            "clusters": [{"name": "c", "cluster": {"server": url}}],
             "users": [{"name": "u", "user": {}}],
             "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "default"}}],
         }))

@@ -23,6 +23,7 @@ import podns.kube.client as kube_client
 from podns.kube.client import Client
 from podns.kube.config import Config
 from podns.kube.resources import CONFIGMAPS
+from tests._support import serve_app
 
 pytestmark = [pytest.mark.timeout(30)]
 
@@ -60,13 +61,9 @@ async def failing_watch(request: web.Request) -> web.StreamResponse:
 async def server() -> AsyncIterator[str]:
     app = web.Application(middlewares=[answer_errors])
     app.router.add_get("/api/v1/namespaces/default/configmaps", failing_watch)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, url = await serve_app(app)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         await runner.cleanup()
 

@@ -11,6 +11,7 @@ from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.config import in_memory
 from podns.kube.resources import PODS
+from tests._support import serve_app
 
 from .apiserver import Failure, FakeAPIServer, pod
 from .conftest import Started, dead_url
@@ -152,12 +153,8 @@ async def test_non_json_success_is_a_server_error(start_server: Callable[[], Awa
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", html)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, url = await serve_app(app)
     try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         async with Client(in_memory([url])) as client:
             with pytest.raises(errors.ServerError, match="not a JSON object"):
                 await client.get(PODS, "a", "default")

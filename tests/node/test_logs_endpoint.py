@@ -15,20 +15,12 @@ from aiohttp import web
 from podns.api.podlog import proxy_pod_log
 from podns.api.status import ApiError
 from podns.node.server import make_app
+from tests._support import serve_app
 from tests.node.conftest import PY, FakeAgent, make_pod
 
 pytestmark = pytest.mark.timeout(30)
 
 TICKER = "import time\nfor i in range(1000):\n    print('tick', i, flush=True); time.sleep(0.05)"
-
-
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -40,7 +32,7 @@ async def cluster(agent: FakeAgent) -> AsyncIterator[tuple[FakeAgent, str, dict[
                 return next((r for r in w.runners + w.init_runners if r.name == cname), None), w.pod
         return None, None
 
-    node_runner, node_url = await _serve(make_app(find, lambda: [w.pod for w in agent.workers]))
+    node_runner, node_url = await serve_app(make_app(find, lambda: [w.pod for w in agent.workers]))
     port = int(node_url.rsplit(":", 1)[1])
     node = {"metadata": {"name": "n1"}, "status": {
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
@@ -56,7 +48,7 @@ async def cluster(agent: FakeAgent) -> AsyncIterator[tuple[FakeAgent, str, dict[
 
     api = web.Application()
     api.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", log_handler)
-    api_runner, api_url = await _serve(api)
+    api_runner, api_url = await serve_app(api)
     yield agent, api_url, pods
     await api_runner.cleanup()
     await node_runner.cleanup()
