@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -27,3 +28,11 @@ def pct(values: list[float], q: float) -> float:
     values (the last one for q = 1)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def stop(*procs: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM each started process in turn and wait up to 10 s for it (None: never started)."""
+    for proc in procs:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import free_port
+from _common import free_port, stop
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -67,8 +67,7 @@ def apiserver() -> Iterator[Path]:
         try:
             yield kubeconfig
         finally:
-            proc.terminate()
-            proc.wait(10)
+            stop(proc)
             log.close()
 
 

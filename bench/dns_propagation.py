@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
-from _common import free_port, pct  # noqa: E402
+from _common import free_port, pct, stop  # noqa: E402
 
 
 def query_bytes(name: str) -> bytes:
@@ -124,10 +124,7 @@ def run(changes: int) -> None:
                 total.append(time.perf_counter() - start)
                 writes.append(written - start)
         finally:
-            for proc in (dns, api):
-                if proc is not None:
-                    proc.terminate()
-                    proc.wait(10)
+            stop(dns, api)
 
     print(f"{changes} EndpointSlice changes, write -> changed DNS answer:")
     print(f"  p50 {statistics.median(total) * 1000:.2f} ms, p99 {pct(total, 0.99) * 1000:.2f} ms, "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import free_port
+from _common import free_port, stop
 
 from podns.clusterdns import objects, testing
 from podns.clusterdns.index import RecordIndex
@@ -106,10 +106,7 @@ def api_mode(args: argparse.Namespace) -> int:
                     print("  log:", line.split(": ", 1)[-1][:80])
             log.close()
         finally:
-            for proc in (dns, api):
-                if proc is not None:
-                    proc.terminate()
-                    proc.wait(10)
+            stop(dns, api)
     return 0
 
 

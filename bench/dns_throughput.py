@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import dns_zone  # noqa: E402
-from _common import free_port  # noqa: E402
+from _common import free_port, stop  # noqa: E402
 
 NSD_CONF = """server:
   ip-address: 127.0.0.1
@@ -151,9 +151,7 @@ def main() -> int:
                     print(f"round {r + 1} {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items()),
                           flush=True)
         finally:
-            for proc in (podns, nsd):
-                proc.terminate()
-                proc.wait(10)
+            stop(podns, nsd)
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in results.items()}
     print("\nmedians:")
     print(f"{'':8}{'QPS':>10}{'lost':>8}{'p50 ms':>9}{'p99 ms':>9}{'resp B':>8}{'CPU us/q @40k':>15}")
