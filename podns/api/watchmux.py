@@ -8,10 +8,14 @@ feeds a `WatchCache` ring (`podns.store.watchcache`) that every API watch of tha
 reads, filtered by its own key prefix.
 
 A watch from a version older than the ring (or from before the shared watch started) goes to
-the store directly, which replays etcd's history or answers Expired as before. When the shared
-store watch ends (etcd unavailable, compacted), the ring is closed, which ends the API watches
-reading it (their clients re-watch, as after any closed stream) and the next watch starts a
-new shared one. Everything runs on one event loop.
+the store directly, which replays etcd's history or answers Expired as before. When the store
+is unavailable (etcd without quorum: its watch gives up after the store's timeout), the ring
+stays open and the shared watch is re-opened from its last revision every `RETRY_SECONDS`, so
+API watches keep what they have and simply see the next events once etcd is back, as
+kube-apiserver's watch cache does. When the shared watch ends otherwise (compacted history, a
+bug), the ring is closed, which ends the API watches reading it (their clients re-watch, as
+after any closed stream) and the next watch starts a new shared one. Everything runs on one
+event loop.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from podns.store.errors import StoreError
+from podns.store.errors import Expired, StoreError
 from podns.store.interface import Store, WatchEvent
 from podns.store.watchcache import WatchCache
 
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: events kept per resource for watches that start a little behind (a list, then a watch)
 RING_CAPACITY = 2000
+#: seconds between attempts to re-open a shared watch the store could not serve
+RETRY_SECONDS = 0.5
 
 
 def needs_mux(store: Store) -> bool:
@@ -80,18 +86,33 @@ class WatchMux:
             return shared
 
     async def _feed(self, root: str, start: int, cache: WatchCache) -> None:
-        events = self.store.watch(root, start)
+        """Append the store's events under `root` to the ring. When the store is unavailable
+        (etcd without quorum) the ring stays open, so its API watches stay open with what they
+        got, and the store watch is re-opened from the last revision until the store answers
+        again (kube-apiserver's watch cache keeps its watchers through an etcd outage too).
+        Expired (the history is gone) or a bug closes the ring: its API watches end."""
+        last = start
         try:
-            async for event in events:
-                cache.append(event)
-        except StoreError as exc:
-            log.info("shared watch of %s ended: %s", root, exc)
+            while True:
+                events = self.store.watch(root, last)
+                try:
+                    async for event in events:
+                        cache.append(event)
+                        last = event.rv
+                    return
+                except Expired as exc:
+                    log.info("shared watch of %s ended: %s", root, exc)
+                    return
+                except StoreError as exc:
+                    log.info("shared watch of %s paused, retrying: %s", root, exc)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await events.aclose()  # type: ignore[attr-defined]
+                await asyncio.sleep(RETRY_SECONDS)
         except Exception:  # a bug: still close the ring, so its API watches end cleanly
             log.exception("shared watch of %s failed", root)
         finally:
             cache.close()
-            with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         """Stop every shared watch (their API watches end)."""

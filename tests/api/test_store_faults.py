@@ -62,7 +62,7 @@ class FaultyStore:
         self.inner = inner
         #: raised by create() of keys ending in "/bad"
         self.create_error: StoreError | None = None
-        #: (events, exception): watches raise the exception after that many events
+        #: (events, exception): the next watch raises the exception after that many events
         self.watch_fault: tuple[int, Exception] | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -78,6 +78,7 @@ class FaultyStore:
         if self.watch_fault is None:
             return events
         after, error = self.watch_fault
+        self.watch_fault = None  # one watch fails; a watch opened again works
         return FailingWatch(events, after, error)
 
 
@@ -170,7 +171,6 @@ async def test_watch_failing_after_first_event_ends_in_stream(tmp_path: Path,
                 assert err["kind"] == "Status" and err["code"] == 500
                 assert err["reason"] == "InternalError"
                 assert err["message"] == "Internal error occurred: RuntimeError"
-            store.watch_fault = None
             assert (await api.get(f"{CMS}/c")).status == 200
     finally:
         await server.stop()
@@ -208,3 +208,39 @@ async def test_error_after_stream_started_is_not_a_second_response() -> None:
         assert lines[1]["object"]["reason"] == "InternalError"
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["direct", "shared-watch"])
+async def test_watch_over_unavailable_store(tmp_path: Path, shared: bool) -> None:
+    """given a store watch that fails as Unavailable (etcd without quorum) after its first
+    event: a direct API watch ends with an ERROR event carrying a 503 Status; a shared one
+    (watchmux, as over etcd) stays open and, once the store answers again, goes on from where
+    it was: every event once, in order, no ERROR."""
+    server, store = await serve_faulty(tmp_path, shared_watch=shared)
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(server, session)
+            made = await api.post(CMS, {"metadata": {"name": "a"}})
+            rv = made.body["metadata"]["resourceVersion"]
+            store.watch_fault = (1, Unavailable("etcd watch configmaps/: no leader"))
+            path = f"{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=3"
+
+            async def write_later() -> None:
+                await asyncio.sleep(0.3)
+                for name in ("b", "c", "d"):
+                    assert (await api.post(CMS, {"metadata": {"name": name}})).status == 201
+                    await asyncio.sleep(0.2)
+
+            writer = asyncio.create_task(write_later())
+            events = await asyncio.wait_for(read_stream(api, path), 8)
+            await writer
+            if shared:
+                assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+                    ("ADDED", "b"), ("ADDED", "c"), ("ADDED", "d")], events
+            else:
+                assert [e["type"] for e in events] == ["ADDED", "ERROR"], events
+                assert events[1]["object"]["code"] == 503
+                assert events[1]["object"]["reason"] == "ServiceUnavailable"
+    finally:
+        await server.stop()
+        await store.inner.close()

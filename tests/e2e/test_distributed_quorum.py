@@ -10,10 +10,13 @@ again and DNS follows new changes without any restart.
 
 from __future__ import annotations
 
+import json
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,19 @@ def endpoint_slice(ips: list[str]) -> dict[str, Any]:
             "metadata": {"name": "db-abc", "labels": {"kubernetes.io/service-name": "db"}},
             "addressType": "IPv4", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
             "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}
+
+
+def watch_lines(p: Podns, path: str, into: list[dict[str, Any]], until: str) -> None:
+    """Read a watch through server `p`, appending each event to `into`, until an object
+    named `until` arrives or the stream ends."""
+    ctx = ssl.create_default_context(cafile=str(p.ca_path))
+    req = urllib.request.Request(p.api_url + path,
+                                 headers={"Authorization": f"Bearer {p.admin_token}"})
+    with urllib.request.urlopen(req, context=ctx, timeout=60) as r:
+        for line in r:
+            into.append(json.loads(line))
+            if into[-1]["object"].get("metadata", {}).get("name") == until:
+                return
 
 
 @pytest.mark.timeout(30)
@@ -135,7 +151,7 @@ def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
                                                               tmp_path: Path) -> None:
     """given two API servers and a DNS server over 3 etcd members, when 2 members are killed,
     then writes answer 503/504 within seconds, reads (GET, LIST; urllib, kubectl, the Python
-    client) answer 200 with the last state, DNS keeps its answers; when they
+    client) answer 200 with the last state, a watch stays open, DNS keeps its answers; when they
     return, writes succeed again and DNS follows a new change by itself."""
     a, b = start_apiservers(tmp_path, etcd3)
     try:
@@ -163,6 +179,11 @@ def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
                        10, "DNS answers the two endpoints")
 
             assert api(a, "POST", CM_PATH, {"metadata": {"name": "before"}})[0] == 201
+            watched: list[dict[str, Any]] = []
+            watcher = threading.Thread(target=watch_lines, daemon=True, args=(
+                a, f"{CM_PATH}?watch=1&timeoutSeconds=90", watched, "after"))
+            watcher.start()
+            wait_until(lambda: watched, 10, "the configmap watch's first event")
             etcd3.stop_member(1)
             etcd3.stop_member(2)
             for server, method, path, body in ((a, "POST", CM_PATH, {"metadata": {"name": "x"}}),
@@ -218,6 +239,13 @@ def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
             assert time.monotonic() - t < 30
             code, got = api(b, "GET", f"{CM_PATH}/after")
             assert code == 200, got
+            # the watch opened before the outage stayed open through it (the API server's
+            # shared watch waited for etcd) and goes on with the change made after it
+            watcher.join(20)
+            assert not watcher.is_alive(), watched
+            assert [e["type"] for e in watched] == ["ADDED"] * len(watched), watched
+            names = [e["object"]["metadata"]["name"] for e in watched]
+            assert names[0] == "before" and names[-1] == "after", names
 
             # DNS's watches resumed by themselves: a new endpoint shows up
             code, cur = api(b, "GET", f"{SLICE_PATH}/db-abc")
