@@ -110,7 +110,9 @@ async def serve_watch(
 
     async def send(event_type: str, obj: Obj, event: WatchEvent | None = None) -> None:
         nonlocal first
-        if render is not None:
+        if render is not None and event_type != "ERROR":
+            # an ERROR's Status goes out as it is, also in a Table watch (as kube-apiserver's
+            # transformObject passes a Status through), so kubectl reports the error
             data = _line(event_type, render(obj, first))
         elif event is not None:
             data = encoder.json(event)

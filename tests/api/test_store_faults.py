@@ -21,7 +21,7 @@ from aiohttp import web
 from podns.api import app as api_app
 from podns.api import watch as api_watch
 from podns.api.server import ApiServer
-from podns.store.errors import Invalid, StoreError, TooLarge, Unavailable
+from podns.store.errors import Expired, Invalid, StoreError, TooLarge, Unavailable
 from podns.store.interface import Obj, WatchEvent
 from podns.store.sqlite import SQLiteStore
 
@@ -127,10 +127,15 @@ async def test_store_errors_map_to_kubernetes_status(faulty: tuple[Api, FaultySt
     assert (await api.post(CMS, {"metadata": {"name": "good"}})).status == 201
 
 
-async def read_stream(api: Api, path: str) -> list[dict[str, Any]]:
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+async def read_stream(api: Api, path: str, accept: str | None = None) -> list[dict[str, Any]]:
     """Every line of a watch response, read to the end of its chunked body (a second HTTP
     response or a broken body would fail the JSON decode or the read)."""
     headers = {"Authorization": f"Bearer {api.token}"}
+    if accept:
+        headers["Accept"] = accept
     async with api.session.get(api.server.url + path, headers=headers) as resp:
         assert resp.status == 200
         body = await resp.read()  # raises ClientPayloadError on a broken chunked body
@@ -244,3 +249,30 @@ async def test_watch_over_unavailable_store(tmp_path: Path, shared: bool) -> Non
     finally:
         await server.stop()
         await store.inner.close()
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (Unavailable("etcd watch configmaps/: no leader"), 503),
+    (Expired("too old resource version: 5 (9)"), 410),
+    (RuntimeError("injected"), 500),
+], ids=["unavailable", "expired", "bug"])
+async def test_table_watch_error_is_a_plain_status(faulty: tuple[Api, FaultyStore],
+                                                   error: Exception, code: int) -> None:
+    """given a Table watch (`kubectl get -w`) whose store watch fails after one event, the
+    ERROR event carries the Status itself, not a Table row made of it (kubectl prints it)."""
+    api, store = faulty
+    made = await api.post(CMS, {"metadata": {"name": "a"}})
+    rv = made.body["metadata"]["resourceVersion"]
+    store.watch_fault = (1, error)
+
+    async def write_later() -> None:
+        await asyncio.sleep(0.3)
+        assert (await api.post(CMS, {"metadata": {"name": "b"}})).status == 201
+
+    writer = asyncio.create_task(write_later())
+    events = await asyncio.wait_for(
+        read_stream(api, f"{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=5", TABLE), 8)
+    await writer
+    assert [e["type"] for e in events] == ["ADDED", "ERROR"], events
+    assert events[0]["object"]["kind"] == "Table"
+    assert events[1]["object"]["kind"] == "Status" and events[1]["object"]["code"] == code
