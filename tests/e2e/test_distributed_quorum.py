@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +52,6 @@ CM_PATH = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
 SLICE_PATH = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 NAME = "db.default.svc.cluster.local"
-
-
-@pytest.fixture
-def etcd3() -> Iterator[EtcdCluster]:
-    if not etcd_available():
-        pytest.skip("etcd binary not installed (Debian package etcd-server)")
-    cluster = start_etcd_cluster(3)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def podns_cli(*args: str) -> subprocess.CompletedProcess[str]:
