@@ -259,8 +259,30 @@ class ResourceHandlers:
             new.setdefault("kind", rt.kind)
             return new
 
-        obj = await self.rest.update(rt, info.namespace, name, replace, opts, subresource=sub)
-        return json_response(obj, warnings=opts.warnings)
+        created = False
+
+        async def create() -> Obj:
+            """Create-on-update (kube-apiserver's AllowCreateOnUpdate): only for the kinds that
+            allow it, only on the main resource, and only without a resourceVersion (an update
+            of a specific version of an object that does not exist is a 404, as upstream)."""
+            nonlocal created
+            md = body.get("metadata") if isinstance(body, dict) else None
+            md = md if isinstance(md, dict) else {}
+            if sub or not rt.strategy.allow_create_on_update or md.get("resourceVersion"):
+                raise status.not_found(rt.resource, name, rt.group)
+            if md.get("name") not in (None, "", name):
+                raise status.bad_request(
+                    f"the name of the object ({md['name']}) does not match the name on the URL "
+                    f"({name})")
+            new = replace(body)
+            new.setdefault("metadata", {})["name"] = name
+            obj = await self.rest.create(rt, info.namespace, new, opts)
+            created = True
+            return obj
+
+        obj = await self.rest.update(rt, info.namespace, name, replace, opts, subresource=sub,
+                                     create=create)
+        return json_response(obj, 201 if created else 200, warnings=opts.warnings)
 
     async def _patch(self, request: web.Request, info: RequestInfo) -> web.Response:
         ct = codec.media_type(request.headers.get("Content-Type"))

@@ -64,6 +64,9 @@ class Strategy:
     selectable_fields: tuple[str, ...] = ()
     #: whether Tables start with a Name column (Events put NAME last, as a wide column)
     name_column: bool = True
+    #: whether a PUT on a missing object creates it (kube-apiserver's `AllowCreateOnUpdate`:
+    #: true for Services, Endpoints, Events and Leases; false for every other kind podns serves)
+    allow_create_on_update: bool = False
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Reset what a client may not set on create (e.g. most of `status`)."""

@@ -25,6 +25,7 @@ def validate_ip(path: str, value: Any) -> list[FieldError]:
 
 class EndpointsStrategy(KindStrategy):
     schema_type = "core.v1.Endpoints"
+    allow_create_on_update = True  # kube-apiserver: a PUT may create Endpoints
 
     def set_defaults(self, obj: Obj) -> None:
         for subset in obj.get("subsets") or []:

@@ -18,6 +18,7 @@ EVENT_TYPES = ["Normal", "Warning"]
 class EventStrategy(KindStrategy):
     schema_type = "core.v1.Event"
     name_column = False
+    allow_create_on_update = True  # kube-apiserver: a PUT may create an Event
     selectable_fields = (
         "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
         "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",

@@ -13,6 +13,7 @@ from podns.api.resources.base import Column, FieldError, Obj
 
 class LeaseStrategy(KindStrategy):
     schema_type = "coordination.v1.Lease"
+    allow_create_on_update = True  # kube-apiserver: a PUT may create a Lease
 
     def validate_spec(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec") or {}

@@ -54,6 +54,7 @@ def _is_headless(spec: Obj) -> bool:
 
 class ServiceStrategy(KindStrategy):
     schema_type = "core.v1.Service"
+    allow_create_on_update = True  # kube-apiserver: a PUT may create a Service
     subresources = ("status",)
     name_validator = staticmethod(names.is_dns1035_label)
 
