@@ -21,6 +21,7 @@ from aiohttp import web
 from podns.api import auth, certs, ui
 from podns.api.app import create_app
 from podns.api.catalog import Catalog, served_types
+from podns.api.eventttl import DEFAULT_EVENT_TTL, EventReaper
 from podns.api.kubeconfig import write_kubeconfigs
 from podns.api.namespaces import NamespaceCleaner
 from podns.api.resources.base import ResourceType
@@ -94,7 +95,7 @@ class ApiServer:
         self, store: Store, data_dir: Path | str, addr: str = "127.0.0.1:6443", *,
         tls: bool = True, service_cidr: str = DEFAULT_SERVICE_CIDR,
         types: list[ResourceType] | None = None, dns_metrics_url: str | None = None,
-        shared_watch: bool | None = None,
+        shared_watch: bool | None = None, event_ttl: float = DEFAULT_EVENT_TTL,
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
@@ -104,6 +105,8 @@ class ApiServer:
         self.rest = Rest(store, Admission(store, service_cidr))
         self.cleaner = NamespaceCleaner(self.rest, self.catalog)
         self.rest.on_namespace_deleting = self.cleaner.start
+        #: deletes Events older than `event_ttl` seconds (kube-apiserver's --event-ttl)
+        self.event_reaper = EventReaper(store, event_ttl)
         #: one store watch per resource shared by API watches, for stores that open a backend
         #: stream per watch (etcd); `shared_watch` forces it on or off
         use_mux = needs_mux(store) if shared_watch is None else shared_watch
@@ -155,6 +158,7 @@ class ApiServer:
         await site.start()
         await self.cleaner.ensure_initial()
         await self.cleaner.resume()
+        self.event_reaper.start()
         self.kubeconfig, self.readonly_kubeconfig = write_kubeconfigs(
             self.data_dir, self.url, paths.ca_cert if paths else None,
             self.tokens.admin, self.tokens.readonly)
@@ -165,6 +169,7 @@ class ApiServer:
         """Stop serving (open watches end); the store stays open."""
         self._ready = False
         await self.cleaner.stop()
+        await self.event_reaper.stop()
         if self.mux is not None:
             await self.mux.close()
         if self._runner is not None:

@@ -14,11 +14,13 @@ import argparse
 import asyncio
 import filecmp
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from podns.api.eventttl import DEFAULT_EVENT_TTL
 from podns.api.kubeconfig import write_kubeconfigs
 from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
 from podns.api.status import ApiError
@@ -35,6 +37,28 @@ def host_port(value: str) -> str:
     return value
 
 
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|h|m|s)")
+
+
+def duration(text: str) -> float:
+    """argparse type of duration flags, in Go's notation (`1h`, `30m`, `1h30m`, `2.5s`, `0`):
+    seconds, or a usage error."""
+    value = text.strip()
+    if value == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(value):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(value) or not value:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: use a number with a unit, like 1h, 30m, 90s or 1h30m")
+    return total
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by `podns up` and `podns apiserver`."""
     parser.add_argument("--data-dir", default="./state", type=Path,
@@ -46,6 +70,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "memory://, or etcd://host:port,...")
     parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR,
                         help=f"ClusterIP range for Services (default {DEFAULT_SERVICE_CIDR})")
+    parser.add_argument("--event-ttl", default=DEFAULT_EVENT_TTL, type=duration,
+                        metavar="DURATION",
+                        help="delete Events this long after their last occurrence, like "
+                             "kube-apiserver's --event-ttl: 1h, 30m, 90s, 1h30m (default 1h; "
+                             "0 keeps them forever)")
 
 
 def add_parser(subparsers: Any, name: str) -> None:
@@ -117,7 +146,8 @@ async def start_api(args: argparse.Namespace) -> ApiServer:
     except (Unavailable, ValueError) as exc:
         raise SystemExit(f"podns: cannot open the store: {exc}") from None
     server = ApiServer(store, args.data_dir, args.api_addr, service_cidr=args.service_cidr,
-                       dns_metrics_url=getattr(args, "dns_metrics_url", None))
+                       dns_metrics_url=getattr(args, "dns_metrics_url", None),
+                       event_ttl=getattr(args, "event_ttl", DEFAULT_EVENT_TTL))
     tune_gc()
     await wait_for_store(store, store_url(args), getattr(args, "store_wait", STORE_WAIT))
     try:
