@@ -24,6 +24,7 @@ from podns.api.eventttl import DEFAULT_EVENT_TTL
 from podns.api.kubeconfig import write_kubeconfigs
 from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
 from podns.api.status import ApiError
+from podns.cli import datadir
 from podns.cli.signals import wait_for_signal
 from podns.store import Store, StoreError, Unavailable, open_store
 
@@ -199,7 +200,20 @@ def advertise_peers(server: ApiServer, peers: list[str]) -> None:
                       server.tokens.readonly, servers=servers)
 
 
+def preflight(args: argparse.Namespace) -> None:
+    """The data-dir checks of `podns up` (datadir.py): usable, of a format this podns reads, and
+    not in use by another podns; exits with one line. Each API server of a cluster has its own
+    data dir (`--pki-from` only reads another's files), so each holds its own lock."""
+    data_dir = Path(args.data_dir).absolute()
+    try:
+        datadir.prepare(data_dir)
+        datadir.lock(data_dir, "podns apiserver")
+    except datadir.DataDirError as exc:
+        raise SystemExit(f"podns apiserver: {exc}") from None
+
+
 async def run(args: argparse.Namespace) -> int:
+    preflight(args)
     if args.pki_from is not None:
         share_pki(args.pki_from, Path(args.data_dir))
     server = await start_api(args)

@@ -1,15 +1,19 @@
-"""The data dir of `podns up`: its format file, and the checks made before anything starts.
+"""The data dir of `podns up` and `podns apiserver`: its format file, and the checks made before
+anything starts.
 
 A data dir holds the store (`podns.db`), tokens, certificates, kubeconfigs and the node's pod
 state. `podns-data.json` records which data format wrote it, so a podns that cannot read a
 newer layout says so instead of misreading it. A data dir without the file (written before the
 file existed, or empty) is adopted as the current format.
 
-`lock` makes one `podns up` the only user of a data dir (two would fight over the node's pod
-processes and addresses); the kernel drops the lock when the process ends, however it ends.
+`lock` makes one `podns up` or `podns apiserver` the only user of a data dir (two would fight
+over the store, the node's pod processes and addresses); the kernel drops the lock when the
+process ends, however it ends. The lock file holds the holder's pid and command, named in the
+error the next one gets. API servers of one cluster each have their own data dir (`--pki-from`
+only reads the first one's CA and tokens), so they never contend for a lock.
 
 Every check fails with `DataDirError`, whose message is one line saying what is wrong and what
-to do; `podns up` prints it and exits non-zero.
+to do; the command prints it and exits non-zero.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from podns import __version__
 DATA_FORMAT = 1
 #: the format file, in the data dir
 FORMAT_FILE = "podns-data.json"
-#: held (flock) by the `podns up` using the data dir; holds its pid
+#: held (flock) by the `podns up` or `podns apiserver` using the data dir; holds its pid and
+#: command
 LOCK_FILE = "podns-up.lock"
 
 #: lock file descriptors held by this process (closing one would release its lock)
@@ -88,16 +93,18 @@ def _check_format(path: Path) -> dict[str, Any]:
     return info
 
 
-def lock(path: Path) -> None:
-    """Hold the data dir's lock until this process exits; DataDirError when another holds it."""
+def lock(path: Path, command: str = "podns up") -> None:
+    """Hold the data dir's lock until this process exits, as `command` (`podns up`, `podns
+    apiserver`); DataDirError naming the holder when another process holds it."""
     fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        pid, _, holder = os.pread(fd, 128, 0).decode(errors="replace").strip().partition(" ")
         os.close(fd)
-        raise DataDirError(f"data dir {path} is in use by another podns up (pid {holder}): stop "
-                           "that one, or pass another --data-dir") from None
+        # a lock file with only a pid was written by a podns up before the command was recorded
+        raise DataDirError(f"data dir {path} is in use by another {holder or 'podns up'} (pid "
+                           f"{pid or '?'}): stop that one, or pass another --data-dir") from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
     _held.append(fd)

@@ -193,7 +193,7 @@ def preflight(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     data_dir = Path(args.data_dir).absolute()
     try:
         info = datadir.prepare(data_dir)
-        datadir.lock(data_dir)
+        datadir.lock(data_dir, "podns up")
     except datadir.DataDirError as exc:
         raise SystemExit(f"podns up: {exc}") from None
     check_free(args.api_addr, "--api-addr", "API server", udp=False)
