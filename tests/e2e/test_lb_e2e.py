@@ -72,6 +72,10 @@ async def test_dns_source_finds_pods_by_stable_name_and_replicas_follow(kv: Podn
                 pytest.fail(f"{name} never saw the primary's write")
         conninfo = lb.conninfo(pool)
         assert conninfo.startswith("host=kv-0.kv.default.svc.cluster.local,kv-1.kv.default")
+    # A numbered port: addresses from A records, each pod's name from its (single) PTR record.
+    async with lb.Balancer(SVC, port=7379, source=lb.DNS(server=server)) as pool:
+        assert sorted(e.hostname or "" for e in pool.endpoints) == ["kv-0", "kv-1", "kv-2"]
+        assert await kv_command(pool, "GET colour", endpoint="kv-0") == "VALUE blue"
 
 
 async def test_watch_source_sees_a_deleted_pod_leave_and_return(kv: Podns) -> None:

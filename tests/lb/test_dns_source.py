@@ -85,3 +85,19 @@ async def test_stale_answer_kept_while_server_fails(zone: ZoneServer) -> None:
         zone.silent = True
         await asyncio.sleep(1.5)
         assert pool.pick().hostname == "db-0"
+
+
+async def test_numbered_port_learns_pod_names_from_ptr(zone: ZoneServer) -> None:
+    """given A records and one PTR per pod IP, a numbered-port pool still knows db-0 by name;
+    an address without a PTR simply has no name."""
+    zone.set(SVC, "A", 5, "127.0.1.1", "127.0.1.2", "127.0.1.3")
+    zone.set("1.1.0.127.in-addr.arpa", "PTR", 5, f"db-0.{SVC}.")
+    zone.set("2.1.0.127.in-addr.arpa", "PTR", 5, f"db-1.{SVC}.")
+    async with lb.Balancer(SVC, port=5432, source=lb.DNS(server=zone.addr)) as pool:
+        assert pool.endpoint("db-0").address == "127.0.1.1"
+        assert pool.endpoint("db-1").port == 5432
+        assert {e.hostname for e in pool.endpoints} == {"db-0", "db-1", None}
+        asked = zone.queries
+        await pool.source.refresh()
+        await asyncio.sleep(0.3)
+        assert zone.queries - asked == 2  # A and AAAA again; PTR answers are cached per address

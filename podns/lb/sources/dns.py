@@ -6,8 +6,9 @@ when its TTL runs out (never more often than `min_refresh`, never less often tha
 keeps the last good answer in use and is retried with growing back-off.
 
 With a named port the SRV answer carries each pod's own name (`db-0.db-service...`) and port,
-and the per-pod A records in the additional section; that is how `pool.endpoint("db-0")`
-works over DNS. With a numbered port only addresses are known.
+and the per-pod A records in the additional section. With a numbered port the addresses come
+from A/AAAA and each new address's pod name from its PTR record (cached per address). Either
+way `pool.endpoint("db-0")` works over DNS.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import dns.reversename
 
 from podns.lb.endpoint import Endpoint
 from podns.lb.errors import ResolutionError
@@ -57,6 +59,7 @@ class DNS:
         timeout: float = 2.0,
         min_refresh: float = 0.5,
         max_refresh: float = 30.0,
+        ptr_names: bool = True,
     ) -> None:
         servers = [server] if isinstance(server, str) else list(server)
         if not servers:
@@ -65,6 +68,9 @@ class DNS:
         self.timeout = timeout
         self.min_refresh = min_refresh
         self.max_refresh = max_refresh
+        #: with a numbered port, learn pod names from PTR records (SRV carries them otherwise)
+        self.ptr_names = ptr_names
+        self._ptr_cache: dict[str, str | None] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.last_error: BaseException | None = None
@@ -116,13 +122,15 @@ class DNS:
         port = int(target.port or 0)
         a = await self._query(fqdn, dns.rdatatype.A)
         aaaa = await self._query(fqdn, dns.rdatatype.AAAA)
-        endpoints: list[Endpoint] = []
+        addresses: list[str] = []
         ttls: list[int] = []
         for resp in (a, aaaa):
             for rrset in resp.answer:
                 if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
                     ttls.append(rrset.ttl)
-                    endpoints.extend(Endpoint(address=rr.address, port=port) for rr in rrset)
+                    addresses.extend(rr.address for rr in rrset)
+        names = await self._pod_names(addresses, dns.name.from_text(fqdn)) if self.ptr_names else {}
+        endpoints = [Endpoint(address=ip, port=port, hostname=names.get(ip)) for ip in addresses]
         reason = None if endpoints else self._why_empty(a)
         ttls = ttls or [self._negative_ttl(a)]
         return sorted(set(endpoints), key=_order), reason, self._clamp(min(ttls))
@@ -150,6 +158,30 @@ class DNS:
         reason = None if endpoints else self._why_empty(resp)
         ttls = ttls or [self._negative_ttl(resp)]
         return sorted(set(endpoints), key=_order), reason, self._clamp(min(ttls))
+
+    async def _pod_names(self, addresses: list[str], service: dns.name.Name) -> dict[str, str]:
+        """Each address's stable pod name from its PTR record (cluster DNS answers exactly one
+        per IP, `db-0.db-service.<ns>.svc.<zone>` for a StatefulSet pod). Names are cached per
+        address, so a refresh only asks about addresses it has not seen; a failed look-up just
+        leaves that endpoint without a name."""
+        missing = [ip for ip in set(addresses) if ip not in self._ptr_cache]
+
+        async def lookup(ip: str) -> tuple[str, str | None]:
+            try:
+                resp = await self._query(dns.reversename.from_address(ip).to_text(), dns.rdatatype.PTR)
+            except ResolutionError:
+                return ip, None
+            for rrset in resp.answer:
+                if rrset.rdtype == dns.rdatatype.PTR:
+                    return ip, _hostname(rrset[0].target, service)
+            return ip, None
+
+        for ip, name in await asyncio.gather(*(lookup(ip) for ip in missing)):
+            self._ptr_cache[ip] = name
+        keep = set(addresses)
+        for ip in [ip for ip in self._ptr_cache if ip not in keep]:
+            del self._ptr_cache[ip]
+        return {ip: n for ip, n in self._ptr_cache.items() if n is not None}
 
     async def _addresses(self, name: dns.name.Name) -> list[str]:
         out: list[str] = []
