@@ -76,3 +76,15 @@ async def serve_app(app: web.Application) -> tuple[web.AppRunner, str]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, f"http://127.0.0.1:{port}"
+
+
+def without_permission_bypass() -> list[str]:
+    """A command prefix under which file permissions apply even to root: setpriv drops
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set. Empty when not root; skips
+    the test when root has no setpriv."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: cannot make a directory unwritable")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]

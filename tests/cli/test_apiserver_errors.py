@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._support import free_port
+from tests._support import free_port, without_permission_bypass
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -96,12 +95,7 @@ def test_data_dir_not_writable(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     state.chmod(0o555)
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without setpriv: cannot make a directory unwritable")
-        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    prefix = without_permission_bypass()
     try:
         proc = podns_apiserver(tmp_path, prefix=prefix)
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._support import free_port
+from tests._support import free_port, without_permission_bypass
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -115,12 +114,7 @@ def test_data_dir_not_writable(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     state.chmod(0o555)
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without setpriv: cannot make a directory unwritable")
-        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    prefix = without_permission_bypass()
     try:
         proc = podns_up(tmp_path, prefix=prefix)
     finally:
