@@ -193,12 +193,7 @@ class SQLiteStore:
             await self._gate
         db = self._db
         with self._errors(f"updating {key}"):
-            row = db.execute("SELECT value, mod_rv FROM kv WHERE key=?", (key,)).fetchone()
-            if row is None:
-                raise NotFound(key)
-            old, old_rv = row
-            if expected_rv is not None and expected_rv != old_rv:
-                raise Conflict(f"{key}: resourceVersion {expected_rv} is stale (now {old_rv})")
+            old, old_rv = self._current(key, expected_rv)
             # A write that changes nothing keeps the object's revision (as Kubernetes does), so
             # no-op status updates do not wake every watcher.
             if encode(key, with_rv(obj, old_rv)) == old:
@@ -218,12 +213,7 @@ class SQLiteStore:
             await self._gate
         db = self._db
         with self._errors(f"deleting {key}"):
-            row = db.execute("SELECT value, mod_rv FROM kv WHERE key=?", (key,)).fetchone()
-            if row is None:
-                raise NotFound(key)
-            old, old_rv = row
-            if expected_rv is not None and expected_rv != old_rv:
-                raise Conflict(f"{key}: resourceVersion {expected_rv} is stale (now {old_rv})")
+            old, _ = self._current(key, expected_rv)
             rv = self._rev + 1
             with self._txn():
                 db.execute("DELETE FROM kv WHERE key=?", (key,))
@@ -231,6 +221,17 @@ class SQLiteStore:
                 db.execute("UPDATE meta SET value=? WHERE name='rev'", (rv,))
         await self._committed(WatchEvent("DELETED", key, with_rv(_loads(old), rv), rv))
         return with_rv(_loads(old), rv)
+
+    def _current(self, key: str, expected_rv: int | None) -> tuple[bytes, int]:
+        """The stored value and modification revision of `key`, for an update or delete.
+        Raises NotFound, or Conflict when `expected_rv` is given and is not the current one."""
+        row = self._db.execute("SELECT value, mod_rv FROM kv WHERE key=?", (key,)).fetchone()
+        if row is None:
+            raise NotFound(key)
+        old, old_rv = row
+        if expected_rv is not None and expected_rv != old_rv:
+            raise Conflict(f"{key}: resourceVersion {expected_rv} is stale (now {old_rv})")
+        return old, old_rv
 
     async def _committed(self, event: WatchEvent) -> None:
         """Publish a committed write; then yield to the loop so watchers drain as writers go
