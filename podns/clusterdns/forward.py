@@ -68,16 +68,24 @@ class Forwarder:
         self.timeout = timeout
 
     async def exchange(self, data: bytes, proto: str) -> bytes | None:
-        """Relay `data` (a client query); the upstream response with the client's ID, or None."""
-        if len(data) < 12:
+        """Relay `data` (a client query); the upstream response with the client's ID, or None.
+
+        A reply is accepted only when it is a response (QR) with our fresh ID and the query's
+        question (name case-insensitively, type and class): anything else arriving on the
+        socket (a late answer to another query, a spoofing attempt) is ignored while we wait."""
+        try:
+            question = question_key(data)
+        except ValueError:
             return None
         new_id = secrets.randbits(16)
         query = struct.pack("!H", new_id) + data[2:]
         for host, port in self.upstreams:
             try:
-                reply = await asyncio.wait_for(self._udp(host, port, query, new_id), self.timeout)
+                reply = await asyncio.wait_for(self._udp(host, port, query, new_id, question), self.timeout)
                 if reply[2] & 0x02 and proto == "tcp":  # truncated: the client can take it all
                     reply = await asyncio.wait_for(self._tcp(host, port, query), self.timeout)
+                    if not matches(reply, new_id, question):
+                        continue
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
                 continue
             return data[:2] + reply[2:]
@@ -95,7 +103,7 @@ class Forwarder:
         except ValueError:
             return None
 
-    async def _udp(self, host: str, port: int, query: bytes, msg_id: int) -> bytes:
+    async def _udp(self, host: str, port: int, query: bytes, msg_id: int, question: bytes) -> bytes:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -105,7 +113,7 @@ class Forwarder:
             await loop.sock_sendall(sock, query)
             while True:
                 reply = await loop.sock_recv(sock, 65535)
-                if len(reply) >= 12 and struct.unpack_from("!H", reply)[0] == msg_id and reply[2] & 0x80:
+                if matches(reply, msg_id, question):
                     return reply
         finally:
             sock.close()
@@ -119,6 +127,27 @@ class Forwarder:
             return await reader.readexactly(size)
         finally:
             writer.close()
+
+
+def question_key(message: bytes) -> bytes:
+    """The single question of a message as lower-case name wire bytes + type + class; raises
+    ValueError when the message has not exactly one readable question."""
+    if len(message) < 12 or message[4:6] != b"\x00\x01":
+        raise ValueError("not exactly one question")
+    name, pos = wire.read_name(message, 12)
+    if pos + 4 > len(message):
+        raise ValueError("truncated question")
+    return name + message[pos:pos + 4]
+
+
+def matches(reply: bytes, msg_id: int, question: bytes) -> bool:
+    """Is `reply` the upstream's response to our query `msg_id` about `question` (question_key)?"""
+    if len(reply) < 12 or not reply[2] & 0x80 or struct.unpack_from("!H", reply)[0] != msg_id:
+        return False
+    try:
+        return question_key(reply) == question
+    except ValueError:
+        return False
 
 
 def _answer_rrs(reply: bytes) -> list[RR]:

@@ -85,6 +85,7 @@ class Metrics:
         self.dropped = 0
         self.forwarded = 0
         self.forward_errors = 0
+        self.forward_rejections = 0
         #: callables returning gauge values, registered by the wiring (index sizes, sync age)
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
 
@@ -153,7 +154,10 @@ class Metrics:
         for name, help_text, value in (
                 ("podns_dns_dropped_total", "Packets dropped unanswered (garbage, QR=1).", self.dropped),
                 ("podns_dns_forwarded_total", "Queries forwarded upstream.", self.forwarded),
-                ("podns_dns_forward_errors_total", "Forwarded queries that failed.", self.forward_errors)):
+                ("podns_dns_forward_errors_total", "Forwarded queries that failed.", self.forward_errors),
+                ("podns_dns_forward_max_concurrent_rejections_total",
+                 "Queries answered SERVFAIL because the in-flight forward limit was reached.",
+                 self.forward_rejections)):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
         for name, (help_text, fn) in sorted(self.gauges.items()):
             try:

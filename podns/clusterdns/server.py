@@ -42,10 +42,15 @@ UDP_MAX_QUERY = 4096
 TCP_IDLE_TIMEOUT = 10.0
 #: concurrent TCP connections served; more are closed immediately
 TCP_MAX_CONNECTIONS = 1000
+#: upstream forwards in flight at once; beyond it a query gets SERVFAIL at once (CoreDNS's
+#: forward `max_concurrent`, whose docs suggest 1000): a slow or dead upstream must not let
+#: pending forwards (a task and a socket each) grow without bound
+MAX_FORWARDS = 1000
 _QD1 = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _QD1_AR1 = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _OPT_HEAD = b"\x00\x00\x29"  # root owner + type OPT
 _OPT = wire.opt_rr()
+_UDP_CAP = wire.SERVER_UDP_SIZE
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -57,7 +62,8 @@ class DNSServer:
 
     def __init__(self, index: RecordIndex, handler: Handler, metrics: Metrics, *,
                  forwarder: Forwarder | None = None, tcp_idle_timeout: float = TCP_IDLE_TIMEOUT,
-                 tcp_max_connections: int = TCP_MAX_CONNECTIONS, reuse_port: bool = False) -> None:
+                 tcp_max_connections: int = TCP_MAX_CONNECTIONS, reuse_port: bool = False,
+                 max_forwards: int = MAX_FORWARDS) -> None:
         self.index = index
         self.handler = handler
         self.metrics = metrics
@@ -66,6 +72,8 @@ class DNSServer:
         self.tcp_max_connections = tcp_max_connections
         self.reuse_port = reuse_port
         self.tcp_connections = 0
+        self.max_forwards = max_forwards
+        self.forwards = 0  # forwards in flight (event loop only)
         self.address: tuple[str, int] = ("", 0)
         self._udp: socket.socket | None = None
         self._tcp: asyncio.Server | None = None
@@ -166,7 +174,8 @@ class DNSServer:
                         e = table.get(data[12:-11].lower())
                         if e is not None:
                             resp = data[:2] + e[6 + (data[2] & 1)] + data[12:-11] + e[2] + _OPT
-                            if len(resp) <= max(512, data[-8] << 8 | data[-7]):
+                            size = len(resp)
+                            if size <= 512 or (size <= (data[-8] << 8 | data[-7]) and size <= _UDP_CAP):
                                 sendto(resp, addr)
                                 counts[e[3]] += 1
                                 if sample == LATENCY_SAMPLE:
@@ -201,18 +210,25 @@ class DNSServer:
     async def complete(self, forward: Forward) -> bytes:
         """Finish a query the handler could not answer from memory: ask upstream."""
         q = forward.query
-        self.metrics.forwarded += 1
         reply: bytes | None = None
-        if self.forwarder is not None:
-            if forward.cname is not None:
-                got = await self.forwarder.resolve(forward.target, q.qtype)
-                if got is not None:
-                    rrs, truncated = got
-                    reply = self._cname_reply(forward, rrs, truncated)
-            else:
-                reply = await self.forwarder.exchange(forward.data, forward.proto)
+        if self.forwards >= self.max_forwards:
+            self.metrics.forward_rejections += 1
+        elif self.forwarder is not None:
+            self.metrics.forwarded += 1
+            self.forwards += 1
+            try:
+                if forward.cname is not None:
+                    got = await self.forwarder.resolve(forward.target, q.qtype)
+                    if got is not None:
+                        rrs, truncated = got
+                        reply = self._cname_reply(forward, rrs, truncated)
+                else:
+                    reply = await self.forwarder.exchange(forward.data, forward.proto)
+            finally:
+                self.forwards -= 1
+            if reply is None:
+                self.metrics.forward_errors += 1
         if reply is None:
-            self.metrics.forward_errors += 1
             reply = wire.error_response(q, wire.SERVFAIL)
         if forward.proto == "udp" and len(reply) > q.udp_limit():
             reply = wire.truncate(reply, (), q.udp_limit(), 12 + len(q.question), q.edns_size is not None)

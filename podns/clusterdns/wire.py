@@ -88,10 +88,13 @@ class Query:
         return bool(self.flags & RD)
 
     def udp_limit(self) -> int:
-        """Largest UDP response this client accepts (RFC 6891 6.2.5: never below 512)."""
+        """Largest UDP response we send this client: its advertised size, never below 512
+        (RFC 6891 6.2.5) and never above SERVER_UDP_SIZE, whatever it advertises (a bigger UDP
+        answer fragments, and is an amplification tool for spoofed sources); bigger answers are
+        truncated with TC and the client retries over TCP."""
         if self.edns_size is None:
             return CLASSIC_UDP_SIZE
-        return max(CLASSIC_UDP_SIZE, min(self.edns_size, 65535))
+        return max(CLASSIC_UDP_SIZE, min(self.edns_size, SERVER_UDP_SIZE))
 
 
 def read_name(data: bytes, offset: int) -> tuple[bytes, int]:

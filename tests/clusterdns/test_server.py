@@ -100,17 +100,32 @@ async def test_fast_path_udp_and_tcp_agree(server: DNSServer) -> None:
 
 async def test_edns_echo_and_truncation(server: DNSServer) -> None:
     """120 endpoints: without EDNS the UDP answer is cut at 512 bytes with TC and whole records;
-    with EDNS 4096 it fits, OPT echoed; over TCP it is complete."""
+    with EDNS 1232 it is cut there, OPT echoed; over TCP it is complete."""
     name = "big.testns.svc.cluster.local."
     small = await udp(server, name)
     assert small.flags & dns.flags.TC and 0 < len(small.answer[0]) < 120
     assert len(small.to_wire()) <= 512
-    large = await udp(server, name, use_edns=0, payload=4096)
-    assert not large.flags & dns.flags.TC and len(large.answer[0]) == 120 and large.edns == 0
     mid = await udp(server, name, use_edns=0, payload=1232)
     assert mid.flags & dns.flags.TC and len(mid.to_wire()) <= 1232 and mid.edns == 0
     full = await tcp(server, name)
     assert len(full.answer[0]) == 120
+
+
+@pytest.mark.parametrize("ednsflags", [0, dns.flags.DO], ids=["fast-path", "handler"])
+async def test_udp_answers_capped_at_1232_whatever_the_client_advertises(server: DNSServer,
+                                                                        ednsflags: int) -> None:
+    """A client advertising 65535 (or 4096) still gets at most 1232 bytes over UDP, truncated
+    with TC to whole records (no 2 KB amplified answer); a 1232-byte fit is not truncated."""
+    name = "big.testns.svc.cluster.local."
+    for payload in (4096, 65535):
+        q = dns.message.make_query(name, "A", use_edns=0, payload=payload, ednsflags=ednsflags)
+        reply = raw_udp(server, q.to_wire(), timeout=2)
+        assert reply is not None and len(reply) <= 1232, (payload, len(reply or b""))
+        msg = dns.message.from_wire(reply)
+        assert msg.flags & dns.flags.TC and 0 < len(msg.answer[0]) < 120 and msg.edns == 0
+    ok = await udp(server, "hdls1.testns.svc.cluster.local.", use_edns=0, payload=65535,
+                   ednsflags=ednsflags)
+    assert not ok.flags & dns.flags.TC and len(ok.answer[0]) == 4
 
 
 async def test_dig_srv_with_additional(server: DNSServer) -> None:
@@ -209,4 +224,93 @@ async def test_forwarding_and_refused() -> None:
     finally:
         await srv.close()
         await bare.close()
+        transport.close()
+
+
+class ScriptedUpstream(asyncio.DatagramProtocol):
+    """A loopback resolver that first sends a forged reply (same ID, another question), then,
+    when `honest`, the real one; when `silent` it never answers (a dead upstream)."""
+
+    def __init__(self, *, honest: bool = True, silent: bool = False) -> None:
+        self.honest = honest
+        self.silent = silent
+        self.received = 0
+        self.arrivals: asyncio.Queue[None] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received += 1
+        self.arrivals.put_nowait(None)
+        if self.silent:
+            return
+        assert self.transport is not None
+        q = dns.message.from_wire(data)
+        forged = dns.message.make_response(dns.message.make_query("evil.test.", "A", id=q.id))
+        forged.answer.append(dns.rrset.from_text("evil.test.", 60, "IN", "A", "203.0.113.66"))
+        self.transport.sendto(forged.to_wire(), addr)
+        if self.honest:
+            r = dns.message.make_response(q)
+            r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A", "192.0.2.1"))
+            self.transport.sendto(r.to_wire(), addr)
+
+
+async def _upstream(proto: ScriptedUpstream) -> tuple[asyncio.DatagramTransport, tuple[str, int]]:
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: proto, local_addr=("127.0.0.1", 0))
+    return transport, transport.get_extra_info("sockname")
+
+
+@pytest.mark.parametrize("honest", [True, False], ids=["then-genuine", "forged-only"])
+async def test_forwarded_reply_must_match_the_question(honest: bool) -> None:
+    """A reply with the right ID but another question is ignored: the genuine reply that follows
+    is relayed; with none, the client gets SERVFAIL after the upstream timeout, never the forgery."""
+    proto = ScriptedUpstream(honest=honest)
+    transport, up = await _upstream(proto)
+    srv, _ = await make_server(upstream=up)
+    assert srv.forwarder is not None
+    srv.forwarder.timeout = 0.5
+    try:
+        for ask in (udp, tcp):
+            reply = await ask(srv, "example.test.")
+            if honest:
+                assert records(reply) == ["example.test. 60 A 192.0.2.1"]
+            else:
+                assert reply.rcode() == dns.rcode.SERVFAIL and not reply.answer
+    finally:
+        await srv.close()
+        transport.close()
+
+
+async def test_forwards_in_flight_are_bounded() -> None:
+    """With 2 forwards stuck on a dead upstream, a third query gets SERVFAIL at once, counted in
+    podns_dns_forward_max_concurrent_rejections_total; in-zone answers are unaffected."""
+    proto = ScriptedUpstream(silent=True)
+    transport, up = await _upstream(proto)
+    srv, _ = await make_server(upstream=up, max_forwards=2)
+    assert srv.forwarder is not None
+    srv.forwarder.timeout = 20
+    socks = []
+    try:
+        for i in range(2):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(dns.message.make_query(f"slow{i}.test.", "A").to_wire(), srv.address)
+            socks.append(s)
+        for _ in range(2):
+            await asyncio.wait_for(proto.arrivals.get(), 5)
+        assert proto.received == 2 and srv.forwards == 2
+        started = asyncio.get_running_loop().time()
+        third = await udp(srv, "third.test.")
+        assert third.rcode() == dns.rcode.SERVFAIL
+        assert asyncio.get_running_loop().time() - started < 2
+        assert srv.metrics.forward_rejections == 1 and proto.received == 2
+        assert "podns_dns_forward_max_concurrent_rejections_total 1" in srv.metrics.render()
+        assert records(await udp(srv, "svc1.testns.svc.cluster.local.")) == [
+            "svc1.testns.svc.cluster.local. 5 A 10.0.0.1"]
+    finally:
+        for s in socks:
+            s.close()
+        await srv.close()
         transport.close()
