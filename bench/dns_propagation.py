@@ -79,7 +79,7 @@ SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 def run(changes: int) -> None:
     with tempfile.TemporaryDirectory(prefix="podns-dnsprop-") as tmp:
         data = Path(tmp) / "state"
-        api_port, dns_port = free_port(), free_port()
+        api_port, dns_port = free_port(), free_port(socket.SOCK_DGRAM)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         api = subprocess.Popen([sys.executable, "-m", "podns", "apiserver", "--data-dir", str(data),
                                 "--api-addr", f"127.0.0.1:{api_port}"], cwd=REPO, env=env,

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import gc
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def api_mode(args: argparse.Namespace) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with tempfile.TemporaryDirectory(prefix="podns-dnsscale-") as tmp:
         data = Path(tmp) / "state"
-        api_port, dns_port, metrics_port = free_port(), free_port(), free_port()
+        api_port, dns_port, metrics_port = free_port(), free_port(socket.SOCK_DGRAM), free_port()
         api = subprocess.Popen([sys.executable, "-m", "podns", "apiserver", "--data-dir", str(data),
                                 "--api-addr", f"127.0.0.1:{api_port}", "--store", "memory://"], cwd=repo,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -77,6 +77,34 @@ class _UDPServer(asyncio.DatagramProtocol):
                 transport.close()
 
 
+#: port 0: how many UDP/TCP pairs to try before giving up (another process holding the TCP twin
+#: of a free UDP port is rare; twenty in a row is a machine out of ports)
+BIND_ATTEMPTS = 20
+
+
+def _bind_pair(listen: tuple[str, int]) -> tuple[socket.socket, socket.socket]:
+    """A bound UDP socket and a listening TCP socket on one port of `listen`'s host."""
+    host, port = listen
+    for _attempt in range(BIND_ATTEMPTS):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            for sock in (udp, tcp):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.bind((host, port))
+            tcp.bind((host, udp.getsockname()[1]))
+            tcp.listen(128)
+        except OSError:
+            udp.close()
+            tcp.close()
+            if port:
+                raise
+            continue
+        tcp.setblocking(False)
+        return udp, tcp
+    raise OSError(f"no free port for UDP and TCP on {host}")
+
+
 class DNSRelay:
     """Relays DNS on `listen` (host, port) to `upstream` (host, port). `await start()`/`stop()`."""
 
@@ -92,22 +120,20 @@ class DNSRelay:
         self._tcp_sem = asyncio.Semaphore(MAX_TCP)
 
     async def start(self) -> None:
-        """Listen (UDP and TCP); raises OSError when the address cannot be bound."""
+        """Listen (UDP and TCP); raises OSError when the address cannot be bound.
+
+        With port 0 (tests) the kernel picks the UDP port and TCP takes the same number; when
+        another process holds that TCP port, another pair is tried (as the cluster DNS server does).
+        """
+        udp, tcp = _bind_pair(self.listen)
+        self.listen = (self.listen[0], udp.getsockname()[1])
         loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: _UDPServer(self), sock=udp)
         try:
-            sock.bind(self.listen)
-        except OSError:
-            sock.close()
-            raise
-        self.listen = (self.listen[0], sock.getsockname()[1])  # port 0 (tests): TCP on the same one
-        self._udp, _ = await loop.create_datagram_endpoint(lambda: _UDPServer(self), sock=sock)
-        try:
-            self._tcp = await asyncio.start_server(self._serve_tcp, self.listen[0], self.listen[1],
-                                                   reuse_address=True)
+            self._tcp = await asyncio.start_server(self._serve_tcp, sock=tcp)
         except OSError:
             self._udp.close()
+            tcp.close()
             raise
 
     async def stop(self) -> None:

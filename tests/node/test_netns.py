@@ -187,6 +187,27 @@ async def test_relay_drops_garbage_and_unanswered_queries(monkeypatch: pytest.Mo
         silent.close()
 
 
+async def test_relay_port_zero_retries_when_tcp_twin_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """given port 0, when the TCP port with the number the kernel gave UDP is taken by another
+    process, the relay picks another pair instead of failing with `address already in use`."""
+    refused: list[int] = []
+
+    class TakenOnce(socket.socket):
+        def bind(self, address: object) -> None:
+            if self.type == socket.SOCK_STREAM and not refused:
+                refused.append(1)
+                raise OSError(98, "Address already in use")
+            super().bind(address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "socket", TakenOnce)
+    r = DNSRelay(("127.0.0.1", 0), ("127.0.0.1", 9))
+    await r.start()
+    try:
+        assert refused and r.listen[1] != 0
+    finally:
+        await r.stop()
+
+
 # -- real namespaces (root) ------------------------------------------------------------------------
 
 
