@@ -6,12 +6,16 @@
 
 Each request goes to a picked endpoint (the URL's host and port are replaced, the Host header
 keeps the service name). A connection failure is reported to the pool and, for idempotent
-methods, retried on another pod. httpx is imported here only: install it to use this module.
+methods, retried on another pod. httpx is imported here only: it is the optional extra
+`podns[httpx]`, and importing this module without it says so.
 """
 
 from __future__ import annotations
 
-import httpx
+try:
+    import httpx
+except ImportError as exc:  # an optional dependency: name the extra instead of a bare module error
+    raise ImportError("podns.lb.transport needs httpx: pip install 'podns[httpx]'") from exc
 
 from podns.lb.balancer import Attempts, Balancer
 from podns.lb.endpoint import Endpoint
