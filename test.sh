@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Set up (virtualenv, pip packages, Debian packages) and run the whole test suite:
-# lint (ruff), layering contracts (import-linter), unit and end-to-end tests (pytest).
+# Set up for testing (`scripts/setup.sh --test`: the test extras and the Debian packages the tests
+# drive) and run the whole test suite: lint (ruff), layering contracts (import-linter), unit and
+# end-to-end tests (pytest).
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/setup.sh
+scripts/setup.sh --test
 # Pods inherit PATH: their `python3` is the one podns runs on (with podns.demo importable).
 export PATH="$PWD/.venv/bin:$PATH"
 .venv/bin/ruff check podns tests bench

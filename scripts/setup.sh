@@ -1,19 +1,55 @@
 #!/usr/bin/env bash
-# Set up everything podns and its tests need on a fresh Debian machine: a virtualenv with podns
-# installed (editable, with the test extras) and the Debian packages the tests drive for real.
-# Idempotent: a second run only checks.
+# Set up podns on a fresh Debian machine: a virtualenv with podns installed (editable) and the
+# Debian packages it drives for real. Idempotent: a second run only checks.
+#
+#   scripts/setup.sh           what running podns needs (./run.sh)
+#   scripts/setup.sh --test    that, plus the test extras and the packages the tests drive (./test.sh)
+#   scripts/setup.sh --bench   that, plus the benchmarks' packages (or PODNS_BENCH=1 with --test)
+#
+# Never stops a process it did not start: Debian's postinst would start the services it installs
+# (etcd, nsd), so while our apt-get runs a policy-rc.d refuses every start (unless the machine
+# already has a policy-rc.d, which then stands); ours is removed afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode=run
+for arg in "$@"; do
+    case "$arg" in
+        --test) mode=test ;;
+        --bench) mode=bench ;;
+        *) echo "usage: scripts/setup.sh [--test|--bench]" >&2; exit 2 ;;
+    esac
+done
+if [ "$mode" = test ] && [ "${PODNS_BENCH:-0}" = 1 ]; then mode=bench; fi
+
+# One list per purpose, "command:package" (the package is installed when the command is missing).
+RUN_PACKAGES=(
+    ip:iproute2                 # the node agent's --pod-network netns
+)
+TEST_PACKAGES=(
+    dig:bind9-dnsutils          # DNS end-to-end tests
+    etcd:etcd-server            # the etcd store's tests start their own etcd on free ports
+    chromium:chromium           # the dashboard test
+)
+BENCH_PACKAGES=(
+    dnsperf:dnsperf
+    nsd:nsd                     # the reference server of bench/dns_throughput.py
+)
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
+extras=""
 stamp=.venv/.podns-installed
+if [ "$mode" != run ]; then
+    extras="[test]"
+    stamp=.venv/.podns-installed-test
+fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "podns setup: installing podns and its Python packages into .venv" >&2
+    echo "podns setup: installing podns${extras} and its Python packages into .venv" >&2
     log=.venv/pip-install.log
-    if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'; } >"$log" 2>&1; then
+    if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e ".${extras}"; } >"$log" 2>&1; then
         cat "$log" >&2
         echo "podns setup: pip install failed (log above, also in $log)" >&2
         exit 1
@@ -21,27 +57,25 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 
-# Debian packages: dig (bind9-dnsutils), etcd (etcd-server) and chromium (the dashboard test) for
-# the tests; dnsperf and nsd for bench/. Installed only when missing, so a prepared machine pays nothing.
+wanted=("${RUN_PACKAGES[@]}")
+if [ "$mode" != run ]; then wanted+=("${TEST_PACKAGES[@]}"); fi
+if [ "$mode" = bench ]; then wanted+=("${BENCH_PACKAGES[@]}"); fi
 need=()
-command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
-command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-# `ip` for the node agent's --pod-network netns (and its tests, which run as root)
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
-if [ "${PODNS_BENCH:-0}" = 1 ]; then
-    command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
-    command -v nsd >/dev/null 2>&1 || need+=(nsd)
+for entry in "${wanted[@]}"; do
+    command -v "${entry%%:*}" >/dev/null 2>&1 || need+=("${entry#*:}")
+done
+[ ${#need[@]} -gt 0 ] || exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "podns setup: missing Debian packages ${need[*]} (run as root to install them)" >&2
+    exit 0
 fi
-if [ ${#need[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq "${need[@]}" >/dev/null
-        # Debian starts services it installs; podns's tests start their own.
-        systemctl disable --now etcd nsd >/dev/null 2>&1 || true
-        pkill -x etcd >/dev/null 2>&1 || true
-    else
-        echo "podns setup: missing Debian packages ${need[*]} (run as root to install them)" >&2
-    fi
+
+policy=${PODNS_POLICY_RC_D:-/usr/sbin/policy-rc.d}   # the variable is for setup's own test
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# written by podns scripts/setup.sh while it installs packages; removed after\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
 fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}" >/dev/null
