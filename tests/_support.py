@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,15 +68,16 @@ def wait_until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "cond
         time.sleep(step)
 
 
-async def serve_app(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve the aiohttp `app` on a free loopback port: (runner, "http://127.0.0.1:<port>").
-    The caller ends it with `await runner.cleanup()`."""
+async def serve_app(app: web.Application, ssl_context: ssl.SSLContext | None = None
+                    ) -> tuple[web.AppRunner, str]:
+    """Serve the aiohttp `app` on a free loopback port: (runner, "http://127.0.0.1:<port>", or
+    https with `ssl_context`). The caller ends it with `await runner.cleanup()`."""
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+    return runner, f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
 
 
 def without_permission_bypass() -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -106,15 +107,18 @@ def auth_middleware(tokens: auth.Tokens | None) -> Callable[..., Any]:
 def create_app(rest: Rest, catalog: Catalog, tokens: auth.Tokens | None,
                ready: Callable[[], bool] = lambda: True,
                ui_options: ui.UiOptions | None = None,
-               mux: WatchMux | None = None) -> web.Application:
+               mux: WatchMux | None = None,
+               node_tls: ssl.SSLContext | None = None) -> web.Application:
     """The API server application. `tokens=None` disables authentication (unit tests only);
     `ui_options` configures the dashboard at /ui/ (see podns/api/ui.py); `mux` shares one store
-    watch per resource between API watches (see podns/api/watchmux.py)."""
+    watch per resource between API watches (see podns/api/watchmux.py); `node_tls` is how the
+    server reaches node agents (`certs.kubelet_client_ssl_context`; None: the system's CAs and
+    no client certificate, which node agents refuse)."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware(tokens)],
         client_max_size=codec.MAX_BODY_BYTES,
     )
-    resources = ResourceHandlers(rest, catalog, mux)
+    resources = ResourceHandlers(rest, catalog, mux, node_tls=node_tls)
 
     async def health(request: web.Request) -> web.Response:
         if request.path == "/readyz" and not ready():

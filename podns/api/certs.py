@@ -1,9 +1,16 @@
-"""The cluster CA and the API server's serving certificate, generated on first start.
+"""The cluster CA and the certificates it signs, generated on first start.
 
-Files in the data dir: `ca.crt`/`ca.key` (self-signed CA, 10 years) and `apiserver.crt`/
+Files in the data dir: `ca.crt`/`ca.key` (self-signed CA, 10 years), `apiserver.crt`/
 `apiserver.key` (signed by the CA, SANs 127.0.0.1, ::1, localhost, the host name and the
-listen address). Existing files are reused so kubeconfigs stay valid across restarts; the
-serving certificate is re-issued (by the same CA) when the listen address is not among its SANs.
+listen address) and `apiserver-kubelet-client.crt`/`.key`, the API server's client identity
+towards node agents (CN `podns.objects.nodeapi.APISERVER_CLIENT_CN`, as kubeadm's
+`apiserver-kubelet-client.crt`). Existing files are reused so kubeconfigs stay valid across
+restarts; the serving certificate is re-issued (by the same CA) when the listen address is not
+among its SANs.
+
+`issue_node_serving` signs a node agent's serving certificate with a data dir's CA: `podns up`
+does it for its own node, `podns node --pki-from DIR` for a node joining a cluster. The node
+keeps only its own key and certificate, never the CA key.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from podns.api.auth import write_private
+from podns.objects.nodeapi import APISERVER_CLIENT_CN
 
 CA_DAYS = 3650
 SERVING_DAYS = 3650
@@ -39,6 +47,12 @@ class CertPaths:
     def in_dir(cls, data_dir: Path) -> CertPaths:
         return cls(data_dir / "ca.crt", data_dir / "ca.key",
                    data_dir / "apiserver.crt", data_dir / "apiserver.key")
+
+    @classmethod
+    def kubelet_client(cls, data_dir: Path) -> CertPaths:
+        """The API server's client certificate towards node agents, in `data_dir`."""
+        return cls(data_dir / "ca.crt", data_dir / "ca.key",
+                   data_dir / "apiserver-kubelet-client.crt", data_dir / "apiserver-kubelet-client.key")
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
@@ -92,27 +106,41 @@ def _covers(cert_path: Path, host: str) -> bool:
     return set(ips) <= have_ips and set(dns) <= have_dns
 
 
-def _create_serving(paths: CertPaths, host: str) -> None:
+def _issue(paths: CertPaths, *, cn: str, orgs: tuple[str, ...] = (), host: str | None = None,
+           extra_dns: tuple[str, ...] = (), server: bool = True, client: bool = False) -> None:
+    """Sign a new key pair with the CA of `paths` and write it to `paths.cert`/`paths.key`.
+
+    `host` (None: no SANs) and `extra_dns` give the SANs of a serving certificate; `server`
+    and `client` its extended key usages."""
     ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
-    dns, ips = _sans(host)
-    alt: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    alt += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    cert = (
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
+        [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "podns-apiserver")]))
+        .subject_name(x509.Name(subject))
         .issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now() - dt.timedelta(minutes=5))
         .not_valid_after(_now() + dt.timedelta(days=SERVING_DAYS))
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     )
+    if host is not None:
+        dns, ips = _sans(host)
+        alt: list[x509.GeneralName] = [x509.DNSName(d) for d in sorted({*dns, *extra_dns})]
+        alt += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     write_private(paths.key, _key_pem(key))
     write_private(paths.cert, cert.public_bytes(serialization.Encoding.PEM).decode())
+
+
+def _create_serving(paths: CertPaths, host: str) -> None:
+    _issue(paths, cn="podns-apiserver", host=host)
 
 
 def ensure_certs(data_dir: Path, host: str) -> CertPaths:
@@ -123,7 +151,57 @@ def ensure_certs(data_dir: Path, host: str) -> CertPaths:
         paths.cert.unlink(missing_ok=True)
     if not (paths.cert.exists() and paths.key.exists()) or not _covers(paths.cert, host):
         _create_serving(paths, host)
+    client = CertPaths.kubelet_client(data_dir)
+    if not (client.cert.exists() and client.key.exists()):
+        _issue(client, cn=APISERVER_CLIENT_CN, orgs=("system:masters",), server=False, client=True)
     return paths
+
+
+def ensure_ca(data_dir: Path) -> CertPaths:
+    """The CA and the API server's kubelet-client certificate of `data_dir`, created when
+    missing (an API server serving plain HTTP still reaches node agents over TLS)."""
+    paths = CertPaths.in_dir(data_dir)
+    if not (paths.ca_cert.exists() and paths.ca_key.exists()):
+        _create_ca(paths)
+        paths.cert.unlink(missing_ok=True)
+    client = CertPaths.kubelet_client(data_dir)
+    if not (client.cert.exists() and client.key.exists()):
+        _issue(client, cn=APISERVER_CLIENT_CN, orgs=("system:masters",), server=False, client=True)
+    return paths
+
+
+def issue_node_serving(ca_dir: Path, out_dir: Path, *, node_name: str, host: str) -> tuple[Path, Path]:
+    """A serving certificate for the node agent `node_name` listening on `host`, signed by the
+    CA in `ca_dir` and written to `out_dir` (`node.crt`, `node.key`); reused while it is signed
+    by that CA and covers `host`. Returns (certificate, key) paths."""
+    ca = CertPaths.in_dir(ca_dir)
+    paths = CertPaths(ca.ca_cert, ca.ca_key, out_dir / "node.crt", out_dir / "node.key")
+    if not (paths.cert.exists() and paths.key.exists() and _covers(paths.cert, host)
+            and _signed_by(paths.cert, ca.ca_cert)):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _issue(paths, cn=f"system:node:{node_name}", orgs=("system:nodes",), host=host,
+               extra_dns=(node_name,))
+    return paths.cert, paths.key
+
+
+def _signed_by(cert_path: Path, ca_path: Path) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    try:
+        cert.verify_directly_issued_by(ca)
+    except Exception:  # InvalidSignature, or a CA of another key type
+        return False
+    return True
+
+
+def kubelet_client_ssl_context(data_dir: Path) -> ssl.SSLContext:
+    """TLS settings of the API server's connections to node agents: the node's certificate must
+    be signed by the cluster CA and name the address dialled (kube-apiserver's
+    --kubelet-certificate-authority); the API server presents its kubelet-client identity."""
+    paths = CertPaths.kubelet_client(data_dir)
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(paths.ca_cert))
+    ctx.load_cert_chain(paths.cert, paths.key)
+    return ctx
 
 
 def server_ssl_context(paths: CertPaths) -> ssl.SSLContext:

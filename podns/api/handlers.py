@@ -8,6 +8,7 @@ on (verb, subresource). Kind-specific behaviour stays in the Strategy; storage r
 from __future__ import annotations
 
 import copy
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -50,8 +51,11 @@ def json_response(body: Any, code: int = 200, *, content_type: str = codec.JSON,
 class ResourceHandlers:
     """Serves /api/v1/... and /apis/<g>/<v>/... resource URLs."""
 
-    def __init__(self, rest: Rest, catalog: Catalog, mux: WatchMux | None = None) -> None:
+    def __init__(self, rest: Rest, catalog: Catalog, mux: WatchMux | None = None, *,
+                 node_tls: ssl.SSLContext | None = None) -> None:
         self.rest = rest
+        #: TLS towards node agents (see podns.api.podlog)
+        self.node_tls = node_tls or ssl.create_default_context()
         self.catalog = catalog
         self.encoder = EventEncoder()
         self.mux = mux
@@ -120,7 +124,7 @@ class ResourceHandlers:
             except status.ApiError as exc:
                 if exc.code != 404:
                     raise
-        return await podlog.proxy_pod_log(request, pod, node)
+        return await podlog.proxy_pod_log(request, pod, node, self.node_tls)
 
     async def _list(self, request: web.Request, info: RequestInfo) -> web.Response:
         q = request.query

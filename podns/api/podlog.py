@@ -2,7 +2,8 @@
 
 As in Kubernetes, the API server keeps no logs: it checks the request against the Pod, finds the
 node's agent through the Node object (`status.addresses` InternalIP, then Hostname, and
-`status.daemonEndpoints.kubeletEndpoint.Port`), and streams the agent's
+`status.daemonEndpoints.kubeletEndpoint.Port`), calls it over TLS as the API server's
+kubelet-client identity (verifying the node's certificate against the cluster CA), and streams the agent's
 `/containerLogs/{ns}/{pod}/{container}` answer back unchanged (plain text; chunked while
 `follow=true`). Query parameters passed through: `follow`, `previous`, `tailLines`,
 `timestamps`, `sinceSeconds`, `sinceTime`, `limitBytes`.
@@ -18,6 +19,7 @@ this module does no store access of its own.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from urllib.parse import quote
 
@@ -79,10 +81,12 @@ def _query(request: web.Request) -> dict[str, str]:
     return out
 
 
-async def proxy_pod_log(request: web.Request, pod: Obj, node: dict[str, Any] | None) -> web.StreamResponse:
+async def proxy_pod_log(request: web.Request, pod: Obj, node: dict[str, Any] | None,
+                        tls: ssl.SSLContext) -> web.StreamResponse:
     """Stream the log of `pod`'s container (query `container`) from the agent of `node`.
 
-    `node` is the Node named by `pod.spec.nodeName` (None when it does not exist)."""
+    `node` is the Node named by `pod.spec.nodeName` (None when it does not exist); `tls` is the
+    API server's client side towards node agents (`certs.kubelet_client_ssl_context`)."""
     meta = pod.get("metadata") or {}
     ns, name = meta.get("namespace", "default"), meta.get("name", "")
     container = pick_container(pod, request.query.get("container"))
@@ -96,12 +100,12 @@ async def proxy_pod_log(request: web.Request, pod: Obj, node: dict[str, Any] | N
         raise ApiError(500, "InternalError", f'node "{node_name}" does not report a kubelet endpoint')
     params = _query(request)
     hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    url = f"http://{hostport}/containerLogs/{quote(ns)}/{quote(name)}/{quote(container)}"
+    url = f"https://{hostport}/containerLogs/{quote(ns)}/{quote(name)}/{quote(container)}"
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
     session = aiohttp.ClientSession(timeout=timeout)
     try:
         try:
-            upstream = await session.get(url, params=params)
+            upstream = await session.get(url, params=params, ssl=tls)
         except (aiohttp.ClientError, OSError) as exc:
             raise ApiError(500, "InternalError", f'Get "{url}": {exc}') from None
         async with upstream:

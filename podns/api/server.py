@@ -1,7 +1,8 @@
 """`ApiServer`: the Kubernetes-compatible API server over one Store, started and stopped in-process.
 
-Start-up: load or create the tokens and (with TLS, the default) the CA and serving certificate
-in the data dir, listen, create the initial namespaces, resume interrupted namespace cleanups,
+Start-up: load or create the tokens, the CA and the client certificate towards node agents,
+and (with TLS, the default) the serving certificate in the data dir, listen, create the initial
+namespaces, resume interrupted namespace cleanups,
 and write the admin and read-only kubeconfigs pointing at the bound address. Credentials and
 certificates are reused across restarts with the same data dir. `stop()` ends open watches
 and closes the listener; the store belongs to the caller.
@@ -138,8 +139,11 @@ class ApiServer:
         if self.tls:
             paths = certs.ensure_certs(self.data_dir, self.host)
             ssl_ctx = certs.server_ssl_context(paths)
+        else:
+            certs.ensure_ca(self.data_dir)
         app = create_app(self.rest, self.catalog, self.tokens, ready=lambda: self._ready,
-                         ui_options=self.ui, mux=self.mux)
+                         ui_options=self.ui, mux=self.mux,
+                         node_tls=certs.kubelet_client_ssl_context(self.data_dir))
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()

@@ -1,4 +1,11 @@
-"""`podns node`: a node agent joining a cluster (and the node component of `podns up`)."""
+"""`podns node`: a node agent joining a cluster (and the node component of `podns up`).
+
+The node endpoint (logs, exec, attach, port-forward) is served over TLS with a certificate from
+the cluster CA and answers only the API server (see `podns.node.server`): `podns up` signs its
+node's certificate with its own CA; `podns node` signs one with the CA of `--pki-from DIR` (an API
+server's data dir; by default the kubeconfig's directory when it holds `ca.key`), or takes
+`--tls-cert-file`/`--tls-private-key-file`/`--client-ca-file` made elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,14 @@ import contextlib
 import logging
 import re
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+from podns.api import certs
 from podns.api.server import parse_addr
 from podns.cli.apiserver import host_port
 from podns.cli.signals import wait_for_signal
@@ -20,6 +29,7 @@ from podns.kube import errors
 from podns.kube.client import Client
 from podns.node import netns
 from podns.node.agent import Agent
+from podns.node.server import serving_ssl_context
 
 
 def _hostname() -> str:
@@ -58,6 +68,18 @@ def add_parser(subparsers: Any, name: str) -> None:
     parser.add_argument("--name", default=_hostname(), help="Node name (default: the host name)")
     parser.add_argument("--data-dir", default=None, type=Path,
                         help="pod state, logs, volumes (default ./state/node-<name>)")
+    parser.add_argument("--pki-from", default=None, type=Path, metavar="DIR",
+                        help="data dir of an API server of this cluster: sign this node's serving "
+                             "certificate with its CA (default: the kubeconfig's directory when it "
+                             "holds ca.crt and ca.key); the CA key is read, not copied")
+    parser.add_argument("--tls-cert-file", default=None, type=Path,
+                        help="serving certificate of the node endpoint, signed by the cluster CA "
+                             "(instead of --pki-from)")
+    parser.add_argument("--tls-private-key-file", default=None, type=Path,
+                        help="key of --tls-cert-file")
+    parser.add_argument("--client-ca-file", default=None, type=Path,
+                        help="CA the API server's client certificate must chain to (default: the "
+                             "--pki-from CA)")
     _node_flags(parser)
     parser.set_defaults(run=run)
 
@@ -78,13 +100,48 @@ def _check(args: argparse.Namespace, command: str) -> None:
         raise SystemExit(f"podns {command}: {why}")
 
 
+def node_tls(args: argparse.Namespace, *, name: str, data_dir: Path, kubeconfig: Path,
+             ca_dir: Path | None = None) -> ssl.SSLContext:
+    """The node endpoint's TLS settings: `--tls-cert-file`/`--tls-private-key-file`, or a serving
+    certificate signed by the CA of `ca_dir` (`--pki-from`, else the kubeconfig's directory when
+    it holds the CA); exits with one line when neither is there."""
+    ca_dir = ca_dir or getattr(args, "pki_from", None)
+    if ca_dir is None and (kubeconfig.parent / "ca.key").is_file():
+        ca_dir = kubeconfig.parent
+    cert_file = getattr(args, "tls_cert_file", None)
+    key_file = getattr(args, "tls_private_key_file", None)
+    client_ca = getattr(args, "client_ca_file", None) or (ca_dir / "ca.crt" if ca_dir else None)
+    if cert_file is not None or key_file is not None:
+        if cert_file is None or key_file is None:
+            raise SystemExit("podns node: --tls-cert-file and --tls-private-key-file go together")
+    elif ca_dir is not None:
+        missing = [n for n in ("ca.crt", "ca.key") if not (ca_dir / n).is_file()]
+        if missing:
+            raise SystemExit(f"podns node: --pki-from {ca_dir}: missing {', '.join(missing)}")
+        cert_file, key_file = certs.issue_node_serving(ca_dir, data_dir, node_name=name,
+                                                       host=args.node_ip)
+    else:
+        raise SystemExit("podns node: the node endpoint needs a certificate from the cluster CA: "
+                         "pass --pki-from <an API server's data dir>, or --tls-cert-file, "
+                         "--tls-private-key-file and --client-ca-file")
+    if client_ca is None:
+        raise SystemExit("podns node: --client-ca-file is required with --tls-cert-file")
+    try:
+        return serving_ssl_context(cert_file, key_file, client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"podns node: loading the node endpoint's certificate: {exc}") from None
+
+
 @contextlib.asynccontextmanager
 async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argparse.Namespace,
-                   cluster_dns: tuple[str, int], cluster_domain: str) -> AsyncIterator[Agent]:
+                   cluster_dns: tuple[str, int], cluster_domain: str,
+                   ca_dir: Path | None = None) -> AsyncIterator[Agent]:
+    tls = node_tls(args, name=name, data_dir=data_dir, kubeconfig=kubeconfig, ca_dir=ca_dir)
     client = Client.from_kubeconfig(kubeconfig)
     agent = Agent(client, name=name, data_dir=data_dir, host_ip=args.node_ip, port=args.node_port,
                   pod_cidr=args.pod_cidr, proxy=not args.no_service_proxy,
-                  pod_network=args.pod_network, cluster_dns=cluster_dns, cluster_domain=cluster_domain)
+                  pod_network=args.pod_network, cluster_dns=cluster_dns, cluster_domain=cluster_domain,
+                  serving_tls=tls)
     try:
         try:
             await agent.start()
@@ -101,7 +158,8 @@ async def start_node(ctx: Any) -> AbstractAsyncContextManager[Agent]:
     its DNS relay forwards to `podns up`'s own cluster DNS (--dns-addr, --dns-zone)."""
     _check(ctx.args, "up")
     return _running(ctx.kubeconfig, name=ctx.node_name, data_dir=ctx.data_dir / "node", args=ctx.args,
-                    cluster_dns=ctx.dns_addr, cluster_domain=getattr(ctx.args, "dns_zone", "cluster.local"))
+                    cluster_dns=ctx.dns_addr, cluster_domain=getattr(ctx.args, "dns_zone", "cluster.local"),
+                    ca_dir=ctx.data_dir)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -112,7 +170,7 @@ async def run(args: argparse.Namespace) -> int:
         async with _running(args.kubeconfig, name=args.name, data_dir=data_dir, args=args,
                             cluster_dns=parse_addr(args.cluster_dns),
                             cluster_domain=args.cluster_domain) as agent:
-            print(f"podns node: {args.name} running (pods {agent.pod_cidr}, logs on "
+            print(f"podns node: {args.name} running (pods {agent.pod_cidr}, endpoint https://"
                   f"{agent.host_ip}:{agent.port})", flush=True)
             await wait_for_signal()
     except errors.KubeError as exc:

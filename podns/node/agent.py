@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,12 @@ class Agent:
         pod_network: str = "loopback",
         cluster_dns: tuple[str, int] = ("127.0.0.1", 1053),
         cluster_domain: str = "cluster.local",
+        serving_tls: ssl.SSLContext,
     ) -> None:
+        """`serving_tls`: the node endpoint's TLS settings (`podns.node.server.serving_ssl_context`:
+        a certificate from the cluster CA, the API server's client certificate required)."""
         self.client = client
+        self.serving_tls = serving_tls
         self.node_name = name
         self.data_dir = Path(data_dir)
         self.host_ip = host_ip
@@ -128,7 +133,7 @@ class Agent:
         app = make_app(self.find_container, self.list_pods)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host_ip, self.port)
+        site = web.TCPSite(self._runner, self.host_ip, self.port, ssl_context=self.serving_tls)
         await site.start()
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:

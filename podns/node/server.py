@@ -1,4 +1,4 @@
-"""The node agent's own HTTP endpoint (the kubelet's port 10250, in plain HTTP on the node IP).
+"""The node agent's own HTTPS endpoint (the kubelet's port 10250, on the node IP).
 
 Routes:
 - `GET /containerLogs/{namespace}/{pod}/{container}`: the container's log, with the kubelet's
@@ -9,13 +9,18 @@ Routes:
 - `GET /pods`: the pods this agent runs (a PodList, as the kubelet's read-only endpoint).
 
 The port is recorded in `Node.status.daemonEndpoints.kubeletEndpoint.Port` and the address is
-the node's InternalIP. It listens on the node IP only (loopback by default), without
-authentication: in loopback mode only local users can reach it, as they can read the log files.
+the node's InternalIP. It serves TLS with a certificate from the cluster CA and, as the kubelet
+with `--client-ca-file` and webhook authorization, answers only the API server: every route but
+`/healthz` needs a client certificate from the cluster CA (401 Unauthorized without one) whose
+common name is the API server's kubelet-client identity (403 Forbidden for any other), see
+`podns.objects.nodeapi`. Users reach logs, exec and port-forward through the API server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,6 +28,7 @@ from aiohttp import web
 
 from podns.node.container import ContainerRunner
 from podns.node.logs import LogOptions, follow_log
+from podns.objects.nodeapi import APISERVER_CLIENT_CN
 
 Obj = dict[str, Any]
 #: finds (runner, pod exists) for namespace, pod name, container name
@@ -33,6 +39,46 @@ def _status(code: int, reason: str, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
     return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+
+
+def serving_ssl_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
+    """TLS settings of the endpoint: serve `cert`, ask for a client certificate signed by
+    `client_ca` (optional at the TLS layer, so a missing one is a 401 Status, not a reset)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(client_ca))
+    ctx.load_cert_chain(cert, key)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def client_identity(request: web.Request) -> str | None:
+    """Common name of the verified client certificate of `request` (None: no certificate)."""
+    cert = request.transport.get_extra_info("peercert") if request.transport is not None else None
+    if not cert:
+        return None
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
+
+
+#: routes anyone may call (the kubelet's /healthz lives on its unauthenticated port)
+PUBLIC_PATHS = frozenset({"/healthz"})
+
+
+@web.middleware
+async def api_server_only(request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                          ) -> web.StreamResponse:
+    """Refuse every caller but the API server (see the module docstring)."""
+    if request.path not in PUBLIC_PATHS:
+        who = client_identity(request)
+        if who is None:
+            return _status(401, "Unauthorized", "Unauthorized")
+        if who != APISERVER_CLIENT_CN:
+            return _status(403, "Forbidden", f'user "{who}" is not allowed to use the node endpoint: '
+                           "only the API server may")
+    return await handler(request)
 
 
 def _bool(value: str | None) -> bool:
@@ -106,7 +152,7 @@ def make_app(find: Finder, list_pods: Callable[[], list[Obj]]) -> web.Applicatio
         await resp.write_eof()
         return resp
 
-    app = web.Application()
+    app = web.Application(middlewares=[api_server_only])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/pods", pods)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from podns.api import certs
 from podns.node import container as container_mod
 from podns.node.ipam import IPAM
 from podns.node.podworker import PodWorker
+from podns.node.server import serving_ssl_context
 
 Obj = dict[str, Any]
 PY = sys.executable
@@ -100,3 +103,11 @@ async def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     a = FakeAgent(tmp_path)
     yield a
     await a.shutdown()
+
+
+def node_pki(ca_dir: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A cluster CA in `ca_dir`, and (the node endpoint's serving TLS, the API server's client TLS
+    towards it) as `podns up` sets them up."""
+    certs.ensure_ca(ca_dir)
+    cert, key = certs.issue_node_serving(ca_dir, ca_dir / "node", node_name="n1", host="127.0.0.1")
+    return serving_ssl_context(cert, key, ca_dir / "ca.crt"), certs.kubelet_client_ssl_context(ca_dir)

@@ -16,7 +16,7 @@ from podns.api.podlog import proxy_pod_log
 from podns.api.status import ApiError
 from podns.node.server import make_app
 from tests._support import serve_app
-from tests.node.conftest import PY, FakeAgent, make_pod
+from tests.node.conftest import PY, FakeAgent, make_pod, node_pki
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -32,7 +32,8 @@ async def cluster(agent: FakeAgent) -> AsyncIterator[tuple[FakeAgent, str, dict[
                 return next((r for r in w.runners + w.init_runners if r.name == cname), None), w.pod
         return None, None
 
-    node_runner, node_url = await serve_app(make_app(find, lambda: [w.pod for w in agent.workers]))
+    serving, client_tls = node_pki(agent.data_dir / "pki")
+    node_runner, node_url = await serve_app(make_app(find, lambda: [w.pod for w in agent.workers]), serving)
     port = int(node_url.rsplit(":", 1)[1])
     node = {"metadata": {"name": "n1"}, "status": {
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
@@ -41,7 +42,7 @@ async def cluster(agent: FakeAgent) -> AsyncIterator[tuple[FakeAgent, str, dict[
 
     async def log_handler(request: web.Request) -> web.StreamResponse:
         try:
-            return await proxy_pod_log(request, pods[request.match_info["name"]], node)
+            return await proxy_pod_log(request, pods[request.match_info["name"]], node, client_tls)
         except ApiError as exc:
             return web.Response(status=exc.code, body=orjson.dumps(exc.status()),
                                 content_type="application/json")
