@@ -33,7 +33,7 @@ from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.informer import Informer, object_key
 from podns.kube.resources import CONFIGMAPS, NODES, PODS, Resource
-from podns.node import netns, runtime, volumes
+from podns.node import netns, volumes
 from podns.node.container import ContainerRunner
 from podns.node.events import EventRecorder
 from podns.node.heartbeat import Heartbeat, choose_pod_cidr
@@ -41,6 +41,7 @@ from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podnetwork import PodNetwork
 from podns.node.podworker import PodWorker
 from podns.node.proxy import ServiceProxy
+from podns.node.runtime import ContainerRuntime, ProcessRuntime
 from podns.node.server import make_app
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Agent:
         cluster_dns: tuple[str, int] = ("127.0.0.1", 1053),
         cluster_domain: str = "cluster.local",
         serving_tls: ssl.SSLContext,
+        runtime: ContainerRuntime | None = None,
     ) -> None:
         """`serving_tls`: the node endpoint's TLS settings (`podns.node.server.serving_ssl_context`:
         a certificate from the cluster CA, the API server's client certificate required)."""
@@ -87,6 +89,8 @@ class Agent:
         self.cluster_dns = cluster_dns  # netns mode: where the node's DNS relay forwards
         self.cluster_domain = cluster_domain
         self.network: PodNetwork | None = None
+        #: what runs the containers (default: local processes, as before the seam)
+        self.runtime: ContainerRuntime = runtime or ProcessRuntime(self.data_dir / "pids")
         self.cidr_claim = CIDRClaim()
         self.ipam: IPAM = IPAM()  # replaced in start() once the CIDR is known
         self.workers: dict[str, PodWorker] = {}
@@ -105,10 +109,10 @@ class Agent:
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        leftovers = runtime.kill_recorded(self.data_dir / "pids")
+        leftovers = await self.runtime.clean_leftovers()
         if leftovers:
-            log.warning("node %s: killed %d process group(s) left by a previous run", self.node_name,
-                        leftovers)
+            log.warning("node %s: removed %d %s container(s) left by a previous run", self.node_name,
+                        leftovers, self.runtime.name)
         if self.pod_cidr is None:
             nodes = (await self._retry("listing Nodes", lambda: self.client.list(NODES))).get("items") or []
             if self.pod_network == "netns":
@@ -189,6 +193,7 @@ class Agent:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(self._final_status(w) for w in workers)), 3.0)
         self._write_pids()
+        await self.runtime.close()
         if self.network is not None:
             try:
                 await self.network.stop()
@@ -310,9 +315,7 @@ class Agent:
 
     def _write_pids(self) -> None:
         self._pids_scheduled = False
-        procs = [p for w in self.workers.values() for p in w.processes()]
-        with contextlib.suppress(OSError):
-            runtime.record(self.data_dir / "pids", procs)
+        self.runtime.checkpoint()
 
     def worker_done(self, worker: PodWorker) -> None:
         if self.workers.get(worker.key) is worker:

@@ -24,11 +24,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from podns.node import probes, runtime
-from podns.node.env import ConfigError, command_line
-from podns.node.logs import LogSink, prune_instances
+from podns.node import probes
+from podns.node.env import ConfigError, expand
+from podns.node.logs import prune_instances
 from podns.node.probes import ProbeResult, ProbeSpec, ProbeWorker
-from podns.node.sandbox import Sandbox
+from podns.node.runtime import (
+    ContainerConfig,
+    ContainerRuntime,
+    ContainerWaiting,
+    ExecSpec,
+    ImagePullError,
+    Instance,
+    LogSource,
+    StartError,
+)
 from podns.node.status import ContainerRecord, rfc3339
 
 Obj = dict[str, Any]
@@ -45,8 +54,6 @@ POSTSTART_TIMEOUT = 120.0
 #: extra time the kubelet grants after a preStop hook used up the grace period
 PRESTOP_EXTRA = 2.0
 
-NO_COMMAND = ("container has no command: podns runs containers as local processes and there is no "
-              "image entrypoint to fall back to; set command (and args)")
 
 
 class RunnerHost(Protocol):
@@ -56,6 +63,7 @@ class RunnerHost(Protocol):
     pod_ip: str
     log_dir: Path
     work_dir: Path
+    runtime: ContainerRuntime
 
     def container_env(self, container: Obj) -> dict[str, str]: ...
     async def refresh_sources(self) -> None: ...
@@ -63,8 +71,10 @@ class RunnerHost(Protocol):
     def changed(self) -> None: ...
     def processes_changed(self) -> None: ...
     def grace_period(self) -> float: ...
-    def sandbox(self, container: Obj, *, cwd: str, user: int | None,
-                group: int | None) -> Sandbox | None: ...
+    def container_config(self, container: Obj, *, name: str, init: bool, attempt: int,
+                         command: list[str] | None, args: list[str] | None, env: dict[str, str],
+                         cwd: str, log_path: Path, user: int | None, group: int | None,
+                         event: Callable[[str, str, str], None]) -> ContainerConfig: ...
 
 
 class ContainerRunner:
@@ -78,8 +88,8 @@ class ContainerRunner:
         self.field_path = f"spec.{'initContainers' if init else 'containers'}{{{self.name}}}"
         self.record = ContainerRecord(name=self.name, image=str(spec.get("image", "")),
                                       restart_count=restart_count)
-        self.proc: runtime.Process | None = None
-        self.sink: LogSink | None = None
+        self.proc: Instance | None = None
+        self.sink: LogSource | None = None
         self.instances = 0
         self.stopping = False
         self.backoff = 0.0
@@ -88,8 +98,7 @@ class ContainerRunner:
         self._kill_grace: float | None = None
         self._probes: list[ProbeWorker] = []
         self._last_waiting: tuple[str, str] | None = None
-        #: where this instance's processes (and exec probes/hooks) run; None: the agent's namespaces
-        self.box: Sandbox | None = None
+        self.image_backoff = 0.0
 
     # -- logs --------------------------------------------------------------------------------
 
@@ -112,7 +121,7 @@ class ContainerRunner:
             if self.stopping:
                 return code if code is not None else last
             if code is None:
-                await self._sleep(CONFIG_RETRY)
+                await self._sleep(self._retry_after())
                 continue
             last = code
             if policy == "Never" or (policy == "OnFailure" and code == 0):
@@ -143,12 +152,14 @@ class ContainerRunner:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    def _waiting(self, reason: str, message: str) -> None:
+    def _waiting(self, reason: str, message: str, *, event: bool = True) -> None:
+        """Waiting with `reason`; the Event (`Error: <message>`; for pull errors `Error:
+        <reason>`, after the runtime's own Failed event with the message) once per change."""
         self.record.state = {"waiting": {"reason": reason, "message": message}}
         self.record.ready = False
         if self._last_waiting != (reason, message):
             self._last_waiting = (reason, message)
-            self.host.event("Warning", "Failed", f"Error: {message}", self.field_path)
+            self.host.event("Warning", "Failed", f"Error: {message if event else reason}", self.field_path)
         self.host.changed()
 
     def _run_as(self) -> tuple[int | None, int | None]:
@@ -160,6 +171,35 @@ class ContainerRunner:
         group = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
         return (int(user) if user is not None else None, int(group) if group is not None else None)
 
+    def _retry_after(self) -> float:
+        """How long a container that could not be created waits: the image back-off after a
+        failed pull (Waiting ImagePullBackOff meanwhile, as the kubelet), else CONFIG_RETRY."""
+        waiting = self.record.state.get("waiting") or {}
+        if waiting.get("reason") not in ("ErrImagePull", "ImagePullBackOff"):
+            return CONFIG_RETRY
+        self.image_backoff = min(max(self.image_backoff * 2, BACKOFF_INITIAL), BACKOFF_MAX)
+        image = self.record.image
+        message = f'Back-off pulling image "{image}"'
+        self.record.state = {"waiting": {"reason": "ImagePullBackOff", "message": message}}
+        self._last_waiting = ("ImagePullBackOff", message)
+        self.host.event("Normal", "BackOff", message, self.field_path)
+        self.host.changed()
+        return self.image_backoff
+
+    def _config(self, env: dict[str, str], attempt: int) -> ContainerConfig:
+        """This instance as the runtime gets it (command/args expanded; None when unset)."""
+        command = self.spec.get("command")
+        args = self.spec.get("args")
+        user, group = self._run_as()
+        return self.host.container_config(
+            self.spec, name=self.name, init=self.init, attempt=attempt,
+            command=[expand(str(c), env.get) for c in command] if command else None,
+            args=[expand(str(a), env.get) for a in args] if args else None,
+            env=env, cwd=self.spec.get("workingDir") or str(self.host.work_dir),
+            log_path=self.log_path(attempt), user=user, group=group,
+            event=lambda etype, reason, message: self.host.event(etype, reason, message, self.field_path),
+        )
+
     async def _attempt(self) -> int | None:
         """Start one instance and wait for its end; None when it could not even be created."""
         if self._last_waiting and self._last_waiting[0] == "CreateContainerConfigError":
@@ -169,10 +209,20 @@ class ContainerRunner:
         except ConfigError as exc:
             self._waiting("CreateContainerConfigError", str(exc))
             return None
-        argv = command_line(self.spec, env)
-        if not argv:
-            self._waiting("CreateContainerError", NO_COMMAND)
+        rc = self.record.restart_count + (1 if self.instances > 0 else 0)
+        try:
+            config = self._config(env, rc)
+            await self.host.runtime.ensure_image(config)
+        except ImagePullError as exc:
+            self._waiting(exc.reason, exc.message, event=False)
             return None
+        except ContainerWaiting as exc:
+            self._waiting(exc.reason, exc.message)
+            return None
+        except StartError as exc:  # set-up of the sandbox (mount points) failed
+            self._waiting("CreateContainerError", exc.message)
+            return None
+        self.image_backoff = 0.0
         self._last_waiting = None
         if self.instances > 0:
             self.record.restart_count += 1
@@ -180,20 +230,19 @@ class ContainerRunner:
             if term:
                 self.record.last_state = {"terminated": term}
         self.instances += 1
-        rc = self.record.restart_count
         prune_instances(self.log_dir, {rc, rc - 1})
-        sink = LogSink(self.log_path(rc))
-        self.sink = sink
         started = time.time()
-        user, group = self._run_as()
-        cwd = self.spec.get("workingDir") or str(self.host.work_dir)
         try:
-            self.box = self.host.sandbox(self.spec, cwd=cwd, user=user, group=group)
-            proc = runtime.start(argv, env=env, cwd=cwd, sink=sink, user=user, group=group,
-                                 sandbox=self.box)
-        except runtime.StartError as exc:
-            sink.close()
+            proc = await self.host.runtime.start(config)
+        except ContainerWaiting as exc:
+            self.instances -= 1  # never created: this attempt does not count as a restart
+            if self.instances > 0:
+                self.record.restart_count -= 1
+            self._waiting(exc.reason, exc.message)
+            return None
+        except StartError as exc:
             self.proc = None
+            self.sink = None
             self.record.state = {"terminated": {
                 "exitCode": 128, "reason": exc.reason, "message": exc.message,
                 "startedAt": rfc3339(0), "finishedAt": rfc3339(time.time()),
@@ -204,25 +253,31 @@ class ContainerRunner:
             self.host.changed()
             return 128
         self.proc = proc
+        self.sink = proc.log
         self._kill.clear()
         self._kill_grace = None
-        self.record.container_id = f"podns://{proc.pid}"
+        self.record.container_id = proc.container_id
+        if proc.image_id:
+            self.record.image_id = proc.image_id
+        if proc.image:
+            self.record.image = proc.image
         self.record.state = {"running": {"startedAt": rfc3339(started)}}
         self.host.event("Normal", "Created", f"Created container: {self.name}", self.field_path)
         self.host.event("Normal", "Started", f"Started container {self.name}", self.field_path)
         hook = (self.spec.get("lifecycle") or {}).get("postStart")
-        if hook and not await self._post_start(hook, env, cwd):
+        if hook and not await self._post_start(hook, env):
             self._kill_grace = self.host.grace_period()
             self._kill.set()
-        self._start_probes(env, cwd)
+        self._start_probes(env)
         self.host.changed()
         self.host.processes_changed()
         code = await self._wait_or_kill(proc)
         self._stop_probes()
         self.record.ready = False
         self.record.started = False
+        reason = proc.reason or ("Completed" if code == 0 else "Error")
         self.record.state = {"terminated": {
-            "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+            "exitCode": code, "reason": reason,
             "startedAt": rfc3339(proc.started_at), "finishedAt": rfc3339(proc.finished_at or time.time()),
             "containerID": self.record.container_id,
         }}
@@ -232,7 +287,7 @@ class ContainerRunner:
         self.host.processes_changed()
         return code
 
-    async def _wait_or_kill(self, proc: runtime.Process) -> int:
+    async def _wait_or_kill(self, proc: Instance) -> int:
         exit_wait = asyncio.ensure_future(proc.wait())
         kill_wait = asyncio.ensure_future(self._kill.wait())
         try:
@@ -246,13 +301,22 @@ class ContainerRunner:
 
     # -- probes ------------------------------------------------------------------------------
 
-    def _attempt_fn(self, handler: Obj, env: dict[str, str], cwd: str) -> Callable[[float], Any]:
+    def _exec_in(self, command: list[str]) -> ExecSpec:
+        """How `command` runs inside this container's running instance (the runtime's way in)."""
+        if self.proc is None:
+            raise ValueError(f"container {self.name} is not running")
+        return self.proc.exec_spec(command)
+
+    async def _check(self, handler: Obj, env: dict[str, str], timeout: float) -> ProbeResult:
+        return await probes.check(handler, pod_ip=self.host.pod_ip, container=self.spec, env=env,
+                                  timeout=timeout, exec_in=self._exec_in)
+
+    def _attempt_fn(self, handler: Obj, env: dict[str, str]) -> Callable[[float], Any]:
         async def attempt(timeout: float) -> ProbeResult:
-            return await probes.check(handler, pod_ip=self.host.pod_ip, container=self.spec, env=env,
-                                      timeout=timeout, cwd=cwd, sandbox=self.box)
+            return await self._check(handler, env, timeout)
         return attempt
 
-    def _start_probes(self, env: dict[str, str], cwd: str) -> None:
+    def _start_probes(self, env: dict[str, str]) -> None:
         if self.init:
             return
         startup = self.spec.get("startupProbe")
@@ -263,20 +327,20 @@ class ContainerRunner:
             def on_startup(ok: bool, res: ProbeResult) -> None:
                 if ok:
                     self.record.started = True
-                    self._start_main_probes(env, cwd)
+                    self._start_main_probes(env)
                     self.host.changed()
                 else:
                     self._fail("Startup", res, spec)
 
-            w = ProbeWorker("startupProbe", spec, self._attempt_fn(startup, env, cwd), on_startup,
+            w = ProbeWorker("startupProbe", spec, self._attempt_fn(startup, env), on_startup,
                             initial=False)
             self._probes.append(w)
             w.start()
         else:
             self.record.started = True
-            self._start_main_probes(env, cwd)
+            self._start_main_probes(env)
 
-    def _start_main_probes(self, env: dict[str, str], cwd: str) -> None:
+    def _start_main_probes(self, env: dict[str, str]) -> None:
         readiness = self.spec.get("readinessProbe")
         liveness = self.spec.get("livenessProbe")
         if readiness:
@@ -291,7 +355,7 @@ class ContainerRunner:
                     self.host.event("Warning", "Unhealthy", f"Readiness probe failed: {res.message}",
                                     self.field_path)
 
-            w = ProbeWorker("readinessProbe", rspec, self._attempt_fn(readiness, env, cwd), on_ready,
+            w = ProbeWorker("readinessProbe", rspec, self._attempt_fn(readiness, env), on_ready,
                             initial=False, on_result=on_result)
             self._probes.append(w)
             w.start()
@@ -304,7 +368,7 @@ class ContainerRunner:
                 if not ok:
                     self._fail("Liveness", res, lspec)
 
-            w = ProbeWorker("livenessProbe", lspec, self._attempt_fn(liveness, env, cwd), on_live,
+            w = ProbeWorker("livenessProbe", lspec, self._attempt_fn(liveness, env), on_live,
                             initial=True)
             self._probes.append(w)
             w.start()
@@ -359,14 +423,13 @@ class ContainerRunner:
                 "containerID": self.record.container_id,
             }}
 
-    async def _post_start(self, hook: Obj, env: dict[str, str], cwd: str) -> bool:
+    async def _post_start(self, hook: Obj, env: dict[str, str]) -> bool:
         """Run the postStart hook (the container counts as started only after it); False when it
         failed, which kills the container as the kubelet does (event FailedPostStartHook)."""
         if "sleep" in hook:
             await asyncio.sleep(float(hook["sleep"].get("seconds", 0)))
             return True
-        res = await probes.check(hook, pod_ip=self.host.pod_ip, container=self.spec, env=env,
-                                 timeout=POSTSTART_TIMEOUT, cwd=cwd, sandbox=self.box)
+        res = await self._check(hook, env, POSTSTART_TIMEOUT)
         if res.success:
             return True
         self.host.event("Warning", "FailedPostStartHook", f"PostStartHook failed: {res.message}",
@@ -381,8 +444,7 @@ class ContainerRunner:
             env = self.host.container_env(self.spec)
         except ConfigError:
             env = {}
-        res = await probes.check(hook, pod_ip=self.host.pod_ip, container=self.spec, env=env, timeout=grace,
-                                 cwd=self.spec.get("workingDir") or str(self.host.work_dir), sandbox=self.box)
+        res = await self._check(hook, env, grace)
         if not res.success:
             self.host.event("Warning", "FailedPreStopHook",
                             f"PreStopHook failed: {res.message}", self.field_path)

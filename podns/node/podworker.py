@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from podns.node.container import ContainerRunner
 from podns.node.ipam import IPAM, IPRangeExhausted
 from podns.node.netns import NetnsError
 from podns.node.podnetwork import PodNetwork
-from podns.node.runtime import StartError
+from podns.node.runtime import ContainerConfig, ContainerRuntime, StartError
 from podns.node.sandbox import Sandbox
 from podns.node.status import ContainerRecord, now_rfc3339, pod_status
 
@@ -51,6 +52,7 @@ class AgentHost(Protocol):
     data_dir: Path
     ipam: IPAM
     network: PodNetwork | None  # namespace mode; None: loopback addresses
+    runtime: ContainerRuntime
 
     async def fetch_sources(self, pod: Obj) -> tuple[dict[str, Obj | None], dict[str, Obj | None]]: ...
     def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None: ...
@@ -79,6 +81,7 @@ class PodWorker:
             ContainerRunner(self, c, restart_count=_restarts(previous, c))
             for c in spec.get("containers") or []
         ]
+        self.runtime = agent.runtime
         self.pod_ip = ""
         self.netns_path = ""  # namespace mode: the pod's network namespace, once created
         self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
@@ -106,23 +109,33 @@ class PodWorker:
         """Fetch the ConfigMaps/Secrets again (a container waits for one that was missing)."""
         self.sources = await self.agent.fetch_sources(self.pod)
 
-    def sandbox(self, container: Obj, *, cwd: str, user: int | None,
-                group: int | None) -> Sandbox | None:
-        """Namespace mode: where `container`'s processes run (the pod's network namespace, its
-        volumes at their mountPaths); None in loopback mode and for hostNetwork pods."""
-        network = self.agent.network
-        if network is None or not self.netns_path:
-            return None
-        mounts = volumes.container_mounts(container, self.volumes)
-        try:
-            network.ensure_mount_points(self.uid, mounts)
-        except OSError as exc:
-            raise StartError(f"creating mount point: {exc}") from exc
+    def container_config(self, container: Obj, *, name: str, init: bool, attempt: int,
+                         command: list[str] | None, args: list[str] | None, env: dict[str, str],
+                         cwd: str, log_path: Path, user: int | None, group: int | None,
+                         event: Callable[[str, str, str], None]) -> ContainerConfig:
+        """One instance of `container` for the runtime, placed in this pod: its network
+        namespace, host name, resolv.conf and volumes (see `ContainerConfig`). Raises StartError
+        when a mount point cannot be made."""
         spec = self.pod.get("spec") or {}
         hostname = str(spec.get("hostname") or self.pod.get("metadata", {}).get("name", ""))[:63]
-        return Sandbox(netns_path=self.netns_path, hostname=hostname,
-                       resolv_conf=network.resolv_path(self.uid), mounts=tuple(mounts), cwd=cwd,
-                       user=user, group=group)
+        network = self.agent.network
+        mounts = tuple(volumes.container_mounts(container, self.volumes))
+        resolv = network.resolv_path(self.uid) if network is not None and self.netns_path else ""
+        sandbox = None
+        if network is not None and self.netns_path and self.runtime.host_mount_points:
+            # the process runtime's sandboxes share the host's file system: mount points there
+            try:
+                network.ensure_mount_points(self.uid, mounts)
+            except OSError as exc:
+                raise StartError(f"creating mount point: {exc}") from exc
+            sandbox = Sandbox(netns_path=self.netns_path, hostname=hostname, resolv_conf=resolv,
+                              mounts=mounts, cwd=cwd, user=user, group=group)
+        return ContainerConfig(
+            pod=self.pod, spec=container, name=name, init=init, attempt=attempt, command=command,
+            args=args, env=env, cwd=cwd, working_dir=container.get("workingDir") or None,
+            log_path=str(log_path), user=user, group=group, sandbox=sandbox,
+            netns_path=self.netns_path, hostname=hostname, resolv_conf=resolv, mounts=mounts,
+            event=event)
 
     def event(self, etype: str, reason: str, message: str, field_path: str = "") -> None:
         self.agent.record_event(self.pod, etype, reason, message, field_path)
@@ -158,9 +171,6 @@ class PodWorker:
         """All containers stopped because the pod is being deleted (the kubelet then reports a
         terminal phase, so controllers stop counting the pod)."""
         return self.deleting and all(r.proc is None or not r.proc.running for r in self.runners)
-
-    def processes(self) -> list[Any]:
-        return [r.proc for r in self.init_runners + self.runners if r.proc is not None and r.proc.running]
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from podns.node.runtime.base import ExecSpec
 from podns.node.sandbox import Sandbox
 
 Obj = dict[str, Any]
@@ -91,13 +92,21 @@ def resolve_port(port: Any, container: Obj) -> int:
 async def check(
     handler: Obj, *, pod_ip: str, container: Obj, env: Mapping[str, str], timeout: float,
     cwd: str | None = None, sandbox: Sandbox | None = None,
+    exec_in: Callable[[list[str]], ExecSpec] | None = None,
 ) -> ProbeResult:
     """Run one attempt of the probe `handler` (a Probe or LifecycleHandler object). Network
-    checks go to `pod_ip` from the agent's namespace; exec runs inside `sandbox` when given."""
+    checks go to `pod_ip` from the agent's namespace; exec runs what `exec_in(command)` says
+    (the container runtime's way into the container), else the command with `env` in `cwd`,
+    inside `sandbox` when given."""
     try:
         if "exec" in handler:
-            return await exec_check(list(handler["exec"].get("command") or []), env=env, timeout=timeout,
-                                    cwd=cwd, sandbox=sandbox)
+            command = [str(c) for c in handler["exec"].get("command") or []]
+            if not command:
+                return ProbeResult(False, "exec probe has no command")
+            spec = (exec_in(command) if exec_in is not None
+                    else ExecSpec(argv=command, env=dict(env), cwd=cwd, sandbox=sandbox))
+            return await exec_check(spec.argv, env=spec.env, timeout=timeout, cwd=spec.cwd,
+                                    sandbox=spec.sandbox, shown=command)
         if "tcpSocket" in handler:
             h = handler["tcpSocket"]
             return await tcp_check(h.get("host") or pod_ip, resolve_port(h.get("port"), container), timeout)
@@ -118,11 +127,14 @@ async def check(
 
 
 async def exec_check(command: list[str], *, env: Mapping[str, str], timeout: float,
-                     cwd: str | None = None, sandbox: Sandbox | None = None) -> ProbeResult:
+                     cwd: str | None = None, sandbox: Sandbox | None = None,
+                     shown: list[str] | None = None) -> ProbeResult:
     """Exit status 0 within `timeout` is success; output becomes the message. With a `sandbox`
-    the command runs inside it (its cwd and user), as a probe runs inside the container."""
+    the command runs inside it (its cwd and user), as a probe runs inside the container.
+    `shown`: the command as the pod spec wrote it, for messages (default `command`)."""
     if not command:
         return ProbeResult(False, "exec probe has no command")
+    shown = shown or command
     try:
         proc = await asyncio.create_subprocess_exec(
             *command, env=dict(env), cwd=None if sandbox else cwd, stdin=asyncio.subprocess.DEVNULL,
@@ -130,23 +142,23 @@ async def exec_check(command: list[str], *, env: Mapping[str, str], timeout: flo
             preexec_fn=sandbox.enter if sandbox else None,
         )
     except OSError as exc:
-        return ProbeResult(False, f'exec: "{command[0]}": {exc.strerror or exc}')
+        return ProbeResult(False, f'exec: "{shown[0]}": {exc.strerror or exc}')
     except subprocess.SubprocessError as exc:
-        return ProbeResult(False, f'exec: "{command[0]}": entering the pod sandbox failed: {exc}')
+        return ProbeResult(False, f'exec: "{shown[0]}": entering the pod sandbox failed: {exc}')
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
-        return ProbeResult(False, f"command timed out: {' '.join(command)!r} timed out after {timeout:g}s")
+        return ProbeResult(False, f"command timed out: {' '.join(shown)!r} timed out after {timeout:g}s")
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # the group's stragglers
     text = out.decode("utf-8", "replace")[:10240].strip()
     if proc.returncode == 0:
         return ProbeResult(True, text)
-    return ProbeResult(False, text or f"command {' '.join(command)!r} exited with {proc.returncode}")
+    return ProbeResult(False, text or f"command {' '.join(shown)!r} exited with {proc.returncode}")
 
 
 async def tcp_check(host: str, port: int, timeout: float) -> ProbeResult:

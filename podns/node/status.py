@@ -36,6 +36,7 @@ class ContainerRecord:
     ready: bool = False
     started: bool = False
     container_id: str = ""
+    image_id: str = ""  # from the runtime (podman: the image's digest); "" for the process runtime
 
     @property
     def running(self) -> bool:
@@ -49,7 +50,7 @@ class ContainerRecord:
         out: Obj = {
             "name": self.name,
             "image": self.image,
-            "imageID": "",
+            "imageID": self.image_id,
             "state": self.state,
             "lastState": self.last_state,
             "ready": self.ready,

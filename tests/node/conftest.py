@@ -15,6 +15,7 @@ from podns.api import certs
 from podns.node import container as container_mod
 from podns.node.ipam import IPAM
 from podns.node.podworker import PodWorker
+from podns.node.runtime import ProcessRuntime
 from podns.node.server import serving_ssl_context
 
 Obj = dict[str, Any]
@@ -30,6 +31,7 @@ class FakeAgent:
         self.data_dir = data_dir
         self.ipam = IPAM(cidr, data_dir / "ipam.json")
         self.network = None  # loopback mode
+        self.runtime = ProcessRuntime(data_dir / "pids")
         self.events: list[tuple[str, str, str, str]] = []
         self.statuses: list[Obj] = []
         self.deleted: list[str] = []

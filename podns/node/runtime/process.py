@@ -1,5 +1,8 @@
 """Process runtime: one container instance = one local process in its own process group.
 
+`ProcessRuntime` is the `ContainerRuntime` of this module (no images: the container's `command`
+is a program of this machine); `start` / `Process` are the process-level pieces it is made of.
+
 What a container runtime does for the kubelet, done with plain processes: start the command with
 its environment, working directory and user; capture its output (`podns.node.logs.LogSink`);
 report its exit; deliver signals to the whole process group (so a shell's children are stopped
@@ -30,6 +33,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from podns.node.logs import LogSink
+from podns.node.runtime.base import (
+    ContainerConfig,
+    ContainerWaiting,
+    ExecSpec,
+    Instance,
+    InstanceIndex,
+    StartError,
+    exit_code,
+)
 from podns.node.sandbox import Sandbox
 
 _PR_SET_PDEATHSIG = 1
@@ -38,15 +50,6 @@ try:
     _libc = ctypes.CDLL(None, use_errno=True)
 except OSError:  # pragma: no cover - not Linux
     _libc = None
-
-
-class StartError(Exception):
-    """The container's process could not be started (kubelet reason `StartError`, exit code 128)."""
-
-    def __init__(self, message: str, reason: str = "StartError") -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 def _child_setup() -> None:
@@ -93,11 +96,6 @@ def resolve_executable(argv0: str, env: Mapping[str, str], cwd: str | None) -> s
     return found
 
 
-def exit_code(returncode: int) -> int:
-    """Kubernetes' exit code: 128+N for a process killed by signal N."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
 class Process:
     """A running container instance. `wait()` returns its Kubernetes exit code."""
 
@@ -106,6 +104,13 @@ class Process:
         self.pid = popen.pid
         self.pgid = popen.pid  # start_new_session: the child leads its own group
         self.sink = sink
+        self.log = sink
+        self.container_id = f"podns://{self.pid}"
+        self.image = self.image_id = self.reason = ""
+        #: what `exec_spec` runs a command with (the container's env, cwd and sandbox)
+        self.exec_env: dict[str, str] = {}
+        self.exec_cwd: str | None = None
+        self.exec_sandbox: Sandbox | None = None
         self.started_at = time.time()
         self.finished_at: float | None = None
         self.exit_code: int | None = None
@@ -154,6 +159,12 @@ class Process:
             if not self.sink.closed.is_set():
                 self.sink.close()
         return code
+
+    def exec_spec(self, command: list[str], *, tty: bool = False, stdin: bool = False) -> ExecSpec:
+        """`command` with the container's environment, working directory and (namespace mode)
+        sandbox: what exec probes and hooks run. No terminal handling of its own."""
+        return ExecSpec(argv=list(command), env=dict(self.exec_env), cwd=self.exec_cwd,
+                        sandbox=self.exec_sandbox)
 
     def signal_group(self, sig: int) -> None:
         """Send `sig` to the whole process group (no-op once it is gone)."""
@@ -269,6 +280,63 @@ def _popen(exe: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | 
         os.close(err_w)
         sink.attach(out_r, err_r)
     return Process(popen, sink)
+
+
+NO_COMMAND = ("container has no command: podns runs containers as local processes and there is no "
+              "image entrypoint to fall back to; set command (and args)")
+
+
+class ProcessRuntime:
+    """The `ContainerRuntime` whose containers are local processes (see the module docstring).
+
+    `pids_file`: where the running processes are recorded for `clean_leftovers` of the next run.
+    """
+
+    name = "process"
+    host_mount_points = True
+
+    def __init__(self, pids_file: Path) -> None:
+        self.pids_file = pids_file
+        self.index = InstanceIndex()
+
+    async def ensure_image(self, config: ContainerConfig) -> None:
+        """Nothing to pull: the process runtime has no images (`image` is only reported)."""
+
+    async def start(self, config: ContainerConfig) -> Instance:
+        argv = config.argv
+        if not argv:
+            raise ContainerWaiting("CreateContainerError", NO_COMMAND)
+        sink = LogSink(Path(config.log_path))
+        try:
+            proc = start(argv, env=config.env, cwd=config.cwd, sink=sink, user=config.user,
+                         group=config.group, sandbox=config.sandbox)
+        except StartError:
+            sink.close()
+            raise
+        proc.exec_env, proc.exec_cwd, proc.exec_sandbox = dict(config.env), config.cwd, config.sandbox
+        self.index.add(config, proc)
+        asyncio.get_running_loop().create_task(self._forget(config, proc))
+        return proc
+
+    async def _forget(self, config: ContainerConfig, proc: Process) -> None:
+        await proc.wait()
+        self.index.discard(config, proc)
+
+    def exec_spec(self, pod: dict[str, object], container_name: str, command: list[str], *,
+                  tty: bool = False, stdin: bool = False) -> ExecSpec:
+        return self.index.exec_spec(pod, container_name, command, tty=tty, stdin=stdin)
+
+    async def clean_leftovers(self) -> int:
+        """Kill the process groups a previous run of the agent recorded (see `kill_recorded`)."""
+        return kill_recorded(self.pids_file)
+
+    def checkpoint(self) -> None:
+        """Record the running processes (pid and start time) for the next run's clean-up."""
+        with contextlib.suppress(OSError):
+            record(self.pids_file, [p for p in self.index.running() if isinstance(p, Process)])
+
+    async def close(self) -> None:
+        """Nothing held beyond the processes, which their runners stop."""
 
 
 # -- leftovers from a previous agent run ------------------------------------------------------
