@@ -74,7 +74,7 @@ def write_queries(path: Path, seed: int = 1) -> int:
     return len(queries)
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, *, batch: bool = True) -> None:
     metrics = Metrics()
     index = RecordIndex(zone=ZONE, metrics=metrics)
     started = time.perf_counter()
@@ -83,7 +83,8 @@ async def serve(port: int) -> None:
     gc.collect()
     gc.freeze()  # the zone lives forever: keep it out of every future collection
     print(f"zone loaded in {time.perf_counter() - started:.2f}s: {index.stats()}", file=sys.stderr)
-    server = DNSServer(index, Handler(index, metrics, upstream=False), metrics)
+    handler = Handler(index, metrics, upstream=False)
+    server = DNSServer(index, handler, metrics, batch=None if batch else False)
     await server.start("127.0.0.1", port)
     print("ready", flush=True)
     await asyncio.Event().wait()
@@ -93,5 +94,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["serve"])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--no-batch", action="store_true", help="the recvfrom/sendto loop (no recvmmsg)")
     args = parser.parse_args()
-    asyncio.run(serve(args.port))
+    asyncio.run(serve(args.port, batch=not args.no_batch))

@@ -15,6 +15,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
+from podns.clusterdns import mmsg
 from podns.clusterdns import testing as t
 from podns.clusterdns.forward import Forwarder
 from podns.clusterdns.handler import Handler
@@ -62,9 +63,12 @@ async def make_server(*, upstream: tuple[str, int] | None = None, synced: bool =
     return server, index
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[DNSServer]:
-    srv, _ = await make_server()
+@pytest.fixture(params=[None, False], ids=["batched", "plain"])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[DNSServer]:
+    """The server with each UDP loop: recvmmsg/sendmmsg (where available) and recvfrom/sendto."""
+    if request.param is None and not mmsg.available():
+        pytest.skip("recvmmsg/sendmmsg are not available on this platform")
+    srv, _ = await make_server(batch=request.param)
     yield srv
     await srv.close()
 
@@ -314,3 +318,37 @@ async def test_forwards_in_flight_are_bounded() -> None:
             s.close()
         await srv.close()
         transport.close()
+
+
+async def test_batched_burst_with_malformed_datagrams_loses_nothing() -> None:
+    """A burst mixing good queries with garbage, QR=1 packets and bad names is taken in batches
+    (recvmmsg returns more than one datagram); every good query is answered with its own ID and
+    records, each malformed one gets FORMERR with its ID or nothing, and none is lost."""
+    if not mmsg.available():
+        pytest.skip("recvmmsg/sendmmsg are not available on this platform")
+    srv, _ = await make_server(batch=None)
+    bad = [b"\x00" * 5, b"\x12\x34\x81\x00" + b"\x00" * 8,
+           b"\x43\x21\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01"]
+    good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    bads = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for i in range(200):
+            query = dns.message.make_query("svc1.testns.svc.cluster.local.", "A", id=i)
+            good.sendto(query.to_wire(), srv.address)
+            bads.sendto(bad[i % 3], srv.address)
+        good.settimeout(5)
+        ids = set()
+        for _ in range(200):
+            msg = dns.message.from_wire(good.recv(2048))
+            assert records(msg) == ["svc1.testns.svc.cluster.local. 5 A 10.0.0.1"]
+            ids.add(msg.id)
+        assert ids == set(range(200))
+        bads.settimeout(2)
+        for _ in range(66):  # one FORMERR per pointer loop; the short packet and QR=1 are dropped
+            reply = bads.recv(2048)
+            assert reply[:2] == b"\x43\x21" and reply[2] & 0x80 and reply[3] & 0xF == 1
+        assert srv.largest_batch > 1
+    finally:
+        good.close()
+        bads.close()
+        await srv.close()
