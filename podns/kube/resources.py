@@ -73,11 +73,14 @@ CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
 ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions", "ControllerRevision")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 
 __all__ = [
     "CONFIGMAPS",
     "CONTROLLERREVISIONS",
+    "DEPLOYMENTS",
     "ENDPOINTS",
     "ENDPOINTSLICES",
     "EVENTS",
@@ -86,6 +89,7 @@ __all__ = [
     "NODES",
     "PERSISTENTVOLUMECLAIMS",
     "PODS",
+    "REPLICASETS",
     "SERVICES",
     "STATEFULSETS",
     "Resource",

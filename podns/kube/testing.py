@@ -7,10 +7,10 @@ exact writes it made (`client.writes()` -> `[Action("create", "endpointslices", 
 What it models: resourceVersions (one counter), uid/creationTimestamp/generation on create,
 optimistic concurrency on update (Conflict), AlreadyExists/NotFound, label and field selectors,
 paging, merge / strategic (as merge) / apply (as merge) / JSON patches, the `status`
-subresource, generateName, watches from a version (410 Gone after `compact()`), injectable
-failures through reactors. What it does not: validation, defaulting, finalizers, garbage
-collection, graceful deletion. Objects handed out are copies: mutating them never changes the
-fake's state (as over HTTP).
+subresource (with annotations), generateName, watches from a version (410 Gone after
+`compact()`), injectable failures through reactors. What it does not: validation, defaulting,
+finalizers, garbage collection, graceful deletion. Objects handed out are copies: mutating them
+never changes the fake's state (as over HTTP).
 """
 
 from __future__ import annotations
@@ -291,6 +291,8 @@ class FakeClient:
         if subresource == "status":
             new = copy.deepcopy(cur)
             new["status"] = body.get("status")
+            if meta.get("annotations"):  # as the API server (the Deployment revision rides here)
+                new["metadata"]["annotations"] = meta["annotations"]
         else:
             new = body
             new.setdefault("apiVersion", resource.api_version)

@@ -6,44 +6,25 @@ template as Kubernetes stores it (`{"spec": {"template": {..., "$patch": "replac
 the revision name in their `controller-revision-hash` label, which is how the controller tells
 updated pods from current ones.
 
-The hash is FNV-1a 32 over the canonical JSON of the template (plus the collision count, which
-the controller bumps when a name is taken by a revision with other contents), rendered with
-Kubernetes' `SafeEncodeString` alphabet, so names look like `db-7b9c8d6f5`.
+The hash is `_hash.template_hash` of the template and the collision count, which the controller
+bumps when a name is taken by a revision with other contents.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from podns.controllers._hash import template_hash
 from podns.controllers._objects import Obj, meta, name_of, namespace_of, owner_reference
 
 #: The pod and revision label holding the revision name.
 REVISION_LABEL = "controller-revision-hash"
 #: Kubernetes' label on revisions for the raw hash.
 HASH_LABEL = "controller.kubernetes.io/hash"
-#: Kubernetes' `rand.SafeEncodeString` alphabet: no vowels, no look-alike digits.
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 #: Default `spec.revisionHistoryLimit`.
 DEFAULT_HISTORY_LIMIT = 10
-
-
-def _fnv1a32(data: bytes) -> int:
-    h = 0x811C9DC5
-    for byte in data:
-        h ^= byte
-        h = (h * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def template_hash(template: Mapping[str, Any], collision_count: int = 0) -> str:
-    """The safe-encoded hash of a pod template (and collision count)."""
-    raw = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
-    if collision_count:
-        raw += str(collision_count).encode()
-    return "".join(_SAFE_ALPHABET[int(c) % len(_SAFE_ALPHABET)] for c in str(_fnv1a32(raw)))
 
 
 def revision_data(sts: Mapping[str, Any]) -> Obj:

@@ -1,0 +1,1 @@
+"""Deployment controller: rolling updates over ReplicaSets, revision history, pause/resume."""

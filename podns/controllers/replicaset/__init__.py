@@ -1,0 +1,1 @@
+"""ReplicaSet controller: a number of interchangeable pods from one template."""
