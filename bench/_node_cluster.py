@@ -44,6 +44,8 @@ def podns_up(*extra: str) -> Iterator[Cluster]:
         cmd = [sys.executable, "-m", "podns", "up", "--data-dir", str(data), "--api-addr",
                f"127.0.0.1:{api_port}", "--dns-addr", f"{dns[0]}:{dns[1]}", "--service-cidr",
                SERVICE_CIDR, "--dns-upstream", "none", *extra]
+        if not any(a.startswith("--pod-network") for a in extra):
+            cmd += ["--pod-network", "loopback"]  # the figures so far are loopback ones
         log = open(Path(tmp) / "up.log", "wb")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
         deadline = time.monotonic() + 30

@@ -45,7 +45,7 @@ def rss_mib(pid: int) -> float:
 def start_agent(kubeconfig: Path, data_dir: str) -> subprocess.Popen[bytes]:
     """`podns node --name bench-node` as its own process."""
     cmd = [sys.executable, "-m", "podns", "node", "--kubeconfig", str(kubeconfig), "--name", "bench-node",
-           "--data-dir", data_dir]
+           "--data-dir", data_dir, "--pod-network", "loopback"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 

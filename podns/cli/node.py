@@ -38,11 +38,12 @@ def _hostname() -> str:
 
 
 def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
-    parser.add_argument("--pod-network", choices=("loopback", "netns"), default="loopback",
-                        help="loopback (default, no root): each pod gets its own 127.x address; "
-                             "netns (root): each pod in its own network namespace on a bridge, "
-                             "with a 10.244.x address, the cluster DNS in its resolv.conf and its "
-                             "volumes at their mountPath")
+    parser.add_argument("--pod-network", choices=("auto", "loopback", "netns"), default="auto",
+                        help="auto (default): netns when running as root and network namespaces "
+                             "work, else loopback; loopback (no root): each pod gets its own "
+                             "127.x address; netns (root): each pod in its own network namespace "
+                             "on a bridge, with a 10.244.x address, the cluster DNS in its "
+                             "resolv.conf and its volumes at their mountPath")
     parser.add_argument("--pod-cidr", default=None,
                         help="pod address range (default: the first free 127.<n>.0.0/16; with "
                              "--pod-network netns the first free 10.244.<n>.0/24)")
@@ -90,7 +91,10 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace, command: str) -> None:
-    """Exit with one line when namespace mode cannot run here (not root, no `ip netns`)."""
+    """Resolve `--pod-network auto` (into `args.pod_network`, the reason into
+    `args.pod_network_why`); exit with one line when namespace mode cannot run here (not root,
+    no `ip netns`, a bad --pod-cidr)."""
+    args.pod_network, args.pod_network_why = netns.choose_mode(args.pod_network, args.pod_cidr)
     if args.pod_network != "netns":
         return
     why = netns.unavailable_reason()
@@ -170,8 +174,9 @@ async def run(args: argparse.Namespace) -> int:
         async with _running(args.kubeconfig, name=args.name, data_dir=data_dir, args=args,
                             cluster_dns=parse_addr(args.cluster_dns),
                             cluster_domain=args.cluster_domain) as agent:
-            print(f"podns node: {args.name} running (pods {agent.pod_cidr}, endpoint https://"
-                  f"{agent.host_ip}:{agent.port})", flush=True)
+            print(f"podns node: {args.name} running (pods {agent.pod_cidr}, pod network "
+                  f"{args.pod_network}: {args.pod_network_why}; endpoint https://{agent.host_ip}:{agent.port})",
+                  flush=True)
             await wait_for_signal()
     except errors.KubeError as exc:
         print(f"podns node: {exc}", file=sys.stderr)

@@ -176,6 +176,8 @@ def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float) -> str
         rows.append(("cluster DNS", line))
     if not getattr(ctx.args, "no_node", False):
         rows.append(("node", ctx.node_name))
+        if getattr(ctx.args, "pod_network_why", None):
+            rows.append(("pod network", f"{ctx.args.pod_network} ({ctx.args.pod_network_why})"))
     rows.append(("data dir", str(ctx.data_dir)))
     lines = [f"podns up: ready in {time.monotonic() - started:.1f}s"]
     lines += [f"  {name:<12} {value}" for name, value in rows]

@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,47 @@ def unavailable_reason() -> str | None:
         return f"--pod-network netns: `ip netns` is unavailable: {exc}"
     if out.returncode != 0:
         return f"--pod-network netns: `ip netns` is unavailable: {out.stderr.strip() or out.returncode}"
+    return _unshare_reason()
+
+
+#: a child that tries to make a network namespace of its own: root in a container without
+#: CAP_SYS_ADMIN passes every other check and only fails here
+_UNSHARE_PROBE = ("import ctypes, os, sys\n"
+                  "libc = ctypes.CDLL(None, use_errno=True)\n"
+                  "sys.exit(0 if libc.unshare(0x40000000) == 0 else os.strerror(ctypes.get_errno()))\n")
+
+
+def _unshare_reason() -> str | None:
+    """None when this process may create a network namespace (tried in a throw-away child)."""
+    try:
+        out = subprocess.run([sys.executable, "-c", _UNSHARE_PROBE], capture_output=True, text=True,
+                             timeout=IP_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"--pod-network netns: cannot test for network namespaces: {exc}"
+    if out.returncode != 0:
+        why = out.stderr.strip().splitlines()[-1:] or [f"exit {out.returncode}"]
+        return f"--pod-network netns: network namespaces do not work here: {why[0]}"
     return None
+
+
+def choose_mode(requested: str, pod_cidr: str | None) -> tuple[str, str]:
+    """The pod network to run (`loopback` or `netns`) for `--pod-network requested`, and why.
+
+    `auto` picks netns when this process is root and namespaces work (and `pod_cidr`, if given,
+    is not a loopback range), else loopback; the reason says which check decided. An explicit
+    mode is kept as asked (its own checks fail later with their one-line message)."""
+    if requested != "auto":
+        return requested, "as requested"
+    if pod_cidr:
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_network(pod_cidr, strict=False).is_loopback:
+                return "loopback", f"auto: --pod-cidr {pod_cidr} is a loopback range"
+    if os.geteuid() != 0:
+        return "loopback", "auto: not running as root (netns mode needs root)"
+    why = unavailable_reason()
+    if why is not None:
+        return "loopback", "auto: " + why.removeprefix("--pod-network netns").lstrip(": ")
+    return "netns", "auto: running as root and network namespaces work"
 
 
 def ip(*args: str, stdin: str | None = None, check: bool = True) -> str:

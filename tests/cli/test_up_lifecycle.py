@@ -68,6 +68,7 @@ def test_up_prints_where_stops_on_ctrl_c_and_restarts(tmp_path: Path) -> None:
         assert f"cluster DNS  {p.dns_addr[0]}:{p.dns_addr[1]} (UDP and TCP)" in summary
         assert "/metrics" in summary
         assert "node         " in summary
+        assert "pod network  loopback (as requested)" in summary
         assert f"data dir     {p.data_dir}" in summary
         for step in ("starting the API server", "starting controllers", "starting node", "starting dns"):
             assert step in out, out  # progress while starting

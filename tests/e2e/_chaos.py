@@ -154,6 +154,7 @@ class Cluster:
         self.dns = [dns_server(self.workdir, f"dns{i}", kcs[i]) for i in range(2)]
         self.nodes = [Proc(f"n{i + 1}", self.workdir / f"n{i + 1}",
                            ["node", "--kubeconfig", str(kcs[i]), "--name", f"n{i + 1}",
+                            "--pod-network", "loopback",
                             "--data-dir", str(self.workdir / f"n{i + 1}" / "state")])
                       for i in range(2)]
         for p in [*self.cms, *(d for d, _ in self.dns), *self.nodes]:

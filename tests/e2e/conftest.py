@@ -83,6 +83,10 @@ class Podns:
             if not any(a.startswith("--dns-upstream") for a in self.extra_args):
                 # Tests send DNS traffic to loopback only: no forwarding to this host's resolver.
                 cmd += ["--dns-upstream", "none"]
+            if not any(a.startswith("--pod-network") for a in self.extra_args):
+                # the default is auto (netns as root): tests about loopback pods say so, which
+                # keeps the suite's cost (and the machine's 10.244.x ranges) down
+                cmd += ["--pod-network", "loopback"]
         return cmd + self.extra_args
 
     def start(self) -> Podns:

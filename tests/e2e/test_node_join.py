@@ -22,7 +22,8 @@ def test_second_node_joins_and_runs_its_pods(podns: Podns, tmp_path: Path) -> No
     runs a pod bound to it on an address of that CIDR, and stops it when it exits."""
     log = open(tmp_path / "n2.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "podns", "node", "--kubeconfig", str(podns.kubeconfig),
-                             "--name", "n2", "--data-dir", str(tmp_path / "n2")],
+                             "--name", "n2", "--data-dir", str(tmp_path / "n2"),
+                             "--pod-network", "loopback"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def n2() -> dict | None:

@@ -106,6 +106,37 @@ def test_cli_refuses_netns_mode_without_root(monkeypatch: pytest.MonkeyPatch, tm
                               "(network namespaces, a bridge, the DNS relay on port 53)")
 
 
+@pytest.mark.parametrize(("requested", "cidr", "mode", "why"), [
+    ("loopback", None, "loopback", "as requested"),
+    ("netns", None, "netns", "as requested"),
+    ("auto", "127.40.0.0/16", "loopback", "auto: --pod-cidr 127.40.0.0/16 is a loopback range"),
+], ids=["explicit-loopback", "explicit-netns", "auto-loopback-cidr"])
+def test_choose_mode_keeps_explicit_modes(requested: str, cidr: str | None, mode: str, why: str) -> None:
+    """given an explicit --pod-network, or auto with a loopback --pod-cidr: no probing, that mode."""
+    assert netns.choose_mode(requested, cidr) == (mode, why)
+
+
+def test_choose_mode_auto_without_root_is_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """given auto as an ordinary user: loopback, and the reason says it is for want of root."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    want = ("loopback", "auto: not running as root (netns mode needs root)")
+    assert netns.choose_mode("auto", None) == want
+
+
+@needs_netns
+def test_choose_mode_auto_as_root_is_netns() -> None:
+    """given auto as root where namespaces work (a child really unshares one): netns."""
+    assert netns.choose_mode("auto", None) == ("netns", "auto: running as root and network namespaces work")
+
+
+def test_choose_mode_auto_names_a_failing_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """given auto as root where `ip netns` fails: loopback, with the failing check as the reason."""
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(netns.shutil, "which", lambda name: None)
+    mode, why = netns.choose_mode("auto", None)
+    assert (mode, why) == ("loopback", "auto: needs `ip` (iproute2), which is not installed")
+
+
 # -- DNS relay (loopback only, no root) -----------------------------------------------------------
 
 
