@@ -12,6 +12,10 @@ process ends, however it ends. The lock file holds the holder's pid and command,
 error the next one gets. API servers of one cluster each have their own data dir (`--pki-from`
 only reads the first one's CA and tokens), so they never contend for a lock.
 
+The data dir holds every Secret (the store) and the cluster's credentials: it is created 0700,
+and an existing one readable by others is tightened to 0700 with a warning (one owned by another
+user is refused: its owner could read or replace what we write).
+
 Every check fails with `DataDirError`, whose message is one line saying what is wrong and what
 to do; the command prints it and exits non-zero.
 """
@@ -21,7 +25,9 @@ from __future__ import annotations
 import datetime
 import fcntl
 import json
+import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,11 @@ FORMAT_FILE = "podns-data.json"
 #: held (flock) by the `podns up` or `podns apiserver` using the data dir; holds its pid and
 #: command
 LOCK_FILE = "podns-up.lock"
+
+log = logging.getLogger(__name__)
+
+#: the data dir's mode: the store (every Secret), tokens and keys are its owner's only
+DIR_MODE = 0o700
 
 #: lock file descriptors held by this process (closing one would release its lock)
 _held: list[int] = []
@@ -50,12 +61,33 @@ def prepare(path: Path) -> dict[str, Any]:
     if path.exists() and not path.is_dir():
         raise DataDirError(f"data dir {path} is a file, not a directory: pass another --data-dir")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except OSError as exc:
         raise DataDirError(f"cannot create data dir {path}: {exc.strerror or exc}; "
                            "pass a --data-dir you can write to") from None
+    _check_owner(path)
     _check_writable(path)
     return _check_format(path)
+
+
+def _check_owner(path: Path) -> None:
+    uid = path.stat().st_uid
+    if uid != os.geteuid():
+        raise DataDirError(f"data dir {path} belongs to uid {uid}, not to this user (uid "
+                           f"{os.geteuid()}): chown it, or pass another --data-dir")
+
+
+def _owner_only(path: Path) -> None:
+    """Tighten a data dir readable by others to DIR_MODE (once we hold it: a data dir refused
+    for another reason is left as it was)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        try:
+            path.chmod(DIR_MODE)
+        except OSError as exc:
+            raise DataDirError(f"data dir {path} is readable by others ({mode:04o}) and cannot be "
+                               f"made {DIR_MODE:04o}: {exc.strerror or exc}") from None
+        log.warning("data dir %s was %04o (it holds Secrets and credentials): now %04o", path, mode, DIR_MODE)
 
 
 def _check_writable(path: Path) -> None:
@@ -96,7 +128,7 @@ def _check_format(path: Path) -> dict[str, Any]:
 def lock(path: Path, command: str = "podns up") -> None:
     """Hold the data dir's lock until this process exits, as `command` (`podns up`, `podns
     apiserver`); DataDirError naming the holder when another process holds it."""
-    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -108,3 +140,4 @@ def lock(path: Path, command: str = "podns up") -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
     _held.append(fd)
+    _owner_only(path)

@@ -108,7 +108,7 @@ class Agent:
     # -- start / stop ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # Secret volumes live there
         leftovers = await self.runtime.clean_leftovers()
         if leftovers:
             log.warning("node %s: removed %d %s container(s) left by a previous run", self.node_name,

@@ -100,7 +100,11 @@ class PodWorker:
     # -- RunnerHost ------------------------------------------------------------------------------
 
     def container_env(self, container: Obj) -> dict[str, str]:
-        extra = {"PODNS_POD_IP": self.pod_ip, **volumes.container_env(container, self.volumes)}
+        try:
+            mounted = volumes.container_env(container, self.volumes)
+        except volumes.VolumeError as exc:  # a subPath leaving its volume: the kubelet's reason too
+            raise envmod.ConfigError(f"failed to prepare subPath: {exc}") from exc
+        extra = {"PODNS_POD_IP": self.pod_ip, **mounted}
         configmaps, secrets = self.sources
         return envmod.build_env(self.pod, container, pod_ip=self.pod_ip, host_ip=self.agent.host_ip,
                                 extra=extra, configmaps=configmaps, secrets=secrets)
@@ -119,7 +123,10 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         hostname = str(spec.get("hostname") or self.pod.get("metadata", {}).get("name", ""))[:63]
         network = self.agent.network
-        mounts = tuple(volumes.container_mounts(container, self.volumes))
+        try:
+            mounts = tuple(volumes.container_mounts(container, self.volumes))
+        except volumes.VolumeError as exc:  # a subPath leaving its volume (a symlink made since)
+            raise StartError(f"failed to prepare subPath: {exc}") from exc
         resolv = network.resolv_path(self.uid) if network is not None and self.netns_path else ""
         sandbox = None
         if network is not None and self.netns_path and self.runtime.host_mount_points:

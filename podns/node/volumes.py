@@ -18,12 +18,21 @@ container's `mountPath` inside the container's own mount namespace (`container_m
 `podns.node.sandbox`); the environment variables stay, so a pod runs unchanged in both modes.
 
 Raises `VolumeError` (reported as a pod event `FailedMount`, containers Waiting) for a hostPath
-of the wrong type or a missing required ConfigMap/Secret.
+of the wrong type, a missing required ConfigMap/Secret, or a path that would leave its volume: a
+`subPath` or `items[].path` that is absolute or has `..` (or reaches out through a symlink a pod
+made), a `claimName` that is not a plain name. The API server refuses those already; the agent
+checks again before it creates anything, since the agent runs as root and the pod spec is input.
+
+ConfigMap/Secret files are written with their final mode (`items[].mode`, else `defaultMode`,
+else 0644 as Kubernetes) into a new file that replaces the old one, so a symlink a pod left in the
+volume is replaced, never followed.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,8 +40,13 @@ from typing import Any
 
 from podns.node.env import env_var_name_for_volume
 from podns.node.sandbox import Mount
+from podns.objects.names import is_dns1123_subdomain
+from podns.objects.paths import file_mode, local_descending_path, local_non_reserved_path
 
 Obj = dict[str, Any]
+
+#: the mode of configMap/secret volume files without defaultMode (Kubernetes' 0644, 420)
+DEFAULT_FILE_MODE = 0o644
 
 
 class VolumeError(Exception):
@@ -46,15 +60,43 @@ def pod_dir(data_dir: Path, pod: Obj) -> Path:
     return data_dir / "pods" / f"{ns}_{name}_{uid}"
 
 
-def _write_keys(target: Path, data: Mapping[str, str], items: list[Obj] | None) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    chosen = {i["key"]: i.get("path", i["key"]) for i in items or [] if "key" in i} or {k: k for k in data}
-    for key, rel in chosen.items():
+def _write_keys(target: Path, data: Mapping[str, str], items: list[Obj] | None, default_mode: int) -> None:
+    chosen = {i["key"]: (str(i.get("path", "")), i.get("mode", default_mode))
+              for i in items or [] if "key" in i} or {k: (k, default_mode) for k in data}
+    for key, (rel, mode) in chosen.items():  # every check before the first write
         if key not in data:
             raise VolumeError(f"configmap/secret key {key!r} not found")
+        why = local_non_reserved_path(rel) if rel else ["Required value"]
+        why += file_mode(mode)
+        if why:
+            raise VolumeError(f"items path {rel!r} (key {key!r}, mode {mode!r}): {'; '.join(why)}")
+    target.mkdir(parents=True, exist_ok=True)
+    for key, (rel, mode) in chosen.items():
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(data[key])
+        _inside(target, dest.parent, f"items path {rel!r}")
+        _write_file(dest, data[key].encode(), int(mode))
+
+
+def _write_file(dest: Path, content: bytes, mode: int) -> None:
+    """Write `dest` with `mode` through a new file (O_EXCL|O_NOFOLLOW) renamed over it."""
+    tmp = dest.with_name(f".{dest.name}.podns-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, content)
+        os.fchmod(fd, mode)  # the mode asked for, whatever the umask
+    finally:
+        os.close(fd)
+    os.replace(tmp, dest)
+
+
+def _inside(base: Path, path: Path, what: str) -> None:
+    """VolumeError unless `path`, symlinks resolved, is `base` or below it."""
+    real, root = os.path.realpath(path), os.path.realpath(base)
+    if real != root and not real.startswith(root.rstrip("/") + "/"):
+        raise VolumeError(f"{what}: leaves the volume (resolves to {real})")
 
 
 def prepare(
@@ -64,14 +106,26 @@ def prepare(
     configmaps: Mapping[str, Obj | None] | None = None,
     secrets: Mapping[str, Obj | None] | None = None,
 ) -> dict[str, Path]:
-    """Create every volume of `pod`; return volume name -> host directory (or file)."""
+    """Create every volume of `pod`; return volume name -> host directory (or file).
+
+    VolumeError before anything is created when a container's `subPath` is absolute or has `..`."""
+    spec = pod.get("spec") or {}
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        for mount in c.get("volumeMounts") or []:
+            why = local_descending_path(str(mount.get("subPath") or ""))
+            if why:
+                raise VolumeError(f"container {c.get('name', '')!r} subPath {mount.get('subPath')!r}: "
+                                  f"{'; '.join(why)}")
     out: dict[str, Path] = {}
     base = pod_dir(data_dir, pod) / "volumes"
     namespace = pod.get("metadata", {}).get("namespace", "default")
     for vol in (pod.get("spec") or {}).get("volumes") or []:
         name = str(vol.get("name", ""))
         if "persistentVolumeClaim" in vol:
-            claim = str(vol["persistentVolumeClaim"].get("claimName", name))
+            claim = str(vol["persistentVolumeClaim"].get("claimName") or "")
+            if not claim or is_dns1123_subdomain(claim):
+                raise VolumeError(f"persistentVolumeClaim claimName {claim!r}: "
+                                  f"{'; '.join(is_dns1123_subdomain(claim)) or 'Required value'}")
             path = data_dir / "volumes" / "pvc" / namespace / claim
             path.mkdir(parents=True, exist_ok=True)
         elif "hostPath" in vol:
@@ -102,7 +156,7 @@ def prepare(
             data = dict(found.get("data") or {})
             if kind == "secret":
                 data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
-            _write_keys(path, data, src.get("items"))
+            _write_keys(path, data, src.get("items"), src.get("defaultMode", DEFAULT_FILE_MODE))
         else:  # emptyDir and anything else we only know as scratch space
             path = base / name
             path.mkdir(parents=True, exist_ok=True)
@@ -112,10 +166,14 @@ def prepare(
 
 def _sub_path(path: Path, mount: Mapping[str, Any]) -> Path:
     """The directory a volumeMount sees: the volume's `path`, or its `subPath` below it
-    (created when missing, as the kubelet does)."""
-    sub = mount.get("subPath")
+    (created when missing, as the kubelet does). VolumeError for a subPath leaving the volume."""
+    sub = str(mount.get("subPath") or "")
     if not sub:
         return path
+    why = local_descending_path(sub)
+    if why:
+        raise VolumeError(f"subPath {sub!r}: {'; '.join(why)}")
+    _inside(path, path / sub, f"subPath {sub!r}")
     path = path / sub
     if not path.exists():
         path.mkdir(parents=True, exist_ok=True)

@@ -101,6 +101,7 @@ class SQLiteStore:
         try:
             if self._path != ":memory:":
                 self._lock_fd = _lock(self._path + "-lock")
+                _owner_only(self._path)
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -354,6 +355,20 @@ def _checkpoint(path: str) -> int:
         return os.path.getsize(path + "-wal")
     except OSError:
         return 0
+
+
+#: the store's files hold every Secret: their owner's only
+FILE_MODE = 0o600
+
+
+def _owner_only(path: str) -> None:
+    """Create the database file 0600 if missing (SQLite gives its -wal and -shm the database's
+    mode) and tighten files an older podns left readable by others."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE))
+    for name in (path, path + "-wal", path + "-shm", path + "-lock"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, FILE_MODE)
 
 
 def _lock(path: str) -> int:
