@@ -29,6 +29,7 @@ from podns.kube import errors
 from podns.kube.client import Client
 from podns.node import netns
 from podns.node.agent import Agent
+from podns.node.ipam import LockDirError
 from podns.node.server import serving_ssl_context
 
 
@@ -149,7 +150,7 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
     try:
         try:
             await agent.start()
-        except netns.NetnsError as exc:
+        except (netns.NetnsError, LockDirError) as exc:
             raise SystemExit(f"podns node: pod network: {exc}") from None
         yield agent
     finally:

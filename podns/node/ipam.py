@@ -18,7 +18,7 @@ import fcntl
 import ipaddress
 import json
 import os
-import tempfile
+import stat
 from pathlib import Path
 
 #: 127.1.0.0/16: clear of 127.0.0.1 (the host's own services) and of the service CIDR defaults;
@@ -26,17 +26,82 @@ from pathlib import Path
 DEFAULT_POD_CIDR = "127.1.0.0/16"
 
 
+#: where root's agents keep machine-wide claims and namespace-mode records: root-owned, 0700,
+#: never a shared, predictable /tmp path that another user could create first (and fill with
+#: symlinks for root to write through)
+RUN_DIR = Path("/run/podns")
+#: where podns before /run/podns kept them; its lock files are still probed (read-only, never
+#: created or written) so that agents of an older podns running now keep their CIDRs
+LEGACY_DIR = Path("/tmp/podns-podcidr")
+
+
+class LockDirError(Exception):
+    """The lock dir is not private to this user (owner, mode, or a symlink); the message is one line."""
+
+
 def lock_dir() -> Path:
-    """Where machine-wide pod CIDR claims (and namespace-mode records) live."""
-    return Path(os.environ.get("PODNS_LOCK_DIR") or Path(tempfile.gettempdir()) / "podns-podcidr")
+    """Where machine-wide pod CIDR claims (and namespace-mode records) live, made if missing and
+    checked private to this user (LockDirError otherwise): $PODNS_LOCK_DIR (tests), /run/podns
+    as root, else $XDG_RUNTIME_DIR/podns or /tmp/podns-<uid>."""
+    if os.environ.get("PODNS_LOCK_DIR"):
+        path = Path(os.environ["PODNS_LOCK_DIR"])
+    elif os.geteuid() == 0:
+        path = RUN_DIR
+    elif os.environ.get("XDG_RUNTIME_DIR"):
+        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "podns"
+    else:
+        path = Path("/tmp") / f"podns-{os.geteuid()}"
+    return private_dir(path)
+
+
+def private_dir(path: Path) -> Path:
+    """`path`, created 0700 if missing; LockDirError unless it is a real directory (not a
+    symlink) owned by this user with no access for group or others."""
+    with contextlib.suppress(FileExistsError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(path, 0o700)
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise LockDirError(f"lock dir {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise LockDirError(f"lock dir {path} is not a directory (a symlink?): remove it and start again")
+    if st.st_uid != os.geteuid():
+        raise LockDirError(f"lock dir {path} belongs to uid {st.st_uid}, not to this user (uid "
+                           f"{os.geteuid()}): remove it and start again")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise LockDirError(f"lock dir {path} is open to others ({stat.S_IMODE(st.st_mode):04o}, "
+                           "must be 0700): remove it or chmod 0700 it")
+    return path
+
+
+def legacy_claim_held(cidr: str) -> bool:
+    """True when an agent of an older podns holds `cidr` in LEGACY_DIR (probed read-only:
+    opened without following symlinks, never created, never written)."""
+    try:
+        fd = os.open(LEGACY_DIR / _lock_name(cidr), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _lock_name(cidr: str) -> str:
+    return cidr.replace("/", "_") + ".lock"
 
 
 class CIDRClaim:
     """A machine-wide claim on a pod CIDR, so that agents of *different* clusters on one machine
     (loopback mode shares 127/8 between them) never hand out the same addresses.
 
-    The claim is an flock on `<tmp>/podns-podcidr/<cidr>.lock`, held while this object lives:
-    the kernel drops it when the process dies, so a crashed agent never blocks a CIDR.
+    The claim is an flock on `<lock dir>/<cidr>.lock`, held while this object lives: the
+    kernel drops it when the process dies, so a crashed agent never blocks a CIDR. A CIDR an
+    older podns's agent holds in LEGACY_DIR is not free either.
     """
 
     def __init__(self) -> None:
@@ -44,13 +109,13 @@ class CIDRClaim:
         self.cidr: str | None = None
 
     def try_claim(self, cidr: str) -> bool:
-        """Claim `cidr` (releasing any previous claim); False if another process holds it."""
+        """Claim `cidr` (releasing any previous claim); False if another process holds it.
+        LockDirError when the lock dir is not private to this user."""
         directory = lock_dir()
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(directory / (cidr.replace("/", "_") + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError:
-            return True  # no place for locks: do without
+        if legacy_claim_held(cidr):
+            return False
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(directory / _lock_name(cidr), flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

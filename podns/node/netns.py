@@ -15,10 +15,11 @@ Nothing is routed off the node: pods get no default route (only their bridge's s
 agent never enables IP forwarding and installs no NAT, so a pod reaches the pods of its node, the
 gateway (the DNS relay), and nothing else; the root namespace reaches pods through the bridge.
 
-Every namespace and bridge is recorded before it is created (`<lock dir>/netns/<name>` holding the
-pod CIDR it belongs to), so an agent that starts removes what a crashed agent left: its own
-CIDR's leftovers, and those of CIDRs that no running agent holds (their flock is free). Namespaces
-and bridges of other live agents on the machine are never touched.
+Every namespace and bridge is recorded before it is created (`<lock dir>/netns/<name>` holding
+the pod CIDR it belongs to; the lock dir is root's private `/run/podns`, see `podns.node.ipam`),
+so an agent that starts removes what a crashed agent left: its own CIDR's leftovers, and those
+of CIDRs that no running agent holds (their flock is free). Namespaces and bridges of other live
+agents on the machine are never touched.
 
 Errors: `NetnsError` (an `ip` command failed; the message is the command and its stderr).
 """
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from podns.node.ipam import lock_dir
+from podns.node.ipam import lock_dir, private_dir
 
 Obj = dict[str, Any]
 
@@ -242,9 +243,17 @@ def _records() -> Path:
 
 
 def _record(name: str, cidr: str) -> None:
-    path = _records()
-    path.mkdir(parents=True, exist_ok=True)
-    (path / name).write_text(cidr)
+    """Write `<records>/<name>` (a new file renamed over any old one: never through a symlink)."""
+    path = private_dir(_records())
+    tmp = path / f".{name}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, cidr.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path / name)
 
 
 def _unrecord(name: str) -> None:
@@ -263,7 +272,7 @@ def cidr_is_held(cidr: str) -> bool:
     """True when a running agent holds the machine-wide claim on `cidr` (see `ipam.CIDRClaim`)."""
     path = lock_dir() / (cidr.replace("/", "_") + ".lock")
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return False
     try:

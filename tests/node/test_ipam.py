@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from podns.node import ipam
 from podns.node.heartbeat import choose_pod_cidr
 from podns.node.ipam import IPAM, CIDRClaim, IPRangeExhausted
 
@@ -54,6 +55,7 @@ def test_cidr_claims_are_exclusive_per_machine(tmp_path: Path, monkeypatch: pyte
     """given one agent holding 127.1.0.0/16, another (other cluster, same machine) picks the next
     free /16; a released claim is free again."""
     monkeypatch.setenv("PODNS_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.setattr(ipam, "LEGACY_DIR", tmp_path / "legacy")  # agents running here don't count
     first, second = CIDRClaim(), CIDRClaim()
     assert choose_pod_cidr([], "a", first.try_claim) == "127.1.0.0/16"
     assert choose_pod_cidr([], "b", second.try_claim) == "127.2.0.0/16"
