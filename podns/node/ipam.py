@@ -76,10 +76,16 @@ def private_dir(path: Path) -> Path:
 
 
 def legacy_claim_held(cidr: str) -> bool:
-    """True when an agent of an older podns holds `cidr` in LEGACY_DIR (probed read-only:
-    opened without following symlinks, never created, never written)."""
+    """True when an agent of an older podns holds `cidr` in LEGACY_DIR."""
+    return claim_held(LEGACY_DIR / lock_name(cidr))
+
+
+def claim_held(path: Path) -> bool:
+    """True when a running agent holds the claim file `path` (probed read-only: opened without
+    following symlinks, never created, never written; a shared flock is refused while an agent
+    holds its exclusive one)."""
     try:
-        fd = os.open(LEGACY_DIR / _lock_name(cidr), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -87,11 +93,12 @@ def legacy_claim_held(cidr: str) -> bool:
     except OSError:
         return True
     finally:
-        os.close(fd)
+        os.close(fd)  # closing drops our probe lock, if we got it
     return False
 
 
-def _lock_name(cidr: str) -> str:
+def lock_name(cidr: str) -> str:
+    """The claim file's name for `cidr` (`10.244.0.0_24.lock`)."""
     return cidr.replace("/", "_") + ".lock"
 
 
@@ -115,7 +122,7 @@ class CIDRClaim:
         if legacy_claim_held(cidr):
             return False
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(directory / _lock_name(cidr), flags, 0o600)
+        fd = os.open(directory / lock_name(cidr), flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -27,7 +27,6 @@ Errors: `NetnsError` (an `ip` command failed; the message is the command and its
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import json
 import os
@@ -38,7 +37,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from podns.node.ipam import lock_dir, private_dir
+from podns.node.ipam import claim_held, lock_dir, lock_name, private_dir
 
 Obj = dict[str, Any]
 
@@ -270,18 +269,7 @@ def _recorded_cidr(name: str) -> str | None:
 
 def cidr_is_held(cidr: str) -> bool:
     """True when a running agent holds the machine-wide claim on `cidr` (see `ipam.CIDRClaim`)."""
-    path = lock_dir() / (cidr.replace("/", "_") + ".lock")
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # closing drops our probe lock, if we got it
-    return False
+    return claim_held(lock_dir() / lock_name(cidr))
 
 
 # -- bridge --------------------------------------------------------------------------------------
