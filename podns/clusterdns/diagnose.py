@@ -20,6 +20,7 @@ import dns.rcode
 import dns.rdatatype
 
 from podns.kube import errors, resources
+from podns.objects.wellknown import SERVICE_NAME_LABEL
 
 #: glibc's default for Kubernetes pods (kubelet writes ndots:5)
 NDOTS = 5
@@ -107,7 +108,7 @@ async def _explain_service(client: Any, labels: list[str], name: str) -> list[st
         return [f"Service {ns}/{svc_name} is an ExternalName ({spec.get('externalName')}): "
                 "only CNAME, nothing below it"]
     slices = (await client.list(resources.ENDPOINTSLICES, ns,
-                                label_selector=f"kubernetes.io/service-name={svc_name}")).get("items") or []
+                                label_selector=f"{SERVICE_NAME_LABEL}={svc_name}")).get("items") or []
     endpoints = [ep for sl in slices for ep in sl.get("endpoints") or []]
     ready = [ep for ep in endpoints if (ep.get("conditions") or {}).get("ready") in (None, True)]
     lines = []

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-#: annotation the EndpointSlice controller sets to the time of the change that triggered it
-TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+from podns.objects.times import parse_time
+from podns.objects.wellknown import SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION
 
 CLUSTER_IP, HEADLESS, EXTERNAL_NAME = "ClusterIP", "Headless", "ExternalName"
 
@@ -111,16 +109,6 @@ def trim_service(obj: dict[str, Any]) -> Service:
         return Service(ns, name, HEADLESS, (), "", _ports(spec.get("ports")))
     ips = tuple(ip for ip in (_ip(v) for v in ips_raw) if ip)
     return Service(ns, name, CLUSTER_IP, ips, "", _ports(spec.get("ports")))
-
-
-def parse_time(value: Any) -> float | None:
-    """Unix time of an RFC 3339 timestamp as Kubernetes writes it, None if unparsable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def trim_slice(obj: dict[str, Any]) -> Slice:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from podns.objects.wellknown import SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION
+
 Obj = dict[str, Any]
 
 
@@ -47,9 +49,9 @@ def endpoint(ip: str | list[str], *, ready: bool | None = True, hostname: str | 
 def endpoint_slice(name: str, service_name: str, ns: str = "default", *, endpoints: list[Obj] = (),  # type: ignore[assignment]
                    ports: list[tuple[str, str, int]] | None = None, address_type: str = "IPv4",
                    trigger_time: str | None = None) -> Obj:
-    meta: Obj = {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": service_name}}
+    meta: Obj = {"name": name, "namespace": ns, "labels": {SERVICE_NAME_LABEL: service_name}}
     if trigger_time:
-        meta["annotations"] = {"endpoints.kubernetes.io/last-change-trigger-time": trigger_time}
+        meta["annotations"] = {TRIGGER_TIME_ANNOTATION: trigger_time}
     obj: Obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": meta,
                 "addressType": address_type, "endpoints": list(endpoints)}
     if ports is not None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from podns.controllers._objects import Obj, labels_of, match_labels, namespace_of
 from podns.kube.informer import Informer
+from podns.objects import Obj, labels_of, match_labels, namespace_of
 
 #: pods by "ns|key=value" of each label
 POD_LABELS = "ns-label"

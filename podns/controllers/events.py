@@ -21,10 +21,10 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from podns.controllers._objects import meta, name_of, namespace_of, now_rfc3339
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import EVENTS
+from podns.objects import meta_of, name_of, namespace_of, now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class EventRecorder:
 
     async def _write(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         ns = namespace_of(obj) or "default"
-        uid = str(meta(obj).get("uid", ""))
+        uid = str(meta_of(obj).get("uid", ""))
         key = (uid or f"{ns}/{name_of(obj)}", type_, reason, message)
         now = time.time()
         stamp = now_rfc3339(now)
@@ -111,7 +111,7 @@ class EventRecorder:
                 "name": name_of(obj),
                 "namespace": namespace_of(obj),
                 "uid": uid,
-                "resourceVersion": str(meta(obj).get("resourceVersion", "")),
+                "resourceVersion": str(meta_of(obj).get("resourceVersion", "")),
             },
             "reason": reason,
             "message": message,

@@ -26,7 +26,6 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from podns.controllers import runtime
-from podns.controllers._objects import Obj, meta, namespace_of, object_key, split_key
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.informer import Informer
@@ -42,6 +41,7 @@ from podns.kube.resources import (
     STATEFULSETS,
     Resource,
 )
+from podns.objects import Obj, join_key, meta_of, name_of, namespace_of, object_key
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,11 @@ Item = tuple[str, str]
 
 
 def _owner_uids(obj: Obj) -> list[str]:
-    return [str(r.get("uid")) for r in meta(obj).get("ownerReferences") or [] if r.get("uid")]
+    return [str(r.get("uid")) for r in meta_of(obj).get("ownerReferences") or [] if r.get("uid")]
 
 
 def finalizers_of(obj: Mapping[str, Any]) -> list[str]:
-    return list(meta(obj).get("finalizers") or [])
+    return list(meta_of(obj).get("finalizers") or [])
 
 
 class GarbageCollector(runtime.Controller):
@@ -93,7 +93,7 @@ class GarbageCollector(runtime.Controller):
 
     def _handler(self, res: Resource) -> Any:
         def on_add(obj: Obj) -> None:
-            if meta(obj).get("ownerReferences") or self._finalizing(obj):
+            if meta_of(obj).get("ownerReferences") or self._finalizing(obj):
                 self.enqueue((res.plural, object_key(obj)))
         return on_add
 
@@ -101,19 +101,19 @@ class GarbageCollector(runtime.Controller):
         on_add = self._handler(res)
 
         def on_update(old: Obj, new: Obj) -> None:
-            if (meta(old).get("ownerReferences") != meta(new).get("ownerReferences")
+            if (meta_of(old).get("ownerReferences") != meta_of(new).get("ownerReferences")
                     or self._finalizing(new)):
                 on_add(new)
         return on_update
 
     def _delete_handler(self, res: Resource) -> Any:
         def on_delete(obj: Obj) -> None:
-            self._enqueue_dependents(str(meta(obj).get("uid", "")))
-            for ref in meta(obj).get("ownerReferences") or []:  # a foreground owner may be done
+            self._enqueue_dependents(str(meta_of(obj).get("uid", "")))
+            for ref in meta_of(obj).get("ownerReferences") or []:  # a foreground owner may be done
                 plural = self._plural_of(ref)
                 if plural:
                     ns = namespace_of(obj) if self.by_plural[plural].namespaced else ""
-                    self.enqueue((plural, f"{ns}/{ref.get('name')}" if ns else str(ref.get("name"))))
+                    self.enqueue((plural, join_key(ns, str(ref.get("name") or ""))))
         return on_delete
 
     def _enqueue_dependents(self, uid: str) -> None:
@@ -122,7 +122,7 @@ class GarbageCollector(runtime.Controller):
 
     @staticmethod
     def _finalizing(obj: Obj) -> bool:
-        return bool(meta(obj).get("deletionTimestamp")) and bool(
+        return bool(meta_of(obj).get("deletionTimestamp")) and bool(
             {FOREGROUND, ORPHAN} & set(finalizers_of(obj)))
 
     def dependents(self, uid: str) -> list[tuple[Resource, Obj]]:
@@ -141,10 +141,10 @@ class GarbageCollector(runtime.Controller):
         if obj is None:
             return  # gone
         finalizers = finalizers_of(obj)
-        if meta(obj).get("deletionTimestamp") and ORPHAN in finalizers:
+        if meta_of(obj).get("deletionTimestamp") and ORPHAN in finalizers:
             await self._orphan_dependents(res, obj)
             return
-        if meta(obj).get("deletionTimestamp") and FOREGROUND in finalizers:
+        if meta_of(obj).get("deletionTimestamp") and FOREGROUND in finalizers:
             await self._delete_dependents(res, obj)
             return
         await self._collect_if_dangling(res, obj)
@@ -157,18 +157,18 @@ class GarbageCollector(runtime.Controller):
         if res is None:
             raise LookupError(ref.get("kind"))
         ns = namespace if res.namespaced else None
-        cached = self.informers[res.plural].get(f"{ns}/{ref.get('name')}" if ns else str(ref.get("name")))
-        if cached is not None and meta(cached).get("uid") == ref.get("uid"):
+        cached = self.informers[res.plural].get(join_key(ns or "", str(ref.get("name") or "")))
+        if cached is not None and meta_of(cached).get("uid") == ref.get("uid"):
             return cached
         try:
             live = await self.client.get(res, str(ref.get("name")), ns)
         except errors.NotFound:
             return None
-        return live if meta(live).get("uid") == ref.get("uid") else None
+        return live if meta_of(live).get("uid") == ref.get("uid") else None
 
     async def _collect_if_dangling(self, res: Resource, obj: Obj) -> None:
-        refs = meta(obj).get("ownerReferences") or []
-        if not refs or meta(obj).get("deletionTimestamp"):
+        refs = meta_of(obj).get("ownerReferences") or []
+        if not refs or meta_of(obj).get("deletionTimestamp"):
             return
         dangling, foreground_owner = [], False
         for ref in refs:
@@ -178,10 +178,10 @@ class GarbageCollector(runtime.Controller):
                 continue  # unknown kind: assume it exists
             if owner is None:
                 dangling.append(ref)
-            elif meta(owner).get("deletionTimestamp") and FOREGROUND in finalizers_of(owner):
+            elif meta_of(owner).get("deletionTimestamp") and FOREGROUND in finalizers_of(owner):
                 foreground_owner = True
                 self.enqueue((self._plural_of(ref), object_key(owner)))
-        ns, name = split_key(object_key(obj))
+        ns, name = namespace_of(obj), name_of(obj)
         if dangling and len(dangling) == len(refs):
             log.info("garbage-collecting %s %s: all owners gone", res.kind, object_key(obj))
             await self._delete(res, name, ns or None, "Background")
@@ -197,21 +197,21 @@ class GarbageCollector(runtime.Controller):
         return res.plural if res else ""
 
     async def _delete_dependents(self, res: Resource, owner: Obj) -> None:
-        deps = self.dependents(str(meta(owner).get("uid", "")))
+        deps = self.dependents(str(meta_of(owner).get("uid", "")))
         remaining = False
         for dep_res, dep in deps:
             remaining = True
-            if meta(dep).get("deletionTimestamp"):
+            if meta_of(dep).get("deletionTimestamp"):
                 continue
-            ns, name = split_key(object_key(dep))
+            ns, name = namespace_of(dep), name_of(dep)
             await self._delete(dep_res, name, ns or None, "Foreground")
         if not remaining:
             await self._remove_finalizer(res, owner, FOREGROUND)
 
     async def _orphan_dependents(self, res: Resource, owner: Obj) -> None:
-        uid = str(meta(owner).get("uid", ""))
+        uid = str(meta_of(owner).get("uid", ""))
         for dep_res, dep in self.dependents(uid):
-            keep = [r for r in meta(dep).get("ownerReferences") or [] if r.get("uid") != uid]
+            keep = [r for r in meta_of(dep).get("ownerReferences") or [] if r.get("uid") != uid]
             await self._patch_refs(dep_res, dep, keep)
         await self._remove_finalizer(res, owner, ORPHAN)
 
@@ -222,19 +222,19 @@ class GarbageCollector(runtime.Controller):
             pass
 
     async def _patch_refs(self, res: Resource, obj: Obj, refs: list[Obj]) -> None:
-        ns, name = split_key(object_key(obj))
+        ns, name = namespace_of(obj), name_of(obj)
         patch = {"metadata": {"ownerReferences": refs or None,
-                              "resourceVersion": meta(obj).get("resourceVersion")}}
+                              "resourceVersion": meta_of(obj).get("resourceVersion")}}
         try:
             await self.client.patch(res, name, patch, ns or None)
         except errors.NotFound:
             pass
 
     async def _remove_finalizer(self, res: Resource, obj: Obj, finalizer: str) -> None:
-        ns, name = split_key(object_key(obj))
+        ns, name = namespace_of(obj), name_of(obj)
         keep = [f for f in finalizers_of(obj) if f != finalizer]
         patch = {"metadata": {"finalizers": keep or None,
-                              "resourceVersion": meta(obj).get("resourceVersion")}}
+                              "resourceVersion": meta_of(obj).get("resourceVersion")}}
         try:
             await self.client.patch(res, name, patch, ns or None)
         except errors.NotFound:
@@ -244,7 +244,7 @@ class GarbageCollector(runtime.Controller):
         """Enqueue every object with owners or deletion finalizers (after the first sync)."""
         for plural, informer in self.informers.items():
             for obj in informer.list():
-                if meta(obj).get("ownerReferences") or self._finalizing(obj):
+                if meta_of(obj).get("ownerReferences") or self._finalizing(obj):
                     self.enqueue((plural, object_key(obj)))
 
 

@@ -12,7 +12,7 @@ Owns what every podns controller has in common (STYLE.md 2.7 #1-#2, Kubernetes'
   report as events instead). A `sync` that must look again later (minReadySeconds) calls
   `self.queue.add_after(key, seconds)`.
 
-Controllers never mutate cached objects; they copy before writing (see `_objects`).
+Controllers never mutate cached objects; they copy before writing (see `podns.objects.meta`).
 """
 
 from __future__ import annotations

@@ -23,24 +23,23 @@ from typing import Any
 
 from podns.controllers import runtime
 from podns.controllers._indexes import ensure
-from podns.controllers._objects import (
+from podns.controllers.events import NORMAL, WARNING, EventRecorder
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.kube.resources import NODES, PODS
+from podns.objects import (
     Obj,
     controller_ref,
     get_condition,
     is_terminating,
     labels_of,
     match_labels,
-    meta,
+    meta_of,
     name_of,
-    now_rfc3339,
+    namespace_of,
     object_key,
     set_condition,
-    split_key,
 )
-from podns.controllers.events import NORMAL, WARNING, EventRecorder
-from podns.kube import errors
-from podns.kube.client import Client
-from podns.kube.resources import NODES, PODS
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +227,7 @@ class Scheduler(runtime.Controller):
         if pod is None or not needs_scheduling(pod):
             return  # gone or already bound
         assumed = self._assumed.get(key)
-        if assumed is not None and assumed[0] == meta(pod).get("uid"):
+        if assumed is not None and assumed[0] == meta_of(pod).get("uid"):
             return  # bound by us; the cache has not caught up yet
         nodes = self.nodes.list()
         node = pick_node(pod, nodes, self._load)
@@ -239,7 +238,7 @@ class Scheduler(runtime.Controller):
             await self._mark_unschedulable(pod, message)
             raise Unschedulable(f"pod {key}: {message}")
         await self._bind(pod, node)
-        self._assumed[key] = (str(meta(pod).get("uid", "")), node)
+        self._assumed[key] = (str(meta_of(pod).get("uid", "")), node)
         if self.recorder is not None:
             self.recorder.event(pod, NORMAL, "Scheduled", f"Successfully assigned {key} to {node}")
 
@@ -248,9 +247,9 @@ class Scheduler(runtime.Controller):
         pod` shows); best-effort: a failure here must not hide the scheduling failure."""
         conditions = [dict(c) for c in (pod.get("status") or {}).get("conditions") or []]
         want = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
-        if not set_condition(conditions, want, now_rfc3339()):
+        if not set_condition(conditions, want):
             return
-        ns, name = split_key(object_key(pod))
+        ns, name = namespace_of(pod), name_of(pod)
         try:
             await self.client.patch(PODS, name, {"status": {"conditions": conditions}}, ns,
                                     subresource="status")
@@ -258,10 +257,10 @@ class Scheduler(runtime.Controller):
             log.debug("marking %s/%s unschedulable: %s", ns, name, exc)
 
     async def _bind(self, pod: Obj, node: str) -> None:
-        ns, name = split_key(object_key(pod))
+        ns, name = namespace_of(pod), name_of(pod)
         if self._binding_served:
             binding = {"apiVersion": "v1", "kind": "Binding",
-                       "metadata": {"name": name, "namespace": ns, "uid": meta(pod).get("uid")},
+                       "metadata": {"name": name, "namespace": ns, "uid": meta_of(pod).get("uid")},
                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
             try:
                 await self.client.request("POST", PODS.path(ns, name, "binding"), json=binding)

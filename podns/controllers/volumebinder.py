@@ -16,15 +16,15 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from podns.controllers import runtime
-from podns.controllers._objects import Obj, meta, object_key, split_key
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import PERSISTENTVOLUMECLAIMS
+from podns.objects import Obj, meta_of, object_key, split_key
 
 
 def volume_name(claim: Mapping[str, Any]) -> str:
     """The volume a claim is bound to: the existing `spec.volumeName` or `pvc-<uid>`."""
-    return str((claim.get("spec") or {}).get("volumeName") or f"pvc-{meta(claim).get('uid', '')}")
+    return str((claim.get("spec") or {}).get("volumeName") or f"pvc-{meta_of(claim).get('uid', '')}")
 
 
 def bound_status(claim: Mapping[str, Any]) -> Obj:
@@ -39,7 +39,7 @@ def bound_status(claim: Mapping[str, Any]) -> Obj:
 
 def needs_binding(claim: Mapping[str, Any]) -> bool:
     status = claim.get("status") or {}
-    return not meta(claim).get("deletionTimestamp") and (
+    return not meta_of(claim).get("deletionTimestamp") and (
         status.get("phase") != "Bound" or not (claim.get("spec") or {}).get("volumeName"))
 
 
@@ -68,18 +68,18 @@ class VolumeBinder(runtime.Controller):
         claim = self.claims.get(str(key))
         if claim is None or not needs_binding(claim):
             return  # gone or bound
-        if self._bound.get(str(key)) == meta(claim).get("uid"):
+        if self._bound.get(str(key)) == meta_of(claim).get("uid"):
             return  # bound by us; the cache is behind
         ns, name = split_key(str(key))
         try:
             if not (claim.get("spec") or {}).get("volumeName"):
                 claim = await self.client.patch(
                     PERSISTENTVOLUMECLAIMS, name,
-                    {"metadata": {"resourceVersion": meta(claim).get("resourceVersion")},
+                    {"metadata": {"resourceVersion": meta_of(claim).get("resourceVersion")},
                      "spec": {"volumeName": volume_name(claim)}}, ns)
             await self.client.patch(PERSISTENTVOLUMECLAIMS, name, {"status": bound_status(claim)}, ns,
                                     subresource="status")
-            self._bound[str(key)] = str(meta(claim).get("uid", ""))
+            self._bound[str(key)] = str(meta_of(claim).get("uid", ""))
         except errors.NotFound:
             return
         except errors.Conflict:

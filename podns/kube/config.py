@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from podns.kube.errors import ConfigError
-from podns.objects.meta import parse_time
+from podns.objects.times import parse_time
 
 #: the cluster extension that lists every API server of a podns cluster
 SERVERS_EXTENSION = "podns.io/servers"
@@ -112,9 +112,9 @@ class Config:
         if not token:
             raise ConfigError(f"exec credential plugin {argv[0]!r} returned no token")
         expiry = float("inf")
-        if status.get("expirationTimestamp"):
-            with contextlib.suppress(ValueError):
-                expiry = parse_time(status["expirationTimestamp"]).timestamp() - 60
+        expires = parse_time(status.get("expirationTimestamp"))
+        if expires is not None:
+            expiry = expires - 60
         self._exec_token, self._exec_expiry = str(token), expiry
         return self._exec_token
 

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from podns.kube import errors
 from podns.kube.client import WatchEvent
 from podns.kube.resources import Resource
-from podns.objects.meta import object_key, split_key
+from podns.objects.meta import object_key
 
 log = logging.getLogger(__name__)
 
@@ -416,4 +416,4 @@ class Informer:
                 pass
 
 
-__all__ = ["Backoff", "Informer", "object_key", "split_key"]
+__all__ = ["Backoff", "Informer"]

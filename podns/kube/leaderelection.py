@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import inspect
 import logging
 import random
@@ -29,7 +28,7 @@ from typing import Any
 
 from podns.kube import errors
 from podns.kube.resources import LEASES
-from podns.objects.meta import format_micro_time
+from podns.objects.times import now_rfc3339_micro
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,7 @@ class LeaderElector:
     # -- one attempt -------------------------------------------------------------------------
 
     def _record(self, *, acquire_time: str | None, transitions: int) -> Obj:
-        stamp = format_micro_time(dt.datetime.now(dt.UTC))
+        stamp = now_rfc3339_micro()
         return {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": max(1, round(self.lease_duration)),
@@ -171,7 +170,7 @@ class LeaderElector:
         if self._observed is None or self.leader != self.identity:
             return False
         spec = dict(self._observed_spec or {})
-        stamp = format_micro_time(dt.datetime.now(dt.UTC))
+        stamp = now_rfc3339_micro()
         spec.update(holderIdentity="", leaseDurationSeconds=1, renewTime=stamp,
                     acquireTime=stamp)
         try:

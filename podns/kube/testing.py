@@ -27,9 +27,9 @@ from podns.kube import errors
 from podns.kube.client import PatchType, WatchEvent
 from podns.kube.resources import Resource
 from podns.objects.mergepatch import merge_patch
-from podns.objects.meta import now
 from podns.objects.names import generate_name
 from podns.objects.selectors import field_path_value, parse_field_selector, parse_label_selector
+from podns.objects.times import now_rfc3339
 
 Obj = dict[str, Any]
 _Key = tuple[str, str, str, str]  # group, plural, namespace, name
@@ -187,7 +187,7 @@ class FakeClient:
         obj.setdefault("apiVersion", resource.api_version)
         obj.setdefault("kind", resource.kind)
         meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("creationTimestamp", now())
+        meta.setdefault("creationTimestamp", now_rfc3339())
         meta["generation"] = 1
         self._bump(obj)
         self._objects[key] = obj

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from podns.kube import errors
 from podns.kube.client import Client
-from podns.kube.informer import Informer, object_key
+from podns.kube.informer import Informer
 from podns.kube.resources import CONFIGMAPS, NODES, PODS, Resource
 from podns.node import netns, volumes
 from podns.node.container import ContainerRunner
@@ -43,6 +43,7 @@ from podns.node.podworker import PodWorker
 from podns.node.proxy import ServiceProxy
 from podns.node.runtime import ContainerRuntime, ProcessRuntime
 from podns.node.server import make_app
+from podns.objects import join_key, name_of, namespace_of, object_key
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -299,7 +300,7 @@ class Agent:
     async def delete_pod(self, pod: Obj) -> None:
         """Remove the pod object (gracePeriodSeconds=0: its processes are already gone)."""
         meta = pod.get("metadata", {})
-        worker = self.workers.get(f"{meta.get('namespace', 'default')}/{meta.get('name', '')}")
+        worker = self.workers.get(join_key(namespace_of(pod) or "default", name_of(pod)))
         if worker is not None and worker.uid == meta.get("uid"):
             with contextlib.suppress(errors.KubeError):
                 await self.write_status(worker)
@@ -331,7 +332,7 @@ class Agent:
 
     def find_container(self, namespace: str, pod: str, container: str) -> tuple[ContainerRunner | None,
                                                                               Obj | None]:
-        worker = self.workers.get(f"{namespace}/{pod}")
+        worker = self.workers.get(join_key(namespace, pod))
         if worker is None:
             return None, None
         for runner in worker.runners + worker.init_runners:

@@ -38,7 +38,8 @@ from podns.node.runtime import (
     LogSource,
     StartError,
 )
-from podns.node.status import ContainerRecord, rfc3339
+from podns.node.status import ContainerRecord
+from podns.objects.times import now_rfc3339
 
 Obj = dict[str, Any]
 
@@ -245,7 +246,7 @@ class ContainerRunner:
             self.sink = None
             self.record.state = {"terminated": {
                 "exitCode": 128, "reason": exc.reason, "message": exc.message,
-                "startedAt": rfc3339(0), "finishedAt": rfc3339(time.time()),
+                "startedAt": now_rfc3339(0), "finishedAt": now_rfc3339(),
             }}
             self.record.ready = self.record.started = False
             self.host.event("Warning", "Failed", f"Error: failed to start container {self.name!r}: "
@@ -261,7 +262,7 @@ class ContainerRunner:
             self.record.image_id = proc.image_id
         if proc.image:
             self.record.image = proc.image
-        self.record.state = {"running": {"startedAt": rfc3339(started)}}
+        self.record.state = {"running": {"startedAt": now_rfc3339(started)}}
         self.host.event("Normal", "Created", f"Created container: {self.name}", self.field_path)
         self.host.event("Normal", "Started", f"Started container {self.name}", self.field_path)
         hook = (self.spec.get("lifecycle") or {}).get("postStart")
@@ -278,7 +279,8 @@ class ContainerRunner:
         reason = proc.reason or ("Completed" if code == 0 else "Error")
         self.record.state = {"terminated": {
             "exitCode": code, "reason": reason,
-            "startedAt": rfc3339(proc.started_at), "finishedAt": rfc3339(proc.finished_at or time.time()),
+            "startedAt": now_rfc3339(proc.started_at),
+            "finishedAt": now_rfc3339(proc.finished_at or None),
             "containerID": self.record.container_id,
         }}
         if self.init and code == 0:
@@ -419,7 +421,8 @@ class ContainerRunner:
         if proc is not None and "running" in self.record.state and proc.exit_code is not None:
             self.record.state = {"terminated": {
                 "exitCode": proc.exit_code, "reason": "Completed" if proc.exit_code == 0 else "Error",
-                "startedAt": rfc3339(proc.started_at), "finishedAt": rfc3339(proc.finished_at or time.time()),
+                "startedAt": now_rfc3339(proc.started_at),
+                "finishedAt": now_rfc3339(proc.finished_at or None),
                 "containerID": self.record.container_id,
             }}
 

@@ -29,6 +29,8 @@ from typing import Any
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import LEASES, NAMESPACES, NODES
+from podns.objects.times import now_rfc3339, now_rfc3339_micro
+from podns.objects.wellknown import ARCH_LABEL, BETA_ARCH_LABEL, BETA_OS_LABEL, HOSTNAME_LABEL, OS_LABEL
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -42,15 +44,6 @@ STATUS_EVERY = 60.0
 #: how many pods one node admits (the kubelet's default maxPods is 110; processes are cheap)
 MAX_PODS = 250
 VERSION = "v1.33.0-podns"
-
-
-def _microtime() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _memory_bytes() -> int:
@@ -112,21 +105,20 @@ class Heartbeat:
 
     def node_labels(self) -> dict[str, str]:
         arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-        return {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
-                "beta.kubernetes.io/arch": arch, **self.labels}
+        return {HOSTNAME_LABEL: self.name, OS_LABEL: "linux", ARCH_LABEL: arch,
+                BETA_OS_LABEL: "linux", BETA_ARCH_LABEL: arch, **self.labels}
 
     def node_status(self) -> Obj:
         cpu = str(os.cpu_count() or 1)
         mem = f"{_memory_bytes() // 1024}Ki"
         resources = {"cpu": cpu, "memory": mem, "pods": str(MAX_PODS), "ephemeral-storage": "0"}
-        now = _now()
+        now = now_rfc3339()
 
         def cond(ctype: str, status: str, reason: str, message: str) -> Obj:
             return {"type": ctype, "status": status, "reason": reason, "message": message,
                     "lastHeartbeatTime": now, "lastTransitionTime": self._since.get(ctype, now)}
 
-        arch = self.node_labels()["kubernetes.io/arch"]
+        arch = self.node_labels()[ARCH_LABEL]
         return {
             "capacity": resources,
             "allocatable": resources,
@@ -196,7 +188,7 @@ class Heartbeat:
 
     async def renew_lease(self) -> None:
         spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
-                "renewTime": _microtime()}
+                "renewTime": now_rfc3339_micro()}
         try:
             await self.client.patch(LEASES, self.name, {"spec": spec}, LEASE_NAMESPACE)
         except errors.NotFound:

@@ -21,21 +21,15 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+
+from podns.objects.times import now_rfc3339_nano, parse_time
 
 #: kubelet defaults: containerLogMaxSize 10Mi, containerLogMaxFiles 5
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_FILES = 5
 #: the CRI splits lines longer than this into partial (P) records, as containerd does
 MAX_LINE = 16 * 1024
-
-
-def rfc3339nano(ts: float | None = None) -> str:
-    """`2024-01-02T03:04:05.123456789Z` for `ts` (seconds since the epoch; None = now)."""
-    ns = time.time_ns() if ts is None else int(ts * 1e9)
-    secs, frac = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
 
 class LogSink:
@@ -103,7 +97,7 @@ class LogSink:
     def _emit(self, stream: str, items: list[tuple[bytes, bytes]]) -> None:
         if self._file.closed or not items:
             return
-        prefix = rfc3339nano().encode() + b" " + stream.encode() + b" "
+        prefix = now_rfc3339_nano().encode() + b" " + stream.encode() + b" "
         out = bytearray()
         for tag, message in items:
             rec = prefix + tag + b" " + message + b"\n"
@@ -192,10 +186,12 @@ def _parse(line: bytes) -> tuple[str, str, bool, bytes] | None:
 
 def _cutoff(opts: LogOptions) -> str | None:
     if opts.since_seconds is not None:
-        return rfc3339nano(time.time() - opts.since_seconds)
+        return now_rfc3339_nano(time.time() - opts.since_seconds)
     if opts.since_time:
-        dt = datetime.fromisoformat(opts.since_time.replace("Z", "+00:00"))
-        return rfc3339nano(dt.timestamp())
+        since = parse_time(opts.since_time)
+        if since is None:
+            raise ValueError(f"sinceTime: not an RFC 3339 time: {opts.since_time!r}")
+        return now_rfc3339_nano(since)
     return None
 
 

@@ -28,7 +28,8 @@ from podns.node.netns import NetnsError
 from podns.node.podnetwork import PodNetwork
 from podns.node.runtime import ContainerConfig, ContainerRuntime, StartError
 from podns.node.sandbox import Sandbox
-from podns.node.status import ContainerRecord, now_rfc3339, pod_status
+from podns.node.status import ContainerRecord, pod_status
+from podns.objects import join_key, name_of, namespace_of, now_rfc3339
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -70,7 +71,7 @@ class PodWorker:
         self.pod = pod
         meta = pod.get("metadata", {})
         self.uid = str(meta.get("uid", ""))
-        self.key = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+        self.key = join_key(namespace_of(pod) or "default", name_of(pod))
         spec = pod.get("spec") or {}
         self.dir = volumes.pod_dir(agent.data_dir, pod)
         self.log_dir = self.dir / "logs"

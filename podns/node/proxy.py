@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podns.kube.client import Client
-from podns.kube.informer import Informer, object_key
+from podns.kube.informer import Informer
 from podns.kube.resources import ENDPOINTSLICES, SERVICES
+from podns.objects import join_key, object_key
+from podns.objects.wellknown import SERVICE_NAME_LABEL
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 CONNECT_TIMEOUT = 2.0
 #: a UDP client flow with no traffic for this long is forgotten
 UDP_IDLE = 60.0
@@ -256,7 +257,7 @@ class ServiceProxy:
         meta = sl.get("metadata", {})
         svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
         if svc:
-            self._refresh_backends(f"{meta.get('namespace')}/{svc}")
+            self._refresh_backends(join_key(str(meta.get("namespace") or ""), svc))
 
     def _refresh_backends(self, svc_key: str) -> None:
         slices = self.slices.by_index("service", svc_key)

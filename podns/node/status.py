@@ -9,19 +9,11 @@ keeps a condition's `lastTransitionTime` while its status does not change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from podns.objects.times import now_rfc3339
+
 Obj = dict[str, Any]
-
-
-def now_rfc3339() -> str:
-    """The current time as Kubernetes writes timestamps (seconds precision, `Z`)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(slots=True)

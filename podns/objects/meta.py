@@ -1,9 +1,14 @@
-"""Helpers on object metadata: keys, owner references, conditions and RFC 3339 timestamps.
+"""Object metadata: keys, accessors, owner references and status conditions.
 
-One spelling of the `"namespace/name"` key for the whole project (`object_key` /
-`split_key`), Kubernetes' controller-reference rules, and condition lists as Kubernetes'
-`meta.SetStatusCondition` maintains them. Pure: dicts in, dicts out, no I/O; the functions
-that change an object say so and change it in place (callers own a private copy).
+One spelling of the `"namespace/name"` key for the whole project (`object_key` / `join_key` /
+`split_key`, client-go's `MetaNamespaceKeyFunc` / `SplitMetaNamespaceKey`), Kubernetes'
+controller-reference rules, and condition lists as Kubernetes' `meta.SetStatusCondition`
+maintains them.
+
+Pure: dicts in, values out, no I/O. Objects handed in are never mutated (they usually come from
+an informer cache shared by every component of the process; Kubernetes
+`stateful_pod_control.go`: "make a copy so we don't mutate the shared cache"), except by
+`set_condition` and `set_owner_reference`, which say so and change the caller's private copy.
 """
 
 from __future__ import annotations
@@ -12,20 +17,32 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from podns.objects.times import now_rfc3339
+from podns.objects.times import parse_time as parse_time_seconds
+
 Obj = dict[str, Any]
 
 
+# ---------------------------------------------------------------------------------------------
+# keys and accessors
+
+
+def join_key(namespace: str, name: str) -> str:
+    """The key of the object `name` in `namespace`: `"namespace/name"`, or `"name"` when the
+    namespace is empty (cluster-scoped objects)."""
+    return f"{namespace}/{name}" if namespace else name
+
+
 def object_key(obj: Mapping[str, Any]) -> str:
-    """`"namespace/name"` for namespaced objects, `"name"` for cluster-scoped ones."""
-    md = obj.get("metadata") or {}
-    ns = md.get("namespace") or ""
-    name = md.get("name") or ""
-    return f"{ns}/{name}" if ns else name
+    """The key of an object (work queues, informer caches): `join_key` of its metadata."""
+    return join_key(namespace_of(obj), name_of(obj))
 
 
 def split_key(key: str) -> tuple[str, str]:
-    """Inverse of `object_key`: `(namespace, name)`, namespace `""` when cluster-scoped.
-    Raises ValueError for a key with more than one '/'."""
+    """Inverse of `join_key`: `(namespace, name)`, namespace `""` when cluster-scoped.
+
+    Raises ValueError for a key with more than one '/', as client-go's `SplitMetaNamespaceKey`
+    does: such a key was not made by `join_key`, and a caller must not guess an object from it."""
     parts = key.split("/")
     if len(parts) == 1:
         return "", parts[0]
@@ -34,67 +51,60 @@ def split_key(key: str) -> tuple[str, str]:
     raise ValueError(f"unexpected key format: {key!r}")
 
 
-# ---------------------------------------------------------------------------------------------
-# timestamps
+def meta_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object's metadata, or an empty mapping."""
+    return obj.get("metadata") or {}
 
 
-def format_time(when: dt.datetime) -> str:
-    """RFC 3339 at second precision in UTC (`2024-01-02T03:04:05Z`), as metav1.Time."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def name_of(obj: Mapping[str, Any]) -> str:
+    return str(meta_of(obj).get("name") or "")
 
 
-def format_micro_time(when: dt.datetime) -> str:
-    """RFC 3339 with microseconds (`...05.123456Z`), as metav1.MicroTime (Lease, events.k8s.io)."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def namespace_of(obj: Mapping[str, Any]) -> str:
+    """The object's namespace, `""` for cluster-scoped objects."""
+    return str(meta_of(obj).get("namespace") or "")
 
 
-def now() -> str:
-    """The current time as a metav1.Time string."""
-    return format_time(dt.datetime.now(dt.UTC))
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    return meta_of(obj).get("labels") or {}
 
 
-def parse_time(value: str) -> dt.datetime:
-    """Parse an RFC 3339 timestamp (with `Z` or an offset, optional fraction); ValueError if
-    malformed. Returns an aware datetime."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp without a time zone: {value!r}")
-    return parsed
+def is_terminating(obj: Mapping[str, Any]) -> bool:
+    """The object has a `deletionTimestamp` (graceful deletion or finalizers pending)."""
+    return bool(meta_of(obj).get("deletionTimestamp"))
 
 
 # ---------------------------------------------------------------------------------------------
 # owner references
 
 
-def controller_ref(obj: Mapping[str, Any]) -> Obj | None:
-    """The owner reference with `controller: true`, or None."""
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return dict(ref)
-    return None
-
-
-def make_controller_ref(owner: Mapping[str, Any], *, block_owner_deletion: bool = True) -> Obj:
-    """An owner reference naming `owner` as the controller (what controllers put on objects
-    they create, e.g. a StatefulSet on its pods)."""
-    md = owner.get("metadata") or {}
+def owner_reference(owner: Mapping[str, Any], *, controller: bool = True) -> Obj:
+    """An owner reference to `owner` with `blockOwnerDeletion`, as controllers put on the objects
+    they create (a StatefulSet on its pods, a Service on its EndpointSlices). `apiVersion`
+    defaults to `v1` for list items that come without one."""
+    md = meta_of(owner)
     return {
-        "apiVersion": owner.get("apiVersion", ""),
+        "apiVersion": owner.get("apiVersion", "v1"),
         "kind": owner.get("kind", ""),
         "name": md.get("name", ""),
         "uid": md.get("uid", ""),
-        "controller": True,
-        "blockOwnerDeletion": block_owner_deletion,
+        "controller": controller,
+        "blockOwnerDeletion": True,
     }
+
+
+def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The owner reference with `controller: true`, or None (Kubernetes `metav1.GetControllerOf`)."""
+    for ref in meta_of(obj).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref  # type: ignore[no-any-return]
+    return None
 
 
 def is_controlled_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     """Whether `obj`'s controller reference points at `owner` (by uid)."""
     ref = controller_ref(obj)
-    owner_uid = (owner.get("metadata") or {}).get("uid")
+    owner_uid = meta_of(owner).get("uid")
     return ref is not None and bool(owner_uid) and ref.get("uid") == owner_uid
 
 
@@ -110,14 +120,18 @@ def set_owner_reference(obj: Obj, ref: Mapping[str, Any]) -> None:
 # conditions
 
 
-def get_condition(obj_or_status: Mapping[str, Any], cond_type: str) -> Obj | None:
+#: condition fields that record when, not what: a condition differing only in them is unchanged
+_TIME_FIELDS = ("lastTransitionTime", "lastHeartbeatTime", "lastProbeTime")
+
+
+def get_condition(obj_or_status: Mapping[str, Any], cond_type: str) -> Mapping[str, Any] | None:
     """The condition of `cond_type` from an object (its `status.conditions`) or a status."""
     status = obj_or_status.get("status", obj_or_status)
     if not isinstance(status, Mapping):
         return None
     for cond in status.get("conditions") or []:
         if cond.get("type") == cond_type:
-            return dict(cond)
+            return cond  # type: ignore[no-any-return]
     return None
 
 
@@ -126,52 +140,29 @@ def is_condition_true(obj_or_status: Mapping[str, Any], cond_type: str) -> bool:
     return cond is not None and cond.get("status") == "True"
 
 
-def set_condition(
-    obj: Obj,
-    cond_type: str,
-    status: str,
-    *,
-    reason: str = "",
-    message: str = "",
-    at: str | None = None,
-    time_field: str = "lastTransitionTime",
-) -> bool:
-    """Set a condition in `obj["status"]["conditions"]` in place, as `meta.SetStatusCondition`:
-    the transition time changes only when `status` changes. Returns whether anything changed.
-    `time_field` lets pods also keep `lastProbeTime` semantics untouched."""
-    conds: list[Obj] = obj.setdefault("status", {}).setdefault("conditions", [])
-    stamp = at or now()
-    for cond in conds:
-        if cond.get("type") != cond_type:
+def set_condition(conditions: list[Obj], new: Mapping[str, Any], *, now: str | None = None) -> bool:
+    """Put `new` into `conditions` (the caller's private list), as Kubernetes'
+    `meta.SetStatusCondition`: `lastTransitionTime` moves (to `now`, default the current time)
+    only when the status changes. Returns whether anything but a time field changed; when
+    nothing did, the list is left as it was."""
+    stamp = now or now_rfc3339()
+    for i, cond in enumerate(conditions):
+        if cond.get("type") != new["type"]:
             continue
-        changed = False
-        if cond.get("status") != status:
-            cond["status"] = status
-            cond[time_field] = stamp
-            changed = True
-        for key, value in (("reason", reason), ("message", message)):
-            if value and cond.get(key) != value:
-                cond[key] = value
-                changed = True
-            elif not value and key in cond:
-                del cond[key]
-                changed = True
-        return changed
-    new: Obj = {"type": cond_type, "status": status, time_field: stamp}
-    if reason:
-        new["reason"] = reason
-    if message:
-        new["message"] = message
-    conds.append(new)
+        if all(cond.get(k) == v for k, v in new.items() if k not in _TIME_FIELDS):
+            return False
+        same_status = cond.get("status") == new.get("status")
+        conditions[i] = {**new, "lastTransitionTime": cond.get("lastTransitionTime", stamp)
+                         if same_status else stamp}
+        return True
+    conditions.append({**new, "lastTransitionTime": stamp})
     return True
 
 
-def remove_condition(obj: Obj, cond_type: str) -> bool:
-    """Remove a condition in place; returns whether one was removed."""
-    status = obj.get("status") or {}
-    conds = status.get("conditions") or []
-    kept = [c for c in conds if c.get("type") != cond_type]
-    if len(kept) == len(conds):
-        return False
-    status["conditions"] = kept
-    return True
+def parse_time(value: str) -> dt.datetime:
+    """Transitional, for podns.api until it moves to `podns.objects.times.parse_time`: an RFC 3339
+    timestamp as an aware datetime; ValueError if malformed."""
+    seconds = parse_time_seconds(value)
+    if seconds is None:
+        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)

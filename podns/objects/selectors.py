@@ -233,6 +233,25 @@ def selector_from_label_selector(obj: Mapping[str, Any] | None) -> Selector:
     return Selector(tuple(sorted(reqs, key=lambda r: r.key)))
 
 
+def validate_label_selector(selector: Mapping[str, Any] | None) -> None:
+    """Raise `SelectorError` when a LabelSelector object cannot be compiled."""
+    selector_from_label_selector(selector)
+
+
+def match_label_selector(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether `labels` match a LabelSelector object (None matches nothing, `{}` everything);
+    raises `SelectorError` when it is invalid. Compiles on each call: a caller matching many
+    objects compiles once with `selector_from_label_selector`."""
+    return selector_from_label_selector(selector).matches(labels)
+
+
+def match_labels(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Whether `labels` satisfy an equality map (a Service's `spec.selector`, a pod's
+    `nodeSelector`): every key present with that value. The fast path of
+    `selector_from_set(selector).matches(labels)` for hot event handlers."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
 def selector_from_set(labels: Mapping[str, str]) -> Selector:
     """The selector `k1=v1,k2=v2` for a plain map (a Service's `spec.selector`). An empty map
     selects everything; callers decide whether an empty service selector means 'no pods'."""

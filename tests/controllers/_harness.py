@@ -64,8 +64,8 @@ async def kubelet(
 ) -> None:
     """Play the node agent: every pod not yet Running becomes Running with an IP, Ready when
     `ready(pod)`. Deleted pods simply vanish (the fake deletes at once). Runs until cancelled."""
-    from podns.controllers._objects import now_rfc3339
     from podns.kube.resources import PODS
+    from podns.objects import now_rfc3339
 
     n = 0
     while True:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from podns.controllers._objects import now_rfc3339
 from podns.controllers.deployment import util as du
 from podns.controllers.deployment.sync import DeploymentPlan, plan
+from podns.objects import now_rfc3339
 
 Obj = dict[str, Any]
 NOW = 1_800_000_000.0

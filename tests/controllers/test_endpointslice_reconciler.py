@@ -9,12 +9,10 @@ import pytest
 
 from podns.controllers.endpointslice.reconciler import (
     MANAGED_BY,
-    MANAGED_BY_LABEL,
-    SERVICE_NAME_LABEL,
-    TRIGGER_TIME_ANNOTATION,
     Plan,
     reconcile,
 )
+from podns.objects.wellknown import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION
 
 from ._builders import node, pod, service
 

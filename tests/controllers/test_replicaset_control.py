@@ -90,7 +90,7 @@ def test_min_ready_seconds_status_and_requeue() -> None:
     """Given minReadySeconds 10 and a pod Ready for 4 s, then it is ready but not available, and
     the set is looked at again in about 6 s."""
     since = "2027-01-15T08:00:00Z"
-    from podns.controllers._objects import parse_time
+    from podns.objects import parse_time
 
     now = (parse_time(since) or 0) + 4
     p = plan(replicaset(1, min_ready=10), [web_pod("a", ready_since=since)], now=now)

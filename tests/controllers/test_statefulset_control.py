@@ -7,22 +7,20 @@ from typing import Any
 
 import pytest
 
-from podns.controllers._objects import now_rfc3339
 from podns.controllers.statefulset.control import (
-    POD_INDEX_LABEL,
-    POD_NAME_LABEL,
     StsPlan,
     compute_status,
     plan,
 )
 from podns.controllers.statefulset.revision import (
-    REVISION_LABEL,
     equal_revision,
     history_to_delete,
     new_revision,
     revision_template,
     template_hash,
 )
+from podns.objects import now_rfc3339
+from podns.objects.wellknown import POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL
 
 Obj = dict[str, Any]
 NOW = 1_800_000_000.0

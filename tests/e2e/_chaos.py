@@ -420,9 +420,10 @@ def _lease_renewed_since(p: Podns, node: str, since: float) -> bool:
     renew = lease.get("spec", {}).get("renewTime")
     if not renew:
         return False
-    from podns.objects.meta import parse_time
+    from podns.objects.times import parse_time
 
-    return parse_time(renew).timestamp() >= since - 0.5
+    renewed = parse_time(renew)
+    return renewed is not None and renewed >= since - 0.5
 
 
 async def run(workdir: Path, *, down: float = 3.0, settle: float = 1.5, rounds: int = 1,

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from podns.kube.client import Client
-from podns.kube.informer import Informer, object_key, split_key
+from podns.kube.informer import Informer
 from podns.kube.resources import PODS
+from podns.objects import object_key, split_key
 
 from .apiserver import pod
 from .conftest import Started

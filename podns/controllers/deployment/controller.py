@@ -25,19 +25,6 @@ from typing import Any
 
 from podns.controllers import runtime
 from podns.controllers._indexes import ensure as _ensure_index
-from podns.controllers._objects import (
-    Obj,
-    SelectorError,
-    controller_ref,
-    labels_of,
-    match_label_selector,
-    meta,
-    name_of,
-    namespace_of,
-    object_key,
-    owner_reference,
-    validate_label_selector,
-)
 from podns.controllers.deployment import sync as control
 from podns.controllers.deployment import util as du
 from podns.controllers.events import NORMAL, WARNING, EventRecorder
@@ -52,6 +39,20 @@ from podns.controllers.replicaset.controller import (
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import DEPLOYMENTS, PODS, REPLICASETS
+from podns.objects import (
+    Obj,
+    SelectorError,
+    controller_ref,
+    join_key,
+    labels_of,
+    match_label_selector,
+    meta_of,
+    name_of,
+    namespace_of,
+    object_key,
+    owner_reference,
+    validate_label_selector,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class DeploymentController(runtime.Controller):
         ref = controller_ref(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
-        rs = self.sets.get(f"{namespace_of(pod)}/{ref.get('name')}")
+        rs = self.sets.get(join_key(namespace_of(pod), str(ref.get("name") or "")))
         if rs is not None:
             self._on_set(rs)
 
@@ -121,7 +122,7 @@ class DeploymentController(runtime.Controller):
                         "This deployment is selecting all pods. A non-empty selector is required.")
             return
         sets = await self._claim_sets(d, selector)
-        pods_by_set = {name_of(rs): self.pods.by_index(BY_CONTROLLER, str(meta(rs).get("uid", "")))
+        pods_by_set = {name_of(rs): self.pods.by_index(BY_CONTROLLER, str(meta_of(rs).get("uid", "")))
                        for rs in sets}
         step = control.plan(d, sets, pods_by_set, now=time.time())
         await self._apply(d, step)
@@ -129,7 +130,7 @@ class DeploymentController(runtime.Controller):
             self.queue.add_after(key, step.requeue_after)
 
     async def _claim_sets(self, d: Obj, selector: Mapping[str, Any]) -> list[Obj]:
-        owned = self.sets.by_index(BY_CONTROLLER, str(meta(d).get("uid", "")))
+        owned = self.sets.by_index(BY_CONTROLLER, str(meta_of(d).get("uid", "")))
         candidates = [rs for rs in self.sets.by_index(BY_NAMESPACE, namespace_of(d))
                       if controller_ref(rs) is None]
         if not candidates and all(match_label_selector(selector, labels_of(rs)) for rs in owned):
@@ -150,7 +151,7 @@ class DeploymentController(runtime.Controller):
                 except errors.AlreadyExists:
                     await self._collision(d, obj)
                     raise
-                versions[name_of(created)] = str(meta(created).get("resourceVersion", ""))
+                versions[name_of(created)] = str(meta_of(created).get("resourceVersion", ""))
             elif write.kind == "update_rs":
                 if name_of(obj) in versions:
                     obj["metadata"]["resourceVersion"] = versions[name_of(obj)]
@@ -158,7 +159,7 @@ class DeploymentController(runtime.Controller):
                     updated = await self.client.update(REPLICASETS, obj, ns)
                 except errors.Conflict:
                     raise runtime.StaleCache(f"ReplicaSet {name_of(obj)}") from None
-                versions[name_of(updated)] = str(meta(updated).get("resourceVersion", ""))
+                versions[name_of(updated)] = str(meta_of(updated).get("resourceVersion", ""))
             else:
                 try:
                     await self.client.delete(REPLICASETS, name_of(obj), ns)
@@ -184,7 +185,7 @@ class DeploymentController(runtime.Controller):
         ref = controller_ref(found)
         same = du.equal_ignore_hash((found.get("spec") or {}).get("template") or {},
                                     (want.get("spec") or {}).get("template") or {})
-        if same and ref is not None and ref.get("uid") == meta(d).get("uid"):
+        if same and ref is not None and ref.get("uid") == meta_of(d).get("uid"):
             raise runtime.StaleCache(f"ReplicaSet {name_of(want)} not cached yet")
         status = dict(d.get("status") or {})
         status["collisionCount"] = int(status.get("collisionCount") or 0) + 1

@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from podns.controllers._objects import Obj, meta, name_of, now_rfc3339, parse_time
 from podns.controllers.deployment import util as du
+from podns.objects import Obj, meta_of, name_of, now_rfc3339, parse_time
 
 WriteKind = Literal["create_rs", "update_rs", "delete_rs"]
 
@@ -60,7 +60,7 @@ class DeploymentPlan:
 
 
 def _created(rs: Mapping[str, Any]) -> float:
-    return parse_time(meta(rs).get("creationTimestamp")) or 0.0
+    return parse_time(meta_of(rs).get("creationTimestamp")) or 0.0
 
 
 def _rs_sort_size_newer(sets: list[Obj]) -> list[Obj]:
@@ -142,7 +142,7 @@ class _Planner:
             if changed or int(rs["spec"].get("minReadySeconds") or 0) != min_ready:
                 rs["spec"]["minReadySeconds"] = min_ready
                 self._write("update_rs", rs)
-            self._set_revision((meta(rs).get("annotations") or {}).get(du.REVISION, ""))
+            self._set_revision((meta_of(rs).get("annotations") or {}).get(du.REVISION, ""))
             if du.has_progress_deadline(self.d) and du.condition(self.d["status"], du.PROGRESSING) is None:
                 du.set_condition(self.d["status"], self._progressing(
                     "True", du.FOUND_NEW_RS, f'Found new replica set "{name_of(rs)}"'))
@@ -314,15 +314,15 @@ class _Planner:
             return
         new = du.find_new(self.d, list(self.sets.values()))
         olds = [rs for rs in self.sets.values() if (new is None or name_of(rs) != name_of(new))
-                and not meta(rs).get("deletionTimestamp")]
+                and not meta_of(rs).get("deletionTimestamp")]
         excess = len(olds) - int(limit)
         if excess <= 0:
             return
-        olds.sort(key=lambda rs: (du.revision_of(rs), parse_time(meta(rs).get("creationTimestamp")) or 0.0,
+        olds.sort(key=lambda rs: (du.revision_of(rs), parse_time(meta_of(rs).get("creationTimestamp")) or 0.0,
                                   name_of(rs)))
         for rs in olds[:excess]:
             if (du.status_int(rs, "replicas") != 0 or du.replicas(rs) != 0
-                    or int(meta(rs).get("generation") or 0) > du.status_int(rs, "observedGeneration")):
+                    or int(meta_of(rs).get("generation") or 0) > du.status_int(rs, "observedGeneration")):
                 continue
             self._write("delete_rs", rs)
 
@@ -333,7 +333,7 @@ class _Planner:
         available = du.status_count(sets, "availableReplicas")
         old = self.d["status"]
         status: Obj = {
-            "observedGeneration": int(meta(self.d).get("generation") or 0),
+            "observedGeneration": int(meta_of(self.d).get("generation") or 0),
             "replicas": du.status_count(sets, "replicas"),
             "updatedReplicas": du.status_count([new], "replicas") if new is not None else 0,
             "readyReplicas": du.status_count(sets, "readyReplicas"),
@@ -448,7 +448,7 @@ def plan(d: Mapping[str, Any], sets: Sequence[Mapping[str, Any]],
     pods of each (by ReplicaSet name, terminating ones included; only Recreate reads them);
     `now` the time (seconds since the epoch) for conditions and the progress deadline."""
     p = _Planner(d, sets, now)
-    if meta(d).get("deletionTimestamp"):
+    if meta_of(d).get("deletionTimestamp"):
         p.all_sets(create=False)
         p.status_only()
     else:
@@ -460,8 +460,8 @@ def plan(d: Mapping[str, Any], sets: Sequence[Mapping[str, Any]],
         else:
             p.recreate(pods_by_set or {})
     original = dict(d.get("status") or {})
-    before = (meta(d).get("annotations") or {}, _comparable(original))
-    after = (meta(p.d).get("annotations") or {}, _comparable(p.d["status"]))
+    before = (meta_of(d).get("annotations") or {}, _comparable(original))
+    after = (meta_of(p.d).get("annotations") or {}, _comparable(p.d["status"]))
     if before != after:
         p.plan.status_update = p.d
     p.plan.requeue_after = p.requeue_after()

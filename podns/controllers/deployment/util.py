@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from podns.controllers._hash import template_hash
-from podns.controllers._objects import Obj, meta, name_of, namespace_of, owner_reference, parse_time
+from podns.objects import Obj, meta_of, name_of, namespace_of, owner_reference, parse_time
 
 #: label (and selector) that ties a ReplicaSet's pods to its template
 POD_TEMPLATE_HASH = "pod-template-hash"
@@ -90,7 +90,7 @@ def max_unavailable(d: Mapping[str, Any]) -> int:
 
 def revision_of(obj: Mapping[str, Any]) -> int:
     try:
-        return int((meta(obj).get("annotations") or {}).get(REVISION, 0))
+        return int((meta_of(obj).get("annotations") or {}).get(REVISION, 0))
     except ValueError:
         return 0
 
@@ -100,7 +100,7 @@ def max_revision(sets: Iterable[Mapping[str, Any]]) -> int:
 
 
 def _created(obj: Mapping[str, Any]) -> tuple[float, str]:
-    return (parse_time(meta(obj).get("creationTimestamp")) or 0.0, name_of(obj))
+    return (parse_time(meta_of(obj).get("creationTimestamp")) or 0.0, name_of(obj))
 
 
 def by_creation(sets: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -182,7 +182,7 @@ def set_replicas_annotations(rs: Obj, desired: int, maximum: int) -> bool:
 
 
 def replicas_annotations_need_update(rs: Mapping[str, Any], desired: int, maximum: int) -> bool:
-    ann = meta(rs).get("annotations") or {}
+    ann = meta_of(rs).get("annotations") or {}
     return ann.get(DESIRED_REPLICAS) != str(desired) or ann.get(MAX_REPLICAS) != str(maximum)
 
 
@@ -192,7 +192,7 @@ def set_new_annotations(d: Mapping[str, Any], rs: Obj, revision: int, *, exists:
     the replicas annotations when new. Returns whether anything changed."""
     ann = rs["metadata"].setdefault("annotations", {})
     before = dict(ann)
-    for k, v in (meta(d).get("annotations") or {}).items():
+    for k, v in (meta_of(d).get("annotations") or {}).items():
         if k not in SKIPPED_ANNOTATIONS:
             ann[k] = v
     old = ann.get(REVISION, "")
@@ -212,14 +212,14 @@ def set_new_annotations(d: Mapping[str, Any], rs: Obj, revision: int, *, exists:
 
 def desired_annotation(rs: Mapping[str, Any]) -> int | None:
     try:
-        return int((meta(rs).get("annotations") or {})[DESIRED_REPLICAS])
+        return int((meta_of(rs).get("annotations") or {})[DESIRED_REPLICAS])
     except (KeyError, ValueError):
         return None
 
 
 def max_annotation(rs: Mapping[str, Any]) -> int | None:
     try:
-        return int((meta(rs).get("annotations") or {})[MAX_REPLICAS])
+        return int((meta_of(rs).get("annotations") or {})[MAX_REPLICAS])
     except (KeyError, ValueError):
         return None
 
@@ -325,7 +325,7 @@ def complete(d: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
     want = replicas(d)
     return (int(status.get("updatedReplicas") or 0) == want and int(status.get("replicas") or 0) == want
             and int(status.get("availableReplicas") or 0) == want
-            and int(status.get("observedGeneration") or 0) >= int(meta(d).get("generation") or 0))
+            and int(status.get("observedGeneration") or 0) >= int(meta_of(d).get("generation") or 0))
 
 
 def progressing(d: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from podns.controllers import _indexes, runtime
-from podns.controllers._objects import (
-    Obj,
-    meta,
-    object_key,
-    split_key,
-)
 from podns.controllers.endpoints.reconciler import desired, merged_for_update, needs_write
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import ENDPOINTS, PODS, SERVICES
+from podns.objects import (
+    Obj,
+    meta_of,
+    object_key,
+    split_key,
+)
 
 
 class EndpointsController(runtime.Controller):
@@ -87,5 +87,5 @@ class EndpointsController(runtime.Controller):
                 raise runtime.StaleCache(key) from None
         else:
             new = merged_for_update(existing, want)
-            new["metadata"]["resourceVersion"] = meta(existing).get("resourceVersion")
+            new["metadata"]["resourceVersion"] = meta_of(existing).get("resourceVersion")
             await self.client.update(ENDPOINTS, new)

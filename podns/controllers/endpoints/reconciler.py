@@ -17,26 +17,24 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from podns.controllers._objects import (
-    Obj,
-    is_terminating,
-    labels_of,
-    meta,
-    name_of,
-    namespace_of,
-    pod_is_ready,
-)
 from podns.controllers.endpointslice.reconciler import (
-    HEADLESS_LABEL,
-    TRIGGER_TIME_ANNOTATION,
     resolve_target_port,
     should_publish,
     trigger_time,
 )
+from podns.objects import (
+    Obj,
+    is_terminating,
+    labels_of,
+    meta_of,
+    name_of,
+    namespace_of,
+    pod_is_ready,
+)
+from podns.objects.wellknown import HEADLESS_LABEL, OVER_CAPACITY_ANNOTATION, TRIGGER_TIME_ANNOTATION
 
-#: Kubernetes truncates Endpoints at 1000 addresses and says so with this annotation.
+#: Kubernetes truncates Endpoints at 1000 addresses and says so with OVER_CAPACITY_ANNOTATION.
 MAX_ADDRESSES = 1000
-TRUNCATED_ANNOTATION = "endpoints.kubernetes.io/over-capacity"
 
 
 def _pod_ipv4_or_first(pod: Mapping[str, Any]) -> str | None:
@@ -61,7 +59,7 @@ def desired(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Ob
         if pspec.get("nodeName"):
             address["nodeName"] = pspec["nodeName"]
         address["targetRef"] = {"kind": "Pod", "namespace": namespace_of(pod), "name": name_of(pod),
-                                "uid": meta(pod).get("uid", "")}
+                                "uid": meta_of(pod).get("uid", "")}
         ports: list[Obj] = []
         for sp in spec.get("ports") or []:
             number = resolve_target_port(sp, pod)
@@ -98,7 +96,7 @@ def desired(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Ob
     if trigger:
         annotations[TRIGGER_TIME_ANNOTATION] = trigger
     if count >= MAX_ADDRESSES and len(pods) > MAX_ADDRESSES:
-        annotations[TRUNCATED_ANNOTATION] = "truncated"
+        annotations[OVER_CAPACITY_ANNOTATION] = "truncated"
     return {
         "apiVersion": "v1",
         "kind": "Endpoints",
@@ -117,8 +115,8 @@ def needs_write(existing: Mapping[str, Any] | None, want: Mapping[str, Any]) -> 
         return True
     if labels_of(existing) != want["metadata"]["labels"]:
         return True
-    old_trunc = (meta(existing).get("annotations") or {}).get(TRUNCATED_ANNOTATION)
-    return old_trunc != want["metadata"]["annotations"].get(TRUNCATED_ANNOTATION)
+    old_trunc = (meta_of(existing).get("annotations") or {}).get(OVER_CAPACITY_ANNOTATION)
+    return old_trunc != want["metadata"]["annotations"].get(OVER_CAPACITY_ANNOTATION)
 
 
 def merged_for_update(existing: Mapping[str, Any], want: Mapping[str, Any]) -> Obj:
@@ -127,7 +125,7 @@ def merged_for_update(existing: Mapping[str, Any], want: Mapping[str, Any]) -> O
     new["subsets"] = copy.deepcopy(want["subsets"])
     new["metadata"]["labels"] = dict(want["metadata"]["labels"])
     annotations = dict(new["metadata"].get("annotations") or {})
-    annotations.pop(TRUNCATED_ANNOTATION, None)
+    annotations.pop(OVER_CAPACITY_ANNOTATION, None)
     annotations.update(want["metadata"]["annotations"])
     new["metadata"]["annotations"] = annotations
     return new

@@ -24,21 +24,9 @@ import time
 from collections.abc import Hashable
 
 from podns.controllers import _indexes, runtime
-from podns.controllers._objects import (
-    Obj,
-    labels_of,
-    meta,
-    name_of,
-    namespace_of,
-    object_key,
-    split_key,
-)
 from podns.controllers.endpointslice.reconciler import (
     DEFAULT_MAX_ENDPOINTS_PER_SLICE,
     MANAGED_BY,
-    MANAGED_BY_LABEL,
-    SERVICE_NAME_LABEL,
-    ZONE_LABEL,
     Plan,
     reconcile,
 )
@@ -46,6 +34,17 @@ from podns.controllers.events import WARNING, EventRecorder
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import ENDPOINTSLICES, NODES, PODS, SERVICES
+from podns.objects import (
+    Obj,
+    join_key,
+    labels_of,
+    meta_of,
+    name_of,
+    namespace_of,
+    object_key,
+    split_key,
+)
+from podns.objects.wellknown import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, ZONE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +135,7 @@ class EndpointSliceController(runtime.Controller):
         if not self._cache_caught_up(key, existing):
             raise runtime.StaleCache(key)
         svc = self.services.get(key)
-        if svc is None or meta(svc).get("deletionTimestamp"):
+        if svc is None or meta_of(svc).get("deletionTimestamp"):
             await self._apply(key, Plan(delete=[dict(s) for s in existing]))
             self._expected.pop(key, None)
             return  # gone: nothing to retry
@@ -176,7 +175,7 @@ class EndpointSliceController(runtime.Controller):
             elif want_rv is None:
                 ok = have is None
             else:
-                have_rv = meta(have).get("resourceVersion") if have else None
+                have_rv = meta_of(have).get("resourceVersion") if have else None
                 ok = have_rv == want_rv or (
                     (_rv(have_rv) or 0) >= (_rv(want_rv) or 0) > 0 and have is not None)
             if ok:
@@ -192,11 +191,11 @@ class EndpointSliceController(runtime.Controller):
 
         async def create(obj: Obj) -> None:
             created = await self.client.create(ENDPOINTSLICES, obj, namespace_of(obj))
-            expected[name_of(created)] = (meta(created).get("resourceVersion"), time.monotonic())
+            expected[name_of(created)] = (meta_of(created).get("resourceVersion"), time.monotonic())
 
         async def update(obj: Obj) -> None:
             updated = await self.client.update(ENDPOINTSLICES, obj)
-            expected[name_of(updated)] = (meta(updated).get("resourceVersion"), time.monotonic())
+            expected[name_of(updated)] = (meta_of(updated).get("resourceVersion"), time.monotonic())
 
         async def delete(obj: Obj) -> None:
             try:
@@ -213,6 +212,6 @@ class EndpointSliceController(runtime.Controller):
 
 def _slice_service_key(sl: Obj) -> list[str]:
     service = labels_of(sl).get(SERVICE_NAME_LABEL)
-    return [f"{namespace_of(sl)}/{service}"] if service else []
+    return [join_key(namespace_of(sl), service)] if service else []
 
 

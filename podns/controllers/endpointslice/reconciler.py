@@ -32,29 +32,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from podns.controllers._objects import (
+from podns.objects import (
     Obj,
     is_terminating,
+    join_key,
     labels_of,
-    meta,
+    meta_of,
     name_of,
     namespace_of,
     owner_reference,
     parse_time,
+    phase_of,
     pod_is_ready,
-    pod_phase,
+)
+from podns.objects.wellknown import (
+    HEADLESS_LABEL,
+    MANAGED_BY_LABEL,
+    SERVICE_NAME_LABEL,
+    TRIGGER_TIME_ANNOTATION,
+    ZONE_LABEL,
 )
 
-#: The label naming the Service a slice belongs to (read by DNS, kube-proxy, kubectl describe).
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-#: The label saying which controller owns a slice; slices without our value are left alone.
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+#: Our value of MANAGED_BY_LABEL (Kubernetes' EndpointSlice controller's own); slices with
+#: another value are left alone.
 MANAGED_BY = "endpointslice-controller.k8s.io"
-#: Set on headless Services' slices, as Kubernetes does.
-HEADLESS_LABEL = "service.kubernetes.io/headless"
-#: Time of the last pod/Service change reflected by the write (Kubernetes SLI annotation).
-TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
-ZONE_LABEL = "topology.kubernetes.io/zone"
 #: Kubernetes' default (--max-endpoints-per-slice); the API allows up to 1000.
 DEFAULT_MAX_ENDPOINTS_PER_SLICE = 100
 
@@ -114,7 +115,7 @@ def _pod_ip(pod: Mapping[str, Any], family: str) -> str | None:
 def should_publish(pod: Mapping[str, Any]) -> bool:
     """Pods that never run again (Succeeded/Failed) are not endpoints (Kubernetes
     `ShouldPodBeInEndpoints`); terminating pods are, with `terminating: true`."""
-    return pod_phase(pod) not in ("Succeeded", "Failed")
+    return phase_of(pod) not in ("Succeeded", "Failed")
 
 
 def build_endpoint(
@@ -145,7 +146,7 @@ def build_endpoint(
         "kind": "Pod",
         "namespace": namespace_of(pod),
         "name": name_of(pod),
-        "uid": meta(pod).get("uid", ""),
+        "uid": meta_of(pod).get("uid", ""),
     }
     return endpoint
 
@@ -170,7 +171,7 @@ def _ports_key(ports: Sequence[Mapping[str, Any]]) -> tuple[Any, ...]:
 
 def _endpoint_key(endpoint: Mapping[str, Any]) -> str:
     ref = endpoint.get("targetRef") or {}
-    ident = ref.get("uid") or f"{ref.get('namespace')}/{ref.get('name')}"
+    ident = ref.get("uid") or join_key(str(ref.get("namespace") or ""), str(ref.get("name") or ""))
     return f"{ident}|{','.join(endpoint.get('addresses') or [])}"
 
 
@@ -206,10 +207,10 @@ def trigger_time(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) 
     """The latest change among the Service and its pods that the write reflects (creation, Ready
     transition, deletion), as the `last-change-trigger-time` annotation value."""
     best, best_raw = -1.0, ""
-    candidates = [meta(service).get("creationTimestamp")]
+    candidates = [meta_of(service).get("creationTimestamp")]
     for pod in pods:
-        candidates.append(meta(pod).get("creationTimestamp"))
-        candidates.append(meta(pod).get("deletionTimestamp"))
+        candidates.append(meta_of(pod).get("creationTimestamp"))
+        candidates.append(meta_of(pod).get("deletionTimestamp"))
         for cond in (pod.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "Ready":
                 candidates.append(cond.get("lastTransitionTime"))
@@ -258,7 +259,7 @@ def _updated_slice(existing: Mapping[str, Any], ports: list[Obj], endpoints: lis
 
 
 def _meta_current(existing: Mapping[str, Any], labels: dict[str, str], owner: Obj) -> bool:
-    refs = meta(existing).get("ownerReferences") or []
+    refs = meta_of(existing).get("ownerReferences") or []
     owner_ok = len(refs) == 1 and all(refs[0].get(k) == owner[k] for k in ("kind", "name", "uid"))
     return labels_of(existing) == labels and owner_ok
 

@@ -26,21 +26,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from podns.controllers._objects import (
+from podns.objects import (
     Obj,
     get_condition,
     is_terminating,
     labels_of,
     match_labels,
-    meta,
+    meta_of,
     name_of,
     namespace_of,
     now_rfc3339,
     owner_reference,
     parse_time,
+    phase_of,
     pod_is_available,
     pod_is_ready,
-    pod_phase,
 )
 
 #: Kubernetes' `BurstReplicas`: at most this many creations or deletions per sync, so one huge
@@ -70,7 +70,7 @@ def replicas_of(obj: Mapping[str, Any]) -> int:
 
 def is_active(pod: Mapping[str, Any]) -> bool:
     """Counts towards `replicas` (Kubernetes `IsPodActive`)."""
-    return pod_phase(pod) not in ("Succeeded", "Failed") and not is_terminating(pod)
+    return phase_of(pod) not in ("Succeeded", "Failed") and not is_terminating(pod)
 
 
 def new_pod(rs: Mapping[str, Any], owner_kind: str = "ReplicaSet", api_version: str = "apps/v1") -> Obj:
@@ -105,7 +105,7 @@ def _restarts(pod: Mapping[str, Any]) -> int:
 
 def _cost(pod: Mapping[str, Any]) -> int:
     try:
-        return int((meta(pod).get("annotations") or {}).get(DELETION_COST, 0))
+        return int((meta_of(pod).get("annotations") or {}).get(DELETION_COST, 0))
     except ValueError:
         return 0
 
@@ -122,10 +122,10 @@ def deletion_order(pods: Sequence[Mapping[str, Any]], related: Sequence[Mapping[
     def key(pod: Mapping[str, Any]) -> tuple[Any, ...]:
         node = (pod.get("spec") or {}).get("nodeName")
         since = _ready_since(pod)
-        created = parse_time(meta(pod).get("creationTimestamp"))
+        created = parse_time(meta_of(pod).get("creationTimestamp"))
         return (
             1 if node else 0,
-            _PHASE_RANK.get(pod_phase(pod), 3),
+            _PHASE_RANK.get(phase_of(pod), 3),
             1 if pod_is_ready(pod) else 0,
             _cost(pod),
             -per_node[node] if node else 0,
@@ -158,7 +158,7 @@ def compute_status(rs: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now
         "fullyLabeledReplicas": sum(1 for p in pods if match_labels(template_labels, labels_of(p))),
         "readyReplicas": sum(1 for p in pods if pod_is_ready(p)),
         "availableReplicas": sum(1 for p in pods if pod_is_available(p, min_ready, now)),
-        "observedGeneration": meta(rs).get("generation", 0),
+        "observedGeneration": meta_of(rs).get("generation", 0),
     }
     if conditions:
         status["conditions"] = conditions

@@ -25,25 +25,26 @@ from typing import Any
 
 from podns.controllers import runtime
 from podns.controllers._indexes import ensure as _ensure_index
-from podns.controllers._objects import (
-    Obj,
-    SelectorError,
-    controller_ref,
-    labels_of,
-    match_label_selector,
-    meta,
-    name_of,
-    namespace_of,
-    object_key,
-    owner_reference,
-    validate_label_selector,
-)
 from podns.controllers.events import NORMAL, WARNING, EventRecorder
 from podns.controllers.replicaset import control
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.informer import Informer
 from podns.kube.resources import PODS, REPLICASETS, Resource
+from podns.objects import (
+    Obj,
+    SelectorError,
+    controller_ref,
+    join_key,
+    labels_of,
+    match_label_selector,
+    meta_of,
+    name_of,
+    namespace_of,
+    object_key,
+    owner_reference,
+    validate_label_selector,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,8 @@ def owner_keys(obj: Obj, kind: str, owners: Informer) -> list[str]:
     selector matches it, since they may adopt it. `owners` is indexed `BY_NAMESPACE`."""
     ref = controller_ref(obj)
     if ref is not None:
-        return [f"{namespace_of(obj)}/{ref.get('name')}"] if ref.get("kind") == kind else []
-    if meta(obj).get("deletionTimestamp"):
+        return [join_key(namespace_of(obj), str(ref.get("name") or ""))] if ref.get("kind") == kind else []
+    if meta_of(obj).get("deletionTimestamp"):
         return []
     keys = []
     for owner in owners.by_index(BY_NAMESPACE, namespace_of(obj)):
@@ -106,21 +107,22 @@ async def claim(client: Client, resource: Resource, owner: Obj, owner_ref: Obj,
     longer match. Patches carry the object's resourceVersion, so a concurrent change fails them
     (Conflict, retried) instead of adopting something that changed meanwhile. An owner being
     deleted adopts nothing."""
-    uid = str(meta(owner).get("uid", ""))
+    uid = str(meta_of(owner).get("uid", ""))
     keep = {object_key(o): o for o in owned}
     changes: list[tuple[Obj, list[Obj]]] = []
-    if not meta(owner).get("deletionTimestamp"):
+    if not meta_of(owner).get("deletionTimestamp"):
         for obj in candidates:
-            if (controller_ref(obj) is None and not meta(obj).get("deletionTimestamp")
+            if (controller_ref(obj) is None and not meta_of(obj).get("deletionTimestamp")
                     and match_label_selector(selector, labels_of(obj))):
-                changes.append((obj, [*(meta(obj).get("ownerReferences") or []), owner_ref]))
+                changes.append((obj, [*(meta_of(obj).get("ownerReferences") or []), owner_ref]))
     for key, obj in list(keep.items()):
         if not match_label_selector(selector, labels_of(obj)):
-            changes.append((obj, [r for r in meta(obj).get("ownerReferences") or [] if r.get("uid") != uid]))
+            refs = [r for r in meta_of(obj).get("ownerReferences") or [] if r.get("uid") != uid]
+            changes.append((obj, refs))
             del keep[key]
     for obj, refs in changes:
         patch = {"metadata": {"ownerReferences": refs or None,
-                              "resourceVersion": meta(obj).get("resourceVersion")}}
+                              "resourceVersion": meta_of(obj).get("resourceVersion")}}
         try:
             patched = await client.patch(resource, name_of(obj), patch, namespace_of(obj))
         except errors.NotFound:
@@ -178,7 +180,7 @@ class ReplicaSetController(runtime.Controller):
         adds, dels, since = entry
         adds = {k for k in adds if self.pods.get(k) is None}
         dels = {k for k in dels
-                if (p := self.pods.get(k)) is not None and not meta(p).get("deletionTimestamp")}
+                if (p := self.pods.get(k)) is not None and not meta_of(p).get("deletionTimestamp")}
         if (not adds and not dels) or time.monotonic() - since > EXPECTATIONS_TIMEOUT:
             self._expect.pop(key, None)
             return True
@@ -217,7 +219,7 @@ class ReplicaSetController(runtime.Controller):
             self.queue.add_after(key, step.requeue_after)
 
     async def _claim_pods(self, rs: Obj, selector: dict[str, Any]) -> list[Obj]:
-        owned = self.pods.by_index(BY_CONTROLLER, str(meta(rs).get("uid", "")))
+        owned = self.pods.by_index(BY_CONTROLLER, str(meta_of(rs).get("uid", "")))
         candidates = [p for p in self.pods.by_index(BY_NAMESPACE, namespace_of(rs))
                       if controller_ref(p) is None]
         if not candidates and all(match_label_selector(selector, labels_of(p)) for p in owned):
@@ -271,7 +273,7 @@ class ReplicaSetController(runtime.Controller):
         old = rs.get("status") or {}
         if all(old.get(k) == v for k, v in status.items()) and set(old) <= set(status):
             return
-        new = {**rs, "status": dict(status), "metadata": {**meta(rs)}}
+        new = {**rs, "status": dict(status), "metadata": {**meta_of(rs)}}
         try:
             await self.client.update_status(REPLICASETS, new)
         except errors.NotFound:

@@ -30,23 +30,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from podns.controllers._objects import (
+from podns.controllers.statefulset.revision import revision_template
+from podns.objects import (
     Obj,
     is_terminating,
     labels_of,
-    meta,
+    meta_of,
     name_of,
     namespace_of,
     owner_reference,
-    parse_time,
+    phase_of,
     pod_is_available,
     pod_is_ready,
-    pod_phase,
+    ready_since,
 )
-from podns.controllers.statefulset.revision import REVISION_LABEL, revision_template
-
-POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
-POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+from podns.objects.wellknown import POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL
 
 ActionKind = Literal["create_pvc", "create_pod", "delete_pod", "patch_pod", "delete_pvc", "patch_pvc"]
 
@@ -163,7 +161,7 @@ def new_pod(sts: Mapping[str, Any], revision: Mapping[str, Any], ordinal: int) -
 
 
 def _healthy(pod: Mapping[str, Any], min_ready: int, now: float) -> bool:
-    return (pod_phase(pod) == "Running" and not is_terminating(pod)
+    return (phase_of(pod) == "Running" and not is_terminating(pod)
             and pod_is_available(pod, min_ready, now))
 
 
@@ -171,12 +169,8 @@ def _available_in(pod: Mapping[str, Any], min_ready: int, now: float) -> float |
     """Seconds until a Ready pod becomes available, or None when it is not Ready."""
     if not pod_is_ready(pod) or min_ready <= 0:
         return None
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            since = parse_time(cond.get("lastTransitionTime"))
-            if since is not None:
-                return max(0.0, since + min_ready - now)
-    return None
+    since = ready_since(pod)
+    return None if since is None else max(0.0, since + min_ready - now)
 
 
 def compute_status(sts: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], current: str, update: str,
@@ -185,14 +179,14 @@ def compute_status(sts: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], cu
     `completeRollingUpdate`)."""
     min_ready = int(_spec(sts).get("minReadySeconds") or 0)
     live = [p for p in pods if not is_terminating(p)]
-    ready = sum(1 for p in live if pod_phase(p) == "Running" and pod_is_ready(p))
-    available = sum(1 for p in live if pod_phase(p) == "Running" and pod_is_available(p, min_ready, now))
+    ready = sum(1 for p in live if phase_of(p) == "Running" and pod_is_ready(p))
+    available = sum(1 for p in live if phase_of(p) == "Running" and pod_is_available(p, min_ready, now))
     n_current = sum(1 for p in live if labels_of(p).get(REVISION_LABEL) == current)
     n_updated = sum(1 for p in live if labels_of(p).get(REVISION_LABEL) == update)
     replicas = len(live)
     old = sts.get("status") or {}
     status: Obj = {
-        "observedGeneration": meta(sts).get("generation", 0),
+        "observedGeneration": meta_of(sts).get("generation", 0),
         "replicas": replicas,
         "readyReplicas": ready,
         "availableReplicas": available,
@@ -250,7 +244,7 @@ def plan(
     waiting = False
     for ordinal in range(start, start + want):
         pod = slots.get(ordinal)
-        if pod is not None and pod_phase(pod) in ("Failed", "Succeeded") and not is_terminating(pod):
+        if pod is not None and phase_of(pod) in ("Failed", "Succeeded") and not is_terminating(pod):
             result.actions.append(Action("delete_pod", copy.deepcopy(dict(pod))))
             if monotonic:
                 return result
@@ -272,7 +266,7 @@ def plan(
             result.actions.append(Action("patch_pod", copy.deepcopy(dict(pod)), fix))
         if not _healthy(pod, min_ready, now):
             wait = _available_in(pod, min_ready, now)
-            if wait is not None and pod_phase(pod) == "Running":
+            if wait is not None and phase_of(pod) == "Running":
                 result.requeue_after = min(result.requeue_after or wait, wait) + 0.05
             if monotonic:
                 return result

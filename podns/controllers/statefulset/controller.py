@@ -23,19 +23,6 @@ from typing import Any
 
 from podns.controllers import _indexes, runtime
 from podns.controllers._indexes import ensure as _ensure_index
-from podns.controllers._objects import (
-    Obj,
-    SelectorError,
-    controller_ref,
-    labels_of,
-    match_label_selector,
-    meta,
-    name_of,
-    namespace_of,
-    object_key,
-    owner_reference,
-    validate_label_selector,
-)
 from podns.controllers.events import WARNING, EventRecorder
 from podns.controllers.statefulset import control, revision
 from podns.controllers.statefulset.pod_control import StatefulPodControl
@@ -48,6 +35,21 @@ from podns.kube.resources import (
     SERVICES,
     STATEFULSETS,
 )
+from podns.objects import (
+    Obj,
+    Selector,
+    SelectorError,
+    controller_ref,
+    join_key,
+    labels_of,
+    meta_of,
+    name_of,
+    namespace_of,
+    object_key,
+    owner_reference,
+    selector_from_label_selector,
+)
+from podns.objects.wellknown import REVISION_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +97,12 @@ class StatefulSetController(runtime.Controller):
     # -- event handlers: enqueue only --------------------------------------------------------
 
     def _on_set(self, sts: Obj) -> None:
-        self.enqueue(f"{namespace_of(sts)}/{name_of(sts)}")
+        self.enqueue(object_key(sts))
 
     def _on_owned(self, obj: Obj) -> None:
         ref = controller_ref(obj)
         if ref and ref.get("kind") == "StatefulSet":
-            self.enqueue(f"{namespace_of(obj)}/{ref.get('name')}")
+            self.enqueue(join_key(namespace_of(obj), str(ref.get("name") or "")))
 
     def _on_pod(self, pod: Obj) -> None:
         """Owned pods enqueue their set; orphans enqueue the sets that might adopt them."""
@@ -131,18 +133,18 @@ class StatefulSetController(runtime.Controller):
             return  # gone: the garbage collector removes its pods and revisions
         selector = (sts.get("spec") or {}).get("selector")
         try:
-            validate_label_selector(selector)
             if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
                 raise SelectorError("empty selector")
+            compiled = selector_from_label_selector(selector)
             template_labels = ((sts["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
-            if not match_label_selector(selector, template_labels):
+            if not compiled.matches(template_labels):
                 raise SelectorError("selector does not match template labels")
         except SelectorError as exc:
             self._warn(sts, "InvalidSelector", f"invalid selector: {exc}")
             return  # non-transient: wait for the user to fix the spec
         self._check_service(key, sts)
-        uid = str(meta(sts).get("uid", ""))
-        pods = await self._claim_pods(sts, selector)
+        uid = str(meta_of(sts).get("uid", ""))
+        pods = await self._claim_pods(sts, selector, compiled)
         revisions = self.revisions.by_index(BY_CONTROLLER, uid)
         update = await self._update_revision(sts, revisions)
         current_name = (sts.get("status") or {}).get("currentRevision")
@@ -159,33 +161,33 @@ class StatefulSetController(runtime.Controller):
         if step.requeue_after is not None:
             self.queue.add_after(key, step.requeue_after)
 
-    async def _claim_pods(self, sts: Obj, selector: dict[str, Any]) -> list[Obj]:
+    async def _claim_pods(self, sts: Obj, selector: dict[str, Any], compiled: Selector) -> list[Obj]:
         """The pods this set controls, after adopting orphans named `<set>-<n>` that match its
         selector and releasing pods that stopped matching it (Kubernetes' ControllerRefManager).
         The patches carry the pod's resourceVersion, so a concurrent change makes them fail
         (Conflict, retried) instead of adopting a pod that changed meanwhile."""
-        uid = str(meta(sts).get("uid", ""))
+        uid = str(meta_of(sts).get("uid", ""))
         owned = {object_key(p): p for p in self.pods.by_index(BY_CONTROLLER, uid)}
-        if meta(sts).get("deletionTimestamp"):
+        if meta_of(sts).get("deletionTimestamp"):
             return list(owned.values())  # being deleted (maybe orphaning): never adopt
         match_pairs = selector.get("matchLabels") or {}
         candidates = _indexes.pods_for_selector(self.pods, namespace_of(sts), match_pairs)
         changes: list[tuple[Obj, list[Obj]]] = []
         for pod in candidates:
-            if (controller_ref(pod) is None and not meta(pod).get("deletionTimestamp")
+            if (controller_ref(pod) is None and not meta_of(pod).get("deletionTimestamp")
                     and control.ordinal_of(pod, name_of(sts)) is not None
-                    and match_label_selector(selector, labels_of(pod))):
-                refs = [*(meta(pod).get("ownerReferences") or []),
+                    and compiled.matches(labels_of(pod))):
+                refs = [*(meta_of(pod).get("ownerReferences") or []),
                         owner_reference({"apiVersion": "apps/v1", "kind": "StatefulSet", **sts})]
                 changes.append((pod, refs))
         for key, pod in list(owned.items()):
-            if not match_label_selector(selector, labels_of(pod)):
-                refs = [r for r in meta(pod).get("ownerReferences") or [] if r.get("uid") != uid]
+            if not compiled.matches(labels_of(pod)):
+                refs = [r for r in meta_of(pod).get("ownerReferences") or [] if r.get("uid") != uid]
                 changes.append((pod, refs))
                 del owned[key]
         for pod, refs in changes:
             patch = {"metadata": {"ownerReferences": refs or None,
-                                  "resourceVersion": meta(pod).get("resourceVersion")}}
+                                  "resourceVersion": meta_of(pod).get("resourceVersion")}}
             try:
                 patched = await self.client.patch(PODS, name_of(pod), patch, namespace_of(pod))
             except errors.NotFound:
@@ -201,7 +203,7 @@ class StatefulSetController(runtime.Controller):
 
     def _check_service(self, key: str, sts: Obj) -> None:
         service = (sts.get("spec") or {}).get("serviceName")
-        if not service or self.services.get(f"{namespace_of(sts)}/{service}") is not None:
+        if not service or self.services.get(join_key(namespace_of(sts), service)) is not None:
             self._warned_service.discard(key)
             return
         if key not in self._warned_service and self.services.has_synced:
@@ -241,7 +243,7 @@ class StatefulSetController(runtime.Controller):
         if not force and all(old.get(k) == v for k, v in status.items()):
             return
         new = {**sts, "status": dict(status)}
-        new["metadata"] = {**meta(sts)}
+        new["metadata"] = {**meta_of(sts)}
         try:
             await self.client.update_status(STATEFULSETS, new)
         except errors.NotFound:
@@ -254,7 +256,7 @@ class StatefulSetController(runtime.Controller):
         limit = (sts.get("spec") or {}).get("revisionHistoryLimit")
         limit = revision.DEFAULT_HISTORY_LIMIT if limit is None else int(limit)
         live = {status.get("currentRevision"), status.get("updateRevision")}
-        live |= {labels_of(p).get(revision.REVISION_LABEL) for p in pods}
+        live |= {labels_of(p).get(REVISION_LABEL) for p in pods}
         for old in revision.history_to_delete(revisions, {str(x) for x in live if x}, limit):
             try:
                 await self.client.delete(CONTROLLERREVISIONS, name_of(old), namespace_of(old))

@@ -17,12 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from podns.controllers._hash import template_hash
-from podns.controllers._objects import Obj, meta, name_of, namespace_of, owner_reference
+from podns.objects import Obj, meta_of, name_of, namespace_of, owner_reference
+from podns.objects.wellknown import HASH_LABEL
 
-#: The pod and revision label holding the revision name.
-REVISION_LABEL = "controller-revision-hash"
-#: Kubernetes' label on revisions for the raw hash.
-HASH_LABEL = "controller.kubernetes.io/hash"
 #: Default `spec.revisionHistoryLimit`.
 DEFAULT_HISTORY_LIMIT = 10
 
@@ -87,4 +84,5 @@ def history_to_delete(
 
 
 def is_owned_by(revision: Mapping[str, Any], sts: Mapping[str, Any]) -> bool:
-    return any(ref.get("uid") == meta(sts).get("uid") for ref in meta(revision).get("ownerReferences") or [])
+    uid = meta_of(sts).get("uid")
+    return any(ref.get("uid") == uid for ref in meta_of(revision).get("ownerReferences") or [])

@@ -20,8 +20,7 @@ from podns.kube.informer import Informer
 from podns.lb.endpoint import Endpoint
 from podns.lb.errors import ResolutionError
 from podns.lb.sources.base import Target, Update
-
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+from podns.objects.wellknown import SERVICE_NAME_LABEL
 
 
 def endpoints_from_slices(slices: list[dict[str, Any]], port: int | str | None) -> list[Endpoint]:

@@ -1,0 +1,44 @@
+"""Well-known labels and annotations, spelled once (Kubernetes
+`k8s.io/api/core/v1/well_known_labels.go`, `discovery/v1/well_known_labels.go`,
+`apps/v1/types.go`).
+
+Every component that writes or selects on one of these keys imports it from here, so the
+EndpointSlice controller, the DNS server, the node proxy and `podns.lb` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+# --- EndpointSlices (discovery.k8s.io) -------------------------------------------------------
+
+#: The label naming the Service a slice belongs to (read by DNS, kube-proxy, kubectl describe).
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+#: The label saying which controller owns a slice; slices without our value are left alone.
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+#: Set on headless Services' slices and Endpoints, as Kubernetes does.
+HEADLESS_LABEL = "service.kubernetes.io/headless"
+#: Time of the last pod/Service change reflected by an Endpoints/EndpointSlice write (the
+#: Kubernetes SLI annotation the DNS server measures propagation from).
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
+#: Kubernetes truncates Endpoints at 1000 addresses and says so with this annotation.
+OVER_CAPACITY_ANNOTATION = "endpoints.kubernetes.io/over-capacity"
+
+# --- nodes and topology ----------------------------------------------------------------------
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+OS_LABEL = "kubernetes.io/os"
+ARCH_LABEL = "kubernetes.io/arch"
+#: The deprecated spellings kubelets still set beside OS_LABEL / ARCH_LABEL.
+BETA_OS_LABEL = "beta.kubernetes.io/os"
+BETA_ARCH_LABEL = "beta.kubernetes.io/arch"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+# --- StatefulSets and ControllerRevisions (apps/v1) ------------------------------------------
+
+#: The pod and revision label holding the revision name.
+REVISION_LABEL = "controller-revision-hash"
+#: Kubernetes' label on revisions for the raw hash.
+HASH_LABEL = "controller.kubernetes.io/hash"
+#: The pod label holding the pod's own name (lets a Service select one StatefulSet pod).
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+#: The pod label holding the pod's ordinal.
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
