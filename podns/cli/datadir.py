@@ -22,7 +22,6 @@ to do; the command prints it and exits non-zero.
 
 from __future__ import annotations
 
-import datetime
 import fcntl
 import json
 import logging
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from podns import __version__
+from podns.objects.times import now_rfc3339
 
 #: the layout this podns reads and writes; bump when an upgrade must migrate or refuse old dirs
 DATA_FORMAT = 1
@@ -109,7 +109,7 @@ def _check_format(path: Path) -> dict[str, Any]:
             raise ValueError("no integer 'format' field")
     except FileNotFoundError:
         info = {"format": DATA_FORMAT, "podnsVersion": __version__,
-                "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                "created": now_rfc3339()}
         tmp = file.with_name(FORMAT_FILE + ".tmp")
         tmp.write_text(json.dumps(info, indent=2) + "\n")
         os.replace(tmp, file)
