@@ -26,6 +26,7 @@ from typing import Any
 from podns.kube import errors
 from podns.kube.client import PatchType, WatchEvent
 from podns.kube.resources import Resource
+from podns.objects.jsonpatch import PatchError, json_patch
 from podns.objects.mergepatch import merge_patch
 from podns.objects.names import generate_name
 from podns.objects.selectors import field_path_value, parse_field_selector, parse_label_selector
@@ -317,7 +318,10 @@ class FakeClient:
         if cur is None:
             raise self._not_found(resource, name)
         if patch_type == "json":
-            new = _json_patch(copy.deepcopy(cur), body)
+            try:
+                new = json_patch(cur, body)
+            except PatchError as exc:
+                raise errors.api_error(errors.status_from_body(exc.code, str(exc))) from None
         else:
             new = merge_patch(copy.deepcopy(cur), body)
         if subresource == "status":
@@ -417,35 +421,6 @@ def _matches(obj: Obj, label_selector: str | None, field_selector: str | None) -
         return False
     return not field_selector or parse_field_selector(field_selector).matches(
         lambda path: field_path_value(obj, path))
-
-
-def _json_patch(doc: Obj, ops: list[Obj]) -> Obj:
-    """RFC 6902 add / remove / replace / test (enough for controllers' status patches)."""
-    for op in ops:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
-        parent: Any = doc
-        for part in parts[:-1]:
-            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
-        last = parts[-1]
-        kind = op["op"]
-        if kind == "test":
-            have = parent[int(last)] if isinstance(parent, list) else parent.get(last)
-            if have != op.get("value"):
-                raise errors.Invalid({"kind": "Status", "code": 422, "reason": "Invalid",
-                                      "message": f"test failed at {op['path']}"})
-        elif isinstance(parent, list):
-            index = len(parent) if last == "-" else int(last)
-            if kind == "add":
-                parent.insert(index, op["value"])
-            elif kind == "remove":
-                parent.pop(index)
-            elif kind == "replace":
-                parent[index] = op["value"]
-        elif kind in ("add", "replace"):
-            parent[last] = op["value"]
-        elif kind == "remove":
-            parent.pop(last, None)
-    return doc
 
 
 __all__ = ["Action", "FakeClient", "Reactor"]

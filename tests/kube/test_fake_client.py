@@ -72,6 +72,21 @@ async def test_selectors_paging_and_scope() -> None:
         await fc.get(PODS, "p1")
 
 
+@pytest.mark.parametrize(("ops", "error"), [
+    ([{"op": "test", "path": "/metadata/name", "value": "b"}], errors.Invalid),
+    ([{"op": "remove", "path": "/spec/missing"}], errors.Invalid),
+    ([{"op": "frobnicate", "path": "/spec"}], errors.BadRequest),
+], ids=["test-fails", "remove-missing", "unknown-op"])
+async def test_json_patch_errors_are_api_errors(ops: list, error: type[errors.APIError]) -> None:
+    """Given a JSON patch that does not apply (422) or is malformed (400), then the fake raises
+    the APIError the API server's Status would become, and the object is unchanged."""
+    fc = FakeClient()
+    before = await fc.create(PODS, pod("a"), "ns")
+    with pytest.raises(error):
+        await fc.patch(PODS, "a", ops, "ns", patch_type="json")
+    assert await fc.get(PODS, "a", "ns") == before
+
+
 async def test_reactor_injects_failure() -> None:
     """A reactor can fail a verb; other verbs are unaffected."""
     fc = FakeClient()
