@@ -18,7 +18,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from podns.api import protobuf
+from podns.api.encoding import protobuf
 from tests.api.test_protobuf_kinds import OBJECTS
 
 ROUNDS = 7

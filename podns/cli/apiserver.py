@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from podns.api.eventttl import DEFAULT_EVENT_TTL
-from podns.api.kubeconfig import write_kubeconfigs
-from podns.api.server import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
-from podns.api.status import ApiError
+from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL
+from podns.api.server.apiserver import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
+from podns.api.server.kubeconfig import write_kubeconfigs
+from podns.api.statuserror import ApiError
 from podns.cli import datadir
 from podns.cli.signals import wait_for_signal
 from podns.store import Store, StoreError, Unavailable, open_store

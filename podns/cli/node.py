@@ -21,8 +21,8 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-from podns.api import certs
-from podns.api.server import parse_addr
+from podns.api.server import certs
+from podns.api.server.apiserver import parse_addr
 from podns.cli.apiserver import host_port
 from podns.cli.signals import wait_for_signal
 from podns.kube import errors

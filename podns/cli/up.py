@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podns.api.server import ApiServer
+from podns.api.server.apiserver import ApiServer
 from podns.cli import datadir
 from podns.cli.apiserver import add_common_arguments, host_port, start_api
 from podns.cli.signals import wait_for_signal

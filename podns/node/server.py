@@ -3,7 +3,7 @@
 Routes:
 - `GET /containerLogs/{namespace}/{pod}/{container}`: the container's log, with the kubelet's
   query parameters `follow`, `previous`, `tailLines`, `timestamps`, `sinceSeconds`, `sinceTime`,
-  `limitBytes`. The API server's `pods/log` proxies here (`podns.api.podlog`); errors are
+  `limitBytes`. The API server's `pods/log` proxies here (`podns.api.handlers.podlog`); errors are
   Kubernetes `Status` JSON bodies with the code the API server should answer with.
 - `GET /healthz`: `ok`.
 - `GET /pods`: the pods this agent runs (a PodList, as the kubelet's read-only endpoint).

@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 import pytest
 
-from podns.api.server import ApiServer
+from podns.api.server.apiserver import ApiServer
 from podns.store.sqlite import SQLiteStore
 
 from .standin import TYPES

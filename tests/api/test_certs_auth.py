@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 from cryptography import x509
 
-from podns.api import auth, certs
-from podns.api.kubeconfig import write_kubeconfigs
+from podns.api.handlers import authorization
+from podns.api.server import authentication, certs
+from podns.api.server.kubeconfig import write_kubeconfigs
 
 
 def test_certificates_are_created_once_and_cover_loopback_and_host(tmp_path: Path) -> None:
@@ -44,15 +45,16 @@ def test_new_listen_address_reissues_serving_cert_with_same_ca(tmp_path: Path) -
 
 def test_tokens_are_stable_and_roles_distinct(tmp_path: Path) -> None:
     """Tokens persist in the data dir (0600); admin may write, read-only may only read."""
-    tokens = auth.load_or_create_tokens(tmp_path)
-    assert auth.load_or_create_tokens(tmp_path) == tokens
+    tokens = authentication.load_or_create_tokens(tmp_path)
+    assert authentication.load_or_create_tokens(tmp_path) == tokens
     assert tokens.admin != tokens.readonly
     assert ((tmp_path / "tokens.json").stat().st_mode & 0o777) == 0o600
-    assert tokens.user_for(tokens.admin) == auth.ADMIN_USER
-    assert tokens.user_for(tokens.readonly) == auth.READONLY_USER
+    assert tokens.user_for(tokens.admin) == authorization.ADMIN_USER
+    assert tokens.user_for(tokens.readonly) == authorization.READONLY_USER
     assert tokens.user_for("nope") is None
-    assert auth.bearer("Bearer abc") == "abc" and auth.bearer("Basic abc") is None
-    assert auth.may(auth.READONLY_USER, "watch") and not auth.may(auth.READONLY_USER, "patch")
+    assert authentication.bearer("Bearer abc") == "abc" and authentication.bearer("Basic abc") is None
+    readonly = authorization.READONLY_USER
+    assert authorization.may(readonly, "watch") and not authorization.may(readonly, "patch")
 
 
 def test_kubeconfigs_embed_server_ca_and_tokens(tmp_path: Path) -> None:

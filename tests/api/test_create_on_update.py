@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from podns.api.catalog import served_types
+from podns.api.resources.catalog import served_types
 
 from .conftest import Api, serve
 

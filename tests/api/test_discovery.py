@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from podns.api import discovery
+from podns.api.discovery import apidiscovery
 
 V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 V2B1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
@@ -21,21 +21,21 @@ V2B1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryLis
 )
 def test_negotiate(accept: str | None, version: str | None) -> None:
     """Given kubectl's Accept headers, then the aggregated version it prefers is chosen."""
-    assert discovery.negotiate(accept) == version
+    assert apidiscovery.negotiate(accept) == version
 
 
 def test_root_documents() -> None:
     """Given /api and /apis requests, then the content type tells which format came back."""
-    body, ctype = discovery.handle("/api", f"{V2},application/json")
+    body, ctype = apidiscovery.handle("/api", f"{V2},application/json")
     assert ctype == V2 and body["apiVersion"] == "apidiscovery.k8s.io/v2"
     assert [i["metadata"]["name"] for i in body["items"]] == [""]
-    body, ctype = discovery.handle("/apis", f"{V2B1},application/json")
+    body, ctype = apidiscovery.handle("/apis", f"{V2B1},application/json")
     assert ctype == V2B1 and body["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
     names = [i["metadata"]["name"] for i in body["items"]]
     assert names == ["apps", "coordination.k8s.io", "discovery.k8s.io"]
-    body, ctype = discovery.handle("/api", "application/json")
+    body, ctype = apidiscovery.handle("/api", "application/json")
     assert ctype == "application/json" and body["kind"] == "APIVersions" and body["versions"] == ["v1"]
-    body, _ = discovery.handle("/apis", "application/json")
+    body, _ = apidiscovery.handle("/apis", "application/json")
     assert body["kind"] == "APIGroupList"
     assert body["groups"][0] == {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
                                  "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}
@@ -44,7 +44,7 @@ def test_root_documents() -> None:
 def test_aggregated_resources() -> None:
     """Given aggregated discovery, then short names, scope, categories and subresources (scale as
     autoscaling/v1 Scale) are advertised."""
-    body, _ = discovery.handle("/apis", V2)
+    body, _ = apidiscovery.handle("/apis", V2)
     apps = body["items"][0]["versions"][0]
     assert apps["freshness"] == "Current"
     sts = next(r for r in apps["resources"] if r["resource"] == "statefulsets")
@@ -52,24 +52,24 @@ def test_aggregated_resources() -> None:
     subs = {s["subresource"]: s for s in sts["subresources"]}
     assert subs["scale"]["responseKind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
     assert subs["status"]["responseKind"] == {"group": "apps", "version": "v1", "kind": "StatefulSet"}
-    core, _ = discovery.handle("/api", V2)
+    core, _ = apidiscovery.handle("/api", V2)
     nodes = next(r for r in core["items"][0]["versions"][0]["resources"] if r["resource"] == "nodes")
     assert nodes["scope"] == "Cluster"
 
 
 def test_resource_lists() -> None:
     """Given /api/v1 and /apis/<g>/<v>, then APIResourceLists list subresources as entries."""
-    body, ctype = discovery.handle("/api/v1", "application/json")
+    body, ctype = apidiscovery.handle("/api/v1", "application/json")
     assert ctype == "application/json" and body["groupVersion"] == "v1"
     names = [r["name"] for r in body["resources"]]
     assert {"pods", "pods/status", "pods/binding", "services", "services/status", "namespaces",
             "events", "endpoints", "nodes"} <= set(names)
     binding = next(r for r in body["resources"] if r["name"] == "pods/binding")
     assert binding["kind"] == "Binding" and binding["verbs"] == ["create"]
-    body, _ = discovery.handle("/apis/apps/v1", "application/json")
+    body, _ = apidiscovery.handle("/apis/apps/v1", "application/json")
     scale = next(r for r in body["resources"] if r["name"] == "statefulsets/scale")
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
-    group, _ = discovery.handle("/apis/discovery.k8s.io", "application/json")
+    group, _ = apidiscovery.handle("/apis/discovery.k8s.io", "application/json")
     assert group["kind"] == "APIGroup" and group["preferredVersion"]["version"] == "v1"
     for missing in ("/apis/batch", "/apis/apps/v2", "/api/v2", "/apis/apps/v1/extra"):
-        assert discovery.handle(missing, "application/json") is None
+        assert apidiscovery.handle(missing, "application/json") is None

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from podns.api import codec, rest
+from podns.api.encoding import codec
+from podns.api.handlers import rest
 
 from .conftest import Api
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from podns.api.catalog import served_types
-from podns.api.eventttl import last_seen, sweep
+from podns.api.handlers.eventttl import last_seen, sweep
+from podns.api.resources.catalog import served_types
 from podns.cli.apiserver import duration
 
 from .conftest import serve

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from podns.api import fieldsets
+from podns.api.handlers import fieldsets
 
 from .conftest import Api
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from podns.api.server import ApiServer
+from podns.api.server.apiserver import ApiServer
 from podns.store.sqlite import SQLiteStore
 
 from .conftest import Api

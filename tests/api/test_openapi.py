@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from podns.api import openapi
+from podns.api.discovery import openapi
 from podns.api.resources.registry import REGISTRY
 
 

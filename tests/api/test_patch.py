@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from podns.api.patch import (
+from podns.api.handlers.patch import (
     PatchError,
     apply_patch,
     json_patch,

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podns.api import protobuf
-from podns.api.protobuf import schema
-from podns.api.protobuf.encode import encode_message
-from podns.api.protobuf.envelope import wrap_envelope
-from podns.api.protobuf.wire import Writer
+from podns.api.encoding import protobuf
+from podns.api.encoding.protobuf import schema
+from podns.api.encoding.protobuf.encode import encode_message
+from podns.api.encoding.protobuf.envelope import wrap_envelope
+from podns.api.encoding.protobuf.wire import Writer
 
 #: kubectl 1.33's real body for `kubectl create service nodeport np --tcp=80:8080 --node-port=30080`
 KUBECTL_SERVICE = (

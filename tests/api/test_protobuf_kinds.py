@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from podns.api import protobuf
+from podns.api.encoding import protobuf
 
 META = {"name": "x", "namespace": "ns", "labels": {"app": "x"}, "annotations": {"a/b": ""},
         "uid": "6d1c9a0e-0000-4000-8000-000000000001", "resourceVersion": "42", "generation": 3,

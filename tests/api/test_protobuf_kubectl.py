@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from podns.api import protobuf
+from podns.api.encoding import protobuf
 from tests._support import kubectl_binary, serve_app
 
 #: (id, kubectl arguments); each creates one object through a typed client

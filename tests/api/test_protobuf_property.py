@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podns.api import protobuf
-from podns.api.protobuf import schema as sch
+from podns.api.encoding import protobuf
+from podns.api.encoding.protobuf import schema as sch
 
 SCHEMA = sch.load()
 MAX_DEPTH = 4

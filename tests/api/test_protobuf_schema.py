@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from podns.api.protobuf import schema as sch
+from podns.api.encoding.protobuf import schema as sch
 
 from .test_protobuf_kubectl import kubectl_binary
 
@@ -22,7 +22,8 @@ def fields(message: str) -> dict[str, int]:
 @pytest.mark.timeout(60)
 def test_schema_json_is_what_the_generator_reads_from_kubectl_1_33() -> None:
     """Given the kubectl 1.33 binary, then regenerating the tables reproduces schema.json."""
-    out = subprocess.run([sys.executable, "-m", "podns.api.protobuf._generate", kubectl_binary("1.33")],
+    generator = "podns.api.encoding.protobuf._generate"
+    out = subprocess.run([sys.executable, "-m", generator, kubectl_binary("1.33")],
                          capture_output=True, check=True, timeout=50).stdout
     assert out == SCHEMA_JSON.read_bytes()
 

@@ -17,8 +17,8 @@ import aiohttp
 import orjson
 import pytest
 
-from podns.api import protobuf
-from podns.api.server import ApiServer
+from podns.api.encoding import protobuf
+from podns.api.server.apiserver import ApiServer
 from podns.store.sqlite import SQLiteStore
 
 from .test_protobuf_kinds import OBJECTS

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from podns.api import protobuf
-from podns.api.protobuf.envelope import wrap_envelope
-from podns.api.protobuf.wire import VARINT, WireError, Writer, iter_fields, read_varint, to_signed
+from podns.api.encoding import protobuf
+from podns.api.encoding.protobuf.envelope import wrap_envelope
+from podns.api.encoding.protobuf.wire import VARINT, WireError, Writer, iter_fields, read_varint, to_signed
 
 
 def msg(*fields: tuple[int, int | bytes]) -> bytes:

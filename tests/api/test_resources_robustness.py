@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from podns.api import tables
+from podns.api.encoding import tables
 from podns.api.resources import schema
 from podns.api.resources.base import ResourceType
 from podns.api.resources.registry import REGISTRY, schema_type

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from podns.api import status
+from podns.api import statuserror
 from podns.api.resources.base import FieldError
 
 
 def test_not_found_and_already_exists_name_group_qualified_resources() -> None:
     """Non-core resources are named `<plural>.<group>` and details carry the group."""
-    err = status.not_found("statefulsets", "db", "apps")
+    err = statuserror.not_found("statefulsets", "db", "apps")
     assert (err.code, err.reason) == (404, "NotFound")
     assert err.message == 'statefulsets.apps "db" not found'
     assert err.status()["details"] == {"name": "db", "group": "apps", "kind": "statefulsets"}
-    err = status.already_exists("pods", "web-0")
+    err = statuserror.already_exists("pods", "web-0")
     assert (err.code, err.message) == (409, 'pods "web-0" already exists')
 
 
 def test_conflict_message() -> None:
     """The optimistic-concurrency 409 reads as Kubernetes' does."""
-    err = status.conflict("services", "s")
+    err = statuserror.conflict("services", "s")
     assert err.reason == "Conflict" and err.message == (
         'Operation cannot be fulfilled on services "s": the object has been modified; please '
         "apply your changes to the latest version and try again")
@@ -28,12 +28,12 @@ def test_invalid_single_and_multiple_causes() -> None:
     """One cause is inlined; several are bracketed; every cause is in details.causes."""
     one = FieldError("spec.ports[0].port", "FieldValueInvalid",
                      "Invalid value: 0: must be between 1 and 65535, inclusive")
-    err = status.invalid("Service", "s", [one])
+    err = statuserror.invalid("Service", "s", [one])
     assert err.code == 422 and err.message == (
         'Service "s" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and '
         "65535, inclusive")
     two = FieldError("metadata.name", "FieldValueRequired", "Required value")
-    err = status.invalid("StatefulSet", "db", [one, two], "apps")
+    err = statuserror.invalid("StatefulSet", "db", [one, two], "apps")
     assert err.message.startswith('StatefulSet "db" is invalid: [spec.ports[0].port: ')
     assert err.message.endswith("metadata.name: Required value]")
     body = err.status()
@@ -44,11 +44,11 @@ def test_invalid_single_and_multiple_causes() -> None:
 
 def test_forbidden_wording_and_status_shape() -> None:
     """403 names the user, verb, resource, group and namespace like the RBAC authorizer."""
-    err = status.forbidden("readonly", "delete", "statefulsets", "apps", "default", "db")
+    err = statuserror.forbidden("readonly", "delete", "statefulsets", "apps", "default", "db")
     assert err.message == ('statefulsets.apps "db" is forbidden: User "readonly" cannot delete '
                            'resource "statefulsets" in API group "apps" in the namespace '
                            '"default"')
-    err = status.forbidden("readonly", "create", "namespaces", "", None)
+    err = statuserror.forbidden("readonly", "create", "namespaces", "", None)
     assert err.message.endswith('in API group "" at the cluster scope')
     body = err.status()
     assert {k: body[k] for k in ("kind", "apiVersion", "status", "code", "reason")} == {
@@ -59,16 +59,16 @@ def test_forbidden_wording_and_status_shape() -> None:
 def test_other_builders_codes_and_reasons() -> None:
     """Each builder carries its HTTP code and reason."""
     cases = [
-        (status.bad_request("x"), 400, "BadRequest"),
-        (status.unauthorized(), 401, "Unauthorized"),
-        (status.method_not_allowed(), 405, "MethodNotAllowed"),
-        (status.expired("too old resource version: 1 (5)"), 410, "Expired"),
-        (status.too_large(3145728), 413, "RequestEntityTooLarge"),
-        (status.unsupported_media_type("text/html"), 415, "UnsupportedMediaType"),
-        (status.internal("boom"), 500, "InternalError"),
-        (status.unavailable(), 503, "ServiceUnavailable"),
+        (statuserror.bad_request("x"), 400, "BadRequest"),
+        (statuserror.unauthorized(), 401, "Unauthorized"),
+        (statuserror.method_not_allowed(), 405, "MethodNotAllowed"),
+        (statuserror.expired("too old resource version: 1 (5)"), 410, "Expired"),
+        (statuserror.too_large(3145728), 413, "RequestEntityTooLarge"),
+        (statuserror.unsupported_media_type("text/html"), 415, "UnsupportedMediaType"),
+        (statuserror.internal("boom"), 500, "InternalError"),
+        (statuserror.unavailable(), 503, "ServiceUnavailable"),
     ]
     for err, code, reason in cases:
         assert (err.code, err.reason, err.status()["code"]) == (code, reason, code)
-    assert "application/strategic-merge-patch+json" in status.unsupported_media_type("a").message
-    assert status.unavailable().headers == {"Retry-After": "1"}
+    assert "application/strategic-merge-patch+json" in statuserror.unsupported_media_type("a").message
+    assert statuserror.unavailable().headers == {"Retry-After": "1"}

@@ -18,9 +18,9 @@ import orjson
 import pytest
 from aiohttp import web
 
-from podns.api import app as api_app
-from podns.api import watch as api_watch
-from podns.api.server import ApiServer
+from podns.api.handlers import watch as api_watch
+from podns.api.server import httpapp as api_app
+from podns.api.server.apiserver import ApiServer
 from podns.store.errors import Expired, Invalid, StoreError, TooLarge, Unavailable
 from podns.store.interface import Obj, WatchEvent
 from podns.store.sqlite import SQLiteStore

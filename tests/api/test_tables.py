@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from podns.api import tables
+from podns.api.encoding import tables
 from podns.api.resources import _printing
 
 from ._kinds import rt

@@ -1,10 +1,10 @@
-"""The dashboard's DNS metrics proxy: Prometheus text -> JSON samples (podns/api/ui.py)."""
+"""The dashboard's DNS metrics proxy: Prometheus text -> JSON samples (podns/api/dashboard/ui.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from podns.api.ui import PUBLIC_PATHS, parse_metrics
+from podns.api.dashboard.ui import PUBLIC_PATHS, parse_metrics
 
 EXPOSITION = """\
 # HELP podns_dns_requests_total DNS requests by transport and query type.

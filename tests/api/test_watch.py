@@ -19,7 +19,7 @@ PODS = "/api/v1/namespaces/default/pods"
 @pytest.fixture(params=["direct", "shared"])
 async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
     """Every watch test runs with store watches per API watch and with one shared store watch
-    per resource (podns.api.watchmux, as used over etcd)."""
+    per resource (podns.api.handlers.watchmux, as used over etcd)."""
     async with serve(tmp_path, shared_watch=request.param == "shared") as a:
         yield a
 
@@ -170,7 +170,7 @@ async def test_selector_watch_turns_label_changes_into_added_and_deleted(api: Ap
 
 async def test_bookmarks_carry_the_latest_version(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """allowWatchBookmarks: a quiet watch gets BOOKMARKs with the last version seen."""
-    from podns.api import watch
+    from podns.api.handlers import watch
 
     monkeypatch.setattr(watch, "BOOKMARK_INTERVAL", 0.2)
     w = await open_watch(api, "resourceVersion=1&allowWatchBookmarks=true&labelSelector=x%3Dy")

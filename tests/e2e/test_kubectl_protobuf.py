@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from podns.api import protobuf
+from podns.api.encoding import protobuf
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -38,7 +38,7 @@ def test_kubectl_logs_previous_tail_follow(podns: Podns) -> None:
     time.sleep(0.5)
     r = podns.kubectl("logs", "talker")
     if "MethodNotAllowed" in r.stderr or "does not allow this method" in r.stderr:
-        pytest.skip("the API server does not route pods/log to podns.api.podlog yet")
+        pytest.skip("the API server does not route pods/log to podns.api.handlers.podlog yet")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("line 0\nline 1\n")
     prev = podns.kubectl("logs", "talker", "--previous")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from podns.api import certs
+from podns.api.server import certs
 from podns.node import container as container_mod
 from podns.node.ipam import IPAM
 from podns.node.podworker import PodWorker

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from podns.api import certs
+from podns.api.server import certs
 from podns.node.server import make_app
 from tests._support import serve_app
 from tests.node.conftest import node_pki

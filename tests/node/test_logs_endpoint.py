@@ -1,5 +1,5 @@
 """Container logs end to end without the API: a pod's process -> the agent's /containerLogs ->
-`podns.api.podlog.proxy_pod_log` (as the API server uses it) -> an HTTP client."""
+`podns.api.handlers.podlog.proxy_pod_log` (as the API server uses it) -> an HTTP client."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from podns.api.podlog import proxy_pod_log
-from podns.api.status import ApiError
+from podns.api.handlers.podlog import proxy_pod_log
+from podns.api.statuserror import ApiError
 from podns.node.server import make_app
 from tests._support import serve_app
 from tests.node.conftest import PY, FakeAgent, make_pod, node_pki

@@ -1,6 +1,6 @@
 """The served kinds, and lookups of them by REST name, kind and short name.
 
-`REGISTRY` is what the request machinery (`podns.api.catalog`), discovery and OpenAPI serve;
+`REGISTRY` is what the request machinery (`podns.api.resources.catalog`), discovery and OpenAPI serve;
 adding a kind means one `ResourceType` line here plus its Strategy module. Subresources are
 described in `SUBRESOURCES` (the kind and verbs discovery advertises for them).
 """

@@ -2,7 +2,7 @@
 
 One table feeds two consumers, so they cannot disagree: `fieldValidation=Strict` (unknown
 field detection, reported as Kubernetes does: `unknown field "spec.foo"`) and the OpenAPI
-documents (`podns.api.openapi`, component schemas that `kubectl explain` reads and whose
+documents (`podns.api.discovery.openapi`, component schemas that `kubectl explain` reads and whose
 `x-kubernetes-patch-merge-key` kubectl's apply uses).
 
 Notation, one string per type, space-separated `field:type` entries (`field!:type` for a field

@@ -10,7 +10,7 @@
   delete` (on maps and list elements), `$retainKeys`, `$setElementOrder/<list>` and
   `$deleteFromPrimitiveList/<list>`, as `kubectl apply`/`edit` emit them.
 - `apply_patch`: the merge step of server-side apply (the applied configuration merged into the
-  live object with strategic-merge rules); field ownership is `podns.api.fieldsets`'.
+  live object with strategic-merge rules); field ownership is `podns.api.handlers.fieldsets`'.
 
 Errors raise `PatchError` with the HTTP code Kubernetes uses (400 malformed, 422 failed test or
 missing path); the handler turns it into a Status.

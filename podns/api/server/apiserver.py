@@ -19,15 +19,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-from podns.api import auth, certs, ui
-from podns.api.app import create_app
-from podns.api.catalog import Catalog, served_types
-from podns.api.eventttl import DEFAULT_EVENT_TTL, EventReaper
-from podns.api.kubeconfig import write_kubeconfigs
-from podns.api.namespaces import NamespaceCleaner
+from podns.api.dashboard import ui
+from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL, EventReaper
+from podns.api.handlers.namespacelifecycle import NamespaceCleaner
+from podns.api.handlers.rest import Rest
+from podns.api.handlers.watchmux import WatchMux, needs_mux
 from podns.api.resources.base import ResourceType
-from podns.api.rest import Rest
-from podns.api.watchmux import WatchMux, needs_mux
+from podns.api.resources.catalog import Catalog, served_types
+from podns.api.server import authentication, certs
+from podns.api.server.httpapp import create_app
+from podns.api.server.kubeconfig import write_kubeconfigs
 from podns.store.interface import Store
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class ApiServer:
         self.mux = WatchMux(store) if use_mux else None
         #: the dashboard's options; `dns_metrics_url` may be set after start()
         self.ui = ui.UiOptions(dns_metrics_url=dns_metrics_url)
-        self.tokens: auth.Tokens | None = None
+        self.tokens: authentication.Tokens | None = None
         self.kubeconfig: Path | None = None
         self.readonly_kubeconfig: Path | None = None
         self._runner: web.AppRunner | None = None
@@ -133,7 +134,7 @@ class ApiServer:
     async def start(self) -> None:
         """Listen and serve; raises OSError when the address is taken."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.tokens = auth.load_or_create_tokens(self.data_dir)
+        self.tokens = authentication.load_or_create_tokens(self.data_dir)
         ssl_ctx = None
         paths = None
         if self.tls:

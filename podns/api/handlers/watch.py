@@ -35,7 +35,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from podns.api import codec, status
+from podns.api import statuserror
+from podns.api.encoding import codec
 from podns.api.resources.base import ResourceType
 from podns.store import errors as store_errors
 from podns.store.interface import WatchEvent
@@ -142,14 +143,14 @@ async def serve_watch(
                         except StopAsyncIteration:
                             break
                         except store_errors.Expired as exc:
-                            await send("ERROR", status.expired(
+                            await send("ERROR", statuserror.expired(
                                 str(exc) or f"too old resource version: {from_rv}").status())
                             break
                         except store_errors.StoreError as exc:
                             # the store lost its backend (etcd without quorum): end the stream
                             # with a 503 ERROR event, as kube-apiserver ends a failed etcd watch,
                             # so the client retries instead of waiting on a stream that never ends
-                            await send("ERROR", status.unavailable(str(exc)).status())
+                            await send("ERROR", statuserror.unavailable(str(exc)).status())
                             break
                         last_rv = event.rv
                         if match is None:
@@ -165,14 +166,14 @@ async def serve_watch(
         except (TimeoutError, ConnectionResetError):
             raise
         except store_errors.Expired as exc:  # opening the watch found the version too old
-            failure = status.expired(str(exc) or f"too old resource version: {from_rv}").status()
+            failure = statuserror.expired(str(exc) or f"too old resource version: {from_rv}").status()
         except store_errors.StoreError as exc:
-            failure = status.unavailable(str(exc)).status()
+            failure = statuserror.unavailable(str(exc)).status()
         except Exception as exc:
             # a bug, not a store failure: the 200 and earlier events are out, so the error
             # goes into the stream (kube-apiserver's watch sends an InternalError Status)
             log.exception("watch %s failed", request.path_qs)
-            failure = status.internal(type(exc).__name__).status()
+            failure = statuserror.internal(type(exc).__name__).status()
     if failure is not None:
         await end_with_error(resp, failure)
         return resp

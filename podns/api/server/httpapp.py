@@ -18,11 +18,16 @@ import orjson
 from aiohttp import web
 
 from podns import __version__ as podns_version
-from podns.api import auth, codec, discovery_glue, status, ui, watch
-from podns.api.catalog import Catalog
-from podns.api.handlers import USER, ResourceHandlers, json_response
-from podns.api.rest import Rest
-from podns.api.watchmux import WatchMux
+from podns.api import statuserror
+from podns.api.dashboard import ui
+from podns.api.discovery import serving
+from podns.api.encoding import codec
+from podns.api.handlers import authorization, watch
+from podns.api.handlers.dispatch import USER, ResourceHandlers, json_response
+from podns.api.handlers.rest import Rest
+from podns.api.handlers.watchmux import WatchMux
+from podns.api.resources.catalog import Catalog
+from podns.api.server import authentication
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ def version_info() -> dict[str, Any]:
     }
 
 
-def _status_response(err: status.ApiError) -> web.Response:
+def _status_response(err: statuserror.ApiError) -> web.Response:
     resp = json_response(err.status(), err.code)
     for k, v in err.headers.items():
         resp.headers[k] = v
@@ -66,52 +71,52 @@ async def _errors_as_status(request: web.Request, handler: Handler) -> web.Strea
     """The handler's response, or its error as a Status response."""
     try:
         return await handler(request)
-    except status.ApiError as err:
+    except statuserror.ApiError as err:
         return _status_response(err)
     except web.HTTPRequestEntityTooLarge:
-        return _status_response(status.too_large(codec.MAX_BODY_BYTES))
+        return _status_response(statuserror.too_large(codec.MAX_BODY_BYTES))
     except web.HTTPNotFound:
-        return _status_response(status.no_such_resource())
+        return _status_response(statuserror.no_such_resource())
     except web.HTTPMethodNotAllowed:
-        return _status_response(status.method_not_allowed())
+        return _status_response(statuserror.method_not_allowed())
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _status_response(status.ApiError(exc.status, exc.reason.replace(" ", ""),
+        return _status_response(statuserror.ApiError(exc.status, exc.reason.replace(" ", ""),
                                                 exc.text or exc.reason))
     except (ConnectionResetError, TimeoutError):
         raise
     except Exception as exc:
         log.exception("%s %s failed", request.method, request.path_qs)
-        return _status_response(status.internal(type(exc).__name__))
+        return _status_response(statuserror.internal(type(exc).__name__))
 
 
-def auth_middleware(tokens: auth.Tokens | None) -> Callable[..., Any]:
+def auth_middleware(tokens: authentication.Tokens | None) -> Callable[..., Any]:
     """Require a known bearer token on everything but the public paths."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if tokens is None or request.path in auth.PUBLIC_PATHS or request.path in ui.PUBLIC_PATHS:
-            request[USER] = auth.ADMIN_USER
+        if tokens is None or request.path in authentication.PUBLIC_PATHS or request.path in ui.PUBLIC_PATHS:
+            request[USER] = authorization.ADMIN_USER
             return await handler(request)
-        token = auth.bearer(request.headers.get("Authorization"))
+        token = authentication.bearer(request.headers.get("Authorization"))
         user = tokens.user_for(token) if token else None
         if user is None:
-            raise status.unauthorized()
+            raise statuserror.unauthorized()
         request[USER] = user
         return await handler(request)
 
     return middleware
 
 
-def create_app(rest: Rest, catalog: Catalog, tokens: auth.Tokens | None,
+def create_app(rest: Rest, catalog: Catalog, tokens: authentication.Tokens | None,
                ready: Callable[[], bool] = lambda: True,
                ui_options: ui.UiOptions | None = None,
                mux: WatchMux | None = None,
                node_tls: ssl.SSLContext | None = None) -> web.Application:
     """The API server application. `tokens=None` disables authentication (unit tests only);
-    `ui_options` configures the dashboard at /ui/ (see podns/api/ui.py); `mux` shares one store
-    watch per resource between API watches (see podns/api/watchmux.py); `node_tls` is how the
+    `ui_options` configures the dashboard at /ui/ (see podns/api/dashboard/ui.py); `mux` shares one store
+    watch per resource between API watches (see podns/api/handlers/watchmux.py); `node_tls` is how the
     server reaches node agents (`certs.kubelet_client_ssl_context`; None: the system's CAs and
     no client certificate, which node agents refuse)."""
     app = web.Application(
@@ -129,17 +134,17 @@ def create_app(rest: Rest, catalog: Catalog, tokens: auth.Tokens | None,
         return json_response(version_info())
 
     async def discovery(request: web.Request) -> web.Response:
-        got = discovery_glue.discovery(request.path, request.headers.get("Accept", ""), catalog)
+        got = serving.discovery(request.path, request.headers.get("Accept", ""), catalog)
         if got is None:
-            raise status.no_such_resource()
+            raise statuserror.no_such_resource()
         body, ctype = got
         return web.Response(body=body, headers={"Content-Type": ctype})
 
     async def openapi(request: web.Request) -> web.Response:
-        got = discovery_glue.openapi(request.path, request.query,
+        got = serving.openapi(request.path, request.query,
                                      request.headers.get("Accept", ""), catalog)
         if got is None:
-            raise status.no_such_resource()
+            raise statuserror.no_such_resource()
         body, ctype = got
         return web.Response(body=body, headers={"Content-Type": ctype})
 
@@ -149,7 +154,7 @@ def create_app(rest: Rest, catalog: Catalog, tokens: auth.Tokens | None,
         if parts in (["api"], ["apis"], ["api", "v1"]) or (
                 parts and parts[0] == "apis" and len(parts) <= 3):
             if request.method != "GET":
-                raise status.method_not_allowed()
+                raise statuserror.method_not_allowed()
             return await discovery(request)
         return await resources.handle(request)
 

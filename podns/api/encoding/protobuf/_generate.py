@@ -9,7 +9,8 @@ Go client would have sent, and reading them from the binary avoids hand-copying 
 
 Run (never at import time; the output is committed):
 
-    python -m podns.api.protobuf._generate /path/to/kubectl.1.33 > podns/api/protobuf/schema.json
+    python -m podns.api.encoding.protobuf._generate /path/to/kubectl.1.33 \
+        > podns/api/encoding/protobuf/schema.json
 
 Only ELF64 little-endian Go 1.21+ binaries (abi.Type layout) are understood.
 """

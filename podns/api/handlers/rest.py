@@ -4,7 +4,7 @@ This is podns' `genericregistry.Store`: one code path for every kind, with every
 kind-specific behind the `Strategy` hooks (prepare, default, validate, admit/release,
 graceful deletion). It owns the Kubernetes write rules that do not depend on the kind:
 
-- server-set metadata (`meta.py`), `generateName`, `dryRun` (everything but the store write);
+- server-set metadata (`objectmeta.py`), `generateName`, `dryRun` (everything but the store write);
 - namespaced objects need their namespace to exist (404) and not be terminating (403);
 - updates are compare-and-swap: a client `resourceVersion` that is stale is a 409 Conflict, an
   update without one (and every patch) is retried internally against the fresh object;
@@ -13,7 +13,7 @@ graceful deletion). It owns the Kubernetes write rules that do not depend on the
   finalizer is removed while it carries a `deletionTimestamp` is deleted by that update;
 - objects over `MAX_OBJECT_BYTES` are refused with 413.
 
-Errors are `ApiError`s (`podns.api.status`); store errors are mapped here, never passed up.
+Errors are `ApiError`s (`podns.api.statuserror`); store errors are mapped here, never passed up.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from typing import Any
 
 import orjson
 
-from podns.api import meta, status
+from podns.api import statuserror
+from podns.api.handlers import objectmeta
 from podns.api.resources.base import FieldError, ResourceType
 from podns.objects.names import generate_name
 from podns.store import errors as store_errors
@@ -86,7 +87,7 @@ def _decode_continue(token: str) -> tuple[int, str]:
         data = orjson.loads(raw)
         return int(data["rv"]), str(data["start"])
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise status.bad_request("continue key is not valid: illegal base64 data") from None
+        raise statuserror.bad_request("continue key is not valid: illegal base64 data") from None
 
 
 class Rest:
@@ -103,9 +104,9 @@ class Rest:
 
     async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         try:
-            return await self.store.get(meta.object_key(rt, namespace, name))
+            return await self.store.get(objectmeta.object_key(rt, namespace, name))
         except store_errors.NotFound:
-            raise status.not_found(rt.resource, name, rt.group) from None
+            raise statuserror.not_found(rt.resource, name, rt.group) from None
         except store_errors.StoreError as exc:
             raise map_store_error(exc, rt, name) from exc
 
@@ -115,13 +116,13 @@ class Rest:
         continue_token: str | None = None,
     ) -> Obj:
         """A `<Kind>List` body; paginated by `limit` with an opaque `continue` token."""
-        prefix = meta.collection_prefix(rt, namespace)
+        prefix = objectmeta.collection_prefix(rt, namespace)
         at_rv: int | None = None
         start: str | None = None
         if continue_token:
             at_rv, start = _decode_continue(continue_token)
             if not start.startswith(prefix):
-                raise status.bad_request("continue key is not valid: key does not match prefix")
+                raise statuserror.bad_request("continue key is not valid: key does not match prefix")
         items: list[Obj] = []
         next_key: str | None = None
         try:
@@ -137,14 +138,14 @@ class Rest:
                     if limit is not None and len(items) >= limit:
                         done = True
                         if i < len(page.items) - 1 or page.continue_key is not None:
-                            next_key = meta.object_key(
+                            next_key = objectmeta.object_key(
                                 rt, (obj.get("metadata") or {}).get("namespace"), _name(obj))
                         break
                 if page.continue_key is None:
                     done = True
                 start = page.continue_key
         except store_errors.Expired:
-            raise status.expired(
+            raise statuserror.expired(
                 "The provided continue parameter is too old to display a consistent list "
                 "result. You can start a new list without the continue parameter.") from None
         except store_errors.StoreError as exc:
@@ -160,15 +161,15 @@ class Rest:
     async def create(self, rt: ResourceType, namespace: str | None, body: Obj,
                      opts: WriteOptions) -> Obj:
         """Create `body`; returns the stored object (or, for dryRun, what would be stored)."""
-        obj = meta.clone(body)
+        obj = objectmeta.clone(body)
         check_type(obj, rt)
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):
-            raise status.bad_request("metadata must be an object")
+            raise statuserror.bad_request("metadata must be an object")
         if rt.namespaced:
             body_ns = md.get("namespace")
             if body_ns and namespace and body_ns != namespace:
-                raise status.bad_request("the namespace of the provided object does not match "
+                raise statuserror.bad_request("the namespace of the provided object does not match "
                                          "the namespace sent on the request")
             md["namespace"] = namespace
             await self.require_namespace(namespace or "")
@@ -177,36 +178,36 @@ class Rest:
         if not md.get("name") and md.get("generateName"):
             md["name"] = generate_name(str(md["generateName"]))
         if not md.get("name"):
-            raise status.invalid(rt.kind, "", [FieldError(
+            raise statuserror.invalid(rt.kind, "", [FieldError(
                 "metadata.name", "FieldValueRequired",
                 "Required value: name or generateName is required")], rt.group)
         with malformed_as_400(rt):
             self.check_fields(rt, obj, opts)
-            meta.stamp_create(obj, rt)
+            objectmeta.stamp_create(obj, rt)
             rt.strategy.prepare_for_create(obj)
             rt.strategy.default(obj)
             errs = rt.strategy.validate(obj)
         if errs:
-            raise status.invalid(rt.kind, _name(obj), errs, rt.group)
-        meta.record_manager(obj, rt, opts.field_manager, opts.operation)
+            raise statuserror.invalid(rt.kind, _name(obj), errs, rt.group)
+        objectmeta.record_manager(obj, rt, opts.field_manager, opts.operation)
         check_size(obj)
-        key = meta.object_key(rt, namespace, _name(obj))
+        key = objectmeta.object_key(rt, namespace, _name(obj))
         if opts.dry_run:
             try:
                 await self.store.get(key)
             except store_errors.NotFound:
                 return obj
-            raise status.already_exists(rt.resource, _name(obj), rt.group)
+            raise statuserror.already_exists(rt.resource, _name(obj), rt.group)
         with malformed_as_400(rt):
             errs = await rt.strategy.admit(obj, None, self.admission)
         if errs:
-            raise status.invalid(rt.kind, _name(obj), errs, rt.group)
+            raise statuserror.invalid(rt.kind, _name(obj), errs, rt.group)
         try:
             return await self.store.create(key, obj)
         except store_errors.StoreError as exc:
             await rt.strategy.release(obj, self.admission)
             if isinstance(exc, store_errors.AlreadyExists):
-                raise status.already_exists(rt.resource, _name(obj), rt.group) from None
+                raise statuserror.already_exists(rt.resource, _name(obj), rt.group) from None
             raise map_store_error(exc, rt, _name(obj)) from exc
 
     async def require_namespace(self, namespace: str) -> None:
@@ -214,11 +215,11 @@ class Rest:
         try:
             ns = await self.store.get(f"namespaces/{namespace}")
         except store_errors.NotFound:
-            raise status.not_found("namespaces", namespace) from None
+            raise statuserror.not_found("namespaces", namespace) from None
         except store_errors.StoreError as exc:
-            raise status.unavailable(str(exc)) from exc
+            raise statuserror.unavailable(str(exc)) from exc
         if (ns.get("metadata") or {}).get("deletionTimestamp"):
-            raise status.ApiError(
+            raise statuserror.ApiError(
                 403, "Forbidden",
                 f"unable to create new content in namespace {namespace} because it is being "
                 "terminated", {"kind": "namespaces", "name": namespace,
@@ -234,7 +235,7 @@ class Rest:
         if not unknown:
             return
         if opts.field_validation == "Strict":
-            raise status.bad_request("strict decoding error: " + ", ".join(
+            raise statuserror.bad_request("strict decoding error: " + ", ".join(
                 f'unknown field "{path}"' for path in unknown))
         opts.warnings.extend(f'unknown field "{path}"' for path in unknown)
 
@@ -252,25 +253,25 @@ class Rest:
         not the stored one is a 409 Conflict; otherwise a concurrent write just makes us retry.
         `create` (server-side apply) is awaited instead when the object does not exist.
         """
-        key = meta.object_key(rt, namespace, name)
+        key = objectmeta.object_key(rt, namespace, name)
         for _attempt in range(UPDATE_RETRIES):
             try:
                 old = await self.store.get(key)
             except store_errors.NotFound:
                 if create is not None:
                     return await create()
-                raise status.not_found(rt.resource, name, rt.group) from None
+                raise statuserror.not_found(rt.resource, name, rt.group) from None
             except store_errors.StoreError as exc:
                 raise map_store_error(exc, rt, name) from exc
-            new = mutate(meta.clone(old))
+            new = mutate(objectmeta.clone(old))
             if not isinstance(new, dict):
-                raise status.bad_request(f"the result of the request is not a {rt.kind} object")
+                raise statuserror.bad_request(f"the result of the request is not a {rt.kind} object")
             check_type(new, rt)
             client_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
             new.setdefault("metadata", {})
-            old_rv = meta.rv_of(old)
+            old_rv = objectmeta.rv_of(old)
             if client_rv and client_rv != str(old_rv):
-                raise status.conflict(rt.resource, name, rt.group)
+                raise statuserror.conflict(rt.resource, name, rt.group)
             with malformed_as_400(rt):
                 new = self._prepare_update(rt, namespace, name, new, old, opts, subresource,
                                            operation)
@@ -283,30 +284,30 @@ class Rest:
             with malformed_as_400(rt):
                 errs = await rt.strategy.admit(new, old, self.admission)
             if errs:
-                raise status.invalid(rt.kind, name, errs, rt.group)
+                raise statuserror.invalid(rt.kind, name, errs, rt.group)
             try:
                 return await self.store.update(key, new, expected_rv=old_rv)
             except store_errors.Conflict:
                 if client_rv:
-                    raise status.conflict(rt.resource, name, rt.group) from None
+                    raise statuserror.conflict(rt.resource, name, rt.group) from None
                 continue
             except store_errors.NotFound:
-                raise status.not_found(rt.resource, name, rt.group) from None
+                raise statuserror.not_found(rt.resource, name, rt.group) from None
             except store_errors.StoreError as exc:
                 raise map_store_error(exc, rt, name) from exc
-        raise status.conflict(rt.resource, name, rt.group, "too many concurrent updates")
+        raise statuserror.conflict(rt.resource, name, rt.group, "too many concurrent updates")
 
     def _prepare_update(self, rt: ResourceType, namespace: str | None, name: str, new: Obj,
                         old: Obj, opts: WriteOptions, subresource: str, operation: str) -> Obj:
         md = new.setdefault("metadata", {})
         if not isinstance(md, dict):
-            raise status.bad_request("metadata must be an object")
+            raise statuserror.bad_request("metadata must be an object")
         if md.get("name") and md["name"] != name:
-            raise status.bad_request(
+            raise statuserror.bad_request(
                 f"the name of the object ({md['name']}) does not match the name on the URL "
                 f"({name})")
         if rt.namespaced and md.get("namespace") and md["namespace"] != namespace:
-            raise status.bad_request("the namespace of the provided object does not match the "
+            raise statuserror.bad_request("the namespace of the provided object does not match the "
                                      "namespace sent on the request")
         md["name"] = name
         if rt.namespaced:
@@ -314,7 +315,7 @@ class Rest:
         else:
             md.pop("namespace", None)
         self.check_fields(rt, new, opts)
-        meta.carry_over(new, old, rt)
+        objectmeta.carry_over(new, old, rt)
         strategy = rt.strategy
         if subresource == "status":
             strategy.prepare_for_status_update(new, old)
@@ -326,10 +327,10 @@ class Rest:
         if subresource not in ("binding", "finalize"):
             errs += strategy.validate_update(new, old)
         if errs:
-            raise status.invalid(rt.kind, name, errs, rt.group)
+            raise statuserror.invalid(rt.kind, name, errs, rt.group)
         old_gen = int((old.get("metadata") or {}).get("generation") or 1)
         md["generation"] = old_gen + 1 if strategy.spec_changed(new, old) else old_gen
-        meta.record_manager(new, rt, opts.field_manager, operation, subresource)
+        objectmeta.record_manager(new, rt, opts.field_manager, operation, subresource)
         check_size(new)
         return new
 
@@ -347,9 +348,9 @@ class Rest:
         try:
             gone = await self.store.delete(key, expected_rv=expected_rv)
         except store_errors.NotFound:
-            raise status.not_found(rt.resource, name, rt.group) from None
+            raise statuserror.not_found(rt.resource, name, rt.group) from None
         except store_errors.Conflict:
-            raise status.conflict(rt.resource, name, rt.group) from None
+            raise statuserror.conflict(rt.resource, name, rt.group) from None
         except store_errors.StoreError as exc:
             raise map_store_error(exc, rt, name) from exc
         await rt.strategy.release(gone, self.admission)
@@ -360,22 +361,22 @@ class Rest:
     async def delete(self, rt: ResourceType, namespace: str | None, name: str,
                      opts: DeleteOptions) -> tuple[Obj, bool]:
         """Delete (or start deleting) an object. Returns (object, gone_now)."""
-        key = meta.object_key(rt, namespace, name)
+        key = objectmeta.object_key(rt, namespace, name)
         for _attempt in range(UPDATE_RETRIES):
             obj = await self.get(rt, namespace, name)
             md = obj.setdefault("metadata", {})
             if opts.uid and opts.uid != md.get("uid"):
-                raise status.conflict(
+                raise statuserror.conflict(
                     rt.resource, name, rt.group,
                     f"Precondition failed: UID in precondition: {opts.uid}, UID in object meta: "
                     f"{md.get('uid')}")
             if opts.resource_version and opts.resource_version != md.get("resourceVersion"):
-                raise status.conflict(
+                raise statuserror.conflict(
                     rt.resource, name, rt.group,
                     "Precondition failed: ResourceVersion in precondition: "
                     f"{opts.resource_version}, ResourceVersion in object meta: "
                     f"{md.get('resourceVersion')}")
-            old_rv = meta.rv_of(obj)
+            old_rv = objectmeta.rv_of(obj)
             grace = rt.strategy.deletion_grace_seconds(obj, opts.grace_period_seconds)
             finalizers = list(md.get("finalizers") or [])
             policy = opts.propagation_policy
@@ -390,19 +391,19 @@ class Rest:
                     return obj, True
                 try:
                     gone = await self._delete_now(rt, key, name, obj, old_rv)
-                except status.ApiError as exc:
+                except statuserror.ApiError as exc:
                     if exc.code == 409 and not opts.resource_version:
                         continue
                     raise
                 return gone, True
             # graceful: mark for deletion and leave the rest to finalizers / the node agent
             already = md.get("deletionTimestamp")
-            new = meta.clone(obj)
+            new = objectmeta.clone(obj)
             nmd = new["metadata"]
             if finalizers:
                 nmd["finalizers"] = finalizers
             if not already:
-                nmd["deletionTimestamp"] = meta.now()
+                nmd["deletionTimestamp"] = objectmeta.now()
             if grace > 0:
                 cur = nmd.get("deletionGracePeriodSeconds")
                 nmd["deletionGracePeriodSeconds"] = grace if cur is None else min(cur, grace)
@@ -427,7 +428,7 @@ class Rest:
             if rt.resource == "namespaces" and not rt.group and self.on_namespace_deleting:
                 await self.on_namespace_deleting(name)
             return stored, False
-        raise status.conflict(rt.resource, name, rt.group, "too many concurrent updates")
+        raise statuserror.conflict(rt.resource, name, rt.group, "too many concurrent updates")
 
     async def delete_collection(self, rt: ResourceType, namespace: str | None,
                                 match: Callable[[Obj], bool] | None,
@@ -439,7 +440,7 @@ class Rest:
             md = obj.get("metadata") or {}
             try:
                 gone, _ = await self.delete(rt, md.get("namespace"), md.get("name", ""), opts)
-            except status.ApiError as exc:
+            except statuserror.ApiError as exc:
                 if exc.code == 404:
                     continue
                 raise
@@ -486,7 +487,7 @@ def malformed_as_400(rt: ResourceType) -> Iterator[None]:
         yield
     except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
         log.debug("%s hook failed on a malformed object", rt.kind, exc_info=True)
-        raise status.bad_request(
+        raise statuserror.bad_request(
             f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
             f"malformed object: {type(exc).__name__}: {exc}") from None
 
@@ -495,42 +496,42 @@ def check_type(obj: Obj, rt: ResourceType) -> None:
     """400 when a body names another apiVersion or kind than the URL addresses."""
     md = obj.get("metadata")
     if md is not None and not isinstance(md, dict):
-        raise status.bad_request(
+        raise statuserror.bad_request(
             f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata '
             "must be an object")
     api_version = obj.get("apiVersion")
     kind = obj.get("kind")
     if api_version not in (None, "") and api_version != rt.api_version:
-        raise status.bad_request(
+        raise statuserror.bad_request(
             f"the API version in the data ({api_version}) does not match the expected API "
             f"version ({rt.api_version})")
     if kind not in (None, "") and kind != rt.kind:
-        raise status.bad_request(
+        raise statuserror.bad_request(
             f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
 
 
 def check_size(obj: Obj) -> None:
     """413 for objects larger than etcd would store."""
     if len(orjson.dumps(obj)) > MAX_OBJECT_BYTES:
-        raise status.too_large(MAX_OBJECT_BYTES)
+        raise statuserror.too_large(MAX_OBJECT_BYTES)
 
 
-def map_store_error(exc: store_errors.StoreError, rt: ResourceType, name: str) -> status.ApiError:
+def map_store_error(exc: store_errors.StoreError, rt: ResourceType, name: str) -> statuserror.ApiError:
     """The Status for a store error not handled where it was raised."""
     if isinstance(exc, store_errors.NotFound):
-        return status.not_found(rt.resource, name, rt.group)
+        return statuserror.not_found(rt.resource, name, rt.group)
     if isinstance(exc, store_errors.AlreadyExists):
-        return status.already_exists(rt.resource, name, rt.group)
+        return statuserror.already_exists(rt.resource, name, rt.group)
     if isinstance(exc, store_errors.Conflict):
-        return status.conflict(rt.resource, name, rt.group)
+        return statuserror.conflict(rt.resource, name, rt.group)
     if isinstance(exc, store_errors.Expired):
-        return status.expired(str(exc) or "too old resource version")
+        return statuserror.expired(str(exc) or "too old resource version")
     if isinstance(exc, store_errors.TooLarge):
         # kube-apiserver answers etcd's "request is too large" with 413 as well
-        return status.ApiError(413, "RequestEntityTooLarge",
+        return statuserror.ApiError(413, "RequestEntityTooLarge",
                                f"Request entity too large: {exc or 'object too large'}")
     if isinstance(exc, store_errors.Invalid):
         # an object the store cannot hold (not representable as JSON): the request's fault
-        return status.bad_request(str(exc) or "the object cannot be stored")
-    return status.unavailable(str(exc) or "the store is unavailable")
+        return statuserror.bad_request(str(exc) or "the object cannot be stored")
+    return statuserror.unavailable(str(exc) or "the store is unavailable")
 

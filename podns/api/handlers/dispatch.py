@@ -14,13 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
-from podns.api import auth, codec, fieldsets, meta, patch, status, subresources, tables_glue
-from podns.api.catalog import Catalog
-from podns.api.request import RequestInfo, parse_bool, parse_int, parse_path, parse_rv
-from podns.api.rest import RETURN_DELETED_OBJECT, DeleteOptions, Rest, WriteOptions
-from podns.api.selection import parse as parse_selectors
-from podns.api.watch import EventEncoder, serve_watch
-from podns.api.watchmux import WatchMux
+from podns.api import statuserror
+from podns.api.encoding import codec, tables_glue
+from podns.api.handlers import authorization, fieldsets, objectmeta, patch, subresources
+from podns.api.handlers.requestinfo import RequestInfo, parse_bool, parse_int, parse_path, parse_rv
+from podns.api.handlers.rest import RETURN_DELETED_OBJECT, DeleteOptions, Rest, WriteOptions
+from podns.api.handlers.selection import parse as parse_selectors
+from podns.api.handlers.watch import EventEncoder, serve_watch
+from podns.api.handlers.watchmux import WatchMux
+from podns.api.resources.catalog import Catalog
 from podns.store import errors as store_errors
 from podns.store.interface import WatchEvent
 
@@ -54,7 +56,7 @@ class ResourceHandlers:
     def __init__(self, rest: Rest, catalog: Catalog, mux: WatchMux | None = None, *,
                  node_tls: ssl.SSLContext | None = None) -> None:
         self.rest = rest
-        #: TLS towards node agents (see podns.api.podlog)
+        #: TLS towards node agents (see podns.api.handlers.podlog)
         self.node_tls = node_tls or ssl.create_default_context()
         self.catalog = catalog
         self.encoder = EventEncoder()
@@ -69,13 +71,13 @@ class ResourceHandlers:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         info = parse_path(request.path, request.method, query, self.catalog.lookup)
-        user = request.get(USER, auth.ADMIN_USER)
-        if not auth.may(user, info.verb):
-            raise status.forbidden(user, info.verb, info.rt.resource, info.rt.group,
+        user = request.get(USER, authorization.ADMIN_USER)
+        if not authorization.may(user, info.verb):
+            raise statuserror.forbidden(user, info.verb, info.rt.resource, info.rt.group,
                                    info.namespace, info.name, info.subresource)
         if info.rt.namespaced and info.namespace is None and info.verb not in (
                 "list", "watch"):
-            raise status.no_such_resource()
+            raise statuserror.no_such_resource()
         verb, sub = info.verb, info.subresource
         if verb == "list":
             return await self._list(request, info)
@@ -93,7 +95,7 @@ class ResourceHandlers:
             return await self._delete(request, info)
         if verb == "deletecollection":
             return await self._delete_collection(request, info)
-        raise status.method_not_allowed()
+        raise statuserror.method_not_allowed()
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -104,16 +106,16 @@ class ResourceHandlers:
         if info.subresource == "scale":
             return json_response(subresources.to_scale(obj))
         if info.subresource not in ("", "status"):
-            raise status.method_not_allowed()
+            raise statuserror.method_not_allowed()
         if codec.wants_table(request.headers.get("Accept")):
             return json_response(tables_glue.table(info.rt, [obj], request.query,
-                                                   list_rv=meta.rv_of(obj)),
+                                                   list_rv=objectmeta.rv_of(obj)),
                                  content_type=codec.TABLE_CT)
         return json_response(obj)
 
     async def _pod_log(self, request: web.Request, pod: Obj) -> web.StreamResponse:
-        """pods/<name>/log: proxied from the pod's node agent (podns.api.podlog)."""
-        from podns.api import podlog
+        """pods/<name>/log: proxied from the pod's node agent (podns.api.handlers.podlog)."""
+        from podns.api.handlers import podlog
 
         node = None
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -121,7 +123,7 @@ class ResourceHandlers:
         if node_name and nodes is not None:
             try:
                 node = await self.rest.get(nodes, None, node_name)
-            except status.ApiError as exc:
+            except statuserror.ApiError as exc:
                 if exc.code != 404:
                     raise
         return await podlog.proxy_pod_log(request, pod, node, self.node_tls)
@@ -162,12 +164,12 @@ class ResourceHandlers:
             rt = info.rt
 
             def render(obj: Obj, first: bool) -> Obj:
-                return tables_glue.table(rt, [obj], q, list_rv=meta.rv_of(obj),
+                return tables_glue.table(rt, [obj], q, list_rv=objectmeta.rv_of(obj),
                                          with_columns=first)
 
         return await serve_watch(
             request, open_watch=self.open_watch, rt=info.rt,
-            prefix=meta.collection_prefix(info.rt, info.namespace), initial=initial,
+            prefix=objectmeta.collection_prefix(info.rt, info.namespace), initial=initial,
             from_rv=from_rv, match=match, seed_keys=seed,
             timeout=float(timeout) if timeout else None,
             bookmarks=parse_bool(q.get("allowWatchBookmarks")), render=render,
@@ -176,7 +178,7 @@ class ResourceHandlers:
     @staticmethod
     def _key(info: RequestInfo, obj: Obj) -> str:
         md = obj.get("metadata") or {}
-        return meta.object_key(info.rt, md.get("namespace"), md.get("name", ""))
+        return objectmeta.object_key(info.rt, md.get("namespace"), md.get("name", ""))
 
     async def _matching_keys_at(self, info: RequestInfo, match: Callable[[Obj], bool],
                                 rv: int) -> set[str]:
@@ -184,7 +186,7 @@ class ResourceHandlers:
         filtered watch from `rv` has). An unavailable revision leaves the set empty: the
         store's watch then answers 410 for it anyway."""
         keys: set[str] = set()
-        prefix = meta.collection_prefix(info.rt, info.namespace)
+        prefix = objectmeta.collection_prefix(info.rt, info.namespace)
         start: str | None = None
         try:
             while True:
@@ -204,13 +206,13 @@ class ResourceHandlers:
         q = request.query
         fv = q.get("fieldValidation") or "Warn"
         if fv not in _FIELD_VALIDATION:
-            raise status.bad_request(
+            raise statuserror.bad_request(
                 f'fieldValidation parameter unsupported: "{fv}" (expected one of Strict, Warn, '
                 'Ignore)')
         dry = q.getall("dryRun", [])
         for value in dry:
             if value != "All":
-                raise status.bad_request(f'Invalid value: "{value}": supported values: "All"')
+                raise statuserror.bad_request(f'Invalid value: "{value}": supported values: "All"')
         return WriteOptions(dry_run=bool(dry), field_manager=q.get("fieldManager"),
                             field_validation=fv)
 
@@ -219,7 +221,7 @@ class ResourceHandlers:
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise status.too_large(codec.MAX_BODY_BYTES) from None
+            raise statuserror.too_large(codec.MAX_BODY_BYTES) from None
         return codec.decode_body(raw, request.headers.get("Content-Type"), allow_list=allow_list,
                                  expect=expect)
 
@@ -273,9 +275,9 @@ class ResourceHandlers:
             md = body.get("metadata") if isinstance(body, dict) else None
             md = md if isinstance(md, dict) else {}
             if sub or not rt.strategy.allow_create_on_update or md.get("resourceVersion"):
-                raise status.not_found(rt.resource, name, rt.group)
+                raise statuserror.not_found(rt.resource, name, rt.group)
             if md.get("name") not in (None, "", name):
-                raise status.bad_request(
+                raise statuserror.bad_request(
                     f"the name of the object ({md['name']}) does not match the name on the URL "
                     f"({name})")
             new = replace(body)
@@ -292,16 +294,16 @@ class ResourceHandlers:
         ct = codec.media_type(request.headers.get("Content-Type"))
         fn = _PATCH_FNS.get(ct)
         if fn is None:
-            raise status.unsupported_media_type(ct)
+            raise statuserror.unsupported_media_type(ct)
         opts = self._write_options(request)
         body = await self._body(request, allow_list=ct == "application/json-patch+json")
         rt, name, sub = info.rt, info.name or "", info.subresource
         is_apply = ct == "application/apply-patch+yaml"
         if is_apply and request.query.get("fieldManager") in (None, ""):
-            raise status.bad_request(
+            raise statuserror.bad_request(
                 "PATCH /apply requires a non-empty fieldManager query parameter")
         if request.query.get("force") is not None and not is_apply:
-            raise status.bad_request("force is only supported for apply patches")
+            raise statuserror.bad_request("force is only supported for apply patches")
 
         manager = request.query.get("fieldManager") or ""
         if is_apply and not sub:
@@ -314,22 +316,22 @@ class ResourceHandlers:
                 return fn(cur, body)  # type: ignore[no-any-return]
             except patch.PatchError as exc:
                 if exc.code == 422:
-                    raise status.ApiError(422, "Invalid", str(exc)) from None
-                raise status.bad_request(str(exc)) from None
+                    raise statuserror.ApiError(422, "Invalid", str(exc)) from None
+                raise statuserror.bad_request(str(exc)) from None
             except (TypeError, AttributeError, ValueError, KeyError) as exc:
                 # a patch that does not fit the object's shape (kube-apiserver: 400 as well)
-                raise status.bad_request(f"unable to apply the patch: {exc}") from None
+                raise statuserror.bad_request(f"unable to apply the patch: {exc}") from None
 
         created = False
 
         async def create() -> Obj:
             nonlocal created
             if not is_apply or sub:
-                raise status.not_found(rt.resource, name, rt.group)
+                raise statuserror.not_found(rt.resource, name, rt.group)
             new = copy.deepcopy(body)
             md = new.setdefault("metadata", {})
             if md.get("name") not in (None, name):
-                raise status.bad_request(
+                raise statuserror.bad_request(
                     f"the name of the object ({md['name']}) does not match the name on the URL "
                     f"({name})")
             md["name"] = name
@@ -358,12 +360,12 @@ class ResourceHandlers:
         if q_grace is not None:
             grace = q_grace
         if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
-            raise status.bad_request("gracePeriodSeconds must be an integer")
+            raise statuserror.bad_request("gracePeriodSeconds must be an integer")
         policy = q.get("propagationPolicy") or body.get("propagationPolicy")
         if not policy and body.get("orphanDependents") is not None:
             policy = "Orphan" if body.get("orphanDependents") else "Background"
         if policy not in (None, "Orphan", "Background", "Foreground"):
-            raise status.ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: '
+            raise statuserror.ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: '
                                   f'propagationPolicy: Unsupported value: "{policy}": supported '
                                   'values: "Foreground", "Background", "Orphan", "nil"')
         dry = q.getall("dryRun", []) or body.get("dryRun") or []
@@ -383,7 +385,7 @@ class ResourceHandlers:
             return json_response(obj, 202 if opts.orphan_dependents is False else 200)
         if (rt.group, rt.resource) in RETURN_DELETED_OBJECT:
             return json_response(obj)
-        return json_response(status.success(rt.resource, name,
+        return json_response(statuserror.success(rt.resource, name,
                                             (obj.get("metadata") or {}).get("uid", ""), rt.group))
 
     async def _delete_collection(self, request: web.Request, info: RequestInfo) -> web.Response:

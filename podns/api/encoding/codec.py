@@ -2,7 +2,7 @@
 
 Bodies arrive as JSON (also with no Content-Type at all: the Python client sends none), YAML
 (`application/yaml`, `application/apply-patch+yaml`, which kubectl actually fills with JSON),
-or the Kubernetes protobuf envelope (kubectl 1.32+ `create`), decoded by `podns.api.protobuf`,
+or the Kubernetes protobuf envelope (kubectl 1.32+ `create`), decoded by `podns.api.encoding.protobuf`,
 imported lazily so the server runs (answering 415) while that module is absent. Responses are
 always JSON; a client asking for `as=Table` gets a meta.k8s.io/v1 Table.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import yaml
 
-from podns.api import status
+from podns.api import statuserror
 
 Obj = dict[str, Any]
 
@@ -42,7 +42,7 @@ def decode_body(body: bytes, content_type: str | None, *, allow_list: bool = Fal
     the server does not read. Unless `allow_list` (JSON patch), the result must be an object.
     """
     if len(body) > MAX_BODY_BYTES:
-        raise status.too_large(MAX_BODY_BYTES)
+        raise statuserror.too_large(MAX_BODY_BYTES)
     mt = media_type(content_type)
     if mt == PROTOBUF:
         data = _decode_protobuf(body, expect)
@@ -54,12 +54,12 @@ def decode_body(body: bytes, content_type: str | None, *, allow_list: bool = Fal
                 "application/octet-stream"):
         data = decode_json(body)
     else:
-        raise status.unsupported_media_type(
+        raise statuserror.unsupported_media_type(
             mt, (JSON, "application/yaml", PROTOBUF))
     if isinstance(data, list) and allow_list:
         return data
     if not isinstance(data, dict):
-        raise status.bad_request(
+        raise statuserror.bad_request(
             "the body of the request must be a JSON object"
             if not allow_list else "the body of the request must be a JSON object or array")
     return data
@@ -68,11 +68,11 @@ def decode_body(body: bytes, content_type: str | None, *, allow_list: bool = Fal
 def decode_json(body: bytes) -> Any:
     """Parse JSON, mapping syntax errors to 400 BadRequest worded like kube-apiserver."""
     if not body.strip():
-        raise status.bad_request("the body of the request is empty")
+        raise statuserror.bad_request("the body of the request is empty")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise status.bad_request(
+        raise statuserror.bad_request(
             f"error decoding request body: invalid character at offset {exc.pos}: {exc.msg}"
         ) from None
 
@@ -86,20 +86,20 @@ def _decode_yaml(body: bytes) -> Any:
     try:
         return yaml.safe_load(body)
     except yaml.YAMLError as exc:
-        raise status.bad_request(f"error decoding YAML: {exc}") from None
+        raise statuserror.bad_request(f"error decoding YAML: {exc}") from None
 
 
 def _decode_protobuf(body: bytes, expect: tuple[str, str] | None) -> Any:
     try:
-        from podns.api import protobuf  # lazy: optional until its module lands
+        from podns.api.encoding import protobuf  # lazy: optional until its module lands
     except ImportError:
-        raise status.unsupported_media_type(PROTOBUF, (JSON, "application/yaml")) from None
+        raise statuserror.unsupported_media_type(PROTOBUF, (JSON, "application/yaml")) from None
     try:
         return protobuf.decode(body, expect=expect)
     except protobuf.DecodeError as exc:
         if exc.code == 415:
-            raise status.ApiError(415, "UnsupportedMediaType", exc.message) from None
-        raise status.bad_request(exc.message) from None
+            raise statuserror.ApiError(415, "UnsupportedMediaType", exc.message) from None
+        raise statuserror.bad_request(exc.message) from None
 
 
 def wants_table(accept: str | None) -> bool:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from podns.api.protobuf.encode import EncodeError, encode
-from podns.api.protobuf.envelope import PROTOBUF, decode_envelope
-from podns.api.protobuf.errors import DecodeError
+from podns.api.encoding.protobuf.encode import EncodeError, encode
+from podns.api.encoding.protobuf.envelope import PROTOBUF, decode_envelope
+from podns.api.encoding.protobuf.errors import DecodeError
 
 __all__ = ["PROTOBUF", "DecodeError", "EncodeError", "decode", "encode", "supported_kinds"]
 
@@ -40,6 +40,6 @@ def decode(body: bytes, *, expect: tuple[str, str] | None = None, strict: bool =
 
 def supported_kinds() -> list[tuple[str, str]]:
     """The (apiVersion, kind) pairs this package can decode."""
-    from podns.api.protobuf import schema
+    from podns.api.encoding.protobuf import schema
 
     return [tuple(k.split(" ", 1)) for k in schema.load().kinds]  # type: ignore[misc]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from podns.api import status
-from podns.api.selection import selector_string
+from podns.api import statuserror
+from podns.api.handlers.selection import selector_string
 
 Obj = dict[str, Any]
 
@@ -38,15 +38,15 @@ def to_scale(obj: Obj) -> Obj:
 def from_scale(obj: Obj, scale: Any) -> Obj:
     """The workload with the Scale's `spec.replicas` (and its resourceVersion precondition)."""
     if not isinstance(scale, dict):
-        raise status.bad_request("the body of the request must be a Scale object")
+        raise statuserror.bad_request("the body of the request must be a Scale object")
     kind, api_version = scale.get("kind"), scale.get("apiVersion")
     if kind not in (None, "", "Scale") or api_version not in (None, "", "autoscaling/v1"):
-        raise status.bad_request(
+        raise statuserror.bad_request(
             f"the kind in the data ({kind}) does not match the expected kind (Scale)")
     replicas = (scale.get("spec") or {}).get("replicas")
     md = obj.get("metadata") or {}
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-        raise status.invalid("Scale", md.get("name", ""), [_replicas_error(replicas)],
+        raise statuserror.invalid("Scale", md.get("name", ""), [_replicas_error(replicas)],
                              "autoscaling")
     out = copy.deepcopy(obj)
     out.setdefault("spec", {})["replicas"] = replicas
@@ -65,7 +65,7 @@ def _replicas_error(value: Any) -> Any:
 def bind(pod: Obj, binding: Any) -> Obj:
     """The Pod bound to the Binding's target node."""
     if not isinstance(binding, dict):
-        raise status.bad_request("the body of the request must be a Binding object")
+        raise statuserror.bad_request("the body of the request must be a Binding object")
     target = binding.get("target") or {}
     node = target.get("name")
     md = pod.get("metadata") or {}
@@ -73,14 +73,14 @@ def bind(pod: Obj, binding: Any) -> Obj:
     if not node:
         from podns.api.resources.base import FieldError
 
-        raise status.invalid("Binding", name, [FieldError(
+        raise statuserror.invalid("Binding", name, [FieldError(
             "target.name", "FieldValueRequired", "Required value")])
     current = (pod.get("spec") or {}).get("nodeName")
     if current:
-        raise status.conflict("pods", name, "", f"pod {name} is already assigned to node "
+        raise statuserror.conflict("pods", name, "", f"pod {name} is already assigned to node "
                               f'"{current}"')
     if md.get("deletionTimestamp"):
-        raise status.conflict("pods", name, "", f"pod {name} is being deleted, cannot be assigned "
+        raise statuserror.conflict("pods", name, "", f"pod {name} is being deleted, cannot be assigned "
                               "to a host")
     out = copy.deepcopy(pod)
     out.setdefault("spec", {})["nodeName"] = node

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from podns.api.protobuf import schema as sch
-from podns.api.protobuf.decode import MAGIC, Decoder
-from podns.api.protobuf.errors import DecodeError
-from podns.api.protobuf.wire import LEN, WireError, Writer, iter_fields
+from podns.api.encoding.protobuf import schema as sch
+from podns.api.encoding.protobuf.decode import MAGIC, Decoder
+from podns.api.encoding.protobuf.errors import DecodeError
+from podns.api.encoding.protobuf.wire import LEN, WireError, Writer, iter_fields
 
 #: the only content type an envelope may declare for its raw bytes (empty means the same)
 PROTOBUF = "application/vnd.kubernetes.protobuf"
@@ -59,7 +59,7 @@ def split_envelope(body: bytes) -> tuple[str, str, bytes]:
 
 def decode_envelope(body: bytes, *, expect: tuple[str, str] | None = None, strict: bool = False,
                     depth: int = 0) -> dict[str, Any]:
-    """Decode a whole protobuf body into the JSON-shaped object (see `podns.api.protobuf`)."""
+    """Decode a whole protobuf body into the JSON-shaped object (see `podns.api.encoding.protobuf`)."""
     api_version, kind, raw = split_envelope(body)
     if expect is not None:
         # kube's copyKindDefaults: an envelope without TypeMeta takes the URL's

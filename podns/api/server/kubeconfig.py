@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from podns.api.auth import write_private
+from podns.api.server.authentication import write_private
 
 CLUSTER = "podns"
 #: the cluster extension listing every API server (podns.kube.config.SERVERS_EXTENSION)

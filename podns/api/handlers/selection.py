@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from podns.api import status
+from podns.api import statuserror
 from podns.api.resources.base import Strategy
 from podns.objects import selectors
 
@@ -26,11 +26,11 @@ def parse(label_selector: str | None, field_selector: str | None,
         labels = selectors.parse_label_selector(label_selector or "")
         fields = selectors.parse_field_selector(field_selector or "")
     except selectors.SelectorError as exc:
-        raise status.bad_request(str(exc)) from None
+        raise statuserror.bad_request(str(exc)) from None
     allowed = {"metadata.name", "metadata.namespace", *strategy.selectable_fields}
     for name in sorted(fields.fields()):
         if name not in allowed:
-            raise status.bad_request(f'field label not supported: {name}')
+            raise statuserror.bad_request(f'field label not supported: {name}')
     if labels.empty() and not fields.requirements:
         return None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from podns.api import status
+from podns.api import statuserror
 from podns.api.resources.base import ResourceType
 
 #: HTTP method -> Kubernetes verb on an item URL / a collection URL
@@ -41,9 +41,9 @@ def parse_path(path: str, method: str, query: Mapping[str, str], lookup: Lookup)
     elif len(parts) >= 3 and parts[0] == "apis":
         group, version, rest = parts[1], parts[2], parts[3:]
     else:
-        raise status.no_such_resource()
+        raise statuserror.no_such_resource()
     if not rest:
-        raise status.no_such_resource()
+        raise statuserror.no_such_resource()
     namespace: str | None = None
     if rest[0] == "namespaces" and len(rest) >= 3:
         candidate = lookup(group, version, rest[2])
@@ -51,12 +51,12 @@ def parse_path(path: str, method: str, query: Mapping[str, str], lookup: Lookup)
             namespace, rest = rest[1], rest[2:]
     rt = lookup(group, version, rest[0])
     if rt is None or len(rest) > 3:
-        raise status.no_such_resource()
+        raise statuserror.no_such_resource()
     name = rest[1] if len(rest) >= 2 else None
     sub = rest[2] if len(rest) == 3 else ""
     if sub and sub not in rt.strategy.subresources and not (rt.resource == "namespaces" and
                                                             sub == "finalize"):
-        raise status.no_such_resource()
+        raise statuserror.no_such_resource()
     if name is None:
         verb = COLLECTION_VERBS.get(method)
         if verb == "list" and parse_bool(query.get("watch")):
@@ -66,9 +66,9 @@ def parse_path(path: str, method: str, query: Mapping[str, str], lookup: Lookup)
         if verb == "create" and sub != "binding":
             verb = None
     if verb is None or (sub and verb in ("delete",)):
-        raise status.method_not_allowed()
+        raise statuserror.method_not_allowed()
     if verb not in rt.verbs and not sub:
-        raise status.method_not_allowed()
+        raise statuserror.method_not_allowed()
     return RequestInfo(rt=rt, verb=verb, namespace=namespace, name=name, subresource=sub)
 
 
@@ -85,7 +85,7 @@ def parse_int(query: Mapping[str, str], key: str) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise status.bad_request(f'invalid value for {key}: "{raw}": must be an integer') from None
+        raise statuserror.bad_request(f'invalid value for {key}: "{raw}": must be an integer') from None
     return value
 
 
@@ -96,7 +96,7 @@ def parse_rv(raw: str | None, what: str = "resourceVersion") -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise status.bad_request(f'invalid {what} "{raw}"') from None
+        raise statuserror.bad_request(f'invalid {what} "{raw}"') from None
     if value < 0:
-        raise status.bad_request(f'invalid {what} "{raw}"')
+        raise statuserror.bad_request(f'invalid {what} "{raw}"')
     return value

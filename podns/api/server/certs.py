@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from podns.api.auth import write_private
+from podns.api.server.authentication import write_private
 from podns.objects.nodeapi import APISERVER_CLIENT_CN
 
 CA_DAYS = 3650

@@ -1,7 +1,7 @@
 """The read-only web dashboard at `/ui/`: static page, and the DNS metrics it shows.
 
-What this module owns: the routes under `/ui/`. The page itself (`ui/index.html`, `ui/app.js`,
-`ui/style.css`) holds no data and is served without a token, so a browser can load it before
+What this module owns: the routes under `/ui/`. The page itself (`static/index.html`, `static/app.js`,
+`static/style.css`) holds no data and is served without a token, so a browser can load it before
 the user logs in; everything the page shows comes from calls made with the user's bearer token:
 the Kubernetes REST API (list + watch, exactly as kubectl uses it) and `/ui/dns-metrics`.
 
@@ -28,11 +28,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from podns.api import status
-from podns.api.handlers import json_response
+from podns.api import statuserror
+from podns.api.handlers.dispatch import json_response
 
 #: the dashboard's files, packaged beside this module (pyproject package-data)
-UI_DIR = Path(__file__).with_name("ui")
+UI_DIR = Path(__file__).with_name("static")
 #: file name -> Content-Type of the static files served under /ui/
 STATIC_FILES: dict[str, str] = {
     "index.html": "text/html; charset=utf-8",
@@ -90,7 +90,7 @@ def parse_metrics(text: str) -> list[dict[str, Any]]:
 
 
 async def scrape(url: str) -> list[dict[str, Any]]:
-    """The samples at `url`; raises status.ApiError(503) when they cannot be had."""
+    """The samples at `url`; raises statuserror.ApiError(503) when they cannot be had."""
     timeout = aiohttp.ClientTimeout(total=METRICS_TIMEOUT)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
@@ -99,7 +99,7 @@ async def scrape(url: str) -> list[dict[str, Any]]:
             body = await resp.content.read(METRICS_MAX_BYTES)
         return parse_metrics(body.decode("utf-8", errors="replace"))
     except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
-        raise status.ApiError(503, "ServiceUnavailable",
+        raise statuserror.ApiError(503, "ServiceUnavailable",
                               f"cannot read DNS metrics from {url}: {exc or type(exc).__name__}") from None
 
 
@@ -119,13 +119,13 @@ def add_routes(app: web.Application, options: UiOptions) -> None:
     async def static_file(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in STATIC_FILES:
-            raise status.ApiError(404, "NotFound", f"the dashboard has no file {name!r}")
+            raise statuserror.ApiError(404, "NotFound", f"the dashboard has no file {name!r}")
         return _static(name)
 
     async def dns_metrics(request: web.Request) -> web.Response:
         url = options.dns_metrics_url
         if not url:
-            raise status.ApiError(404, "NotFound", "DNS metrics are not available: start the API "
+            raise statuserror.ApiError(404, "NotFound", "DNS metrics are not available: start the API "
                                   "server with --dns-metrics-url (podns up does this itself)")
         samples = await scrape(url)
         return json_response({"url": url, "time": time.time(), "samples": samples})

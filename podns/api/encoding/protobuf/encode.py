@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from podns.api.protobuf import schema as sch
-from podns.api.protobuf.wire import Writer
+from podns.api.encoding.protobuf import schema as sch
+from podns.api.encoding.protobuf.wire import Writer
 
 
 class EncodeError(ValueError):
@@ -32,7 +32,7 @@ _TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1
 
 def encode(obj: dict[str, Any]) -> bytes:
     """A whole body: `k8s\\0` + runtime.Unknown around the object's message bytes."""
-    from podns.api.protobuf.envelope import wrap_envelope
+    from podns.api.encoding.protobuf.envelope import wrap_envelope
 
     api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
     schema = sch.load()

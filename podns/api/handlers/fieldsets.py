@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from podns.api.patch import PatchError, merge_key, strategic_merge_patch
+from podns.api.handlers.patch import PatchError, merge_key, strategic_merge_patch
 
 Obj = dict[str, Any]
 Path = tuple[str, ...]

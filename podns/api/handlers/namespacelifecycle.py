@@ -16,9 +16,9 @@ import asyncio
 import contextlib
 import logging
 
-from podns.api import status
-from podns.api.catalog import Catalog
-from podns.api.rest import DeleteOptions, Rest, WriteOptions
+from podns.api import statuserror
+from podns.api.handlers.rest import DeleteOptions, Rest, WriteOptions
+from podns.api.resources.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ class NamespaceCleaner:
         """Create the initial namespaces that do not exist yet."""
         for name in INITIAL_NAMESPACES:
             body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-            with contextlib.suppress(status.ApiError):
+            with contextlib.suppress(statuserror.ApiError):
                 await self.rest.get(self.ns_type, None, name)
                 continue
-            with contextlib.suppress(status.ApiError):  # lost a race with a client: fine
+            with contextlib.suppress(statuserror.ApiError):  # lost a race with a client: fine
                 await self.rest.create(self.ns_type, None, body,
                                        WriteOptions(field_manager="podns-apiserver"))
 
@@ -79,7 +79,7 @@ class NamespaceCleaner:
                 if remaining == 0:
                     await self._finalize(name)
                     return
-            except status.ApiError as exc:
+            except statuserror.ApiError as exc:
                 if exc.code == 404:
                     return  # the namespace is gone already
                 log.warning("cleaning up namespace %s: %s", name, exc.message)
@@ -96,7 +96,7 @@ class NamespaceCleaner:
                 md = obj.get("metadata") or {}
                 if md.get("deletionTimestamp"):
                     continue  # already terminating: wait for its finalizers / node agent
-                with contextlib.suppress(status.ApiError):
+                with contextlib.suppress(statuserror.ApiError):
                     await self.rest.delete(rt, name, md.get("name", ""),
                                            DeleteOptions(propagation_policy="Background"))
         return remaining

@@ -27,7 +27,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from podns.api.status import ApiError, bad_request
+from podns.api.statuserror import ApiError, bad_request
 
 Obj = dict[str, Any]
 

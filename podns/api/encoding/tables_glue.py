@@ -1,6 +1,6 @@
 """Server-side printing glue: a `meta.k8s.io/v1 Table` for `kubectl get` (lists, gets, watches).
 
-Rendering rows is the api-kinds side's (`podns.api.tables.render_table`, built on each
+Rendering rows is the api-kinds side's (`podns.api.encoding.tables.render_table`, built on each
 Strategy's `columns()`/`cells()`); until that module exists this falls back to the same
 contract directly: a Name column, the Strategy's columns, and Age when the Strategy has none.
 `includeObject` (None | Metadata (default) | Object) decides what each row's `object` holds.
@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from podns.api import status
+from podns.api import statuserror
 from podns.api.resources.base import Column, ResourceType
 
 Obj = dict[str, Any]
@@ -49,9 +49,9 @@ def table(rt: ResourceType, objects: list[Obj], query: Mapping[str, str], *, lis
     """A Table of `objects` with the kind's printer columns."""
     include = query.get("includeObject") or "Metadata"
     if include not in ("None", "Metadata", "Object"):
-        raise status.bad_request(f'includeObject parameter unsupported: "{include}"')
+        raise statuserror.bad_request(f'includeObject parameter unsupported: "{include}"')
     try:
-        from podns.api import tables  # the api-kinds renderer, when present
+        from podns.api.encoding import tables  # the api-kinds renderer, when present
     except ImportError:
         tables = None  # type: ignore[assignment]
     render = getattr(tables, "render_table", None) if tables is not None else None

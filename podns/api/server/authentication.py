@@ -1,4 +1,4 @@
-"""Bearer-token authentication and the two-role authorization of the API server.
+"""Bearer-token authentication of the API server (authorization: `podns.api.handlers.authorization`).
 
 Two tokens live in the data dir (`tokens.json`, mode 0600), generated on first start and reused
 after: an admin token (every verb) and a read-only token (get/list/watch only; writes get 403
@@ -15,14 +15,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from podns.api.handlers.authorization import ADMIN_USER, READONLY_USER
+
 #: paths answered without a token (as kube-apiserver's system:public-info-viewer allows)
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 
-#: verbs the read-only token may use
-READ_VERBS = frozenset({"get", "list", "watch"})
-
-ADMIN_USER = "admin"
-READONLY_USER = "readonly"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +59,6 @@ def bearer(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-def may(user: str, verb: str) -> bool:
-    """Whether `user` may perform `verb` (Kubernetes verb names: get, list, create, ...)."""
-    return user == ADMIN_USER or verb in READ_VERBS
 
 
 def _write_private(path: Path, text: str) -> None:

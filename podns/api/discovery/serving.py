@@ -1,9 +1,9 @@
 """Discovery and OpenAPI endpoints, delegating the bodies to the api-kinds modules.
 
-`podns.api.discovery` and `podns.api.openapi` own the documents (aggregated discovery v2 and
-v2beta1, APIResourceLists, OpenAPI v2/v3). This glue routes requests to them and, while a
-module is absent, serves the legacy discovery documents built from the catalog (enough for
-every kubectl 1.27-1.33 command, see docs/api.md) and 404 for OpenAPI.
+`podns.api.discovery.apidiscovery` and `podns.api.discovery.openapi` own the documents
+(aggregated discovery v2 and v2beta1, APIResourceLists, OpenAPI v2/v3). This glue routes
+requests to them and, while a module is absent, serves the legacy discovery documents built
+from the catalog (enough for every kubectl 1.27-1.33 command, see docs/api.md) and 404 for OpenAPI.
 
 Expected api-kinds signatures (each returns a JSON-able body, or None for "not served"):
 `discovery.handle(path: str, accept: str, types: list[ResourceType]) -> tuple[dict, str] | None`
@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from podns.api import codec
-from podns.api.catalog import Catalog
+from podns.api.encoding import codec
 from podns.api.resources.base import ResourceType
+from podns.api.resources.catalog import Catalog
 
 Obj = dict[str, Any]
 
@@ -87,7 +87,7 @@ def discovery(path: str, accept: str, catalog: Catalog) -> tuple[bytes, str] | N
     """(body, content type) for a discovery path, or None when it is not one."""
     types = list(catalog)
     try:
-        from podns.api import discovery as kinds_discovery
+        from podns.api.discovery import apidiscovery as kinds_discovery
     except ImportError:
         kinds_discovery = None  # type: ignore[assignment]
     handle = getattr(kinds_discovery, "handle", None)
@@ -105,7 +105,7 @@ def openapi(path: str, query: Mapping[str, str], accept: str,
             catalog: Catalog) -> tuple[bytes, str] | None:
     """(body, content type) for an OpenAPI path, or None (404)."""
     try:
-        from podns.api import openapi as kinds_openapi
+        from podns.api.discovery import openapi as kinds_openapi
     except ImportError:
         return None
     handle = getattr(kinds_openapi, "handle", None)

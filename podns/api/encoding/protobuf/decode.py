@@ -27,9 +27,9 @@ from typing import Any
 
 import orjson
 
-from podns.api.protobuf import schema as sch
-from podns.api.protobuf.errors import DecodeError
-from podns.api.protobuf.wire import (
+from podns.api.encoding.protobuf import schema as sch
+from podns.api.encoding.protobuf.errors import DecodeError
+from podns.api.encoding.protobuf.wire import (
     FIXED32,
     FIXED64,
     LEN,
@@ -290,7 +290,7 @@ class Decoder:
         if raw.startswith(MAGIC):
             if self.depth >= MAX_ENVELOPE_DEPTH:
                 raise DecodeError(f"{path}: protobuf envelopes nested too deep")
-            from podns.api.protobuf.envelope import decode_envelope
+            from podns.api.encoding.protobuf.envelope import decode_envelope
 
             return decode_envelope(raw, strict=self.strict, depth=self.depth + 1)
         try:

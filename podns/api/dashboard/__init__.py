@@ -1,0 +1,1 @@
+"""The read-only web dashboard at `/ui/`: its routes (`routes.py`) and static page (`static/`)."""

@@ -1,0 +1,1 @@
+"""What the API serves, described for clients: discovery documents (legacy, aggregated) and OpenAPI."""

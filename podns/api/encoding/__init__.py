@@ -1,0 +1,1 @@
+"""Encodings of the API: request bodies (JSON, YAML, protobuf), response negotiation, Tables."""
