@@ -1,4 +1,4 @@
-"""`podns up`: everything in one process — API server, then every component that exists.
+"""`podns up`: the API server, then every component that exists, under one command.
 
 The API server starts first (it writes `<data-dir>/kubeconfig`); then each entry of
 `COMPONENTS` is started in order with an `UpContext` and stopped in reverse order on SIGINT or
@@ -11,8 +11,11 @@ skipped; every entry gets a `--no-<name>` flag. A module may also define
 For a new user: `preflight` checks the data dir (format file, writable, not used by another
 `podns up`) and the API and DNS ports before anything starts, and bad input ends the command
 with one line saying what is wrong and what to do (SystemExit, exit code 1); progress lines
-follow each start, then a summary of what runs where. The DNS server's metrics are on by default
-(a free loopback port) and their URL is handed to the API server for the dashboard at /ui/.
+follow each start, then a summary of what runs where. The components share this process, except
+the cluster DNS: it runs as `podns dns` in a process of its own (`podns.cli.dns.start_dns`:
+supervised, restarted when it dies, dying with `podns up`), so the control plane never takes the
+GIL from its serving thread. Its metrics are on by default (a free loopback port) and their URL is
+handed to the API server for the dashboard at /ui/, which scrapes them over HTTP.
 """
 
 from __future__ import annotations
@@ -170,9 +173,10 @@ def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float) -> str
     dns_host, dns_port = ctx.dns_addr
     if dns is not None:
         dns_host, dns_port = dns.dns_addr
-        line = f"{dns_host}:{dns_port} (UDP and TCP), zone {dns.config.zone}"
+        line = f"{dns_host}:{dns_port} (UDP and TCP), zone {dns.zone}, pid {dns.pid}"
         if dns.metrics_addr:
-            line += f"; metrics {_http_url(*dns.metrics_addr, '/metrics')}"
+            line += (f"; metrics {_http_url(*dns.metrics_addr, '/metrics')}, "
+                     f"ready {_http_url(*dns.metrics_addr, '/ready')}")
         rows.append(("cluster DNS", line))
     if not getattr(ctx.args, "no_node", False):
         rows.append(("node", ctx.node_name))
@@ -184,7 +188,7 @@ def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float) -> str
     lines += ["next:", f"  export KUBECONFIG={ctx.kubeconfig}",
               "  kubectl apply -f examples/db-headless.yaml"]
     if dns is not None:
-        lines.append(f"  dig @{dns_host} -p {dns_port} db-service.default.svc.{dns.config.zone}")
+        lines.append(f"  dig @{dns_host} -p {dns_port} db-service.default.svc.{dns.zone}")
     lines.append("Ctrl-C stops everything, pods included; the same command resumes from the data dir.")
     return "\n".join(lines)
 

@@ -106,6 +106,7 @@ class Podns:
     def _start(self) -> Podns:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         log_start = len(self.log())
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0  # this run's output
         out = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(self.args(), stdout=out, stderr=subprocess.STDOUT,
