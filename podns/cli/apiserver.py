@@ -24,7 +24,7 @@ from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL
 from podns.api.server.apiserver import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
 from podns.api.server.kubeconfig import write_kubeconfigs
 from podns.api.statuserror import ApiError
-from podns.cli import datadir
+from podns.cli import datadir, flags
 from podns.cli.signals import wait_for_signal
 from podns.store import Store, StoreError, Unavailable, open_store
 
@@ -69,7 +69,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, metavar="URL",
                         help="store URL: sqlite path (default <data-dir>/podns.db), "
                              "memory://, or etcd://host:port,...")
-    parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR,
+    parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, type=flags.service_cidr,
                         help=f"ClusterIP range for Services (default {DEFAULT_SERVICE_CIDR})")
     parser.add_argument("--event-ttl", default=DEFAULT_EVENT_TTL, type=duration,
                         metavar="DURATION",
@@ -91,7 +91,7 @@ def add_parser(subparsers: Any, name: str) -> None:
     parser.add_argument("--dns-metrics-url", default=None, metavar="URL",
                         help="Prometheus /metrics URL of a cluster DNS server (podns dns "
                              "--metrics-addr): the dashboard at /ui/ shows its query rates")
-    parser.add_argument("--store-wait", type=float, default=STORE_WAIT, metavar="SECONDS",
+    parser.add_argument("--store-wait", type=flags.seconds, default=STORE_WAIT, metavar="SECONDS",
                         help=f"how long to wait at start-up for the store to answer "
                              f"(default {STORE_WAIT:g})")
     parser.set_defaults(run=run)

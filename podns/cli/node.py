@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import re
 import socket
@@ -23,6 +24,7 @@ from typing import Any
 
 from podns.api.server import certs
 from podns.api.server.apiserver import parse_addr
+from podns.cli import flags
 from podns.cli.apiserver import host_port
 from podns.cli.signals import wait_for_signal
 from podns.kube import errors
@@ -45,7 +47,7 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
                              "127.x address; netns (root): each pod in its own network namespace "
                              "on a bridge, with a 10.244.x address, the cluster DNS in its "
                              "resolv.conf and its volumes at their mountPath")
-    parser.add_argument("--pod-cidr", default=None,
+    parser.add_argument("--pod-cidr", default=None, type=flags.pod_cidr,
                         help="pod address range (default: the first free 127.<n>.0.0/16; with "
                              "--pod-network netns the first free 10.244.<n>.0/24)")
     if not up:  # podns up passes its own --dns-addr and --dns-zone
@@ -55,9 +57,9 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
         parser.add_argument("--cluster-domain", default="cluster.local",
                             help="netns mode: the cluster domain of the pods' DNS search path "
                                  "(default cluster.local)")
-    parser.add_argument("--node-ip", default="127.0.0.1",
+    parser.add_argument("--node-ip", default="127.0.0.1", type=flags.ip_address,
                         help="this node's address: its log endpoint listens here (default 127.0.0.1)")
-    parser.add_argument("--node-port", type=int, default=0,
+    parser.add_argument("--node-port", type=flags.port, default=0,
                         help="port of the node's log endpoint (default: any free port)")
     parser.add_argument("--no-service-proxy", action="store_true",
                         help="do not run the ClusterIP proxy on this node")
@@ -97,6 +99,9 @@ def _check(args: argparse.Namespace, command: str) -> None:
     no `ip netns`, a bad --pod-cidr)."""
     args.pod_network, args.pod_network_why = netns.choose_mode(args.pod_network, args.pod_cidr)
     if args.pod_network != "netns":
+        if args.pod_cidr and not ipaddress.ip_network(args.pod_cidr).is_loopback:
+            args._parser.error(f"argument --pod-cidr: {args.pod_cidr} is not inside 127.0.0.0/8, "
+                               "where loopback mode gives pods their addresses")
         return
     why = netns.unavailable_reason()
     if why is None and args.pod_cidr:

@@ -1,0 +1,66 @@
+"""argparse types for flags whose impossible values must fail at start-up, with one line naming
+the flag and exit code 2 (the parser's usage error), instead of a traceback later or a 400 that
+blames a user's object: CIDRs, addresses, ports, non-negative seconds."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import math
+
+#: kube-apiserver's limit on --service-cluster-ip-range: at most 2^20 addresses (IPv4 /12)
+MAX_SERVICE_CIDR_BITS = 20
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid CIDR {text!r}: {exc}") from None
+
+
+def service_cidr(text: str) -> str:
+    """--service-cidr: a CIDR of at most 2^20 addresses and at least 4 (as kube-apiserver)."""
+    net = _network(text)
+    host_bits = net.max_prefixlen - net.prefixlen
+    if host_bits > MAX_SERVICE_CIDR_BITS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too large; the mask must be >= {net.max_prefixlen - MAX_SERVICE_CIDR_BITS}")
+    if host_bits < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is too small: it leaves no address for Services")
+    return str(net)
+
+
+def pod_cidr(text: str) -> str:
+    """--pod-cidr: a CIDR (whether it fits the pod network mode is checked with the mode)."""
+    return str(_network(text))
+
+
+def ip_address(text: str) -> str:
+    """An IPv4 or IPv6 address."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
+
+
+def port(text: str) -> int:
+    """A TCP/UDP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a non-negative number of seconds")
+    return value

@@ -1,0 +1,43 @@
+"""Flags with impossible values fail at start-up with one line naming the flag, exit code 2
+(argparse's usage error), before anything is started: not later as a traceback or as a 400 that
+blames a user's object."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+CASES = [
+    (["apiserver", "--service-cidr", "10.0.0.0/33"], "--service-cidr"),
+    (["up", "--service-cidr", "10.96.0.0/8"], "--service-cidr"),  # too large, as kube-apiserver says
+    (["up", "--service-cidr", "garbage"], "--service-cidr"),
+    (["node", "--pod-network", "loopback", "--pod-cidr", "garbage"], "--pod-cidr"),
+    (["node", "--pod-network", "loopback", "--pod-cidr", "10.0.0.0/24"], "--pod-cidr"),  # not 127/8
+    (["apiserver", "--store-wait", "-1"], "--store-wait"),
+    (["apiserver", "--store-wait", "nan"], "--store-wait"),
+    (["node", "--node-ip", "notanip"], "--node-ip"),
+    (["node", "--node-port", "70000"], "--node-port"),
+    (["up", "--node-port", "-1"], "--node-port"),
+]
+
+
+@pytest.mark.parametrize(("argv", "flag"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_flag_is_one_line_exit_2(tmp_path: Path, argv: list[str], flag: str) -> None:
+    """given an impossible flag value, the command exits 2 at once with one line naming it."""
+    extra = ["--kubeconfig", str(tmp_path / "kubeconfig")] if argv[0] == "node" else []
+    extra += ["--data-dir", str(tmp_path / "state")] if argv[0] != "node" else []
+    try:
+        proc = subprocess.run([sys.executable, "-m", "podns", *argv, *extra], capture_output=True,
+                              text=True, timeout=20, cwd=tmp_path, env={"PYTHONPATH": str(REPO),
+                                                                        "PATH": "/usr/bin:/bin"})
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"podns {' '.join(argv)} started instead of refusing {flag}")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and flag in lines[0], proc.stderr
+    assert not (tmp_path / "state").exists()
