@@ -43,6 +43,7 @@ from podns.node.podworker import PodWorker
 from podns.node.proxy import ServiceProxy
 from podns.node.runtime import ContainerRuntime, ProcessRuntime
 from podns.node.server import make_app
+from podns.node.streaming.handlers import PodNetwork as PodNetworkView
 from podns.objects import join_key, name_of, namespace_of, object_key
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class Agent:
             if removed:
                 log.warning("node %s: removed %d namespace(s)/link(s) left by a previous run: %s",
                             self.node_name, len(removed), " ".join(removed))
-        app = make_app(self.find_container, self.list_pods)
+        app = make_app(self.find_container, self.list_pods, self.find_pod_network)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host_ip, self.port, ssl_context=self.serving_tls)
@@ -339,6 +340,13 @@ class Agent:
             if runner.name == container:
                 return runner, worker.pod
         return None, worker.pod
+
+    def find_pod_network(self, namespace: str, pod: str) -> PodNetworkView | None:
+        """Where port-forward reaches `namespace/pod` (None when it does not run here)."""
+        worker = self.workers.get(join_key(namespace, pod))
+        if worker is None:
+            return None
+        return PodNetworkView(worker.pod, worker.pod_ip, worker.netns_path or None)
 
     def list_pods(self) -> list[Obj]:
         return [w.pod for w in self.workers.values()]

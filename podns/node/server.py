@@ -7,6 +7,7 @@ Routes:
   Kubernetes `Status` JSON bodies with the code the API server should answer with.
 - `GET /healthz`: `ok`.
 - `GET /pods`: the pods this agent runs (a PodList, as the kubelet's read-only endpoint).
+- `/exec`, `/attach`, `/portForward`: streams into pods (`podns.node.streaming.handlers`).
 
 The port is recorded in `Node.status.daemonEndpoints.kubeletEndpoint.Port` and the address is
 the node's InternalIP. It serves TLS with a certificate from the cluster CA and, as the kubelet
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from podns.node.container import ContainerRunner
 from podns.node.logs import LogOptions, follow_log
+from podns.node.streaming import handlers as streaming
 from podns.objects.nodeapi import APISERVER_CLIENT_CN
 
 Obj = dict[str, Any]
@@ -101,8 +103,10 @@ def _options(query: Any) -> LogOptions:
                       since_time=query.get("sinceTime") or None, limit_bytes=num("limitBytes"))
 
 
-def make_app(find: Finder, list_pods: Callable[[], list[Obj]]) -> web.Application:
-    """The aiohttp application; `find` and `list_pods` read the agent's state."""
+def make_app(find: Finder, list_pods: Callable[[], list[Obj]], find_pod: streaming.FindPod | None = None,
+             attach: streaming.Attacher | None = None) -> web.Application:
+    """The aiohttp application; `find`, `list_pods` and `find_pod` read the agent's state,
+    `attach` joins a running container's stdio (see `podns.node.streaming.handlers`)."""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -156,4 +160,5 @@ def make_app(find: Finder, list_pods: Callable[[], list[Obj]]) -> web.Applicatio
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/pods", pods)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
+    streaming.add_routes(app, find, find_pod or (lambda ns, name: None), attach)
     return app

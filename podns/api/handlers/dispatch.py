@@ -17,7 +17,14 @@ from aiohttp import web
 from podns.api import statuserror
 from podns.api.encoding import codec, tables_glue
 from podns.api.handlers import authorization, fieldsets, objectmeta, patch, subresources
-from podns.api.handlers.requestinfo import RequestInfo, parse_bool, parse_int, parse_path, parse_rv
+from podns.api.handlers.requestinfo import (
+    CONNECT_SUBRESOURCES,
+    RequestInfo,
+    parse_bool,
+    parse_int,
+    parse_path,
+    parse_rv,
+)
 from podns.api.handlers.rest import RETURN_DELETED_OBJECT, DeleteOptions, Rest, WriteOptions
 from podns.api.handlers.selection import parse as parse_selectors
 from podns.api.handlers.watch import EventEncoder, serve_watch
@@ -85,6 +92,8 @@ class ResourceHandlers:
             return await self._watch(request, info)
         if verb == "get":
             return await self._get(request, info)
+        if sub in CONNECT_SUBRESOURCES:
+            return await self._connect(request, info)
         if verb == "create":
             return await self._create(request, info)
         if verb == "update":
@@ -113,10 +122,16 @@ class ResourceHandlers:
                                  content_type=codec.TABLE_CT)
         return json_response(obj)
 
-    async def _pod_log(self, request: web.Request, pod: Obj) -> web.StreamResponse:
-        """pods/<name>/log: proxied from the pod's node agent (podns.api.handlers.podlog)."""
-        from podns.api.handlers import podlog
+    async def _connect(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        """pods/<name>/exec, attach, portforward: a stream proxied to the pod's node agent."""
+        from podns.api.handlers import podstream
 
+        pod = await self.rest.get(info.rt, info.namespace, info.name or "")
+        return await podstream.proxy_stream(request, info.subresource, pod, await self._pod_node(pod),
+                                            self.node_tls)
+
+    async def _pod_node(self, pod: Obj) -> Obj | None:
+        """The Node `pod` is bound to (None: unscheduled, or the Node does not exist)."""
         node = None
         node_name = (pod.get("spec") or {}).get("nodeName")
         nodes = self.catalog.lookup("", "v1", "nodes")
@@ -126,7 +141,13 @@ class ResourceHandlers:
             except statuserror.ApiError as exc:
                 if exc.code != 404:
                     raise
-        return await podlog.proxy_pod_log(request, pod, node, self.node_tls)
+        return node
+
+    async def _pod_log(self, request: web.Request, pod: Obj) -> web.StreamResponse:
+        """pods/<name>/log: proxied from the pod's node agent (podns.api.handlers.podlog)."""
+        from podns.api.handlers import podlog
+
+        return await podlog.proxy_pod_log(request, pod, await self._pod_node(pod), self.node_tls)
 
     async def _list(self, request: web.Request, info: RequestInfo) -> web.Response:
         q = request.query

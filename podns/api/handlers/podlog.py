@@ -64,6 +64,21 @@ def node_endpoint(node: Obj) -> tuple[str, int]:
     return host, port
 
 
+def pod_node_address(pod: Obj, node: Obj | None) -> tuple[str, int, str]:
+    """(host, port, "host:port") of the agent running `pod` (`node`: its Node, None when that
+    does not exist); ApiError with Kubernetes' text for an unscheduled pod or a bad Node."""
+    name = (pod.get("metadata") or {}).get("name", "")
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name:
+        raise bad_request(f"pod {name} does not have a host assigned")
+    if node is None:
+        raise ApiError(500, "InternalError", f'node "{node_name}" of pod {name} not found')
+    host, port = node_endpoint(node)
+    if not host or not port:
+        raise ApiError(500, "InternalError", f'node "{node_name}" does not report a kubelet endpoint')
+    return host, port, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _query(request: web.Request) -> dict[str, str]:
     out: dict[str, str] = {}
     for key in PASSED:
@@ -90,16 +105,8 @@ async def proxy_pod_log(request: web.Request, pod: Obj, node: dict[str, Any] | N
     meta = pod.get("metadata") or {}
     ns, name = meta.get("namespace", "default"), meta.get("name", "")
     container = pick_container(pod, request.query.get("container"))
-    node_name = (pod.get("spec") or {}).get("nodeName")
-    if not node_name:
-        raise bad_request(f"pod {name} does not have a host assigned")
-    if node is None:
-        raise ApiError(500, "InternalError", f'node "{node_name}" of pod {name} not found')
-    host, port = node_endpoint(node)
-    if not host or not port:
-        raise ApiError(500, "InternalError", f'node "{node_name}" does not report a kubelet endpoint')
+    _, _, hostport = pod_node_address(pod, node)
     params = _query(request)
-    hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     url = f"https://{hostport}/containerLogs/{quote(ns)}/{quote(name)}/{quote(container)}"
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
     session = aiohttp.ClientSession(timeout=timeout)
@@ -110,7 +117,7 @@ async def proxy_pod_log(request: web.Request, pod: Obj, node: dict[str, Any] | N
             raise ApiError(500, "InternalError", f'Get "{url}": {exc}') from None
         async with upstream:
             if upstream.status != 200:
-                raise _error_from(upstream.status, await upstream.read())
+                raise error_from(upstream.status, await upstream.read())
             resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
             await resp.prepare(request)
             try:
@@ -124,7 +131,7 @@ async def proxy_pod_log(request: web.Request, pod: Obj, node: dict[str, Any] | N
         await session.close()
 
 
-def _error_from(code: int, payload: bytes) -> ApiError:
+def error_from(code: int, payload: bytes) -> ApiError:
     try:
         st = orjson.loads(payload)
         return ApiError(int(st.get("code", code)), str(st.get("reason", "InternalError")),

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from podns.api import statuserror
 from podns.api.resources.base import ResourceType
 
+#: subresources that upgrade the connection to a stream into a pod (kube-apiserver's "connect")
+CONNECT_SUBRESOURCES = ("exec", "attach", "portforward")
+
 #: HTTP method -> Kubernetes verb on an item URL / a collection URL
 ITEM_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
 COLLECTION_VERBS = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}
@@ -63,7 +66,11 @@ def parse_path(path: str, method: str, query: Mapping[str, str], lookup: Lookup)
             verb = "watch"
     else:
         verb = ITEM_VERBS.get(method)
-        if verb == "create" and sub != "binding":
+        if sub in CONNECT_SUBRESOURCES:
+            # GET and POST both open a stream; both need "create", as Kubernetes 1.31+ asks of
+            # WebSocket (GET) upgrades too, so a read-only user cannot run commands in pods
+            verb = "create" if method in ("GET", "POST") else None
+        elif verb == "create" and sub != "binding":
             verb = None
     if verb is None or (sub and verb in ("delete",)):
         raise statuserror.method_not_allowed()

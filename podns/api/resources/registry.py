@@ -48,6 +48,9 @@ SUBRESOURCES: dict[str, Subresource] = {
     "scale": Subresource("scale", ("get", "patch", "update"), "autoscaling", "v1", "Scale"),
     "binding": Subresource("binding", ("create",), "", "v1", "Binding"),
     "log": Subresource("log", ("get",), "", "v1", "Pod"),
+    "exec": Subresource("exec", ("create", "get"), "", "v1", "PodExecOptions"),
+    "attach": Subresource("attach", ("create", "get"), "", "v1", "PodAttachOptions"),
+    "portforward": Subresource("portforward", ("create", "get"), "", "v1", "PodPortForwardOptions"),
     "finalize": Subresource("finalize", ("update",), "", "v1", "Namespace"),
 }
 

@@ -52,7 +52,7 @@ except OSError:  # pragma: no cover - not Linux
     _libc = None
 
 
-def _child_setup() -> None:
+def child_setup() -> None:
     """Runs in the child between fork and exec: die with the agent."""
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -62,7 +62,7 @@ def child_setup_in(sandbox: Sandbox, errfd: int) -> Callable[[], None]:
     """The child's set-up for a process in `sandbox`: die with the agent, then enter the sandbox;
     a failure's message is written to `errfd` (subprocess only reports "preexec_fn failed")."""
     def setup() -> None:
-        _child_setup()
+        child_setup()
         try:
             sandbox.enter()
         except BaseException as exc:
@@ -211,7 +211,7 @@ def start(
             raise StartError(f"chdir to cwd ({cwd!r}) set in config.json failed: {exc.strerror}") from exc
     exe = resolve_executable(argv[0], env, cwd)
     return _popen(exe, argv, env=env, cwd=cwd, sink=sink, user=user, group=group,
-                  preexec=_child_setup)
+                  preexec=child_setup)
 
 
 def _start_in(argv: Sequence[str], *, env: Mapping[str, str], sink: LogSink | None,

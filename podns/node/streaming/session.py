@@ -1,0 +1,287 @@
+"""One exec session: a command in a container's view, wired to a stream transport's channels.
+
+The transports (`websocket.py`, `spdy.py`) turn their wire format into a `Channels` object:
+stdin bytes (None = EOF) and terminal sizes in, stdout/stderr bytes out through `send`, and
+`gone` set when the client disconnects. `run` starts the command described by an `ExecSpec`
+(the runtime's `exec_spec`: argv, env, working directory, and in namespace mode the pod's
+sandbox) with a pty (`tty`) or pipes, pumps the channels until the process exits and its output
+is drained, and returns the error-channel Status: the exit code (`NonZeroExitCode`), or 126/127
+with the runtime's message on stderr when the command cannot be executed.
+
+Nothing outlives a session: the process runs in its own process group, dies with the agent
+(PR_SET_PDEATHSIG), and the whole group is killed when the client goes away; every descriptor
+is closed when `run` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import pty
+import signal
+import struct
+import termios
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from podns.node.runtime import process as runtime
+from podns.node.runtime.base import ExecSpec, StartError, exit_code
+from podns.objects import remotecommand as rc
+
+#: bytes read from the process per chunk
+CHUNK = 32 * 1024
+#: seconds a TTY session waits for the client's first terminal size before starting the command
+FIRST_RESIZE_WAIT = 1.0
+#: seconds the process's output may keep coming after the process exited (a daemonised child
+#: holding the pipe open must not keep the session open forever)
+DRAIN_AFTER_EXIT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Which streams the client asked for (query `stdin`, `stdout`, `stderr`, `tty`)."""
+
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+
+    @classmethod
+    def from_query(cls, query: Any) -> Options:
+        tty = rc.query_flag(query.get("tty"))
+        return cls(stdin=rc.query_flag(query.get("stdin")) or rc.query_flag(query.get("input")),
+                   stdout=rc.query_flag(query.get("stdout")) or rc.query_flag(query.get("output")),
+                   stderr=(rc.query_flag(query.get("stderr")) or rc.query_flag(query.get("error")))
+                   and not tty,  # as the kubelet: a TTY merges stderr into stdout
+                   tty=tty)
+
+
+@dataclass
+class Channels:
+    """The transport's side of a session (see the module docstring)."""
+
+    send: Callable[[int, bytes], Awaitable[None]]
+    stdin: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    resize: asyncio.Queue[tuple[int, int]] = field(default_factory=asyncio.Queue)
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _ExecFailed(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _set_size(fd: int, cols: int, rows: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _preexec(spec: ExecSpec, tty: bool, errfd: int) -> Callable[[], None]:
+    enter = runtime.child_setup_in(spec.sandbox, errfd) if spec.sandbox is not None else None
+
+    def setup() -> None:
+        if enter is not None:
+            enter()
+        else:
+            runtime.child_setup()
+        if tty:  # the pty becomes the session's controlling terminal (job control, ^C)
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    return setup
+
+
+def _resolve(spec: ExecSpec) -> str:
+    """The executable to run; _ExecFailed(127/126) with the runtime's message when there is none."""
+    try:
+        cwd = spec.sandbox.cwd if spec.sandbox else spec.cwd
+        return runtime.resolve_executable(spec.argv[0], spec.env, cwd)
+    except StartError as exc:
+        if spec.sandbox is not None:
+            path = spec.argv[0] if os.path.isabs(spec.argv[0]) else ""
+            if path and spec.sandbox.covers(path):
+                return path  # only visible inside the sandbox's mounts: exec decides there
+        raise _ExecFailed(126 if "permission denied" in exc.message else 127, exc.message) from None
+
+
+async def _spawn(spec: ExecSpec, opts: Options) -> tuple[asyncio.subprocess.Process, int | None]:
+    """Start the process: (process, pty master fd or None)."""
+    exe = _resolve(spec)
+    master = slave = -1
+    if opts.tty:
+        master, slave = pty.openpty()
+    err_r, err_w = os.pipe()
+    pipe = asyncio.subprocess.PIPE
+    devnull = asyncio.subprocess.DEVNULL
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            exe, *spec.argv[1:], executable=exe, env=dict(spec.env),
+            cwd=None if spec.sandbox is not None else (spec.cwd or None),
+            stdin=slave if opts.tty else (pipe if opts.stdin else devnull),
+            stdout=slave if opts.tty else (pipe if opts.stdout else devnull),
+            stderr=slave if opts.tty else (pipe if opts.stderr else devnull),
+            start_new_session=True, preexec_fn=_preexec(spec, opts.tty, err_w),
+            )
+    except (OSError, ValueError) as exc:
+        if master >= 0:
+            os.close(master)
+        os.close(err_w)
+        err_w = -1
+        why = runtime.read_child_error(err_r)
+        if why:
+            raise _ExecFailed(126, f"failed to enter the pod's sandbox: {why}") from None
+        code = 126 if isinstance(exc, PermissionError) else 127
+        reason = "permission denied" if code == 126 else "executable file not found in $PATH"
+        raise _ExecFailed(code, f'exec: "{spec.argv[0]}": {reason}') from None
+    except Exception:
+        if master >= 0:
+            os.close(master)
+        raise
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        if err_w >= 0:
+            os.close(err_w)
+        os.close(err_r)
+    return proc, (master if opts.tty else None)
+
+
+async def _pump_reader(reader: asyncio.StreamReader | None, channel: int, ch: Channels) -> None:
+    if reader is None:
+        return
+    while data := await reader.read(CHUNK):
+        await ch.send(channel, data)
+
+
+async def _pump_master(master: int, ch: Channels) -> None:
+    """Copy the pty's output to stdout until the terminal closes (EIO once the process and all
+    its children let go of it)."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(master, False)
+    ready: asyncio.Queue[None] = asyncio.Queue()
+    loop.add_reader(master, ready.put_nowait, None)
+    try:
+        while True:
+            await ready.get()
+            try:
+                data = os.read(master, CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EIO:
+                    return
+                raise
+            if not data:
+                return
+            await ch.send(rc.STDOUT, data)
+    finally:
+        loop.remove_reader(master)
+
+
+async def _write_fd(fd: int, data: bytes) -> None:
+    loop = asyncio.get_running_loop()
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+            view = view[n:]
+        except BlockingIOError:
+            ready = loop.create_future()
+            loop.add_writer(fd, ready.set_result, None)
+            try:
+                await ready
+            finally:
+                loop.remove_writer(fd)
+
+
+async def _feed_stdin(proc: asyncio.subprocess.Process, master: int | None, ch: Channels) -> None:
+    while True:
+        data = await ch.stdin.get()
+        if master is not None:
+            # EOF on a terminal is ^D at the start of a line
+            with contextlib.suppress(OSError):
+                await _write_fd(master, data if data is not None else b"\x04")
+            if data is None:
+                return
+            continue
+        if proc.stdin is None:
+            if data is None:
+                return
+            continue
+        try:
+            if data is None:
+                proc.stdin.close()
+                return
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the process closed its stdin: the rest is dropped, as the kubelet does
+
+
+async def _apply_resizes(master: int | None, ch: Channels) -> None:
+    while True:
+        cols, rows = await ch.resize.get()
+        if master is not None:
+            _set_size(master, cols, rows)
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def run(spec: ExecSpec, opts: Options, ch: Channels) -> dict[str, Any]:
+    """Run the session (see the module docstring); returns the Status for the error channel."""
+    if opts.tty and ch.resize.empty():
+        # kubectl sends the terminal's size right after connecting: start the command on a
+        # terminal of that size, not 0x0 (a shell would lay out its first screen wrongly)
+        with contextlib.suppress(TimeoutError):
+            first = await asyncio.wait_for(ch.resize.get(), FIRST_RESIZE_WAIT)
+            ch.resize.put_nowait(first)
+    try:
+        proc, master = await _spawn(spec, opts)
+    except _ExecFailed as exc:
+        message = f"podns: exec failed: {exc}\n".encode()
+        if opts.stderr or opts.tty:
+            await ch.send(rc.STDERR if opts.stderr else rc.STDOUT, message)
+        return rc.exit_status(exc.code)
+    if master is not None:
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                cols, rows = ch.resize.get_nowait()
+                _set_size(master, cols, rows)
+    helpers = [asyncio.create_task(_feed_stdin(proc, master, ch), name="exec-stdin"),
+               asyncio.create_task(_apply_resizes(master, ch), name="exec-resize")]
+    if master is not None:
+        outputs = [asyncio.create_task(_pump_master(master, ch), name="exec-pty")]
+    else:
+        outputs = [asyncio.create_task(_pump_reader(proc.stdout, rc.STDOUT, ch), name="exec-stdout"),
+                   asyncio.create_task(_pump_reader(proc.stderr, rc.STDERR, ch), name="exec-stderr")]
+    waiter = asyncio.create_task(proc.wait(), name="exec-wait")
+    gone = asyncio.create_task(ch.gone.wait(), name="exec-gone")
+    try:
+        await asyncio.wait([waiter, gone], return_when=asyncio.FIRST_COMPLETED)
+        if gone.done():
+            _kill_group(proc)
+            await waiter
+            return rc.failure_status("the client went away")
+        _, pending = await asyncio.wait(outputs, timeout=DRAIN_AFTER_EXIT)
+        if pending:  # a child still holds the output open: end the session anyway
+            _kill_group(proc)
+        return rc.exit_status(exit_code(waiter.result()))
+    finally:
+        for task in [*helpers, *outputs, waiter, gone]:
+            task.cancel()
+        await asyncio.gather(*helpers, *outputs, waiter, gone, return_exceptions=True)
+        if proc.returncode is None:
+            _kill_group(proc)
+            with contextlib.suppress(Exception):
+                await proc.wait()
+        if master is not None:
+            with contextlib.suppress(OSError):
+                os.close(master)
+        if proc.stdin is not None:
+            proc.stdin.close()
