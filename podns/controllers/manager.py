@@ -29,7 +29,6 @@ from podns.controllers import runtime
 from podns.controllers.endpoints.controller import EndpointsController
 from podns.controllers.endpointslice.controller import EndpointSliceController
 from podns.controllers.endpointslice.reconciler import DEFAULT_MAX_ENDPOINTS_PER_SLICE
-from podns.controllers.events import EventRecorder
 from podns.controllers.gc import GarbageCollector
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD, NodeLifecycleController
 from podns.controllers.scheduler import Scheduler
@@ -37,6 +36,7 @@ from podns.controllers.statefulset.controller import StatefulSetController
 from podns.controllers.volumebinder import VolumeBinder
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.kube.events import EventRecorder
 from podns.kube.leaderelection import LeaderElector
 from podns.kube.resources import NAMESPACES
 

@@ -26,10 +26,10 @@ from typing import Any
 
 from podns.controllers import runtime
 from podns.controllers._indexes import ensure
-from podns.controllers.events import WARNING, EventRecorder
 from podns.controllers.scheduler import BY_NODE
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.kube.events import WARNING, EventRecorder
 from podns.kube.resources import LEASES, NODES, PODS
 from podns.objects import Obj, get_condition, name_of, namespace_of, now_rfc3339
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from podns.controllers import runtime
 from podns.controllers._indexes import ensure
-from podns.controllers.events import NORMAL, WARNING, EventRecorder
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.kube.events import NORMAL, WARNING, EventRecorder
 from podns.kube.resources import NODES, PODS
 from podns.objects import (
     Obj,

@@ -31,11 +31,11 @@ from aiohttp import web
 
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.kube.events import EventRecorder
 from podns.kube.informer import Informer
 from podns.kube.resources import CONFIGMAPS, NODES, PODS, Resource
 from podns.node import netns, volumes
 from podns.node.container import ContainerRunner
-from podns.node.events import EventRecorder
 from podns.node.heartbeat import Heartbeat, choose_pod_cidr
 from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podnetwork import PodNetwork
@@ -97,7 +97,7 @@ class Agent:
         self.ipam: IPAM = IPAM()  # replaced in start() once the CIDR is known
         self.workers: dict[str, PodWorker] = {}
         self.informer: Informer | None = None
-        self.events = EventRecorder(client, component="kubelet", host=name)
+        self.events = EventRecorder(client, "kubelet", host=name)
         self.heartbeat: Heartbeat | None = None
         self.proxy: ServiceProxy | None = None
         self._writers: dict[str, asyncio.Task[None]] = {}
@@ -262,7 +262,8 @@ class Agent:
         return out
 
     def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None:
-        self.events.record(pod, etype, reason, message, field_path)
+        self.events.event({"kind": "Pod", "apiVersion": "v1", **pod}, etype, reason, message,
+                          field_path=field_path)
 
     def status_dirty(self, worker: PodWorker) -> None:
         event = self._dirty.get(worker.key)

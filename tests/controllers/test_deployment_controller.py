@@ -10,8 +10,8 @@ import pytest
 
 from podns.controllers.deployment import util as du
 from podns.controllers.deployment.controller import DeploymentController
-from podns.controllers.events import EventRecorder
 from podns.controllers.replicaset.controller import ReplicaSetController
+from podns.kube.events import EventRecorder
 from podns.kube.resources import DEPLOYMENTS, EVENTS, PODS, REPLICASETS
 from podns.kube.testing import FakeClient
 

@@ -267,38 +267,6 @@ async def test_leader_election_only_one_manager_acts() -> None:
         await asyncio.gather(ta, tb, return_exceptions=True)
 
 
-async def test_event_recorder_aggregates_repeats() -> None:
-    """Given the same event recorded three times, then one Event with count 3 exists; another
-    reason makes a second Event."""
-    from podns.controllers.events import WARNING, EventRecorder
-    from podns.kube.resources import EVENTS
-
-    fake = FakeClient()
-    rec = EventRecorder(fake, "statefulset-controller")  # type: ignore[arg-type]
-    sts = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": "db", "namespace": "default", "uid": "u1"},
-    }
-    for _ in range(3):
-        rec.event(sts, WARNING, "FailedCreate", "create Pod db-0 in StatefulSet db failed")
-    rec.event(sts, WARNING, "InvalidSelector", "bad")
-    await rec.flush()
-    await rec.stop()
-    events = {e["reason"]: e for e in fake.objects(EVENTS, "default")}
-    assert events["FailedCreate"]["count"] == 3 and events["InvalidSelector"]["count"] == 1
-    ev = events["FailedCreate"]
-    assert ev["involvedObject"] == {
-        "kind": "StatefulSet",
-        "apiVersion": "apps/v1",
-        "name": "db",
-        "namespace": "default",
-        "uid": "u1",
-        "resourceVersion": "",
-    }
-    assert ev["source"] == {"component": "statefulset-controller"} and ev["type"] == "Warning"
-
-
 async def test_volume_binder_binds_pending_claims() -> None:
     """Given a Pending claim, then it gets volumeName pvc-<uid> and status Bound with its access
     modes and requested capacity; a bound claim is not written again."""

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from podns.controllers.events import EventRecorder
 from podns.controllers.statefulset.controller import StatefulSetController
+from podns.kube.events import EventRecorder
 from podns.kube.resources import (
     CONTROLLERREVISIONS,
     EVENTS,

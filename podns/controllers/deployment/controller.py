@@ -27,7 +27,6 @@ from podns.controllers import runtime
 from podns.controllers._indexes import ensure as _ensure_index
 from podns.controllers.deployment import sync as control
 from podns.controllers.deployment import util as du
-from podns.controllers.events import NORMAL, WARNING, EventRecorder
 from podns.controllers.replicaset.controller import (
     BY_CONTROLLER,
     BY_NAMESPACE,
@@ -38,6 +37,7 @@ from podns.controllers.replicaset.controller import (
 )
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.kube.events import NORMAL, WARNING, EventRecorder
 from podns.kube.resources import DEPLOYMENTS, PODS, REPLICASETS
 from podns.objects import (
     Obj,

@@ -30,9 +30,9 @@ from podns.controllers.endpointslice.reconciler import (
     Plan,
     reconcile,
 )
-from podns.controllers.events import WARNING, EventRecorder
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.kube.events import WARNING, EventRecorder
 from podns.kube.resources import ENDPOINTSLICES, NODES, PODS, SERVICES
 from podns.objects import (
     Obj,

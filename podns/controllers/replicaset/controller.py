@@ -25,10 +25,10 @@ from typing import Any
 
 from podns.controllers import runtime
 from podns.controllers._indexes import ensure as _ensure_index
-from podns.controllers.events import NORMAL, WARNING, EventRecorder
 from podns.controllers.replicaset import control
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.kube.events import NORMAL, WARNING, EventRecorder
 from podns.kube.informer import Informer
 from podns.kube.resources import PODS, REPLICASETS, Resource
 from podns.objects import (

@@ -23,11 +23,11 @@ from typing import Any
 
 from podns.controllers import _indexes, runtime
 from podns.controllers._indexes import ensure as _ensure_index
-from podns.controllers.events import WARNING, EventRecorder
 from podns.controllers.statefulset import control, revision
 from podns.controllers.statefulset.pod_control import StatefulPodControl
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.kube.events import WARNING, EventRecorder
 from podns.kube.resources import (
     CONTROLLERREVISIONS,
     PERSISTENTVOLUMECLAIMS,

@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from podns.controllers import runtime
-from podns.controllers.events import NORMAL, WARNING, EventRecorder
 from podns.controllers.statefulset.control import Action
 from podns.kube import errors
 from podns.kube.client import Client
+from podns.kube.events import NORMAL, WARNING, EventRecorder
 from podns.kube.resources import PERSISTENTVOLUMECLAIMS, PODS
 from podns.objects import controller_ref, join_key, meta_of, name_of, namespace_of
 
