@@ -15,13 +15,13 @@ import asyncio
 import filecmp
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL
 from podns.api.server.apiserver import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
+from podns.api.server.authentication import write_private
 from podns.api.server.kubeconfig import write_kubeconfigs
 from podns.api.statuserror import ApiError
 from podns.cli import datadir, flags
@@ -130,8 +130,7 @@ def share_pki(source: Path, data_dir: Path) -> None:
                 raise SystemExit(f"podns: {dst} differs from {src}: this data dir belongs to "
                                  "another cluster (use an empty --data-dir)")
             continue
-        shutil.copyfile(src, dst)
-        os.chmod(dst, 0o600)
+        write_private(dst, src.read_bytes())  # 0600 from its first byte
 
 
 def store_url(args: argparse.Namespace) -> str:

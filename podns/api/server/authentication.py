@@ -8,6 +8,7 @@ without a valid token the answer is 401 Unauthorized. Tokens are compared in con
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
@@ -61,13 +62,20 @@ def bearer(authorization: str | None) -> str | None:
     return token.strip()
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only the owner can read, atomically (no half-written secrets on a crash)."""
+def _write_private(path: Path, text: str | bytes) -> None:
+    """Write a file only the owner can read, atomically (no half-written secrets on a crash).
+
+    The content goes to a new temp file (O_EXCL|O_NOFOLLOW: never a leftover or a planted
+    symlink) created 0600 and fchmod-ed to 0600 whatever the umask, then renamed over `path`:
+    the secret is never readable by others, not even for a moment."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # a leftover (or a symlink): removed, never written through
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text.encode() if isinstance(text, str) else text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
