@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,7 @@ class RunnerHost(Protocol):
     def container_config(self, container: Obj, *, name: str, init: bool, attempt: int,
                          command: list[str] | None, args: list[str] | None, env: dict[str, str],
                          cwd: str, log_path: Path, user: int | None, group: int | None,
+                         groups: tuple[int, ...],
                          event: Callable[[str, str, str], None]) -> ContainerConfig: ...
 
 
@@ -163,14 +165,30 @@ class ContainerRunner:
             self.host.event("Warning", "Failed", f"Error: {message if event else reason}", self.field_path)
         self.host.changed()
 
-    def _run_as(self) -> tuple[int | None, int | None]:
+    def _run_as(self) -> tuple[int | None, int | None, tuple[int, ...]]:
+        """(runAsUser, runAsGroup, supplementary groups: fsGroup and supplementalGroups), the
+        container's securityContext over the pod's; nothing to switch unless the agent is root."""
         if os.geteuid() != 0:
-            return None, None  # only root may switch users; otherwise run as the agent's user
+            return None, None, ()  # only root may switch users; otherwise run as the agent's user
         pod_sc = (self.host.pod.get("spec") or {}).get("securityContext") or {}
         sc = self.spec.get("securityContext") or {}
         user = sc.get("runAsUser", pod_sc.get("runAsUser"))
         group = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
-        return (int(user) if user is not None else None, int(group) if group is not None else None)
+        extra = [pod_sc["fsGroup"]] if pod_sc.get("fsGroup") is not None else []
+        extra += pod_sc.get("supplementalGroups") or []
+        groups = tuple(dict.fromkeys(int(g) for g in extra))
+        return (int(user) if user is not None else None, int(group) if group is not None else None,
+                groups)
+
+    def stop_signal(self) -> int:
+        """The signal that asks this container to stop: `lifecycle.stopSignal` (Kubernetes 1.33;
+        what an image's STOPSIGNAL is to a runtime; SIGINT is PostgreSQL's fast shutdown), else
+        SIGTERM. An unknown name (the API server would refuse it) falls back to SIGTERM."""
+        name = str((self.spec.get("lifecycle") or {}).get("stopSignal") or "SIGTERM")
+        try:
+            return int(signal.Signals[name if name.startswith("SIG") else f"SIG{name}"])
+        except KeyError:
+            return int(signal.SIGTERM)
 
     def _retry_after(self) -> float:
         """How long a container that could not be created waits: the image back-off after a
@@ -191,13 +209,13 @@ class ContainerRunner:
         """This instance as the runtime gets it (command/args expanded; None when unset)."""
         command = self.spec.get("command")
         args = self.spec.get("args")
-        user, group = self._run_as()
+        user, group, groups = self._run_as()
         return self.host.container_config(
             self.spec, name=self.name, init=self.init, attempt=attempt,
             command=[expand(str(c), env.get) for c in command] if command else None,
             args=[expand(str(a), env.get) for a in args] if args else None,
             env=env, cwd=self.spec.get("workingDir") or str(self.host.work_dir),
-            log_path=self.log_path(attempt), user=user, group=group,
+            log_path=self.log_path(attempt), user=user, group=group, groups=groups,
             event=lambda etype, reason, message: self.host.event(etype, reason, message, self.field_path),
         )
 
@@ -298,7 +316,7 @@ class ContainerRunner:
             kill_wait.cancel()
         if not exit_wait.done():
             grace = self._kill_grace if self._kill_grace is not None else self.host.grace_period()
-            await proc.stop(grace)
+            await proc.stop(grace, self.stop_signal())
         return await exit_wait
 
     # -- probes ------------------------------------------------------------------------------
@@ -410,7 +428,7 @@ class ContainerRunner:
         else:
             remaining = grace
         self.host.event("Normal", "Killing", f"Stopping container {self.name}", self.field_path)
-        await proc.stop(remaining)
+        await proc.stop(remaining, self.stop_signal())
 
     def finalize(self) -> None:
         """Record the end of an instance whose run loop was cancelled (agent shutdown)."""

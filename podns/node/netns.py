@@ -331,9 +331,29 @@ def resolv_conf(pod: Obj, *, nameserver: str, zone: str, host_resolv: Path = Pat
     return "\n".join(lines) + "\n"
 
 
-def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv: str) -> str:
-    """The pod's namespace with `lo` and `eth0` (pod_ip) up and its resolv.conf; returns the
-    namespace name. An existing namespace of the same pod is replaced. Raises NetnsError."""
+def hosts_file(pod: Obj, *, pod_ip: str, zone: str) -> str:
+    """The pod's /etc/hosts, as the kubelet writes it: localhost, then the pod's address with its
+    host name (and `<hostname>.<subdomain>.<ns>.svc.<zone>` when it has a subdomain), then
+    `hostAliases`."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    hostname = str(spec.get("hostname") or meta.get("name", ""))
+    names = [hostname]
+    if spec.get("subdomain"):
+        ns = meta.get("namespace") or "default"
+        names.insert(0, f"{hostname}.{spec['subdomain']}.{ns}.svc.{zone}")
+    lines = ["# Kubernetes-managed hosts file (podns).", "127.0.0.1\tlocalhost",
+             "::1\tlocalhost ip6-localhost ip6-loopback", f"{pod_ip}\t{chr(9).join(names)}"]
+    for alias in spec.get("hostAliases") or []:
+        if alias.get("ip") and alias.get("hostnames"):
+            lines.append(f"{alias['ip']}\t{chr(9).join(str(h) for h in alias['hostnames'])}")
+    return "\n".join(lines) + "\n"
+
+
+def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv: str,
+                       hosts: str = "") -> str:
+    """The pod's namespace with `lo` and `eth0` (pod_ip) up, its resolv.conf and hosts file;
+    returns the namespace name. An existing namespace of the same pod is replaced. Raises
+    NetnsError."""
     ns, veth = netns_name(uid), veth_name(uid)
     prefix = ipaddress.ip_network(cidr, strict=False).prefixlen
     delete_pod_network(uid)
@@ -341,6 +361,8 @@ def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv:
     etc = ETC_NETNS / ns
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "resolv.conf").write_text(resolv)
+    if hosts:
+        (etc / "hosts").write_text(hosts)
     try:
         ip("-batch", "-", stdin=(f"netns add {ns}\n"
                                  f"link add {veth} type veth peer name eth0 netns {ns}\n"

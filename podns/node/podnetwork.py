@@ -94,8 +94,10 @@ class PodNetwork:
         """Give the pod (`metadata.uid`) its namespace with `pod_ip`; return the namespace's path."""
         uid = str(pod.get("metadata", {}).get("uid", ""))
         resolv = netns.resolv_conf(pod, nameserver=self.gateway, zone=self.zone)
+        hosts = netns.hosts_file(pod, pod_ip=pod_ip, zone=self.zone)
         fut = asyncio.ensure_future(asyncio.to_thread(
-            netns.create_pod_network, uid, cidr=self.cidr, bridge=self.bridge, pod_ip=pod_ip, resolv=resolv))
+            netns.create_pod_network, uid, cidr=self.cidr, bridge=self.bridge, pod_ip=pod_ip,
+            resolv=resolv, hosts=hosts))
         self._pending[uid] = fut
         try:
             name = await asyncio.shield(fut)
@@ -107,6 +109,11 @@ class PodNetwork:
 
     def resolv_path(self, uid: str) -> str:
         return str(netns.ETC_NETNS / netns.netns_name(uid) / "resolv.conf")
+
+    def hosts_path(self, uid: str) -> str:
+        """The pod's /etc/hosts ("" when there is none: the container keeps the host's)."""
+        path = netns.ETC_NETNS / netns.netns_name(uid) / "hosts"
+        return str(path) if path.exists() else ""
 
     async def remove_pod(self, uid: str) -> None:
         """Take the pod's namespace, veth and resolv.conf away, and mount points it alone used."""

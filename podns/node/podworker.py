@@ -27,7 +27,7 @@ from podns.node.ipam import IPAM, IPRangeExhausted
 from podns.node.netns import NetnsError
 from podns.node.podnetwork import PodNetwork
 from podns.node.runtime import ContainerConfig, ContainerRuntime, StartError
-from podns.node.sandbox import Sandbox
+from podns.node.sandbox import Sandbox, user_db
 from podns.node.status import ContainerRecord, pod_status
 from podns.objects import join_key, name_of, namespace_of, now_rfc3339
 
@@ -117,10 +117,11 @@ class PodWorker:
     def container_config(self, container: Obj, *, name: str, init: bool, attempt: int,
                          command: list[str] | None, args: list[str] | None, env: dict[str, str],
                          cwd: str, log_path: Path, user: int | None, group: int | None,
-                         event: Callable[[str, str, str], None]) -> ContainerConfig:
+                         groups: tuple[int, ...], event: Callable[[str, str, str], None]) -> ContainerConfig:
         """One instance of `container` for the runtime, placed in this pod: its network
-        namespace, host name, resolv.conf and volumes (see `ContainerConfig`). Raises StartError
-        when a mount point cannot be made."""
+        namespace, host name, resolv.conf, /etc/hosts, /dev/shm and volumes (see
+        `ContainerConfig`), and a passwd entry for a uid the host does not know. Raises
+        StartError when a mount point cannot be made."""
         spec = self.pod.get("spec") or {}
         hostname = str(spec.get("hostname") or self.pod.get("metadata", {}).get("name", ""))[:63]
         network = self.agent.network
@@ -132,16 +133,21 @@ class PodWorker:
         sandbox = None
         if network is not None and self.netns_path and self.runtime.host_mount_points:
             # the process runtime's sandboxes share the host's file system: mount points there
+            shm = volumes.shm_size(self.pod, container)
+            bound = tuple(m for m in mounts if not (shm.from_volume and m.target == "/dev/shm"))
             try:
-                network.ensure_mount_points(self.uid, mounts)
+                network.ensure_mount_points(self.uid, bound)
+                passwd, group_file = user_db(self.dir / "etc" / name, user, group)
             except OSError as exc:
                 raise StartError(f"creating mount point: {exc}") from exc
             sandbox = Sandbox(netns_path=self.netns_path, hostname=hostname, resolv_conf=resolv,
-                              mounts=mounts, cwd=cwd, user=user, group=group)
+                              hosts=network.hosts_path(self.uid), mounts=bound, cwd=cwd, user=user,
+                              group=group, groups=groups, shm_size=shm.size, passwd=passwd,
+                              group_file=group_file)
         return ContainerConfig(
             pod=self.pod, spec=container, name=name, init=init, attempt=attempt, command=command,
             args=args, env=env, cwd=cwd, working_dir=container.get("workingDir") or None,
-            log_path=str(log_path), user=user, group=group, sandbox=sandbox,
+            log_path=str(log_path), user=user, group=group, groups=groups, sandbox=sandbox,
             netns_path=self.netns_path, hostname=hostname, resolv_conf=resolv, mounts=mounts,
             event=event)
 

@@ -17,6 +17,17 @@ In namespace mode (`--pod-network netns`) each volume is in addition bind-mounte
 container's `mountPath` inside the container's own mount namespace (`container_mounts`,
 `podns.node.sandbox`); the environment variables stay, so a pod runs unchanged in both modes.
 
+Ownership (agent running as root): with the pod's `securityContext.fsGroup`, emptyDirs, claims,
+ConfigMaps and Secrets are handed to that group as the kubelet does (`SetVolumeOwnership`): group
+owner fsGroup, group read/write (read-only for ConfigMaps/Secrets), set-gid directories, so a
+container running as another uid (`runAsUser`, with fsGroup among its groups) can write them.
+`fsGroupChangePolicy: OnRootMismatch` skips the walk when the volume's root already has it (a
+large claim is not walked at every start). hostPaths are never changed.
+
+`shm_size`: the size of a container's `/dev/shm` in namespace mode: Kubernetes' 64 MiB, or the
+`sizeLimit` of a `medium: Memory` emptyDir mounted at `/dev/shm` (the Kubernetes idiom for a larger
+one; mounted as that tmpfs rather than as a directory).
+
 Raises `VolumeError` (reported as a pod event `FailedMount`, containers Waiting) for a hostPath
 of the wrong type, a missing required ConfigMap/Secret, or a path that would leave its volume: a
 `subPath` or `items[].path` that is absolute or has `..` (or reaches out through a symlink a pod
@@ -34,14 +45,16 @@ import base64
 import contextlib
 import os
 import shutil
+import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from podns.node.env import env_var_name_for_volume
-from podns.node.sandbox import Mount
+from podns.node.sandbox import DEFAULT_SHM_SIZE, Mount
 from podns.objects.names import is_dns1123_subdomain
 from podns.objects.paths import file_mode, local_descending_path, local_non_reserved_path
+from podns.objects.quantity import parse_quantity
 
 Obj = dict[str, Any]
 
@@ -119,6 +132,8 @@ def prepare(
     out: dict[str, Path] = {}
     base = pod_dir(data_dir, pod) / "volumes"
     namespace = pod.get("metadata", {}).get("namespace", "default")
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    fs_group = psc.get("fsGroup") if os.geteuid() == 0 else None
     for vol in (pod.get("spec") or {}).get("volumes") or []:
         name = str(vol.get("name", ""))
         if "persistentVolumeClaim" in vol:
@@ -160,8 +175,62 @@ def prepare(
         else:  # emptyDir and anything else we only know as scratch space
             path = base / name
             path.mkdir(parents=True, exist_ok=True)
+        if fs_group is not None and "hostPath" not in vol:
+            set_ownership(path, int(fs_group), read_only="configMap" in vol or "secret" in vol,
+                          policy=str(psc.get("fsGroupChangePolicy") or "Always"))
         out[name] = path
     return out
+
+
+def set_ownership(path: Path, gid: int, *, read_only: bool = False, policy: str = "Always") -> None:
+    """Give the volume at `path` to group `gid` (see the module docstring); symlinks are neither
+    followed nor changed."""
+    if policy == "OnRootMismatch" and _owned(path, gid, read_only):
+        return
+    mask = 0o440 if read_only else 0o660
+    for root, dirs, files in os.walk(path):
+        for entry in [root, *(os.path.join(root, n) for n in dirs + files)]:
+            st = os.lstat(entry)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            os.chown(entry, -1, gid)
+            mode = stat.S_IMODE(st.st_mode) | mask
+            if stat.S_ISDIR(st.st_mode):
+                mode |= stat.S_ISGID | 0o110
+            if mode != stat.S_IMODE(st.st_mode):
+                os.chmod(entry, mode)
+
+
+def _owned(path: Path, gid: int, read_only: bool) -> bool:
+    """The volume's root already belongs to `gid` with the permissions fsGroup gives."""
+    st = path.stat()
+    want = (0o440 if read_only else 0o660) | stat.S_ISGID | 0o110
+    return st.st_gid == gid and stat.S_IMODE(st.st_mode) & want == want
+
+
+class ShmSize(NamedTuple):
+    """A container's /dev/shm: `size` bytes; `from_volume` when a Memory emptyDir stands for it."""
+
+    size: int
+    from_volume: bool = False
+
+
+def shm_size(pod: Obj, container: Obj) -> ShmSize:
+    """The container's /dev/shm (see the module docstring)."""
+    mounts = {str(m.get("name", "")): m for m in container.get("volumeMounts") or []
+              if "/" + str(m.get("mountPath") or "").strip("/") == "/dev/shm"}
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        empty = vol.get("emptyDir")
+        if vol.get("name") in mounts and isinstance(empty, dict) and empty.get("medium") == "Memory":
+            limit = empty.get("sizeLimit")
+            try:
+                size = int(parse_quantity(limit)) if limit is not None else 0
+            except ValueError:
+                size = 0
+            if size <= 0:  # no limit: what a tmpfs gets by default, half the memory
+                size = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+            return ShmSize(size, from_volume=True)
+    return ShmSize(DEFAULT_SHM_SIZE)
 
 
 def _sub_path(path: Path, mount: Mapping[str, Any]) -> Path:

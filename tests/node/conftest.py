@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,9 @@ import pytest
 
 from podns.api.server import certs
 from podns.node import container as container_mod
-from podns.node.ipam import IPAM
+from podns.node import netns
+from podns.node.ipam import IPAM, CIDRClaim
+from podns.node.podnetwork import PodNetwork
 from podns.node.podworker import PodWorker
 from podns.node.runtime import ProcessRuntime
 from podns.node.server import serving_ssl_context
@@ -113,3 +115,23 @@ def node_pki(ca_dir: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     certs.ensure_ca(ca_dir)
     cert, key = certs.issue_node_serving(ca_dir, ca_dir / "node", node_name="n1", host="127.0.0.1")
     return serving_ssl_context(cert, key, ca_dir / "ca.crt"), certs.kubelet_client_ssl_context(ca_dir)
+
+
+def links() -> set[str]:
+    """Names of this machine's network links."""
+    return {str(link.get("ifname")) for link in netns._json("link")}
+
+
+@pytest.fixture
+async def network(tmp_path: Path) -> AsyncIterator[PodNetwork]:
+    """A PodNetwork on a free 10.244.x.0/24 (claimed machine-wide, as an agent does); after the
+    test it is stopped and nothing of it may be left."""
+    claim = CIDRClaim()
+    cidr = netns.choose_cidr([], "test", claim.try_claim, netns.host_networks())
+    net = PodNetwork(cidr, cluster_dns=("127.0.0.1", 9), zone="cluster.local", state_dir=tmp_path,
+                     dns_port=0)
+    await net.start()
+    yield net
+    await net.stop()
+    claim.release()
+    assert net.bridge not in links()

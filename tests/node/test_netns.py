@@ -23,7 +23,7 @@ from podns.node.dnsrelay import DNSRelay
 from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podnetwork import PodNetwork
 from podns.node.sandbox import Mount, Sandbox
-from tests.node.conftest import FakeAgent, cond, make_pod
+from tests.node.conftest import FakeAgent, cond, links, make_pod
 
 pytestmark = pytest.mark.timeout(30)
 REPO = Path(__file__).resolve().parents[2]
@@ -246,25 +246,6 @@ def exists(path: str) -> bool:
     return os.path.exists(path)
 
 
-def _links() -> set[str]:
-    return {str(link.get("ifname")) for link in netns._json("link")}
-
-
-@pytest.fixture
-async def network(tmp_path: Path) -> AsyncIterator[PodNetwork]:
-    """A PodNetwork on a free 10.244.x.0/24 (claimed machine-wide, as an agent does); after the
-    test it is stopped and nothing of it may be left."""
-    claim = CIDRClaim()
-    cidr = netns.choose_cidr([], "test", claim.try_claim, netns.host_networks())
-    net = PodNetwork(cidr, cluster_dns=("127.0.0.1", 9), zone="cluster.local", state_dir=tmp_path,
-                     dns_port=0)
-    await net.start()
-    yield net
-    await net.stop()
-    claim.release()
-    assert net.bridge not in _links()
-
-
 @needs_netns
 async def test_pod_namespace_runs_sandboxed_process_reachable_from_root(network: PodNetwork,
                                                                          tmp_path: Path) -> None:
@@ -276,7 +257,7 @@ async def test_pod_namespace_runs_sandboxed_process_reachable_from_root(network:
     ip = str(ipaddress.ip_network(network.cidr).network_address + 2)
     path = await network.add_pod(p, ip)
     ns = netns.netns_name(uid)
-    assert exists(path) and netns.veth_name(uid) in _links()
+    assert exists(path) and netns.veth_name(uid) in links()
     assert "team-a.svc.cluster.local" in (netns.ETC_NETNS / ns / "resolv.conf").read_text()
     vol = tmp_path / "vol"
     vol.mkdir()
@@ -309,7 +290,7 @@ async def test_pod_namespace_runs_sandboxed_process_reachable_from_root(network:
         await proc.stop(0)
     await network.remove_pod(uid)
     assert not exists(path) and ns not in os.listdir(netns.NETNS_RUN)
-    assert netns.veth_name(uid) not in _links()
+    assert netns.veth_name(uid) not in links()
     assert not (netns.ETC_NETNS / ns).exists()
     assert not exists(f"/podns-test-{uid[:8]}")
 
@@ -368,7 +349,7 @@ async def test_pod_in_its_namespace_ready_then_released(agent: FakeAgent, networ
         if agent.done:
             break
         await asyncio.sleep(0.05)
-    assert not exists(str(netns.NETNS_RUN / ns)) and netns.veth_name(pod["metadata"]["uid"]) not in _links()
+    assert not exists(str(netns.NETNS_RUN / ns)) and netns.veth_name(pod["metadata"]["uid"]) not in links()
 
 
 @needs_netns

@@ -97,6 +97,7 @@ class ContainerConfig:
     log_path: str
     user: int | None = None
     group: int | None = None
+    groups: tuple[int, ...] = ()  # supplementary groups: fsGroup, supplementalGroups
     sandbox: Sandbox | None = None
     netns_path: str = ""
     hostname: str = ""

@@ -190,12 +190,14 @@ def start(
     sink: LogSink | None = None,
     user: int | None = None,
     group: int | None = None,
+    groups: tuple[int, ...] = (),
     sandbox: Sandbox | None = None,
 ) -> Process:
     """Start `argv` in a new session/process group with output captured by `sink`.
 
-    With a `sandbox` (namespace mode) the process enters it before exec, and the sandbox's own
-    cwd/user/group apply instead of `cwd`/`user`/`group`.
+    `groups` are the supplementary groups (fsGroup, supplementalGroups) when `user` or `group`
+    is switched. With a `sandbox` (namespace mode) the process enters it before exec, and the
+    sandbox's own cwd/user/group/groups apply instead.
 
     Raises StartError (reason, message) when the command cannot be executed. Must be called from
     the event loop (the exit is watched through a pidfd).
@@ -211,7 +213,7 @@ def start(
             raise StartError(f"chdir to cwd ({cwd!r}) set in config.json failed: {exc.strerror}") from exc
     exe = resolve_executable(argv[0], env, cwd)
     return _popen(exe, argv, env=env, cwd=cwd, sink=sink, user=user, group=group,
-                  preexec=child_setup)
+                  groups=groups, preexec=child_setup)
 
 
 def _start_in(argv: Sequence[str], *, env: Mapping[str, str], sink: LogSink | None,
@@ -226,7 +228,7 @@ def _start_in(argv: Sequence[str], *, env: Mapping[str, str], sink: LogSink | No
         exe = path  # only visible once the volumes are mounted: let exec inside decide
     err_r, err_w = os.pipe()
     try:
-        return _popen(exe, argv, env=env, cwd=None, sink=sink, user=None, group=None,
+        return _popen(exe, argv, env=env, cwd=None, sink=sink, user=None, group=None, groups=(),
                       preexec=child_setup_in(sandbox, err_w))
     except StartError as exc:
         os.close(err_w)
@@ -242,7 +244,7 @@ def _start_in(argv: Sequence[str], *, env: Mapping[str, str], sink: LogSink | No
 
 
 def _popen(exe: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
-           sink: LogSink | None, user: int | None, group: int | None,
+           sink: LogSink | None, user: int | None, group: int | None, groups: tuple[int, ...],
            preexec: Callable[[], None]) -> Process:
     if sink is not None:
         out_r, out_w = os.pipe()
@@ -262,6 +264,8 @@ def _popen(exe: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | 
             preexec_fn=preexec,
             user=user,
             group=group,
+            # switching user/group drops the agent's supplementary groups, as a runtime does
+            extra_groups=list(groups) if (user is not None or group is not None or groups) else None,
             close_fds=True,
         )
     except (OSError, subprocess.SubprocessError) as exc:
@@ -309,7 +313,7 @@ class ProcessRuntime:
         sink = LogSink(Path(config.log_path))
         try:
             proc = start(argv, env=config.env, cwd=config.cwd, sink=sink, user=config.user,
-                         group=config.group, sandbox=config.sandbox)
+                         group=config.group, groups=config.groups, sandbox=config.sandbox)
         except StartError:
             sink.close()
             raise
