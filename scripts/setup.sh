@@ -22,7 +22,8 @@ for arg in "$@"; do
 done
 if [ "$mode" = test ] && [ "${PODNS_BENCH:-0}" = 1 ]; then mode=bench; fi
 
-# One list per purpose, "command:package" (the package is installed when the command is missing).
+# One list per purpose, "command:package" (the package is installed when the command is missing;
+# a command with a `/` is a path pattern, for binaries off PATH such as PostgreSQL's server).
 RUN_PACKAGES=(
     ip:iproute2                 # the node agent's --pod-network netns
 )
@@ -30,6 +31,9 @@ TEST_PACKAGES=(
     dig:bind9-dnsutils          # DNS end-to-end tests
     etcd:etcd-server            # the etcd store's tests start their own etcd on free ports
     chromium:chromium           # the dashboard test
+    # examples/postgres/, its e2e test and bench/pg_reads.py (the variable is for setup's own test)
+    "${PODNS_PG_SERVER:-/usr/lib/postgresql/*/bin/postgres}:postgresql"
+    etcdctl:etcd-client         # examples/etcd/ (its scale-up adds members with etcdctl)
 )
 BENCH_PACKAGES=(
     dnsperf:dnsperf
@@ -62,7 +66,11 @@ if [ "$mode" != run ]; then wanted+=("${TEST_PACKAGES[@]}"); fi
 if [ "$mode" = bench ]; then wanted+=("${BENCH_PACKAGES[@]}"); fi
 need=()
 for entry in "${wanted[@]}"; do
-    command -v "${entry%%:*}" >/dev/null 2>&1 || need+=("${entry#*:}")
+    cmd=${entry%%:*}
+    case "$cmd" in
+        */*) compgen -G "$cmd" >/dev/null || need+=("${entry#*:}") ;;
+        *) command -v "$cmd" >/dev/null 2>&1 || need+=("${entry#*:}") ;;
+    esac
 done
 [ ${#need[@]} -gt 0 ] || exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_ONLY = {"chromium", "etcd-server", "bind9-dnsutils"}
+TEST_ONLY = {"chromium", "etcd-server", "bind9-dnsutils", "postgresql", "etcd-client"}
 #: what the stand-ins record: their name, their arguments, and whether the policy refused starts
 RECORDER = """#!/bin/sh
 policy=refuses
@@ -48,7 +48,8 @@ def _setup(tmp_path: Path, *args: str) -> tuple[list[str], Path]:
     calls = tmp_path / "calls"
     calls.touch()
     policy = tmp_path / "policy-rc.d"
-    env = {"PATH": str(bin_dir), "CALLS": str(calls), "PODNS_POLICY_RC_D": str(policy), "HOME": str(tmp_path)}
+    env = {"PATH": str(bin_dir), "CALLS": str(calls), "PODNS_POLICY_RC_D": str(policy), "HOME": str(tmp_path),
+           "PODNS_PG_SERVER": str(tmp_path / "no-postgresql" / "*" / "bin" / "postgres")}
     out = subprocess.run(["/bin/bash", str(root / "scripts" / "setup.sh"), *args], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
