@@ -13,12 +13,10 @@ an informer cache shared by every component of the process; Kubernetes
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from podns.objects.times import now_rfc3339
-from podns.objects.times import parse_time as parse_time_seconds
 
 Obj = dict[str, Any]
 
@@ -158,11 +156,3 @@ def set_condition(conditions: list[Obj], new: Mapping[str, Any], *, now: str | N
     conditions.append({**new, "lastTransitionTime": stamp})
     return True
 
-
-def parse_time(value: str) -> dt.datetime:
-    """Transitional, for podns.api until it moves to `podns.objects.times.parse_time`: an RFC 3339
-    timestamp as an aware datetime; ValueError if malformed."""
-    seconds = parse_time_seconds(value)
-    if seconds is None:
-        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)

@@ -31,6 +31,17 @@ ARCH_LABEL = "kubernetes.io/arch"
 BETA_OS_LABEL = "beta.kubernetes.io/os"
 BETA_ARCH_LABEL = "beta.kubernetes.io/arch"
 ZONE_LABEL = "topology.kubernetes.io/zone"
+#: `node-role.kubernetes.io/<role>` labels give a node its roles (kubectl get nodes' ROLES)
+NODE_ROLE_LABEL_PREFIX = "node-role.kubernetes.io/"
+#: the older spelling: the role is the label's value
+LEGACY_NODE_ROLE_LABEL = "kubernetes.io/role"
+
+# --- namespaces and volumes ------------------------------------------------------------------
+
+#: set by the API server on every Namespace to its own name (selectable by name)
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+#: the beta annotation naming a claim's StorageClass, read where `spec.storageClassName` is unset
+BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 # --- StatefulSets and ControllerRevisions (apps/v1) ------------------------------------------
 

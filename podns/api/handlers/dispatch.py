@@ -199,7 +199,7 @@ class ResourceHandlers:
     @staticmethod
     def _key(info: RequestInfo, obj: Obj) -> str:
         md = obj.get("metadata") or {}
-        return objectmeta.object_key(info.rt, md.get("namespace"), md.get("name", ""))
+        return objectmeta.store_key(info.rt, md.get("namespace"), md.get("name", ""))
 
     async def _matching_keys_at(self, info: RequestInfo, match: Callable[[Obj], bool],
                                 rv: int) -> set[str]:

@@ -18,7 +18,7 @@ import logging
 import time
 from typing import Any
 
-from podns.objects.meta import parse_time
+from podns.objects.times import parse_time
 from podns.store import errors as store_errors
 from podns.store.interface import Store
 
@@ -45,11 +45,8 @@ def last_seen(event: Obj) -> float | None:
     latest: float | None = None
     for value in (event.get("lastTimestamp"), event.get("eventTime"),
                   series.get("lastObservedTime"), md.get("creationTimestamp")):
-        if not isinstance(value, str) or not value:
-            continue
-        try:
-            ts = parse_time(value).timestamp()
-        except ValueError:
+        ts = parse_time(value)
+        if ts is None:
             continue
         latest = ts if latest is None else max(latest, ts)
     return latest

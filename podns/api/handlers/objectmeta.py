@@ -9,13 +9,13 @@ store; `managedFields` records one entry per (manager, operation) as far as `kub
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
 import orjson
 
 from podns.api.resources.base import ResourceType
+from podns.objects.times import now_rfc3339
 
 Obj = dict[str, Any]
 
@@ -24,13 +24,8 @@ SERVER_META = ("uid", "creationTimestamp", "generation", "deletionTimestamp",
                "deletionGracePeriodSeconds", "selfLink")
 
 
-def now() -> str:
-    """An RFC 3339 UTC timestamp with second precision, as Kubernetes' `metav1.Time`."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def object_key(rt: ResourceType, namespace: str | None, name: str) -> str:
-    """The store key of one object."""
+def store_key(rt: ResourceType, namespace: str | None, name: str) -> str:
+    """The store key of one object (`<resource>/<namespace>/<name>`; not `podns.objects.object_key`)."""
     if rt.namespaced:
         return f"{rt.store_resource}/{namespace}/{name}"
     return f"{rt.store_resource}/{name}"
@@ -51,7 +46,7 @@ def stamp_create(obj: Obj, rt: ResourceType) -> None:
     for field in (*SERVER_META, "resourceVersion"):
         meta.pop(field, None)
     meta["uid"] = str(uuid.uuid4())
-    meta["creationTimestamp"] = now()
+    meta["creationTimestamp"] = now_rfc3339()
     meta["generation"] = 1
 
 
@@ -77,7 +72,7 @@ def record_manager(obj: Obj, rt: ResourceType, manager: str | None, operation: s
     entries = [e for e in (meta.get("managedFields") or []) if isinstance(e, dict)]
     manager = manager or "unknown"
     entry: Obj = {"manager": manager, "operation": operation, "apiVersion": rt.api_version,
-                  "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}}
+                  "time": now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": {}}
     if subresource:
         entry["subresource"] = subresource
     same = (manager, operation, subresource)

@@ -31,6 +31,7 @@ from podns.api import statuserror
 from podns.api.handlers import objectmeta
 from podns.api.resources.base import FieldError, ResourceType
 from podns.objects.names import generate_name
+from podns.objects.times import now_rfc3339
 from podns.store import errors as store_errors
 from podns.store.interface import Store
 
@@ -104,7 +105,7 @@ class Rest:
 
     async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         try:
-            return await self.store.get(objectmeta.object_key(rt, namespace, name))
+            return await self.store.get(objectmeta.store_key(rt, namespace, name))
         except store_errors.NotFound:
             raise statuserror.not_found(rt.resource, name, rt.group) from None
         except store_errors.StoreError as exc:
@@ -138,7 +139,7 @@ class Rest:
                     if limit is not None and len(items) >= limit:
                         done = True
                         if i < len(page.items) - 1 or page.continue_key is not None:
-                            next_key = objectmeta.object_key(
+                            next_key = objectmeta.store_key(
                                 rt, (obj.get("metadata") or {}).get("namespace"), _name(obj))
                         break
                 if page.continue_key is None:
@@ -191,7 +192,7 @@ class Rest:
             raise statuserror.invalid(rt.kind, _name(obj), errs, rt.group)
         objectmeta.record_manager(obj, rt, opts.field_manager, opts.operation)
         check_size(obj)
-        key = objectmeta.object_key(rt, namespace, _name(obj))
+        key = objectmeta.store_key(rt, namespace, _name(obj))
         if opts.dry_run:
             try:
                 await self.store.get(key)
@@ -253,7 +254,7 @@ class Rest:
         not the stored one is a 409 Conflict; otherwise a concurrent write just makes us retry.
         `create` (server-side apply) is awaited instead when the object does not exist.
         """
-        key = objectmeta.object_key(rt, namespace, name)
+        key = objectmeta.store_key(rt, namespace, name)
         for _attempt in range(UPDATE_RETRIES):
             try:
                 old = await self.store.get(key)
@@ -361,7 +362,7 @@ class Rest:
     async def delete(self, rt: ResourceType, namespace: str | None, name: str,
                      opts: DeleteOptions) -> tuple[Obj, bool]:
         """Delete (or start deleting) an object. Returns (object, gone_now)."""
-        key = objectmeta.object_key(rt, namespace, name)
+        key = objectmeta.store_key(rt, namespace, name)
         for _attempt in range(UPDATE_RETRIES):
             obj = await self.get(rt, namespace, name)
             md = obj.setdefault("metadata", {})
@@ -403,7 +404,7 @@ class Rest:
             if finalizers:
                 nmd["finalizers"] = finalizers
             if not already:
-                nmd["deletionTimestamp"] = objectmeta.now()
+                nmd["deletionTimestamp"] = now_rfc3339()
             if grace > 0:
                 cur = nmd.get("deletionGracePeriodSeconds")
                 nmd["deletionGracePeriodSeconds"] = grace if cur is None else min(cur, grace)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from podns.api.resources.base import Column
-from podns.objects.meta import parse_time
+from podns.objects.times import parse_time
 
 _clock: Callable[[], float] = time.time
 
@@ -58,22 +58,13 @@ def human_duration(seconds: float) -> str:
 
 def since(timestamp: Any) -> str:
     """Age of an RFC 3339 timestamp, `<unknown>` when absent or unparsable."""
-    if not timestamp or not isinstance(timestamp, str):
-        return "<unknown>"
-    try:
-        then = parse_time(timestamp).timestamp()
-    except ValueError:
-        return "<unknown>"
-    return human_duration(_clock() - then)
+    then = parse_time(timestamp)
+    return "<unknown>" if then is None else human_duration(_clock() - then)
 
 
 def seconds_since(timestamp: Any) -> float | None:
-    if not timestamp or not isinstance(timestamp, str):
-        return None
-    try:
-        return _clock() - parse_time(timestamp).timestamp()
-    except ValueError:
-        return None
+    then = parse_time(timestamp)
+    return None if then is None else _clock() - then
 
 
 def format_labels(labels: Mapping[str, str] | None) -> str:

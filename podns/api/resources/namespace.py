@@ -10,8 +10,7 @@ from podns.api.resources._printing import AGE
 from podns.api.resources._validation import invalid
 from podns.api.resources.base import Column, FieldError, Obj
 from podns.objects import names
-
-NAME_LABEL = "kubernetes.io/metadata.name"
+from podns.objects.wellknown import NAMESPACE_NAME_LABEL
 
 
 class NamespaceStrategy(KindStrategy):
@@ -30,7 +29,7 @@ class NamespaceStrategy(KindStrategy):
             spec.setdefault("finalizers", ["kubernetes"])
         md = obj.get("metadata") or {}
         if md.get("name"):
-            md.setdefault("labels", {})[NAME_LABEL] = md["name"]
+            md.setdefault("labels", {})[NAMESPACE_NAME_LABEL] = md["name"]
         if isinstance(obj.get("status"), dict):
             obj["status"].setdefault("phase", "Active")
 

@@ -9,9 +9,7 @@ from podns.api.resources._kind import KindStrategy
 from podns.api.resources._printing import AGE
 from podns.api.resources._validation import dig
 from podns.api.resources.base import Column, Obj
-
-ROLE_LABEL_PREFIX = "node-role.kubernetes.io/"
-LEGACY_ROLE_LABEL = "kubernetes.io/role"
+from podns.objects.wellknown import LEGACY_NODE_ROLE_LABEL, NODE_ROLE_LABEL_PREFIX
 
 
 class NodeStrategy(KindStrategy):
@@ -96,9 +94,9 @@ def node_status(obj: Obj) -> str:
 def node_roles(obj: Obj) -> str:
     roles: set[str] = set()
     for key, value in (dig(obj, "metadata", "labels", default={}) or {}).items():
-        if key.startswith(ROLE_LABEL_PREFIX) and key[len(ROLE_LABEL_PREFIX):]:
-            roles.add(key[len(ROLE_LABEL_PREFIX):])
-        elif key == LEGACY_ROLE_LABEL and value:
+        if key.startswith(NODE_ROLE_LABEL_PREFIX) and key[len(NODE_ROLE_LABEL_PREFIX):]:
+            roles.add(key[len(NODE_ROLE_LABEL_PREFIX):])
+        elif key == LEGACY_NODE_ROLE_LABEL and value:
             roles.add(value)
     return ",".join(sorted(roles)) or "<none>"
 

@@ -19,6 +19,7 @@ from podns.api.resources._validation import (
 )
 from podns.api.resources.base import Column, FieldError, Obj
 from podns.objects.quantity import parse_quantity
+from podns.objects.wellknown import BETA_STORAGE_CLASS_ANNOTATION
 
 ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
 VOLUME_MODES = ["Block", "Filesystem"]
@@ -122,7 +123,7 @@ class PersistentVolumeClaimStrategy(KindStrategy):
             modes = ",".join(_SHORT_MODES.get(m, m) for m in status.get("accessModes") or [])
             capacity = str(dig(status, "capacity", "storage", default=""))
         storage_class = spec.get("storageClassName") or dig(
-            obj, "metadata", "annotations", "volume.beta.kubernetes.io/storage-class", default="")
+            obj, "metadata", "annotations", BETA_STORAGE_CLASS_ANNOTATION, default="")
         return [
             phase, spec.get("volumeName", ""), capacity, modes, storage_class,
             spec.get("volumeAttributesClassName") or "<unset>", spec.get("volumeMode") or "<unset>",
