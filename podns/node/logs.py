@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,11 +47,16 @@ class LogSink:
         self._open_fds: set[int] = set()
         self.closed = asyncio.Event()
         self._changed = asyncio.Event()
+        #: called with (stream, bytes) for every chunk captured (attach sessions listen here)
+        self.listeners: set[Callable[[str, bytes], None]] = set()
 
     def attach(self, stdout_fd: int, stderr_fd: int) -> None:
-        """Start reading the two (read ends of the) pipes; they are closed at EOF."""
+        """Start reading the two (read ends of the) pipes; they are closed at EOF. A negative
+        fd is no stream (a container on a pty has one output, read as stdout)."""
         loop = asyncio.get_running_loop()
         for fd, stream in ((stdout_fd, "stdout"), (stderr_fd, "stderr")):
+            if fd < 0:
+                continue
             os.set_blocking(fd, False)
             self._open_fds.add(fd)
             loop.add_reader(fd, self._on_readable, fd, stream)
@@ -81,6 +86,8 @@ class LogSink:
 
     def write(self, stream: str, data: bytes) -> None:
         """Append `data` from `stream`, one record per complete line (one write per chunk)."""
+        for listener in list(self.listeners):
+            listener(stream, data)
         buf = self._partial.get(stream, b"") + data
         *lines, rest = buf.split(b"\n")
         items = [(b"F", line) for line in lines]

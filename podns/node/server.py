@@ -103,10 +103,10 @@ def _options(query: Any) -> LogOptions:
                       since_time=query.get("sinceTime") or None, limit_bytes=num("limitBytes"))
 
 
-def make_app(find: Finder, list_pods: Callable[[], list[Obj]], find_pod: streaming.FindPod | None = None,
-             attach: streaming.Attacher | None = None) -> web.Application:
-    """The aiohttp application; `find`, `list_pods` and `find_pod` read the agent's state,
-    `attach` joins a running container's stdio (see `podns.node.streaming.handlers`)."""
+def make_app(find: Finder, list_pods: Callable[[], list[Obj]],
+             find_pod: streaming.FindPod | None = None) -> web.Application:
+    """The aiohttp application; `find`, `list_pods` and `find_pod` read the agent's state
+    (streams: `podns.node.streaming.handlers`)."""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -160,5 +160,5 @@ def make_app(find: Finder, list_pods: Callable[[], list[Obj]], find_pod: streami
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/pods", pods)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
-    streaming.add_routes(app, find, find_pod or (lambda ns, name: None), attach)
+    streaming.add_routes(app, find, find_pod or (lambda ns, name: None))
     return app

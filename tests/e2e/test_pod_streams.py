@@ -1,7 +1,7 @@
 """Streams into pods with real kubectl (1.27: SPDY; 1.33: WebSocket) and the official Python
 client against `podns up`: exec (exit codes, stdin, TTY and resize), cp both ways, port-forward
-(TCP round trips on two connections at once, an error when nothing listens, svc/ and sts/),
-the errors Kubernetes gives, authorization, and a client that disconnects."""
+(TCP round trips on two connections at once, an error when nothing listens, svc/), attach and
+run -it --rm, the errors Kubernetes gives, authorization, and a client that disconnects."""
 
 from __future__ import annotations
 
@@ -315,3 +315,34 @@ def test_client_disconnect_kills_the_command(cluster: Podns, tmp_path: Path) -> 
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
 
     wait_until(gone, timeout=20, what="the exec'd process killed")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_run_it_rm_attaches_to_a_tty_and_deletes_the_pod(cluster: Podns, version: str) -> None:
+    """kubectl run -it --rm: the pod's shell runs on a pty (stdin: true, tty: true), gets what is
+    typed, its exit code is kubectl's, and the pod is deleted afterwards."""
+    name = f"run-{version.replace('.', '-')}"
+    env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig))
+    argv = [kubectl_binary(version), f"--cache-dir={cluster.cache_dir / version}", "run", "-it", "--rm", name,
+            "--image=busybox", "--restart=Never", "--", "sh"]
+    out, code = _in_pty(argv, env, cluster.workdir, [("42", b"tty -s && echo $((6*7)); exit 3\n", None)],
+                        timeout=60)
+    assert "42" in out and code == 3, out
+    assert f'pod "{name}" deleted' in out
+    assert cluster.kubectl("get", "pod", name).returncode == 1
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_attach_to_a_running_container(cluster: Podns, version: str) -> None:
+    """kubectl attach -i joins a running container's own stdin and output (stdin: true,
+    stdinOnce: true: the client's EOF closes the container's stdin, which then ends)."""
+    name = f"att-{version.replace('.', '-')}"
+    script = "while read l; do echo got $l; done; echo bye"
+    pod = json.loads(_pod(name, ["sh", "-c", script], restart="Never"))
+    pod["spec"]["containers"][0].update(stdin=True, stdinOnce=True)
+    assert cluster.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(pod)).returncode == 0
+    wait_until(lambda: _phase(cluster, name) == "Running", what=f"pod {name} Running")
+    r = cluster.kubectl("attach", "-i", name, version=version, input="a\nb\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith("got a\ngot b\nbye\n"), r.stdout
+    wait_until(lambda: _phase(cluster, name) == "Succeeded", what=f"pod {name} Succeeded")

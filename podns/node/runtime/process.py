@@ -24,10 +24,14 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
+import pty
 import shutil
 import signal
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -111,6 +115,13 @@ class Process:
         self.exec_env: dict[str, str] = {}
         self.exec_cwd: str | None = None
         self.exec_sandbox: Sandbox | None = None
+        #: the container's stdin (`stdin: true`: a pipe's write end; `tty: true`: the pty's
+        #: master), None when it has none; attach sessions write there (podns.node.streaming)
+        self.stdin_fd: int | None = None
+        #: the pty's master (`tty: true`), for window size changes
+        self.tty_fd: int | None = None
+        #: `stdinOnce`: stdin closes when the first attach session ends its input
+        self.stdin_once = False
         self.started_at = time.time()
         self.finished_at: float | None = None
         self.exit_code: int | None = None
@@ -136,6 +147,7 @@ class Process:
             self._pidfd = None
         self.finished_at = time.time()
         self.exit_code = exit_code(rc)
+        self.close_stdin()
         # as a runtime kills the container's cgroup: nothing of the group survives its leader
         self.signal_group(signal.SIGKILL)
         self._done.set_result(self.exit_code)
@@ -148,6 +160,13 @@ class Process:
     @property
     def running(self) -> bool:
         return not self._done.done()
+
+    def close_stdin(self) -> None:
+        """Close the container's stdin (its reader sees EOF; a pty hangs up)."""
+        fd, self.stdin_fd, self.tty_fd = self.stdin_fd, None, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     async def wait(self) -> int:
         """Wait for the process to exit; return its Kubernetes exit code."""
@@ -192,6 +211,7 @@ def start(
     group: int | None = None,
     groups: tuple[int, ...] = (),
     sandbox: Sandbox | None = None,
+    stdio: str = "none",
 ) -> Process:
     """Start `argv` in a new session/process group with output captured by `sink`.
 
@@ -199,13 +219,17 @@ def start(
     is switched. With a `sandbox` (namespace mode) the process enters it before exec, and the
     sandbox's own cwd/user/group/groups apply instead.
 
+    `stdio`: "none" (stdin is /dev/null), "pipe" (`stdin: true`: a pipe the agent holds the
+    write end of) or "tty" (`tty: true`: a pty as stdin, stdout, stderr and controlling terminal,
+    24x80 until an attach session resizes it).
+
     Raises StartError (reason, message) when the command cannot be executed. Must be called from
     the event loop (the exit is watched through a pidfd).
     """
     if not argv:
         raise StartError("no command specified", reason="CreateContainerError")
     if sandbox is not None:
-        return _start_in(argv, env=env, sink=sink, sandbox=sandbox)
+        return _start_in(argv, env=env, sink=sink, sandbox=sandbox, stdio=stdio)
     if cwd:
         try:
             os.makedirs(cwd, exist_ok=True)
@@ -213,11 +237,11 @@ def start(
             raise StartError(f"chdir to cwd ({cwd!r}) set in config.json failed: {exc.strerror}") from exc
     exe = resolve_executable(argv[0], env, cwd)
     return _popen(exe, argv, env=env, cwd=cwd, sink=sink, user=user, group=group,
-                  groups=groups, preexec=child_setup)
+                  groups=groups, preexec=child_setup, stdio=stdio)
 
 
 def _start_in(argv: Sequence[str], *, env: Mapping[str, str], sink: LogSink | None,
-              sandbox: Sandbox) -> Process:
+              sandbox: Sandbox, stdio: str = "none") -> Process:
     """`start` for a process inside `sandbox`; the sandbox's set-up errors become StartError."""
     try:
         exe = resolve_executable(argv[0], env, sandbox.cwd)
@@ -229,7 +253,7 @@ def _start_in(argv: Sequence[str], *, env: Mapping[str, str], sink: LogSink | No
     err_r, err_w = os.pipe()
     try:
         return _popen(exe, argv, env=env, cwd=None, sink=sink, user=None, group=None, groups=(),
-                      preexec=child_setup_in(sandbox, err_w))
+                      preexec=child_setup_in(sandbox, err_w), stdio=stdio)
     except StartError as exc:
         os.close(err_w)
         err_w = -1
@@ -243,23 +267,38 @@ def _start_in(argv: Sequence[str], *, env: Mapping[str, str], sink: LogSink | No
         os.close(err_r)
 
 
+def _with_ctty(preexec: Callable[[], None]) -> Callable[[], None]:
+    def setup() -> None:
+        preexec()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the pty becomes the session's terminal
+    return setup
+
+
 def _popen(exe: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
            sink: LogSink | None, user: int | None, group: int | None, groups: tuple[int, ...],
-           preexec: Callable[[], None]) -> Process:
-    if sink is not None:
+           preexec: Callable[[], None], stdio: str = "none") -> Process:
+    master = slave = in_r = in_w = -1
+    if stdio == "tty":
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        preexec = _with_ctty(preexec)
+    elif stdio == "pipe":
+        in_r, in_w = os.pipe()
+    if sink is not None and stdio != "tty":
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
     else:
         out_r = out_w = err_r = err_w = -1
+    quiet = subprocess.DEVNULL
     try:
         popen = subprocess.Popen(
             [exe, *argv[1:]],
             executable=exe,
             env=dict(env),
             cwd=cwd or None,
-            stdin=subprocess.DEVNULL,
-            stdout=out_w if sink is not None else subprocess.DEVNULL,
-            stderr=err_w if sink is not None else subprocess.DEVNULL,
+            stdin=slave if slave >= 0 else (in_r if in_r >= 0 else quiet),
+            stdout=slave if slave >= 0 else (out_w if out_w >= 0 else quiet),
+            stderr=slave if slave >= 0 else (err_w if err_w >= 0 else quiet),
             start_new_session=True,
             preexec_fn=preexec,
             user=user,
@@ -269,7 +308,7 @@ def _popen(exe: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | 
             close_fds=True,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        for fd in (out_r, out_w, err_r, err_w):
+        for fd in (out_r, out_w, err_r, err_w, master, slave, in_r, in_w):
             if fd >= 0:
                 os.close(fd)
         if not isinstance(exc, OSError):
@@ -279,11 +318,21 @@ def _popen(exe: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | 
         if exc.errno == errno.EACCES:
             raise StartError(f'exec: "{argv[0]}": permission denied') from exc
         raise StartError(f'exec: "{argv[0]}": {exc.strerror}') from exc
-    if sink is not None:
-        os.close(out_w)
-        os.close(err_w)
+    for fd in (out_w, err_w, slave, in_r):
+        if fd >= 0:
+            os.close(fd)
+    if sink is not None and master >= 0:
+        sink.attach(os.dup(master), -1)
+    elif sink is not None:
         sink.attach(out_r, err_r)
-    return Process(popen, sink)
+    proc = Process(popen, sink)
+    if master >= 0:
+        os.set_blocking(master, False)
+        proc.stdin_fd = proc.tty_fd = master
+    elif in_w >= 0:
+        os.set_blocking(in_w, False)
+        proc.stdin_fd = in_w
+    return proc
 
 
 NO_COMMAND = ("container has no command: podns runs containers as local processes and there is no "
@@ -312,8 +361,12 @@ class ProcessRuntime:
             raise ContainerWaiting("CreateContainerError", NO_COMMAND)
         sink = LogSink(Path(config.log_path))
         try:
+            spec = config.spec
+            stdio = "tty" if spec.get("tty") else "pipe" if spec.get("stdin") else "none"
             proc = start(argv, env=config.env, cwd=config.cwd, sink=sink, user=config.user,
-                         group=config.group, groups=config.groups, sandbox=config.sandbox)
+                         group=config.group, groups=config.groups, sandbox=config.sandbox,
+                         stdio=stdio)
+            proc.stdin_once = bool(spec.get("stdinOnce"))
         except StartError:
             sink.close()
             raise

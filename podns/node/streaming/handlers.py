@@ -23,6 +23,7 @@ from aiohttp import web
 
 from podns.node.env import ConfigError
 from podns.node.runtime.base import ContainerWaiting, ExecSpec, StartError
+from podns.node.streaming import attach as attaching
 from podns.node.streaming import session, spdy, websocket
 from podns.node.streaming.portforward import Dialer, dialer
 from podns.node.streaming.transports import WebSocketBytes, upgrade_raw
@@ -53,8 +54,6 @@ class PodNetwork:
 FindContainer = Callable[[str, str, str], tuple[Any, Obj | None]]
 #: (namespace, pod) -> the pod's network, None when the pod does not run here
 FindPod = Callable[[str, str], PodNetwork | None]
-#: attach: (target, options, channels) -> Status
-Attacher = Callable[[Any, session.Options, session.Channels], Awaitable[Obj]]
 
 
 def status(code: int, reason: str, message: str) -> web.Response:
@@ -118,8 +117,7 @@ async def _streams(request: web.Request, opts: session.Options,
     return _no_upgrade()
 
 
-def add_routes(app: web.Application, find: FindContainer, find_pod: FindPod,
-               attach: Attacher | None = None) -> None:
+def add_routes(app: web.Application, find: FindContainer, find_pod: FindPod) -> None:
     """Register the streaming routes on the node endpoint's `app`."""
 
     def target(request: web.Request) -> tuple[Any, web.Response | None]:
@@ -155,9 +153,9 @@ def add_routes(app: web.Application, find: FindContainer, find_pod: FindPod,
         runner, error = target(request)
         if error is not None:
             return error
-        if attach is None:
-            return status(400, "BadRequest", "attach is not supported by this node's runtime")
-        return await _streams(request, opts, lambda o, ch: attach(runner, o, ch))
+        if getattr(runner, "sink", None) is None:
+            return status(400, "BadRequest", "attach is not supported by this container's runtime")
+        return await _streams(request, opts, lambda o, ch: attaching.attach(runner, o, ch))
 
     async def port_forward(request: web.Request) -> web.StreamResponse:
         ns, name = request.match_info["namespace"], request.match_info["pod"]

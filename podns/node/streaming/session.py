@@ -76,7 +76,7 @@ class _ExecFailed(Exception):
         self.code = code
 
 
-def _set_size(fd: int, cols: int, rows: int) -> None:
+def set_size(fd: int, cols: int, rows: int) -> None:
     with contextlib.suppress(OSError):
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
@@ -181,7 +181,7 @@ async def _pump_master(master: int, ch: Channels) -> None:
         loop.remove_reader(master)
 
 
-async def _write_fd(fd: int, data: bytes) -> None:
+async def write_fd(fd: int, data: bytes) -> None:
     loop = asyncio.get_running_loop()
     view = memoryview(data)
     while view:
@@ -203,7 +203,7 @@ async def _feed_stdin(proc: asyncio.subprocess.Process, master: int | None, ch: 
         if master is not None:
             # EOF on a terminal is ^D at the start of a line
             with contextlib.suppress(OSError):
-                await _write_fd(master, data if data is not None else b"\x04")
+                await write_fd(master, data if data is not None else b"\x04")
             if data is None:
                 return
             continue
@@ -225,7 +225,7 @@ async def _apply_resizes(master: int | None, ch: Channels) -> None:
     while True:
         cols, rows = await ch.resize.get()
         if master is not None:
-            _set_size(master, cols, rows)
+            set_size(master, cols, rows)
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -252,7 +252,7 @@ async def run(spec: ExecSpec, opts: Options, ch: Channels) -> dict[str, Any]:
         with contextlib.suppress(asyncio.QueueEmpty):
             while True:
                 cols, rows = ch.resize.get_nowait()
-                _set_size(master, cols, rows)
+                set_size(master, cols, rows)
     helpers = [asyncio.create_task(_feed_stdin(proc, master, ch), name="exec-stdin"),
                asyncio.create_task(_apply_resizes(master, ch), name="exec-resize")]
     if master is not None:
