@@ -34,15 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="podns", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
-        try:
-            mod = importlib.import_module(f"podns.cli.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"podns.cli.{module}":
-                raise
-            continue
+        mod = importlib.import_module(f"podns.cli.{module}")
         mod.add_parser(sub, name)
-        if name in sub.choices:  # unknown flags are reported by the command's own parser
-            sub.choices[name].set_defaults(_parser=sub.choices[name])
+        # unknown flags are reported by the command's own parser
+        sub.choices[name].set_defaults(_parser=sub.choices[name])
     return parser
 
 

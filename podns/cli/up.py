@@ -1,12 +1,11 @@
-"""`podns up`: the API server, then every component that exists, under one command.
+"""`podns up`: the API server, then every component, under one command.
 
 The API server starts first (it writes `<data-dir>/kubeconfig`); then each entry of
 `COMPONENTS` is started in order with an `UpContext` and stopped in reverse order on SIGINT or
 SIGTERM. Adding a component is a one-line edit: append `("name", "podns.cli.<module>:<fn>")`
 where `async def <fn>(ctx: UpContext) -> AbstractAsyncContextManager` returns a context
-manager that runs the component while entered. Entries whose module does not exist yet are
-skipped; every entry gets a `--no-<name>` flag. A module may also define
-`add_up_arguments(parser)` to add its own flags to `podns up`.
+manager that runs the component while entered. Every entry gets a `--no-<name>` flag. A module
+may also define `add_up_arguments(parser)` to add its own flags to `podns up`.
 
 For a new user: `preflight` checks the data dir (format file, writable, not used by another
 `podns up`) and the API and DNS ports before anything starts, and bad input ends the command
@@ -33,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from podns.api.server.apiserver import ApiServer
@@ -70,19 +70,13 @@ def _default_node_name() -> str:
     return name or "node-1"
 
 
-def _components() -> list[tuple[str, Any, str]]:
-    """(name, module, function name) of the components whose module exists."""
+def _components() -> list[tuple[str, ModuleType, Starter]]:
+    """(name, module, starter) of every component, its module imported."""
     found = []
     for name, target in COMPONENTS:
         module_name, _, fn = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        if hasattr(module, fn):
-            found.append((name, module, fn))
+        module = importlib.import_module(module_name)
+        found.append((name, module, getattr(module, fn)))
     return found
 
 
@@ -94,10 +88,10 @@ def add_parser(subparsers: Any, name: str) -> None:
                         help="cluster DNS listen address host:port (default 127.0.0.1:1053)")
     parser.add_argument("--node-name", default=_default_node_name(),
                         help="name of this machine's Node object (default: the host name)")
-    for comp, _target in COMPONENTS:  # flags even for components not written yet
+    for comp, _target in COMPONENTS:
         parser.add_argument(f"--no-{comp}", action="store_true", dest=f"no_{comp.replace('-', '_')}",
                             help=f"do not run the {comp} component")
-    for _comp, module, _fn in _components():
+    for _comp, module, _starter in _components():
         extra = getattr(module, "add_up_arguments", None)
         if extra is not None:
             extra(parser)
@@ -219,11 +213,11 @@ async def run(args: argparse.Namespace) -> int:
     dns = None
     try:
         async with contextlib.AsyncExitStack() as stack:
-            for comp, module, fn in _components():
+            for comp, _module, starter in _components():
                 if getattr(args, f"no_{comp.replace('-', '_')}", False):
                     continue
                 _say(f"starting {comp}")
-                cm = await getattr(module, fn)(ctx)
+                cm = await starter(ctx)
                 running = await stack.enter_async_context(cm)
                 if comp == "dns":
                     dns = running

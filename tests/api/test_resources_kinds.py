@@ -183,10 +183,7 @@ def test_registry_lookups() -> None:
     """Given REST names, kinds and short names, then the registry finds the served type."""
     assert REGISTRY.by_name("po") is rt("Pod")
     assert REGISTRY.by_name("sts") is rt("StatefulSet", "apps")
-    slices = rt("EndpointSlice", "discovery.k8s.io")
-    assert REGISTRY.by_gvr("discovery.k8s.io", "v1", "endpointslices") is slices
-    assert REGISTRY.by_api_version_kind("apps/v1", "StatefulSet") is rt("StatefulSet", "apps")
-    assert REGISTRY.by_api_version_kind("apps/v2", "StatefulSet") is None
+    assert REGISTRY.by_kind("discovery.k8s.io", "EndpointSlice") is rt("EndpointSlice", "discovery.k8s.io")
     assert REGISTRY.group_versions()[0] == ("", "v1")
     keys = {t.store_resource for t in REGISTRY}
     assert "statefulsets.apps" in keys and len(keys) == len(REGISTRY.all())

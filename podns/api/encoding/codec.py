@@ -2,8 +2,8 @@
 
 Bodies arrive as JSON (also with no Content-Type at all: the Python client sends none), YAML
 (`application/yaml`, `application/apply-patch+yaml`, which kubectl actually fills with JSON),
-or the Kubernetes protobuf envelope (kubectl 1.32+ `create`), decoded by `podns.api.encoding.protobuf`,
-imported lazily so the server runs (answering 415) while that module is absent. Responses are
+or the Kubernetes protobuf envelope (kubectl 1.32+ `create`), decoded by
+`podns.api.encoding.protobuf` (its message tables load on the first protobuf body). Responses are
 always JSON; a client asking for `as=Table` gets a meta.k8s.io/v1 Table.
 """
 
@@ -15,6 +15,7 @@ import orjson
 import yaml
 
 from podns.api import statuserror
+from podns.api.encoding import protobuf
 
 Obj = dict[str, Any]
 
@@ -90,10 +91,6 @@ def _decode_yaml(body: bytes) -> Any:
 
 
 def _decode_protobuf(body: bytes, expect: tuple[str, str] | None) -> Any:
-    try:
-        from podns.api.encoding import protobuf  # lazy: optional until its module lands
-    except ImportError:
-        raise statuserror.unsupported_media_type(PROTOBUF, (JSON, "application/yaml")) from None
     try:
         return protobuf.decode(body, expect=expect)
     except protobuf.DecodeError as exc:

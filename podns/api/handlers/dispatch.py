@@ -1,7 +1,7 @@
 """HTTP handlers of resource requests: turn a parsed request into a `Rest` call and a response.
 
 One entry point, `ResourceHandlers.handle`, serves every resource URL: it parses the path
-(`request.parse_path`), authorizes the verb, decodes query options and bodies, and dispatches
+(`requestinfo.parse_path`), authorizes the verb, decodes query options and bodies, and dispatches
 on (verb, subresource). Kind-specific behaviour stays in the Strategy; storage rules in `Rest`.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from podns.api import statuserror
-from podns.api.encoding import codec, tables_glue
+from podns.api.encoding import codec, tables
 from podns.api.handlers import authorization, fieldsets, objectmeta, patch, subresources
 from podns.api.handlers.requestinfo import (
     CONNECT_SUBRESOURCES,
@@ -29,6 +29,7 @@ from podns.api.handlers.rest import RETURN_DELETED_OBJECT, DeleteOptions, Rest, 
 from podns.api.handlers.selection import parse as parse_selectors
 from podns.api.handlers.watch import EventEncoder, serve_watch
 from podns.api.handlers.watchmux import WatchMux
+from podns.api.resources.base import ResourceType
 from podns.api.resources.catalog import Catalog
 from podns.store import errors as store_errors
 from podns.store.interface import WatchEvent
@@ -55,6 +56,17 @@ def json_response(body: Any, code: int = 200, *, content_type: str = codec.JSON,
     for w in warnings or ():
         resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
     return resp
+
+
+def _table(rt: ResourceType, objects: list[Obj], query: Mapping[str, str], *, list_rv: int,
+           with_columns: bool = True) -> Obj:
+    """The `meta.k8s.io/v1 Table` of `objects` a `kubectl get` asked for; an `includeObject`
+    other than None, Metadata (default) or Object is a 400."""
+    include = query.get("includeObject") or "Metadata"
+    if include not in tables.INCLUDE_OBJECT:
+        raise statuserror.bad_request(f'includeObject parameter unsupported: "{include}"')
+    return tables.render_table(rt, objects, include_object=include, with_columns=with_columns,
+                               list_rv=list_rv)
 
 
 class ResourceHandlers:
@@ -117,8 +129,7 @@ class ResourceHandlers:
         if info.subresource not in ("", "status"):
             raise statuserror.method_not_allowed()
         if codec.wants_table(request.headers.get("Accept")):
-            return json_response(tables_glue.table(info.rt, [obj], request.query,
-                                                   list_rv=objectmeta.rv_of(obj)),
+            return json_response(_table(info.rt, [obj], request.query, list_rv=objectmeta.rv_of(obj)),
                                  content_type=codec.TABLE_CT)
         return json_response(obj)
 
@@ -158,8 +169,8 @@ class ResourceHandlers:
                                     limit=limit if limit and limit > 0 else None,
                                     continue_token=q.get("continue") or None)
         if codec.wants_table(request.headers.get("Accept")):
-            table = tables_glue.table(info.rt, body["items"], q,
-                                      list_rv=int(body["metadata"]["resourceVersion"]))
+            table = _table(info.rt, body["items"], q,
+                           list_rv=int(body["metadata"]["resourceVersion"]))
             if "continue" in body["metadata"]:
                 table["metadata"]["continue"] = body["metadata"]["continue"]
             return json_response(table, content_type=codec.TABLE_CT)
@@ -185,8 +196,7 @@ class ResourceHandlers:
             rt = info.rt
 
             def render(obj: Obj, first: bool) -> Obj:
-                return tables_glue.table(rt, [obj], q, list_rv=objectmeta.rv_of(obj),
-                                         with_columns=first)
+                return _table(rt, [obj], q, list_rv=objectmeta.rv_of(obj), with_columns=first)
 
         return await serve_watch(
             request, open_watch=self.open_watch, rt=info.rt,

@@ -69,12 +69,6 @@ def immutable(path: str, new: Any, old: Any) -> list[FieldError]:
     return [] if new == old else [invalid(path, new, "field is immutable")]
 
 
-def name_errors(path: str, value: Any, validator: NameValidator) -> list[FieldError]:
-    if not isinstance(value, str) or value == "":
-        return [required(path)]
-    return [invalid(path, value, msg) for msg in validator(value)]
-
-
 def validate_port(path: str, value: Any, *, required_: bool = True) -> list[FieldError]:
     """A port number 1-65535 (`0`/absent allowed when not required)."""
     if value is None or value == 0:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from podns.api.resources import schema
 from podns.api.resources.base import ResourceType, Strategy
 from podns.api.resources.configmap import ConfigMapStrategy
 from podns.api.resources.controllerrevision import ControllerRevisionStrategy
@@ -94,7 +93,6 @@ class Registry:
 
     def __init__(self, types: tuple[ResourceType, ...]) -> None:
         self.types = types
-        self._by_gvr = {(t.group, t.version, t.resource): t for t in types}
         self._by_gk = {(t.group, t.kind): t for t in types}
         self._by_name: dict[str, ResourceType] = {}
         for t in types:
@@ -107,17 +105,8 @@ class Registry:
     def all(self) -> list[ResourceType]:
         return list(self.types)
 
-    def by_gvr(self, group: str, version: str, resource: str) -> ResourceType | None:
-        return self._by_gvr.get((group, version, resource))
-
     def by_kind(self, group: str, kind: str) -> ResourceType | None:
         return self._by_gk.get((group, kind))
-
-    def by_api_version_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        """Lookup by a manifest's `apiVersion` (`apps/v1`, `v1`) and `kind`."""
-        group, _, version = api_version.rpartition("/")
-        found = self._by_gk.get((group, kind))
-        return found if found and found.version == version else None
 
     def by_name(self, name: str) -> ResourceType | None:
         """By plural, singular or short name (`pods`, `pod`, `po`), as kubectl resolves them."""
@@ -146,13 +135,6 @@ def registry_for(types: Iterable[ResourceType]) -> Registry:
     if key not in _REGISTRIES:
         _REGISTRIES[key] = Registry(listed)
     return _REGISTRIES[key]
-
-
-def known_fields(rt: ResourceType) -> dict[str, schema.FieldType]:
-    """The top-level fields of a kind (nested ones through `schema.fields_of`), for
-    `fieldValidation=Strict`; empty when the kind has no schema table."""
-    type_name = getattr(rt.strategy, "schema_type", "")
-    return schema.fields_of(type_name) if type_name else {}
 
 
 def schema_type(rt: ResourceType) -> str:

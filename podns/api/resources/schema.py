@@ -359,10 +359,6 @@ def openapi_name(type_name: str) -> str:
     return f"{_PACKAGE_PREFIX[package]}.{rest}"
 
 
-def is_scalar_list(ft: FieldType) -> bool:
-    return ft.kind == "list" and ft.name in SCALARS
-
-
 def unknown_fields(type_name: str, obj: Any, path: str = "") -> list[str]:
     """Paths of fields in `obj` that the schema of `type_name` does not know, in document
     order (`spec.foo`, `spec.ports[0].bogus`), as `fieldValidation=Strict` reports them.

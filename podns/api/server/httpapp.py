@@ -20,7 +20,7 @@ from aiohttp import web
 from podns import __version__ as podns_version
 from podns.api import statuserror
 from podns.api.dashboard import ui
-from podns.api.discovery import serving
+from podns.api.discovery import apidiscovery, openapi
 from podns.api.encoding import codec
 from podns.api.handlers import authorization, watch
 from podns.api.handlers.dispatch import USER, ResourceHandlers, json_response
@@ -133,16 +133,16 @@ def create_app(rest: Rest, catalog: Catalog, tokens: authentication.Tokens | Non
     async def version(request: web.Request) -> web.Response:
         return json_response(version_info())
 
-    async def discovery(request: web.Request) -> web.Response:
-        got = serving.discovery(request.path, request.headers.get("Accept", ""), catalog)
+    async def serve_discovery(request: web.Request) -> web.Response:
+        got = apidiscovery.handle(request.path, request.headers.get("Accept", ""), list(catalog))
         if got is None:
             raise statuserror.no_such_resource()
-        body, ctype = got
-        return web.Response(body=body, headers={"Content-Type": ctype})
+        doc, ctype = got
+        return web.Response(body=codec.dumps(doc), headers={"Content-Type": ctype})
 
-    async def openapi(request: web.Request) -> web.Response:
-        got = serving.openapi(request.path, request.query,
-                                     request.headers.get("Accept", ""), catalog)
+    async def serve_openapi(request: web.Request) -> web.Response:
+        got = openapi.handle(request.path, request.query, request.headers.get("Accept", ""),
+                             list(catalog))
         if got is None:
             raise statuserror.no_such_resource()
         body, ctype = got
@@ -155,14 +155,14 @@ def create_app(rest: Rest, catalog: Catalog, tokens: authentication.Tokens | Non
                 parts and parts[0] == "apis" and len(parts) <= 3):
             if request.method != "GET":
                 raise statuserror.method_not_allowed()
-            return await discovery(request)
+            return await serve_discovery(request)
         return await resources.handle(request)
 
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, health)
     app.router.add_get("/version", version)
-    app.router.add_get("/openapi/{tail:.*}", openapi)
-    app.router.add_get("/swagger-2.0.0.pb-v1", openapi)
+    app.router.add_get("/openapi/{tail:.*}", serve_openapi)
+    app.router.add_get("/swagger-2.0.0.pb-v1", serve_openapi)
     app.router.add_route("*", "/api", resource)
     app.router.add_route("*", "/api/{tail:.*}", resource)
     app.router.add_route("*", "/apis", resource)

@@ -93,11 +93,6 @@ def to_signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-def zigzag_decode(value: int) -> int:
-    """sint32/sint64 decoding."""
-    return (value >> 1) ^ -(value & 1)
-
-
 class Writer:
     """Appends protobuf fields to a growing buffer."""
 
@@ -134,10 +129,6 @@ class Writer:
     def fixed64_field(self, number: int, value: int) -> None:
         self.tag(number, FIXED64)
         self.buf += (value & ((1 << 64) - 1)).to_bytes(8, "little")
-
-    def fixed32_field(self, number: int, value: int) -> None:
-        self.tag(number, FIXED32)
-        self.buf += (value & ((1 << 32) - 1)).to_bytes(4, "little")
 
     def getvalue(self) -> bytes:
         return bytes(self.buf)
