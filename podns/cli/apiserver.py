@@ -26,7 +26,7 @@ from podns.api.server.kubeconfig import write_kubeconfigs
 from podns.api.statuserror import ApiError
 from podns.cli import datadir, flags
 from podns.cli.signals import wait_for_signal
-from podns.store import Store, StoreError, Unavailable, open_store
+from podns.store import EtcdTLS, Store, StoreError, Unavailable, open_store
 
 
 def host_port(value: str) -> str:
@@ -71,6 +71,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "memory://, or etcd://host:port,...")
     parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, type=flags.service_cidr,
                         help=f"ClusterIP range for Services (default {DEFAULT_SERVICE_CIDR})")
+    for flag, what in (("cafile", "the CA that signed etcd's serving certificate"),
+                       ("certfile", "client certificate for etcd's --client-cert-auth"),
+                       ("keyfile", "key of --etcd-certfile")):
+        parser.add_argument(f"--etcd-{flag}", type=Path, default=None, metavar="FILE",
+                            help=f"etcd over TLS (as kube-apiserver): {what}")
     parser.add_argument("--event-ttl", default=DEFAULT_EVENT_TTL, type=duration,
                         metavar="DURATION",
                         help="delete Events this long after their last occurrence, like "
@@ -138,11 +143,23 @@ def store_url(args: argparse.Namespace) -> str:
     return args.store or os.path.join(os.path.abspath(args.data_dir), "podns.db")
 
 
+def etcd_tls(args: argparse.Namespace) -> EtcdTLS | None:
+    """--etcd-cafile/--etcd-certfile/--etcd-keyfile (None when none is given); ValueError when
+    they are given for a store that is not etcd."""
+    files = (getattr(args, "etcd_cafile", None), getattr(args, "etcd_certfile", None),
+             getattr(args, "etcd_keyfile", None))
+    if not any(files):
+        return None
+    if not store_url(args).startswith("etcd"):
+        raise ValueError("--etcd-cafile/--etcd-certfile/--etcd-keyfile need --store etcd://...")
+    return EtcdTLS(*files)
+
+
 async def start_api(args: argparse.Namespace) -> ApiServer:
     """Open the store and start the API server; exits with a message on a store/port error."""
-    os.makedirs(args.data_dir, exist_ok=True)
+    os.makedirs(args.data_dir, mode=0o700, exist_ok=True)
     try:
-        store = open_store(store_url(args))
+        store = open_store(store_url(args), etcd_tls=etcd_tls(args))
     except (Unavailable, ValueError) as exc:
         raise SystemExit(f"podns: cannot open the store: {exc}") from None
     server = ApiServer(store, args.data_dir, args.api_addr, service_cidr=args.service_cidr,

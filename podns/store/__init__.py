@@ -17,10 +17,12 @@ from podns.store.errors import (
     Unavailable,
 )
 from podns.store.interface import ListResult, Obj, Store, WatchEvent
+from podns.store.tls import EtcdTLS
 
 __all__ = [
     "AlreadyExists",
     "Conflict",
+    "EtcdTLS",
     "Expired",
     "Invalid",
     "ListResult",
@@ -35,8 +37,9 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
-    """Open the store a URL names.
+def open_store(url: str, *, etcd_tls: EtcdTLS | None = None) -> Store:
+    """Open the store a URL names; `etcd_tls` (CA, client certificate and key) makes an etcd
+    URL's endpoints https.
 
     - `sqlite:///abs/path.db`, `sqlite://rel/path.db` or a plain path: `SQLiteStore`;
     - `memory://`: `MemoryStore`;
@@ -52,11 +55,11 @@ def open_store(url: str) -> Store:
         from podns.store.etcd import EtcdStore
 
         scheme, _, rest = url.partition("://")
-        proto = "https" if scheme.endswith("https") else "http"
+        proto = "https" if scheme.endswith("https") or etcd_tls is not None else "http"
         hosts = [h for h in rest.strip("/").split(",") if h]
         if not hosts:
             raise ValueError(f"store URL {url!r} names no etcd endpoint")
-        return EtcdStore([f"{proto}://{h}" for h in hosts])
+        return EtcdStore([f"{proto}://{h}" for h in hosts], tls=etcd_tls)
     if url.startswith("sqlite://"):
         path = url[len("sqlite://") :]
         if not path:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -101,9 +102,11 @@ class EtcdClient:
         timeout: float = DEFAULT_TIMEOUT,
         attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
         on_first_use: Callable[[], None] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """`endpoints`: client URLs; `on_first_use` runs once, inside the event loop, when the
-        first request is made (the store starts its compactor there)."""
+        first request is made (the store starts its compactor there); `tls`: for https
+        endpoints (None: the system's defaults)."""
         if not endpoints:
             raise ValueError("etcd needs at least one endpoint")
         self.endpoints = [e.rstrip("/") for e in endpoints]
@@ -115,6 +118,7 @@ class EtcdClient:
         self.no_quorum = False
         self._on_first_use = on_first_use
         self._session: aiohttp.ClientSession | None = None
+        self._tls = tls
         self.closed = False
 
     def session(self) -> aiohttp.ClientSession:
@@ -127,7 +131,7 @@ class EtcdClient:
             # `hasleader` (clientv3's WithRequireLeader): a member cut off from the leader
             # fails requests and cancels watches at once instead of leaving a watch silent.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), read_bufsize=MAX_MESSAGE // 4,
+                connector=aiohttp.TCPConnector(limit=0, ssl=self._tls or True), read_bufsize=MAX_MESSAGE // 4,
                 headers={"Grpc-Metadata-hasleader": "true"},
             )
             if self._on_first_use is not None:

@@ -62,6 +62,7 @@ from podns.store.errors import (
     Unavailable,
 )
 from podns.store.interface import EventType, ListResult, Obj, WatchEvent
+from podns.store.tls import EtcdTLS
 from podns.store.watchcache import DEFAULT_QUEUE_SIZE
 
 #: the Kubernetes API server compacts etcd every 5 minutes, keeping 5 minutes of history
@@ -82,13 +83,16 @@ class EtcdStore:
         watch_queue_size: int = DEFAULT_QUEUE_SIZE,
         compact_interval: float = DEFAULT_COMPACT_INTERVAL,
         retention: float = DEFAULT_RETENTION,
+        tls: EtcdTLS | None = None,
     ) -> None:
-        """`endpoints`: client URLs (`http://127.0.0.1:2379`); `root`: key prefix, ending in
-        `/`; `compact_interval` 0 disables automatic compaction."""
+        """`endpoints`: client URLs (`http://127.0.0.1:2379`, `https://...` with `tls`); `root`:
+        key prefix, ending in `/`; `compact_interval` 0 disables automatic compaction. ValueError
+        when a TLS file cannot be used."""
         if not root.endswith("/"):
             raise ValueError(f"etcd key root {root!r} must end in '/'")
         self._client = EtcdClient(endpoints, timeout=timeout, attempt_timeout=attempt_timeout,
-                                  on_first_use=self._start_compactor)
+                                  on_first_use=self._start_compactor,
+                                  tls=tls.context() if tls is not None else None)
         self._call = self._client.call
         self._root = root
         self._timeout = timeout
