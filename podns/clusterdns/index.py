@@ -92,12 +92,6 @@ class RecordIndex:
             self.synced = True
             self.serving = self.answers
 
-    def name_exists(self, name: bytes) -> bool:
-        return name in self.names
-
-    def is_pending(self, name: bytes) -> bool:
-        return name in self.pending
-
     def namespace_exists(self, ns: str) -> bool:
         return ns in self.namespaces or ns in self.ns_services
 

@@ -53,9 +53,6 @@ WATCHED: tuple[Resource, ...] = (PODS, SERVICES, ENDPOINTS, ENDPOINTSLICES, STAT
 #: index of objects by the uids of their owners
 BY_OWNER = "owner-uid"
 
-Item = tuple[str, str]
-
-
 def _owner_uids(obj: Obj) -> list[str]:
     return [str(r.get("uid")) for r in meta_of(obj).get("ownerReferences") or [] if r.get("uid")]
 
@@ -239,13 +236,6 @@ class GarbageCollector(runtime.Controller):
             await self.client.patch(res, name, patch, ns or None)
         except errors.NotFound:
             pass
-
-    def resync(self) -> None:
-        """Enqueue every object with owners or deletion finalizers (after the first sync)."""
-        for plural, informer in self.informers.items():
-            for obj in informer.list():
-                if meta_of(obj).get("ownerReferences") or self._finalizing(obj):
-                    self.enqueue((plural, object_key(obj)))
 
 
 __all__ = ["FOREGROUND", "ORPHAN", "GarbageCollector"]

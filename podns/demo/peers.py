@@ -46,7 +46,7 @@ async def main() -> int:
                 await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, ip, port)
+    await asyncio.start_server(handle, ip, port)  # serves until the pod is stopped
     ready_port = int(os.environ.get("PEERS_READY_PORT", "7001"))
     while True:
         try:
@@ -62,7 +62,6 @@ async def main() -> int:
             await asyncio.start_server(handle, ip, ready_port)
             announced = True
         await asyncio.sleep(0.5)
-    server.close()
 
 
 if __name__ == "__main__":

@@ -159,10 +159,6 @@ class WorkQueue:
         self._waiting.clear()
         self._wake(everyone=True)
 
-    @property
-    def shutting_down(self) -> bool:
-        return self._shutting_down
-
     def __len__(self) -> int:
         """Keys ready to be handed out (not those being processed or waiting for a delay)."""
         return len(self._queue)

@@ -98,8 +98,6 @@ class Heartbeat:
         self.labels = labels or {}
         self.node_uid = ""
         self._task: asyncio.Task[None] | None = None
-        self._kick = asyncio.Event()
-        self.lease_renewals = 0
         #: condition type -> lastTransitionTime (kept while the status stays the same)
         self._since: dict[str, str] = {}
 
@@ -203,16 +201,11 @@ class Heartbeat:
             except errors.NotFound:
                 await self._ensure_namespace()
                 await self.client.create(LEASES, body, LEASE_NAMESPACE)
-        self.lease_renewals += 1
 
     async def _ensure_namespace(self) -> None:
         with contextlib.suppress(errors.AlreadyExists):
             await self.client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                                   "metadata": {"name": LEASE_NAMESPACE}})
-
-    def kick(self) -> None:
-        """Write the Node status now (something in it changed)."""
-        self._kick.set()
 
     def start(self, renew_every: float = LEASE_RENEW) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(renew_every), name="heartbeat")
@@ -226,12 +219,10 @@ class Heartbeat:
     async def _run(self, renew_every: float) -> None:
         last_status = time.monotonic()
         while True:
-            self._kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), renew_every)
+            await asyncio.sleep(renew_every)
             try:
                 await self.renew_lease()
-                if self._kick.is_set() or time.monotonic() - last_status >= STATUS_EVERY:
+                if time.monotonic() - last_status >= STATUS_EVERY:
                     await self.update_status()
                     last_status = time.monotonic()
                 else:

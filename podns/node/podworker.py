@@ -89,7 +89,6 @@ class PodWorker:
         self.init_failed = False
         self.reason = ""
         self.message = ""
-        self.terminal = False
         self.terminating = False  # stopping for good (deletion) or for agent shutdown
         self.deleting = False  # the pod is being deleted (or is gone from the API)
         self.volumes: dict[str, Path] = {}
@@ -216,7 +215,6 @@ class PodWorker:
                 policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
                 await asyncio.gather(*(r.run(policy) for r in self.runners))
             if not self.terminating:
-                self.terminal = True
                 self.agent.ipam.release(self.uid)  # a finished pod holds no address
                 await self._release_network()
                 self.changed()

@@ -35,7 +35,6 @@ Obj = dict[str, Any]
 
 #: the kubelet identifies itself to httpGet targets this way (with its version)
 USER_AGENT = "kube-probe/1.33"
-PROBE_KINDS = ("startupProbe", "livenessProbe", "readinessProbe")
 
 
 @dataclass(frozen=True, slots=True)

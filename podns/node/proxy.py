@@ -78,7 +78,6 @@ class _TCPListener:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
         self.server: asyncio.Server | None = None
-        self.connections = 0
 
     async def start(self, host: str, port: int) -> None:
         self.server = await asyncio.start_server(self._handle, host, port, reuse_port=True,
@@ -95,7 +94,6 @@ class _TCPListener:
         if upstream is None:
             writer.close()  # no ready endpoint: refuse, as kube-proxy's REJECT does
             return
-        self.connections += 1
         up_reader, up_writer = upstream
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
