@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from podns.api.resources.catalog import served_types
+from podns.api.resources.registry import REGISTRY
 
 from .conftest import Api, serve
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(30)
 @pytest.fixture
 async def kapi(tmp_path: Path) -> AsyncIterator[Api]:
     """The API server with the real served kinds."""
-    async with serve(tmp_path, types=served_types()) as a:
+    async with serve(tmp_path, types=list(REGISTRY)) as a:
         yield a
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from podns.api.handlers.eventttl import last_seen, sweep
-from podns.api.resources.catalog import served_types
+from podns.api.resources.registry import REGISTRY
 from podns.cli.apiserver import duration
 
 from .conftest import serve
@@ -50,7 +50,7 @@ def test_duration_flag() -> None:
 
 
 async def test_sweep_deletes_only_old_events(tmp_path: Path) -> None:
-    async with serve(tmp_path, types=served_types(), event_ttl=0) as api:
+    async with serve(tmp_path, types=list(REGISTRY), event_ttl=0) as api:
         # creationTimestamp is now for all; lastTimestamp / eventTime decide for the old ones
         old = await api.post(EVENTS, _event("old", lastTimestamp=_ts(7200)))
         assert old.status == 201, old.body
@@ -67,7 +67,7 @@ async def test_sweep_deletes_only_old_events(tmp_path: Path) -> None:
 
 
 async def test_api_server_expires_events_in_the_background(tmp_path: Path) -> None:
-    async with serve(tmp_path, types=served_types(), event_ttl=2.0) as api:
+    async with serve(tmp_path, types=list(REGISTRY), event_ttl=2.0) as api:
         created = await api.post(EVENTS, _event("short-lived"))
         assert created.status == 201
         rv = created.body["metadata"]["resourceVersion"]
@@ -91,7 +91,7 @@ async def test_api_server_expires_events_in_the_background(tmp_path: Path) -> No
 
 
 async def test_event_ttl_zero_keeps_events(tmp_path: Path) -> None:
-    async with serve(tmp_path, types=served_types(), event_ttl=0) as api:
+    async with serve(tmp_path, types=list(REGISTRY), event_ttl=0) as api:
         await api.post(EVENTS, _event("kept", lastTimestamp=_ts(10 ** 6)))
         await asyncio.sleep(0.5)
         assert (await api.get(f"{EVENTS}/kept")).status == 200

@@ -30,7 +30,7 @@ from podns.api.handlers.selection import parse as parse_selectors
 from podns.api.handlers.watch import EventEncoder, serve_watch
 from podns.api.handlers.watchmux import WatchMux
 from podns.api.resources.base import ResourceType
-from podns.api.resources.catalog import Catalog
+from podns.api.resources.registry import Registry
 from podns.store import errors as store_errors
 from podns.store.interface import WatchEvent
 
@@ -72,12 +72,12 @@ def _table(rt: ResourceType, objects: list[Obj], query: Mapping[str, str], *, li
 class ResourceHandlers:
     """Serves /api/v1/... and /apis/<g>/<v>/... resource URLs."""
 
-    def __init__(self, rest: Rest, catalog: Catalog, mux: WatchMux | None = None, *,
+    def __init__(self, rest: Rest, registry: Registry, mux: WatchMux | None = None, *,
                  node_tls: ssl.SSLContext | None = None) -> None:
         self.rest = rest
         #: TLS towards node agents (see podns.api.handlers.podlog)
         self.node_tls = node_tls or ssl.create_default_context()
-        self.catalog = catalog
+        self.registry = registry
         self.encoder = EventEncoder()
         self.mux = mux
 
@@ -89,7 +89,7 @@ class ResourceHandlers:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         query = request.query
-        info = parse_path(request.path, request.method, query, self.catalog.lookup)
+        info = parse_path(request.path, request.method, query, self.registry.lookup)
         user = request.get(USER, authorization.ADMIN_USER)
         if not authorization.may(user, info.verb):
             raise statuserror.forbidden(user, info.verb, info.rt.resource, info.rt.group,
@@ -145,7 +145,7 @@ class ResourceHandlers:
         """The Node `pod` is bound to (None: unscheduled, or the Node does not exist)."""
         node = None
         node_name = (pod.get("spec") or {}).get("nodeName")
-        nodes = self.catalog.lookup("", "v1", "nodes")
+        nodes = self.registry.lookup("", "v1", "nodes")
         if node_name and nodes is not None:
             try:
                 node = await self.rest.get(nodes, None, node_name)

@@ -18,7 +18,7 @@ import logging
 
 from podns.api import statuserror
 from podns.api.handlers.rest import DeleteOptions, Rest, WriteOptions
-from podns.api.resources.catalog import Catalog
+from podns.api.resources.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,13 @@ POLL_MIN, POLL_MAX = 0.05, 2.0
 class NamespaceCleaner:
     """Deletes the contents of terminating namespaces, then the namespaces."""
 
-    def __init__(self, rest: Rest, catalog: Catalog) -> None:
+    def __init__(self, rest: Rest, registry: Registry) -> None:
         self.rest = rest
-        self.catalog = catalog
+        self.registry = registry
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        ns_type = catalog.lookup("", "v1", "namespaces")
+        ns_type = registry.lookup("", "v1", "namespaces")
         if ns_type is None:
-            raise ValueError("the catalog does not serve core/v1 namespaces")
+            raise ValueError("the registry does not serve core/v1 namespaces")
         self.ns_type = ns_type
 
     async def ensure_initial(self) -> None:
@@ -89,7 +89,7 @@ class NamespaceCleaner:
     async def _delete_contents(self, name: str) -> int:
         """One pass: delete what is deletable; returns how many objects remain."""
         remaining = 0
-        for rt in self.catalog.namespaced():
+        for rt in self.registry.namespaced():
             listing = await self.rest.list(rt, name)
             for obj in listing["items"]:
                 remaining += 1

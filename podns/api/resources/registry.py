@@ -1,8 +1,8 @@
-"""The served kinds, and lookups of them by REST name, kind and short name.
+"""The served kinds, and lookups of them by URL (group, version, plural), kind and short name.
 
-`REGISTRY` is what the request machinery (`podns.api.resources.catalog`), discovery and OpenAPI serve;
-adding a kind means one `ResourceType` line here plus its Strategy module. Subresources are
-described in `SUBRESOURCES` (the kind and verbs discovery advertises for them).
+`REGISTRY` is what the request handlers, discovery and OpenAPI serve (tests serve other lists
+through `registry_for`); adding a kind means one `ResourceType` line here plus its Strategy
+module. Subresources are described in `SUBRESOURCES` (the kind and verbs discovery advertises for them).
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class Registry:
 
     def __init__(self, types: tuple[ResourceType, ...]) -> None:
         self.types = types
+        self._by_gvr = {(t.group, t.version, t.resource): t for t in types}
         self._by_gk = {(t.group, t.kind): t for t in types}
         self._by_name: dict[str, ResourceType] = {}
         for t in types:
@@ -104,6 +105,18 @@ class Registry:
 
     def all(self) -> list[ResourceType]:
         return list(self.types)
+
+    def lookup(self, group: str, version: str, resource: str) -> ResourceType | None:
+        """The type served at /<group>/<version>/<resource>, or None."""
+        return self._by_gvr.get((group, version, resource))
+
+    def namespaced(self) -> list[ResourceType]:
+        """One type per namespaced store resource (what deleting a namespace must clear)."""
+        seen: dict[str, ResourceType] = {}
+        for t in self.types:
+            if t.namespaced:
+                seen.setdefault(t.store_resource, t)
+        return list(seen.values())
 
     def by_kind(self, group: str, kind: str) -> ResourceType | None:
         return self._by_gk.get((group, kind))

@@ -25,7 +25,7 @@ from podns.api.handlers.namespacelifecycle import NamespaceCleaner
 from podns.api.handlers.rest import Rest
 from podns.api.handlers.watchmux import WatchMux, needs_mux
 from podns.api.resources.base import ResourceType
-from podns.api.resources.catalog import Catalog, served_types
+from podns.api.resources.registry import REGISTRY, registry_for
 from podns.api.server import authentication, certs
 from podns.api.server.httpapp import create_app
 from podns.api.server.kubeconfig import write_kubeconfigs
@@ -103,9 +103,9 @@ class ApiServer:
         self.data_dir = Path(data_dir)
         self.host, self.port = parse_addr(addr)
         self.tls = tls
-        self.catalog = Catalog(types if types is not None else served_types())
+        self.registry = registry_for(types) if types is not None else REGISTRY
         self.rest = Rest(store, Admission(store, service_cidr))
-        self.cleaner = NamespaceCleaner(self.rest, self.catalog)
+        self.cleaner = NamespaceCleaner(self.rest, self.registry)
         self.rest.on_namespace_deleting = self.cleaner.start
         #: deletes Events older than `event_ttl` seconds (kube-apiserver's --event-ttl)
         self.event_reaper = EventReaper(store, event_ttl)
@@ -142,7 +142,7 @@ class ApiServer:
             ssl_ctx = certs.server_ssl_context(paths)
         else:
             certs.ensure_ca(self.data_dir)
-        app = create_app(self.rest, self.catalog, self.tokens, ready=lambda: self._ready,
+        app = create_app(self.rest, self.registry, self.tokens, ready=lambda: self._ready,
                          ui_options=self.ui, mux=self.mux,
                          node_tls=certs.kubelet_client_ssl_context(self.data_dir))
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None,

@@ -26,7 +26,7 @@ from podns.api.handlers import authorization, watch
 from podns.api.handlers.dispatch import USER, ResourceHandlers, json_response
 from podns.api.handlers.rest import Rest
 from podns.api.handlers.watchmux import WatchMux
-from podns.api.resources.catalog import Catalog
+from podns.api.resources.registry import Registry
 from podns.api.server import authentication
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def auth_middleware(tokens: authentication.Tokens | None) -> Callable[..., Any]:
     return middleware
 
 
-def create_app(rest: Rest, catalog: Catalog, tokens: authentication.Tokens | None,
+def create_app(rest: Rest, registry: Registry, tokens: authentication.Tokens | None,
                ready: Callable[[], bool] = lambda: True,
                ui_options: ui.UiOptions | None = None,
                mux: WatchMux | None = None,
@@ -123,7 +123,7 @@ def create_app(rest: Rest, catalog: Catalog, tokens: authentication.Tokens | Non
         middlewares=[error_middleware, auth_middleware(tokens)],
         client_max_size=codec.MAX_BODY_BYTES,
     )
-    resources = ResourceHandlers(rest, catalog, mux, node_tls=node_tls)
+    resources = ResourceHandlers(rest, registry, mux, node_tls=node_tls)
 
     async def health(request: web.Request) -> web.Response:
         if request.path == "/readyz" and not ready():
@@ -134,7 +134,7 @@ def create_app(rest: Rest, catalog: Catalog, tokens: authentication.Tokens | Non
         return json_response(version_info())
 
     async def serve_discovery(request: web.Request) -> web.Response:
-        got = apidiscovery.handle(request.path, request.headers.get("Accept", ""), list(catalog))
+        got = apidiscovery.handle(request.path, request.headers.get("Accept", ""), registry.types)
         if got is None:
             raise statuserror.no_such_resource()
         doc, ctype = got
@@ -142,7 +142,7 @@ def create_app(rest: Rest, catalog: Catalog, tokens: authentication.Tokens | Non
 
     async def serve_openapi(request: web.Request) -> web.Response:
         got = openapi.handle(request.path, request.query, request.headers.get("Accept", ""),
-                             list(catalog))
+                             registry.types)
         if got is None:
             raise statuserror.no_such_resource()
         body, ctype = got
