@@ -100,6 +100,10 @@ def resolve_executable(argv0: str, env: Mapping[str, str], cwd: str | None) -> s
     return found
 
 
+#: bytes of output kept for the first attach session (see Process.keep_early_output)
+EARLY_OUTPUT_LIMIT = 64 * 1024
+
+
 class Process:
     """A running container instance. `wait()` returns its Kubernetes exit code."""
 
@@ -122,6 +126,9 @@ class Process:
         self.tty_fd: int | None = None
         #: `stdinOnce`: stdin closes when the first attach session ends its input
         self.stdin_once = False
+        #: output of a container with stdin or a tty until the first attach (see `take_early_output`)
+        self._early: list[tuple[str, bytes]] | None = None
+        self._early_bytes = 0
         self.started_at = time.time()
         self.finished_at: float | None = None
         self.exit_code: int | None = None
@@ -160,6 +167,25 @@ class Process:
     @property
     def running(self) -> bool:
         return not self._done.done()
+
+    def keep_early_output(self) -> None:
+        """Remember this container's output until the first attach session takes it: `kubectl run
+        -it -- nslookup x` attaches after the command may already have printed (and ended)."""
+        if self.sink is not None and self._early is None:
+            self._early = []
+            self.sink.listeners.add(self._remember)
+
+    def _remember(self, stream: str, data: bytes) -> None:
+        if self._early is not None and self._early_bytes < EARLY_OUTPUT_LIMIT:
+            self._early.append((stream, data[:EARLY_OUTPUT_LIMIT - self._early_bytes]))
+            self._early_bytes += len(data)
+
+    def take_early_output(self) -> list[tuple[str, bytes]]:
+        """The output kept by `keep_early_output` (once; later attach sessions get none)."""
+        early, self._early = self._early or [], None
+        if self.sink is not None:
+            self.sink.listeners.discard(self._remember)
+        return early
 
     def close_stdin(self) -> None:
         """Close the container's stdin (its reader sees EOF; a pty hangs up)."""
@@ -367,6 +393,8 @@ class ProcessRuntime:
                          group=config.group, groups=config.groups, sandbox=config.sandbox,
                          stdio=stdio)
             proc.stdin_once = bool(spec.get("stdinOnce"))
+            if stdio != "none":
+                proc.keep_early_output()
         except StartError:
             sink.close()
             raise

@@ -6,7 +6,10 @@ The process runtime gives a container with `stdin: true` a pipe as its stdin and
 which also hands every chunk to listeners. An attach session listens there (output from now
 on, stdout and stderr apart, or one stream on a pty), writes the client's stdin to the
 container's stdin (closing it at the client's EOF when the container says `stdinOnce`) and
-applies resizes to the pty. It ends when the container's process exits (once its output is
+applies resizes to the pty. The first session also gets what the container printed before it
+(up to 64 KiB): `kubectl run -it -- nslookup x` attaches after the pod started, when a quick
+command may have printed everything already (the kubelet drops that output; kubectl then shows
+nothing unless the pod had completed). It ends when the container's process exits (once its output is
 drained) or the client leaves; the container keeps running in the latter case, as with the
 kubelet. The Status is Success: kubectl reads the exit code from the Pod.
 """
@@ -38,6 +41,9 @@ async def attach(instance: Any, opts: session.Options, ch: session.Channels) -> 
     def listener(stream: str, data: bytes) -> None:
         out.put_nowait((stream, data))
 
+    take = getattr(instance, "take_early_output", None)
+    for item in take() if take is not None else ():
+        out.put_nowait(item)
     sink.listeners.add(listener)
     tty = getattr(instance, "tty_fd", None) is not None
 
