@@ -7,6 +7,6 @@ cd "$(dirname "$0")"
 scripts/setup.sh --test
 # Pods inherit PATH: their `python3` is the one podns runs on (with podns.demo importable).
 export PATH="$PWD/.venv/bin:$PATH"
-.venv/bin/ruff check podns tests bench
+.venv/bin/ruff check podns tests bench tools
 .venv/bin/lint-imports
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"

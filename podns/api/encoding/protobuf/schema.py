@@ -1,6 +1,6 @@
 """The message tables: which field number is which JSON field, of which type.
 
-`schema.json` is generated from a kubectl binary by `_generate.py` (see docs/protobuf.md); this
+`schema.json` is generated from a kubectl binary by `tools/protobuf_schema.py` (see docs/protobuf.md); this
 module only loads it, once, and indexes it. A row is `[number, jsonName, type, flags, ref]`:
 
 - type: `string`, `bool`, `int32`, `int64`, `uint32`, `uint64`, `double`, `bytes`, `msg`, `map`

@@ -1,4 +1,5 @@
-"""Generator of `schema.json`: message tables read out of a real kubectl binary.
+"""Generator of `podns/api/encoding/protobuf/schema.json`: message tables read out of a real
+kubectl binary. A development tool: not part of the installed package.
 
 Why from a binary: kubectl (client-go) is compiled from the very Go structs that define the
 Kubernetes protobuf wire format and its JSON form. Their struct tags carry the protobuf field
@@ -7,10 +8,9 @@ number, wire type and name (`protobuf:"varint,1,opt,name=replicas"`) next to the
 embedded struct. Those are exactly the facts a decoder needs to turn protobuf into the JSON a
 Go client would have sent, and reading them from the binary avoids hand-copying ~400 messages.
 
-Run (never at import time; the output is committed):
+Run from the repository root (the output is committed):
 
-    python -m podns.api.encoding.protobuf._generate /path/to/kubectl.1.33 \
-        > podns/api/encoding/protobuf/schema.json
+    python tools/protobuf_schema.py /path/to/kubectl.1.33 > podns/api/encoding/protobuf/schema.json
 
 Only ELF64 little-endian Go 1.21+ binaries (abi.Type layout) are understood.
 """
