@@ -70,19 +70,28 @@ def ready_uids(p: Podns, selector: str, names: list[str]) -> dict[str, str] | No
     return {n: found[n]["metadata"]["uid"] for n in names}
 
 
-def resolve(p: Podns, name: str) -> str:
-    """The A record of `name` (relative to the default namespace) from the test's podns DNS."""
+def answer(p: Podns, name: str) -> list[str]:
+    """The A records of `name` (relative to the default namespace) from the test's podns DNS."""
     q = dns.message.make_query(f"{name}.default.svc.{ZONE}", "A")
     r = dns.query.udp(q, p.dns_addr[0], port=p.dns_addr[1], timeout=2)
-    addrs = [str(rr) for rrset in r.answer for rr in rrset]
+    return [str(rr) for rrset in r.answer for rr in rrset]
+
+
+def resolve(p: Podns, name: str) -> str:
+    """The address of `name` (a pod's stable name) from the test's podns DNS."""
+    addrs = answer(p, name)
     assert addrs, f"{name}: no A record"
     return addrs[0]
 
 
-def replaced(p: Podns, selector: str, name: str, old_uid: str) -> bool:
-    """True once `name` is back, Ready, as a new pod (another uid)."""
-    uids = ready_uids(p, selector, [name])
-    return uids is not None and uids[name] != old_uid
+def replaced(p: Podns, selector: str, name: str, old_uid: str, service: str) -> bool:
+    """True once `name` is back, Ready, as a new pod (another uid), and its stable name
+    `<name>.<service>` answers with the new pod's address (DNS follows the API in milliseconds:
+    this closes that window, so callers may resolve the name at once)."""
+    found = pods(p, selector).get(name)
+    if found is None or not _ready(found) or found["metadata"]["uid"] == old_uid:
+        return False
+    return answer(p, f"{name}.{service}") == [found["status"]["podIP"]]
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
@@ -101,6 +110,7 @@ def pg(podns_module: Podns) -> Iterator[tuple[Podns, str]]:
     assert r.returncode == 0, r.stderr
     try:
         wait(lambda: ready_uids(p, "app=db", ["db-0", "db-1", "db-2"]), 150, "db-0..2 Ready")
+        wait(lambda: all(answer(p, f"db-{i}.db-service") for i in range(3)), 10, "db-0..2 in DNS")
     except AssertionError:
         print(p.kubectl("get", "pods,events", "-o", "wide").stdout)
         for name in ("db-0", "db-1"):
@@ -161,7 +171,7 @@ def test_postgres_app_keeps_every_acknowledged_write(pg: tuple[Podns, str]) -> N
         assert uids is not None
         r = p.kubectl("delete", "pod", "db-2", "--wait=false")
         assert r.returncode == 0, r.stderr
-        wait(lambda: replaced(p, "app=db", "db-2", uids["db-2"]), 60, "db-2 back and Ready")
+        wait(lambda: replaced(p, "app=db", "db-2", uids["db-2"], "db-service"), 60, "db-2 back and Ready")
         assert sql(p, pw, "db-2", "SELECT count(*) FROM app_writes WHERE id <= %s", before)[0][0] >= before
         primary_max = sql(p, pw, "db-0", "SELECT max(id) FROM app_writes")[0][0]
         wait(lambda: sql(p, pw, "db-2", "SELECT max(id) FROM app_writes")[0][0] >= primary_max, 10,
@@ -169,7 +179,7 @@ def test_postgres_app_keeps_every_acknowledged_write(pg: tuple[Podns, str]) -> N
 
         r = p.kubectl("delete", "pod", "db-0", "--wait=false")
         assert r.returncode == 0, r.stderr
-        wait(lambda: replaced(p, "app=db", "db-0", uids["db-0"]), 60, "db-0 back and Ready")
+        wait(lambda: replaced(p, "app=db", "db-0", uids["db-0"], "db-service"), 60, "db-0 back and Ready")
         after = sql(p, pw, "db-0", "SELECT max(id) FROM app_writes")[0][0]
         wait(lambda: sql(p, pw, "db-0", "SELECT max(id) FROM app_writes")[0][0] > after + 10, 20,
              "the app writing to the restarted primary")
@@ -229,7 +239,7 @@ def test_etcd_members_bootstrap_by_name_and_rejoin(podns_module: Podns) -> None:
     assert uids is not None
     r = p.kubectl("delete", "pod", "etcd-1", "--wait=false")
     assert r.returncode == 0, r.stderr
-    wait(lambda: replaced(p, "app=etcd", "etcd-1", uids["etcd-1"]), 60, "etcd-1 back and Ready")
+    wait(lambda: replaced(p, "app=etcd", "etcd-1", uids["etcd-1"], "etcd"), 60, "etcd-1 back and Ready")
     ip1 = resolve(p, "etcd-1.etcd")
     after = etcd_members(ip1)
     assert sorted((m["name"], m["ID"]) for m in after) == sorted((m["name"], m["ID"]) for m in members)
