@@ -75,15 +75,19 @@ STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions", "ControllerRevision")
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet")
+JOBS = Resource("batch", "v1", "jobs", "Job")
+CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 
 __all__ = [
     "CONFIGMAPS",
     "CONTROLLERREVISIONS",
+    "CRONJOBS",
     "DEPLOYMENTS",
     "ENDPOINTS",
     "ENDPOINTSLICES",
     "EVENTS",
+    "JOBS",
     "LEASES",
     "NAMESPACES",
     "NODES",

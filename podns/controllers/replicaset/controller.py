@@ -4,20 +4,17 @@ Handlers enqueue the key of the ReplicaSet a pod belongs to (its controller owne
 for an orphan pod the ReplicaSets of its namespace whose selector matches it (they may adopt it).
 `sync` re-reads the set and its namespace's pods from the caches, adopts matching orphans and
 releases owned pods that stopped matching (Kubernetes' `ControllerRefManager`, with the pod's
-resourceVersion as precondition), asks the pure `control.plan` for this step and applies it:
-creations in slow-start batches (1, 2, 4, ...: a quota or admission failure costs one request,
-not hundreds), deletions in parallel, then the status when it changed.
-
-Expectations (Kubernetes `ControllerExpectations`): pods this controller created or deleted that
-its cache does not show yet. Until they show (or `EXPECTATIONS_TIMEOUT` passes), `sync` only
-writes status, so a cache lagging behind our own writes never makes it create twice.
+resourceVersion as precondition), asks the pure `control.plan` for this step and applies it
+through `_podcontrol.PodControl` (slow-start creations, deletions, events), then writes the
+status when it changed. While `PodControl`'s expectations are not met (our own writes not yet in
+the cache) the plan only computes status, so a lagging cache never makes it create twice; a
+failed write sets the `ReplicaFailure` condition.
 
 Bad input (an empty or invalid selector) is reported as a Warning event and not retried.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Hashable, Mapping
@@ -25,17 +22,17 @@ from typing import Any
 
 from podns.controllers import runtime
 from podns.controllers._indexes import ensure as _ensure_index
+from podns.controllers._podcontrol import PodControl, message
 from podns.controllers.replicaset import control
 from podns.kube import errors
 from podns.kube.client import Client
-from podns.kube.events import NORMAL, WARNING, EventRecorder
+from podns.kube.events import WARNING, EventRecorder
 from podns.kube.informer import Informer
 from podns.kube.resources import PODS, REPLICASETS, Resource
 from podns.objects import (
     Obj,
     SelectorError,
     controller_ref,
-    join_key,
     labels_of,
     match_label_selector,
     meta_of,
@@ -52,8 +49,6 @@ log = logging.getLogger(__name__)
 BY_NAMESPACE = "namespace"
 #: index of pods by the uid of their controller
 BY_CONTROLLER = "controller-uid"
-#: seconds after which unseen creations/deletions are no longer waited for (Kubernetes' value)
-EXPECTATIONS_TIMEOUT = 300.0
 
 
 def controller_uid(obj: Obj) -> list[str]:
@@ -82,7 +77,7 @@ def owner_keys(obj: Obj, kind: str, owners: Informer) -> list[str]:
     selector matches it, since they may adopt it. `owners` is indexed `BY_NAMESPACE`."""
     ref = controller_ref(obj)
     if ref is not None:
-        return [join_key(namespace_of(obj), str(ref.get("name") or ""))] if ref.get("kind") == kind else []
+        return [f"{namespace_of(obj)}/{ref.get('name')}"] if ref.get("kind") == kind else []
     if meta_of(obj).get("deletionTimestamp"):
         return []
     keys = []
@@ -153,9 +148,7 @@ class ReplicaSetController(runtime.Controller):
                               on_delete=self._on_set)
         self.pods.add_handler(on_add=self._on_pod, on_update=self._on_pod_update,
                               on_delete=self._on_pod)
-        #: per set key: (pod keys created but not yet cached, pod keys deleted but still
-        #: cached, when), see the module docstring
-        self._expect: dict[str, tuple[set[str], set[str], float]] = {}
+        self.pod_control = PodControl(client, self.pods, recorder)
 
     # -- event handlers: enqueue only --------------------------------------------------------
 
@@ -171,29 +164,13 @@ class ReplicaSetController(runtime.Controller):
         if ownership_changed(old, new):
             self._on_pod(old)
 
-    # -- expectations ------------------------------------------------------------------------
-
-    def _satisfied(self, key: str) -> bool:
-        entry = self._expect.get(key)
-        if entry is None:
-            return True
-        adds, dels, since = entry
-        adds = {k for k in adds if self.pods.get(k) is None}
-        dels = {k for k in dels
-                if (p := self.pods.get(k)) is not None and not meta_of(p).get("deletionTimestamp")}
-        if (not adds and not dels) or time.monotonic() - since > EXPECTATIONS_TIMEOUT:
-            self._expect.pop(key, None)
-            return True
-        self._expect[key] = (adds, dels, since)
-        return False
-
     # -- sync ------------------------------------------------------------------------------------
 
     async def sync(self, key: Hashable) -> None:
         key = str(key)
         rs = self.sets.get(key)
         if rs is None:
-            self._expect.pop(key, None)
+            self.pod_control.forget(key)
             return  # gone: the garbage collector removes its pods
         try:
             selector = check_selector(rs)
@@ -201,13 +178,12 @@ class ReplicaSetController(runtime.Controller):
             self._event(rs, WARNING, "InvalidSelector", f"invalid selector: {exc}")
             return  # non-transient: wait for the user to fix the spec
         pods = await self._claim_pods(rs, selector)
-        step = control.plan(rs, pods, now=time.time(), manage=self._satisfied(key))
+        step = control.plan(rs, pods, now=time.time(), manage=self.pod_control.satisfied(key))
         failure: tuple[str, str] | None = None
         try:
-            await self._apply(key, rs, step)
+            await self.pod_control.apply(_with_kind(rs), key, step.create, step.delete)
         except Exception as exc:
-            reason = "FailedCreate" if step.create else "FailedDelete"
-            failure = (reason, str(getattr(exc, "message", None) or exc))
+            failure = ("FailedCreate" if step.create else "FailedDelete", message(exc))
             raise
         finally:
             status = step.status
@@ -227,47 +203,8 @@ class ReplicaSetController(runtime.Controller):
         ref = owner_reference({"apiVersion": "apps/v1", "kind": "ReplicaSet", **rs})
         return await claim(self.client, PODS, rs, ref, owned, candidates, selector)
 
-    async def _apply(self, key: str, rs: Obj, step: control.RsPlan) -> None:
-        """Create in slow-start batches, delete in parallel; raise the first failure."""
-        adds: set[str] = set()
-        dels: set[str] = {object_key(p) for p in step.delete}
-        if step.create or step.delete:
-            self._expect[key] = (adds, dels, time.monotonic())
-        ns = namespace_of(rs)
-        pending, batch = list(step.create), 1
-        while pending:
-            now, pending = pending[:batch], pending[batch:]
-            results = await asyncio.gather(*(self.client.create(PODS, p, ns) for p in now),
-                                           return_exceptions=True)
-            failed = None
-            for r in results:
-                if isinstance(r, BaseException):
-                    failed = failed or r
-                    self._event(rs, WARNING, "FailedCreate", f"Error creating: {_message(r)}")
-                else:
-                    adds.add(object_key(r))
-                    self._event(rs, NORMAL, "SuccessfulCreate", f"Created pod: {name_of(r)}")
-            if failed is not None:
-                raise failed
-            batch *= 2
-        results = await asyncio.gather(*(self._delete(rs, p) for p in step.delete), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
-
-    async def _delete(self, rs: Obj, pod: Obj) -> None:
-        try:
-            await self.client.delete(PODS, name_of(pod), namespace_of(pod))
-        except errors.NotFound:
-            return
-        except errors.KubeError as exc:
-            self._event(rs, WARNING, "FailedDelete", f"Error deleting: {_message(exc)}")
-            raise
-        self._event(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {name_of(pod)}")
-
-    def _event(self, rs: Obj, type_: str, reason: str, message: str) -> None:
-        if self.recorder is not None:
-            self.recorder.event({"apiVersion": "apps/v1", "kind": "ReplicaSet", **rs}, type_, reason, message)
+    def _event(self, rs: Obj, type_: str, reason: str, text: str) -> None:
+        self.pod_control.event(_with_kind(rs), type_, reason, text)
 
     async def _write_status(self, rs: Obj, status: Mapping[str, Any]) -> None:
         old = rs.get("status") or {}
@@ -282,8 +219,8 @@ class ReplicaSetController(runtime.Controller):
             raise runtime.StaleCache(f"status of ReplicaSet {name_of(rs)}") from None
 
 
-def _message(exc: BaseException) -> str:
-    return str(getattr(exc, "message", None) or exc)
+def _with_kind(rs: Obj) -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", **rs}
 
 
 __all__ = ["ReplicaSetController", "check_selector", "claim", "controller_uid", "owner_keys",

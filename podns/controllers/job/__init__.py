@@ -1,0 +1,1 @@
+"""Job controller: pods run to completion, with back-off, deadlines and TTL."""

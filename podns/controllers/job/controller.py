@@ -1,0 +1,146 @@
+"""The Job controller: informers -> queue of Job keys -> `sync` -> pods, status, TTL deletion.
+
+Handlers enqueue the Job a pod belongs to (its controller owner reference), or for an orphan pod
+the Jobs of its namespace whose selector matches it. `sync` re-reads the Job and its pods from
+the caches, adopts and releases pods by selector (`replicaset.claim`), asks the pure
+`control.plan` for this step, applies it through `_podcontrol.PodControl` (while our own earlier
+creations are not cached yet it does not create more), writes the status when it changed,
+records the step's events (`Completed`, `BackoffLimitExceeded`, ...) and deletes a finished Job
+whose `ttlSecondsAfterFinished` passed (propagation Background: the garbage collector removes its
+pods).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from podns.controllers import runtime
+from podns.controllers._indexes import ensure as _ensure_index
+from podns.controllers._podcontrol import PodControl
+from podns.controllers.job import control
+from podns.controllers.replicaset.controller import (
+    BY_CONTROLLER,
+    BY_NAMESPACE,
+    claim,
+    controller_uid,
+    owner_keys,
+    ownership_changed,
+)
+from podns.kube import errors
+from podns.kube.client import Client
+from podns.kube.events import WARNING, EventRecorder
+from podns.kube.resources import JOBS, PODS
+from podns.objects import (
+    Obj,
+    SelectorError,
+    controller_ref,
+    labels_of,
+    match_label_selector,
+    meta_of,
+    name_of,
+    namespace_of,
+    object_key,
+    owner_reference,
+    validate_label_selector,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _with_kind(job: Obj) -> Obj:
+    return {"apiVersion": "batch/v1", "kind": "Job", **job}
+
+
+class JobController(runtime.Controller):
+    """Runs Jobs' pods to completion."""
+
+    name = "job-controller"
+    workers = 2
+
+    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+                 recorder: EventRecorder | None = None) -> None:
+        super().__init__()
+        self.client = client
+        self.jobs = informers.get(JOBS)
+        self.pods = informers.get(PODS)
+        _ensure_index(self.pods, BY_CONTROLLER, controller_uid)
+        _ensure_index(self.pods, BY_NAMESPACE, lambda o: [namespace_of(o)])
+        _ensure_index(self.jobs, BY_NAMESPACE, lambda o: [namespace_of(o)])
+        self.pod_control = PodControl(client, self.pods, recorder)
+        self.jobs.add_handler(on_add=self._on_job, on_update=lambda _o, n: self._on_job(n),
+                              on_delete=self._on_job)
+        self.pods.add_handler(on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod)
+
+    def _on_job(self, job: Obj) -> None:
+        self.enqueue(object_key(job))
+
+    def _on_pod(self, pod: Obj) -> None:
+        for key in owner_keys(pod, "Job", self.jobs):
+            self.enqueue(key)
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        self._on_pod(new)
+        if ownership_changed(old, new):
+            self._on_pod(old)
+
+    async def sync(self, key: Hashable) -> None:
+        key = str(key)
+        job = self.jobs.get(key)
+        if job is None:
+            self.pod_control.forget(key)
+            return  # gone: the garbage collector removes its pods
+        job = _with_kind(job)
+        selector = (job.get("spec") or {}).get("selector")
+        try:
+            validate_label_selector(selector)
+            if not selector:
+                raise SelectorError("empty selector")
+        except SelectorError as exc:
+            self.pod_control.event(job, WARNING, "InvalidSelector", f"invalid selector: {exc}")
+            return  # non-transient
+        pods = await self._claim_pods(job, selector)
+        step = control.plan(job, pods, now=time.time())
+        if not self.pod_control.satisfied(key):
+            step.create = []
+        try:
+            await self.pod_control.apply(job, key, step.create, step.delete)
+        finally:
+            await self._write_status(job, step.status)
+        for type_, reason, text in step.events:
+            self.pod_control.event(job, type_, reason, text)
+        if step.delete_job:
+            try:
+                await self.client.delete(JOBS, name_of(job), namespace_of(job),
+                                         propagation_policy="Background",
+                                         preconditions={"uid": str(meta_of(job).get("uid", ""))})
+            except (errors.NotFound, errors.Conflict):
+                pass  # gone, or replaced by a new Job of the same name
+            return
+        if step.requeue_after is not None:
+            self.queue.add_after(key, step.requeue_after)
+
+    async def _claim_pods(self, job: Obj, selector: Mapping[str, Any]) -> list[Obj]:
+        owned = self.pods.by_index(BY_CONTROLLER, str(meta_of(job).get("uid", "")))
+        candidates = [p for p in self.pods.by_index(BY_NAMESPACE, namespace_of(job))
+                      if controller_ref(p) is None]
+        if not candidates and all(match_label_selector(selector, labels_of(p)) for p in owned):
+            return owned
+        ref = owner_reference(job)
+        return await claim(self.client, PODS, job, ref, owned, candidates, selector)
+
+    async def _write_status(self, job: Obj, status: Mapping[str, Any]) -> None:
+        old = job.get("status") or {}
+        if old == status:
+            return
+        try:
+            await self.client.update_status(JOBS, {**job, "status": dict(status)})
+        except errors.NotFound:
+            return
+        except errors.Conflict:
+            raise runtime.StaleCache(f"status of Job {name_of(job)}") from None
+
+
+__all__ = ["JobController"]
