@@ -1,0 +1,1 @@
+"""CronJob controller: Jobs on a cron schedule, with concurrency policies and history."""
