@@ -32,11 +32,13 @@ from podns.kube.informer import Informer
 from podns.kube.resources import (
     CONFIGMAPS,
     CONTROLLERREVISIONS,
+    DEPLOYMENTS,
     ENDPOINTS,
     ENDPOINTSLICES,
     NODES,
     PERSISTENTVOLUMECLAIMS,
     PODS,
+    REPLICASETS,
     SERVICES,
     STATEFULSETS,
     Resource,
@@ -49,7 +51,8 @@ FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 #: the kinds whose owner references the collector follows
 WATCHED: tuple[Resource, ...] = (PODS, SERVICES, ENDPOINTS, ENDPOINTSLICES, STATEFULSETS,
-                                 CONTROLLERREVISIONS, PERSISTENTVOLUMECLAIMS, CONFIGMAPS, NODES)
+                                 CONTROLLERREVISIONS, DEPLOYMENTS, REPLICASETS, PERSISTENTVOLUMECLAIMS,
+                                 CONFIGMAPS, NODES)
 #: index of objects by the uids of their owners
 BY_OWNER = "owner-uid"
 

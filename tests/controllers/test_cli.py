@@ -37,7 +37,7 @@ def test_limits_and_controller_names() -> None:
     assert controller_list("*") == list(ALL_CONTROLLERS)
     assert controller_list("endpointslice, scheduler") == ["endpointslice", "scheduler"]
     with pytest.raises(argparse.ArgumentTypeError, match="unknown controllers"):
-        controller_list("endpointslice,replicaset")
+        controller_list("endpointslice,horizontalpodautoscaler")
 
 
 def test_options_from_up_args() -> None:

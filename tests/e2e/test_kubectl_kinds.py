@@ -54,10 +54,12 @@ def test_api_resources(cluster: Podns, version: str) -> None:
     assert got["pods"] == ["po", "v1", "true", "Pod"]
     assert got["services"] == ["svc", "v1", "true", "Service"]
     assert got["statefulsets"] == ["sts", "apps/v1", "true", "StatefulSet"]
+    assert got["deployments"] == ["deploy", "apps/v1", "true", "Deployment"]
+    assert got["replicasets"] == ["rs", "apps/v1", "true", "ReplicaSet"]
     assert got["nodes"] == ["no", "v1", "false", "Node"]
     assert got["endpointslices"] == ["discovery.k8s.io/v1", "true", "EndpointSlice"]
     assert got["leases"] == ["coordination.k8s.io/v1", "true", "Lease"]
-    assert len(got) == 14
+    assert len(got) == 16
 
 
 @pytest.mark.parametrize("version", VERSIONS)

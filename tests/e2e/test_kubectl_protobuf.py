@@ -107,10 +107,14 @@ def test_imperative_commands(apiserver: Any, version: str) -> None:
     described = run("describe", "svc", "web", "-n", "team")
     assert "TargetPort:" in described and "8080/TCP" in described
 
-    # Deployments are not served: a clean 404 from routing, not a decode error or a 500
-    dep = k("create", "deployment", "d", "--image=nginx", "-n", "team", version=version)
-    assert dep.returncode != 0
-    assert "could not find the requested resource" in dep.stderr
+    # a Deployment body (protobuf from 1.32+) decoded, defaulted and stored as Kubernetes does
+    run("create", "deployment", "d", "--image=nginx", "--replicas=2", "-n", "team")
+    dep = get(apiserver, "deployment", "d", "-n", "team")["spec"]
+    assert dep["replicas"] == 2 and dep["selector"] == {"matchLabels": {"app": "d"}}
+    assert dep["template"]["spec"]["containers"][0]["image"] == "nginx"
+    assert dep["strategy"] == {"type": "RollingUpdate",
+                               "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    assert (dep["revisionHistoryLimit"], dep["progressDeadlineSeconds"]) == (10, 600)
 
     assert 'service "web" deleted' in run("delete", "svc", "web", "-n", "team")
     assert k("get", "svc", "web", "-n", "team", version=version).returncode != 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from podns.api.resources.base import ResourceType, Strategy
 from podns.api.resources.configmap import ConfigMapStrategy
 from podns.api.resources.controllerrevision import ControllerRevisionStrategy
+from podns.api.resources.deployment import DeploymentStrategy
 from podns.api.resources.endpoints import EndpointsStrategy
 from podns.api.resources.endpointslice import EndpointSliceStrategy
 from podns.api.resources.event import EventStrategy
@@ -21,6 +22,7 @@ from podns.api.resources.namespace import NamespaceStrategy
 from podns.api.resources.node import NodeStrategy
 from podns.api.resources.persistentvolumeclaim import PersistentVolumeClaimStrategy
 from podns.api.resources.pod import PodStrategy
+from podns.api.resources.replicaset import ReplicaSetStrategy
 from podns.api.resources.secret import SecretStrategy
 from podns.api.resources.service import ServiceStrategy
 from podns.api.resources.serviceaccount import ServiceAccountStrategy
@@ -83,6 +85,8 @@ TYPES: tuple[ResourceType, ...] = (
     _rt("apps", "statefulsets", "StatefulSet", StatefulSetStrategy(), short=("sts",),
         categories=("all",)),
     _rt("apps", "controllerrevisions", "ControllerRevision", ControllerRevisionStrategy()),
+    _rt("apps", "deployments", "Deployment", DeploymentStrategy(), short=("deploy",), categories=("all",)),
+    _rt("apps", "replicasets", "ReplicaSet", ReplicaSetStrategy(), short=("rs",), categories=("all",)),
     _rt("coordination.k8s.io", "leases", "Lease", LeaseStrategy()),
     _rt("discovery.k8s.io", "endpointslices", "EndpointSlice", EndpointSliceStrategy()),
 )

@@ -259,6 +259,38 @@ _TYPES: dict[str, str] = {
     "apps.v1.StatefulSetCondition": (
         "lastTransitionTime:date-time message:string reason:string status!:string type!:string"
     ),
+    "apps.v1.Deployment": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:DeploymentSpec status:DeploymentStatus"
+    ),
+    "apps.v1.DeploymentSpec": (
+        "minReadySeconds:integer paused:boolean progressDeadlineSeconds:integer replicas:integer "
+        "revisionHistoryLimit:integer selector!:LabelSelector strategy:DeploymentStrategy "
+        "template!:PodTemplateSpec"
+    ),
+    "apps.v1.DeploymentStrategy": "rollingUpdate:RollingUpdateDeployment type:string",
+    "apps.v1.RollingUpdateDeployment": "maxSurge:int-or-string maxUnavailable:int-or-string",
+    "apps.v1.DeploymentStatus": (
+        "availableReplicas:integer collisionCount:integer conditions:[]DeploymentCondition|type "
+        "observedGeneration:integer readyReplicas:integer replicas:integer terminatingReplicas:integer "
+        "unavailableReplicas:integer updatedReplicas:integer"
+    ),
+    "apps.v1.DeploymentCondition": (
+        "lastTransitionTime:date-time lastUpdateTime:date-time message:string reason:string "
+        "status!:string type!:string"
+    ),
+    "apps.v1.ReplicaSet": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:ReplicaSetSpec status:ReplicaSetStatus"
+    ),
+    "apps.v1.ReplicaSetSpec": (
+        "minReadySeconds:integer replicas:integer selector!:LabelSelector template:PodTemplateSpec"
+    ),
+    "apps.v1.ReplicaSetStatus": (
+        "availableReplicas:integer conditions:[]ReplicaSetCondition|type fullyLabeledReplicas:integer "
+        "observedGeneration:integer readyReplicas:integer replicas!:integer terminatingReplicas:integer"
+    ),
+    "apps.v1.ReplicaSetCondition": (
+        "lastTransitionTime:date-time message:string reason:string status!:string type!:string"
+    ),
     "apps.v1.ControllerRevision": (
         "apiVersion:string data:any kind:string metadata:ObjectMeta revision!:integer"
     ),

@@ -1,0 +1,215 @@
+"""End to end: Deployments and ReplicaSets under real kubectl 1.27 (JSON bodies) and 1.33
+(protobuf bodies) against one `podns up` (loopback pods running a Python HTTP server): create,
+expose headless (one A record per replica in podns DNS), set image, rollout
+status/history/undo/restart/pause/resume, scale, describe, delete with garbage collection; and
+the headless-service behaviour during a rolling update with maxUnavailable 0."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from tests._support import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240),
+              pytest.mark.podns_args("--pod-network", "loopback")]
+
+#: the pods' program: an HTTP server on the pod IP (images are recorded, not run, in process mode)
+SERVER = ("import os,http.server as h; h.ThreadingHTTPServer((os.environ['PODNS_POD_IP'],8080),"
+          "h.SimpleHTTPRequestHandler).serve_forever()")
+
+
+#: the same server draining as real services do: on SIGTERM it keeps serving 3 s, then exits
+DRAINING_SERVER = ("import os,signal,threading,http.server as h\n"
+                   "signal.signal(signal.SIGTERM, lambda *a: threading.Timer(3, os._exit, (0,)).start())\n"
+                   "h.ThreadingHTTPServer((os.environ['PODNS_POD_IP'],8080),"
+                   "h.SimpleHTTPRequestHandler).serve_forever()")
+
+
+def kjson(api: Any, *args: str, version: str = "1.33") -> Any:
+    out = api.kubectl(*args, "-o", "json", version=version)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def ok(api: Any, *args: str, version: str = "1.33", input: str | None = None) -> str:
+    r = api.kubectl(*args, version=version, input=input, timeout=120)
+    assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stdout}{r.stderr}"
+    return r.stdout
+
+
+def a_records(api: Any, name: str) -> list[str]:
+    q = dns.message.make_query(f"{name}.default.svc.cluster.local", "A")
+    r = dns.query.udp(q, api.dns_addr[0], port=api.dns_addr[1], timeout=2)
+    return sorted(item.address for rrset in r.answer if rrset.rdtype == dns.rdatatype.A for item in rrset)
+
+
+def serves(ip: str) -> bool:
+    try:
+        socket.create_connection((ip, 8080), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def sets_of(api: Any, name: str) -> list[dict[str, Any]]:
+    return [rs for rs in kjson(api, "get", "rs")["items"]
+            if (rs["metadata"].get("ownerReferences") or [{}])[0].get("name") == name]
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])
+def test_deployment_story_with_kubectl(podns_module: Any, version: str) -> None:
+    """Given `kubectl create deployment` of 3 and `expose --cluster-ip=None`, then rollout status
+    completes and DNS answers 3 A records; `set image` rolls to a second ReplicaSet (revision 2);
+    `rollout undo` reuses the first as revision 3; `restart` rolls again; while paused a new image
+    creates no ReplicaSet, `resume` rolls it; `scale` to 5 gives 5 A records; the table has
+    Kubernetes' columns; describe shows ScalingReplicaSet events; deleting the Deployment removes
+    its ReplicaSets and pods."""
+    api = podns_module
+    name = f"web{version.replace('.', '')}"
+    ok(api, "create", "deployment", name, "--image=nginx", "--replicas=3", "--port=8080",
+       "--", sys.executable, "-c", SERVER, version=version)
+    ok(api, "rollout", "status", f"deployment/{name}", "--timeout=90s", version=version)
+    ok(api, "expose", "deployment", name, "--port=80", "--target-port=8080", "--cluster-ip=None",
+       version=version)
+    wait_until(lambda: len(a_records(api, name)) == 3, 30, "3 A records")
+    first = sets_of(api, name)
+    assert len(first) == 1 and first[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+
+    ok(api, "set", "image", f"deployment/{name}", "nginx=nginx:1.27", version=version)
+    ok(api, "rollout", "status", f"deployment/{name}", "--timeout=90s", version=version)
+    history = ok(api, "rollout", "history", f"deployment/{name}", version=version)
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+    ok(api, "rollout", "undo", f"deployment/{name}", version=version)
+    ok(api, "rollout", "status", f"deployment/{name}", "--timeout=90s", version=version)
+    d = kjson(api, "get", "deployment", name)
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx"
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    revs = {rs["metadata"]["name"]: rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+            for rs in sets_of(api, name)}
+    assert revs[first[0]["metadata"]["name"]] == "3" and len(revs) == 2
+
+    ok(api, "rollout", "restart", f"deployment/{name}", version=version)
+    ok(api, "rollout", "status", f"deployment/{name}", "--timeout=90s", version=version)
+    assert len(sets_of(api, name)) == 3
+
+    ok(api, "rollout", "pause", f"deployment/{name}", version=version)
+    ok(api, "set", "image", f"deployment/{name}", "nginx=nginx:2", version=version)
+    wait_until(lambda: any(c["reason"] == "DeploymentPaused"
+                           for c in kjson(api, "get", "deployment", name)["status"].get("conditions", [])),
+               30, "DeploymentPaused")
+    assert len(sets_of(api, name)) == 3
+    ok(api, "rollout", "resume", f"deployment/{name}", version=version)
+    ok(api, "rollout", "status", f"deployment/{name}", "--timeout=90s", version=version)
+    assert len(sets_of(api, name)) == 4
+
+    ok(api, "scale", "deployment", name, "--replicas=5", version=version)
+    ok(api, "rollout", "status", f"deployment/{name}", "--timeout=90s", version=version)
+    wait_until(lambda: len(a_records(api, name)) == 5, 30, "5 A records")
+    table = ok(api, "get", "deployment", name, "-o", "wide", version=version).splitlines()
+    assert table[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES",
+                                "SELECTOR"]
+    assert table[1].split()[:4] == [name, "5/5", "5", "5"] and table[1].split()[-1] == f"app={name}"
+    rs_table = ok(api, "get", "rs", "-o", "wide", version=version).splitlines()[0].split()
+    assert rs_table == ["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert "ScalingReplicaSet" in ok(api, "describe", "deployment", name, version=version)
+
+    ok(api, "delete", "deployment", name, version=version)
+    wait_until(lambda: not sets_of(api, name) and not [
+        p for p in kjson(api, "get", "pods")["items"] if p["metadata"]["name"].startswith(name + "-")],
+        60, "ReplicaSets and pods garbage-collected")
+    ok(api, "delete", "service", name, version=version)
+
+
+ROLLING = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: roll}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: roll}}
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+  template:
+    metadata: {labels: {app: roll}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: web
+        image: web:1
+        command: [PYTHON, -c, SERVER]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: roll}
+spec:
+  clusterIP: None
+  selector: {app: roll}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def test_rollout_behind_headless_service_keeps_ready_endpoints(podns_module: Any) -> None:
+    """Given 3 replicas with maxUnavailable 0 behind a headless Service, when the image changes,
+    then the Service's ready endpoints (EndpointSlices) and DNS A records never drop below 3, and
+    every replaced pod appears in its slice as ready=false, terminating=true while its process
+    still serves (the grace period has not run out)."""
+    api = podns_module
+    manifest = ROLLING.replace("PYTHON", json.dumps(sys.executable)).replace(
+        "SERVER", json.dumps(DRAINING_SERVER))
+    ok(api, "apply", "-f", "-", input=manifest)
+    ok(api, "rollout", "status", "deployment/roll", "--timeout=90s")
+    wait_until(lambda: len(a_records(api, "roll")) == 3, 30, "3 A records")
+    old_ips = set(a_records(api, "roll"))
+
+    stop = threading.Event()
+    low = {"dns": 99, "slices": 99}
+    terminating_seen: dict[str, bool] = {}  # address -> it accepted a connection at that moment
+    errors: list[str] = []
+
+    def watch_dns() -> None:
+        while not stop.is_set():
+            try:
+                low["dns"] = min(low["dns"], len(a_records(api, "roll")))
+            except Exception as exc:  # a timeout is a failure of the property under test
+                errors.append(repr(exc))
+            time.sleep(0.02)
+
+    def watch_slices() -> None:
+        while not stop.is_set():
+            r = api.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=roll", "-o", "json")
+            if r.returncode == 0:
+                eps = [e for s in json.loads(r.stdout)["items"] for e in s.get("endpoints") or []]
+                low["slices"] = min(low["slices"], sum(1 for e in eps if e["conditions"].get("ready")))
+                for e in eps:
+                    c = e["conditions"]
+                    ip = e["addresses"][0]
+                    if c.get("terminating") and not c.get("ready") and ip not in terminating_seen:
+                        terminating_seen[ip] = serves(ip)
+
+    threads = [threading.Thread(target=watch_dns), threading.Thread(target=watch_slices)]
+    for t in threads:
+        t.start()
+    try:
+        ok(api, "set", "image", "deployment/roll", "web=web:2")
+        ok(api, "rollout", "status", "deployment/roll", "--timeout=120s")
+        wait_until(lambda: not set(a_records(api, "roll")) & old_ips, 30, "old pods out of DNS")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert low["dns"] >= 3 and low["slices"] >= 3, low
+    assert set(terminating_seen) & old_ips, f"no old pod seen terminating: {terminating_seen}"
+    assert all(terminating_seen.values()), terminating_seen
+    ok(api, "delete", "-f", "-", input=manifest)
