@@ -40,7 +40,7 @@ _OWN_HEADERS = frozenset({"date", "server", "content-length", "transfer-encoding
 CONNECT_TIMEOUT = 5.0
 MAX_HEAD = 64 * 1024
 MAX_ERROR_BODY = 1024 * 1024
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 
 
 def _flag(query: Any, name: str) -> bool:

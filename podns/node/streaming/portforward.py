@@ -22,7 +22,7 @@ Dialer = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWri
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 10.0
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

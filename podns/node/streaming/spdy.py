@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 #: seconds the client has to open the streams it announced (the kubelet's streamCreationTimeout)
 STREAM_CREATION_TIMEOUT = 30.0
 #: bytes per DATA frame we send (spdystream reads any size; small frames keep latency low)
-FRAME_DATA = 32 * 1024
+FRAME_DATA = 256 * 1024
 
 
 class ByteTransport(Protocol):
