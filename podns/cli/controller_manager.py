@@ -112,7 +112,7 @@ async def run(args: argparse.Namespace) -> int:
     task = asyncio.create_task(manager.run(), name="controller-manager")
     print(f"podns controller-manager: running against {client.server}"
           f" (leader election {'on' if args.leader_elect else 'off'})", flush=True)
-    stopper = asyncio.create_task(wait_for_signal())
+    stopper = asyncio.create_task(wait_for_signal(), name="controller-manager-signals")
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -27,7 +27,7 @@ from podns.api.handlers.requestinfo import (
 )
 from podns.api.handlers.rest import RETURN_DELETED_OBJECT, DeleteOptions, Rest, WriteOptions
 from podns.api.handlers.selection import parse as parse_selectors
-from podns.api.handlers.watch import EventEncoder, serve_watch
+from podns.api.handlers.watch import EventEncoder, WatchRequest, serve_watch
 from podns.api.handlers.watchmux import WatchMux
 from podns.api.resources.base import ResourceType
 from podns.api.resources.registry import Registry
@@ -198,13 +198,12 @@ class ResourceHandlers:
             def render(obj: Obj, first: bool) -> Obj:
                 return _table(rt, [obj], q, list_rv=objectmeta.rv_of(obj), with_columns=first)
 
-        return await serve_watch(
-            request, open_watch=self.open_watch, rt=info.rt,
-            prefix=objectmeta.collection_prefix(info.rt, info.namespace), initial=initial,
-            from_rv=from_rv, match=match, seed_keys=seed,
+        watch = WatchRequest(
+            rt=info.rt, prefix=objectmeta.collection_prefix(info.rt, info.namespace),
+            from_rv=from_rv, initial=initial, match=match, seed_keys=seed,
             timeout=float(timeout) if timeout else None,
-            bookmarks=parse_bool(q.get("allowWatchBookmarks")), render=render,
-            encoder=self.encoder)
+            bookmarks=parse_bool(q.get("allowWatchBookmarks")), render=render)
+        return await serve_watch(request, watch, open_watch=self.open_watch, encoder=self.encoder)
 
     @staticmethod
     def _key(info: RequestInfo, obj: Obj) -> str:

@@ -123,7 +123,7 @@ class _Feed:
         if not self._paused and self.writer.transport.get_write_buffer_size() > HIGH_WATER:
             self._paused = True
             self.client.pause_reading()
-            self._resumer = asyncio.ensure_future(self._resume())
+            self._resumer = asyncio.create_task(self._resume(), name="podstream-resume")
         return False, b""
 
     async def _resume(self) -> None:

@@ -30,6 +30,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -92,83 +93,52 @@ async def end_with_error(resp: web.StreamResponse, error: Obj) -> None:
         await resp.write_eof()
 
 
-async def serve_watch(
-    request: web.Request, *, open_watch: OpenWatch, rt: ResourceType, prefix: str,
-    initial: list[Obj] | None, from_rv: int, match: Callable[[Obj], bool] | None,
-    seed_keys: set[str] | None,
-    timeout: float | None, bookmarks: bool, render: Render | None, encoder: EventEncoder,
-) -> web.StreamResponse:
-    """Stream a watch. `initial` (for resourceVersion absent/0) are sent as ADDED first;
-    `from_rv` is the version the live part starts after."""
+@dataclass(frozen=True, slots=True)
+class WatchRequest:
+    """What one API watch asks for, decoded from its URL and query."""
+
+    rt: ResourceType
+    #: store key prefix of the watched collection
+    prefix: str
+    #: the live part starts after this version
+    from_rv: int
+    #: current objects, sent as ADDED first (resourceVersion absent or "0")
+    initial: list[Obj] | None = None
+    #: the label/field selectors, when any
+    match: Callable[[Obj], bool] | None = None
+    #: keys of the objects matching at `from_rv` (selector watches: what the client has seen)
+    seed_keys: set[str] | None = None
+    #: timeoutSeconds (capped at MAX_WATCH_SECONDS)
+    timeout: float | None = None
+    #: allowWatchBookmarks
+    bookmarks: bool = False
+    #: Table watches: one-row Table per event
+    render: Render | None = None
+
+
+async def serve_watch(request: web.Request, watch: WatchRequest, *, open_watch: OpenWatch,
+                      encoder: EventEncoder) -> web.StreamResponse:
+    """Stream a watch: the 200 and headers, the events until it ends, then the end of the body
+    (after an ERROR event when the store or a bug ended it)."""
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/json"
-    if render is not None:
+    if watch.render is not None:
         resp.headers["Content-Type"] = codec.TABLE_CT
     resp.enable_chunked_encoding()
     await resp.prepare(request)
     request[STREAM] = resp
-    first = True
-
-    async def send(event_type: str, obj: Obj, event: WatchEvent | None = None) -> None:
-        nonlocal first
-        if render is not None and event_type != "ERROR":
-            # an ERROR's Status goes out as it is, also in a Table watch (as kube-apiserver's
-            # transformObject passes a Status through), so kubectl reports the error
-            data = _line(event_type, render(obj, first))
-        elif event is not None:
-            data = encoder.json(event)
-        else:
-            data = _line(event_type, obj)
-        first = False
-        await resp.write(data)
-
-    seen = set(seed_keys or ())
-    deadline = min(timeout, MAX_WATCH_SECONDS) if timeout and timeout > 0 else MAX_WATCH_SECONDS
-    last_rv = from_rv
+    send = _Sender(resp, watch.render, encoder)
+    deadline = min(watch.timeout, MAX_WATCH_SECONDS) if watch.timeout and watch.timeout > 0 \
+        else MAX_WATCH_SECONDS
     failure: Obj | None = None
     with contextlib.suppress(TimeoutError, ConnectionResetError, asyncio.CancelledError):
         try:
             async with asyncio.timeout(deadline):
-                for obj in initial or ():
-                    await send("ADDED", obj)
-                events = await open_watch(prefix, from_rv)
-                try:
-                    while True:
-                        try:
-                            event = await asyncio.wait_for(anext(events), BOOKMARK_INTERVAL) \
-                                if bookmarks else await anext(events)
-                        except TimeoutError:
-                            await send("BOOKMARK", _bookmark(rt, last_rv))
-                            continue
-                        except StopAsyncIteration:
-                            break
-                        except store_errors.Expired as exc:
-                            await send("ERROR", statuserror.expired(
-                                str(exc) or f"too old resource version: {from_rv}").status())
-                            break
-                        except store_errors.StoreError as exc:
-                            # the store lost its backend (etcd without quorum): end the stream
-                            # with a 503 ERROR event, as kube-apiserver ends a failed etcd watch,
-                            # so the client retries instead of waiting on a stream that never ends
-                            await send("ERROR", statuserror.unavailable(str(exc)).status())
-                            break
-                        last_rv = event.rv
-                        if match is None:
-                            await send(event.type, event.object, event)
-                            continue
-                        event_type = _filtered_type(event, match(event.object), seen)
-                        if event_type is not None:
-                            await send(event_type, event.object,
-                                       event if event_type == event.type else None)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await events.aclose()  # type: ignore[attr-defined]
+                await _stream_events(watch, open_watch, send)
         except (TimeoutError, ConnectionResetError):
             raise
-        except store_errors.Expired as exc:  # opening the watch found the version too old
-            failure = statuserror.expired(str(exc) or f"too old resource version: {from_rv}").status()
-        except store_errors.StoreError as exc:
-            failure = statuserror.unavailable(str(exc)).status()
+        except store_errors.StoreError as exc:  # opening or reading the store's watch
+            failure = _store_failure(exc, watch.from_rv)
         except Exception as exc:
             # a bug, not a store failure: the 200 and earlier events are out, so the error
             # goes into the stream (kube-apiserver's watch sends an InternalError Status)
@@ -180,6 +150,68 @@ async def serve_watch(
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError, RuntimeError):
         await resp.write_eof()
     return resp
+
+
+class _Sender:
+    """Writes the events of one watch response: one-row Tables when rendering, else the bytes
+    the encoder shares between watchers."""
+
+    def __init__(self, resp: web.StreamResponse, render: Render | None, encoder: EventEncoder) -> None:
+        self.resp = resp
+        self.render = render
+        self.encoder = encoder
+        self.first = True
+
+    async def __call__(self, event_type: str, obj: Obj, event: WatchEvent | None = None) -> None:
+        if self.render is not None and event_type != "ERROR":
+            # an ERROR's Status goes out as it is, also in a Table watch (as kube-apiserver's
+            # transformObject passes a Status through), so kubectl reports the error
+            data = _line(event_type, self.render(obj, self.first))
+        elif event is not None:
+            data = self.encoder.json(event)
+        else:
+            data = _line(event_type, obj)
+        self.first = False
+        await self.resp.write(data)
+
+
+async def _stream_events(watch: WatchRequest, open_watch: OpenWatch, send: _Sender) -> None:
+    """The initial ADDED events, then the store's events (bookmarks in the silences) until the
+    store's watch ends; a store error propagates to `serve_watch`."""
+    for obj in watch.initial or ():
+        await send("ADDED", obj)
+    events = await open_watch(watch.prefix, watch.from_rv)
+    seen = set(watch.seed_keys or ())
+    last_rv = watch.from_rv
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(events), BOOKMARK_INTERVAL) \
+                    if watch.bookmarks else await anext(events)
+            except TimeoutError:
+                await send("BOOKMARK", _bookmark(watch.rt, last_rv))
+                continue
+            except StopAsyncIteration:
+                return
+            last_rv = event.rv
+            if watch.match is None:
+                await send(event.type, event.object, event)
+                continue
+            event_type = _filtered_type(event, watch.match(event.object), seen)
+            if event_type is not None:
+                await send(event_type, event.object, event if event_type == event.type else None)
+    finally:
+        with contextlib.suppress(Exception):
+            await events.aclose()  # type: ignore[attr-defined]
+
+
+def _store_failure(exc: store_errors.StoreError, from_rv: int) -> Obj:
+    """The Status ending a watch the store failed: 410 Expired for a version older than its
+    history (the client relists), else 503 (the store lost its backend, e.g. etcd without
+    quorum: the client retries, as after kube-apiserver ends a failed etcd watch)."""
+    if isinstance(exc, store_errors.Expired):
+        return statuserror.expired(str(exc) or f"too old resource version: {from_rv}").status()
+    return statuserror.unavailable(str(exc)).status()
 
 
 def _bookmark(rt: ResourceType, rv: int) -> Obj:
