@@ -92,9 +92,11 @@ async def test_cluster_ip_allocation_and_release(ctx: Ctx) -> None:
         assert out["spec"]["clusterIPs"] == [ip]
         seen.add(ip)
     assert len(seen) == 5
-    wanted, _ = create(SVC, svc(clusterIP="10.96.0.77", ports=[{"port": 80}]))
+    # an address none of the five random allocations took (a fixed one collided 1 run in 50)
+    free = next(f"10.96.0.{n}" for n in range(77, 255) if f"10.96.0.{n}" not in seen)
+    wanted, _ = create(SVC, svc(clusterIP=free, ports=[{"port": 80}]))
     assert await SVC.strategy.admit(wanted, None, ctx) == []
-    again, _ = create(SVC, svc(clusterIP="10.96.0.77", ports=[{"port": 80}]))
+    again, _ = create(SVC, svc(clusterIP=free, ports=[{"port": 80}]))
     errs = await SVC.strategy.admit(again, None, ctx)
     assert errs and "provided IP is already allocated" in errs[0].message
     outside, _ = create(SVC, svc(clusterIP="10.1.0.1", ports=[{"port": 80}]))
