@@ -87,18 +87,24 @@ def api_group_list(registry: Registry = REGISTRY) -> Obj:
 
 
 def _resource_entry(rt: ResourceType) -> Obj:
-    entry: Obj = {
+    return {
         "name": rt.resource,
         "singularName": rt.singular,
         "namespaced": rt.namespaced,
         "kind": rt.kind,
         "verbs": list(rt.verbs),
+        **_short_names_and_categories(rt),
     }
+
+
+def _short_names_and_categories(rt: ResourceType) -> Obj:
+    """`shortNames` and `categories` of a resource entry, each only when the kind has some."""
+    out: Obj = {}
     if rt.short_names:
-        entry["shortNames"] = list(rt.short_names)
+        out["shortNames"] = list(rt.short_names)
     if rt.categories:
-        entry["categories"] = list(rt.categories)
-    return entry
+        out["categories"] = list(rt.categories)
+    return out
 
 
 def _subresource_entries(rt: ResourceType) -> list[Obj]:
@@ -149,11 +155,8 @@ def _aggregated_resource(rt: ResourceType) -> Obj:
         "scope": "Namespaced" if rt.namespaced else "Cluster",
         "singularResource": rt.singular,
         "verbs": list(rt.verbs),
+        **_short_names_and_categories(rt),
     }
-    if rt.short_names:
-        entry["shortNames"] = list(rt.short_names)
-    if rt.categories:
-        entry["categories"] = list(rt.categories)
     subs = []
     for name in rt.strategy.subresources:
         sub = SUBRESOURCES.get(name)

@@ -305,22 +305,19 @@ def _paths_for(rt: ResourceType) -> Obj:
             "parameters": path_params,
         },
     }
-    if "status" in rt.strategy.subresources:
-        paths[item + "/status"] = {
-            "get": _operation(f"read{base}{scope}{rt.kind}Status", "get", gvk, ref),
-            "put": _operation(f"replace{base}{scope}{rt.kind}Status", "put", gvk, ref, params=write),
-            "patch": _operation(f"patch{base}{scope}{rt.kind}Status", "patch", gvk, ref,
-                                params=(*write, "force")),
-            "parameters": path_params,
-        }
-    if "scale" in rt.strategy.subresources:
-        sgvk = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
-        sref = schema.openapi_name("autoscaling.v1.Scale")
-        paths[item + "/scale"] = {
-            "get": _operation(f"read{base}{scope}{rt.kind}Scale", "get", sgvk, sref),
-            "put": _operation(f"replace{base}{scope}{rt.kind}Scale", "put", sgvk, sref, params=write),
-            "patch": _operation(f"patch{base}{scope}{rt.kind}Scale", "patch", sgvk, sref,
-                                params=(*write, "force")),
+    subresources: dict[str, tuple[Obj, str]] = {
+        "status": (gvk, ref),
+        "scale": ({"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                  schema.openapi_name("autoscaling.v1.Scale")),
+    }
+    for sub, (sgvk, sref) in subresources.items():
+        if sub not in rt.strategy.subresources:
+            continue
+        op = f"{base}{scope}{rt.kind}{sub.capitalize()}"
+        paths[f"{item}/{sub}"] = {
+            "get": _operation(f"read{op}", "get", sgvk, sref),
+            "put": _operation(f"replace{op}", "put", sgvk, sref, params=write),
+            "patch": _operation(f"patch{op}", "patch", sgvk, sref, params=(*write, "force")),
             "parameters": path_params,
         }
     return paths
