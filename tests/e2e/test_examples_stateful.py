@@ -42,7 +42,8 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg not installed (pip inst
 NETNS_SKIP = netns.unavailable_reason()
 PG_MISSING = (None if glob.glob("/usr/lib/postgresql/*/bin/postgres") or shutil.which("postgres")
               else "PostgreSQL not installed (Debian package postgresql: scripts/setup.sh --test as root)")
-ETCD_MISSING = None if shutil.which("etcd") else "etcd not installed (Debian package etcd-server)"
+ETCD_MISSING = (None if shutil.which("etcd") and shutil.which("etcdctl")
+                else "etcd/etcdctl not installed (Debian packages etcd-server, etcd-client)")
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(240),
               pytest.mark.skipif(NETNS_SKIP is not None, reason=NETNS_SKIP or ""),
               pytest.mark.podns_args("--pod-network", "netns",
@@ -147,8 +148,13 @@ def test_postgres_replicas_stream_from_db0(pg: tuple[Podns, str]) -> None:
         wait(lambda r=replica: sql(p, pw, r, "SELECT v FROM probe WHERE v = %s", marker), 1.0,
              f"the row on {replica}")
     assert time.monotonic() - written < 1.0
-    # the container runs as the uid of its securityContext, with the pod's host name
     assert sql(p, pw, "db-1", "SHOW data_directory") == [("/var/lib/postgresql/data/pgdata",)]
+    # kubectl exec: psql inside db-1, as the container's uid 999 over its unix socket (no password)
+    r = p.kubectl("exec", "db-1", "-c", "postgres", "--", "psql", "-U", "postgres", "-tAc",
+                  "select pg_is_in_recovery(), inet_server_addr() is null")  # null: the unix socket
+    assert r.returncode == 0 and r.stdout.split() == ["t|t"], (r.stdout, r.stderr)
+    r = p.kubectl("exec", "db-1", "-c", "postgres", "--", "id", "-u")
+    assert r.stdout.strip() == "999", (r.stdout, r.stderr)
 
 
 def test_postgres_app_keeps_every_acknowledged_write(pg: tuple[Podns, str]) -> None:
@@ -234,6 +240,9 @@ def test_etcd_members_bootstrap_by_name_and_rejoin(podns_module: Podns) -> None:
     assert sorted(m["name"] for m in members) == names
     assert sorted(m["peerURLs"][0] for m in members) == [f"http://{n}.etcd:2380" for n in names]
     etcd_put_get(resolve(p, "etcd-0.etcd"), "greeting", "hello")
+    r = p.kubectl("exec", "etcd-0", "--", "etcdctl", "member", "list")  # by the stable names, in the pod
+    assert r.returncode == 0 and sorted(line.split(", ")[1:3] for line in r.stdout.splitlines()) == [
+        ["started", n] for n in names], (r.stdout, r.stderr)
 
     uids = ready_uids(p, "app=etcd", names)
     assert uids is not None
