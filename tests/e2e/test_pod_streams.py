@@ -1,6 +1,6 @@
 """Streams into pods with real kubectl (1.27: SPDY; 1.33: WebSocket) and the official Python
 client against `podns up`: exec (exit codes, stdin, TTY and resize), cp both ways, port-forward
-(TCP round trips on two connections at once, an error when nothing listens, svc/), attach and
+(TCP round trips on two connections at once, an error when nothing listens, svc/, sts/), attach and
 run -it --rm, the errors Kubernetes gives, authorization, and a client that disconnects."""
 
 from __future__ import annotations
@@ -64,29 +64,36 @@ def _phase(podns: Podns, name: str) -> str:
     return r.stdout if r.returncode == 0 else ""
 
 
+def _listening(ip: str) -> bool:
+    try:
+        socket.create_connection((ip, 7000), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def cluster(podns_module: Podns) -> Podns:
     """`podns up` with a sleeping pod, an echo server (behind a Service), and a completed pod."""
     p = podns_module
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
            "spec": {"selector": {"app": "echo"}, "ports": [{"port": 17000, "targetPort": 7000}]}}
+    template = json.loads(_pod("x", [sys.executable, "-c", ECHO], labels={"app": "echo-sts"}))
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "echo-sts"},
+           "spec": {"serviceName": "echo-sts", "replicas": 1,
+                    "selector": {"matchLabels": {"app": "echo-sts"}},
+                    "template": {"metadata": {"labels": {"app": "echo-sts"}}, "spec": template["spec"]}}}
     for manifest in (_pod("sleeper", ["sleep", "3600"]),
                      _pod("echo", [sys.executable, "-c", ECHO], labels={"app": "echo"}),
-                     _pod("done", ["true"], restart="Never"), json.dumps(svc)):
+                     _pod("done", ["true"], restart="Never"), json.dumps(svc), json.dumps(sts)):
         r = p.kubectl("apply", "--validate=false", "-f", "-", input=manifest)
         assert r.returncode == 0, r.stderr
-    for name, phase in (("sleeper", "Running"), ("echo", "Running"), ("done", "Succeeded")):
+    for name, phase in (("sleeper", "Running"), ("echo", "Running"), ("done", "Succeeded"),
+                        ("echo-sts-0", "Running")):
         wait_until(lambda n=name, ph=phase: _phase(p, n) == ph, what=f"pod {name} {phase}")
-    ip = p.kubectl("get", "pod", "echo", "-o", "jsonpath={.status.podIP}").stdout
-
-    def listening() -> bool:
-        try:
-            socket.create_connection((ip, 7000), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    wait_until(listening, what="echo server listening")
+    for name in ("echo", "echo-sts-0"):
+        ip = p.kubectl("get", "pod", name, "-o", "jsonpath={.status.podIP}").stdout
+        wait_until(lambda a=ip: _listening(a), what=f"{name} listening")
     return p
 
 
@@ -241,7 +248,7 @@ def _talk(conn: socket.socket, text: str) -> str:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_port_forward_round_trips_on_two_connections(cluster: Podns, version: str, forward: Forward) -> None:
     """given kubectl port-forward pod/echo, two TCP connections at once each get their own
-    answers from the pod's port; svc/echo and sts-less pod lookups by selector work too."""
+    answers from the pod's port; svc/echo and sts/echo-sts (a pod found by selector) too."""
     local, _ = forward("pod/echo", 7000, version)
     with socket.create_connection(("127.0.0.1", local), timeout=10) as a, \
             socket.create_connection(("127.0.0.1", local), timeout=10) as b:
@@ -251,6 +258,9 @@ def test_port_forward_round_trips_on_two_connections(cluster: Podns, version: st
     svc_local, _ = forward("svc/echo", 17000, version)
     with socket.create_connection(("127.0.0.1", svc_local), timeout=10) as c:
         assert _talk(c, "via service") == "echo: via service"
+    sts_local, _ = forward("sts/echo-sts", 7000, version)
+    with socket.create_connection(("127.0.0.1", sts_local), timeout=10) as c:
+        assert _talk(c, "via statefulset") == "echo-sts-0: via statefulset"
 
 
 @pytest.mark.parametrize("version", VERSIONS)

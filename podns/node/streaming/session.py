@@ -133,9 +133,15 @@ async def _spawn(spec: ExecSpec, opts: Options) -> tuple[asyncio.subprocess.Proc
         why = runtime.read_child_error(err_r)
         if why:
             raise _ExecFailed(126, f"failed to enter the pod's sandbox: {why}") from None
-        code = 126 if isinstance(exc, PermissionError) else 127
-        reason = "permission denied" if code == 126 else "executable file not found in $PATH"
-        raise _ExecFailed(code, f'exec: "{spec.argv[0]}": {reason}') from None
+        missing = isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENOTDIR)
+        if missing:
+            reason = "executable file not found in $PATH"
+        elif isinstance(exc, OSError) and exc.strerror:
+            reason = exc.strerror.lower()  # permission denied, exec format error, ...
+        else:
+            reason = str(exc)
+        # as a shell: 127 = not found, 126 = found but cannot be executed
+        raise _ExecFailed(127 if missing else 126, f'exec: "{spec.argv[0]}": {reason}') from None
     except Exception:
         if master >= 0:
             os.close(master)

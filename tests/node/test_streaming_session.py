@@ -1,0 +1,92 @@
+"""One exec session without a transport: `podns.node.streaming.session.run` with channels fed
+and read by the test (exit codes, stdin EOF, 126/127, a pty and its size, a client that leaves)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from podns.node.runtime.base import ExecSpec
+from podns.node.streaming import session
+from podns.objects import remotecommand as rc
+
+pytestmark = pytest.mark.timeout(30)
+
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FOO": "bar"}
+
+
+class Recorder:
+    """Channels whose output the test reads back per channel."""
+
+    def __init__(self) -> None:
+        self.out: dict[int, bytes] = {}
+        self.channels = session.Channels(send=self.send)
+
+    async def send(self, channel: int, data: bytes) -> None:
+        self.out[channel] = self.out.get(channel, b"") + data
+
+
+def opts(*, stdin: bool = False, tty: bool = False) -> session.Options:
+    return session.Options(stdin=stdin, stdout=True, stderr=not tty, tty=tty)
+
+
+async def test_stdin_to_eof_output_and_exit_code(tmp_path: Path) -> None:
+    """given stdin then EOF, the command reads it all, its stdout/stderr come apart, its exit code
+    is the Status' ExitCode cause, and it ran with the container's env and working directory."""
+    rec = Recorder()
+    rec.channels.stdin.put_nowait(b"hello\n")
+    rec.channels.stdin.put_nowait(None)
+    script = "cat; echo $FOO; pwd; echo oops >&2; exit 3"
+    spec = ExecSpec(argv=["sh", "-c", script], env=ENV, cwd=str(tmp_path))
+    status = await session.run(spec, opts(stdin=True), rec.channels)
+    assert rec.out[rc.STDOUT] == f"hello\nbar\n{tmp_path}\n".encode()
+    assert rec.out[rc.STDERR] == b"oops\n"
+    assert status == rc.exit_status(3)
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["no-such-command-xyz"], 127, b'exec: "no-such-command-xyz": executable file not found in $PATH'),
+    (["/proc/self/status"], 126, b'exec: "/proc/self/status": permission denied'),
+], ids=["not-found", "not-executable"])
+async def test_commands_that_cannot_run(argv: list[str], code: int, message: bytes) -> None:
+    rec = Recorder()
+    status = await session.run(ExecSpec(argv=argv, env=ENV), opts(), rec.channels)
+    assert status == rc.exit_status(code) and message in rec.out[rc.STDERR]
+
+
+async def test_tty_has_the_clients_size() -> None:
+    """given a TTY session whose client sent 100x30, the command runs on a pty of that size."""
+    rec = Recorder()
+    rec.channels.resize.put_nowait((100, 30))
+    status = await session.run(ExecSpec(argv=["sh", "-c", "stty size; tty"], env=ENV), opts(tty=True),
+                               rec.channels)
+    lines = rec.out[rc.STDOUT].decode().split()
+    assert lines[:2] == ["30", "100"] and lines[2].startswith("/dev/pts/") and status == rc.success_status()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+async def test_client_gone_kills_the_process_group(tmp_path: Path) -> None:
+    """given a command with a child, when the client goes away, both are killed at once."""
+    pidfile = tmp_path / "child"
+    rec = Recorder()
+    spec = ExecSpec(argv=["sh", "-c", f"sleep 100 & echo $! > {pidfile}; wait"], env=ENV)
+    task = asyncio.create_task(session.run(spec, opts(), rec.channels))
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        await asyncio.sleep(0.02)
+    child = int(pidfile.read_text())
+    rec.channels.gone.set()
+    status = await asyncio.wait_for(task, 5)
+    assert status["status"] == "Failure"
+    await asyncio.sleep(0.1)
+    assert _state(child) in ("gone", "Z")  # a zombie waits for whoever adopted it to reap it
