@@ -32,6 +32,8 @@ from podns.kube.client import Client
 from podns.node import netns
 from podns.node.agent import Agent
 from podns.node.ipam import LockDirError
+from podns.node.runtime.podman import PULL_TIMEOUT
+from podns.node.runtime.select import CHOICES as RUNTIME_CHOICES
 from podns.node.server import serving_ssl_context
 
 
@@ -47,6 +49,17 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
                              "127.x address; netns (root): each pod in its own network namespace "
                              "on a bridge, with a 10.244.x address, the cluster DNS in its "
                              "resolv.conf and its volumes at their mountPath")
+    parser.add_argument("--container-runtime", choices=RUNTIME_CHOICES, default="auto",
+                        help="what runs the containers: process (local processes, the command of "
+                             "the spec), podman (OCI images through podman; needs --pod-network "
+                             "netns) or auto (default: podman when the pod network is netns and "
+                             "podman works here, else process)")
+    parser.add_argument("--oci-runtime", default=None,
+                        help="podman runtime: the OCI runtime podman uses (default: podman's own "
+                             "if it works here, else runc)")
+    parser.add_argument("--image-pull-timeout", type=float, default=PULL_TIMEOUT, metavar="SECONDS",
+                        help=f"podman runtime: a pull taking longer fails with ErrImagePull "
+                             f"(default {PULL_TIMEOUT:g})")
     parser.add_argument("--pod-cidr", default=None, type=flags.pod_cidr,
                         help="pod address range (default: the first free 127.<n>.0.0/16; with "
                              "--pod-network netns the first free 10.244.<n>.0/24)")
@@ -151,7 +164,8 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
     agent = Agent(client, name=name, data_dir=data_dir, host_ip=args.node_ip, port=args.node_port,
                   pod_cidr=args.pod_cidr, proxy=not args.no_service_proxy,
                   pod_network=args.pod_network, cluster_dns=cluster_dns, cluster_domain=cluster_domain,
-                  serving_tls=tls)
+                  serving_tls=tls, container_runtime=args.container_runtime, oci_runtime=args.oci_runtime,
+                  image_pull_timeout=args.image_pull_timeout)
     try:
         try:
             await agent.start()
@@ -181,8 +195,8 @@ async def run(args: argparse.Namespace) -> int:
                             cluster_dns=parse_addr(args.cluster_dns),
                             cluster_domain=args.cluster_domain) as agent:
             print(f"podns node: {args.name} running (pods {agent.pod_cidr}, pod network "
-                  f"{args.pod_network}: {args.pod_network_why}; endpoint https://{agent.host_ip}:{agent.port})",
-                  flush=True)
+                  f"{args.pod_network}: {args.pod_network_why}; container runtime "
+                  f"{agent.runtime_reason}; endpoint https://{agent.host_ip}:{agent.port})", flush=True)
             await wait_for_signal()
     except errors.KubeError as exc:
         print(f"podns node: {exc}", file=sys.stderr)

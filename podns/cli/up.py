@@ -159,7 +159,7 @@ def _say(text: str) -> None:
     print(f"podns up: {text}", flush=True)
 
 
-def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float) -> str:
+def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float, node: Any = None) -> str:
     """What runs where, and what to type next."""
     rows = [("API server", server.url),
             ("dashboard", f"{server.dashboard_url}  (log in with the token in {ctx.readonly_kubeconfig})"),
@@ -176,6 +176,8 @@ def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float) -> str
         rows.append(("node", ctx.node_name))
         if getattr(ctx.args, "pod_network_why", None):
             rows.append(("pod network", f"{ctx.args.pod_network} ({ctx.args.pod_network_why})"))
+        if node is not None:
+            rows.append(("containers", str(node.runtime_reason)))
     rows.append(("data dir", str(ctx.data_dir)))
     lines = [f"podns up: ready in {time.monotonic() - started:.1f}s"]
     lines += [f"  {name:<12} {value}" for name, value in rows]
@@ -210,7 +212,7 @@ async def run(args: argparse.Namespace) -> int:
     server = await start_api(args)
     ctx = make_context(args, server)
     _say(f"API server   {server.url}")
-    dns = None
+    dns = node = None
     try:
         async with contextlib.AsyncExitStack() as stack:
             for comp, _module, starter in _components():
@@ -219,6 +221,8 @@ async def run(args: argparse.Namespace) -> int:
                 _say(f"starting {comp}")
                 cm = await starter(ctx)
                 running = await stack.enter_async_context(cm)
+                if comp == "node":
+                    node = running
                 if comp == "dns":
                     dns = running
                     if getattr(dns, "metrics_addr", None):
@@ -226,7 +230,7 @@ async def run(args: argparse.Namespace) -> int:
                 where = {"dns": "{}:{} (UDP and TCP)".format(*ctx.dns_addr),
                          "node": f"node {ctx.node_name}"}.get(comp, "")
                 _say(f"{comp:<12} started {where}".rstrip())
-            print(_summary(ctx, server, dns, started), flush=True)
+            print(_summary(ctx, server, dns, started, node), flush=True)
             await wait_for_signal()
             print("podns up: stopping (pods, components, API server)", file=sys.stderr, flush=True)
     finally:  # also on Ctrl-C while starting (the task is cancelled): stop what was started

@@ -42,6 +42,9 @@ from podns.node.podnetwork import PodNetwork
 from podns.node.podworker import PodWorker
 from podns.node.proxy import ServiceProxy
 from podns.node.runtime import ContainerRuntime, ProcessRuntime
+from podns.node.runtime.podman import PULL_TIMEOUT
+from podns.node.runtime.select import UnavailableRuntime, runtime_version
+from podns.node.runtime.select import select as select_runtime
 from podns.node.server import make_app
 from podns.node.streaming.handlers import PodNetwork as PodNetworkView
 from podns.objects import join_key, name_of, namespace_of, object_key
@@ -75,10 +78,14 @@ class Agent:
         cluster_dns: tuple[str, int] = ("127.0.0.1", 1053),
         cluster_domain: str = "cluster.local",
         serving_tls: ssl.SSLContext,
-        runtime: ContainerRuntime | None = None,
+        container_runtime: str = "process",
+        oci_runtime: str | None = None,
+        image_pull_timeout: float = PULL_TIMEOUT,
     ) -> None:
         """`serving_tls`: the node endpoint's TLS settings (`podns.node.server.serving_ssl_context`:
-        a certificate from the cluster CA, the API server's client certificate required)."""
+        a certificate from the cluster CA, the API server's client certificate required).
+        `container_runtime`: process, podman or auto (`podns.node.runtime.select`); `oci_runtime`
+        the OCI runtime podman uses (None: the one that works); `image_pull_timeout` seconds."""
         self.client = client
         self.serving_tls = serving_tls
         self.node_name = name
@@ -91,8 +98,12 @@ class Agent:
         self.cluster_dns = cluster_dns  # netns mode: where the node's DNS relay forwards
         self.cluster_domain = cluster_domain
         self.network: PodNetwork | None = None
-        #: what runs the containers (default: local processes, as before the seam)
-        self.runtime: ContainerRuntime = runtime or ProcessRuntime(self.data_dir / "pids")
+        self.container_runtime = container_runtime
+        self.oci_runtime = oci_runtime
+        self.image_pull_timeout = image_pull_timeout
+        #: what runs the containers (chosen in start()) and why it was chosen
+        self.runtime: ContainerRuntime = ProcessRuntime(self.data_dir / "pids")
+        self.runtime_reason = "process"
         self.cidr_claim = CIDRClaim()
         self.ipam: IPAM = IPAM()  # replaced in start() once the CIDR is known
         self.workers: dict[str, PodWorker] = {}
@@ -111,6 +122,10 @@ class Agent:
 
     async def start(self) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # Secret volumes live there
+        self.runtime, self.runtime_reason = await select_runtime(
+            self.container_runtime, pod_network=self.pod_network, data_dir=self.data_dir,
+            node=self.node_name, oci_runtime=self.oci_runtime, pull_timeout=self.image_pull_timeout)
+        log.info("node %s: container runtime %s", self.node_name, self.runtime_reason)
         leftovers = await self.runtime.clean_leftovers()
         if leftovers:
             log.warning("node %s: removed %d %s container(s) left by a previous run", self.node_name,
@@ -144,8 +159,10 @@ class Agent:
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
+        down = self.runtime.why if isinstance(self.runtime, UnavailableRuntime) else ""
         self.heartbeat = Heartbeat(self.client, name=self.node_name, host_ip=self.host_ip, port=self.port,
-                                   pod_cidr=self.pod_cidr)
+                                   pod_cidr=self.pod_cidr, runtime_version=runtime_version(self.runtime),
+                                   runtime_down=down)
         await self._retry("registering the Node", self.heartbeat.register)
         self.heartbeat.start()
         self.events.start()

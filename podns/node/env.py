@@ -124,21 +124,25 @@ def build_env(
     configmaps: Mapping[str, Obj | None] | None = None,
     secrets: Mapping[str, Obj | None] | None = None,
     base: Mapping[str, str] | None = None,
+    host_defaults: bool = True,
 ) -> dict[str, str]:
     """The environment of `container`: base (host PATH etc.), `extra` (volume paths, pod IP),
     `envFrom`, then `env` in order with `$(VAR)` expansion against what precedes each entry.
 
     `configmaps` / `secrets` map names to the fetched objects (None = does not exist).
-    Raises ConfigError for a missing required ConfigMap, Secret or key.
+    Raises ConfigError for a missing required ConfigMap, Secret or key. `host_defaults` False
+    (containers from images): no host PATH, PYTHONUNBUFFERED or HOSTNAME, only the spec's own.
     """
     configmaps = configmaps or {}
     secrets = secrets or {}
-    source = os.environ if base is None else base
-    env: dict[str, str] = {k: source[k] for k in BASE_ENV_KEYS if k in source}
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    env["PYTHONUNBUFFERED"] = "1"
-    spec = pod.get("spec", {})
-    env["HOSTNAME"] = str(spec.get("hostname") or pod.get("metadata", {}).get("name", ""))
+    env: dict[str, str] = {}
+    if host_defaults:
+        source = os.environ if base is None else base
+        env.update({k: source[k] for k in BASE_ENV_KEYS if k in source})
+        env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        env["PYTHONUNBUFFERED"] = "1"
+        spec = pod.get("spec", {})
+        env["HOSTNAME"] = str(spec.get("hostname") or pod.get("metadata", {}).get("name", ""))
     env.update(extra or {})
     for item in container.get("envFrom") or []:
         prefix = str(item.get("prefix", ""))

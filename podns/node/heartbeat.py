@@ -89,13 +89,18 @@ class Heartbeat:
     """Registers the Node and keeps its Lease and status fresh."""
 
     def __init__(self, client: Client, *, name: str, host_ip: str, port: int, pod_cidr: str,
-                 labels: dict[str, str] | None = None) -> None:
+                 labels: dict[str, str] | None = None, runtime_version: str = "podns://0.1.0",
+                 runtime_down: str = "") -> None:
+        """`runtime_down`: why the container runtime cannot run containers ("" when it can):
+        the Node is then not Ready, with the kubelet's "container runtime is down" message."""
         self.client = client
         self.name = name
         self.host_ip = host_ip
         self.port = port
         self.pod_cidr = pod_cidr
         self.labels = labels or {}
+        self.runtime_version = runtime_version
+        self.runtime_down = runtime_down
         self.node_uid = ""
         self._task: asyncio.Task[None] | None = None
         #: condition type -> lastTransitionTime (kept while the status stays the same)
@@ -126,6 +131,8 @@ class Heartbeat:
                 cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                 cond("PIDPressure", "False", "KubeletHasSufficientPID",
                      "kubelet has sufficient PID available"),
+                cond("Ready", "False", "KubeletNotReady", f"container runtime is down: {self.runtime_down}")
+                if self.runtime_down else
                 cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ],
             "addresses": [{"type": "InternalIP", "address": self.host_ip},
@@ -138,7 +145,7 @@ class Heartbeat:
                 "kernelVersion": platform.release(),
                 "osImage": platform.freedesktop_os_release().get("PRETTY_NAME", "Linux")
                 if hasattr(platform, "freedesktop_os_release") else "Linux",
-                "containerRuntimeVersion": "podns://0.1.0",
+                "containerRuntimeVersion": self.runtime_version,
                 "kubeletVersion": VERSION,
                 "kubeProxyVersion": VERSION,
                 "operatingSystem": "linux",

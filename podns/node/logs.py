@@ -188,7 +188,10 @@ def _parse(line: bytes) -> tuple[str, str, bool, bytes] | None:
     if len(parts) < 3:
         return None
     message = parts[3] if len(parts) == 4 else b""
-    return parts[0].decode(), parts[1].decode(), parts[2] == b"F", message
+    ts = parts[0].decode()
+    if ts.endswith("+00:00"):  # conmon's k8s-file writes the offset; the kubelet's files say Z
+        ts = ts[:-6] + "Z"
+    return ts, parts[1].decode(), parts[2] == b"F", message
 
 
 def _cutoff(opts: LogOptions) -> str | None:

@@ -100,12 +100,18 @@ class PodWorker:
     # -- RunnerHost ------------------------------------------------------------------------------
 
     def container_env(self, container: Obj) -> dict[str, str]:
+        """The container's variables; an image runtime's containers get only their spec's (the
+        image brings PATH and the rest), the process runtime's also the host's PATH and podns's
+        pod IP and volume paths."""
+        configmaps, secrets = self.sources
         try:
             mounted = volumes.container_env(container, self.volumes)
         except volumes.VolumeError as exc:  # a subPath leaving its volume: the kubelet's reason too
             raise envmod.ConfigError(f"failed to prepare subPath: {exc}") from exc
+        if self.runtime.images:
+            return envmod.build_env(self.pod, container, pod_ip=self.pod_ip, host_ip=self.agent.host_ip,
+                                    configmaps=configmaps, secrets=secrets, host_defaults=False)
         extra = {"PODNS_POD_IP": self.pod_ip, **mounted}
-        configmaps, secrets = self.sources
         return envmod.build_env(self.pod, container, pod_ip=self.pod_ip, host_ip=self.agent.host_ip,
                                 extra=extra, configmaps=configmaps, secrets=secrets)
 
@@ -147,8 +153,8 @@ class PodWorker:
             pod=self.pod, spec=container, name=name, init=init, attempt=attempt, command=command,
             args=args, env=env, cwd=cwd, working_dir=container.get("workingDir") or None,
             log_path=str(log_path), user=user, group=group, groups=groups, sandbox=sandbox,
-            netns_path=self.netns_path, hostname=hostname, resolv_conf=resolv, mounts=mounts,
-            event=event)
+            netns_path=self.netns_path, pod_ip=self.pod_ip, hostname=hostname, resolv_conf=resolv,
+            mounts=mounts, event=event)
 
     def event(self, etype: str, reason: str, message: str, field_path: str = "") -> None:
         self.agent.record_event(self.pod, etype, reason, message, field_path)

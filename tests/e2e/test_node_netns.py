@@ -111,7 +111,8 @@ def test_reference_scenario_in_network_namespaces(start_podns: Callable[..., Pod
     leaves no namespace, veth, bridge, /etc/netns dir, mount point or process. The ClusterIP proxy
     serves root-namespace clients."""
     # a service range of its own in 127/8, so the ClusterIP proxy can listen in the root namespace
-    p = start_podns("--pod-network", "netns", "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")
+    p = start_podns("--pod-network", "netns", "--container-runtime", "process",
+                    "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")
     p.kubectl("apply", "-f", str(REPO / "examples" / "db-headless.yaml"), check=True)
     mount = f"/podns-e2e-{os.getpid()}-{int(time.time())}/data"
     p.kubectl("apply", "-f", "-", input=web_pod(mount), check=True)

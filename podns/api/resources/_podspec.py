@@ -22,7 +22,7 @@ from podns.api.resources._validation import (
     validate_port,
 )
 from podns.api.resources.base import FieldError, Obj
-from podns.objects import names
+from podns.objects import images, names
 from podns.objects.quantity import parse_quantity
 
 RESTART_POLICIES = ["Always", "Never", "OnFailure"]
@@ -37,17 +37,6 @@ FIELD_REF_PATHS = [
 _INDEXED_REFS = ("metadata.labels[", "metadata.annotations[")
 DEFAULT_TERMINATION_GRACE_SECONDS = 30  # Kubernetes' DefaultTerminationGracePeriodSeconds
 _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
-
-
-def _default_pull_policy(image: str) -> str:
-    """`Always` for `:latest` or untagged images, else `IfNotPresent` (Kubernetes' rule)."""
-    ref = image.split("@", 1)
-    if len(ref) == 2:
-        return "IfNotPresent"
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last or last.endswith(":latest"):
-        return "Always"
-    return "IfNotPresent"
 
 
 def default_probe(probe: Any) -> None:
@@ -69,7 +58,7 @@ def default_container(ctr: Any) -> None:
     ctr.setdefault("terminationMessagePath", "/dev/termination-log")
     ctr.setdefault("terminationMessagePolicy", "File")
     if isinstance(ctr.get("image"), str) and ctr["image"]:
-        ctr.setdefault("imagePullPolicy", _default_pull_policy(ctr["image"]))
+        ctr.setdefault("imagePullPolicy", images.default_pull_policy(ctr["image"]))
     ctr.setdefault("resources", {})
     for port in ctr.get("ports") or []:
         if isinstance(port, dict):

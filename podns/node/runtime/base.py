@@ -100,6 +100,7 @@ class ContainerConfig:
     groups: tuple[int, ...] = ()  # supplementary groups: fsGroup, supplementalGroups
     sandbox: Sandbox | None = None
     netns_path: str = ""
+    pod_ip: str = ""
     hostname: str = ""
     resolv_conf: str = ""
     mounts: tuple[Mount, ...] = ()
@@ -149,6 +150,9 @@ class ContainerRuntime(Protocol):
     #: the host must create missing mountPaths on its own file system (the process runtime's
     #: sandboxes share it); podman mounts into the image's root file system instead
     host_mount_points: bool
+    #: runs OCI images: the image brings its own root file system and environment (PATH...), so
+    #: the container gets only its spec's variables, not the agent's PATH
+    images: bool
 
     async def ensure_image(self, config: ContainerConfig) -> None: ...
     async def start(self, config: ContainerConfig) -> Instance: ...

@@ -373,6 +373,7 @@ class ProcessRuntime:
 
     name = "process"
     host_mount_points = True
+    images = False
 
     def __init__(self, pids_file: Path) -> None:
         self.pids_file = pids_file

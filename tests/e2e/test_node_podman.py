@@ -1,0 +1,329 @@
+"""`podns up --pod-network netns --container-runtime podman` end to end, as root with real podman.
+
+The image is built here (no registry: `podman import` of a root file system made of Debian's
+busybox-static, with ENTRYPOINT/CMD/ENV/WORKDIR set by `--change`), named with a prefix unique to
+this run and removed afterwards. Every container the agent makes carries its labels; the tests
+only ever look at (and remove) containers labelled with this agent's id.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podns.node import netns
+from podns.node.runtime.podman import LABEL_AGENT, agent_id
+from tests._support import wait_until
+from tests.e2e.conftest import Podns
+
+NETNS_SKIP = netns.unavailable_reason()
+BUSYBOX = shutil.which("busybox")
+SKIP = NETNS_SKIP or (None if shutil.which("podman") else "podman is not installed") or (
+    None if BUSYBOX else "busybox (busybox-static) is not installed")
+pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(240),
+              pytest.mark.skipif(SKIP is not None, reason=SKIP or "")]
+
+wait = functools.partial(wait_until, step=0.2)
+PREFIX = f"localhost/podns-test-{os.getpid()}"
+IMAGE = f"{PREFIX}-web:1"
+PORT = 8080
+
+SERVE = """#!/bin/sh
+# the image's ENTRYPOINT: say who serves (pod host name, ConfigMap greeting, init container's file)
+mkdir -p /www
+greeting=$(cat /config/greeting 2>/dev/null)
+echo "$(hostname) $greeting $(cat /work/init.txt 2>/dev/null) $GREETING" > /www/index.html
+echo "starting $(hostname) as $(id -u) in $(pwd)"
+# PID 1 of a container gets only the signals it handles: stop httpd on SIGTERM, as a real server does
+httpd -f -v -p "$@" -h /www &
+trap 'echo "SIGTERM: stopping"; kill $!; exit 0' TERM
+wait
+"""
+
+
+def _rootfs_tar(dest: Path) -> Path:
+    """A root file system of busybox (static) and its applets, plus the entrypoint script."""
+    assert BUSYBOX is not None
+    root = dest / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, root / "bin" / "busybox")
+    for applet in ("sh", "httpd", "hostname", "cat", "echo", "id", "mkdir", "sleep", "test", "pwd", "kill"):
+        os.symlink("busybox", root / "bin" / applet)
+    for d in ("etc", "tmp", "proc", "sys", "dev", "srv"):
+        (root / d).mkdir()
+    (root / "serve.sh").write_text(SERVE)
+    (root / "serve.sh").chmod(0o755)
+    tar = dest / "rootfs.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(root, arcname=".")
+    return tar
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tar = _rootfs_tar(tmp_path_factory.mktemp("image"))
+    subprocess.run(["podman", "import", "-q", "--change", 'ENTRYPOINT ["/serve.sh"]',
+                    "--change", f'CMD ["{PORT}"]', "--change", "ENV PATH=/bin",
+                    "--change", "ENV GREETING=from-image",
+                    "--change", "WORKDIR /srv", str(tar), IMAGE], check=True, capture_output=True)
+    yield IMAGE
+    subprocess.run(["podman", "rmi", "--force", IMAGE], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podns]:
+    p = Podns(tmp_path_factory.mktemp("podns"), "--pod-network", "netns", "--container-runtime",
+              "podman", "--image-pull-timeout", "3")
+    p.start()
+    yield p
+    p.stop()
+    left = ours(p)
+    if left:  # never leave containers on a shared machine, even when an assertion failed
+        subprocess.run(["podman", "rm", "--force", "--time", "0", *left], capture_output=True)
+    assert not left, f"containers left after podns stopped: {left}"
+
+
+def ours(p: Podns) -> list[str]:
+    """IDs of the containers labelled with this podns's node agent."""
+    owner = agent_id(p.data_dir / "node")
+    out = subprocess.run(["podman", "ps", "--all", "--quiet", "--filter", f"label={LABEL_AGENT}={owner}"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def pod(p: Podns, name: str) -> dict[str, Any]:
+    r = p.kubectl("get", "pod", name, "-o", "json")
+    return json.loads(r.stdout) if r.returncode == 0 else {}
+
+
+def ready(obj: dict[str, Any]) -> bool:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
+def waiting_reason(p: Podns, name: str) -> str:
+    st = ((pod(p, name).get("status") or {}).get("containerStatuses") or [{}])[0]
+    return str(((st.get("state") or {}).get("waiting") or {}).get("reason", ""))
+
+
+def events(p: Podns, name: str) -> str:
+    return p.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}",
+                     "-o", "custom-columns=R:.reason,M:.message", "--no-headers").stdout
+
+
+def fetch(ip: str) -> str:
+    with urllib.request.urlopen(f"http://{ip}:{PORT}/index.html", timeout=3) as r:
+        return r.read().decode()
+
+
+def manifest(image: str) -> str:
+    return f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: web-config}}
+data: {{greeting: hello-from-configmap}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  clusterIP: None
+  selector: {{app: web}}
+  ports: [{{port: {PORT}}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: web}}
+spec:
+  serviceName: web
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 30
+      initContainers:
+      - name: init
+        image: {image}
+        command: ["/bin/sh", "-c", "echo init-done > /work/init.txt"]
+        volumeMounts: [{{name: work, mountPath: /work}}]
+      containers:
+      - name: web
+        image: {image}
+        env:
+        - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+        ports: [{{containerPort: {PORT}}}]
+        volumeMounts:
+        - {{name: work, mountPath: /work}}
+        - {{name: config, mountPath: /config, readOnly: true}}
+        readinessProbe:
+          exec: {{command: ["/bin/sh", "-c", "test -f /www/index.html && test $POD_NAME = $(hostname)"]}}
+          periodSeconds: 1
+      volumes:
+      - {{name: work, emptyDir: {{}}}}
+      - {{name: config, configMap: {{name: web-config}}}}
+"""
+
+
+def test_statefulset_from_an_image(cluster: Podns, image: str) -> None:
+    """given a headless Service and a StatefulSet whose image's ENTRYPOINT serves HTTP (no command
+    in the spec), with an init container, a ConfigMap volume and an exec readiness probe that only
+    passes inside the container: both pods become Ready with 10.244.x IPs, are in the cluster DNS,
+    answer on their pod IPs with what the init container and the ConfigMap wrote, log their
+    output, report the image and its ID; a container killed behind the agent's back restarts
+    (logs --previous keep the first instance); a deleted pod stops at once on SIGTERM to PID 1
+    (well inside its 30 s grace) and leaves no container."""
+    p = cluster
+    p.kubectl("apply", "-f", "-", input=manifest(image), check=True)
+    wait(lambda: ready(pod(p, "web-0")) and ready(pod(p, "web-1")), 90, "web-0 and web-1 Ready")
+    ips = {n: pod(p, n)["status"]["podIP"] for n in ("web-0", "web-1")}
+    assert all(ip.startswith("10.244.") for ip in ips.values()), ips
+
+    dig = subprocess.run(["dig", f"@{p.dns_addr[0]}", "-p", str(p.dns_addr[1]), "+short",
+                          "web-0.web.default.svc.cluster.local"], capture_output=True, text=True, timeout=10)
+    assert dig.stdout.split() == [ips["web-0"]]
+    assert fetch(ips["web-0"]).split() == ["web-0", "hello-from-configmap", "init-done", "from-image"]
+
+    st = pod(p, "web-0")["status"]
+    web = st["containerStatuses"][0]
+    assert web["image"] == image and web["imageID"].startswith(image.rsplit(":", 1)[0] + "@sha256:")
+    assert web["containerID"].startswith("podman://")
+    assert st["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    logs = p.kubectl("logs", "web-0").stdout
+    assert "starting web-0 as 0 in /srv" in logs  # the image's WORKDIR and user
+    assert "already present on machine" in events(p, "web-0")
+
+    # inside the container: the pod's resolv.conf (cluster DNS, search path, ndots:5)
+    cid = web["containerID"].removeprefix("podman://")
+    resolv = subprocess.run(["podman", "exec", cid, "cat", "/etc/resolv.conf"], capture_output=True,
+                            text=True, check=True).stdout
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
+    assert "ndots:5" in resolv
+
+    # a crash behind the agent's back: restarted per restartPolicy Always, same IP
+    subprocess.run(["podman", "kill", "--signal", "KILL", cid], capture_output=True, check=True)
+    wait(lambda: (s := pod(p, "web-0").get("status") or {}) and ready(pod(p, "web-0"))
+         and s["containerStatuses"][0]["restartCount"] >= 1, 60, "web-0 restarted")
+    again = pod(p, "web-0")["status"]["containerStatuses"][0]
+    assert again["lastState"]["terminated"]["exitCode"] == 137
+    assert "starting web-0" in p.kubectl("logs", "web-0", "--previous").stdout
+    assert wait(lambda: fetch(ips["web-0"]).startswith("web-0"), 10, "web-0 serving again")
+
+    # graceful deletion: SIGTERM to PID 1 (httpd), gone well before the 30 s grace
+    before = set(ours(p))
+    began = time.monotonic()
+    p.kubectl("scale", "statefulset", "web", "--replicas=0", check=True)
+    wait(lambda: not pod(p, "web-0") and not pod(p, "web-1"), 25, "pods deleted")
+    assert time.monotonic() - began < 20
+    assert not set(ours(p)) & before, "the deleted pods' containers are gone"
+
+
+def test_agent_killed_then_restarted_cleans_and_restarts(cluster: Podns, image: str) -> None:
+    """given a running pod, `podns up` killed with SIGKILL leaves its container running (conmon is
+    not its child); started again, the agent removes it (found by label) and runs the pod again
+    in a new container."""
+    p = cluster
+    p.kubectl("scale", "statefulset", "web", "--replicas=1", check=True)
+    wait(lambda: ready(pod(p, "web-0")), 60, "web-0 Ready")
+    old = set(ours(p))
+    assert old
+    p.kill()
+    assert set(ours(p)) == old  # still there while no agent runs
+    p.start()
+    def restarted() -> bool:
+        st = pod(p, "web-0").get("status") or {}
+        cid = (st.get("containerStatuses") or [{}])[0].get("containerID", "").removeprefix("podman://")
+        return ready(pod(p, "web-0")) and bool(cid) and cid[:12] not in {o[:12] for o in old}
+
+    wait(restarted, 60, "web-0 Ready in a new container")
+    assert not set(ours(p)) & old
+    assert fetch(pod(p, "web-0")["status"]["podIP"]).startswith("web-0")
+    p.kubectl("delete", "statefulset", "web", check=True)
+    wait(lambda: not pod(p, "web-0"), 30, "web-0 deleted")
+    wait(lambda: not ours(p), 10, "no container left")
+
+
+def _silent_server() -> tuple[socket.socket, int]:
+    """A loopback TCP port that accepts and never answers: a registry whose pull hangs."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    conns: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return srv, srv.getsockname()[1]
+
+
+def _bad_pod(name: str, image: str, policy: str | None = None, command: str = "") -> str:
+    extra = f"\n    imagePullPolicy: {policy}" if policy else ""
+    if command:
+        extra += f'\n    command: ["/bin/sh", "-c", "{command}"]'
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: "{image}"{extra}
+"""
+
+
+def test_image_errors_and_a_container_that_exits_at_once(cluster: Podns, image: str) -> None:
+    """given images that cannot be had: a registry that refuses (ErrImagePull, then
+    ImagePullBackOff, podman's message in the status and an Event), a reference that does not
+    parse (InvalidImageName), Never for a missing image (ErrImageNeverPull), a registry that
+    never answers (ErrImagePull after --image-pull-timeout); and a container that exits with 3 at
+    once (Failed, exit code 3). No pod is stuck in ContainerCreating; the agent serves them all."""
+    p = cluster
+    srv, port = _silent_server()
+    try:
+        docs = [_bad_pod("refused", "localhost:1/podns-test/nothing:1"),
+                _bad_pod("badref", "Not//A:Ref"),
+                _bad_pod("never", f"{PREFIX}-missing:1", policy="Never"),
+                _bad_pod("hangs", f"127.0.0.1:{port}/podns-test/slow:1"),
+                _bad_pod("exits", image, command="echo bye; exit 3")]
+        p.kubectl("apply", "-f", "-", input="\n---\n".join(docs), check=True)
+        pulling = ("ErrImagePull", "ImagePullBackOff")
+        wait(lambda: waiting_reason(p, "refused") in pulling, 30, "refused: pull error")
+        st = pod(p, "refused")["status"]["containerStatuses"][0]["state"]["waiting"]
+        assert "localhost:1" in st["message"] or "Back-off pulling image" in st["message"]
+        assert "Failed to pull image" in events(p, "refused")
+        wait(lambda: waiting_reason(p, "refused") == "ImagePullBackOff", 30, "refused: ImagePullBackOff")
+        assert "Back-off pulling image" in events(p, "refused")
+        wait(lambda: waiting_reason(p, "badref") == "InvalidImageName", 30, "badref: InvalidImageName")
+        assert "invalid reference format" in pod(p, "badref")["status"]["containerStatuses"][0]["state"][
+            "waiting"]["message"]
+        wait(lambda: waiting_reason(p, "never") == "ErrImageNeverPull", 30, "never: ErrImageNeverPull")
+        wait(lambda: waiting_reason(p, "hangs") in pulling, 40, "hangs: timed out")
+        assert "timed out" in events(p, "hangs")
+        wait(lambda: pod(p, "exits").get("status", {}).get("phase") == "Failed", 30, "exits: Failed")
+        term = pod(p, "exits")["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert term["exitCode"] == 3 and term["reason"] == "Error"
+        assert "bye" in p.kubectl("logs", "exits").stdout
+    finally:
+        srv.close()
+        p.kubectl("delete", "pod", "refused", "badref", "never", "hangs", "exits", "--wait=false")
+    wait(lambda: not any(pod(p, n) for n in ("refused", "badref", "never", "hangs", "exits")), 30, "deleted")
