@@ -154,6 +154,7 @@ class PodWorker:
             args=args, env=env, cwd=cwd, working_dir=container.get("workingDir") or None,
             log_path=str(log_path), user=user, group=group, groups=groups, sandbox=sandbox,
             netns_path=self.netns_path, pod_ip=self.pod_ip, hostname=hostname, resolv_conf=resolv,
+            hosts=network.hosts_path(self.uid) if resolv and network is not None else "",
             mounts=mounts, event=event)
 
     def event(self, etype: str, reason: str, message: str, field_path: str = "") -> None:

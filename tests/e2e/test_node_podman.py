@@ -213,6 +213,9 @@ def test_statefulset_from_an_image(cluster: Podns, image: str) -> None:
                             text=True, check=True).stdout
     assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
     assert "ndots:5" in resolv
+    hosts = subprocess.run(["podman", "exec", cid, "cat", "/etc/hosts"], capture_output=True,
+                           text=True, check=True).stdout
+    assert f"{ips['web-0']}\tweb-0.web.default.svc.cluster.local\tweb-0" in hosts.replace(" ", "\t"), hosts
 
     # a crash behind the agent's back: restarted per restartPolicy Always, same IP
     subprocess.run(["podman", "kill", "--signal", "KILL", cid], capture_output=True, check=True)

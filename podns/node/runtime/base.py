@@ -103,6 +103,7 @@ class ContainerConfig:
     pod_ip: str = ""
     hostname: str = ""
     resolv_conf: str = ""
+    hosts: str = ""  # the pod's /etc/hosts made by the agent ("" when there is none)
     mounts: tuple[Mount, ...] = ()
     event: EventFn = field(default=lambda etype, reason, message: None)
 

@@ -318,7 +318,9 @@ def run_args(config: ContainerConfig, image: ImageInfo, *, owner: str, node: str
             "--log-opt", f"max-size={LOG_MAX_SIZE}", *ulimits]
     if config.netns_path:
         args += ["--network", f"ns:{config.netns_path}", "--hostname", config.hostname]
-        if config.pod_ip:
+        if config.hosts:  # the agent's /etc/hosts of the pod (its FQDN on the pod IP)
+            args += ["--volume", f"{config.hosts}:/etc/hosts:ro"]
+        elif config.pod_ip:
             args += ["--add-host", f"{config.hostname}:{config.pod_ip}"]
         if config.resolv_conf:
             args += ["--volume", f"{config.resolv_conf}:/etc/resolv.conf:ro"]
