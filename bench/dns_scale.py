@@ -26,12 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import free_port, stop
+from _common import cpu_seconds, fill_api, free_port, rss_mb, stop, wait_ready
 
 from podns.clusterdns import objects, testing
 from podns.clusterdns.index import RecordIndex
@@ -40,30 +39,8 @@ from podns.clusterdns.metrics import Metrics
 TRIM = {"service": objects.trim_service, "slice": objects.trim_slice, "namespace": objects.trim_namespace}
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 1e6
-
-
-async def fill_api(kubeconfig: Path, items: list[tuple[str, dict]]) -> float:
-    """Create every object through the API, 64 at a time; returns seconds taken."""
-    from podns.kube import resources
-    from podns.kube.client import Client
-
-    kinds = {"namespace": resources.NAMESPACES, "service": resources.SERVICES,
-             "slice": resources.ENDPOINTSLICES}
-    client = Client.from_kubeconfig(kubeconfig)
-    gate = asyncio.Semaphore(64)
-
-    async def create(kind: str, obj: dict) -> None:
-        async with gate:
-            await client.create(kinds[kind], obj)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(create(k, o) for k, o in items if k == "namespace"))
-    await asyncio.gather(*(create(k, o) for k, o in items if k != "namespace"))
-    await client.close()
-    return time.perf_counter() - start
+def own_rss_mb() -> float:
+    return rss_mb(os.getpid())
 
 
 def api_mode(args: argparse.Namespace) -> int:
@@ -90,18 +67,10 @@ def api_mode(args: argparse.Namespace) -> int:
                                     str(data / "kubeconfig-readonly"), "--listen", f"127.0.0.1:{dns_port}",
                                     "--upstream", "none", "--metrics-addr", f"127.0.0.1:{metrics_port}"],
                                    cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=1) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                time.sleep(0.02)
+            wait_ready(metrics_port)
             ready = time.perf_counter() - start
-            status = Path(f"/proc/{dns.pid}/status").read_text()
-            rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1e3
-            print(f"podns dns: ready (full sync) {ready:.2f} s after process start; RSS {rss:.0f} MB")
+            print(f"podns dns: ready (full sync) {ready:.2f} s after process start, "
+                  f"{cpu_seconds(dns.pid):.2f} s of its CPU; RSS {rss_mb(dns.pid):.0f} MB")
             for line in (Path(tmp) / "dns.log").read_text().splitlines():
                 if "synced in" in line:
                     print("  log:", line.split(": ", 1)[-1][:80])
@@ -121,12 +90,12 @@ def main() -> int:
     if args.api:
         return api_mode(args)
     gc.collect()
-    base = rss_mb()
+    base = own_rss_mb()
     raw = testing.synthetic_zone(namespaces=args.namespaces, services=args.services,
                                  pods=args.endpoints_per_service, big_services=0)
     trimmed = [(kind, TRIM[kind](obj)) for kind, obj in raw]
     gc.collect()
-    with_objects = rss_mb()
+    with_objects = own_rss_mb()
     index = RecordIndex(metrics=Metrics())
     wall, cpu = time.perf_counter(), time.process_time()
     for kind, obj in trimmed:
@@ -137,7 +106,7 @@ def main() -> int:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     gc.collect()
     gc.freeze()
-    built = rss_mb()
+    built = own_rss_mb()
     stats = index.stats()
     endpoints = args.services * args.endpoints_per_service
     print(f"{args.services} services, {endpoints} endpoints -> {stats['answers']} answers, "

@@ -1,22 +1,31 @@
 """DNS throughput, latency and CPU per query: podns versus nsd, side by side in one run.
 
-Both servers serve the same zone (bench/dns_zone.py: 1,000 headless services in 10 namespaces
-with 3 pods each, plus 5 services of 100 pods; per-pod names and SRV) on loopback, each pinned
-to core 1; dnsperf runs on core 0. For each server, alternating, `--rounds` times:
+Every server serves the same zone (bench/dns_zone.py: 1,000 headless services in 10 namespaces
+with 3 pods each, plus 5 services of 100 pods; per-pod names and SRV) on loopback, pinned to
+core 1; dnsperf runs on core 0 (`--workers 2`: servers with 2 serving processes / nsd threads,
+everything on both cores). The servers (`--targets`):
+
+- `up`: what users run: `podns up --no-node` (its whole process tree pinned), the zone written
+  through its API, served by the DNS process it supervises (that process's CPU is measured);
+- `zone`: the serving code alone, its index fed in-process (bench/dns_zone.py serve);
+- `nsd`: Debian's nsd with the same records as a zone file.
+
+For each server, alternating, `--rounds` times:
 
 1. saturation: `dnsperf -c 8 -q 1600` (8 clients, 1,600 outstanding = 8 x 200) -> QPS, lost;
-2. latency: the same load with `-v`, per-query latencies -> p50 / p99;
-3. CPU: `dnsperf -Q 40000` (fixed 40k QPS) while sampling the server's CPU time from /proc
+2. latency: `-Q 40000` (fixed 40k QPS) with `-v`, per-query latencies -> p50 / p99;
+3. CPU: `dnsperf -Q 40000` while sampling the server's CPU time from /proc
    -> microseconds of server CPU per answered query.
 
-Prints medians per server and the podns/nsd ratios. Usage:
+Prints medians per server, the podns/nsd ratios and the load average as it went. Usage:
 
-    python bench/dns_throughput.py [--seconds 8] [--rounds 3]
+    python bench/dns_throughput.py [--seconds 8] [--rounds 3] [--targets up,zone,nsd] [--workers 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import socket
@@ -31,12 +40,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import dns_zone  # noqa: E402
-from _common import free_port, stop  # noqa: E402
+from _common import dns_child, fill_api, free_port, start_up, stop, wait_ready  # noqa: E402
 
 NSD_CONF = """server:
   ip-address: 127.0.0.1
   port: {port}
-  server-count: 1
+  server-count: {count}
   username: ""
   chroot: ""
   zonesdir: "{dir}"
@@ -92,8 +101,8 @@ def process_tree_cpu(pid: int) -> float:
     return sum(procs[p][1] for p in tree if p in procs)
 
 
-def dnsperf(port: int, queries: Path, seconds: float, *extra: str) -> str:
-    cmd = ["taskset", "-c", "0", "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries),
+def dnsperf(port: int, queries: Path, seconds: float, *extra: str, cpus: str = "0") -> str:
+    cmd = ["taskset", "-c", cpus, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries),
            "-l", str(seconds), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
@@ -105,12 +114,12 @@ def stat(text: str, label: str) -> float:
     return float(match.group(1))
 
 
-def measure(port: int, pid: int, queries: Path, seconds: float) -> dict[str, float]:
-    sat = dnsperf(port, queries, seconds, "-c", "8", "-q", "1600")
-    verbose = dnsperf(port, queries, min(seconds, 4), "-c", "8", "-q", "1600", "-v")
+def measure(port: int, pid: int, queries: Path, seconds: float, cpus: str) -> dict[str, float]:
+    sat = dnsperf(port, queries, seconds, "-c", "8", "-q", "1600", cpus=cpus)
+    verbose = dnsperf(port, queries, min(seconds, 4), "-c", "8", "-q", "1600", "-Q", "40000", "-v", cpus=cpus)
     lat = sorted(float(m.group(1)) for m in re.finditer(r"^> NOERROR .* ([\d.]+)$", verbose, re.M))
     cpu0 = process_tree_cpu(pid)
-    fixed = dnsperf(port, queries, seconds, "-c", "8", "-q", "1600", "-Q", "40000")
+    fixed = dnsperf(port, queries, seconds, "-c", "8", "-q", "1600", "-Q", "40000", cpus=cpus)
     cpu = process_tree_cpu(pid) - cpu0
     completed = stat(fixed, "Queries completed")
     return {
@@ -123,44 +132,80 @@ def measure(port: int, pid: int, queries: Path, seconds: float) -> dict[str, flo
     }
 
 
+def start_target(target: str, work: Path, port: int, cpus: str,
+                 workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    """Start one server; returns (process to stop, pid whose process tree's CPU is the server's)."""
+    if target == "nsd":
+        (work / "nsd.conf").write_text(NSD_CONF.format(port=port, dir=work, count=workers))
+        proc = subprocess.Popen(["taskset", "-c", cpus, "nsd", "-d", "-c", str(work / "nsd.conf")])
+        return proc, proc.pid
+    if target == "zone":  # the serving code alone, fed in-process (no informers, no API)
+        proc = subprocess.Popen(["taskset", "-c", cpus, sys.executable, str(HERE / "dns_zone.py"), "serve",
+                                 "--port", str(port)], stdout=subprocess.DEVNULL)
+        return proc, proc.pid
+    data = work / f"{target}-state"
+    api_port, metrics_port = free_port(), free_port()
+    if target == "up":  # what users run: the DNS process supervised by podns up, fed through the API
+        proc = start_up(data, api_port=api_port, dns_port=port, metrics_port=metrics_port, cpus=cpus,
+                        extra=("--dns-workers", str(workers)))
+        asyncio.run(fill_api(data / "kubeconfig", dns_zone.zone_objects()))
+        wait_ready(metrics_port)
+        return proc, dns_child(proc.pid)
+    raise ValueError(f"unknown target {target!r}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--targets", default="up,zone,nsd",
+                        help="servers to compare, comma-separated: up (podns up's DNS process), zone (the "
+                             "serving code fed in-process), nsd (default: all three)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="serving processes (podns --dns-workers) / nsd server-count; with 2 the "
+                             "servers get both cores and so does dnsperf")
     args = parser.parse_args()
+    targets = args.targets.split(",")
+    cpus = "1" if args.workers == 1 else "0,1"
+    procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="podns-dnsbench-") as tmp:
         work = Path(tmp)
         queries = work / "queries.txt"
         count = dns_zone.write_queries(queries)
         dns_zone.write_nsd_zone(work / "cluster.local.zone")
-        podns_port, nsd_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
-        (work / "nsd.conf").write_text(NSD_CONF.format(port=nsd_port, dir=work))
-        podns = subprocess.Popen(["taskset", "-c", "1", sys.executable, str(HERE / "dns_zone.py"), "serve",
-                                  "--port", str(podns_port)], stdout=subprocess.DEVNULL)
-        nsd = subprocess.Popen(["taskset", "-c", "1", "nsd", "-d", "-c", str(work / "nsd.conf")])
+        servers: dict[str, tuple[int, int]] = {}
         try:
-            wait_answering(podns_port)
-            wait_answering(nsd_port)
+            for target in targets:
+                port = free_port(socket.SOCK_DGRAM)
+                proc, pid = start_target(target, work, port, cpus, args.workers)
+                procs.append(proc)
+                wait_answering(port, timeout=600)
+                servers[target] = (port, pid)
             print(f"zone: 1005 services, 3500 endpoints; {count} distinct queries; "
-                  f"{args.rounds} rounds of {args.seconds:g} s", flush=True)
-            results: dict[str, list[dict[str, float]]] = {"podns": [], "nsd": []}
+                  f"{args.rounds} rounds of {args.seconds:g} s; workers {args.workers}; "
+                  f"load average {os.getloadavg()[0]:.2f}", flush=True)
+            results: dict[str, list[dict[str, float]]] = {t: [] for t in targets}
             for r in range(args.rounds):
-                for name, port, proc in (("podns", podns_port, podns), ("nsd", nsd_port, nsd)):
-                    res = measure(port, proc.pid, queries, args.seconds)
-                    results[name].append(res)
-                    print(f"round {r + 1} {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items()),
-                          flush=True)
+                for target, (port, pid) in servers.items():
+                    res = measure(port, pid, queries, args.seconds, "0" if args.workers == 1 else "0,1")
+                    results[target].append(res)
+                    print(f"round {r + 1} {target}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items())
+                          + f" (load {os.getloadavg()[0]:.2f})", flush=True)
         finally:
-            stop(podns, nsd)
+            stop(*procs)
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in results.items()}
     print("\nmedians:")
     print(f"{'':8}{'QPS':>10}{'lost':>8}{'p50 ms':>9}{'p99 ms':>9}{'resp B':>8}{'CPU us/q @40k':>15}")
     for name, m in med.items():
         print(f"{name:8}{m['qps']:>10.0f}{m['lost']:>8.0f}{m['p50_ms']:>9.3f}{m['p99_ms']:>9.3f}"
               f"{m['resp_bytes']:>8.0f}{m['cpu_us_per_query']:>15.2f}")
-    qps_ratio = med["podns"]["qps"] / med["nsd"]["qps"]
-    cpu_ratio = med["nsd"]["cpu_us_per_query"] / med["podns"]["cpu_us_per_query"]
-    print(f"\npodns/nsd: QPS {qps_ratio:.2f}x; CPU efficiency (nsd us/q / podns us/q) {cpu_ratio:.2f}x")
+    if "nsd" in med:
+        for name in (t for t in targets if t != "nsd"):
+            qps_ratio = med[name]["qps"] / med["nsd"]["qps"]
+            cpu_ratio = med["nsd"]["cpu_us_per_query"] / med[name]["cpu_us_per_query"]
+            p99_ratio = med["nsd"]["p99_ms"] / med[name]["p99_ms"]
+            print(f"{name}/nsd: QPS {qps_ratio:.2f}x; CPU efficiency (nsd us/q / {name} us/q) "
+                  f"{cpu_ratio:.2f}x; p99 (nsd / {name}) {p99_ratio:.2f}x")
     return 0
 
 

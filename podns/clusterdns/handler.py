@@ -90,9 +90,11 @@ class Handler:
         name = q.qname_wire.lower()
         index = self.index
         if not in_zone(name, index.zone):
-            entry = index.serving.get(name + struct.pack("!HH", q.qtype, wire.CLASS_IN))
-            if entry is not None and name.endswith(_REVERSE):
-                return self._entry(q, entry, proto)
+            if q.qtype == wire.PTR and index.synced and name.endswith(_REVERSE):
+                target = index.ptr_target(name)
+                if target is not None:
+                    answer = [RR(name, wire.PTR, index.ttl, (target,))]
+                    return self._reply(q, name, wire.NOERROR, answer, [], [], proto)
             if self.upstream and q.qtype not in (wire.AXFR, wire.IXFR):
                 return Forward(q, data, proto)
             return self._count(q.qtype, wire.error_response(q, wire.REFUSED), proto)

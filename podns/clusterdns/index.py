@@ -35,7 +35,7 @@ _QTAIL = {t: struct.pack("!HH", t, wire.CLASS_IN) for t in (wire.A, wire.AAAA, w
 
 
 class Contribution(NamedTuple):
-    """What one Service put in the indexes (kept to diff the next recomputation against)."""
+    """What one Service puts in the indexes (computed before a change to diff against after)."""
 
     keys: tuple[bytes, ...]
     names: frozenset[bytes]
@@ -68,8 +68,9 @@ class RecordIndex:
         self.services: dict[tuple[str, str], objects.Service] = {}
         self.slices: dict[tuple[str, str], objects.Slice] = {}
         self.slices_by_service: dict[tuple[str, str], set[str]] = {}
-        self.contrib: dict[tuple[str, str], Contribution] = {}
-        self.ptr_cands: dict[str, tuple[tuple[tuple, bytes], ...]] = {}
+        #: reverse name -> its PTR candidates: one priority key (records.py: kind, namespace,
+        #: service, target name), or a sorted tuple of several; the first one's target wins
+        self.ptr_cands: dict[bytes, tuple[Any, ...]] = {}
         self.namespaces: set[str] = set()
         self.ns_services: dict[str, int] = {}
         self.pods: dict[tuple[str, str], objects.Pod] = {}
@@ -87,7 +88,7 @@ class RecordIndex:
         if not self.synced:
             self._building = False
             for key in sorted(self._dirty):
-                self._recompute(key)
+                self._recompute(key, _EMPTY)
             self._dirty.clear()
             self.synced = True
             self.serving = self.answers
@@ -122,10 +123,11 @@ class RecordIndex:
     def on_service_add(self, obj: dict[str, Any]) -> None:
         svc = _trimmed(obj, objects.Service, objects.trim_service)
         key = (svc.namespace, svc.name)
+        before = self._contribution(key)
         if key not in self.services:
             self.ns_services[svc.namespace] = self.ns_services.get(svc.namespace, 0) + 1
         self.services[key] = svc
-        self._recompute(key)
+        self._recompute(key, before)
 
     def on_service_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         self.on_service_add(new)
@@ -133,6 +135,7 @@ class RecordIndex:
     def on_service_delete(self, obj: dict[str, Any]) -> None:
         svc = _trimmed(obj, objects.Service, objects.trim_service)
         key = (svc.namespace, svc.name)
+        before = self._contribution(key)
         if self.services.pop(key, None) is not None:
             left = self.ns_services[svc.namespace] - 1
             if left:
@@ -140,7 +143,7 @@ class RecordIndex:
             else:
                 del self.ns_services[svc.namespace]
             self._ns_names(svc.namespace)
-        self._recompute(key)
+        self._recompute(key, before)
 
     def on_slice_add(self, obj: dict[str, Any]) -> None:
         sl = _trimmed(obj, objects.Slice, objects.trim_slice)
@@ -148,10 +151,11 @@ class RecordIndex:
         old = self.slices.get(key)
         if old is not None and old.service != sl.service:
             self._unlink_slice(old)
+        before = self._contribution((sl.namespace, sl.service)) if sl.service else None
         self.slices[key] = sl
         if sl.service:
             self.slices_by_service.setdefault((sl.namespace, sl.service), set()).add(sl.name)
-            self._recompute((sl.namespace, sl.service))
+            self._recompute((sl.namespace, sl.service), before)
         if sl.trigger_time is not None and self.metrics is not None and self.synced:
             kind = self._service_kind(sl)
             self.metrics.observe_programming(self.clock() - sl.trigger_time, kind)
@@ -161,9 +165,10 @@ class RecordIndex:
 
     def on_slice_delete(self, obj: dict[str, Any]) -> None:
         sl = _trimmed(obj, objects.Slice, objects.trim_slice)
-        old = self.slices.pop((sl.namespace, sl.name), None)
+        old = self.slices.get((sl.namespace, sl.name))
         if old is not None:
-            self._unlink_slice(old)
+            self._unlink_slice(old)  # first: its Service's records before need it in `slices`
+            del self.slices[(sl.namespace, sl.name)]
 
     def on_namespace_add(self, obj: dict[str, Any]) -> None:
         ns = (obj if isinstance(obj, str) else objects.trim_namespace(obj))
@@ -239,12 +244,13 @@ class RecordIndex:
         if not sl.service:
             return
         skey = (sl.namespace, sl.service)
+        before = self._contribution(skey)
         names = self.slices_by_service.get(skey)
         if names is not None:
             names.discard(sl.name)
             if not names:
                 del self.slices_by_service[skey]
-        self._recompute(skey)
+        self._recompute(skey, before)
 
     def _records(self, key: tuple[str, str]) -> ServiceRecords:
         svc = self.services.get(key)
@@ -253,20 +259,31 @@ class RecordIndex:
         slices = [self.slices[(key[0], n)] for n in sorted(self.slices_by_service.get(key, ()))]
         return service_records(svc, slices, self.zone, self.ttl)
 
-    def _recompute(self, key: tuple[str, str]) -> None:
-        """Recompute one Service's records and apply the difference to every index.
+    def _contribution(self, key: tuple[str, str]) -> Contribution | None:
+        """What Service `key` contributes now: called before a change, to diff against after it.
+
+        Contributions are recomputed rather than kept: keeping one per Service (its answer
+        keys, names, PTRs) cost a sixth of the index at 10k Services, and recomputing one is
+        a fraction of a millisecond per event. None while building (nothing is served yet)."""
+        if self._building:
+            return None
+        rec = self._records(key)
+        return Contribution(tuple(owner + _QTAIL[qtype] for owner, qtype in rec.rrsets), frozenset(rec.names),
+                            frozenset(rec.pending), tuple(rec.ptrs), rec.external)
+
+    def _recompute(self, key: tuple[str, str], old: Contribution | None) -> None:
+        """Recompute one Service's records and apply the difference from `old` (what it
+        contributed before the change, `_contribution`) to every index.
 
         Before the first sync this only marks the Service dirty: `mark_synced` computes each
         Service once, instead of once per Service and once per EndpointSlice event."""
-        if self._building:
+        if self._building or old is None:
             self._dirty.add(key)
             return
         svc = self.services.get(key)
-        new = self._records(key)
-        old = self.contrib.get(key) or _EMPTY
         if svc is None and not old.names and not old.pending:
-            self.contrib.pop(key, None)
             return
+        new = self._records(key)
         changed = False
         new_keys = []
         answers = self.answers
@@ -308,33 +325,33 @@ class RecordIndex:
         for (ip, prio), target in new_ptrs.items():
             if old_ptrs.get((ip, prio)) != target:
                 self._ptr(ip, prio, target)
-        if svc is None:
-            self.contrib.pop(key, None)
-        else:
-            self.contrib[key] = Contribution(tuple(new_keys), frozenset(new.names), frozenset(new.pending),
-                                             tuple(new.ptrs), new.external)
         self._ns_names(key[0])
         if changed:
             self.serial = max(self.serial, int(self.clock()))
 
     def _ptr(self, ip: str, prio: tuple, target: bytes | None) -> None:
-        """Add (target set) or remove one PTR candidate for `ip`; re-pick the single PTR.
+        """Add (target set) or remove one PTR candidate for `ip`.
 
-        Candidates are kept as a sorted tuple of (priority, target): nearly every IP has one,
-        and a tuple costs a fraction of a dict at 100k IPs."""
-        cands = tuple(c for c in self.ptr_cands.get(ip, ()) if c[0] != prio)
-        if target is not None:
-            cands = tuple(sorted((*cands, (prio, target))))
+        Candidates are kept per reverse name as a sorted tuple of (priority, target): nearly
+        every IP has one, and a tuple costs a fraction of a dict at 100k IPs. The answer is
+        built when asked (`ptr_target`), not precomputed: PTR questions are rare, and a
+        precomputed answer (plus its name) per endpoint IP was a fifth of the index."""
         owner = reverse_name(ip)
-        if not cands:
-            self.ptr_cands.pop(ip, None)
-            self._drop(owner, wire.PTR)
-            self.names.pop(owner, None)
-            return
-        self.ptr_cands[ip] = cands
-        self.names.setdefault(owner, 1)
-        best = cands[0][1]
-        self._put(owner, wire.PTR, RRSet([RR(owner, wire.PTR, self.ttl, (best,))]))
+        cands = tuple(c for c in _ptr_list(self.ptr_cands.get(owner)) if c != prio)
+        if target is not None:  # a priority key ends with its target (records.py): kept once
+            cands = tuple(sorted((*cands, prio)))
+        if len(cands) > 1:
+            self.ptr_cands[owner] = cands
+        elif cands:
+            self.ptr_cands[owner] = cands[0]  # the usual case: one candidate, no tuple around it
+        else:
+            self.ptr_cands.pop(owner, None)
+
+    def ptr_target(self, name: bytes) -> bytes | None:
+        """The PTR target for reverse name `name` (lower-case wire), None if no IP of the
+        cluster has it (a Service's cluster IP first, then endpoints, as CoreDNS picks)."""
+        cands = _ptr_list(self.ptr_cands.get(name))
+        return cands[0][-1] if cands else None
 
     def _ns_names(self, ns: str) -> None:
         """`<ns>.svc.<zone>` and `<ns>.pod.<zone>` exist iff the namespace exists."""
@@ -398,6 +415,13 @@ class RecordIndex:
         return {"services": len(self.services), "endpointslices": len(self.slices), "pods": len(self.pods),
                 "statefulsets": len(self.statefulsets), "namespaces": len(self.namespaces),
                 "answers": len(self.answers), "records": self.record_count}
+
+
+def _ptr_list(value: tuple[Any, ...] | None) -> tuple[tuple[Any, ...], ...]:
+    """The candidates stored for a reverse name as a tuple of priority keys (see ptr_cands)."""
+    if not value:
+        return ()
+    return (value,) if value[0].__class__ is int else value
 
 
 def _trimmed(obj: Any, cls: type[_T], trim: Callable[[dict[str, Any]], _T]) -> _T:

@@ -45,7 +45,7 @@ def test_delete_everything_leaves_only_static_records(fresh: tuple[RecordIndex, 
     idx.on_statefulset_delete(sts)
     idx.on_service_delete(ext)
     assert (idx.answers, idx.names, idx.pending) == baseline
-    assert not idx.externals and not idx.ptr_cands and not idx.contrib
+    assert not idx.externals and not idx.ptr_cands and not idx.slices_by_service
     assert idx.record_count == 1  # dns-version TXT
 
 
