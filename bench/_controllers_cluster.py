@@ -20,9 +20,9 @@ from _common import free_port, stop
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from podns.controllers import runtime  # noqa: E402
 from podns.controllers.endpoints.controller import EndpointsController  # noqa: E402
 from podns.controllers.endpointslice.controller import EndpointSliceController  # noqa: E402
+from podns.controllers.sharedinformers import SharedInformers  # noqa: E402
 from podns.kube.client import Client  # noqa: E402
 
 
@@ -100,7 +100,7 @@ def controller_manager(kubeconfig: Path) -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def controllers(client: Client, *, legacy: bool = True) -> AsyncIterator[dict[str, Any]]:
     """The EndpointSlice (and Endpoints) controllers on shared informers, running."""
-    informers = runtime.SharedInformers(client)
+    informers = SharedInformers(client)
     out: dict[str, Any] = {"endpointslice": EndpointSliceController(client, informers)}
     if legacy:
         out["endpoints"] = EndpointsController(client, informers)

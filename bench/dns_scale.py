@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import cpu_seconds, fill_api, free_port, rss_mb, stop, wait_ready
 
-from podns.clusterdns import objects, testing
+from podns.clusterdns import testing, trimmed
 from podns.clusterdns.index import RecordIndex
 from podns.clusterdns.metrics import Metrics
 
-TRIM = {"service": objects.trim_service, "slice": objects.trim_slice, "namespace": objects.trim_namespace}
+TRIM = {"service": trimmed.trim_service, "slice": trimmed.trim_slice, "namespace": trimmed.trim_namespace}
 
 
 def own_rss_mb() -> float:
@@ -120,8 +120,8 @@ def main() -> int:
     for i in range(1000):
         sl = slices[i % len(slices)]
         eps = list(sl.endpoints)
-        eps[0] = objects.Endpoint(eps[0].addresses, not eps[0].ready, eps[0].hostname)
-        flipped = objects.Slice(sl.namespace, sl.name, sl.service, tuple(eps), sl.ports, None)
+        eps[0] = trimmed.Endpoint(eps[0].addresses, not eps[0].ready, eps[0].hostname)
+        flipped = trimmed.Slice(sl.namespace, sl.name, sl.service, tuple(eps), sl.ports, None)
         start = time.perf_counter()
         index.on_slice_update(sl, flipped)
         times.append(time.perf_counter() - start)

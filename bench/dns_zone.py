@@ -22,8 +22,8 @@ from podns.clusterdns import testing
 from podns.clusterdns.handler import Handler
 from podns.clusterdns.index import RecordIndex
 from podns.clusterdns.metrics import Metrics
-from podns.clusterdns.objects import endpoint_hostname, trim_slice
 from podns.clusterdns.server import DNSServer
+from podns.clusterdns.trimmed import endpoint_hostname, trim_slice
 
 ZONE = "cluster.local"
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from podns.cli.signals import wait_for_signal
 from podns.cli.supervisor import ChildFailed, Supervised, die_with_parent, report
-from podns.clusterdns.app import ClusterDNS
 from podns.clusterdns.config import DEFAULT_TTL, POD_MODES, ConfigError, parse
 from podns.clusterdns.forward import upstreams_from_resolv_conf
+from podns.clusterdns.wiring import ClusterDNS
 from podns.kube.client import Client
 from podns.kube.errors import ConfigError as KubeConfigError
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
-from podns.clusterdns import objects, wire
+from podns.clusterdns import trimmed, wire
 from podns.clusterdns.answers import Entry, build_entry
 from podns.clusterdns.metrics import Metrics
 from podns.clusterdns.records import RRSet, ServiceRecords, label, reverse_name, service_records
@@ -65,17 +65,17 @@ class RecordIndex:
         self.names: dict[bytes, int] = {}
         self.pending: dict[bytes, int] = {}
         self.externals: dict[bytes, bytes] = {}
-        self.services: dict[tuple[str, str], objects.Service] = {}
-        self.slices: dict[tuple[str, str], objects.Slice] = {}
+        self.services: dict[tuple[str, str], trimmed.Service] = {}
+        self.slices: dict[tuple[str, str], trimmed.Slice] = {}
         self.slices_by_service: dict[tuple[str, str], set[str]] = {}
         #: reverse name -> its PTR candidates: one priority key (records.py: kind, namespace,
         #: service, target name), or a sorted tuple of several; the first one's target wins
         self.ptr_cands: dict[bytes, tuple[Any, ...]] = {}
         self.namespaces: set[str] = set()
         self.ns_services: dict[str, int] = {}
-        self.pods: dict[tuple[str, str], objects.Pod] = {}
+        self.pods: dict[tuple[str, str], trimmed.Pod] = {}
         self.pod_ips: dict[tuple[str, str], int] = {}
-        self.statefulsets: dict[tuple[str, str], objects.StatefulSet] = {}
+        self.statefulsets: dict[tuple[str, str], trimmed.StatefulSet] = {}
         self.record_count = 0
         self._building = True
         self._dirty: set[tuple[str, str]] = set()
@@ -121,7 +121,7 @@ class RecordIndex:
     # ------------------------------------------------------------------ informer events
 
     def on_service_add(self, obj: dict[str, Any]) -> None:
-        svc = _trimmed(obj, objects.Service, objects.trim_service)
+        svc = _trimmed(obj, trimmed.Service, trimmed.trim_service)
         key = (svc.namespace, svc.name)
         before = self._contribution(key)
         if key not in self.services:
@@ -133,7 +133,7 @@ class RecordIndex:
         self.on_service_add(new)
 
     def on_service_delete(self, obj: dict[str, Any]) -> None:
-        svc = _trimmed(obj, objects.Service, objects.trim_service)
+        svc = _trimmed(obj, trimmed.Service, trimmed.trim_service)
         key = (svc.namespace, svc.name)
         before = self._contribution(key)
         if self.services.pop(key, None) is not None:
@@ -146,7 +146,7 @@ class RecordIndex:
         self._recompute(key, before)
 
     def on_slice_add(self, obj: dict[str, Any]) -> None:
-        sl = _trimmed(obj, objects.Slice, objects.trim_slice)
+        sl = _trimmed(obj, trimmed.Slice, trimmed.trim_slice)
         key = (sl.namespace, sl.name)
         old = self.slices.get(key)
         if old is not None and old.service != sl.service:
@@ -164,14 +164,14 @@ class RecordIndex:
         self.on_slice_add(new)
 
     def on_slice_delete(self, obj: dict[str, Any]) -> None:
-        sl = _trimmed(obj, objects.Slice, objects.trim_slice)
+        sl = _trimmed(obj, trimmed.Slice, trimmed.trim_slice)
         old = self.slices.get((sl.namespace, sl.name))
         if old is not None:
             self._unlink_slice(old)  # first: its Service's records before need it in `slices`
             del self.slices[(sl.namespace, sl.name)]
 
     def on_namespace_add(self, obj: dict[str, Any]) -> None:
-        ns = (obj if isinstance(obj, str) else objects.trim_namespace(obj))
+        ns = (obj if isinstance(obj, str) else trimmed.trim_namespace(obj))
         self.namespaces.add(ns)
         self._ns_names(ns)
 
@@ -179,12 +179,12 @@ class RecordIndex:
         self.on_namespace_add(new)
 
     def on_namespace_delete(self, obj: dict[str, Any]) -> None:
-        ns = (obj if isinstance(obj, str) else objects.trim_namespace(obj))
+        ns = (obj if isinstance(obj, str) else trimmed.trim_namespace(obj))
         self.namespaces.discard(ns)
         self._ns_names(ns)
 
     def on_pod_add(self, obj: dict[str, Any]) -> None:
-        pod = _trimmed(obj, objects.Pod, objects.trim_pod)
+        pod = _trimmed(obj, trimmed.Pod, trimmed.trim_pod)
         key = (pod.namespace, pod.name)
         old = self.pods.get(key)
         if old == pod:
@@ -198,13 +198,13 @@ class RecordIndex:
         self.on_pod_add(new)
 
     def on_pod_delete(self, obj: dict[str, Any]) -> None:
-        pod = _trimmed(obj, objects.Pod, objects.trim_pod)
+        pod = _trimmed(obj, trimmed.Pod, trimmed.trim_pod)
         old = self.pods.pop((pod.namespace, pod.name), None)
         if old is not None:
             self._pod_refs(old, -1)
 
     def on_statefulset_add(self, obj: dict[str, Any]) -> None:
-        sts = _trimmed(obj, objects.StatefulSet, objects.trim_statefulset)
+        sts = _trimmed(obj, trimmed.StatefulSet, trimmed.trim_statefulset)
         key = (sts.namespace, sts.name)
         old = self.statefulsets.get(key)
         if old == sts:
@@ -218,7 +218,7 @@ class RecordIndex:
         self.on_statefulset_add(new)
 
     def on_statefulset_delete(self, obj: dict[str, Any]) -> None:
-        sts = _trimmed(obj, objects.StatefulSet, objects.trim_statefulset)
+        sts = _trimmed(obj, trimmed.StatefulSet, trimmed.trim_statefulset)
         old = self.statefulsets.pop((sts.namespace, sts.name), None)
         if old is not None:
             self._sts_refs(old, -1)
@@ -234,13 +234,13 @@ class RecordIndex:
         self._ref(self.names, txt, +1)
         self._put(txt, wire.TXT, RRSet([RR(txt, wire.TXT, 28800, wire.txt_rdata("1.1.0"))]))
 
-    def _service_kind(self, sl: objects.Slice) -> str:
+    def _service_kind(self, sl: trimmed.Slice) -> str:
         svc = self.services.get((sl.namespace, sl.service))
-        if svc is None or svc.kind != objects.HEADLESS:
+        if svc is None or svc.kind != trimmed.HEADLESS:
             return "cluster_ip"
         return "headless_with_selector"
 
-    def _unlink_slice(self, sl: objects.Slice) -> None:
+    def _unlink_slice(self, sl: trimmed.Slice) -> None:
         if not sl.service:
             return
         skey = (sl.namespace, sl.service)
@@ -385,7 +385,7 @@ class RecordIndex:
         else:
             table.pop(name, None)
 
-    def _pod_refs(self, pod: objects.Pod, delta: int) -> None:
+    def _pod_refs(self, pod: trimmed.Pod, delta: int) -> None:
         if not pod.deleting:
             for ip in pod.ips:
                 key = (pod.namespace, ip)
@@ -401,7 +401,7 @@ class RecordIndex:
                 return
             self._ref(self.pending, name, delta)
 
-    def _sts_refs(self, sts: objects.StatefulSet, delta: int) -> None:
+    def _sts_refs(self, sts: trimmed.StatefulSet, delta: int) -> None:
         if not sts.service_name:
             return
         try:

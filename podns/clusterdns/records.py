@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from podns.clusterdns import wire
-from podns.clusterdns.objects import CLUSTER_IP, EXTERNAL_NAME, HEADLESS, Service, Slice, endpoint_hostname
+from podns.clusterdns.trimmed import CLUSTER_IP, EXTERNAL_NAME, HEADLESS, Service, Slice, endpoint_hostname
 from podns.clusterdns.wire import RR
 
 #: PTR priority classes, lowest wins (one PTR per IP, deterministic: coredns/coredns#4181)

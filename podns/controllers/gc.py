@@ -25,7 +25,8 @@ import logging
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.informer import Informer
@@ -64,13 +65,13 @@ def finalizers_of(obj: Mapping[str, Any]) -> list[str]:
     return list(meta_of(obj).get("finalizers") or [])
 
 
-class GarbageCollector(runtime.Controller):
+class GarbageCollector(workerloop.Controller):
     """Deletes dependents of deleted owners; implements foreground and orphan propagation."""
 
     name = "garbage-collector"
     workers = 2
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers,
+    def __init__(self, client: Client, informers: SharedInformers,
                  resources: tuple[Resource, ...] = WATCHED) -> None:
         super().__init__()
         self.client = client

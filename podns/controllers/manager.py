@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
 from podns.controllers.deployment.controller import DeploymentController
 from podns.controllers.endpoints.controller import EndpointsController
 from podns.controllers.endpointslice.controller import EndpointSliceController
@@ -35,6 +35,7 @@ from podns.controllers.gc import GarbageCollector
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD, NodeLifecycleController
 from podns.controllers.replicaset.controller import ReplicaSetController
 from podns.controllers.scheduler import Scheduler
+from podns.controllers.sharedinformers import SharedInformers
 from podns.controllers.statefulset.controller import StatefulSetController
 from podns.controllers.volumebinder import VolumeBinder
 from podns.kube import errors
@@ -80,12 +81,12 @@ class ControllerManager:
             raise ValueError(f"unknown controllers: {', '.join(sorted(unknown))}"
                              f" (known: {', '.join(ALL_CONTROLLERS)})")
         #: the controllers of the current leadership term (empty while not leading)
-        self.controllers: dict[str, runtime.Controller] = {}
-        self.informers: runtime.SharedInformers | None = None
+        self.controllers: dict[str, workerloop.Controller] = {}
+        self.informers: SharedInformers | None = None
         self.leading = asyncio.Event()
 
-    def build(self, informers: runtime.SharedInformers, recorder: Callable[[str], EventRecorder]
-              ) -> dict[str, runtime.Controller]:
+    def build(self, informers: SharedInformers, recorder: Callable[[str], EventRecorder]
+              ) -> dict[str, workerloop.Controller]:
         """Create the selected controllers on shared informers (no I/O yet); `recorder(component)`
         gives the event recorder of a component."""
         opts, client = self.options, self.client
@@ -111,7 +112,7 @@ class ControllerManager:
     async def run_controllers(self) -> None:
         """One leadership term: start informers, wait for their first list, run every
         controller's workers until cancelled."""
-        informers = runtime.SharedInformers(self.client)
+        informers = SharedInformers(self.client)
         recorders: list[EventRecorder] = []
 
         def recorder(component: str) -> EventRecorder:

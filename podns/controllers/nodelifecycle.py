@@ -24,9 +24,10 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
 from podns.controllers._indexes import ensure
 from podns.controllers.scheduler import BY_NODE
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import WARNING, EventRecorder
@@ -79,13 +80,13 @@ def _heartbeat(obj: Mapping[str, Any]) -> Any:
     return (get_condition(obj, "Ready") or {}).get("lastHeartbeatTime")
 
 
-class NodeLifecycleController(runtime.Controller):
+class NodeLifecycleController(workerloop.Controller):
     """Marks silent nodes NotReady (Ready=Unknown) and their pods not ready."""
 
     name = "node-lifecycle-controller"
     workers = 2
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+    def __init__(self, client: Client, informers: SharedInformers, *,
                  recorder: EventRecorder | None = None, grace_period: float = DEFAULT_GRACE_PERIOD,
                  clock: Any = time.monotonic) -> None:
         super().__init__()

@@ -21,8 +21,9 @@ import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
 from podns.controllers._indexes import ensure
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import NORMAL, WARNING, EventRecorder
@@ -169,13 +170,13 @@ def needs_scheduling(pod: Mapping[str, Any]) -> bool:
             and (pod.get("status") or {}).get("phase", "Pending") == "Pending")
 
 
-class Scheduler(runtime.Controller):
+class Scheduler(workerloop.Controller):
     """Binds pending pods to nodes."""
 
     name = "scheduler"
     workers = 1  # one at a time: each decision sees the previous one (spreading)
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+    def __init__(self, client: Client, informers: SharedInformers, *,
                  recorder: EventRecorder | None = None) -> None:
         super().__init__()
         self.client = client

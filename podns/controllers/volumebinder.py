@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import PERSISTENTVOLUMECLAIMS
@@ -43,13 +44,13 @@ def needs_binding(claim: Mapping[str, Any]) -> bool:
         status.get("phase") != "Bound" or not (claim.get("spec") or {}).get("volumeName"))
 
 
-class VolumeBinder(runtime.Controller):
+class VolumeBinder(workerloop.Controller):
     """Binds Pending claims to their local volume."""
 
     name = "persistentvolume-binder"
     workers = 1
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers) -> None:
+    def __init__(self, client: Client, informers: SharedInformers) -> None:
         super().__init__()
         self.client = client
         self.claims = informers.get(PERSISTENTVOLUMECLAIMS)
@@ -83,4 +84,4 @@ class VolumeBinder(runtime.Controller):
         except errors.NotFound:
             return
         except errors.Conflict:
-            raise runtime.StaleCache(str(key)) from None
+            raise workerloop.StaleCache(str(key)) from None

@@ -18,7 +18,7 @@ from podns.lb.health import OutlierConfig
 from podns.lb.libpq import conninfo
 from podns.lb.policies import POLICIES
 from podns.lb.sources import DNS, Static, Watch
-from podns.lb.sync import SyncBalancer
+from podns.lb.syncbalancer import SyncBalancer
 
 __all__ = [
     "DNS",

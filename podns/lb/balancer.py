@@ -8,7 +8,7 @@ ejected endpoint while a healthy one exists; when every usable endpoint is eject
 of them (panic mode) rather than failing every request. Terminating endpoints are drained: no
 new picks, existing connections are left to finish.
 
-All methods run on the event loop that started the balancer; `SyncBalancer` (podns.lb.sync)
+All methods run on the event loop that started the balancer; `SyncBalancer` (podns.lb.syncbalancer)
 wraps one for threaded code.
 """
 

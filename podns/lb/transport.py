@@ -19,7 +19,7 @@ except ImportError as exc:  # an optional dependency: name the extra instead of 
 
 from podns.lb.balancer import Attempts, Balancer
 from podns.lb.endpoint import Endpoint
-from podns.lb.sync import SyncBalancer
+from podns.lb.syncbalancer import SyncBalancer
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout)

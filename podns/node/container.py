@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from podns.node import probes
 from podns.node.env import ConfigError, expand
 from podns.node.logs import prune_instances
+from podns.node.podstatus import ContainerRecord
 from podns.node.probes import ProbeResult, ProbeSpec, ProbeWorker
 from podns.node.runtime import (
     ContainerConfig,
@@ -39,7 +40,6 @@ from podns.node.runtime import (
     LogSource,
     StartError,
 )
-from podns.node.status import ContainerRecord
 from podns.objects.times import now_rfc3339
 
 Obj = dict[str, Any]

@@ -26,9 +26,9 @@ from podns.node.container import ContainerRunner
 from podns.node.ipam import IPAM, IPRangeExhausted
 from podns.node.netns import NetnsError
 from podns.node.podnetwork import PodNetwork
+from podns.node.podstatus import ContainerRecord, pod_status
 from podns.node.runtime import ContainerConfig, ContainerRuntime, StartError
 from podns.node.sandbox import Sandbox, user_db
-from podns.node.status import ContainerRecord, pod_status
 from podns.objects import join_key, name_of, namespace_of, now_rfc3339
 
 log = logging.getLogger(__name__)

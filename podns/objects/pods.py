@@ -2,7 +2,7 @@
 
 Pure reads of a Pod's status, shared by the controllers (EndpointSlice, Endpoints, StatefulSet)
 and anything else that must agree with them on when a pod counts as ready. Computing a pod's
-status from its containers is the node agent's (`podns.node.status`), not this module's.
+status from its containers is the node agent's (`podns.node.podstatus`), not this module's.
 """
 
 from __future__ import annotations

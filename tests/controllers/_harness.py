@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube.testing import FakeClient
 
 
@@ -41,11 +42,11 @@ async def settle(fake: FakeClient, quiet: float = 0.15, timeout: float = 5.0) ->
 
 @contextlib.asynccontextmanager
 async def running(
-    fake: FakeClient, *makers: Callable[[Any, runtime.SharedInformers], runtime.Controller]
-) -> AsyncIterator[list[runtime.Controller]]:
+    fake: FakeClient, *makers: Callable[[Any, SharedInformers], workerloop.Controller]
+) -> AsyncIterator[list[workerloop.Controller]]:
     """Build controllers with `maker(client, informers)`, start informers and workers; stop all
     on exit."""
-    informers = runtime.SharedInformers(fake)  # type: ignore[arg-type]
+    informers = SharedInformers(fake)  # type: ignore[arg-type]
     controllers = [m(fake, informers) for m in makers]
     informers.start()
     await informers.wait_synced(5)

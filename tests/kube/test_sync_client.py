@@ -10,7 +10,7 @@ import pytest
 from podns.kube import errors
 from podns.kube.config import in_memory
 from podns.kube.resources import PODS
-from podns.kube.sync import SyncClient
+from podns.kube.syncclient import SyncClient
 
 from .apiserver import pod
 from .conftest import Started

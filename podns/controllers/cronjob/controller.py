@@ -14,11 +14,12 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
 from podns.controllers._indexes import ensure as _ensure_index
 from podns.controllers._podcontrol import message
 from podns.controllers.cronjob import control
 from podns.controllers.replicaset.controller import BY_CONTROLLER, controller_uid
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import NORMAL, WARNING, EventRecorder
@@ -28,13 +29,13 @@ from podns.objects import Obj, controller_ref, meta_of, name_of, namespace_of, o
 log = logging.getLogger(__name__)
 
 
-class CronJobController(runtime.Controller):
+class CronJobController(workerloop.Controller):
     """Starts Jobs on schedule."""
 
     name = "cronjob-controller"
     workers = 2
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+    def __init__(self, client: Client, informers: SharedInformers, *,
                  recorder: EventRecorder | None = None) -> None:
         super().__init__()
         self.client = client
@@ -104,7 +105,7 @@ class CronJobController(runtime.Controller):
         except errors.NotFound:
             return
         except errors.Conflict:
-            raise runtime.StaleCache(f"status of CronJob {name_of(cj)}") from None
+            raise workerloop.StaleCache(f"status of CronJob {name_of(cj)}") from None
 
 
 def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:

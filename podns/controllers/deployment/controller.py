@@ -23,7 +23,7 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
 from podns.controllers._indexes import ensure as _ensure_index
 from podns.controllers.deployment import sync as control
 from podns.controllers.deployment import util as du
@@ -35,6 +35,7 @@ from podns.controllers.replicaset.controller import (
     owner_keys,
     ownership_changed,
 )
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import NORMAL, WARNING, EventRecorder
@@ -57,13 +58,13 @@ from podns.objects import (
 log = logging.getLogger(__name__)
 
 
-class DeploymentController(runtime.Controller):
+class DeploymentController(workerloop.Controller):
     """Rolls Deployments out over ReplicaSets."""
 
     name = "deployment-controller"
     workers = 2
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+    def __init__(self, client: Client, informers: SharedInformers, *,
                  recorder: EventRecorder | None = None) -> None:
         super().__init__()
         self.client = client
@@ -158,7 +159,7 @@ class DeploymentController(runtime.Controller):
                 try:
                     updated = await self.client.update(REPLICASETS, obj, ns)
                 except errors.Conflict:
-                    raise runtime.StaleCache(f"ReplicaSet {name_of(obj)}") from None
+                    raise workerloop.StaleCache(f"ReplicaSet {name_of(obj)}") from None
                 versions[name_of(updated)] = str(meta_of(updated).get("resourceVersion", ""))
             else:
                 try:
@@ -173,7 +174,7 @@ class DeploymentController(runtime.Controller):
             except errors.NotFound:
                 return
             except errors.Conflict:
-                raise runtime.StaleCache(f"status of Deployment {name_of(d)}") from None
+                raise workerloop.StaleCache(f"status of Deployment {name_of(d)}") from None
 
     async def _collision(self, d: Obj, want: Obj) -> None:
         """The new ReplicaSet's name is taken: ours with the same template means our cache is
@@ -181,19 +182,19 @@ class DeploymentController(runtime.Controller):
         try:
             found = await self.client.get(REPLICASETS, name_of(want), namespace_of(want))
         except errors.NotFound:
-            raise runtime.StaleCache(f"ReplicaSet {name_of(want)} deleted meanwhile") from None
+            raise workerloop.StaleCache(f"ReplicaSet {name_of(want)} deleted meanwhile") from None
         ref = controller_ref(found)
         same = du.equal_ignore_hash((found.get("spec") or {}).get("template") or {},
                                     (want.get("spec") or {}).get("template") or {})
         if same and ref is not None and ref.get("uid") == meta_of(d).get("uid"):
-            raise runtime.StaleCache(f"ReplicaSet {name_of(want)} not cached yet")
+            raise workerloop.StaleCache(f"ReplicaSet {name_of(want)} not cached yet")
         status = dict(d.get("status") or {})
         status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
         try:
             await self.client.update_status(DEPLOYMENTS, {**d, "status": status})
         except errors.Conflict:
             pass
-        raise runtime.StaleCache(f"hash collision for ReplicaSet {name_of(want)}")
+        raise workerloop.StaleCache(f"hash collision for ReplicaSet {name_of(want)}")
 
     def _event(self, d: Obj, type_: str, reason: str, message: str) -> None:
         if self.recorder is not None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from podns.controllers import _indexes, runtime
+from podns.controllers import _indexes, workerloop
 from podns.controllers.endpoints.reconciler import desired, merged_for_update, needs_write
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import ENDPOINTS, PODS, SERVICES
@@ -24,13 +25,13 @@ from podns.objects import (
 )
 
 
-class EndpointsController(runtime.Controller):
+class EndpointsController(workerloop.Controller):
     """Keeps the `Endpoints` object of every selector Service current."""
 
     name = "endpoints-controller"
     workers = 2
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers) -> None:
+    def __init__(self, client: Client, informers: SharedInformers) -> None:
         super().__init__()
         self.client = client
         self.services = informers.get(SERVICES)
@@ -84,7 +85,7 @@ class EndpointsController(runtime.Controller):
             try:
                 await self.client.create(ENDPOINTS, want, ns)
             except errors.AlreadyExists:
-                raise runtime.StaleCache(key) from None
+                raise workerloop.StaleCache(key) from None
         else:
             new = merged_for_update(existing, want)
             new["metadata"]["resourceVersion"] = meta_of(existing).get("resourceVersion")

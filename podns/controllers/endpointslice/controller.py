@@ -23,13 +23,14 @@ import logging
 import time
 from collections.abc import Hashable
 
-from podns.controllers import _indexes, runtime
+from podns.controllers import _indexes, workerloop
 from podns.controllers.endpointslice.reconciler import (
     DEFAULT_MAX_ENDPOINTS_PER_SLICE,
     MANAGED_BY,
     Plan,
     reconcile,
 )
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import WARNING, EventRecorder
@@ -61,13 +62,13 @@ def _rv(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-class EndpointSliceController(runtime.Controller):
+class EndpointSliceController(workerloop.Controller):
     """Keeps every selector Service's EndpointSlices equal to its matching pods."""
 
     name = "endpointslice-controller"
     workers = 4
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+    def __init__(self, client: Client, informers: SharedInformers, *,
                  recorder: EventRecorder | None = None,
                  max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE) -> None:
         super().__init__()
@@ -133,7 +134,7 @@ class EndpointSliceController(runtime.Controller):
         ns, _ = split_key(key)
         existing = self.slices.by_index(BY_SERVICE, key)
         if not self._cache_caught_up(key, existing):
-            raise runtime.StaleCache(key)
+            raise workerloop.StaleCache(key)
         svc = self.services.get(key)
         if svc is None or meta_of(svc).get("deletionTimestamp"):
             await self._apply(key, Plan(delete=[dict(s) for s in existing]))
@@ -207,7 +208,7 @@ class EndpointSliceController(runtime.Controller):
         writes = [create(o) for o in plan.create] + [update(o) for o in plan.update]
         writes += [delete(o) for o in plan.delete]
         self.writes += len(writes)
-        await runtime.apply_all(writes)
+        await workerloop.apply_all(writes)
 
 
 def _slice_service_key(sl: Obj) -> list[str]:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
 from podns.controllers._indexes import ensure as _ensure_index
 from podns.controllers._podcontrol import PodControl
 from podns.controllers.job import control
@@ -29,6 +29,7 @@ from podns.controllers.replicaset.controller import (
     owner_keys,
     ownership_changed,
 )
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import WARNING, EventRecorder
@@ -54,13 +55,13 @@ def _with_kind(job: Obj) -> Obj:
     return {"apiVersion": "batch/v1", "kind": "Job", **job}
 
 
-class JobController(runtime.Controller):
+class JobController(workerloop.Controller):
     """Runs Jobs' pods to completion."""
 
     name = "job-controller"
     workers = 2
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+    def __init__(self, client: Client, informers: SharedInformers, *,
                  recorder: EventRecorder | None = None) -> None:
         super().__init__()
         self.client = client
@@ -140,7 +141,7 @@ class JobController(runtime.Controller):
         except errors.NotFound:
             return
         except errors.Conflict:
-            raise runtime.StaleCache(f"status of Job {name_of(job)}") from None
+            raise workerloop.StaleCache(f"status of Job {name_of(job)}") from None
 
 
 __all__ = ["JobController"]

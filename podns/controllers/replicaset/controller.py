@@ -20,10 +20,11 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
 from podns.controllers._indexes import ensure as _ensure_index
 from podns.controllers._podcontrol import PodControl, message
 from podns.controllers.replicaset import control
+from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import WARNING, EventRecorder
@@ -128,13 +129,13 @@ async def claim(client: Client, resource: Resource, owner: Obj, owner_ref: Obj,
     return list(keep.values())
 
 
-class ReplicaSetController(runtime.Controller):
+class ReplicaSetController(workerloop.Controller):
     """Keeps `spec.replicas` interchangeable pods of each ReplicaSet running."""
 
     name = "replicaset-controller"
     workers = 2
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+    def __init__(self, client: Client, informers: SharedInformers, *,
                  recorder: EventRecorder | None = None) -> None:
         super().__init__()
         self.client = client
@@ -216,7 +217,7 @@ class ReplicaSetController(runtime.Controller):
         except errors.NotFound:
             return
         except errors.Conflict:
-            raise runtime.StaleCache(f"status of ReplicaSet {name_of(rs)}") from None
+            raise workerloop.StaleCache(f"status of ReplicaSet {name_of(rs)}") from None
 
 
 def _with_kind(rs: Obj) -> Obj:

@@ -21,8 +21,9 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import _indexes, runtime
+from podns.controllers import _indexes, workerloop
 from podns.controllers._indexes import ensure as _ensure_index
+from podns.controllers.sharedinformers import SharedInformers
 from podns.controllers.statefulset import control, revision
 from podns.controllers.statefulset.pod_control import StatefulPodControl
 from podns.kube import errors
@@ -64,13 +65,13 @@ def _controller_uid(obj: Obj) -> list[str]:
     return [str(ref.get("uid"))] if ref and ref.get("uid") else []
 
 
-class StatefulSetController(runtime.Controller):
+class StatefulSetController(workerloop.Controller):
     """Runs StatefulSets: stable pod identities, ordered or parallel, claims, rolling updates."""
 
     name = "statefulset-controller"
     workers = 2
 
-    def __init__(self, client: Client, informers: runtime.SharedInformers, *,
+    def __init__(self, client: Client, informers: SharedInformers, *,
                  recorder: EventRecorder | None = None) -> None:
         super().__init__()
         self.client = client
@@ -236,7 +237,7 @@ class StatefulSetController(runtime.Controller):
             status = dict(sts.get("status") or {})
             status["collisionCount"] = collisions + 1
             await self._write_status(sts, status, force=True)
-            raise runtime.StaleCache(f"revision name collision for {name_of(sts)}") from None
+            raise workerloop.StaleCache(f"revision name collision for {name_of(sts)}") from None
 
     async def _write_status(self, sts: Obj, status: Mapping[str, Any], *, force: bool = False) -> None:
         old = sts.get("status") or {}
@@ -249,7 +250,7 @@ class StatefulSetController(runtime.Controller):
         except errors.NotFound:
             return
         except errors.Conflict:
-            raise runtime.StaleCache(f"status of {name_of(sts)}") from None
+            raise workerloop.StaleCache(f"status of {name_of(sts)}") from None
 
     async def _truncate_history(self, sts: Obj, revisions: list[Obj], pods: list[Obj],
                                 status: Mapping[str, Any]) -> None:

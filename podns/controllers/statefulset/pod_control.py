@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from podns.controllers import runtime
+from podns.controllers import workerloop
 from podns.controllers.statefulset.control import Action
 from podns.kube import errors
 from podns.kube.client import Client
@@ -53,10 +53,10 @@ class StatefulPodControl:
         try:
             existing = await self.client.get(PODS, name, ns)
         except errors.NotFound:
-            raise runtime.StaleCache(f"{join_key(ns, name)} deleted meanwhile") from None
+            raise workerloop.StaleCache(f"{join_key(ns, name)} deleted meanwhile") from None
         ref = controller_ref(existing)
         if ref is not None and ref.get("uid") == meta_of(sts).get("uid"):
-            raise runtime.StaleCache(join_key(ns, name))
+            raise workerloop.StaleCache(join_key(ns, name))
         err = PodNameTaken(f"pod {ns}/{name} exists and is not controlled by StatefulSet {name_of(sts)}")
         self._event(sts, False, "create", f"Pod {name}", err)
         raise err

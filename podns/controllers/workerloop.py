@@ -1,10 +1,8 @@
-"""The controller runtime: shared informers, the worker loop and the one retry policy.
+"""The worker loop every controller runs, and the one retry policy.
 
 Owns what every podns controller has in common (STYLE.md 2.7 #1-#2, Kubernetes'
 `processNextWorkItem` / `handleErr`):
 
-- `SharedInformers`: one informer per (resource, namespace, label selector) for the whole
-  controller manager, so five controllers watching pods cost one watch, not five;
 - `Controller`: event handlers only enqueue keys; workers run `sync(key)`; `handle_error` is the
   only place that logs a failed sync. A `sync` raising means "retry with back-off"
   (5 ms doubling, up to `MAX_RETRIES` times, then dropped until the next change); returning
@@ -23,9 +21,6 @@ from collections.abc import Hashable
 from typing import Any
 
 from podns.kube import errors
-from podns.kube.client import Client
-from podns.kube.informer import Informer
-from podns.kube.resources import Resource
 from podns.kube.workqueue import MAX_RETRIES, WorkQueue, run_workers
 
 log = logging.getLogger(__name__)
@@ -36,44 +31,6 @@ Obj = dict[str, Any]
 class StaleCache(Exception):
     """The informer cache is older than our own last write: retried with back-off like a failure,
     but not reported as one."""
-
-
-class SharedInformers:
-    """The informer factory of one controller manager: `get` returns the one informer for a
-    resource (created on first use), `start` runs all of them, `stop` ends them."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self._informers: dict[tuple[Resource, str | None, str | None], Informer] = {}
-        self._started = False
-
-    def get(self, resource: Resource, namespace: str | None = None, *,
-            label_selector: str | None = None) -> Informer:
-        key = (resource, namespace, label_selector)
-        informer = self._informers.get(key)
-        if informer is None:
-            informer = Informer(self.client, resource, namespace, label_selector=label_selector)
-            self._informers[key] = informer
-            if self._started:
-                informer.start()
-        return informer
-
-    def start(self) -> None:
-        self._started = True
-        for informer in self._informers.values():
-            informer.start()
-
-    async def wait_synced(self, timeout: float | None = None) -> None:
-        """Wait until every informer has listed once (raises TimeoutError after `timeout`)."""
-        await asyncio.gather(*(i.wait_synced(timeout) for i in self._informers.values()))
-
-    @property
-    def has_synced(self) -> bool:
-        return all(i.has_synced for i in self._informers.values())
-
-    async def stop(self) -> None:
-        await asyncio.gather(*(i.stop() for i in self._informers.values()))
-        self._started = False
 
 
 class Controller:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from podns.node.status import ContainerRecord, conditions, pod_phase, pod_status
+from podns.node.podstatus import ContainerRecord, conditions, pod_phase, pod_status
 
 RUN = {"running": {"startedAt": "t"}}
 WAIT = {"waiting": {"reason": "ContainerCreating"}}

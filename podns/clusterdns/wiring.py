@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Any
 
-from podns.clusterdns import objects
+from podns.clusterdns import trimmed
 from podns.clusterdns.config import Config
 from podns.clusterdns.forward import Forwarder, is_self
 from podns.clusterdns.handler import Handler
@@ -64,12 +64,12 @@ class ClusterDNS:
 
     async def start(self) -> None:
         """Start serving (SERVFAIL in the zone until synced) and the informers."""
-        self._informer(resources.SERVICES, objects.trim_service, "service")
-        self._informer(resources.ENDPOINTSLICES, objects.trim_slice, "slice")
-        self._informer(resources.NAMESPACES, objects.trim_namespace, "namespace")
-        self._informer(resources.STATEFULSETS, objects.trim_statefulset, "statefulset")
+        self._informer(resources.SERVICES, trimmed.trim_service, "service")
+        self._informer(resources.ENDPOINTSLICES, trimmed.trim_slice, "slice")
+        self._informer(resources.NAMESPACES, trimmed.trim_namespace, "namespace")
+        self._informer(resources.STATEFULSETS, trimmed.trim_statefulset, "statefulset")
         if self.config.pods != "disabled":
-            self._informer(resources.PODS, objects.trim_pod, "pod")
+            self._informer(resources.PODS, trimmed.trim_pod, "pod")
         self._gauges()
         if self.config.worker:  # an extra worker joins the shared port only once it has synced
             for inf in self.informers:
