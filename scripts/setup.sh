@@ -27,6 +27,9 @@ if [ "$mode" = test ] && [ "${PODNS_BENCH:-0}" = 1 ]; then mode=bench; fi
 RUN_PACKAGES=(
     ip:iproute2                 # the node agent's --pod-network netns
 )
+if [ "$(id -u)" = 0 ]; then     # the podman container runtime runs pods as root only (netns)
+    RUN_PACKAGES+=(podman:podman runc:runc)
+fi
 TEST_PACKAGES=(
     dig:bind9-dnsutils          # DNS end-to-end tests
     etcd:etcd-server            # the etcd store's tests start their own etcd on free ports
@@ -34,6 +37,7 @@ TEST_PACKAGES=(
     # examples/postgres/, its e2e test and bench/pg_reads.py (the variable is for setup's own test)
     "${PODNS_PG_SERVER:-/usr/lib/postgresql/*/bin/postgres}:postgresql"
     etcdctl:etcd-client         # examples/etcd/ (its scale-up adds members with etcdctl)
+    busybox:busybox-static      # the podman runtime's e2e builds its images from it (no registry)
 )
 BENCH_PACKAGES=(
     dnsperf:dnsperf

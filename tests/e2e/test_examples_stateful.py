@@ -46,7 +46,9 @@ ETCD_MISSING = (None if shutil.which("etcd") and shutil.which("etcdctl")
                 else "etcd/etcdctl not installed (Debian packages etcd-server, etcd-client)")
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(240),
               pytest.mark.skipif(NETNS_SKIP is not None, reason=NETNS_SKIP or ""),
-              pytest.mark.podns_args("--pod-network", "netns",
+              # the process runtime: this machine has no registry to pull postgres:16 from, so the
+              # host's PostgreSQL binaries run (the manifests find them on either runtime)
+              pytest.mark.podns_args("--pod-network", "netns", "--container-runtime", "process",
                                      "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")]
 
 wait = functools.partial(wait_until, step=0.2)

@@ -30,7 +30,8 @@ def test_exec_and_port_forward_in_the_pods_namespaces(start_podns: Callable[...,
     resolv.conf, `nslookup db-service` inside lists every ready pod IP, `kubectl run -it --rm
     dns-test --image=busybox --restart=Never -- nslookup db-0.db-service` prints db-0's IP and
     deletes its pod; port-forward reaches a server listening on 127.0.0.1 inside a pod."""
-    p = start_podns("--pod-network", "netns", "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")
+    p = start_podns("--pod-network", "netns", "--container-runtime", "process",  # the example's host programs
+                    "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")
     p.kubectl("apply", "-f", str(REPO / "examples" / "db-headless.yaml"), check=True)
     echo = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lo-echo"}, "spec": {"containers": [{
         "name": "main", "image": "python", "command": [sys.executable, "-c", ECHO],

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_ONLY = {"chromium", "etcd-server", "bind9-dnsutils", "postgresql", "etcd-client"}
+TEST_ONLY = {"chromium", "etcd-server", "bind9-dnsutils", "postgresql", "etcd-client", "busybox-static"}
 #: what the stand-ins record: their name, their arguments, and whether the policy refused starts
 RECORDER = """#!/bin/sh
 policy=refuses
@@ -66,11 +66,12 @@ def _installed(calls: list[str]) -> set[str]:
 
 
 def test_run_setup_installs_only_what_running_needs(tmp_path: Path) -> None:
-    """given no Debian package, `setup.sh` (what ./run.sh calls) installs iproute2 and none of the
-    test-only packages (chromium, etcd, dig)."""
+    """given no Debian package, `setup.sh` (what ./run.sh calls) as root installs iproute2, podman
+    and runc (the podman container runtime) and none of the test-only packages (chromium, etcd,
+    dig, busybox-static)."""
     calls, _ = _setup(tmp_path)
     installed = _installed(calls)
-    assert "iproute2" in installed
+    assert {"iproute2", "podman", "runc"} <= installed
     assert not installed & TEST_ONLY, installed
 
 
