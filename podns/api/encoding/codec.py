@@ -78,16 +78,88 @@ def decode_json(body: bytes) -> Any:
         ) from None
 
 
+#: aliases may add this many nodes to a YAML document once expanded (a handful of `<<: *defaults`
+#: is fine; a "billion laughs" of a few hundred bytes expanding to 10^9 nodes is not)
+YAML_ALIAS_BUDGET = 10_000
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, constructing what JSON can carry: timestamps and binary scalars
+    stay the strings they were written as (Kubernetes reads YAML as JSON: a date is a string,
+    a Secret's data is base64 text)."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+_Loader.add_constructor("tag:yaml.org,2002:binary", yaml.SafeLoader.construct_yaml_str)
+
+
 def _decode_yaml(body: bytes) -> Any:
     # kubectl's apply-patch+yaml bodies are JSON; try the fast path first.
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
+    loader = _Loader(body)
     try:
-        return yaml.safe_load(body)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml(node)
+        data = loader.construct_document(node)
+        # through JSON: what an alias shared becomes copies (as Kubernetes' YAML-to-JSON makes),
+        # and anything JSON cannot carry (an integer past 64 bits) is refused here
+        return orjson.loads(orjson.dumps(data))
+    except orjson.JSONEncodeError as exc:
+        raise statuserror.bad_request(f"error decoding YAML: {exc}") from None
     except yaml.YAMLError as exc:
         raise statuserror.bad_request(f"error decoding YAML: {exc}") from None
+    except RecursionError:
+        raise statuserror.bad_request("error decoding YAML: the document is nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _check_yaml(root: yaml.Node) -> None:
+    """Refuse what JSON cannot carry or what would expand without bound, before anything is
+    constructed: mapping keys that are not strings (or merge keys), recursive aliases, and
+    aliases adding more than YAML_ALIAS_BUDGET nodes. Iterative: deep nesting is no recursion."""
+    size: dict[int, int] = {}  # expanded node count of each finished node, by id
+    distinct = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        if done:
+            children = _children(node)
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            open_.discard(id(node))
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in open_:
+            raise statuserror.bad_request("error decoding YAML: yaml: an alias refers to its own anchor")
+        distinct += 1
+        if isinstance(node, yaml.MappingNode):
+            for key, _value in node.value:
+                if not (isinstance(key, yaml.ScalarNode) and key.tag in (_STR, _MERGE)):
+                    shown = key.value if isinstance(key, yaml.ScalarNode) else key.id
+                    raise statuserror.bad_request(f"error decoding YAML: mapping key {shown} (line "
+                                                  f"{key.start_mark.line + 1}) is not a string")
+        open_.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node))
+    if size[id(root)] > distinct + YAML_ALIAS_BUDGET:
+        raise statuserror.bad_request("error decoding YAML: yaml: document contains excessive aliasing")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _decode_protobuf(body: bytes, expect: tuple[str, str] | None) -> Any:

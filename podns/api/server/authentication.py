@@ -31,12 +31,18 @@ class Tokens:
     readonly: str
 
     def user_for(self, token: str) -> str | None:
-        """The user a token authenticates as, or None when it is unknown."""
+        """The user a token authenticates as, or None when it is unknown (also for a token that
+        is not valid UTF-8: HTTP headers arrive as bytes, aiohttp keeps undecodable ones as
+        surrogates)."""
+        try:
+            given = token.encode()
+        except UnicodeEncodeError:
+            return None
         user = None
         # compare against both, always, so timing does not reveal which one matched
-        if hmac.compare_digest(token.encode(), self.admin.encode()):
+        if hmac.compare_digest(given, self.admin.encode()):
             user = ADMIN_USER
-        if hmac.compare_digest(token.encode(), self.readonly.encode()):
+        if hmac.compare_digest(given, self.readonly.encode()):
             user = READONLY_USER
         return user
 

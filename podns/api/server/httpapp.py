@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 
 from podns import __version__ as podns_version
 from podns.api import statuserror
@@ -79,6 +81,9 @@ async def _errors_as_status(request: web.Request, handler: Handler) -> web.Strea
         return _status_response(statuserror.no_such_resource())
     except web.HTTPMethodNotAllowed:
         return _status_response(statuserror.method_not_allowed())
+    except (RequestPayloadError, BadHttpMessage) as exc:  # e.g. a Content-Encoding the body does not have
+        return _status_response(statuserror.bad_request(
+            f"error reading the request body: {getattr(exc, 'message', '') or type(exc).__name__}"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
