@@ -33,9 +33,11 @@ from podns.kube.informer import Informer
 from podns.kube.resources import (
     CONFIGMAPS,
     CONTROLLERREVISIONS,
+    CRONJOBS,
     DEPLOYMENTS,
     ENDPOINTS,
     ENDPOINTSLICES,
+    JOBS,
     NODES,
     PERSISTENTVOLUMECLAIMS,
     PODS,
@@ -52,8 +54,8 @@ FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 #: the kinds whose owner references the collector follows
 WATCHED: tuple[Resource, ...] = (PODS, SERVICES, ENDPOINTS, ENDPOINTSLICES, STATEFULSETS,
-                                 CONTROLLERREVISIONS, DEPLOYMENTS, REPLICASETS, PERSISTENTVOLUMECLAIMS,
-                                 CONFIGMAPS, NODES)
+                                 CONTROLLERREVISIONS, DEPLOYMENTS, REPLICASETS, JOBS, CRONJOBS,
+                                 PERSISTENTVOLUMECLAIMS, CONFIGMAPS, NODES)
 #: index of objects by the uids of their owners
 BY_OWNER = "owner-uid"
 

@@ -8,11 +8,12 @@ and only the holder runs controllers; a manager that loses the Lease stops its c
 new leader lists the current state and converges (level-triggered), whatever the previous leader
 left half-done.
 
-Controllers: `endpointslice`, `endpoints`, `statefulset`, `deployment`, `replicaset`, `scheduler`,
-`nodelifecycle`, `garbagecollector`, `volumebinder` (names as `--controllers` takes them; all by
-default). They share one set of informers; each records events under its Kubernetes component name
-(`statefulset-controller`, `deployment-controller`, `replicaset-controller`,
-`endpoint-slice-controller`, `default-scheduler`, `node-controller`).
+Controllers: `endpointslice`, `endpoints`, `statefulset`, `deployment`, `replicaset`, `job`,
+`cronjob`, `scheduler`, `nodelifecycle`, `garbagecollector`, `volumebinder` (names as
+`--controllers` takes them; all by default). They share one set of informers; each records events
+under its Kubernetes component name (`statefulset-controller`, `deployment-controller`,
+`replicaset-controller`, `job-controller`, `cronjob-controller`, `endpoint-slice-controller`,
+`default-scheduler`, `node-controller`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from podns.controllers import workerloop
+from podns.controllers.cronjob.controller import CronJobController
 from podns.controllers.deployment.controller import DeploymentController
 from podns.controllers.endpoints.controller import EndpointsController
 from podns.controllers.endpointslice.controller import EndpointSliceController
 from podns.controllers.endpointslice.reconciler import DEFAULT_MAX_ENDPOINTS_PER_SLICE
 from podns.controllers.gc import GarbageCollector
+from podns.controllers.job.controller import JobController
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD, NodeLifecycleController
 from podns.controllers.replicaset.controller import ReplicaSetController
 from podns.controllers.scheduler import Scheduler
@@ -46,8 +49,8 @@ from podns.kube.resources import NAMESPACES
 
 log = logging.getLogger(__name__)
 
-ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "deployment", "replicaset", "scheduler",
-                   "nodelifecycle", "garbagecollector", "volumebinder")
+ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "deployment", "replicaset", "job",
+                   "cronjob", "scheduler", "nodelifecycle", "garbagecollector", "volumebinder")
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
 #: how long to wait for the first list of every informer before starting workers anyway
@@ -101,6 +104,9 @@ class ControllerManager:
                 client, informers, recorder=recorder("deployment-controller")),
             "replicaset": lambda: ReplicaSetController(
                 client, informers, recorder=recorder("replicaset-controller")),
+            "job": lambda: JobController(client, informers, recorder=recorder("job-controller")),
+            "cronjob": lambda: CronJobController(
+                client, informers, recorder=recorder("cronjob-controller")),
             "scheduler": lambda: Scheduler(client, informers, recorder=recorder("default-scheduler")),
             "nodelifecycle": lambda: NodeLifecycleController(
                 client, informers, recorder=recorder("node-controller"), grace_period=opts.node_grace_period),

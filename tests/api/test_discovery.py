@@ -32,7 +32,7 @@ def test_root_documents() -> None:
     body, ctype = apidiscovery.handle("/apis", f"{V2B1},application/json")
     assert ctype == V2B1 and body["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
     names = [i["metadata"]["name"] for i in body["items"]]
-    assert names == ["apps", "coordination.k8s.io", "discovery.k8s.io"]
+    assert names == ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io"]
     body, ctype = apidiscovery.handle("/api", "application/json")
     assert ctype == "application/json" and body["kind"] == "APIVersions" and body["versions"] == ["v1"]
     body, _ = apidiscovery.handle("/apis", "application/json")
@@ -71,5 +71,5 @@ def test_resource_lists() -> None:
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
     group, _ = apidiscovery.handle("/apis/discovery.k8s.io", "application/json")
     assert group["kind"] == "APIGroup" and group["preferredVersion"]["version"] == "v1"
-    for missing in ("/apis/batch", "/apis/apps/v2", "/api/v2", "/apis/apps/v1/extra"):
+    for missing in ("/apis/networking.k8s.io", "/apis/apps/v2", "/api/v2", "/apis/apps/v1/extra"):
         assert apidiscovery.handle(missing, "application/json") is None

@@ -56,10 +56,12 @@ def test_api_resources(cluster: Podns, version: str) -> None:
     assert got["statefulsets"] == ["sts", "apps/v1", "true", "StatefulSet"]
     assert got["deployments"] == ["deploy", "apps/v1", "true", "Deployment"]
     assert got["replicasets"] == ["rs", "apps/v1", "true", "ReplicaSet"]
+    assert got["jobs"] == ["batch/v1", "true", "Job"]
+    assert got["cronjobs"] == ["cj", "batch/v1", "true", "CronJob"]
     assert got["nodes"] == ["no", "v1", "false", "Node"]
     assert got["endpointslices"] == ["discovery.k8s.io/v1", "true", "EndpointSlice"]
     assert got["leases"] == ["coordination.k8s.io/v1", "true", "Lease"]
-    assert len(got) == 16
+    assert len(got) == 18
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -67,6 +67,22 @@ KIND_DESCRIPTIONS = {
     "apps.v1.ControllerRevision": (
         "ControllerRevision implements an immutable snapshot of state data."
     ),
+    "apps.v1.Deployment": "Deployment enables declarative updates for Pods and ReplicaSets.",
+    "apps.v1.DeploymentSpec": (
+        "DeploymentSpec is the specification of the desired behavior of the Deployment."
+    ),
+    "apps.v1.DeploymentStrategy": "DeploymentStrategy describes how to replace existing pods with new ones.",
+    "apps.v1.RollingUpdateDeployment": "Spec to control the desired behavior of rolling update.",
+    "apps.v1.DeploymentStatus": "DeploymentStatus is the most recently observed status of the Deployment.",
+    "apps.v1.ReplicaSet": (
+        "ReplicaSet ensures that a specified number of pod replicas are running at any given time."
+    ),
+    "batch.v1.Job": "Job represents the configuration of a single job.",
+    "batch.v1.JobSpec": "JobSpec describes how the job execution will look like.",
+    "batch.v1.CronJob": "CronJob represents the configuration of a single cron job.",
+    "batch.v1.CronJobSpec": (
+        "CronJobSpec describes how the job execution will look like and when it will actually run."
+    ),
     "discovery.v1.EndpointSlice": (
         "EndpointSlice represents a subset of the endpoints that implement a service."
     ),
@@ -152,6 +168,97 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "apps.v1.StatefulSetSpec.updateStrategy": (
         "updateStrategy indicates the StatefulSetUpdateStrategy that will be employed to update Pods in "
         "the StatefulSet when a revision is made to Template."
+    ),
+    "apps.v1.DeploymentSpec.replicas": (
+        "Number of desired pods. This is a pointer to distinguish between explicit zero and not "
+        "specified. Defaults to 1."
+    ),
+    "apps.v1.DeploymentSpec.strategy": (
+        "The deployment strategy to use to replace existing pods with new ones."
+    ),
+    "apps.v1.DeploymentSpec.minReadySeconds": (
+        "Minimum number of seconds for which a newly created pod should be ready without any of its "
+        "container crashing, for it to be considered available. Defaults to 0 (pod will be considered "
+        "available as soon as it is ready)"
+    ),
+    "apps.v1.DeploymentSpec.revisionHistoryLimit": (
+        "The number of old ReplicaSets to retain to allow rollback. This is a pointer to distinguish "
+        "between explicit zero and not specified. Defaults to 10."
+    ),
+    "apps.v1.DeploymentSpec.paused": "Indicates that the deployment is paused.",
+    "apps.v1.DeploymentSpec.progressDeadlineSeconds": (
+        "The maximum time in seconds for a deployment to make progress before it is considered to be "
+        "failed. The deployment controller will continue to process failed deployments and a condition "
+        "with a ProgressDeadlineExceeded reason will be surfaced in the deployment status. Note that "
+        "progress will not be estimated during the time a deployment is paused. Defaults to 600s."
+    ),
+    "apps.v1.DeploymentStrategy.type": (
+        "Type of deployment. Can be \"Recreate\" or \"RollingUpdate\". Default is RollingUpdate.\n\n"
+        "Possible enum values:\n - `\"Recreate\"` Kill all existing pods before creating new ones.\n"
+        " - `\"RollingUpdate\"` Replace the old ReplicaSets by new one using rolling update i.e gradually "
+        "scale down the old ReplicaSets and scale up the new one."
+    ),
+    "apps.v1.DeploymentStrategy.rollingUpdate": (
+        "Rolling update config params. Present only if DeploymentStrategyType = RollingUpdate."
+    ),
+    "apps.v1.RollingUpdateDeployment.maxUnavailable": (
+        "The maximum number of pods that can be unavailable during the update. Value can be an "
+        "absolute number (ex: 5) or a percentage of desired pods (ex: 10%). Absolute number is "
+        "calculated from percentage by rounding down. This can not be 0 if MaxSurge is 0. Defaults to "
+        "25%. Example: when this is set to 30%, the old ReplicaSet can be scaled down to 70% of desired "
+        "pods immediately when the rolling update starts. Once new pods are ready, old ReplicaSet can "
+        "be scaled down further, followed by scaling up the new ReplicaSet, ensuring that the total "
+        "number of pods available at all times during the update is at least 70% of desired pods."
+    ),
+    "apps.v1.RollingUpdateDeployment.maxSurge": (
+        "The maximum number of pods that can be scheduled above the desired number of pods. Value can "
+        "be an absolute number (ex: 5) or a percentage of desired pods (ex: 10%). This can not be 0 if "
+        "MaxUnavailable is 0. Absolute number is calculated from percentage by rounding up. Defaults to "
+        "25%. Example: when this is set to 30%, the new ReplicaSet can be scaled up immediately when the "
+        "rolling update starts, such that the total number of old and new pods do not exceed 130% of "
+        "desired pods. Once old pods have been killed, new ReplicaSet can be scaled up further, "
+        "ensuring that total number of pods running at any time during the update is at most 130% of "
+        "desired pods."
+    ),
+    "batch.v1.JobSpec.completions": (
+        "Specifies the desired number of successfully finished pods the job should be run with.  "
+        "Setting to null means that the success of any pod signals the success of all pods, and allows "
+        "parallelism to have any positive value.  Setting to 1 means that parallelism is limited to 1 "
+        "and the success of that pod signals the success of the job."
+    ),
+    "batch.v1.JobSpec.parallelism": (
+        "Specifies the maximum desired number of pods the job should run at any given time. The actual "
+        "number of pods running in steady state will be less than this number when ((.spec.completions "
+        "- .status.successful) < .spec.parallelism), i.e. when the work left to do is less than max "
+        "parallelism."
+    ),
+    "batch.v1.JobSpec.backoffLimit": (
+        "Specifies the number of retries before marking this job failed. Defaults to 6"
+    ),
+    "batch.v1.JobSpec.activeDeadlineSeconds": (
+        "Specifies the duration in seconds relative to the startTime that the job may be continuously "
+        "active before the system tries to terminate it; value must be positive integer. If a Job is "
+        "suspended (at creation or through an update), this timer will effectively be stopped and reset "
+        "when the Job is resumed again."
+    ),
+    "batch.v1.JobSpec.ttlSecondsAfterFinished": (
+        "ttlSecondsAfterFinished limits the lifetime of a Job that has finished execution (either "
+        "Complete or Failed). If this field is set, ttlSecondsAfterFinished after the Job finishes, it "
+        "is eligible to be automatically deleted."
+    ),
+    "batch.v1.CronJobSpec.schedule": (
+        "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."
+    ),
+    "batch.v1.CronJobSpec.timeZone": (
+        "The time zone name for the given schedule, see "
+        "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this will "
+        "default to the time zone of the kube-controller-manager process."
+    ),
+    "batch.v1.CronJobSpec.concurrencyPolicy": (
+        "Specifies how to treat concurrent executions of a Job. Valid values are:\n\n- \"Allow\" "
+        "(default): allows CronJobs to run concurrently; - \"Forbid\": forbids concurrent runs, "
+        "skipping next run if previous run hasn't finished yet; - \"Replace\": cancels currently "
+        "running job and replaces it with a new one"
     ),
     "discovery.v1.EndpointConditions.ready": (
         "ready indicates that this endpoint is ready to receive traffic, according to whatever system is "

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from podns.api.resources.base import ResourceType, Strategy
 from podns.api.resources.configmap import ConfigMapStrategy
 from podns.api.resources.controllerrevision import ControllerRevisionStrategy
+from podns.api.resources.cronjob import CronJobStrategy
 from podns.api.resources.deployment import DeploymentStrategy
 from podns.api.resources.endpoints import EndpointsStrategy
 from podns.api.resources.endpointslice import EndpointSliceStrategy
 from podns.api.resources.event import EventStrategy
+from podns.api.resources.job import JobStrategy
 from podns.api.resources.lease import LeaseStrategy
 from podns.api.resources.namespace import NamespaceStrategy
 from podns.api.resources.node import NodeStrategy
@@ -67,7 +69,7 @@ def _rt(group: str, resource: str, kind: str, strategy: Strategy, *, namespaced:
 
 
 #: served group names in discovery order; "" is the core group served under /api
-GROUPS: tuple[str, ...] = ("", "apps", "coordination.k8s.io", "discovery.k8s.io")
+GROUPS: tuple[str, ...] = ("", "apps", "batch", "coordination.k8s.io", "discovery.k8s.io")
 
 TYPES: tuple[ResourceType, ...] = (
     _rt("", "namespaces", "Namespace", NamespaceStrategy(), namespaced=False, short=("ns",),
@@ -87,6 +89,8 @@ TYPES: tuple[ResourceType, ...] = (
     _rt("apps", "controllerrevisions", "ControllerRevision", ControllerRevisionStrategy()),
     _rt("apps", "deployments", "Deployment", DeploymentStrategy(), short=("deploy",), categories=("all",)),
     _rt("apps", "replicasets", "ReplicaSet", ReplicaSetStrategy(), short=("rs",), categories=("all",)),
+    _rt("batch", "jobs", "Job", JobStrategy(), categories=("all",)),
+    _rt("batch", "cronjobs", "CronJob", CronJobStrategy(), short=("cj",), categories=("all",)),
     _rt("coordination.k8s.io", "leases", "Lease", LeaseStrategy()),
     _rt("discovery.k8s.io", "endpointslices", "EndpointSlice", EndpointSliceStrategy()),
 )

@@ -294,6 +294,37 @@ _TYPES: dict[str, str] = {
     "apps.v1.ControllerRevision": (
         "apiVersion:string data:any kind:string metadata:ObjectMeta revision!:integer"
     ),
+    # ---- batch.v1
+    "batch.v1.Job": "apiVersion:string kind:string metadata:ObjectMeta spec:JobSpec status:JobStatus",
+    "batch.v1.JobSpec": (
+        "activeDeadlineSeconds:integer backoffLimit:integer backoffLimitPerIndex:integer "
+        "completionMode:string completions:integer managedBy:string manualSelector:boolean "
+        "maxFailedIndexes:integer parallelism:integer podFailurePolicy:object "
+        "podReplacementPolicy:string selector:LabelSelector successPolicy:object suspend:boolean "
+        "template!:PodTemplateSpec ttlSecondsAfterFinished:integer"
+    ),
+    "batch.v1.JobStatus": (
+        "active:integer completedIndexes:string completionTime:date-time conditions:[]JobCondition|type "
+        "failed:integer failedIndexes:string ready:integer startTime:date-time succeeded:integer "
+        "terminating:integer uncountedTerminatedPods:UncountedTerminatedPods"
+    ),
+    "batch.v1.UncountedTerminatedPods": "failed:[]string succeeded:[]string",
+    "batch.v1.JobCondition": (
+        "lastProbeTime:date-time lastTransitionTime:date-time message:string reason:string "
+        "status!:string type!:string"
+    ),
+    "batch.v1.CronJob": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:CronJobSpec status:CronJobStatus"
+    ),
+    "batch.v1.CronJobSpec": (
+        "concurrencyPolicy:string failedJobsHistoryLimit:integer jobTemplate!:JobTemplateSpec "
+        "schedule!:string startingDeadlineSeconds:integer successfulJobsHistoryLimit:integer "
+        "suspend:boolean timeZone:string"
+    ),
+    "batch.v1.JobTemplateSpec": "metadata:ObjectMeta spec:JobSpec",
+    "batch.v1.CronJobStatus": (
+        "active:[]ObjectReference lastScheduleTime:date-time lastSuccessfulTime:date-time"
+    ),
     # ---- autoscaling.v1
     "autoscaling.v1.Scale": (
         "apiVersion:string kind:string metadata:ObjectMeta spec:ScaleSpec status:ScaleStatus"
@@ -332,6 +363,7 @@ _PACKAGE_PREFIX = {
     "core": "io.k8s.api.core",
     "apps": "io.k8s.api.apps",
     "autoscaling": "io.k8s.api.autoscaling",
+    "batch": "io.k8s.api.batch",
     "discovery": "io.k8s.api.discovery",
     "coordination": "io.k8s.api.coordination",
     "events": "io.k8s.api.events",

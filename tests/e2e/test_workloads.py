@@ -1,8 +1,12 @@
-"""End to end: Deployments and ReplicaSets under real kubectl 1.27 (JSON bodies) and 1.33
-(protobuf bodies) against one `podns up` (loopback pods running a Python HTTP server): create,
-expose headless (one A record per replica in podns DNS), set image, rollout
-status/history/undo/restart/pause/resume, scale, describe, delete with garbage collection; and
-the headless-service behaviour during a rolling update with maxUnavailable 0."""
+"""End to end: the workload kinds under real kubectl 1.27 (JSON bodies) and 1.33 (protobuf
+bodies) against one `podns up` (loopback pods running Python one-liners):
+
+- Deployments and ReplicaSets: create, expose headless (one A record per replica in podns DNS),
+  set image, rollout status/history/undo/restart/pause/resume, scale, describe, explain, delete
+  with garbage collection; the headless-service behaviour during a rolling update with
+  maxUnavailable 0;
+- Jobs and CronJobs: create job, wait for Complete, logs, a failing Job's backoffLimit; create
+  cronjob, a scheduled run, create job --from=cronjob, cascade deletion."""
 
 from __future__ import annotations
 
@@ -122,6 +126,9 @@ def test_deployment_story_with_kubectl(podns_module: Any, version: str) -> None:
     rs_table = ok(api, "get", "rs", "-o", "wide", version=version).splitlines()[0].split()
     assert rs_table == ["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
     assert "ScalingReplicaSet" in ok(api, "describe", "deployment", name, version=version)
+    explained = ok(api, "explain", "deployment.spec.strategy", version=version)
+    assert "The deployment strategy to use to replace existing pods with new ones." in explained
+    assert "rollingUpdate" in explained and "<RollingUpdateDeployment>" in explained
 
     ok(api, "delete", "deployment", name, version=version)
     wait_until(lambda: not sets_of(api, name) and not [
@@ -213,3 +220,61 @@ def test_rollout_behind_headless_service_keeps_ready_endpoints(podns_module: Any
     assert set(terminating_seen) & old_ips, f"no old pod seen terminating: {terminating_seen}"
     assert all(terminating_seen.values()), terminating_seen
     ok(api, "delete", "-f", "-", input=manifest)
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])
+def test_job_and_cronjob_with_kubectl(podns_module: Any, version: str) -> None:
+    """Given `kubectl create job once -- <prints done>`, then `kubectl wait --for=condition=complete`
+    succeeds, the logs say done, the table says Complete 1/1; a Job whose pod fails with
+    backoffLimit 0 ends Failed (BackoffLimitExceeded) with `failed: 1`; `kubectl create cronjob`
+    stores the schedule (table: SCHEDULE, SUSPEND False); an `@every 2s` CronJob starts a Job by
+    itself which completes and is recorded as lastScheduleTime/lastSuccessfulTime; `create job
+    --from=cronjob` makes an owned Job; deleting the CronJob removes its Jobs."""
+    api = podns_module
+    v = version.replace(".", "")
+    once = f"once{v}"
+    ok(api, "create", "job", once, "--image=busybox", "--", sys.executable, "-c", "print('done')",
+       version=version)
+    ok(api, "wait", "--for=condition=complete", f"job/{once}", "--timeout=60s", version=version)
+    assert ok(api, "logs", f"job/{once}", version=version).strip() == "done"
+    row = ok(api, "get", "job", once, version=version).splitlines()
+    assert row[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert row[1].split()[:3] == [once, "Complete", "1/1"]
+    job = kjson(api, "get", "job", once)
+    assert job["status"]["succeeded"] == 1 and job["status"]["completionTime"]
+    uid_label = job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"]
+    assert uid_label == job["metadata"]["uid"]
+
+    failing = f"fail{v}"
+    manifest = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": failing},
+                "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
+                    {"name": "c", "image": "x", "command": [sys.executable, "-c", "raise SystemExit(3)"]}]}}}}
+    ok(api, "apply", "-f", "-", input=json.dumps(manifest), version=version)
+    ok(api, "wait", "--for=condition=failed", f"job/{failing}", "--timeout=60s", version=version)
+    job = kjson(api, "get", "job", failing)
+    failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded" and job["status"]["failed"] == 1
+
+    tick = f"tick{v}"
+    ok(api, "create", "cronjob", tick, "--image=busybox", "--schedule=*/1 * * * *", "--", "date",
+       version=version)
+    row = ok(api, "get", "cronjob", tick, version=version).splitlines()
+    assert row[0].split()[:6] == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST"]
+    assert row[1].split()[:6] == [tick, "*/1", "*", "*", "*", "*"]
+    fast = f"fast{v}"
+    ok(api, "create", "cronjob", fast, "--image=busybox", "--schedule=@every 2s", "--", sys.executable,
+       "-c", "print('tick')", version=version)
+    wait_until(lambda: kjson(api, "get", "cronjob", fast)["status"].get("lastSuccessfulTime"), 60,
+               "a scheduled Job completed")
+    owned = [j for j in kjson(api, "get", "jobs")["items"]
+             if (j["metadata"].get("ownerReferences") or [{}])[0].get("name") == fast]
+    assert owned and owned[0]["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+    ok(api, "create", "job", f"manual{v}", f"--from=cronjob/{tick}", version=version)
+    manual = kjson(api, "get", "job", f"manual{v}")
+    assert manual["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    ok(api, "wait", "--for=condition=complete", f"job/manual{v}", "--timeout=60s", version=version)
+    ok(api, "delete", "cronjob", fast, tick, version=version)
+    wait_until(lambda: not [j for j in kjson(api, "get", "jobs")["items"]
+                            if j["metadata"]["name"].startswith((fast, f"manual{v}"))], 60,
+               "the CronJobs' Jobs garbage-collected")
+    ok(api, "delete", "job", once, failing, version=version)
