@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # the repository's test tools (tests/etcd_cluster.py) import too
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -39,7 +39,7 @@ import orjson
 import yaml
 from _common import free_port, pct
 
-from podns.store.testing import etcd_available, start_etcd_cluster
+from tests.etcd_cluster import etcd_available, start_etcd_cluster
 
 PODS = "/api/v1/namespaces/default/pods"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"

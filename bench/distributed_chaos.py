@@ -28,8 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from podns.store.etcd_cluster import etcd_available  # noqa: E402
 from tests.e2e import _chaos  # noqa: E402
+from tests.etcd_cluster import etcd_available  # noqa: E402
 
 
 def main() -> int:

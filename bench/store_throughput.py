@@ -28,9 +28,9 @@ from typing import Any
 from _common import pct
 
 from podns.store.etcd import EtcdStore
-from podns.store.etcd_cluster import etcd_available, start_etcd_cluster
 from podns.store.interface import Store
 from podns.store.sqlite import SQLiteStore
+from tests.etcd_cluster import etcd_available, start_etcd_cluster
 
 
 def obj(i: int, gen: int = 0) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The Store protocol: durable objects with one global resourceVersion and watch.
 
 Every backend (SQLite embedded, etcd distributed, in-memory for tests) implements exactly this
-contract, and `podns.store.testing` holds the one conformance suite they all must pass.
+contract, and `tests/store/conformance.py` holds the one conformance suite they all must pass.
 Only `podns.api` (and `podns.cli`, which picks a backend) may import this package.
 
 Keys are plain strings `<resource>/<namespace>/<name>` for namespaced objects and

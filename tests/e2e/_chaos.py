@@ -43,7 +43,6 @@ from podns.kube.client import Client
 from podns.kube.config import load_kubeconfig
 from podns.kube.errors import KubeError
 from podns.kube.resources import CONFIGMAPS
-from podns.store.etcd_cluster import EtcdCluster, start_etcd_cluster
 from tests.e2e._distributed import (
     FAST_LEASE,
     Proc,
@@ -58,6 +57,7 @@ from tests.e2e._distributed import (
     wait_until,
 )
 from tests.e2e.conftest import Podns
+from tests.etcd_cluster import EtcdCluster, start_etcd_cluster
 
 NS = "default"
 WRITE_LABEL = "chaos.podns.io/writer"

@@ -3,7 +3,7 @@
 Shared by the distributed e2e tests (tests/e2e/test_distributed_*.py) and the chaos benchmark
 (bench/distributed_chaos.py). Everything is a real process on free loopback ports:
 
-- `EtcdCluster` (podns.store.etcd_cluster) members;
+- `EtcdCluster` (tests.etcd_cluster) members;
 - `Podns` (tests/e2e/conftest.py) API servers: the first creates the CA and tokens, the others
   start with `--pki-from <first data dir>`, and each lists all of them with `--peer-servers`,
   so each one's kubeconfig names every API server (itself first);
@@ -33,9 +33,9 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from podns.store.etcd_cluster import EtcdCluster
 from tests._support import wait_until
 from tests.e2e.conftest import Podns, free_port
+from tests.etcd_cluster import EtcdCluster
 
 #: seconds a component process gets to come up
 START_TIMEOUT = 30.0

@@ -42,8 +42,8 @@ from typing import Any
 import pytest
 import yaml
 
-from podns.store.etcd_cluster import EtcdCluster, etcd_available, start_etcd_cluster
 from tests._support import free_port, kubectl_binary
+from tests.etcd_cluster import EtcdCluster, etcd_available, start_etcd_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 #: seconds `podns up` gets to answer /readyz

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from podns.store.etcd_cluster import etcd_available
 from tests.e2e import _chaos
+from tests.etcd_cluster import etcd_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.etcd]
 

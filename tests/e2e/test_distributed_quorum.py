@@ -26,13 +26,6 @@ import pytest
 import yaml
 
 from podns.kube.config import load_kubeconfig
-from podns.store.etcd_cluster import (
-    EtcdCluster,
-    EtcdMember,
-    etcd_available,
-    free_port,
-    start_etcd_cluster,
-)
 from tests.e2e._distributed import (
     a_records,
     api,
@@ -43,6 +36,13 @@ from tests.e2e._distributed import (
     wait_until,
 )
 from tests.e2e.conftest import REPO, Podns
+from tests.etcd_cluster import (
+    EtcdCluster,
+    EtcdMember,
+    etcd_available,
+    free_port,
+    start_etcd_cluster,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.etcd]
 

@@ -18,8 +18,8 @@ from podns.kube.client import Client
 from podns.kube.config import load_kubeconfig
 from podns.kube.informer import Informer
 from podns.kube.resources import CONFIGMAPS
-from podns.store.etcd_cluster import EtcdCluster
 from tests.e2e.conftest import Podns
+from tests.etcd_cluster import EtcdCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.etcd, pytest.mark.timeout(90)]
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from podns.store.etcd_cluster import EtcdCluster
 from tests._support import wait_until
 from tests.e2e._distributed import api
 from tests.e2e.conftest import Podns
+from tests.etcd_cluster import EtcdCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.etcd, pytest.mark.timeout(120)]
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from podns.store.testing import EtcdCluster, etcd_available, start_etcd_cluster
+from tests.etcd_cluster import EtcdCluster, etcd_available, start_etcd_cluster
 
 
 @pytest.fixture(scope="session")

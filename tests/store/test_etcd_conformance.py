@@ -9,7 +9,8 @@ import pytest
 
 from podns.store.etcd import EtcdStore
 from podns.store.interface import Store
-from podns.store.testing import EtcdCluster, StoreConformance, StoreFactory
+from tests.etcd_cluster import EtcdCluster
+from tests.store.conformance import StoreConformance, StoreFactory
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.etcd]
 

@@ -11,15 +11,8 @@ import pytest
 
 from podns.store.errors import Expired, Invalid, NotFound, TooLarge, Unavailable
 from podns.store.etcd import EtcdStore
-from podns.store.testing import (
-    EtcdCluster,
-    etcd_available,
-    free_port,
-    pod,
-    rv_of,
-    start_etcd_cluster,
-    take,
-)
+from tests.etcd_cluster import EtcdCluster, etcd_available, free_port, start_etcd_cluster
+from tests.store.conformance import pod, rv_of, take
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.etcd]
 

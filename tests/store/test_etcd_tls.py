@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from podns.store import EtcdTLS, Unavailable, open_store
-from podns.store.testing import etcd_available
 from tests._support import free_port
 from tests.e2e._distributed import api
 from tests.e2e.conftest import Podns
+from tests.etcd_cluster import etcd_available
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(60),
               pytest.mark.skipif(not etcd_available(), reason="etcd binary not installed (etcd-server)")]

@@ -20,7 +20,8 @@ from podns.store.errors import AlreadyExists, Conflict, NotFound
 from podns.store.etcd import EtcdStore
 from podns.store.interface import Store
 from podns.store.memory import MemoryStore
-from podns.store.testing import EtcdCluster, pod, rv_of
+from tests.etcd_cluster import EtcdCluster
+from tests.store.conformance import pod, rv_of
 
 KEYS = [f"pods/{ns}/{n}" for ns in ("a", "b") for n in ("x", "y", "z")] + ["services/a/x"]
 

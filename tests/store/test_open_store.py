@@ -11,7 +11,8 @@ from podns.store.errors import Unavailable
 from podns.store.etcd import EtcdStore
 from podns.store.memory import MemoryStore
 from podns.store.sqlite import SQLiteStore
-from podns.store.testing import EtcdCluster, pod
+from tests.etcd_cluster import EtcdCluster
+from tests.store.conformance import pod
 
 
 @pytest.mark.parametrize("form", ["url", "plain"], ids=["sqlite-url", "plain-path"])

@@ -10,7 +10,7 @@ import pytest
 from podns.store.interface import Store
 from podns.store.memory import MemoryStore
 from podns.store.sqlite import SQLiteStore
-from podns.store.testing import StoreConformance, StoreFactory
+from tests.store.conformance import StoreConformance, StoreFactory
 
 pytestmark = pytest.mark.timeout(60)
 

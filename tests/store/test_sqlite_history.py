@@ -8,7 +8,7 @@ import pytest
 
 from podns.store.errors import Expired
 from podns.store.sqlite import TRIM_EVERY, SQLiteStore
-from podns.store.testing import pod, rv_of, take
+from tests.store.conformance import pod, rv_of, take
 
 
 async def test_watch_older_than_ring_is_expired(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 `start_etcd_cluster(n)` starts n etcd members (the `etcd` binary, Debian `etcd-server`) on free
 127.0.0.1 ports with their data on tmpfs, waits until they are healthy, and returns an
-`EtcdCluster` that can kill and restart members. Re-exported by `podns.store.testing`.
+`EtcdCluster` that can kill and restart members. A test and benchmark tool (not shipped in the
+`podns` package): standard library only, so a benchmark needs no pytest.
 """
 
 from __future__ import annotations

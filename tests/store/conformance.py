@@ -11,10 +11,8 @@ Class attributes describe what a backend promises beyond the protocol:
 - `watch_history_survives_restart`: a watch may resume from a revision before the reopen
   (true for etcd, false for a watch cache in memory, which raises Expired then).
 
-Also here: `start_etcd_cluster(n)`, a real etcd cluster of n members on loopback ports, for the
-etcd backend's tests and the distributed-mode tests.
-
-Imported only by tests (it needs pytest).
+Test code, not shipped in the `podns` package (it needs pytest); a real etcd cluster for the etcd
+backend's tests is `tests/etcd_cluster.py`.
 """
 
 from __future__ import annotations
@@ -26,28 +24,9 @@ from typing import Any, ClassVar
 import pytest
 
 from podns.store.errors import AlreadyExists, Conflict, Expired, Invalid, NotFound
-from podns.store.etcd_cluster import (
-    EtcdCluster,
-    EtcdMember,
-    etcd_available,
-    free_port,
-    start_etcd_cluster,
-)
 from podns.store.interface import Obj, Store, WatchEvent
 
-__all__ = [
-    "EtcdCluster",
-    "EtcdMember",
-    "StoreConformance",
-    "StoreFactory",
-    "etcd_available",
-    "free_port",
-    "nothing_more",
-    "pod",
-    "rv_of",
-    "start_etcd_cluster",
-    "take",
-]
+__all__ = ["StoreConformance", "StoreFactory", "nothing_more", "pod", "rv_of", "take"]
 
 StoreFactory = Callable[..., Awaitable[Store]]
 
