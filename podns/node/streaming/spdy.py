@@ -212,7 +212,7 @@ async def serve_exec(transport: ByteTransport, protocol: str, opts: session.Opti
                 await stream.write(data)
 
         ch = session.Channels(send=send)
-        pumps = [asyncio.create_task(_watch_gone(sess, ch))]
+        pumps: list[asyncio.Task[Any]] = [asyncio.create_task(_watch_gone(sess, ch))]
         if rc.STDIN in arrived:
             pumps.append(asyncio.create_task(_pump_stdin(arrived[rc.STDIN], ch)))
         if rc.RESIZE in arrived:
