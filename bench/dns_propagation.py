@@ -1,13 +1,14 @@
 """DNS propagation: an EndpointSlice change written to the API -> the changed DNS answer.
 
-Starts `podns apiserver` and `podns dns` as separate processes on loopback, creates a headless
+Starts `podns apiserver` and `podns dns` as separate processes on loopback (`--up`: one
+`podns up --no-node`, whose DNS runs in the process it supervises), creates a headless
 Service with one EndpointSlice, then `--changes` times: writes the slice with a new endpoint
 address (merge patch through the API client) and polls the DNS server over UDP (one query every
 ~0.2 ms) until the answer carries the new address. Reports p50/p99/max of write-to-answer and,
 for reference, of the API write alone. Kubernetes with CoreDNS takes seconds here (watch
 latency plus up to 30 s of kubeadm's `cache 30`).
 
-    python bench/dns_propagation.py [--changes 1000]
+    python bench/dns_propagation.py [--changes 1000] [--up]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
-from _common import free_port, pct, stop  # noqa: E402
+from _common import free_port, pct, start_up, stop  # noqa: E402
 
 
 def query_bytes(name: str) -> bytes:
@@ -76,22 +77,27 @@ class Api:
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 
 
-def run(changes: int) -> None:
+def run(changes: int, up: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="podns-dnsprop-") as tmp:
         data = Path(tmp) / "state"
         api_port, dns_port = free_port(), free_port(socket.SOCK_DGRAM)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        api = subprocess.Popen([sys.executable, "-m", "podns", "apiserver", "--data-dir", str(data),
-                                "--api-addr", f"127.0.0.1:{api_port}"], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         dns = None
+        if up:
+            api = start_up(data, api_port=api_port, dns_port=dns_port, metrics_port=free_port())
+        else:
+            api = subprocess.Popen([sys.executable, "-m", "podns", "apiserver", "--data-dir", str(data),
+                                    "--api-addr", f"127.0.0.1:{api_port}"], cwd=REPO, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(data / "kubeconfig-readonly")
             time.sleep(1)
-            dns = subprocess.Popen([sys.executable, "-m", "podns", "dns", "--kubeconfig",
-                                    str(data / "kubeconfig-readonly"), "--listen", f"127.0.0.1:{dns_port}",
-                                    "--upstream", "none"], cwd=REPO, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if not up:
+                cmd = [sys.executable, "-m", "podns", "dns", "--kubeconfig",
+                       str(data / "kubeconfig-readonly"), "--listen", f"127.0.0.1:{dns_port}",
+                       "--upstream", "none"]
+                dns = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
             client = Api(data, api_port)
             client.call("POST", "/api/v1/namespaces/default/services", {
                 "apiVersion": "v1", "kind": "Service", "metadata": {"name": "prop"},
@@ -126,7 +132,8 @@ def run(changes: int) -> None:
         finally:
             stop(dns, api)
 
-    print(f"{changes} EndpointSlice changes, write -> changed DNS answer:")
+    print(f"{changes} EndpointSlice changes, write -> changed DNS answer "
+          f"({'podns up' if up else 'podns apiserver + podns dns'}; load average {os.getloadavg()[0]:.2f}):")
     print(f"  p50 {statistics.median(total) * 1000:.2f} ms, p99 {pct(total, 0.99) * 1000:.2f} ms, "
           f"max {max(total) * 1000:.2f} ms")
     print(f"  of which the API write: p50 {statistics.median(writes) * 1000:.2f} ms, "
@@ -136,4 +143,6 @@ def run(changes: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=1000)
-    run(parser.parse_args().changes)
+    parser.add_argument("--up", action="store_true", help="under podns up (its DNS process) instead")
+    args = parser.parse_args()
+    run(args.changes, args.up)
