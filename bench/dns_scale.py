@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import linecache
 import os
 import socket
 import statistics
@@ -80,15 +81,46 @@ def api_mode(args: argparse.Namespace) -> int:
     return 0
 
 
+def where_mode(args: argparse.Namespace) -> int:
+    """The trimmed objects and the index built from them, traced: bytes per allocation site
+    (the informer's trimmed objects are allocated in objects.py, the index everywhere else)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    raw = testing.synthetic_zone(namespaces=args.namespaces, services=args.services,
+                                 pods=args.endpoints_per_service, big_services=0)
+    trimmed = [(kind, TRIM[kind](obj)) for kind, obj in raw]
+    index = RecordIndex(metrics=Metrics())
+    for kind, obj in trimmed:
+        getattr(index, f"on_{kind}_add")(obj)
+    index.mark_synced()
+    del trimmed
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    stats = snapshot.statistics("lineno")
+    total = sum(s.size for s in stats)
+    print(f"traced: {total / 1e6:.1f} MB live after the build ({index.stats()})")
+    for stat in stats[:15]:
+        frame = stat.traceback[0]
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        print(f"  {stat.size / 1e6:6.1f} MB {stat.count:>8} blocks  {where:<18} "
+              f"{linecache.getline(frame.filename, frame.lineno).strip()[:70]}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=10000)
     parser.add_argument("--endpoints-per-service", type=int, default=10)
     parser.add_argument("--namespaces", type=int, default=100)
     parser.add_argument("--api", action="store_true", help="through podns apiserver + podns dns")
+    parser.add_argument("--where", action="store_true",
+                        help="where the bytes go: tracemalloc's biggest allocation sites of the build")
     args = parser.parse_args()
     if args.api:
         return api_mode(args)
+    if args.where:
+        return where_mode(args)
     gc.collect()
     base = own_rss_mb()
     raw = testing.synthetic_zone(namespaces=args.namespaces, services=args.services,
