@@ -156,6 +156,15 @@ def expired(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
 
 
+def too_large_resource_version(requested: int, current: int, retry_after: int = 1) -> ApiError:
+    """504 Timeout: a resourceVersion the store has not reached after the wait (kube-apiserver's
+    storage.NewTooLargeResourceVersionError); clients retry after `retry_after` seconds."""
+    cause = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+    return ApiError(504, "Timeout", f"Timeout: Too large resource version: {requested}, current: {current}",
+                    {"causes": [cause], "retryAfterSeconds": retry_after},
+                    headers={"Retry-After": str(retry_after)})
+
+
 def unavailable(message: str = "the store is unavailable") -> ApiError:
     """503: the backend cannot serve the request now."""
     return ApiError(503, "ServiceUnavailable", message, headers={"Retry-After": "1"})

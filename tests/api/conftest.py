@@ -98,3 +98,15 @@ async def serve(tmp_path: Path, **server_args: Any) -> AsyncIterator[Api]:
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with serve(tmp_path) as a:
         yield a
+
+
+@pytest.fixture
+async def real_api(tmp_path: Path) -> AsyncIterator[Api]:
+    """The in-process server with the real registry of kinds."""
+    store = SQLiteStore(tmp_path / "podns.db")
+    server = ApiServer(store, tmp_path, "127.0.0.1:0", tls=False)
+    await server.start()
+    async with aiohttp.ClientSession() as session:
+        yield Api(server, session)
+    await server.stop()
+    await store.close()

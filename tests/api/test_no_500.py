@@ -11,16 +11,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
-
-from podns.api.server.apiserver import ApiServer
-from podns.store.sqlite import SQLiteStore
 
 from .conftest import Api
 
@@ -82,18 +76,6 @@ def mutate(obj: Any, rng: random.Random) -> Any:
     elif isinstance(parent, dict):
         parent[f"bogus{rng.randint(0, 9)}"] = rng.choice(WEIRD)
     return obj
-
-
-@pytest.fixture
-async def real_api(tmp_path: Path) -> AsyncIterator[Api]:
-    """The in-process server with the real registry of kinds."""
-    store = SQLiteStore(tmp_path / "podns.db")
-    server = ApiServer(store, tmp_path, "127.0.0.1:0", tls=False)
-    await server.start()
-    async with aiohttp.ClientSession() as session:
-        yield Api(server, session)
-    await server.stop()
-    await store.close()
 
 
 @pytest.mark.timeout(60)

@@ -7,8 +7,10 @@ on (verb, subresource). Kind-specific behaviour stays in the Strategy; storage r
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -46,6 +48,10 @@ _PATCH_FNS: dict[str, Callable[[Any, Any], Any]] = {
     "application/apply-patch+yaml": patch.apply_patch,
 }
 _FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+#: seconds a list or watch waits for a resourceVersion the store has not reached (kube-apiserver's
+#: watch cache blocks 3 s in waitUntilFreshAndBlock), and how often it looks again meanwhile
+FRESH_WAIT = 3.0
+FRESH_POLL = 0.05
 
 
 def json_response(body: Any, code: int = 200, *, content_type: str = codec.JSON,
@@ -164,7 +170,10 @@ class ResourceHandlers:
         q = request.query
         match = parse_selectors(q.get("labelSelector"), q.get("fieldSelector"), info.rt.strategy)
         limit = parse_int(q, "limit")
-        parse_rv(q.get("resourceVersion"))
+        if limit is not None and limit < 0:
+            raise statuserror.bad_request(f'invalid value for limit: "{limit}": must be greater than '
+                                          "or equal to 0")
+        await self._wait_fresh(parse_rv(q.get("resourceVersion")))
         body = await self.rest.list(info.rt, info.namespace, match=match,
                                     limit=limit if limit and limit > 0 else None,
                                     continue_token=q.get("continue") or None)
@@ -181,6 +190,7 @@ class ResourceHandlers:
         match = parse_selectors(q.get("labelSelector"), q.get("fieldSelector"), info.rt.strategy)
         from_rv = parse_rv(q.get("resourceVersion"))
         timeout = parse_int(q, "timeoutSeconds")
+        await self._wait_fresh(from_rv)
         initial: list[Obj] | None = None
         seed: set[str] | None = None
         if not from_rv:
@@ -204,6 +214,24 @@ class ResourceHandlers:
             timeout=float(timeout) if timeout else None,
             bookmarks=parse_bool(q.get("allowWatchBookmarks")), render=render)
         return await serve_watch(request, watch, open_watch=self.open_watch, encoder=self.encoder)
+
+    async def _wait_fresh(self, rv: int | None) -> None:
+        """Wait up to FRESH_WAIT seconds for the store to reach `rv` (a list or watch from a
+        resourceVersion it has not seen yet, e.g. one from another API server of the cluster);
+        then 504 "Too large resource version", as kube-apiserver's watch cache does."""
+        if not rv:
+            return
+        deadline = time.monotonic() + FRESH_WAIT
+        while True:
+            try:
+                current = await self.rest.store.current_rv()
+            except store_errors.StoreError as exc:
+                raise statuserror.unavailable(str(exc)) from exc
+            if current >= rv:
+                return
+            if time.monotonic() >= deadline:
+                raise statuserror.too_large_resource_version(rv, current)
+            await asyncio.sleep(FRESH_POLL)
 
     @staticmethod
     def _key(info: RequestInfo, obj: Obj) -> str:

@@ -128,8 +128,9 @@ async def serve_watch(request: web.Request, watch: WatchRequest, *, open_watch: 
     await resp.prepare(request)
     request[STREAM] = resp
     send = _Sender(resp, watch.render, encoder)
-    deadline = min(watch.timeout, MAX_WATCH_SECONDS) if watch.timeout and watch.timeout > 0 \
-        else MAX_WATCH_SECONDS
+    # 0 or absent: the server's own bound; negative: a timer that has already fired, as
+    # kube-apiserver's (the watch ends at once)
+    deadline = max(0.0, min(watch.timeout, MAX_WATCH_SECONDS)) if watch.timeout else MAX_WATCH_SECONDS
     failure: Obj | None = None
     with contextlib.suppress(TimeoutError, ConnectionResetError, asyncio.CancelledError):
         try:
