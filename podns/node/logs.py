@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from podns.objects.times import now_rfc3339_nano, parse_time
 
@@ -163,6 +164,17 @@ class LogSink:
             await asyncio.wait_for(self._changed.wait(), timeout)
 
 
+class LogSource(Protocol):
+    """A running instance's log file as `kubectl logs -f` follows it (`LogSink`, or a file
+    another process writes, such as podman's conmon)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def closed(self) -> asyncio.Event: ...
+    async def wait_changed(self, timeout: float) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class LogOptions:
     """What `kubectl logs` asks for (query parameters of pods/log)."""
@@ -233,7 +245,7 @@ def read_lines(path: Path, opts: LogOptions) -> tuple[list[bytes], int]:
     return out, offset
 
 
-async def follow_log(path: Path, sink: LogSink | None, opts: LogOptions) -> AsyncIterator[bytes]:
+async def follow_log(path: Path, sink: LogSource | None, opts: LogOptions) -> AsyncIterator[bytes]:
     """Yield the log's existing lines, then new ones as they are written, until the instance
     stops (`sink` closed; None = the instance is not running, so only existing lines)."""
     lines, offset = read_lines(path, opts)

@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tarfile
 import threading
 import time
 import urllib.request
@@ -26,20 +25,13 @@ import pytest
 
 from podns.node import netns
 from podns.node.runtime.podman import LABEL_AGENT, agent_id
-from tests._support import wait_until
+from tests._support import kubectl_binary, wait_until
+from tests.e2e import _images
 from tests.e2e.conftest import Podns
 
 NETNS_SKIP = netns.unavailable_reason()
-BUSYBOX = shutil.which("busybox")
-
-
-def _static(path: str | None) -> bool:
-    """An executable with no ELF interpreter (runs in an image with nothing else)."""
-    return path is not None and b"ld-linux" not in Path(path).read_bytes()[:8192]
-
-
 SKIP = NETNS_SKIP or (None if shutil.which("podman") else "podman is not installed") or (
-    None if _static(BUSYBOX) else "a static busybox (Debian busybox-static) is not installed")
+    None if _images.static_busybox() else "a static busybox (Debian busybox-static) is not installed")
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(240),
               pytest.mark.skipif(SKIP is not None, reason=SKIP or "")]
 
@@ -61,33 +53,13 @@ wait
 """
 
 
-def _rootfs_tar(dest: Path) -> Path:
-    """A root file system of busybox (static) and its applets, plus the entrypoint script."""
-    assert BUSYBOX is not None
-    root = dest / "rootfs"
-    (root / "bin").mkdir(parents=True)
-    shutil.copy(BUSYBOX, root / "bin" / "busybox")
-    for applet in ("sh", "httpd", "hostname", "cat", "echo", "id", "mkdir", "sleep", "test", "pwd", "kill"):
-        os.symlink("busybox", root / "bin" / applet)
-    for d in ("etc", "tmp", "proc", "sys", "dev", "srv"):
-        (root / d).mkdir()
-    (root / "serve.sh").write_text(SERVE)
-    (root / "serve.sh").chmod(0o755)
-    tar = dest / "rootfs.tar"
-    with tarfile.open(tar, "w") as tf:
-        tf.add(root, arcname=".")
-    return tar
-
-
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tar = _rootfs_tar(tmp_path_factory.mktemp("image"))
-    subprocess.run(["podman", "import", "-q", "--change", 'ENTRYPOINT ["/serve.sh"]',
-                    "--change", f'CMD ["{PORT}"]', "--change", "ENV PATH=/bin",
-                    "--change", "ENV GREETING=from-image",
-                    "--change", "WORKDIR /srv", str(tar), IMAGE], check=True, capture_output=True)
+    _images.build(IMAGE, tmp_path_factory.mktemp("image"), script=SERVE, changes=[
+        'ENTRYPOINT ["/entry.sh"]', f'CMD ["{PORT}"]', "ENV PATH=/bin", "ENV GREETING=from-image",
+        "WORKDIR /srv"])
     yield IMAGE
-    subprocess.run(["podman", "rmi", "--force", IMAGE], capture_output=True)
+    _images.remove(IMAGE)
 
 
 @pytest.fixture(scope="module")
@@ -268,6 +240,53 @@ def test_agent_killed_then_restarted_cleans_and_restarts(cluster: Podns, image: 
     p.kubectl("delete", "statefulset", "web", check=True)
     wait(lambda: not pod(p, "web-0"), 30, "web-0 deleted")
     wait(lambda: not ours(p), 10, "no container left")
+
+
+def test_security_context_limits_hooks_and_follow(cluster: Podns, image: str, tmp_path: Path) -> None:
+    """given a container (command replacing the ENTRYPOINT) with runAsUser 1000, a read-only root
+    file system, memory/cpu limits, postStart and preStop exec hooks and a hostPath volume: it
+    runs as uid 1000, cannot write its root but can its volume, podman enforces the limits where
+    cgroups allow (else a LimitsNotEnforced Event), the postStart hook ran inside, `kubectl logs
+    -f` streams new lines until the pod is deleted, and the preStop hook ran before SIGTERM."""
+    p = cluster
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    loop = "echo started as $(id -u); trap 'echo bye; exit 0' TERM; while true; do echo tick; sleep 1; done"
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hooks"}, "spec": {
+        "terminationGracePeriodSeconds": 10,
+        "containers": [{
+            "name": "c", "image": image, "command": ["/bin/sh", "-c", loop],
+            "securityContext": {"runAsUser": 1000, "runAsNonRoot": True, "readOnlyRootFilesystem": True},
+            "resources": {"limits": {"memory": "64Mi", "cpu": "200m"}},
+            "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+            "lifecycle": {"postStart": {"exec": {"command": ["/bin/sh", "-c", "id -u > /shared/post"]}},
+                          "preStop": {"exec": {"command": ["/bin/sh", "-c", "echo pre > /shared/pre"]}}}}],
+        "volumes": [{"name": "shared", "hostPath": {"path": str(shared)}}]}}
+    p.kubectl("apply", "-f", "-", input=json.dumps(doc), check=True)
+    wait(lambda: ready(pod(p, "hooks")), 60, "hooks Ready")
+    assert (shared / "post").read_text().strip() == "1000"
+    assert "started as 1000" in p.kubectl("logs", "hooks").stdout
+    assert p.kubectl("exec", "hooks", "--", "touch", "/x").returncode != 0  # read-only root
+    cid = pod(p, "hooks")["status"]["containerStatuses"][0]["containerID"].removeprefix("podman://")
+    memory = subprocess.run(["podman", "inspect", "--format", "{{.HostConfig.Memory}}", cid],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert memory == str(64 * 1024 * 1024) or "LimitsNotEnforced" in events(p, "hooks")
+    follow = subprocess.Popen([kubectl_binary("1.33"), f"--cache-dir={p.cache_dir / 'follow'}", "logs", "-f",
+                               "hooks"], stdout=subprocess.PIPE, text=True,
+                              env={"KUBECONFIG": str(p.kubeconfig), "PATH": "/usr/bin:/bin"})
+    try:
+        assert follow.stdout is not None
+        first = follow.stdout.readline()
+        assert first.startswith(("started", "tick")), first
+        assert "tick" in follow.stdout.readline()  # a line written after the follow began
+        p.kubectl("delete", "pod", "hooks", "--wait=false", check=True)
+        rest = follow.communicate(timeout=30)[0]
+    finally:
+        follow.kill()
+    assert "bye" in rest  # SIGTERM reached the shell, after the preStop hook
+    assert (shared / "pre").read_text().strip() == "pre"
+    wait(lambda: not pod(p, "hooks"), 30, "hooks deleted")
 
 
 def _silent_server() -> tuple[socket.socket, int]:

@@ -18,12 +18,12 @@ Nothing else escapes either for anything a pod spec or an image does.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from podns.node.logs import LogSource
 from podns.node.sandbox import Mount, Sandbox
 
 Obj = dict[str, Any]
@@ -115,14 +115,6 @@ class ContainerConfig:
     def argv(self) -> list[str]:
         """command + args (what the process runtime runs)."""
         return [*(self.command or []), *(self.args or [])]
-
-
-class LogSource(Protocol):
-    """A running instance's log file as `kubectl logs -f` follows it."""
-
-    @property
-    def closed(self) -> asyncio.Event: ...
-    async def wait_changed(self, timeout: float) -> None: ...
 
 
 class Instance(Protocol):

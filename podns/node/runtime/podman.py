@@ -374,7 +374,8 @@ class ConmonLog:
 
     POLL = 0.2
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.closed = asyncio.Event()
 
     async def wait_changed(self, timeout: float) -> None:
@@ -385,7 +386,8 @@ class ConmonLog:
 class PodmanContainer:
     """One running podman container (an `Instance`)."""
 
-    def __init__(self, runtime: PodmanRuntime, cid: str, image: ImageInfo, state: Obj) -> None:
+    def __init__(self, runtime: PodmanRuntime, cid: str, image: ImageInfo, state: Obj,
+                 log_path: Path) -> None:
         self.runtime = runtime
         self.id = cid
         self.container_id = f"podman://{cid}"
@@ -396,7 +398,7 @@ class PodmanContainer:
         self.finished_at: float | None = None
         self.exit_code: int | None = None
         self.reason = ""
-        self.log = ConmonLog()
+        self.log = ConmonLog(log_path)
         loop = asyncio.get_running_loop()
         self._done: asyncio.Future[int] = loop.create_future()
         self._watch = loop.create_task(self._watch_exit(int(state.get("ConmonPid") or 0)),
@@ -581,7 +583,7 @@ class PodmanRuntime:
             raise StartError(message)
         cid = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else name
         state = await self._inspect_state(cid)
-        container = PodmanContainer(self, cid, image, state)
+        container = PodmanContainer(self, cid, image, state, Path(config.log_path))
         self.index.add(config, container)
         asyncio.get_running_loop().create_task(self._forget(config, container))
         return container
