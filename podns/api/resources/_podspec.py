@@ -22,7 +22,7 @@ from podns.api.resources._validation import (
     validate_port,
 )
 from podns.api.resources.base import FieldError, Obj
-from podns.objects import images, names
+from podns.objects import images, names, paths
 from podns.objects.quantity import parse_quantity
 
 RESTART_POLICIES = ["Always", "Never", "OnFailure"]
@@ -204,10 +204,55 @@ def _validate_container(path: str, ctr: Any, volumes: set[str], *, probes: bool)
             errs.append(FieldError(f"{p}.name", "FieldValueNotFound", f'Not found: "{mount["name"]}"'))
         if not mount.get("mountPath"):
             errs.append(required(f"{p}.mountPath"))
+        sub = mount.get("subPath")
+        if sub:
+            errs.extend(invalid(f"{p}.subPath", sub, m) for m in paths.local_descending_path(str(sub)))
     errs.extend(validate_resources(f"{path}.resources", ctr.get("resources")))
     if probes:
         for probe in _PROBES:
             errs.extend(_validate_probe(f"{path}.{probe}", ctr.get(probe)))
+    return errs
+
+
+def _validate_volume_source(path: str, vol: Obj) -> list[FieldError]:
+    """Paths a volume source writes to stay inside the volume (configMap/secret `items[].path`,
+    their modes) and a claimName is a PVC name: the kubelet runs as root and trusts these."""
+    errs: list[FieldError] = []
+    claim = vol.get("persistentVolumeClaim")
+    if isinstance(claim, dict):
+        name = claim.get("claimName")
+        if not name:
+            errs.append(required(f"{path}.persistentVolumeClaim.claimName"))
+        else:
+            errs.extend(invalid(f"{path}.persistentVolumeClaim.claimName", name, m)
+                        for m in names.is_dns1123_subdomain(str(name)))
+    for source in ("configMap", "secret"):
+        src = vol.get(source)
+        if not isinstance(src, dict):
+            continue
+        p = f"{path}.{source}"
+        if "defaultMode" in src:
+            errs.extend(invalid(f"{p}.defaultMode", src["defaultMode"], m)
+                        for m in paths.file_mode(src["defaultMode"]))
+        items = src.get("items") or []
+        if not isinstance(items, list):
+            errs.append(invalid(f"{p}.items", items, "must be a list"))
+            continue
+        for k, item in enumerate(items):
+            ip = f"{p}.items[{k}]"
+            if not isinstance(item, dict):
+                errs.append(invalid(ip, item, "must be an object"))
+                continue
+            if not item.get("key"):
+                errs.append(required(f"{ip}.key"))
+            target = item.get("path")
+            if not target:
+                errs.append(required(f"{ip}.path"))
+            else:
+                errs.extend(invalid(f"{ip}.path", target, m)
+                            for m in paths.local_non_reserved_path(str(target)))
+            if "mode" in item:
+                errs.extend(invalid(f"{ip}.mode", item["mode"], m) for m in paths.file_mode(item["mode"]))
     return errs
 
 
@@ -228,6 +273,7 @@ def validate_pod_spec(path: str, spec: Any, *, extra_volumes: set[str] | None = 
         if vname in volumes and vname not in (extra_volumes or ()):
             errs.append(duplicate(f"{p}.name", vname))
         volumes.add(vname)
+        errs.extend(_validate_volume_source(p, vol))
     containers = spec.get("containers")
     if not containers:
         errs.append(required(f"{path}.containers"))
