@@ -9,6 +9,7 @@ or under `spec.template.spec` for a template) with the same wording.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from podns.api.resources._validation import (
@@ -214,18 +215,21 @@ def _validate_container(path: str, ctr: Any, volumes: set[str], *, probes: bool)
     return errs
 
 
+def _required_and(path: str, value: Any, check: Callable[[str], list[str]]) -> list[FieldError]:
+    """Required, then each of `check`'s messages about the value as Invalid."""
+    if not value:
+        return [required(path)]
+    return [invalid(path, value, m) for m in check(str(value))]
+
+
 def _validate_volume_source(path: str, vol: Obj) -> list[FieldError]:
     """Paths a volume source writes to stay inside the volume (configMap/secret `items[].path`,
     their modes) and a claimName is a PVC name: the kubelet runs as root and trusts these."""
     errs: list[FieldError] = []
     claim = vol.get("persistentVolumeClaim")
     if isinstance(claim, dict):
-        name = claim.get("claimName")
-        if not name:
-            errs.append(required(f"{path}.persistentVolumeClaim.claimName"))
-        else:
-            errs.extend(invalid(f"{path}.persistentVolumeClaim.claimName", name, m)
-                        for m in names.is_dns1123_subdomain(str(name)))
+        errs.extend(_required_and(f"{path}.persistentVolumeClaim.claimName", claim.get("claimName"),
+                                  names.is_dns1123_subdomain))
     for source in ("configMap", "secret"):
         src = vol.get(source)
         if not isinstance(src, dict):
@@ -245,12 +249,7 @@ def _validate_volume_source(path: str, vol: Obj) -> list[FieldError]:
                 continue
             if not item.get("key"):
                 errs.append(required(f"{ip}.key"))
-            target = item.get("path")
-            if not target:
-                errs.append(required(f"{ip}.path"))
-            else:
-                errs.extend(invalid(f"{ip}.path", target, m)
-                            for m in paths.local_non_reserved_path(str(target)))
+            errs.extend(_required_and(f"{ip}.path", item.get("path"), paths.local_non_reserved_path))
             if "mode" in item:
                 errs.extend(invalid(f"{ip}.mode", item["mode"], m) for m in paths.file_mode(item["mode"]))
     return errs
