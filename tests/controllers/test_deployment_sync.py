@@ -327,3 +327,22 @@ def test_fenceposts() -> None:
     assert du.fenceposts(deployment(10, surge=0, unavailable="5%")) == (0, 1)
     assert du.max_unavailable(deployment(2, unavailable=5)) == 2
     assert du.max_surge(deployment(10, recreate=True)) == 0
+
+
+def test_stale_old_status_never_lets_availability_drop() -> None:
+    """Given maxUnavailable 0 and an old ReplicaSet whose status lags behind its scale-downs
+    (still counting the pods being removed), then no step scales old replicas below what the
+    available new pods make up for: old spec + new available stays at least `replicas`."""
+    w = World(deployment(10, surge=3, unavailable=0))
+    w.converge()
+    old = w.new()["metadata"]["name"]
+    stale = dict(w.sets[old]["status"])
+    w.set_image("web:2")
+    for _ in range(30):
+        w.step()
+        new = w.new()["metadata"]["name"]
+        w.run_sets(only=new)
+        w.sets[old]["status"] = dict(stale)  # the old ReplicaSet's status never catches up
+        new_available = w.sets[new]["status"].get("availableReplicas", 0)
+        assert w.sets[old]["spec"]["replicas"] + new_available >= 10, w.log
+    assert w.sets[old]["spec"]["replicas"] == 0

@@ -187,7 +187,7 @@ class _Planner:
             return False
         all_count = du.spec_count(self.sets.values())
         min_available = du.replicas(self.d) - du.max_unavailable(self.d)
-        new_unavailable = du.replicas(new) - du.status_int(new, "availableReplicas")
+        new_unavailable = du.replicas(new) - du.counted_available(new)
         max_scaled_down = all_count - min_available - new_unavailable
         if max_scaled_down <= 0:
             return False
@@ -205,7 +205,7 @@ class _Planner:
         for rs in self._active_olds(new):
             if total >= max_cleanup:
                 break
-            unavailable = du.replicas(rs) - du.status_int(rs, "availableReplicas")
+            unavailable = du.replicas(rs) - du.counted_available(rs)
             if unavailable <= 0:
                 continue
             count = min(max_cleanup - total, unavailable)
@@ -216,7 +216,7 @@ class _Planner:
     def _scale_down_old(self, new: Obj) -> int:
         """`scaleDownOldReplicaSetsForRollingUpdate`: keep `replicas - maxUnavailable` available."""
         min_available = du.replicas(self.d) - du.max_unavailable(self.d)
-        available = du.status_count(self.sets.values(), "availableReplicas")
+        available = sum(du.counted_available(rs) for rs in self.sets.values())
         if available <= min_available:
             return 0
         budget = available - min_available

@@ -239,6 +239,14 @@ def status_count(sets: Iterable[Mapping[str, Any] | None], name: str) -> int:
     return sum(status_int(rs, name) for rs in sets if rs is not None)
 
 
+def counted_available(rs: Mapping[str, Any]) -> int:
+    """The available pods a scale-down may count on: `status.availableReplicas`, but never more
+    than `spec.replicas`. Right after a ReplicaSet is scaled down its status still counts the pods
+    being removed; counting them would let the next step remove more than `maxUnavailable`
+    allows (Kubernetes reads the raw status and has that window; podns closes it)."""
+    return min(status_int(rs, "availableReplicas"), replicas(rs))
+
+
 def new_rs_replicas(d: Mapping[str, Any], all_sets: Sequence[Mapping[str, Any] | None],
                     new: Mapping[str, Any] | None) -> int:
     """How many replicas the new ReplicaSet may have now (`NewRSNewReplicas`)."""
