@@ -11,7 +11,7 @@ shared between entries: at 100k+ answers that is most of an entry's size.
 from __future__ import annotations
 
 import struct
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from podns.clusterdns import wire
 from podns.clusterdns.metrics import Metrics
@@ -70,7 +70,7 @@ def _encode_srv(owner: bytes, rrset: RRSet) -> tuple[bytes, bytes, tuple[int, ..
     """SRV answers whose targets are `<label>.<base>` or `<base>`, with `base` a suffix of the
     question (every Kubernetes SRV): laid out directly with pointers into the question.
     Returns (header bytes 2..11, tail, answer end offsets in tail), or None to use the Writer."""
-    first = rrset.answer[0][3][3]
+    first = cast(tuple[int, int, int, bytes], rrset.answer[0][3])[3]
     base = first if owner.endswith(first) else first[1 + first[0]:]
     if not owner.endswith(base) or len(owner) > 0x3FF0:
         return None
@@ -80,7 +80,8 @@ def _encode_srv(owner: bytes, rrset: RRSet) -> tuple[bytes, bytes, tuple[int, ..
     ends: list[int] = []
     targets: dict[bytes, bytes] = {}  # target name -> pointer to where it was written
     pos = 0
-    for rr_owner, _rtype, ttl, (prio, weight, port, target) in rrset.answer:
+    for rr_owner, _rtype, ttl, rdata in rrset.answer:
+        prio, weight, port, target = cast(tuple[int, int, int, bytes], rdata)
         if rr_owner != owner:
             return None
         if target == base:
@@ -119,7 +120,7 @@ def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None)
         ends = []
         pos = 0
         for _owner, rtype, ttl, rdata in answer:
-            rd = rdata if rdata.__class__ is bytes else rdata[0]
+            rd: bytes = rdata if rdata.__class__ is bytes else rdata[0]  # type: ignore[assignment]
             pkey = (rtype, ttl, len(rd))
             prefix = _RR_PREFIX.get(pkey)
             if prefix is None:

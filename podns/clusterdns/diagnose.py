@@ -53,9 +53,8 @@ async def lookup(name: str, rdtype: str, namespace: str, server: tuple[str, int]
         if tcp:
             reply = await dns.asyncquery.tcp(query, server[0], port=server[1], timeout=timeout)
         else:
-            reply = await dns.asyncquery.udp_with_fallback(query, server[0], port=server[1],
-                                                           timeout=timeout)
-            reply = reply[0]
+            reply, _ = await dns.asyncquery.udp_with_fallback(query, server[0], port=server[1],
+                                                              timeout=timeout)
         rcode = dns.rcode.to_text(reply.rcode())
         result.tried.append((candidate, rcode if reply.answer or rcode != "NOERROR" else "NODATA"))
         if reply.rcode() == dns.rcode.NOERROR and reply.answer:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from podns.clusterdns import wire
 from podns.clusterdns.index import RecordIndex
@@ -165,7 +166,7 @@ class Handler:
 
     # ------------------------------------------------------------------ building replies
 
-    def _entry(self, q: Query, entry: tuple, proto: str) -> bytes:
+    def _entry(self, q: Query, entry: tuple[Any, ...], proto: str) -> bytes:
         msg = struct.pack("!H", q.msg_id) + entry[1 if q.flags & wire.RD else 0] + q.question + entry[2]
         qend = 12 + len(q.question)
         return self._finish(q, msg, tuple(qend + e for e in entry[4]), qend, proto, wire.NOERROR)

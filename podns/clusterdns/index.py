@@ -40,7 +40,7 @@ class Contribution(NamedTuple):
     keys: tuple[bytes, ...]
     names: frozenset[bytes]
     pending: frozenset[bytes]
-    ptrs: tuple[tuple[str, tuple, bytes], ...]
+    ptrs: tuple[tuple[str, tuple[Any, ...], bytes], ...]
     external: bytes | None
 
 
@@ -329,7 +329,7 @@ class RecordIndex:
         if changed:
             self.serial = max(self.serial, int(self.clock()))
 
-    def _ptr(self, ip: str, prio: tuple, target: bytes | None) -> None:
+    def _ptr(self, ip: str, prio: tuple[Any, ...], target: bytes | None) -> None:
         """Add (target set) or remove one PTR candidate for `ip`.
 
         Candidates are kept per reverse name as a sorted tuple of (priority, target): nearly

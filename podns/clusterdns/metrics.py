@@ -161,10 +161,10 @@ class Metrics:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
         for name, (help_text, fn) in sorted(self.gauges.items()):
             try:
-                value = fn()
+                reading = fn()
             except Exception:  # a broken gauge must not break the scrape
                 continue
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value:.6g}"]
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {reading:.6g}"]
         return "\n".join(lines) + "\n"
 
 

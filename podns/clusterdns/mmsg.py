@@ -173,12 +173,12 @@ class Batch:
                 log.exception("answering a UDP query")
                 continue
             if out.__class__ is bytes:
-                length = len(out)  # type: ignore[arg-type]
+                length = len(out)
                 if length > SEND_SIZE:
-                    self.overflow.append((out, i))  # type: ignore[arg-type]
+                    self.overflow.append((out, i))
                     continue
                 at = j * SEND_SIZE
-                sbuf[at:at + length] = out  # type: ignore[index]
+                sbuf[at:at + length] = out
                 slens[j * 2 + 1] = length
                 sptrs[j * _Q] = nbase + i * NAME_SIZE
                 sints[j * _I + _NAMELEN] = rints[i * _I + _NAMELEN]

@@ -13,6 +13,7 @@ Names are lower-case wire bytes (see wire.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from podns.clusterdns import wire
 from podns.clusterdns.trimmed import CLUSTER_IP, EXTERNAL_NAME, HEADLESS, Service, Slice, endpoint_hostname
@@ -36,7 +37,7 @@ class ServiceRecords:
     names: set[bytes] = field(default_factory=set)
     pending: set[bytes] = field(default_factory=set)
     #: (ip, priority key, PTR target name)
-    ptrs: list[tuple[str, tuple, bytes]] = field(default_factory=list)
+    ptrs: list[tuple[str, tuple[Any, ...], bytes]] = field(default_factory=list)
     external: bytes | None = None
 
 

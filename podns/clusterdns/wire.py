@@ -19,7 +19,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # Record types and classes used by the server (RFC 1035, 3596, 2782, 6891, 1995, 5936).
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, OPT, IXFR, AXFR, ANY = (
@@ -287,7 +287,7 @@ class Writer:
 
 #: rdata: raw bytes (A, AAAA, TXT), (target,) for CNAME/PTR/NS, (prio, weight, port, target) for
 #: SRV, (mname, rname, serial, refresh, retry, expire, minimum) for SOA; names as wire bytes.
-RData = bytes | tuple
+RData = bytes | tuple[Any, ...]
 
 
 class RR(NamedTuple):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import sys
@@ -138,7 +139,7 @@ class ClusterDNS:
         m, idx = self.metrics, self.index
         for key in ("services", "endpointslices", "pods", "statefulsets", "namespaces", "answers", "records"):
             m.gauge(f"podns_dns_{key}", f"{key.capitalize()} held by the DNS index.",
-                    lambda key=key: idx.stats()[key])
+                    functools.partial(_stat, idx, key))
         m.gauge("podns_dns_api_connected", "1 when every informer's watch reaches the API server.",
                 lambda: float(all(i.connected for i in self.informers)))
         m.gauge("podns_dns_seconds_since_last_sync",
@@ -149,8 +150,9 @@ class ClusterDNS:
     def _since_sync(self) -> float:
         if all(i.connected for i in self.informers):
             return 0.0
-        seen = [max(i.last_event_time or 0.0, i.last_sync_time or 0.0) for i in self.informers]
-        return time.time() - min(seen) if seen and min(seen) else float("inf")
+        oldest = min((max(i.last_event_time or 0.0, i.last_sync_time or 0.0) for i in self.informers),
+                     default=0.0)
+        return time.time() - oldest if oldest else float("inf")
 
     async def close(self) -> None:
         if self._sync_task is not None:
@@ -160,3 +162,8 @@ class ClusterDNS:
                 await inf.stop()
         await self.server.close()
         await self.metrics_server.close()
+
+
+def _stat(index: RecordIndex, key: str) -> float:
+    """One of the index's counts, as a gauge reads it."""
+    return float(index.stats()[key])

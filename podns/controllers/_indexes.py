@@ -10,6 +10,7 @@ full. Both indexes are added once per shared informer, whichever controller come
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from podns.kube.informer import Informer
@@ -21,7 +22,7 @@ POD_LABELS = "ns-label"
 SERVICE_SELECTOR = "ns-selector"
 
 
-def _pairs(ns: str, labels: dict[str, str]) -> list[str]:
+def _pairs(ns: str, labels: Mapping[str, str]) -> list[str]:
     return [f"{ns}|{k}={v}" for k, v in labels.items()]
 
 

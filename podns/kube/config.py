@@ -208,7 +208,7 @@ def _file_or_data(entry: dict[str, Any], file_key: str, data_key: str) -> bytes 
             raise ConfigError(f"kubeconfig field {data_key} is not base64: {exc}") from exc
     name = entry.get(file_key)
     if name:
-        path = Path(entry.get("_dir", ".")) / os.path.expanduser(name)
+        path = Path(str(entry.get("_dir", "."))) / os.path.expanduser(str(name))
         try:
             return path.read_bytes()
         except OSError as exc:

@@ -24,6 +24,7 @@ are taken before the transform, so it may drop any field.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import random
 import time
@@ -161,7 +162,7 @@ class Informer:
         """Every cached object (a new list; the objects are shared, do not modify them)."""
         return list(self._cache.values())
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         """Every cached key."""
         return list(self._cache)
 
@@ -180,11 +181,11 @@ class Informer:
         for key, obj in self._cache.items():
             self._index_one(name, key, obj)
 
-    def by_index(self, name: str, value: str) -> list[Obj]:
+    def by_index(self, name: str, value: str) -> builtins.list[Obj]:
         """The cached objects whose index `name` contains `value`."""
         return [self._cache[k] for k in self.index_keys(name, value) if k in self._cache]
 
-    def index_keys(self, name: str, value: str) -> list[str]:
+    def index_keys(self, name: str, value: str) -> builtins.list[str]:
         """The keys of the objects whose index `name` contains `value`."""
         try:
             index = self._indices[name]
@@ -309,7 +310,7 @@ class Informer:
             self.resource_version = event.resource_version
         self.last_event_time = time.time()
 
-    def _replace(self, items: list[Obj]) -> None:
+    def _replace(self, items: builtins.list[Obj]) -> None:
         """Make the cache equal to a fresh List, delivering the difference to the handlers."""
         fresh: dict[str, tuple[str, Obj]] = {}
         for raw in items:

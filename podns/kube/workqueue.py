@@ -44,7 +44,7 @@ class ExponentialBackoff:
         self._failures[key] = n + 1
         if n >= 64:  # 2**64 * base overflows any sane cap
             return self.maximum
-        return min(self.base * (2**n), self.maximum)
+        return float(min(self.base * (2**n), self.maximum))
 
     def num_requeues(self, key: Hashable) -> int:
         return self._failures.get(key, 0)

@@ -162,7 +162,7 @@ class Balancer:
         self.attempts = max(1, attempts)
         self.hooks = hooks or Hooks()
         self.health_check = health_check
-        self.health_interval = health_interval or getattr(health_check, "interval", 2.0)
+        self.health_interval: float = health_interval or float(getattr(health_check, "interval", 2.0))
         self._clock = clock
         self._detector = OutlierDetector(outlier or OutlierConfig(), clock)
         self._lock = threading.Lock()

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 #: (min, max) of each field
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
-_NAMES = (
+_NAMES: tuple[dict[str, int], ...] = (
     {},
     {},
     {},

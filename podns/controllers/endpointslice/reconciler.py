@@ -217,7 +217,7 @@ def trigger_time(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) 
     for raw in candidates:
         t = parse_time(raw)
         if t is not None and t > best:
-            best, best_raw = t, raw
+            best, best_raw = t, str(raw)
     return best_raw
 
 

@@ -290,9 +290,9 @@ def plan(
         return result
     floor = start + max(0, partition_of(sts))
     for ordinal in range(start + want - 1, floor - 1, -1):
-        pod = slots[ordinal]
-        if labels_of(pod).get(REVISION_LABEL) != name_of(update) and not is_terminating(pod):
-            result.actions.append(Action("delete_pod", copy.deepcopy(dict(pod))))
+        live = slots[ordinal]
+        if labels_of(live).get(REVISION_LABEL) != name_of(update) and not is_terminating(live):
+            result.actions.append(Action("delete_pod", copy.deepcopy(dict(live))))
             return result
         if not _healthy(pod, min_ready, now):
             return result  # wait for the updated pod before touching the next one

@@ -221,7 +221,7 @@ class DNS:
     def _negative_ttl(resp: dns.message.Message) -> int:
         for rrset in resp.authority:
             if rrset.rdtype == dns.rdatatype.SOA:
-                return min(rrset.ttl, rrset[0].minimum)
+                return int(min(rrset.ttl, rrset[0].minimum))
         return 1
 
     def _clamp(self, ttl: float) -> float:
