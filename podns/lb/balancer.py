@@ -178,6 +178,8 @@ class Balancer:
         self._ejections = 0
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        #: source refreshes asked for on ejection (kept: the loop holds tasks only weakly)
+        self._refreshes: set[asyncio.Task[Any]] = set()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -185,7 +187,8 @@ class Balancer:
         """Resolve the service once (raises ResolutionError when that fails) and keep it current."""
         await self.source.start(self.target, self._update)
         if self.health_check is not None:
-            self._tasks.append(asyncio.create_task(self._active_checks()))
+            checks = asyncio.create_task(self._active_checks(), name=f"lb-health:{self.target.name}")
+            self._tasks.append(checks)
         return self
 
     async def close(self) -> None:
@@ -310,7 +313,10 @@ class Balancer:
             self.hooks.on_eject(ep)
         # The pod may be gone: ask the source for a fresh answer now rather than at TTL expiry.
         with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().create_task(self.source.refresh())
+            task = asyncio.get_running_loop().create_task(self.source.refresh(),
+                                                          name=f"lb-refresh:{self.target.name}")
+            self._refreshes.add(task)
+            task.add_done_callback(self._refreshes.discard)
 
     async def _active_checks(self) -> None:
         check = self.health_check

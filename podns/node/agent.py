@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,8 @@ class Agent:
         self.heartbeat: Heartbeat | None = None
         self.proxy: ServiceProxy | None = None
         self._writers: dict[str, asyncio.Task[None]] = {}
+        #: one-off tasks started from informer handlers (kept: the loop holds tasks only weakly)
+        self._background: set[asyncio.Task[None]] = set()
         self._dirty: dict[str, asyncio.Event] = {}
         self._written: dict[str, Obj] = {}
         self._runner: web.AppRunner | None = None
@@ -236,7 +238,7 @@ class Agent:
             # gone from the API (force-deleted) or replaced by a new pod of the same name
             worker.request_termination(grace=min(worker.grace_period(), FORCE_GRACE), api_gone=True)
             if pod is not None:
-                asyncio.get_running_loop().create_task(self._resync_after(worker, key))
+                self._spawn(self._resync_after(worker, key), f"resync-after:{key}")
             return
         if pod is None:
             return
@@ -247,7 +249,7 @@ class Agent:
         phase = (pod.get("status") or {}).get("phase")
         if meta.get("deletionTimestamp"):
             # deleted while no worker ran it (e.g. the agent was down): nothing to stop
-            asyncio.get_running_loop().create_task(self.delete_pod(pod))
+            self._spawn(self.delete_pod(pod), f"delete-pod:{key}")
             return
         if phase in ("Succeeded", "Failed"):
             return  # finished for good: never started again
@@ -277,6 +279,11 @@ class Agent:
                 except errors.KubeError:
                     into[name] = None
         return out
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None:
         self.events.event({"kind": "Pod", "apiVersion": "v1", **pod}, etype, reason, message,

@@ -149,6 +149,8 @@ class _UDPListener(asyncio.DatagramProtocol):
         self.flows: dict[tuple[str, int], _UDPFlow] = {}
         self._pending: dict[tuple[str, int], list[bytes]] = {}
         self._reaper: asyncio.Task[None] | None = None
+        #: flows being opened (kept: the loop holds tasks only weakly)
+        self._opening: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -156,7 +158,7 @@ class _UDPListener(asyncio.DatagramProtocol):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         await loop.create_datagram_endpoint(lambda: self, sock=sock)
-        self._reaper = loop.create_task(self._reap())
+        self._reaper = loop.create_task(self._reap(), name=f"udp-proxy-reaper:{port}")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -174,7 +176,10 @@ class _UDPListener(asyncio.DatagramProtocol):
         if not order:
             return  # dropped: no ready endpoint
         self._pending[addr] = [data]
-        asyncio.get_running_loop().create_task(self._open(addr, order[0]))
+        task = asyncio.get_running_loop().create_task(self._open(addr, order[0]),
+                                                      name=f"udp-proxy-open:{addr[0]}:{addr[1]}")
+        self._opening.add(task)
+        task.add_done_callback(self._opening.discard)
 
     async def _open(self, client: tuple[str, int], backend: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()

@@ -215,16 +215,30 @@ def plan(
 ) -> StsPlan:
     """This step's actions for `sts`. `pods` are the pods it controls, `claims` the existing
     PersistentVolumeClaims of its namespace by name, `current`/`update` its current and update
-    ControllerRevisions, `now` the time (seconds since the epoch) for `minReadySeconds`."""
-    name = name_of(sts)
-    start, want = start_ordinal(sts), replicas_of(sts)
-    min_ready = int(_spec(sts).get("minReadySeconds") or 0)
-    monotonic = not is_parallel(sts)
+    ControllerRevisions, `now` the time (seconds since the epoch) for `minReadySeconds`.
+
+    Phases, in Kubernetes' order: create missing pods and repair existing ones (ordinal order),
+    delete condemned pods beyond the replica count (highest first), forget scaled-down claims,
+    then roll pods to the update revision (highest ordinal first). With OrderedReady the first
+    phase that acts or waits ends the step."""
     result = StsPlan()
     result.status = compute_status(sts, pods, name_of(current), name_of(update), now)
     if is_terminating(sts):
         return result  # being deleted: the garbage collector removes the pods
+    slots, condemned = _by_ordinal(sts, pods)
+    stop, waiting = _create_and_repair(sts, slots, claims, result, current=current, update=update, now=now)
+    if stop or _delete_condemned(sts, slots, condemned, result, waiting=waiting, now=now):
+        return result
+    _delete_scaled_claims(sts, pods, claims, result)
+    if is_rolling_update(sts) and len(slots) >= replicas_of(sts) and not waiting:
+        _roll(sts, slots, result, update=update, now=now)
+    return result
 
+
+def _by_ordinal(sts: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]
+                ) -> tuple[dict[int, Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The pods in the set's ordinal range by ordinal, and the condemned rest (highest first)."""
+    name, start, want = name_of(sts), start_ordinal(sts), replicas_of(sts)
     slots: dict[int, Mapping[str, Any]] = {}
     condemned: list[Mapping[str, Any]] = []
     for pod in pods:
@@ -234,12 +248,25 @@ def plan(
         else:
             condemned.append(pod)
     condemned.sort(key=lambda p: -(ordinal_of(p, name) or 0))
+    return slots, condemned
 
-    def revision_for(ordinal: int) -> Mapping[str, Any]:
-        if is_rolling_update(sts) and ordinal < start + partition_of(sts):
-            return current
-        return update
 
+def _create_and_repair(
+    sts: Mapping[str, Any],
+    slots: Mapping[int, Mapping[str, Any]],
+    claims: Mapping[str, Mapping[str, Any]],
+    result: StsPlan,
+    *,
+    current: Mapping[str, Any],
+    update: Mapping[str, Any],
+    now: float,
+) -> tuple[bool, bool]:
+    """Create missing pods (and their claims), replace finished ones, repair identity and storage
+    of the others, in ordinal order. Returns (stop: OrderedReady acted or waits, waiting: some
+    pod is not healthy yet)."""
+    name, start, want = name_of(sts), start_ordinal(sts), replicas_of(sts)
+    min_ready = int(_spec(sts).get("minReadySeconds") or 0)
+    monotonic = not is_parallel(sts)
     templates = _spec(sts).get("volumeClaimTemplates") or []
     waiting = False
     for ordinal in range(start, start + want):
@@ -247,20 +274,18 @@ def plan(
         if pod is not None and phase_of(pod) in ("Failed", "Succeeded") and not is_terminating(pod):
             result.actions.append(Action("delete_pod", copy.deepcopy(dict(pod))))
             if monotonic:
-                return result
+                return True, waiting
             continue
-        if pod is None:
-            for t in templates:
-                if claim_name(name_of(t), name, ordinal) not in claims:
-                    result.actions.append(Action("create_pvc", new_claim(sts, t, ordinal)))
-            result.actions.append(Action("create_pod", new_pod(sts, revision_for(ordinal), ordinal)))
-            if monotonic:
-                return result
-            continue
-        # an existing pod: repair identity and storage, then (OrderedReady) wait for health
         for t in templates:
             if claim_name(name_of(t), name, ordinal) not in claims:
                 result.actions.append(Action("create_pvc", new_claim(sts, t, ordinal)))
+        if pod is None:
+            old = is_rolling_update(sts) and ordinal < start + partition_of(sts)  # below the partition
+            result.actions.append(Action("create_pod", new_pod(sts, current if old else update, ordinal)))
+            if monotonic:
+                return True, waiting
+            continue
+        # an existing pod: identity repaired, then (OrderedReady) wait for health
         fix = _identity_patch(pod, ordinal)
         if fix:
             result.actions.append(Action("patch_pod", copy.deepcopy(dict(pod)), fix))
@@ -269,34 +294,52 @@ def plan(
             if wait is not None and phase_of(pod) == "Running":
                 result.requeue_after = min(result.requeue_after or wait, wait) + 0.05
             if monotonic:
-                return result
+                return True, True
             waiting = True
+    return False, waiting
 
+
+def _delete_condemned(
+    sts: Mapping[str, Any],
+    slots: Mapping[int, Mapping[str, Any]],
+    condemned: Sequence[Mapping[str, Any]],
+    result: StsPlan,
+    *,
+    waiting: bool,
+    now: float,
+) -> bool:
+    """Delete pods beyond the replica count, highest ordinal first (OrderedReady: one at a time,
+    only while every other pod is healthy). Returns whether the step must end here."""
+    min_ready = int(_spec(sts).get("minReadySeconds") or 0)
+    monotonic = not is_parallel(sts)
     for i, pod in enumerate(condemned):
         if is_terminating(pod):
             if monotonic:
-                return result
+                return True
             continue
         if monotonic and (waiting or any(not _healthy(p, min_ready, now) for p in condemned[i + 1:])
                           or any(not _healthy(p, min_ready, now) for p in slots.values())):
-            return result
+            return True
         result.actions.append(Action("delete_pod", copy.deepcopy(dict(pod))))
         if monotonic:
-            return result
+            return True
+    return False
 
-    _delete_scaled_claims(sts, pods, claims, result)
 
-    if not is_rolling_update(sts) or len(slots) < want or waiting:
-        return result
+def _roll(sts: Mapping[str, Any], slots: Mapping[int, Mapping[str, Any]], result: StsPlan, *,
+          update: Mapping[str, Any], now: float) -> None:
+    """RollingUpdate: delete the highest-ordinal pod above the partition that is not at the
+    update revision, once every pod above it is updated and healthy."""
+    start, want = start_ordinal(sts), replicas_of(sts)
+    min_ready = int(_spec(sts).get("minReadySeconds") or 0)
     floor = start + max(0, partition_of(sts))
     for ordinal in range(start + want - 1, floor - 1, -1):
-        live = slots[ordinal]
-        if labels_of(live).get(REVISION_LABEL) != name_of(update) and not is_terminating(live):
-            result.actions.append(Action("delete_pod", copy.deepcopy(dict(live))))
-            return result
+        pod = slots[ordinal]
+        if labels_of(pod).get(REVISION_LABEL) != name_of(update) and not is_terminating(pod):
+            result.actions.append(Action("delete_pod", copy.deepcopy(dict(pod))))
+            return
         if not _healthy(pod, min_ready, now):
-            return result  # wait for the updated pod before touching the next one
-    return result
+            return  # wait for the updated pod before touching the next one
 
 
 def _identity_patch(pod: Mapping[str, Any], ordinal: int) -> Obj | None:

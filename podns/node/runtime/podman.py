@@ -489,6 +489,8 @@ class PodmanRuntime:
     _images: dict[str, ImageInfo] = field(default_factory=dict)
     _pulls: dict[str, asyncio.Lock] = field(default_factory=dict)
     _removals: set[asyncio.Task[CommandResult]] = field(default_factory=set)
+    #: waits that drop an ended container from the index (kept: the loop holds tasks weakly)
+    _forgetting: set[asyncio.Task[None]] = field(default_factory=set)
     _limits_reported: set[str] = field(default_factory=set)
 
     @classmethod
@@ -585,7 +587,9 @@ class PodmanRuntime:
         state = await self._inspect_state(cid)
         container = PodmanContainer(self, cid, image, state, Path(config.log_path))
         self.index.add(config, container)
-        asyncio.get_running_loop().create_task(self._forget(config, container))
+        task = asyncio.get_running_loop().create_task(self._forget(config, container), name=f"forget:{cid}")
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
         return container
 
     async def _forget(self, config: ContainerConfig, container: PodmanContainer) -> None:

@@ -378,6 +378,8 @@ class ProcessRuntime:
     def __init__(self, pids_file: Path) -> None:
         self.pids_file = pids_file
         self.index = InstanceIndex()
+        #: waits that drop an ended process from the index (kept: the loop holds tasks weakly)
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     async def ensure_image(self, config: ContainerConfig) -> None:
         """Nothing to pull: the process runtime has no images (`image` is only reported)."""
@@ -401,7 +403,9 @@ class ProcessRuntime:
             raise
         proc.exec_env, proc.exec_cwd, proc.exec_sandbox = dict(config.env), config.cwd, config.sandbox
         self.index.add(config, proc)
-        asyncio.get_running_loop().create_task(self._forget(config, proc))
+        task = asyncio.get_running_loop().create_task(self._forget(config, proc), name=f"forget:{proc.pid}")
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
         return proc
 
     async def _forget(self, config: ContainerConfig, proc: Process) -> None:
