@@ -2,8 +2,9 @@
 
     sudo .venv/bin/python bench/pg_reads.py [--seconds 10] [--clients 8] [--rounds 3]
 
-Starts `podns up --pod-network netns` (root), the Secret and examples/postgres/db.yaml (db-0
-primary, db-1 and db-2 streaming replicas), fills a 10 000-row table on the primary, then:
+Starts `podns up --pod-network netns --container-runtime process` (root: Debian's PostgreSQL,
+offline), the Secret and examples/postgres/db.yaml (db-0 primary, db-1 and db-2 streaming
+replicas), fills a 10 000-row table on the primary, then:
 
 1. read throughput, side by side for the same time and number of clients, each client running
    `SELECT sum(v) FROM bench WHERE id BETWEEN k AND k+99` back to back on its own connections:
@@ -155,7 +156,8 @@ async def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("pg_reads: needs root (podns up --pod-network netns)")
     password = secrets.token_hex(16)
-    with podns_up("--pod-network", "netns", "--service-cidr", SERVICE_CIDR) as cluster:
+    with podns_up("--pod-network", "netns", "--container-runtime", "process",
+                  "--service-cidr", SERVICE_CIDR) as cluster:
         kc = str(cluster.kubeconfig)
         kubectl(kc, "create", "secret", "generic", "db-secret", f"--from-literal=password={password}")
         kubectl(kc, "apply", "-f", str(REPO / "examples" / "postgres" / "db.yaml"))

@@ -157,6 +157,9 @@ def test_postgres_replicas_stream_from_db0(pg: tuple[Podns, str]) -> None:
     assert r.returncode == 0 and r.stdout.split() == ["t|t"], (r.stdout, r.stderr)
     r = p.kubectl("exec", "db-1", "-c", "postgres", "--", "id", "-u")
     assert r.stdout.strip() == "999", (r.stdout, r.stderr)
+    # the API keeps the container's stop signal, which the agent sends on deletion (fast shutdown)
+    r = p.kubectl("get", "pod", "db-0", "-o", "jsonpath={.spec.containers[0].lifecycle.stopSignal}")
+    assert r.stdout == "SIGINT", (r.stdout, r.stderr)
 
 
 def test_postgres_app_keeps_every_acknowledged_write(pg: tuple[Podns, str]) -> None:
