@@ -228,7 +228,9 @@ async def test_watch_over_unavailable_store(tmp_path: Path, shared: bool) -> Non
             made = await api.post(CMS, {"metadata": {"name": "a"}})
             rv = made.body["metadata"]["resourceVersion"]
             store.watch_fault = (1, Unavailable("etcd watch configmaps/: no leader"))
-            path = f"{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=3"
+            # the stream ends by its timeout: long enough for the three writes and the shared
+            # watch's reopening (RETRY_SECONDS) on a loaded machine (3 s lost "c" and "d" once)
+            path = f"{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=5"
 
             async def write_later() -> None:
                 await asyncio.sleep(0.3)
@@ -237,7 +239,7 @@ async def test_watch_over_unavailable_store(tmp_path: Path, shared: bool) -> Non
                     await asyncio.sleep(0.2)
 
             writer = asyncio.create_task(write_later())
-            events = await asyncio.wait_for(read_stream(api, path), 8)
+            events = await asyncio.wait_for(read_stream(api, path), 15)
             await writer
             if shared:
                 assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
