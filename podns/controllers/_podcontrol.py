@@ -94,10 +94,10 @@ class PodControl:
             if failed is not None:
                 raise failed
             batch *= 2
-        results = await asyncio.gather(*(self._delete(owner, p) for p in delete), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
+        deleted = await asyncio.gather(*(self._delete(owner, p) for p in delete), return_exceptions=True)
+        for outcome in deleted:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _delete(self, owner: Mapping[str, Any], pod: Mapping[str, Any]) -> None:
         try:

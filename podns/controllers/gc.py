@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from podns.controllers import workerloop
 from podns.controllers.sharedinformers import SharedInformers
@@ -138,7 +138,7 @@ class GarbageCollector(workerloop.Controller):
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, key: Hashable) -> None:
-        plural, okey = key  # type: ignore[misc]
+        plural, okey = cast(tuple[str, str], key)
         res = self.by_plural[plural]
         obj = self.informers[plural].get(okey)
         if obj is None:

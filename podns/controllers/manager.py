@@ -93,7 +93,7 @@ class ControllerManager:
         """Create the selected controllers on shared informers (no I/O yet); `recorder(component)`
         gives the event recorder of a component."""
         opts, client = self.options, self.client
-        makers = {
+        makers: dict[str, Callable[[], workerloop.Controller]] = {
             "endpointslice": lambda: EndpointSliceController(
                 client, informers, recorder=recorder("endpoint-slice-controller"),
                 max_endpoints_per_slice=opts.max_endpoints_per_slice),

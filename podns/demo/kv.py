@@ -56,8 +56,8 @@ class Store:
                         self.apply(key, value)
                         writer.write(b"OK\n")
                 elif cmd == "GET":
-                    value = self.data.get(rest)
-                    writer.write(b"NONE\n" if value is None else f"VALUE {value}\n".encode())
+                    stored = self.data.get(rest)
+                    writer.write(b"NONE\n" if stored is None else f"VALUE {stored}\n".encode())
                 elif cmd == "ROLE":
                     role = "primary" if self.is_primary else "replica"
                     suffix = "" if self.is_primary else f" of {self.primary}"

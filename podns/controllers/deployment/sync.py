@@ -63,12 +63,12 @@ def _created(rs: Mapping[str, Any]) -> float:
     return parse_time(meta_of(rs).get("creationTimestamp")) or 0.0
 
 
-def _rs_sort_size_newer(sets: list[Obj]) -> list[Obj]:
+def _rs_sort_size_newer(sets: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Larger first; equal sizes newer first (`ReplicaSetsBySizeNewer`)."""
     return sorted(sets, key=lambda rs: (-du.replicas(rs), -_created(rs), name_of(rs)))
 
 
-def _rs_sort_size_older(sets: list[Obj]) -> list[Obj]:
+def _rs_sort_size_older(sets: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Larger first; equal sizes older first (`ReplicaSetsBySizeOlder`)."""
     return sorted(sets, key=lambda rs: (-du.replicas(rs), _created(rs), name_of(rs)))
 
@@ -280,22 +280,22 @@ class _Planner:
         allowed = want + du.max_surge(self.d) if want > 0 else 0
         to_add = allowed - du.spec_count(active)
         if to_add > 0:
-            active = _rs_sort_size_newer(active)  # type: ignore[arg-type]
+            active = _rs_sort_size_newer(active)
         elif to_add < 0:
-            active = _rs_sort_size_older(active)  # type: ignore[arg-type]
+            active = _rs_sort_size_older(active)
         added, sizes = 0, {}
-        for rs in active:
+        for live in active:
             if to_add != 0:
-                share = du.proportion(rs, self.d, to_add, added)
-                sizes[name_of(rs)] = du.replicas(rs) + share
+                share = du.proportion(live, self.d, to_add, added)
+                sizes[name_of(live)] = du.replicas(live) + share
                 added += share
             else:
-                sizes[name_of(rs)] = du.replicas(rs)
-        for i, rs in enumerate(active):
-            size = sizes[name_of(rs)]
+                sizes[name_of(live)] = du.replicas(live)
+        for i, live in enumerate(active):
+            size = sizes[name_of(live)]
             if i == 0 and to_add != 0:
                 size = max(0, size + to_add - added)
-            self.scale(self.sets[name_of(rs)], size, always=True)
+            self.scale(self.sets[name_of(live)], size, always=True)
 
     def _active_or_latest(self, new: Obj | None, olds: list[Obj]) -> Obj | None:
         if new is None and not olds:
@@ -303,7 +303,7 @@ class _Planner:
         newest_first = list(reversed(du.by_creation(olds)))
         candidates = du.active([*newest_first, new])
         if not candidates:
-            return new if new is not None else newest_first[0]  # type: ignore[return-value]
+            return new if new is not None else newest_first[0]
         return candidates[0] if len(candidates) == 1 else None  # type: ignore[return-value]
 
     def cleanup(self) -> None:

@@ -207,7 +207,7 @@ def set_new_annotations(d: Mapping[str, Any], rs: Obj, revision: int, *, exists:
             ann[REVISION_HISTORY] = ",".join([*history, old])
     if not exists:
         set_replicas_annotations(rs, replicas(d), replicas(d) + max_surge(d))
-    return ann != before
+    return bool(ann != before)
 
 
 def desired_annotation(rs: Mapping[str, Any]) -> int | None:

@@ -116,7 +116,7 @@ def needs_write(existing: Mapping[str, Any] | None, want: Mapping[str, Any]) -> 
     if labels_of(existing) != want["metadata"]["labels"]:
         return True
     old_trunc = (meta_of(existing).get("annotations") or {}).get(OVER_CAPACITY_ANNOTATION)
-    return old_trunc != want["metadata"]["annotations"].get(OVER_CAPACITY_ANNOTATION)
+    return bool(old_trunc != want["metadata"]["annotations"].get(OVER_CAPACITY_ANNOTATION))
 
 
 def merged_for_update(existing: Mapping[str, Any], want: Mapping[str, Any]) -> Obj:

@@ -242,7 +242,7 @@ def _backoff_wait(failed: Sequence[Mapping[str, Any]], now: float) -> float:
         return 0.0
     last = max((_finished_at(p) or 0.0) for p in failed)
     delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (len(failed) - 1))
-    return max(0.0, last + delay - now)
+    return float(max(0.0, last + delay - now))
 
 
 def _ttl(job: Mapping[str, Any], finished_at: float | None, now: float, result: JobPlan) -> None:
