@@ -24,7 +24,7 @@ from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import NORMAL, WARNING, EventRecorder
 from podns.kube.resources import CRONJOBS, JOBS
-from podns.objects import Obj, controller_ref, meta_of, name_of, namespace_of, object_key
+from podns.objects import Obj, controller_ref, join_key, meta_of, name_of, namespace_of, object_key
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class CronJobController(workerloop.Controller):
     def _on_job(self, job: Obj) -> None:
         ref = controller_ref(job)
         if ref is not None and ref.get("kind") == "CronJob":
-            self.enqueue(f"{namespace_of(job)}/{ref.get('name')}")
+            self.enqueue(join_key(namespace_of(job), str(ref.get("name") or "")))
 
     async def sync(self, key: Hashable) -> None:
         key = str(key)

@@ -34,6 +34,7 @@ from podns.objects import (
     Obj,
     SelectorError,
     controller_ref,
+    join_key,
     labels_of,
     match_label_selector,
     meta_of,
@@ -78,7 +79,7 @@ def owner_keys(obj: Obj, kind: str, owners: Informer) -> list[str]:
     selector matches it, since they may adopt it. `owners` is indexed `BY_NAMESPACE`."""
     ref = controller_ref(obj)
     if ref is not None:
-        return [f"{namespace_of(obj)}/{ref.get('name')}"] if ref.get("kind") == kind else []
+        return [join_key(namespace_of(obj), str(ref.get("name") or ""))] if ref.get("kind") == kind else []
     if meta_of(obj).get("deletionTimestamp"):
         return []
     keys = []

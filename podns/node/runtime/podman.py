@@ -56,7 +56,7 @@ from podns.node.runtime.base import (
     InstanceIndex,
     StartError,
 )
-from podns.objects import images
+from podns.objects import images, join_key, name_of, namespace_of
 from podns.objects.quantity import parse_quantity
 
 log = logging.getLogger(__name__)
@@ -309,10 +309,9 @@ def run_args(config: ContainerConfig, image: ImageInfo, *, owner: str, node: str
              limits: bool) -> list[str]:
     """The `podman run -d` arguments (after podman's global flags) of one instance: pure, so the
     translation of a container spec is testable without podman."""
-    meta = config.pod.get("metadata") or {}
     args = ["run", "-d", "--replace", "--pull", "never", "--name", container_name(config),
             "--label", f"{LABEL_AGENT}={owner}", "--label", f"{LABEL_NODE}={node}",
-            "--label", f"{LABEL_POD}={meta.get('namespace', 'default')}/{meta.get('name', '')}",
+            "--label", f"{LABEL_POD}={join_key(namespace_of(config.pod) or 'default', name_of(config.pod))}",
             "--label", f"{LABEL_POD_UID}={config.pod_uid}", "--label", f"{LABEL_CONTAINER}={config.name}",
             "--log-driver", "k8s-file", "--log-opt", f"path={config.log_path}",
             "--log-opt", f"max-size={LOG_MAX_SIZE}", *ulimits]
