@@ -28,7 +28,6 @@ from typing import Any
 
 from podns.objects import (
     Obj,
-    get_condition,
     is_terminating,
     labels_of,
     match_labels,
@@ -41,6 +40,7 @@ from podns.objects import (
     phase_of,
     pod_is_available,
     pod_is_ready,
+    ready_since,
 )
 
 #: Kubernetes' `BurstReplicas`: at most this many creations or deletions per sync, so one huge
@@ -92,10 +92,8 @@ def new_pod(rs: Mapping[str, Any], owner_kind: str = "ReplicaSet", api_version: 
 
 
 def _ready_since(pod: Mapping[str, Any]) -> float | None:
-    cond = get_condition(pod, "Ready")
-    if not cond or cond.get("status") != "True":
-        return None
-    return parse_time(cond.get("lastTransitionTime"))
+    """When a Ready pod became Ready; None when it is not Ready."""
+    return ready_since(pod) if pod_is_ready(pod) else None
 
 
 def _restarts(pod: Mapping[str, Any]) -> int:
