@@ -130,83 +130,133 @@ def _restarts(pods: Sequence[Mapping[str, Any]]) -> int:
                for c in (p.get("status") or {}).get("containerStatuses") or [])
 
 
+@dataclass(slots=True)
+class _Observed:
+    """The job's pods as one step counts them."""
+
+    active: list[Mapping[str, Any]]
+    succeeded: int
+    failed: list[Mapping[str, Any]]
+    terminating: int
+
+    @classmethod
+    def of(cls, pods: Sequence[Mapping[str, Any]]) -> _Observed:
+        ended = ("Succeeded", "Failed")
+        return cls(
+            active=[p for p in pods if not is_terminating(p) and phase_of(p) not in ended],
+            succeeded=sum(1 for p in pods if phase_of(p) == "Succeeded"),
+            failed=[p for p in pods if phase_of(p) == "Failed"],
+            terminating=sum(1 for p in pods if is_terminating(p) and phase_of(p) not in ended),
+        )
+
+    def status(self, status: Obj, conditions: list[Obj], *, ready: int = 0, active: int | None = None,
+               terminating: int | None = None) -> Obj:
+        return _counts(status, conditions, active=len(self.active) if active is None else active,
+                       ready=ready, succeeded=self.succeeded, failed=len(self.failed),
+                       terminating=self.terminating if terminating is None else terminating)
+
+
 def plan(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], *, now: float) -> JobPlan:
-    """This step for `job`; `pods` are all pods it controls."""
-    spec = _spec(job)
+    """This step for `job`; `pods` are all pods it controls.
+
+    Phases, as Kubernetes' job controller: a finished Job only cleans up (TTL); a suspended one
+    deletes its pods; otherwise the step decides whether the Job has met its success or failure
+    criteria (then it winds down and finishes), or else scales its pods toward parallelism."""
     stamp = now_rfc3339(now)
     result = JobPlan()
     old = dict(job.get("status") or {})
-    live = [p for p in pods if not is_terminating(p)]
-    active = [p for p in live if phase_of(p) not in ("Succeeded", "Failed")]
-    succeeded = sum(1 for p in pods if phase_of(p) == "Succeeded")
-    failed_pods = [p for p in pods if phase_of(p) == "Failed"]
-    terminating = sum(1 for p in pods if is_terminating(p) and phase_of(p) not in ("Succeeded", "Failed"))
+    seen = _Observed.of(pods)
     conditions: list[Obj] = [dict(c) for c in old.get("conditions") or []]
     status: Obj = {k: v for k, v in old.items() if k in ("startTime", "completionTime")}
 
     finished = is_finished(job)
     if finished is not None:
-        result.delete = [copy.deepcopy(dict(p)) for p in active]
+        result.delete = [copy.deepcopy(dict(p)) for p in seen.active]
         _ttl(job, finished[1], now, result)
-        result.status = _counts(status, conditions, active=len(active), ready=0, succeeded=succeeded,
-                                failed=len(failed_pods), terminating=terminating)
+        result.status = seen.status(status, conditions)
         return result
-
-    suspended = bool(spec.get("suspend"))
-    if suspended:
-        result.delete = [copy.deepcopy(dict(p)) for p in active]
-        if not get_condition({"status": {"conditions": conditions}}, SUSPENDED):
-            result.events.append(("Normal", "Suspended", "Job suspended"))
-        conditions = _with_condition(
-            conditions, _condition(SUSPENDED, ("JobSuspended", "Job suspended"), stamp))
-        status.pop("startTime", None)
-        result.status = _counts(status, conditions, active=0, ready=0, succeeded=succeeded,
-                                failed=len(failed_pods), terminating=terminating + len(active))
-        return result
+    if bool(_spec(job).get("suspend")):
+        return _suspend(seen, status, conditions, stamp, result)
     if any(c.get("type") == SUSPENDED and c.get("status") == "True" for c in conditions):
         conditions = _with_condition(conditions, _condition(SUSPENDED, ("JobResumed", "Job resumed"), stamp,
                                                             "False"))
         result.events.append(("Normal", "Resumed", "Job resumed"))
     status.setdefault("startTime", stamp)
     started = parse_time(status["startTime"]) or now
+    target, conditions = _target(job, seen, conditions, started, now, stamp, result)
+    if target is not None:
+        return _wind_down(job, seen, target, status, conditions, now, stamp, result)
+    _scale(job, seen, started, now, result)
+    ready = sum(1 for p in seen.active if pod_is_ready(p))
+    result.status = seen.status(status, conditions, ready=ready)
+    return result
 
-    failure = _failure(job, spec, failed_pods, active, started, now, result)
+
+def _suspend(seen: _Observed, status: Obj, conditions: list[Obj], stamp: str, result: JobPlan) -> JobPlan:
+    """A suspended Job: its active pods deleted, the Suspended condition set, no start time."""
+    result.delete = [copy.deepcopy(dict(p)) for p in seen.active]
+    if not get_condition({"status": {"conditions": conditions}}, SUSPENDED):
+        result.events.append(("Normal", "Suspended", "Job suspended"))
+    conditions = _with_condition(conditions, _condition(SUSPENDED, ("JobSuspended", "Job suspended"), stamp))
+    status.pop("startTime", None)
+    result.status = seen.status(status, conditions, active=0,
+                                terminating=seen.terminating + len(seen.active))
+    return result
+
+
+def _target(job: Mapping[str, Any], seen: _Observed, conditions: list[Obj], started: float, now: float,
+            stamp: str, result: JobPlan) -> tuple[Obj | None, list[Obj]]:
+    """The FailureTarget or SuccessCriteriaMet condition the Job has reached (set now if it
+    reaches it in this step), or None; and the conditions with it."""
+    spec = _spec(job)
+    failure = _failure(job, spec, seen.failed, seen.active, started, now, result)
     target = next((c for c in conditions if c.get("type") in (FAILURE_TARGET, SUCCESS_CRITERIA_MET)
                    and c.get("status") == "True"), None)
     completions = spec.get("completions")
-    parallelism = int(spec.get("parallelism", 1) or 0)
-    done = (succeeded >= int(completions) if completions is not None
-            else succeeded > 0 and not active)
+    done = (seen.succeeded >= int(completions) if completions is not None
+            else seen.succeeded > 0 and not seen.active)
     if target is None and failure is not None:
         target = _condition(FAILURE_TARGET, failure, stamp)
         conditions = _with_condition(conditions, target)
     elif target is None and done:
         target = _condition(SUCCESS_CRITERIA_MET, COMPLETIONS_REACHED, stamp)
         conditions = _with_condition(conditions, target)
+    return target, conditions
 
-    if target is not None:
-        result.delete = [copy.deepcopy(dict(p)) for p in active]
-        if not active and not terminating:
-            final = COMPLETE if target["type"] == SUCCESS_CRITERIA_MET else FAILED
-            reason = (str(target.get("reason")), str(target.get("message")))
-            conditions = _with_condition(conditions, _condition(final, reason, stamp))
-            if final == COMPLETE:
-                status["completionTime"] = stamp
-                result.events.append(("Normal", "Completed", "Job completed"))
-            else:
-                result.events.append(("Warning", reason[0], reason[1]))
-            _ttl(job, now, now, result)
-        result.status = _counts(status, conditions, active=len(active), ready=0, succeeded=succeeded,
-                                failed=len(failed_pods), terminating=terminating)
-        return result
 
-    want = parallelism if completions is None else max(0, min(parallelism, int(completions) - succeeded))
-    if completions is None and succeeded > 0:
+def _wind_down(job: Mapping[str, Any], seen: _Observed, target: Obj, status: Obj, conditions: list[Obj],
+               now: float, stamp: str, result: JobPlan) -> JobPlan:
+    """A Job past its target: delete the active pods, and once none is left, finish (Complete or
+    Failed) with its event and TTL."""
+    result.delete = [copy.deepcopy(dict(p)) for p in seen.active]
+    if not seen.active and not seen.terminating:
+        final = COMPLETE if target["type"] == SUCCESS_CRITERIA_MET else FAILED
+        reason = (str(target.get("reason")), str(target.get("message")))
+        conditions = _with_condition(conditions, _condition(final, reason, stamp))
+        if final == COMPLETE:
+            status["completionTime"] = stamp
+            result.events.append(("Normal", "Completed", "Job completed"))
+        else:
+            result.events.append(("Warning", reason[0], reason[1]))
+        _ttl(job, now, now, result)
+    result.status = seen.status(status, conditions)
+    return result
+
+
+def _scale(job: Mapping[str, Any], seen: _Observed, started: float, now: float, result: JobPlan) -> None:
+    """Pods toward `parallelism` (bounded by the completions left; a work queue adds none once one
+    succeeded), creations held back by the failure back-off; a wake-up at the active deadline."""
+    spec = _spec(job)
+    completions = spec.get("completions")
+    parallelism = int(spec.get("parallelism", 1) or 0)
+    active = seen.active
+    want = parallelism if completions is None else max(0, min(parallelism, int(completions) - seen.succeeded))
+    if completions is None and seen.succeeded > 0:
         want = min(want, len(active))  # work queue: once one succeeded, no new pods
     if len(active) > want:
         result.delete = [copy.deepcopy(dict(p)) for p in deletion_order(active)[:len(active) - want]]
     elif len(active) < want:
-        wait = _backoff_wait(failed_pods, now)
+        wait = _backoff_wait(seen.failed, now)
         if wait > 0:
             result.wake(wait)
         else:
@@ -214,10 +264,6 @@ def plan(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], *, now: floa
     deadline = spec.get("activeDeadlineSeconds")
     if deadline is not None:
         result.wake(started + int(deadline) - now)
-    ready = sum(1 for p in active if pod_is_ready(p))
-    result.status = _counts(status, conditions, active=len(active), ready=ready, succeeded=succeeded,
-                            failed=len(failed_pods), terminating=terminating)
-    return result
 
 
 def _failure(job: Mapping[str, Any], spec: Mapping[str, Any], failed: Sequence[Mapping[str, Any]],
