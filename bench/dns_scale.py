@@ -83,7 +83,7 @@ def api_mode(args: argparse.Namespace) -> int:
 
 def where_mode(args: argparse.Namespace) -> int:
     """The trimmed objects and the index built from them, traced: bytes per allocation site
-    (the informer's trimmed objects are allocated in objects.py, the index everywhere else)."""
+    (the informer's trimmed objects are allocated in trimmed.py, the index everywhere else)."""
     import tracemalloc
 
     tracemalloc.start()
