@@ -183,10 +183,13 @@ def _in_pty(argv: list[str], env: dict[str, str], cwd: Path, steps: list[Step],
 @pytest.mark.parametrize("version", VERSIONS)
 def test_exec_tty_and_resize(cluster: Podns, version: str) -> None:
     """given kubectl exec -it from a terminal of 30x100, the command runs on a pty of that size
-    that follows a resize to 40x120; ^D ends the shell's input; the exit code comes back."""
+    (once kubectl's first resize message arrived: the node waits up to 3 s for it, which a loaded
+    machine can exceed, so the command waits for a size too), that follows a resize to 40x120;
+    ^D ends the shell's input; the exit code comes back."""
     env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig))
     argv = [kubectl_binary(version), f"--cache-dir={cluster.cache_dir / version}", "exec", "-it", "sleeper",
-            "--", "sh", "-c", "stty size; tty; while read line; do stty size; done; exit 5"]
+            "--", "sh", "-c", 'while [ "$(stty size)" = "0 0" ]; do sleep 0.1; done; stty size; tty; '
+            "while read line; do stty size; done; exit 5"]
     out, code = _in_pty(argv, env, cluster.workdir,
                         [("30 100", b"", None), ("40 120", b"\n", (40, 120)), ("", b"\x04", None)])
     assert out.startswith("30 100\n") and "/dev/pts/" in out and "40 120" in out, out

@@ -35,7 +35,7 @@ from podns.objects import remotecommand as rc
 #: bytes read from the process per chunk
 CHUNK = 32 * 1024
 #: seconds a TTY session waits for the client's first terminal size before starting the command
-FIRST_RESIZE_WAIT = 1.0
+FIRST_RESIZE_WAIT = 3.0
 #: seconds the process's output may keep coming after the process exited (a daemonised child
 #: holding the pipe open must not keep the session open forever)
 DRAIN_AFTER_EXIT = 2.0
