@@ -167,6 +167,9 @@ def test_statefulset_from_an_image(cluster: Podns, image: str) -> None:
     (logs --previous keep the first instance); a deleted pod stops at once on SIGTERM to PID 1
     (well inside its 30 s grace) and leaves no container."""
     p = cluster
+    assert "containers   podman (--container-runtime podman; podman " in p.log()  # up's summary
+    node = json.loads(p.kubectl("get", "nodes", "-o", "json", check=True).stdout)["items"][0]
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("podman://")
     p.kubectl("apply", "-f", "-", input=manifest(image), check=True)
     wait(lambda: ready(pod(p, "web-0")) and ready(pod(p, "web-1")), 90, "web-0 and web-1 Ready")
     ips = {n: pod(p, n)["status"]["podIP"] for n in ("web-0", "web-1")}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from podns.node.heartbeat import Heartbeat
 from podns.node.runtime.base import ContainerConfig, ContainerWaiting
 from podns.node.runtime.podman import ImageInfo, _runs_as_root, container_name, run_args
 from podns.node.runtime.process import ProcessRuntime
@@ -148,3 +149,15 @@ async def test_podman_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert isinstance(rt, ProcessRuntime) and "podman is not installed" in why
     rt, why = await select("podman", pod_network="netns", data_dir=tmp_path, node="n1")
     assert isinstance(rt, UnavailableRuntime) and "podman is not installed" in why
+
+
+def test_node_says_the_runtime_is_down() -> None:
+    """given a container runtime that cannot run containers, then the Node is Ready=False with the
+    kubelet's "container runtime is down" message and the reason; its nodeInfo names the runtime."""
+    hb = Heartbeat(None, name="n1", host_ip="127.0.0.1", port=1, pod_cidr="10.244.0.0/24",  # type: ignore[arg-type]
+                   runtime_version="podman://4.3.1", runtime_down="podman is not installed")
+    st = hb.node_status()
+    ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "KubeletNotReady")
+    assert ready["message"] == "container runtime is down: podman is not installed"
+    assert st["nodeInfo"]["containerRuntimeVersion"] == "podman://4.3.1"
