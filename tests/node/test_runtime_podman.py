@@ -11,7 +11,7 @@ import pytest
 
 from podns.node.heartbeat import Heartbeat
 from podns.node.runtime.base import ContainerConfig, ContainerWaiting
-from podns.node.runtime.podman import ImageInfo, _runs_as_root, container_name, run_args
+from podns.node.runtime.podman import ImageInfo, _runs_as_root, container_name, run_args, run_env
 from podns.node.runtime.process import ProcessRuntime
 from podns.node.runtime.select import UnavailableRuntime, select
 from podns.node.sandbox import Mount
@@ -75,7 +75,7 @@ def test_placement_labels_logs_and_environment() -> None:
                                                   "/etc/netns/p1/resolv.conf:/etc/resolv.conf:ro"]
     assert flag_values(a, "--mount") == ["type=bind,source=/v/data,destination=/data",
                                          "type=bind,source=/v/cfg,destination=/config,readonly=true"]
-    assert flag_values(a, "--env") == ["A=1"]
+    assert flag_values(a, "--env") == ["A"]  # the value through podman's environment, not argv
     assert flag_values(a, "--workdir") == ["/srv"]
     assert "path=/logs/web/2.log" in flag_values(a, "--log-opt")
     assert flag_values(a, "--log-driver") == ["k8s-file"]
@@ -83,6 +83,18 @@ def test_placement_labels_logs_and_environment() -> None:
     assert {"io.podns.agent=own", "io.podns.node=n1", "io.podns.pod=default/web-0",
             "io.podns.pod-uid=u-1", "io.podns.container=web"} <= set(labels)
     assert flag_values(a, "--ulimit") == ["nofile=1:1"]
+
+
+def test_values_stay_off_the_command_line() -> None:
+    """given variables (a Secret's value among them), then their values reach podman through its
+    environment (`--env KEY`), not its argv, except variables podman itself reads (PATH...)."""
+    cfg = config({}, env={"DB_PASSWORD": "s3cret", "PATH": "/opt/bin:/bin", "XDG_CONFIG_HOME": "/x",
+                          "my.var": "v"})
+    a = args_of(cfg)
+    assert "s3cret" not in " ".join(a)
+    assert flag_values(a, "--env") == ["DB_PASSWORD", "PATH=/opt/bin:/bin", "XDG_CONFIG_HOME=/x", "my.var=v"]
+    env = run_env(cfg)
+    assert env["DB_PASSWORD"] == "s3cret" and env.get("PATH") != "/opt/bin:/bin"
 
 
 def test_host_network_pod() -> None:

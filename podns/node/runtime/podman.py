@@ -103,13 +103,15 @@ class CommandResult:
         return text.removeprefix("Error: ")
 
 
-async def run_podman(argv: list[str], *, timeout: float = COMMAND_TIMEOUT) -> CommandResult:
-    """Run `argv` (podman and its arguments) to completion; a timeout or a missing binary is a
-    result with returncode -1 and the reason in stderr, never an exception."""
+async def run_podman(argv: list[str], *, timeout: float = COMMAND_TIMEOUT,
+                     env: dict[str, str] | None = None) -> CommandResult:
+    """Run `argv` (podman and its arguments) to completion, with `env` (None: the agent's); a
+    timeout or a missing binary is a result with returncode -1 and the reason in stderr, never
+    an exception."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            stderr=asyncio.subprocess.PIPE, start_new_session=True, env=env)
     except OSError as exc:
         return CommandResult(-1, "", f"{argv[0]}: {exc.strerror or exc}")
     try:
@@ -305,6 +307,27 @@ def _limit_flags(config: ContainerConfig) -> list[str]:
     return out
 
 
+#: variables podman itself reads: their values go on the command line, never into its environment
+_PODMAN_OWN = frozenset({"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "NOTIFY_SOCKET",
+                         "DBUS_SESSION_BUS_ADDRESS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+                         "http_proxy", "https_proxy", "no_proxy"})
+
+
+def _by_environment(key: str) -> bool:
+    """Whether the container's variable `key` reaches podman through its environment (`--env KEY`:
+    the value, a Secret's perhaps, stays off the command line other users can read in /proc)
+    rather than as `--env KEY=VALUE`."""
+    return (key not in _PODMAN_OWN and not key.startswith(("CONTAINERS_", "XDG_", "STORAGE_", "REGISTRY_",
+                                                            "BUILDAH_", "PODMAN_", "LD_", "_"))
+            and key.replace("_", "").isalnum())
+
+
+def run_env(config: ContainerConfig) -> dict[str, str]:
+    """The environment of `podman run` for `config`: the agent's, plus the container's variables
+    that `run_args` names without their value."""
+    return {**os.environ, **{k: v for k, v in config.env.items() if _by_environment(k)}}
+
+
 def run_args(config: ContainerConfig, image: ImageInfo, *, owner: str, node: str, ulimits: list[str],
              limits: bool) -> list[str]:
     """The `podman run -d` arguments (after podman's global flags) of one instance: pure, so the
@@ -325,8 +348,8 @@ def run_args(config: ContainerConfig, image: ImageInfo, *, owner: str, node: str
             args += ["--volume", f"{config.resolv_conf}:/etc/resolv.conf:ro"]
     else:
         args += ["--network", "host"]  # hostNetwork pods
-    for key, value in config.env.items():
-        args += ["--env", f"{key}={value}"]
+    for key in config.env:
+        args += ["--env", key if _by_environment(key) else f"{key}={config.env[key]}"]
     for m in config.mounts:
         spec = f"type=bind,source={m.source},destination={m.target}"
         args += ["--mount", spec + (",readonly=true" if m.read_only else "")]
@@ -572,7 +595,7 @@ class PodmanRuntime:
         Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
         argv = self._podman(*run_args(config, image, owner=self.owner, node=self.node,
                                       ulimits=list(self.setup.ulimits), limits=limits))
-        res = await run_podman(argv)
+        res = await run_podman(argv, env=run_env(config))
         name = container_name(config)
         if res.returncode != 0:
             await self.remove(name)
