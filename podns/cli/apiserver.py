@@ -76,6 +76,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                        ("keyfile", "key of --etcd-certfile")):
         parser.add_argument(f"--etcd-{flag}", type=Path, default=None, metavar="FILE",
                             help=f"etcd over TLS (as kube-apiserver): {what}")
+    parser.add_argument("--audit-log", default=None, metavar="FILE",
+                        help="append one JSON line per request to FILE (`-`: standard output), as "
+                             "kube-apiserver's audit log at the Metadata level: user, verb, "
+                             "resource, namespace, name, status code, latency")
     parser.add_argument("--event-ttl", default=DEFAULT_EVENT_TTL, type=duration,
                         metavar="DURATION",
                         help="delete Events this long after their last occurrence, like "
@@ -164,13 +168,16 @@ async def start_api(args: argparse.Namespace) -> ApiServer:
         raise SystemExit(f"podns: cannot open the store: {exc}") from None
     server = ApiServer(store, args.data_dir, args.api_addr, service_cidr=args.service_cidr,
                        dns_metrics_url=getattr(args, "dns_metrics_url", None),
-                       event_ttl=getattr(args, "event_ttl", DEFAULT_EVENT_TTL))
+                       event_ttl=getattr(args, "event_ttl", DEFAULT_EVENT_TTL),
+                       audit_log=getattr(args, "audit_log", None))
     tune_gc()
     await wait_for_store(store, store_url(args), getattr(args, "store_wait", STORE_WAIT))
     try:
         await server.start()
     except OSError as exc:
         await store.close()
+        if exc.filename is not None and exc.filename == getattr(args, "audit_log", None):
+            raise SystemExit(f"podns: --audit-log {exc.filename}: {exc.strerror or exc}") from None
         raise SystemExit(f"podns: cannot listen on {args.api_addr}: {exc}") from None
     except ApiError as exc:  # the store failed again between the wait and the first writes
         await server.stop()

@@ -101,7 +101,10 @@ def _decode_yaml(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
-    loader = _Loader(body)
+    try:
+        loader = _Loader(body)  # reads the byte order mark: a ReaderError already
+    except yaml.YAMLError as exc:
+        raise statuserror.bad_request(f"error decoding YAML: {exc}") from None
     try:
         node = loader.get_single_node()
         if node is None:

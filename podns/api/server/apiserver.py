@@ -27,6 +27,7 @@ from podns.api.handlers.watchmux import WatchMux, needs_mux
 from podns.api.resources.base import ResourceType
 from podns.api.resources.registry import REGISTRY, registry_for
 from podns.api.server import authentication, certs
+from podns.api.server.audit import AuditLog
 from podns.api.server.httpapp import create_app
 from podns.api.server.kubeconfig import write_kubeconfigs
 from podns.store.interface import Store
@@ -98,6 +99,7 @@ class ApiServer:
         tls: bool = True, service_cidr: str = DEFAULT_SERVICE_CIDR,
         types: list[ResourceType] | None = None, dns_metrics_url: str | None = None,
         shared_watch: bool | None = None, event_ttl: float = DEFAULT_EVENT_TTL,
+        audit_log: str | None = None,
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
@@ -120,6 +122,9 @@ class ApiServer:
         self.readonly_kubeconfig: Path | None = None
         self._runner: web.AppRunner | None = None
         self._ready = False
+        #: `--audit-log`: a file (or `-`) getting one JSON line per request (podns.api.server.audit)
+        self.audit_log = audit_log
+        self._audit: AuditLog | None = None
 
     @property
     def url(self) -> str:
@@ -142,9 +147,11 @@ class ApiServer:
             ssl_ctx = certs.server_ssl_context(paths)
         else:
             certs.ensure_ca(self.data_dir)
+        if self.audit_log is not None and self._audit is None:
+            self._audit = AuditLog(self.audit_log)
         app = create_app(self.rest, self.registry, self.tokens, ready=lambda: self._ready,
                          ui_options=self.ui, mux=self.mux,
-                         node_tls=certs.kubelet_client_ssl_context(self.data_dir))
+                         node_tls=certs.kubelet_client_ssl_context(self.data_dir), audit=self._audit)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
@@ -181,3 +188,6 @@ class ApiServer:
             with contextlib.suppress(Exception):
                 await self._runner.cleanup()
             self._runner = None
+        if self._audit is not None:
+            self._audit.close()
+            self._audit = None

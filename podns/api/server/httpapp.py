@@ -30,6 +30,7 @@ from podns.api.handlers.rest import Rest
 from podns.api.handlers.watchmux import WatchMux
 from podns.api.resources.registry import Registry
 from podns.api.server import authentication
+from podns.api.server.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,19 @@ def create_app(rest: Rest, registry: Registry, tokens: authentication.Tokens | N
                ready: Callable[[], bool] = lambda: True,
                ui_options: ui.UiOptions | None = None,
                mux: WatchMux | None = None,
-               node_tls: ssl.SSLContext | None = None) -> web.Application:
+               node_tls: ssl.SSLContext | None = None,
+               audit: AuditLog | None = None) -> web.Application:
     """The API server application. `tokens=None` disables authentication (unit tests only);
     `ui_options` configures the dashboard at /ui/ (see podns/api/dashboard/ui.py); `mux` shares one store
     watch per resource between API watches (see podns/api/handlers/watchmux.py); `node_tls` is how the
     server reaches node agents (`certs.kubelet_client_ssl_context`; None: the system's CAs and
-    no client certificate, which node agents refuse)."""
+    no client certificate, which node agents refuse); `audit` logs one event per request (it sees
+    the final status: outermost)."""
+    middlewares = [error_middleware, auth_middleware(tokens)]
+    if audit is not None:
+        middlewares.insert(0, audit.middleware(registry.lookup))
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(tokens)],
+        middlewares=middlewares,
         client_max_size=codec.MAX_BODY_BYTES,
     )
     resources = ResourceHandlers(rest, registry, mux, node_tls=node_tls)
