@@ -4,9 +4,11 @@ the CA, server and client certificates are made in the test with `cryptography`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -91,6 +93,16 @@ def tls_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSEtcd]:
          "--client-cert-auth", "--trusted-ca-file", str(base / "ca.crt"),
          "--logger", "zap", "--log-level", "error"], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     log.close()
+    deadline = time.monotonic() + 30
+    while True:  # listening (TLS is the store's business), or exited: say why
+        if proc.poll() is not None:
+            pytest.fail(f"etcd exited: {(base / 'etcd.log').read_text(errors='replace')[-1500:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("etcd is not listening after 30 s")
+        time.sleep(0.05)
     try:
         yield TLSEtcd(f"etcd://127.0.0.1:{port}", base)
     finally:
