@@ -34,6 +34,7 @@ from podns.kube.resources import (
     CONFIGMAPS,
     CONTROLLERREVISIONS,
     CRONJOBS,
+    DAEMONSETS,
     DEPLOYMENTS,
     ENDPOINTS,
     ENDPOINTSLICES,
@@ -54,7 +55,7 @@ FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 #: the kinds whose owner references the collector follows
 WATCHED: tuple[Resource, ...] = (PODS, SERVICES, ENDPOINTS, ENDPOINTSLICES, STATEFULSETS,
-                                 CONTROLLERREVISIONS, DEPLOYMENTS, REPLICASETS, JOBS, CRONJOBS,
+                                 CONTROLLERREVISIONS, DEPLOYMENTS, REPLICASETS, DAEMONSETS, JOBS, CRONJOBS,
                                  PERSISTENTVOLUMECLAIMS, CONFIGMAPS, NODES)
 #: index of objects by the uids of their owners
 BY_OWNER = "owner-uid"

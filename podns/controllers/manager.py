@@ -8,12 +8,12 @@ and only the holder runs controllers; a manager that loses the Lease stops its c
 new leader lists the current state and converges (level-triggered), whatever the previous leader
 left half-done.
 
-Controllers: `endpointslice`, `endpoints`, `statefulset`, `deployment`, `replicaset`, `job`,
-`cronjob`, `scheduler`, `nodelifecycle`, `garbagecollector`, `volumebinder` (names as
-`--controllers` takes them; all by default). They share one set of informers; each records events
-under its Kubernetes component name (`statefulset-controller`, `deployment-controller`,
-`replicaset-controller`, `job-controller`, `cronjob-controller`, `endpoint-slice-controller`,
-`default-scheduler`, `node-controller`).
+Controllers: `endpointslice`, `endpoints`, `statefulset`, `deployment`, `replicaset`,
+`daemonset`, `job`, `cronjob`, `disruption`, `scheduler`, `nodelifecycle`, `garbagecollector`,
+`volumebinder` (names as `--controllers` takes them; all by default). They share one set of
+informers; each records events under its Kubernetes component name (`statefulset-controller`,
+`deployment-controller`, `replicaset-controller`, `daemonset-controller`, `job-controller`,
+`cronjob-controller`, `endpoint-slice-controller`, `default-scheduler`, `node-controller`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 
 from podns.controllers import workerloop
 from podns.controllers.cronjob.controller import CronJobController
+from podns.controllers.daemonset.controller import DaemonSetController
 from podns.controllers.deployment.controller import DeploymentController
+from podns.controllers.disruption.controller import DisruptionController
 from podns.controllers.endpoints.controller import EndpointsController
 from podns.controllers.endpointslice.controller import EndpointSliceController
 from podns.controllers.endpointslice.reconciler import DEFAULT_MAX_ENDPOINTS_PER_SLICE
@@ -49,8 +51,9 @@ from podns.kube.resources import NAMESPACES
 
 log = logging.getLogger(__name__)
 
-ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "deployment", "replicaset", "job",
-                   "cronjob", "scheduler", "nodelifecycle", "garbagecollector", "volumebinder")
+ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "deployment", "replicaset", "daemonset",
+                   "job", "cronjob", "disruption", "scheduler", "nodelifecycle", "garbagecollector",
+                   "volumebinder")
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
 #: how long to wait for the first list of every informer before starting workers anyway
@@ -104,6 +107,9 @@ class ControllerManager:
                 client, informers, recorder=recorder("deployment-controller")),
             "replicaset": lambda: ReplicaSetController(
                 client, informers, recorder=recorder("replicaset-controller")),
+            "daemonset": lambda: DaemonSetController(
+                client, informers, recorder=recorder("daemonset-controller")),
+            "disruption": lambda: DisruptionController(client, informers),
             "job": lambda: JobController(client, informers, recorder=recorder("job-controller")),
             "cronjob": lambda: CronJobController(
                 client, informers, recorder=recorder("cronjob-controller")),

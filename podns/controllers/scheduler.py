@@ -113,6 +113,12 @@ def matches_node_affinity(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bo
     return False
 
 
+def tolerates_taints(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    """Every NoSchedule/NoExecute taint of `node` is tolerated by `pod`."""
+    return all(_tolerates(pod, taint) for taint in (node.get("spec") or {}).get("taints") or []
+               if taint.get("effect") in ("NoSchedule", "NoExecute"))
+
+
 def node_rejection(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | None:
     """Why `node` cannot take `pod` (Kubernetes' predicate wording), or None when it fits."""
     ready = get_condition(node, "Ready")
@@ -123,9 +129,8 @@ def node_rejection(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | Non
     selector = (pod.get("spec") or {}).get("nodeSelector") or {}
     if not match_labels(selector, labels_of(node)) or not matches_node_affinity(pod, node):
         return "node(s) didn't match Pod's node affinity/selector"
-    for taint in (node.get("spec") or {}).get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(pod, taint):
-            return "node(s) had untolerated taint"
+    if not tolerates_taints(pod, node):
+        return "node(s) had untolerated taint"
     return None
 
 
@@ -281,4 +286,4 @@ class Scheduler(workerloop.Controller):
         super().handle_error(key, exc, retrying)
 
 
-__all__ = ["Scheduler", "feasible_nodes", "pick_node"]
+__all__ = ["Scheduler", "feasible_nodes", "matches_node_affinity", "pick_node", "tolerates_taints"]

@@ -74,15 +74,18 @@ ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointS
 STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions", "ControllerRevision")
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+DAEMONSETS = Resource("apps", "v1", "daemonsets", "DaemonSet")
 REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet")
 JOBS = Resource("batch", "v1", "jobs", "Job")
 CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob")
+PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 
 __all__ = [
     "CONFIGMAPS",
     "CONTROLLERREVISIONS",
     "CRONJOBS",
+    "DAEMONSETS",
     "DEPLOYMENTS",
     "ENDPOINTS",
     "ENDPOINTSLICES",
@@ -92,6 +95,7 @@ __all__ = [
     "NAMESPACES",
     "NODES",
     "PERSISTENTVOLUMECLAIMS",
+    "PODDISRUPTIONBUDGETS",
     "PODS",
     "REPLICASETS",
     "SERVICES",

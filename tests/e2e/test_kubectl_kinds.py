@@ -58,10 +58,12 @@ def test_api_resources(cluster: Podns, version: str) -> None:
     assert got["replicasets"] == ["rs", "apps/v1", "true", "ReplicaSet"]
     assert got["jobs"] == ["batch/v1", "true", "Job"]
     assert got["cronjobs"] == ["cj", "batch/v1", "true", "CronJob"]
+    assert got["daemonsets"] == ["ds", "apps/v1", "true", "DaemonSet"]
+    assert got["poddisruptionbudgets"] == ["pdb", "policy/v1", "true", "PodDisruptionBudget"]
     assert got["nodes"] == ["no", "v1", "false", "Node"]
     assert got["endpointslices"] == ["discovery.k8s.io/v1", "true", "EndpointSlice"]
     assert got["leases"] == ["coordination.k8s.io/v1", "true", "Lease"]
-    assert len(got) == 18
+    assert len(got) == 20
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -6,7 +6,9 @@ bodies) against one `podns up` (loopback pods running Python one-liners):
   with garbage collection; the headless-service behaviour during a rolling update with
   maxUnavailable 0;
 - Jobs and CronJobs: create job, wait for Complete, logs, a failing Job's backoffLimit; create
-  cronjob, a scheduled run, create job --from=cronjob, cascade deletion."""
+  cronjob, a scheduled run, create job --from=cronjob, cascade deletion;
+- DaemonSets: one pod per node, following a Node added and deleted, set image, rollout status;
+- PodDisruptionBudgets: create pdb, its status, eviction refused with 429, drain/cordon/uncordon."""
 
 from __future__ import annotations
 
@@ -278,3 +280,105 @@ def test_job_and_cronjob_with_kubectl(podns_module: Any, version: str) -> None:
                             if j["metadata"]["name"].startswith((fast, f"manual{v}"))], 60,
                "the CronJobs' Jobs garbage-collected")
     ok(api, "delete", "job", once, failing, version=version)
+
+
+DAEMONSET = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: NAME}
+spec:
+  selector: {matchLabels: {app: NAME}}
+  template:
+    metadata: {labels: {app: NAME}}
+    spec:
+      containers:
+      - name: agent
+        image: agent:1
+        command: [PYTHON, -c, "import time; time.sleep(3600)"]
+"""
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])
+def test_daemonset_follows_nodes_with_kubectl(podns_module: Any, version: str) -> None:
+    """Given `kubectl apply` of a DaemonSet, then `rollout status` completes with one pod on the
+    cluster's node; a second Node object gets its own pod (desired 2) and loses it when the Node
+    is deleted; `set image` rolls the pod; the table has Kubernetes' columns; deleting the
+    DaemonSet removes its pods."""
+    api = podns_module
+    name = f"agent{version.replace('.', '')}"
+    manifest = DAEMONSET.replace("NAME", name).replace("PYTHON", json.dumps(sys.executable))
+    ok(api, "apply", "-f", "-", input=manifest, version=version)
+    ok(api, "rollout", "status", f"daemonset/{name}", "--timeout=60s", version=version)
+
+    def pods() -> list[dict[str, Any]]:
+        return [p for p in kjson(api, "get", "pods")["items"]
+                if p["metadata"]["name"].startswith(name + "-")
+                and not p["metadata"].get("deletionTimestamp")]
+
+    assert len(pods()) == 1
+    extra = f"extra-node-{name}"
+    node = {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": extra, "labels": {"kubernetes.io/hostname": extra}}}
+    ok(api, "apply", "-f", "-", version=version, input=json.dumps(node))
+    wait_until(lambda: [p["spec"]["nodeName"] for p in pods()].count(extra) == 1, 30,
+               "a pod on the new node")
+    assert kjson(api, "get", "daemonset", name)["status"]["desiredNumberScheduled"] == 2
+    ok(api, "delete", "node", extra, version=version)
+    wait_until(lambda: extra not in [p["spec"]["nodeName"] for p in pods()] and len(pods()) == 1, 30,
+               "the new node's pod gone")
+    old = pods()[0]["metadata"]["name"]
+    ok(api, "set", "image", f"daemonset/{name}", "agent=agent:2", version=version)
+    ok(api, "rollout", "status", f"daemonset/{name}", "--timeout=60s", version=version)
+    wait_until(lambda: [p["metadata"]["name"] for p in pods()] != [old] and len(pods()) == 1, 30,
+               "pod replaced")
+    assert pods()[0]["spec"]["containers"][0]["image"] == "agent:2"
+    table = ok(api, "get", "daemonset", name, version=version).splitlines()
+    assert table[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE",
+                                "SELECTOR", "AGE"]
+    assert table[1].split()[:6] == [name, "1", "1", "1", "1", "1"]
+    ok(api, "delete", "daemonset", name, version=version)
+    wait_until(lambda: not pods(), 60, "daemon pods garbage-collected")
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])
+def test_pdb_eviction_and_drain_with_kubectl(podns_module: Any, version: str) -> None:
+    """Given a Deployment of 2 and `kubectl create pdb --min-available=2`, then the budget's status
+    says 0 disruptions allowed; `kubectl drain` (restricted to these pods) cordons the node and
+    cannot evict (429, retried until its timeout); with minAvailable 1 it evicts exactly one pod
+    and then waits on the budget again; `kubectl uncordon` makes the node schedulable and the
+    replacement pod runs there."""
+    api = podns_module
+    name = f"pdb{version.replace('.', '')}"
+    ok(api, "create", "deployment", name, "--image=nginx", "--replicas=2", "--", sys.executable, "-c",
+       "import time; time.sleep(3600)", version=version)
+    ok(api, "rollout", "status", f"deployment/{name}", "--timeout=60s", version=version)
+    ok(api, "create", "pdb", name, f"--selector=app={name}", "--min-available=2", version=version)
+    wait_until(lambda: kjson(api, "get", "pdb", name).get("status", {}).get("currentHealthy") == 2, 30,
+               "budget status")
+    pdb = kjson(api, "get", "pdb", name)["status"]
+    assert (pdb["disruptionsAllowed"], pdb["desiredHealthy"], pdb["expectedPods"]) == (0, 2, 2)
+    row = ok(api, "get", "pdb", name, version=version).splitlines()
+    assert row[0].split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS",
+                              "AGE"]
+    assert row[1].split()[:4] == [name, "2", "N/A", "0"]
+    node = kjson(api, "get", "pods", "-l", f"app={name}")["items"][0]["spec"]["nodeName"]
+    drain = api.kubectl("drain", node, f"--pod-selector=app={name}", "--timeout=8s", version=version,
+                        timeout=60)
+    assert drain.returncode != 0
+    assert "Cannot evict pod as it would violate the pod's disruption budget" in drain.stdout + drain.stderr
+    assert kjson(api, "get", "node", node)["spec"].get("unschedulable") is True
+    before = {p["metadata"]["name"] for p in kjson(api, "get", "pods", "-l", f"app={name}")["items"]}
+    ok(api, "patch", "pdb", name, "--type=merge", "-p", '{"spec":{"minAvailable":1}}', version=version)
+    wait_until(lambda: kjson(api, "get", "pdb", name)["status"].get("disruptionsAllowed") == 1, 30,
+               "one disruption allowed")
+    drain = api.kubectl("drain", node, f"--pod-selector=app={name}", "--timeout=8s", version=version,
+                        timeout=60)
+    assert drain.returncode != 0 and "evicted" in drain.stdout, drain.stdout + drain.stderr
+    gone = before - {p["metadata"]["name"] for p in kjson(api, "get", "pods", "-l", f"app={name}")["items"]
+                     if not p["metadata"].get("deletionTimestamp")}
+    assert len(gone) == 1
+    ok(api, "uncordon", node, version=version)
+    assert not kjson(api, "get", "node", node)["spec"].get("unschedulable")
+    ok(api, "rollout", "status", f"deployment/{name}", "--timeout=60s", version=version)
+    ok(api, "delete", "pdb", name, version=version)
+    ok(api, "delete", "deployment", name, version=version)

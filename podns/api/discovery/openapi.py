@@ -77,6 +77,16 @@ KIND_DESCRIPTIONS = {
     "apps.v1.ReplicaSet": (
         "ReplicaSet ensures that a specified number of pod replicas are running at any given time."
     ),
+    "apps.v1.DaemonSet": "DaemonSet represents the configuration of a daemon set.",
+    "policy.v1.PodDisruptionBudget": (
+        "PodDisruptionBudget is an object to define the max disruption that can be caused to a "
+        "collection of pods"
+    ),
+    "policy.v1.Eviction": (
+        "Eviction evicts a pod from its node subject to certain policies and safety constraints. This "
+        "is a subresource of Pod.  A request to cause such an eviction is created by POSTing to "
+        ".../pods/<pod name>/evictions."
+    ),
     "batch.v1.Job": "Job represents the configuration of a single job.",
     "batch.v1.JobSpec": "JobSpec describes how the job execution will look like.",
     "batch.v1.CronJob": "CronJob represents the configuration of a single cron job.",

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from podns.api import statuserror
 from podns.api.encoding import codec, tables
-from podns.api.handlers import authorization, fieldsets, objectmeta, patch, subresources
+from podns.api.handlers import authorization, eviction, fieldsets, objectmeta, patch, subresources
 from podns.api.handlers.requestinfo import (
     CONNECT_SUBRESOURCES,
     RequestInfo,
@@ -294,6 +294,10 @@ class ResourceHandlers:
                                    subresource="binding")
             return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                   "status": "Success", "code": 201}, 201)
+        if info.subresource == "eviction":
+            budgets = self.registry.lookup("policy", "v1", "poddisruptionbudgets")
+            return json_response(await eviction.evict(self.rest, info.rt, budgets, info.namespace or "",
+                                                      info.name or "", body), 201)
         obj = await self.rest.create(info.rt, info.namespace, body, opts)
         return json_response(obj, 201, warnings=opts.warnings)
 

@@ -47,6 +47,31 @@ def default_template(template: Any) -> None:
         md.setdefault("creationTimestamp", None)
 
 
+def default_strategy(spec: Obj, field: str, rolling_defaults: Obj) -> None:
+    """`spec[field]` defaults to `{type: RollingUpdate, rollingUpdate: rolling_defaults}` (the
+    rollingUpdate block only for RollingUpdate), as Deployment, DaemonSet and StatefulSet do."""
+    strategy = spec.setdefault(field, {})
+    if isinstance(strategy, dict):
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            if isinstance(rolling, dict):
+                for key, value in rolling_defaults.items():
+                    rolling.setdefault(key, value)
+
+
+def validate_rolling(path: str, rolling: Obj) -> list[FieldError]:
+    """`ValidateRollingUpdateDeployment` / `...DaemonSet`: maxUnavailable and maxSurge are
+    non-negative ints or percents, not both 0, maxUnavailable at most 100%."""
+    unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
+    errs = validate_int_or_percent(f"{path}.maxUnavailable", unavailable)
+    errs.extend(validate_int_or_percent(f"{path}.maxSurge", surge))
+    if int_or_percent_value(unavailable) == 0 and int_or_percent_value(surge) == 0:
+        errs.append(invalid(f"{path}.maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0"))
+    errs.extend(not_more_than_100_percent(f"{path}.maxUnavailable", unavailable))
+    return errs
+
+
 def validate_selector(path: str, selector: Any, kind: str) -> list[FieldError]:
     """Required, a valid LabelSelector, and not empty (`empty selector is invalid for <kind>`)."""
     if selector is None:

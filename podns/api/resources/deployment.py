@@ -33,14 +33,7 @@ class DeploymentStrategy(KindStrategy):
         if not isinstance(spec, dict):
             return
         spec.setdefault("replicas", 1)
-        strategy = spec.setdefault("strategy", {})
-        if isinstance(strategy, dict):
-            strategy.setdefault("type", "RollingUpdate")
-            if strategy["type"] == "RollingUpdate":
-                rolling = strategy.setdefault("rollingUpdate", {})
-                if isinstance(rolling, dict):
-                    rolling.setdefault("maxUnavailable", "25%")
-                    rolling.setdefault("maxSurge", "25%")
+        w.default_strategy(spec, "strategy", {"maxUnavailable": "25%", "maxSurge": "25%"})
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
         w.default_template(spec.get("template"))
@@ -109,11 +102,4 @@ def _validate_strategy(strategy: Obj) -> list[FieldError]:
         return [not_supported("spec.strategy.type", stype, STRATEGIES)]
     if not isinstance(rolling, dict):
         return [required("spec.strategy.rollingUpdate", "this should be defaulted and never be nil")]
-    path = "spec.strategy.rollingUpdate"
-    unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
-    errs = w.validate_int_or_percent(f"{path}.maxUnavailable", unavailable)
-    errs.extend(w.validate_int_or_percent(f"{path}.maxSurge", surge))
-    if w.int_or_percent_value(unavailable) == 0 and w.int_or_percent_value(surge) == 0:
-        errs.append(invalid(f"{path}.maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0"))
-    errs.extend(w.not_more_than_100_percent(f"{path}.maxUnavailable", unavailable))
-    return errs
+    return w.validate_rolling("spec.strategy.rollingUpdate", rolling)

@@ -35,7 +35,7 @@ POD_UPDATE_MESSAGE = (
 
 class PodStrategy(KindStrategy):
     schema_type = "core.v1.Pod"
-    subresources = ("status", "binding", "log", "exec", "attach", "portforward")
+    subresources = ("status", "binding", "eviction", "log", "exec", "attach", "portforward")
     selectable_fields = (
         "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
         "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",

@@ -14,6 +14,7 @@ from podns.api.resources.base import ResourceType, Strategy
 from podns.api.resources.configmap import ConfigMapStrategy
 from podns.api.resources.controllerrevision import ControllerRevisionStrategy
 from podns.api.resources.cronjob import CronJobStrategy
+from podns.api.resources.daemonset import DaemonSetStrategy
 from podns.api.resources.deployment import DeploymentStrategy
 from podns.api.resources.endpoints import EndpointsStrategy
 from podns.api.resources.endpointslice import EndpointSliceStrategy
@@ -24,6 +25,7 @@ from podns.api.resources.namespace import NamespaceStrategy
 from podns.api.resources.node import NodeStrategy
 from podns.api.resources.persistentvolumeclaim import PersistentVolumeClaimStrategy
 from podns.api.resources.pod import PodStrategy
+from podns.api.resources.poddisruptionbudget import PodDisruptionBudgetStrategy
 from podns.api.resources.replicaset import ReplicaSetStrategy
 from podns.api.resources.secret import SecretStrategy
 from podns.api.resources.service import ServiceStrategy
@@ -55,6 +57,7 @@ SUBRESOURCES: dict[str, Subresource] = {
     "attach": Subresource("attach", ("create", "get"), "", "v1", "PodAttachOptions"),
     "portforward": Subresource("portforward", ("create", "get"), "", "v1", "PodPortForwardOptions"),
     "finalize": Subresource("finalize", ("update",), "", "v1", "Namespace"),
+    "eviction": Subresource("eviction", ("create",), "policy", "v1", "Eviction"),
 }
 
 
@@ -69,7 +72,7 @@ def _rt(group: str, resource: str, kind: str, strategy: Strategy, *, namespaced:
 
 
 #: served group names in discovery order; "" is the core group served under /api
-GROUPS: tuple[str, ...] = ("", "apps", "batch", "coordination.k8s.io", "discovery.k8s.io")
+GROUPS: tuple[str, ...] = ("", "apps", "batch", "policy", "coordination.k8s.io", "discovery.k8s.io")
 
 TYPES: tuple[ResourceType, ...] = (
     _rt("", "namespaces", "Namespace", NamespaceStrategy(), namespaced=False, short=("ns",),
@@ -89,8 +92,11 @@ TYPES: tuple[ResourceType, ...] = (
     _rt("apps", "controllerrevisions", "ControllerRevision", ControllerRevisionStrategy()),
     _rt("apps", "deployments", "Deployment", DeploymentStrategy(), short=("deploy",), categories=("all",)),
     _rt("apps", "replicasets", "ReplicaSet", ReplicaSetStrategy(), short=("rs",), categories=("all",)),
+    _rt("apps", "daemonsets", "DaemonSet", DaemonSetStrategy(), short=("ds",), categories=("all",)),
     _rt("batch", "jobs", "Job", JobStrategy(), categories=("all",)),
     _rt("batch", "cronjobs", "CronJob", CronJobStrategy(), short=("cj",), categories=("all",)),
+    _rt("policy", "poddisruptionbudgets", "PodDisruptionBudget", PodDisruptionBudgetStrategy(),
+        short=("pdb",)),
     _rt("coordination.k8s.io", "leases", "Lease", LeaseStrategy()),
     _rt("discovery.k8s.io", "endpointslices", "EndpointSlice", EndpointSliceStrategy()),
 )

@@ -278,6 +278,24 @@ _TYPES: dict[str, str] = {
         "lastTransitionTime:date-time lastUpdateTime:date-time message:string reason:string "
         "status!:string type!:string"
     ),
+    "apps.v1.DaemonSet": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:DaemonSetSpec status:DaemonSetStatus"
+    ),
+    "apps.v1.DaemonSetSpec": (
+        "minReadySeconds:integer revisionHistoryLimit:integer selector!:LabelSelector "
+        "template!:PodTemplateSpec updateStrategy:DaemonSetUpdateStrategy"
+    ),
+    "apps.v1.DaemonSetUpdateStrategy": "rollingUpdate:RollingUpdateDaemonSet type:string",
+    "apps.v1.RollingUpdateDaemonSet": "maxSurge:int-or-string maxUnavailable:int-or-string",
+    "apps.v1.DaemonSetStatus": (
+        "collisionCount:integer conditions:[]DaemonSetCondition|type currentNumberScheduled!:integer "
+        "desiredNumberScheduled!:integer numberAvailable:integer numberMisscheduled!:integer "
+        "numberReady!:integer numberUnavailable:integer observedGeneration:integer "
+        "updatedNumberScheduled:integer"
+    ),
+    "apps.v1.DaemonSetCondition": (
+        "lastTransitionTime:date-time message:string reason:string status!:string type!:string"
+    ),
     "apps.v1.ReplicaSet": (
         "apiVersion:string kind:string metadata:ObjectMeta spec:ReplicaSetSpec status:ReplicaSetStatus"
     ),
@@ -342,6 +360,20 @@ _TYPES: dict[str, str] = {
     ),
     "discovery.v1.EndpointConditions": "ready:boolean serving:boolean terminating:boolean",
     "discovery.v1.EndpointPort": "appProtocol:string name:string port:integer protocol:string",
+    # ---- policy.v1
+    "policy.v1.PodDisruptionBudget": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:PodDisruptionBudgetSpec "
+        "status:PodDisruptionBudgetStatus"
+    ),
+    "policy.v1.PodDisruptionBudgetSpec": (
+        "maxUnavailable:int-or-string minAvailable:int-or-string selector:LabelSelector "
+        "unhealthyPodEvictionPolicy:string"
+    ),
+    "policy.v1.PodDisruptionBudgetStatus": (
+        "conditions:[]Condition|type currentHealthy!:integer desiredHealthy!:integer "
+        "disruptedPods:map disruptionsAllowed!:integer expectedPods!:integer observedGeneration:integer"
+    ),
+    "policy.v1.Eviction": "apiVersion:string deleteOptions:object kind:string metadata:ObjectMeta",
     # ---- coordination.v1
     "coordination.v1.Lease": "apiVersion:string kind:string metadata:ObjectMeta spec:LeaseSpec",
     "coordination.v1.LeaseSpec": (
@@ -364,6 +396,7 @@ _PACKAGE_PREFIX = {
     "apps": "io.k8s.api.apps",
     "autoscaling": "io.k8s.api.autoscaling",
     "batch": "io.k8s.api.batch",
+    "policy": "io.k8s.api.policy",
     "discovery": "io.k8s.api.discovery",
     "coordination": "io.k8s.api.coordination",
     "events": "io.k8s.api.events",

@@ -27,6 +27,7 @@ from podns.api.resources._validation import (
     validate_labels,
     validate_non_negative,
 )
+from podns.api.resources._workload import default_strategy
 from podns.api.resources.base import Column, FieldError, Obj
 from podns.objects import names
 from podns.objects.selectors import SelectorError, selector_from_label_selector
@@ -59,13 +60,7 @@ class StatefulSetStrategy(KindStrategy):
         spec.setdefault("replicas", 1)
         spec.setdefault("podManagementPolicy", "OrderedReady")
         spec.setdefault("revisionHistoryLimit", 10)
-        strategy = spec.setdefault("updateStrategy", {})
-        if isinstance(strategy, dict):
-            strategy.setdefault("type", "RollingUpdate")
-            if strategy["type"] == "RollingUpdate":
-                rolling = strategy.setdefault("rollingUpdate", {})
-                if isinstance(rolling, dict):
-                    rolling.setdefault("partition", 0)
+        default_strategy(spec, "updateStrategy", {"partition": 0})
         policy = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
         if isinstance(policy, dict):
             policy.setdefault("whenDeleted", "Retain")

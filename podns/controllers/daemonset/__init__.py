@@ -1,0 +1,1 @@
+"""DaemonSet controller: one pod per matching node, rolling updates."""
