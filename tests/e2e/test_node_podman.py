@@ -171,13 +171,17 @@ def test_statefulset_from_an_image(cluster: Podns, image: str) -> None:
     node = json.loads(p.kubectl("get", "nodes", "-o", "json", check=True).stdout)["items"][0]
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("podman://")
     p.kubectl("apply", "-f", "-", input=manifest(image), check=True)
-    wait(lambda: ready(pod(p, "web-0")) and ready(pod(p, "web-1")), 90, "web-0 and web-1 Ready")
+    wait(lambda: ready(pod(p, "web-0")) and ready(pod(p, "web-1")), 150, "web-0 and web-1 Ready")
     ips = {n: pod(p, n)["status"]["podIP"] for n in ("web-0", "web-1")}
     assert all(ip.startswith("10.244.") for ip in ips.values()), ips
 
-    dig = subprocess.run(["dig", f"@{p.dns_addr[0]}", "-p", str(p.dns_addr[1]), "+short",
-                          "web-0.web.default.svc.cluster.local"], capture_output=True, text=True, timeout=10)
-    assert dig.stdout.split() == [ips["web-0"]]
+    def dig() -> list[str]:
+        return subprocess.run(["dig", f"@{p.dns_addr[0]}", "-p", str(p.dns_addr[1]), "+short",
+                               "web-0.web.default.svc.cluster.local"], capture_output=True, text=True,
+                              timeout=10).stdout.split()
+
+    # Ready -> EndpointSlice -> DNS answer: a moment later
+    assert wait(lambda: dig() == [ips["web-0"]], 30, "web-0 in the cluster DNS")
     assert fetch(ips["web-0"]).split() == ["web-0", "hello-from-configmap", "init-done", "from-image"]
 
     st = pod(p, "web-0")["status"]
@@ -201,6 +205,7 @@ def test_statefulset_from_an_image(cluster: Podns, image: str) -> None:
 
     # kubectl exec runs inside the container (podman exec): the image's PATH and WORKDIR
     assert p.kubectl("exec", "web-0", "--", "pwd").stdout.strip() == "/srv"
+    assert p.kubectl("exec", "-i", "web-0", "--", "cat", input="through stdin\n").stdout == "through stdin\n"
 
     # a crash behind the agent's back: restarted per restartPolicy Always, same IP
     subprocess.run(["podman", "kill", "--signal", "KILL", cid], capture_output=True, check=True)
