@@ -75,8 +75,8 @@ def sets_of(api: Any, name: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("version", ["1.27", "1.33"])
 def test_deployment_story_with_kubectl(podns_module: Any, version: str) -> None:
     """Given `kubectl create deployment` of 3 and `expose --cluster-ip=None`, then rollout status
-    completes and DNS answers 3 A records; `set image` rolls to a second ReplicaSet (revision 2);
-    `rollout undo` reuses the first as revision 3; `restart` rolls again; while paused a new image
+    completes and DNS answers 3 A records (`expose pod` selects by the pod's labels); `set image`
+    rolls to a second ReplicaSet (revision 2); `rollout undo` reuses the first as revision 3; `restart` rolls again; while paused a new image
     creates no ReplicaSet, `resume` rolls it; `scale` to 5 gives 5 A records; the table has
     Kubernetes' columns; describe shows ScalingReplicaSet events; deleting the Deployment removes
     its ReplicaSets and pods."""
@@ -88,6 +88,13 @@ def test_deployment_story_with_kubectl(podns_module: Any, version: str) -> None:
     ok(api, "expose", "deployment", name, "--port=80", "--target-port=8080", "--cluster-ip=None",
        version=version)
     wait_until(lambda: len(a_records(api, name)) == 3, 30, "3 A records")
+    one = kjson(api, "get", "pods", "-l", f"app={name}")["items"][0]
+    ok(api, "expose", "pod", one["metadata"]["name"], f"--name={name}-one", "--port=8080",
+       "--cluster-ip=None", version=version)
+    assert kjson(api, "get", "service", f"{name}-one")["spec"]["selector"] == one["metadata"]["labels"]
+    # the pod's labels are its ReplicaSet's too: the Service selects every replica (as Kubernetes)
+    wait_until(lambda: one["status"]["podIP"] in a_records(api, f"{name}-one"), 30, "the pod's A record")
+    ok(api, "delete", "service", f"{name}-one", version=version)
     first = sets_of(api, name)
     assert len(first) == 1 and first[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
 
