@@ -76,10 +76,10 @@ def sets_of(api: Any, name: str) -> list[dict[str, Any]]:
 def test_deployment_story_with_kubectl(podns_module: Any, version: str) -> None:
     """Given `kubectl create deployment` of 3 and `expose --cluster-ip=None`, then rollout status
     completes and DNS answers 3 A records (`expose pod` selects by the pod's labels); `set image`
-    rolls to a second ReplicaSet (revision 2); `rollout undo` reuses the first as revision 3; `restart` rolls again; while paused a new image
-    creates no ReplicaSet, `resume` rolls it; `scale` to 5 gives 5 A records; the table has
-    Kubernetes' columns; describe shows ScalingReplicaSet events; deleting the Deployment removes
-    its ReplicaSets and pods."""
+    rolls to a second ReplicaSet (revision 2); `rollout undo` reuses the first as revision 3;
+    `restart` rolls again; while paused a new image creates no ReplicaSet, `resume` rolls it;
+    `scale` to 5 gives 5 A records; the table has Kubernetes' columns; describe shows
+    ScalingReplicaSet events; deleting the Deployment removes its ReplicaSets and pods."""
     api = podns_module
     name = f"web{version.replace('.', '')}"
     ok(api, "create", "deployment", name, "--image=nginx", "--replicas=3", "--port=8080",
