@@ -73,6 +73,7 @@ def compute_status(pdb: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], ex
     }
     if disrupted:
         status["disruptedPods"] = disrupted
+    cond: Obj
     if failed:
         cond = {"type": "DisruptionAllowed", "status": "False", "reason": "SyncFailed", "message": failed}
     elif allowed > 0:
