@@ -50,6 +50,12 @@ ROOTS: tuple[tuple[str, str, str, str], ...] = (
     ("discovery.k8s.io/v1", "EndpointSlice", "k8s.io/api/discovery/v1", "EndpointSlice"),
     ("coordination.k8s.io/v1", "Lease", "k8s.io/api/coordination/v1", "Lease"),
     ("autoscaling/v1", "Scale", "k8s.io/api/autoscaling/v1", "Scale"),
+    ("rbac.authorization.k8s.io/v1", "Role", "k8s.io/api/rbac/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "k8s.io/api/rbac/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", "k8s.io/api/rbac/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "k8s.io/api/rbac/v1", "ClusterRoleBinding"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "k8s.io/api/authorization/v1",
+     "SelfSubjectAccessReview"),
     # registered in every group version; schema.Schema.message_for maps them all here
     ("meta.k8s.io/v1", "DeleteOptions", "k8s.io/apimachinery/pkg/apis/meta/v1", "DeleteOptions"),
     ("v1", "Status", "k8s.io/apimachinery/pkg/apis/meta/v1", "Status"),

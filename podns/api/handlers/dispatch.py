@@ -18,7 +18,7 @@ from aiohttp import web
 
 from podns.api import statuserror
 from podns.api.encoding import codec, tables
-from podns.api.handlers import authorization, eviction, fieldsets, objectmeta, patch, subresources
+from podns.api.handlers import authorization, eviction, fieldsets, objectmeta, patch, reviews, subresources
 from podns.api.handlers.requestinfo import (
     CONNECT_SUBRESOURCES,
     RequestInfo,
@@ -32,14 +32,16 @@ from podns.api.handlers.selection import parse as parse_selectors
 from podns.api.handlers.watch import EventEncoder, WatchRequest, serve_watch
 from podns.api.handlers.watchmux import WatchMux
 from podns.api.resources.base import ResourceType
-from podns.api.resources.registry import Registry
+from podns.api.resources.registry import REVIEW_KINDS, Registry
 from podns.store import errors as store_errors
 from podns.store.interface import WatchEvent
 
 Obj = dict[str, Any]
 
 #: the authenticated user of a request, set by the app's auth middleware
-USER = web.RequestKey("user", str)
+USER = web.RequestKey("user", authorization.UserInfo)
+#: the authenticated user of a request that impersonates `USER` (for the audit log)
+IMPERSONATOR = web.RequestKey("impersonator", authorization.UserInfo)
 
 _PATCH_FNS: dict[str, Callable[[Any, Any], Any]] = {
     "application/merge-patch+json": patch.merge_patch,
@@ -79,13 +81,31 @@ class ResourceHandlers:
     """Serves /api/v1/... and /apis/<g>/<v>/... resource URLs."""
 
     def __init__(self, rest: Rest, registry: Registry, mux: WatchMux | None = None, *,
-                 node_tls: ssl.SSLContext | None = None) -> None:
+                 node_tls: ssl.SSLContext | None = None,
+                 authorizer: authorization.Authorizer | None = None) -> None:
         self.rest = rest
+        #: RBAC; None (unit tests without authentication) allows everything
+        self.authorizer = authorizer
         #: TLS towards node agents (see podns.api.handlers.podlog)
         self.node_tls = node_tls or ssl.create_default_context()
         self.registry = registry
         self.encoder = EventEncoder()
         self.mux = mux
+
+    def authorize(self, user: authorization.UserInfo, info: RequestInfo) -> None:
+        """403 (RBAC's wording) unless the authorizer allows `user` this request. A namespace
+        addressed by name is its own namespace, as in kube-apiserver's RequestInfo."""
+        if self.authorizer is None:
+            return
+        rt = info.rt
+        namespace = info.namespace or (info.name if rt.resource == "namespaces" and rt.group == ""
+                                       else None)
+        attrs = authorization.Attributes(user, info.verb, namespace=namespace or "",
+                                         group=rt.group, resource=rt.resource,
+                                         subresource=info.subresource, name=info.name or "")
+        if not self.authorizer.authorize(attrs):
+            raise statuserror.forbidden(user.name, info.verb, rt.resource, rt.group,
+                                        info.namespace, info.name, info.subresource)
 
     async def open_watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
         """A store watch, shared per resource when the store needs it (see watchmux.py)."""
@@ -96,10 +116,14 @@ class ResourceHandlers:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         info = parse_path(request.path, request.method, query, self.registry.lookup)
-        user = request.get(USER, authorization.ADMIN_USER)
-        if not authorization.may(user, info.verb):
-            raise statuserror.forbidden(user, info.verb, info.rt.resource, info.rt.group,
-                                   info.namespace, info.name, info.subresource)
+        user = request.get(USER, authorization.ADMIN)
+        self.authorize(user, info)
+        if info.rt.kind in REVIEW_KINDS:
+            if info.verb != "create" or info.subresource:
+                raise statuserror.method_not_allowed()
+            # a SelfSubjectReview asks nothing: its body (protobuf from kubectl 1.32+) is not read
+            body = {} if info.rt.kind == "SelfSubjectReview" else await self._body(request)
+            return json_response(reviews.answer(info.rt, body, user, self.authorizer), 201)
         if info.rt.namespaced and info.namespace is None and info.verb not in (
                 "list", "watch"):
             raise statuserror.no_such_resource()

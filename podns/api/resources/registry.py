@@ -26,12 +26,24 @@ from podns.api.resources.node import NodeStrategy
 from podns.api.resources.persistentvolumeclaim import PersistentVolumeClaimStrategy
 from podns.api.resources.pod import PodStrategy
 from podns.api.resources.poddisruptionbudget import PodDisruptionBudgetStrategy
+from podns.api.resources.rbac import (
+    ClusterRoleBindingStrategy,
+    ClusterRoleStrategy,
+    RoleBindingStrategy,
+    RoleStrategy,
+)
 from podns.api.resources.replicaset import ReplicaSetStrategy
+from podns.api.resources.reviews import (
+    SelfSubjectAccessReviewStrategy,
+    SelfSubjectReviewStrategy,
+    SubjectAccessReviewStrategy,
+)
 from podns.api.resources.secret import SecretStrategy
 from podns.api.resources.service import ServiceStrategy
 from podns.api.resources.serviceaccount import ServiceAccountStrategy
 from podns.api.resources.statefulset import StatefulSetStrategy
 
+RBAC = "rbac.authorization.k8s.io"
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 NAMESPACE_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 
@@ -72,7 +84,9 @@ def _rt(group: str, resource: str, kind: str, strategy: Strategy, *, namespaced:
 
 
 #: served group names in discovery order; "" is the core group served under /api
-GROUPS: tuple[str, ...] = ("", "apps", "batch", "policy", "coordination.k8s.io", "discovery.k8s.io")
+GROUPS: tuple[str, ...] = ("", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch",
+                           "policy", "rbac.authorization.k8s.io", "coordination.k8s.io",
+                           "discovery.k8s.io")
 
 TYPES: tuple[ResourceType, ...] = (
     _rt("", "namespaces", "Namespace", NamespaceStrategy(), namespaced=False, short=("ns",),
@@ -99,7 +113,21 @@ TYPES: tuple[ResourceType, ...] = (
         short=("pdb",)),
     _rt("coordination.k8s.io", "leases", "Lease", LeaseStrategy()),
     _rt("discovery.k8s.io", "endpointslices", "EndpointSlice", EndpointSliceStrategy()),
+    _rt(RBAC, "roles", "Role", RoleStrategy()),
+    _rt(RBAC, "clusterroles", "ClusterRole", ClusterRoleStrategy(), namespaced=False),
+    _rt(RBAC, "rolebindings", "RoleBinding", RoleBindingStrategy()),
+    _rt(RBAC, "clusterrolebindings", "ClusterRoleBinding", ClusterRoleBindingStrategy(),
+        namespaced=False),
+    _rt("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview",
+        SelfSubjectAccessReviewStrategy(), namespaced=False, verbs=("create",)),
+    _rt("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview",
+        SubjectAccessReviewStrategy(), namespaced=False, verbs=("create",)),
+    _rt("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview",
+        SelfSubjectReviewStrategy(), namespaced=False, verbs=("create",)),
 )
+
+#: the kinds answered on create and never stored (`podns.api.handlers.reviews`)
+REVIEW_KINDS = frozenset({"SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectReview"})
 
 
 class Registry:

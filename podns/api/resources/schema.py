@@ -380,6 +380,54 @@ _TYPES: dict[str, str] = {
         "acquireTime:date-time holderIdentity:string leaseDurationSeconds:integer "
         "leaseTransitions:integer preferredHolder:string renewTime:date-time strategy:string"
     ),
+    # ---- rbac.v1
+    "rbac.v1.PolicyRule": (
+        "apiGroups:[]string nonResourceURLs:[]string resourceNames:[]string resources:[]string "
+        "verbs!:[]string"
+    ),
+    "rbac.v1.AggregationRule": "clusterRoleSelectors:[]LabelSelector",
+    "rbac.v1.Role": "apiVersion:string kind:string metadata:ObjectMeta rules:[]PolicyRule",
+    "rbac.v1.ClusterRole": (
+        "aggregationRule:AggregationRule apiVersion:string kind:string metadata:ObjectMeta "
+        "rules:[]PolicyRule"
+    ),
+    "rbac.v1.RoleRef": "apiGroup!:string kind!:string name!:string",
+    "rbac.v1.Subject": "apiGroup:string kind!:string name!:string namespace:string",
+    "rbac.v1.RoleBinding": (
+        "apiVersion:string kind:string metadata:ObjectMeta roleRef!:RoleRef subjects:[]Subject"
+    ),
+    "rbac.v1.ClusterRoleBinding": (
+        "apiVersion:string kind:string metadata:ObjectMeta roleRef!:RoleRef subjects:[]Subject"
+    ),
+    # ---- authorization.v1, authentication.v1 (reviews: created, never stored)
+    "authorization.v1.ResourceAttributes": (
+        "fieldSelector:object group:string labelSelector:object name:string namespace:string "
+        "resource:string subresource:string verb:string version:string"
+    ),
+    "authorization.v1.NonResourceAttributes": "path:string verb:string",
+    "authorization.v1.SelfSubjectAccessReviewSpec": (
+        "nonResourceAttributes:NonResourceAttributes resourceAttributes:ResourceAttributes"
+    ),
+    "authorization.v1.SubjectAccessReviewSpec": (
+        "extra:object groups:[]string nonResourceAttributes:NonResourceAttributes "
+        "resourceAttributes:ResourceAttributes uid:string user:string"
+    ),
+    "authorization.v1.SubjectAccessReviewStatus": (
+        "allowed!:boolean denied:boolean evaluationError:string reason:string"
+    ),
+    "authorization.v1.SelfSubjectAccessReview": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec!:SelfSubjectAccessReviewSpec "
+        "status:SubjectAccessReviewStatus"
+    ),
+    "authorization.v1.SubjectAccessReview": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec!:SubjectAccessReviewSpec "
+        "status:SubjectAccessReviewStatus"
+    ),
+    "authentication.v1.UserInfo": "extra:object groups:[]string uid:string username:string",
+    "authentication.v1.SelfSubjectReviewStatus": "userInfo:UserInfo",
+    "authentication.v1.SelfSubjectReview": (
+        "apiVersion:string kind:string metadata:ObjectMeta status:SelfSubjectReviewStatus"
+    ),
     # ---- events.v1
     "events.v1.Event": (
         "action:string apiVersion:string deprecatedCount:integer deprecatedFirstTimestamp:date-time "
@@ -400,6 +448,9 @@ _PACKAGE_PREFIX = {
     "discovery": "io.k8s.api.discovery",
     "coordination": "io.k8s.api.coordination",
     "events": "io.k8s.api.events",
+    "rbac": "io.k8s.api.rbac",
+    "authorization": "io.k8s.api.authorization",
+    "authentication": "io.k8s.api.authentication",
 }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from podns.api.dashboard import ui
+from podns.api.handlers import authorization, rbacpolicy
 from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL, EventReaper
 from podns.api.handlers.namespacelifecycle import NamespaceCleaner
 from podns.api.handlers.rest import Rest
@@ -117,6 +118,8 @@ class ApiServer:
         self.mux = WatchMux(store) if use_mux else None
         #: the dashboard's options; `dns_metrics_url` may be set after start()
         self.ui = ui.UiOptions(dns_metrics_url=dns_metrics_url)
+        #: RBAC over the store's Role/ClusterRole/RoleBinding/ClusterRoleBinding objects
+        self.authorizer = authorization.Authorizer(store)
         self.tokens: authentication.Tokens | None = None
         self.kubeconfig: Path | None = None
         self.readonly_kubeconfig: Path | None = None
@@ -151,7 +154,8 @@ class ApiServer:
             self._audit = AuditLog(self.audit_log)
         app = create_app(self.rest, self.registry, self.tokens, ready=lambda: self._ready,
                          ui_options=self.ui, mux=self.mux,
-                         node_tls=certs.kubelet_client_ssl_context(self.data_dir), audit=self._audit)
+                         node_tls=certs.kubelet_client_ssl_context(self.data_dir), audit=self._audit,
+                         authorizer=self.authorizer)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
@@ -170,6 +174,8 @@ class ApiServer:
         await site.start()
         await self.cleaner.ensure_initial()
         await self.cleaner.resume()
+        await rbacpolicy.reconcile(self.rest, self._kind("ClusterRole"), self._kind("ClusterRoleBinding"))
+        await self.authorizer.start()
         self.event_reaper.start()
         self.kubeconfig, self.readonly_kubeconfig = write_kubeconfigs(
             self.data_dir, self.url, paths.ca_cert if paths else None,
@@ -177,11 +183,17 @@ class ApiServer:
         self._ready = True
         log.info("API server listening on %s", self.url)
 
+    def _kind(self, kind: str) -> ResourceType:
+        rt = REGISTRY.by_kind("rbac.authorization.k8s.io", kind)
+        assert rt is not None, kind
+        return rt
+
     async def stop(self) -> None:
         """Stop serving (open watches end); the store stays open."""
         self._ready = False
         await self.cleaner.stop()
         await self.event_reaper.stop()
+        await self.authorizer.stop()
         if self.mux is not None:
             await self.mux.close()
         if self._runner is not None:

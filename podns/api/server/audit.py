@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from podns.api import statuserror
-from podns.api.handlers.dispatch import USER
+from podns.api.handlers.dispatch import IMPERSONATOR, USER
 from podns.api.handlers.requestinfo import Lookup, parse_path
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,6 +79,13 @@ class AuditLog:
         return audit
 
 
+def _user(request: web.Request) -> dict[str, Any]:
+    """Who sent the request (the impersonator when there is one: the impersonated user goes in
+    `impersonatedUser`, as in Kubernetes' audit events)."""
+    user = request.get(IMPERSONATOR) or request.get(USER)
+    return user.to_json() if user is not None else {"username": ANONYMOUS}
+
+
 def event(request: web.Request, lookup: Lookup, *, code: int, received: str,
           latency: float) -> dict[str, Any]:
     """The `audit.k8s.io/v1` Event (Metadata level) of one completed request."""
@@ -86,12 +93,14 @@ def event(request: web.Request, lookup: Lookup, *, code: int, received: str,
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
         "auditID": str(uuid.uuid4()), "stage": "ResponseComplete",
         "requestURI": request.path_qs, "verb": _NON_RESOURCE.get(request.method, request.method.lower()),
-        "user": {"username": request.get(USER) or ANONYMOUS},
+        "user": _user(request),
         "sourceIPs": [request.remote or ""], "userAgent": request.headers.get("User-Agent", ""),
         "responseStatus": {"metadata": {}, "code": code},
         "requestReceivedTimestamp": received, "stageTimestamp": _now(),
         "annotations": {"podns.io/latency": f"{latency:.6f}s"},
     }
+    if request.get(IMPERSONATOR) is not None and (as_user := request.get(USER)) is not None:
+        ev["impersonatedUser"] = as_user.to_json()
     try:
         info = parse_path(request.path, request.method, request.query, lookup)
     except (statuserror.ApiError, IndexError):

@@ -1,8 +1,9 @@
 """Bearer-token authentication of the API server (authorization: `podns.api.handlers.authorization`).
 
 Two tokens live in the data dir (`tokens.json`, mode 0600), generated on first start and reused
-after: an admin token (every verb) and a read-only token (get/list/watch only; writes get 403
-worded like RBAC's denial). Every request except the health and version endpoints needs one;
+after: the admin token (user `admin` in group `system:masters`: every request) and the read-only
+token (user `readonly`, bound to the `view` ClusterRole by the default RBAC policy, see
+`podns.api.handlers.rbacpolicy`). Every request except the health and version endpoints needs one;
 without a valid token the answer is 401 Unauthorized. Tokens are compared in constant time.
 """
 
@@ -16,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from podns.api.handlers.authorization import ADMIN_USER, READONLY_USER
+from podns.api.handlers.authorization import ADMIN, READONLY, UserInfo
 
 #: paths answered without a token (as kube-apiserver's system:public-info-viewer allows)
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
@@ -30,7 +31,7 @@ class Tokens:
     admin: str
     readonly: str
 
-    def user_for(self, token: str) -> str | None:
+    def user_for(self, token: str) -> UserInfo | None:
         """The user a token authenticates as, or None when it is unknown (also for a token that
         is not valid UTF-8: HTTP headers arrive as bytes, aiohttp keeps undecodable ones as
         surrogates)."""
@@ -41,9 +42,9 @@ class Tokens:
         user = None
         # compare against both, always, so timing does not reveal which one matched
         if hmac.compare_digest(given, self.admin.encode()):
-            user = ADMIN_USER
+            user = ADMIN
         if hmac.compare_digest(given, self.readonly.encode()):
-            user = READONLY_USER
+            user = READONLY
         return user
 
 
@@ -56,6 +57,12 @@ def load_or_create_tokens(data_dir: Path) -> Tokens:
     tokens = Tokens(admin=secrets.token_urlsafe(32), readonly=secrets.token_urlsafe(32))
     _write_private(path, json.dumps({"admin": tokens.admin, "readonly": tokens.readonly}))
     return tokens
+
+
+IMPERSONATE_USER = "Impersonate-User"
+IMPERSONATE_GROUP = "Impersonate-Group"
+IMPERSONATE_UID = "Impersonate-Uid"
+IMPERSONATE_EXTRA = "Impersonate-Extra-"
 
 
 def bearer(authorization: str | None) -> str | None:

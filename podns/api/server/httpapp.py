@@ -25,7 +25,7 @@ from podns.api.dashboard import ui
 from podns.api.discovery import apidiscovery, openapi
 from podns.api.encoding import codec
 from podns.api.handlers import authorization, watch
-from podns.api.handlers.dispatch import USER, ResourceHandlers, json_response
+from podns.api.handlers.dispatch import IMPERSONATOR, USER, ResourceHandlers, json_response
 from podns.api.handlers.rest import Rest
 from podns.api.handlers.watchmux import WatchMux
 from podns.api.resources.registry import Registry
@@ -97,22 +97,73 @@ async def _errors_as_status(request: web.Request, handler: Handler) -> web.Strea
         return _status_response(statuserror.internal(type(exc).__name__))
 
 
-def auth_middleware(tokens: authentication.Tokens | None) -> Callable[..., Any]:
-    """Require a known bearer token on everything but the public paths."""
+def auth_middleware(tokens: authentication.Tokens | None,
+                    authorizer: authorization.Authorizer | None = None) -> Callable[..., Any]:
+    """Require a known bearer token on everything but the public paths, then apply the
+    impersonation headers (each one authorized: the `impersonate` verb on users, groups,
+    serviceaccounts, uids, userextras, as kube-apiserver's impersonation filter)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if tokens is None or request.path in authentication.PUBLIC_PATHS or request.path in ui.PUBLIC_PATHS:
-            request[USER] = authorization.ADMIN_USER
+            request[USER] = authorization.ADMIN
             return await handler(request)
         token = authentication.bearer(request.headers.get("Authorization"))
         user = tokens.user_for(token) if token else None
         if user is None:
             raise statuserror.unauthorized()
-        request[USER] = user
+        request[USER] = effective = impersonate(user, request.headers, authorizer)
+        if effective is not user:
+            request[IMPERSONATOR] = user
         return await handler(request)
 
     return middleware
+
+
+def impersonate(user: authorization.UserInfo, headers: Any,
+                authorizer: authorization.Authorizer | None) -> authorization.UserInfo:
+    """The user a request acts as: `user`, or the one its Impersonate-* headers name once
+    `user` may impersonate each part (403 worded as Kubernetes otherwise)."""
+    name = headers.get(authentication.IMPERSONATE_USER)
+    groups = headers.getall(authentication.IMPERSONATE_GROUP, [])
+    uid = headers.get(authentication.IMPERSONATE_UID)
+    extra: dict[str, list[str]] = {}
+    for key, value in headers.items():
+        if key.lower().startswith(authentication.IMPERSONATE_EXTRA.lower()):
+            extra.setdefault(key[len(authentication.IMPERSONATE_EXTRA):].lower(), []).append(value)
+    if name is None:
+        if groups or uid or extra:
+            raise statuserror.bad_request("requested impersonation of groups, uid or extra "
+                                          "without impersonating a user")
+        return user
+    checks: list[tuple[str, str, str, str]] = []  # (group, resource, namespace, name)
+    new_groups: list[str] = []
+    prefix = "system:serviceaccount:"
+    sa_ns, _, sa_name = name[len(prefix):].partition(":") if name.startswith(prefix) else ("", "", "")
+    if sa_ns and sa_name:
+        checks.append(("", "serviceaccounts", sa_ns, sa_name))
+        new_groups.extend(authorization.service_account_groups(sa_ns))
+    else:
+        checks.append(("", "users", "", name))
+    for g in groups:
+        checks.append(("", "groups", "", g))
+        new_groups.append(g)
+    if uid:
+        checks.append(("authentication.k8s.io", "uids", "", uid))
+    for key, values in extra.items():
+        checks.extend(("authentication.k8s.io", f"userextras/{key}", "", v) for v in values)
+    if authorizer is not None:
+        for group, resource, namespace, target in checks:
+            resource, _, sub = resource.partition("/")
+            attrs = authorization.Attributes(user, "impersonate", namespace=namespace, group=group,
+                                             resource=resource, subresource=sub, name=target)
+            if not authorizer.authorize(attrs):
+                raise statuserror.forbidden(user.name, "impersonate", resource, group,
+                                            namespace or None, target)
+    if name != "system:anonymous" and authorization.AUTHENTICATED_GROUP not in new_groups:
+        new_groups.append(authorization.AUTHENTICATED_GROUP)
+    return authorization.UserInfo(name, tuple(dict.fromkeys(new_groups)),
+                                  tuple((k, tuple(v)) for k, v in extra.items()))
 
 
 def create_app(rest: Rest, registry: Registry, tokens: authentication.Tokens | None,
@@ -120,21 +171,23 @@ def create_app(rest: Rest, registry: Registry, tokens: authentication.Tokens | N
                ui_options: ui.UiOptions | None = None,
                mux: WatchMux | None = None,
                node_tls: ssl.SSLContext | None = None,
-               audit: AuditLog | None = None) -> web.Application:
+               audit: AuditLog | None = None,
+               authorizer: authorization.Authorizer | None = None) -> web.Application:
     """The API server application. `tokens=None` disables authentication (unit tests only);
     `ui_options` configures the dashboard at /ui/ (see podns/api/dashboard/ui.py); `mux` shares one store
     watch per resource between API watches (see podns/api/handlers/watchmux.py); `node_tls` is how the
     server reaches node agents (`certs.kubelet_client_ssl_context`; None: the system's CAs and
     no client certificate, which node agents refuse); `audit` logs one event per request (it sees
-    the final status: outermost)."""
-    middlewares = [error_middleware, auth_middleware(tokens)]
+    the final status: outermost); `authorizer` is RBAC (None: every authenticated request is
+    allowed, unit tests only)."""
+    middlewares = [error_middleware, auth_middleware(tokens, authorizer)]
     if audit is not None:
         middlewares.insert(0, audit.middleware(registry.lookup))
     app = web.Application(
         middlewares=middlewares,
         client_max_size=codec.MAX_BODY_BYTES,
     )
-    resources = ResourceHandlers(rest, registry, mux, node_tls=node_tls)
+    resources = ResourceHandlers(rest, registry, mux, node_tls=node_tls, authorizer=authorizer)
 
     async def health(request: web.Request) -> web.Response:
         if request.path == "/readyz" and not ready():
