@@ -280,9 +280,10 @@ class Authorizer:
                 raise
             except Exception:  # store unavailable, history compacted: start over from a list
                 log.warning("RBAC watch on %s failed; relisting", prefix, exc_info=True)
-                await asyncio.sleep(1)
-                with contextlib.suppress(Exception):
-                    rv = await self._relist()
+            # the watch ended (an error, or the store closed it): list again, then watch on
+            await asyncio.sleep(1)
+            with contextlib.suppress(Exception):
+                rv = await self._relist()
 
     async def _rebuilder(self) -> None:
         while True:
