@@ -140,9 +140,9 @@ async def main() -> None:
         async with aiohttp.ClientSession(server.url, connector=conn) as http:
             await load(_Admin(http, admin), args.bindings)
             await asyncio.sleep(0.5)  # the authorizer's watch catches up
-            paths = {"admin (system:masters)": admin,
-                     "serviceaccount via RoleBinding": {**admin, "Impersonate-User": SA},
-                     "readonly via view": {"Authorization": f"Bearer {readonly}"}}
+            paths = {"readonly via view": {"Authorization": f"Bearer {readonly}"},
+                     "admin (system:masters)": admin,
+                     "serviceaccount via RoleBinding": {**admin, "Impersonate-User": SA}}
             results: dict[str, list[tuple[float, list[float]]]] = {k: [] for k in paths}
             await round_(http, admin, args.concurrency, 1.0)  # warm-up
             for _ in range(args.rounds):
