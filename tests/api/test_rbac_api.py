@@ -187,3 +187,27 @@ async def test_role_table_columns(api: Api) -> None:
         "Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]
     row = r.body["rows"][0]["cells"]
     assert row[0] == "t" and row[1] == "Role/x" and row[5] == "default/app"
+
+
+async def test_creating_roles_and_bindings_cannot_escalate(api: Api) -> None:
+    """A namespace admin (the `admin` ClusterRole through a RoleBinding) may create Roles and
+    bindings within its rights, not beyond: a rule on Nodes, a binding to cluster-admin."""
+    dana = {"Impersonate-User": "dana"}
+    rb = binding("dana-admin", "admin", "ClusterRole")
+    rb["subjects"] = [{"kind": "User", "name": "dana", "apiGroup": "rbac.authorization.k8s.io"}]
+    assert (await api.post(BINDINGS, rb)).status == 201
+    await synced(api)
+    ok = role("pods", [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}])
+    assert (await api.post(ROLES, ok, headers=dana)).status == 201
+    r = await api.post(ROLES, role("nodes", [{"verbs": ["get"], "apiGroups": [""],
+                                              "resources": ["nodes"]}]), headers=dana)
+    assert r.status == 403 and r.body["message"] == (
+        'roles.rbac.authorization.k8s.io "nodes" is forbidden: user "dana" '
+        '(groups=["system:authenticated"]) '
+        'is attempting to grant RBAC permissions not currently held: '
+        '{"apiGroups":[""],"resources":["nodes"],"verbs":["get"]}')
+    assert (await api.post(BINDINGS, binding("to-view", "view", "ClusterRole"), headers=dana)).status == 201
+    r = await api.post(BINDINGS, binding("to-ca", "cluster-admin", "ClusterRole"), headers=dana)
+    assert r.status == 403 and "attempting to grant RBAC permissions not currently held" in r.body["message"]
+    r = await api.post(BINDINGS, binding("to-missing", "nope"), headers=dana)
+    assert r.status == 403

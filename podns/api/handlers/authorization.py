@@ -296,3 +296,50 @@ class Authorizer:
 def _key(obj: Obj, prefix: str) -> str:
     ns, name = _meta(obj, "namespace"), _meta(obj, "name")
     return f"{prefix}{ns}/{name}" if ns else f"{prefix}{name}"
+
+
+def _role_attributes(user: UserInfo, rule: Obj, namespace: str) -> Iterable[Attributes]:
+    """Every (verb, group, resource, name) a rule grants, as requests `user` would make."""
+    verbs = [v for v in rule.get("verbs") or [] if isinstance(v, str)]
+    urls = [u for u in rule.get("nonResourceURLs") or [] if isinstance(u, str)]
+    for url in urls:
+        for verb in verbs:
+            yield Attributes(user, verb, resource_request=False, path=url)
+    if urls:
+        return
+    for group in rule.get("apiGroups") or []:
+        for resource in rule.get("resources") or []:
+            res, _, sub = str(resource).partition("/")
+            for name in rule.get("resourceNames") or [""]:
+                for verb in verbs:
+                    yield Attributes(user, verb, namespace=namespace, group=str(group), resource=res,
+                                     subresource=sub, name=str(name))
+
+
+def ungranted(authorizer: Authorizer, user: UserInfo, rules: Iterable[Obj], namespace: str) -> list[Obj]:
+    """The rules (one verb/group/resource each) `user` does not hold itself: what creating a
+    role with `rules`, or a binding to it, would escalate to (Kubernetes' ConfirmNoEscalation,
+    literal: a `*` is covered only by a `*`)."""
+    missing: list[Obj] = []
+    for rule in rules:
+        if not isinstance(rule, dict):
+            continue
+        for a in _role_attributes(user, rule, namespace):
+            if not authorizer.authorize(a):
+                missing.append({"verbs": [a.verb], "nonResourceURLs": [a.path]} if not a.resource_request
+                               else {"apiGroups": [a.group], "resources": [
+                                   f"{a.resource}/{a.subresource}" if a.subresource else a.resource],
+                                     "verbs": [a.verb], **({"resourceNames": [a.name]} if a.name else {})})
+        if len(missing) > 20:
+            break
+    return missing
+
+
+def role_rules(authorizer: Authorizer, kind: str, namespace: str, name: str) -> list[Obj] | None:
+    """The rules of the Role (in `namespace`) or ClusterRole `name` as the authorizer last saw
+    them; None when it does not exist."""
+    if kind == "ClusterRole":
+        obj = authorizer._objects[PREFIXES[1]].get(f"{PREFIXES[1]}{name}")
+    else:
+        obj = authorizer._objects[PREFIXES[0]].get(f"{PREFIXES[0]}{namespace}/{name}")
+    return None if obj is None else list(obj.get("rules") or [])

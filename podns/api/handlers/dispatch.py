@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from podns.api import statuserror
@@ -106,6 +107,39 @@ class ResourceHandlers:
         if not self.authorizer.authorize(attrs):
             raise statuserror.forbidden(user.name, info.verb, rt.resource, rt.group,
                                         info.namespace, info.name, info.subresource)
+
+    def _no_escalation(self, user: authorization.UserInfo, info: RequestInfo, body: Obj) -> None:
+        """Creating a Role/ClusterRole needs the `escalate` verb on it or every right it grants;
+        creating a binding needs `bind` on the role it references or every right of that role
+        (403 otherwise, worded as Kubernetes). Updates and patches are not checked yet."""
+        if self.authorizer is None or authorization.MASTERS_GROUP in user.groups:
+            return
+        rt, ns = info.rt, info.namespace or ""
+        name = str((body.get("metadata") or {}).get("name") or "")
+        if rt.kind in ("Role", "ClusterRole"):
+            special = authorization.Attributes(user, "escalate", namespace=ns, group=rt.group,
+                                               resource=rt.resource, name=name)
+            rules: list[Obj] | None = list(body.get("rules") or [])
+        else:
+            ref = body.get("roleRef") if isinstance(body.get("roleRef"), dict) else {}
+            ref_kind = str(ref.get("kind") or "")
+            special = authorization.Attributes(
+                user, "bind", namespace=ns, group=rt.group,
+                resource="clusterroles" if ref_kind == "ClusterRole" else "roles",
+                name=str(ref.get("name") or ""))
+            rules = authorization.role_rules(self.authorizer, ref_kind, ns, str(ref.get("name") or ""))
+        if self.authorizer.authorize(special):
+            return
+        missing = (authorization.ungranted(self.authorizer, user, rules, ns) if rules is not None
+                   else [{"roleRef": "not found"}])
+        if missing:
+            what = f'{statuserror.qualified(rt.resource, rt.group)} "{name}"'
+            held = ", ".join(orjson.dumps(m).decode() for m in missing[:20])
+            groups = " ".join(orjson.dumps(g).decode() for g in user.groups)  # Go's %q of a []string
+            raise statuserror.ApiError(403, "Forbidden", (
+                f'{what} is forbidden: user "{user.name}" (groups=[{groups}]) is attempting '
+                f"to grant RBAC permissions not currently held: {held}"),
+                {"name": name, "group": rt.group, "kind": rt.resource})
 
     async def open_watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
         """A store watch, shared per resource when the store needs it (see watchmux.py)."""
@@ -312,6 +346,8 @@ class ResourceHandlers:
         rt = info.rt
         body = await self._body(request, expect=None if info.subresource else (
             rt.api_version, rt.kind))
+        if rt.group == authorization.RBAC_GROUP and isinstance(body, dict):
+            self._no_escalation(request.get(USER, authorization.ADMIN), info, body)
         if info.subresource == "binding":
             await self.rest.update(info.rt, info.namespace, info.name or "",
                                    lambda pod: subresources.bind(pod, body), opts,
