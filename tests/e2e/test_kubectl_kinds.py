@@ -63,7 +63,12 @@ def test_api_resources(cluster: Podns, version: str) -> None:
     assert got["nodes"] == ["no", "v1", "false", "Node"]
     assert got["endpointslices"] == ["discovery.k8s.io/v1", "true", "EndpointSlice"]
     assert got["leases"] == ["coordination.k8s.io/v1", "true", "Lease"]
-    assert len(got) == 20
+    assert got["rolebindings"] == ["rbac.authorization.k8s.io/v1", "true", "RoleBinding"]
+    assert got["clusterroles"] == ["rbac.authorization.k8s.io/v1", "false", "ClusterRole"]
+    assert got["selfsubjectaccessreviews"] == ["authorization.k8s.io/v1", "false",
+                                               "SelfSubjectAccessReview"]
+    assert got["selfsubjectreviews"] == ["authentication.k8s.io/v1", "false", "SelfSubjectReview"]
+    assert len(got) == 27
 
 
 @pytest.mark.parametrize("version", VERSIONS)
