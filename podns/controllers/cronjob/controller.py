@@ -16,15 +16,15 @@ from typing import Any
 
 from podns.controllers import workerloop
 from podns.controllers._indexes import ensure as _ensure_index
+from podns.controllers._owned import BY_CONTROLLER, controller_key, controller_uid, watch_owner
 from podns.controllers._podcontrol import message
 from podns.controllers.cronjob import control
-from podns.controllers.replicaset.controller import BY_CONTROLLER, controller_uid
 from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import NORMAL, WARNING, EventRecorder
 from podns.kube.resources import CRONJOBS, JOBS
-from podns.objects import Obj, controller_ref, join_key, meta_of, name_of, namespace_of, object_key
+from podns.objects import Obj, meta_of, name_of, namespace_of
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +43,14 @@ class CronJobController(workerloop.Controller):
         self.cronjobs = informers.get(CRONJOBS)
         self.jobs = informers.get(JOBS)
         _ensure_index(self.jobs, BY_CONTROLLER, controller_uid)
-        self.cronjobs.add_handler(on_add=self._on_cronjob, on_update=lambda _o, n: self._on_cronjob(n),
-                                  on_delete=self._on_cronjob)
+        watch_owner(self, self.cronjobs)
         self.jobs.add_handler(on_add=self._on_job, on_update=lambda _o, n: self._on_job(n),
                               on_delete=self._on_job)
 
-    def _on_cronjob(self, cj: Obj) -> None:
-        self.enqueue(object_key(cj))
-
     def _on_job(self, job: Obj) -> None:
-        ref = controller_ref(job)
-        if ref is not None and ref.get("kind") == "CronJob":
-            self.enqueue(join_key(namespace_of(job), str(ref.get("name") or "")))
+        key = controller_key(job, "CronJob")
+        if key is not None:
+            self.enqueue(key)
 
     async def sync(self, key: Hashable) -> None:
         key = str(key)

@@ -15,9 +15,15 @@ from typing import Any
 
 from podns.controllers import workerloop
 from podns.controllers._indexes import ensure as _ensure_index
+from podns.controllers._owned import (
+    BY_CONTROLLER,
+    check_selector,
+    controller_key,
+    controller_uid,
+    watch_owner,
+)
 from podns.controllers._podcontrol import PodControl
 from podns.controllers.daemonset import control
-from podns.controllers.replicaset.controller import BY_CONTROLLER, check_selector, controller_uid
 from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
@@ -26,11 +32,8 @@ from podns.kube.resources import DAEMONSETS, NODES, PODS
 from podns.objects import (
     Obj,
     SelectorError,
-    controller_ref,
-    join_key,
     meta_of,
     name_of,
-    namespace_of,
     object_key,
 )
 
@@ -54,24 +57,20 @@ class DaemonSetController(workerloop.Controller):
         self.pods = informers.get(PODS)
         _ensure_index(self.pods, BY_CONTROLLER, controller_uid)
         self.pod_control = PodControl(client, self.pods, recorder)
-        self.sets.add_handler(on_add=self._on_set, on_update=lambda _o, n: self._on_set(n),
-                              on_delete=self._on_set)
+        watch_owner(self, self.sets)
         self.pods.add_handler(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                               on_delete=self._on_pod)
         self.nodes.add_handler(on_add=self._on_node, on_update=self._on_node_update,
                                on_delete=self._on_node)
 
-    def _on_set(self, ds: Obj) -> None:
-        self.enqueue(object_key(ds))
-
     def _on_pod(self, pod: Obj) -> None:
-        ref = controller_ref(pod)
-        if ref is not None and ref.get("kind") == "DaemonSet":
-            self.enqueue(join_key(namespace_of(pod), str(ref.get("name") or "")))
+        key = controller_key(pod, "DaemonSet")
+        if key is not None:
+            self.enqueue(key)
 
     def _on_node(self, _node: Obj) -> None:
         for ds in self.sets.list():
-            self._on_set(ds)
+            self.enqueue(object_key(ds))
 
     def _on_node_update(self, old: Obj, new: Obj) -> None:
         if (meta_of(old).get("labels") != meta_of(new).get("labels")

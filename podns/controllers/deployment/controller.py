@@ -5,7 +5,7 @@ Handlers enqueue the Deployment a ReplicaSet belongs to (its controller owner re
 orphan ReplicaSet the Deployments of its namespace whose selector matches it (they may adopt
 it), and for a deleted pod the Deployment owning its ReplicaSet (Recreate waits for old pods to
 be gone). `sync` re-reads the Deployment and its namespace's ReplicaSets from the caches, adopts
-matching orphans and releases owned ReplicaSets that stopped matching (`replicaset.claim`), asks
+matching orphans and releases owned ReplicaSets that stopped matching (`_owned.claim`), asks
 the pure `sync.plan` for this step and applies it: ReplicaSet writes in order (stopping at the
 first failure), events for those that succeeded, then the status.
 
@@ -25,16 +25,16 @@ from typing import Any
 
 from podns.controllers import workerloop
 from podns.controllers._indexes import ensure as _ensure_index
-from podns.controllers.deployment import sync as control
-from podns.controllers.deployment import util as du
-from podns.controllers.replicaset.controller import (
+from podns.controllers._owned import (
     BY_CONTROLLER,
     BY_NAMESPACE,
     claim,
+    controller_key,
     controller_uid,
-    owner_keys,
-    ownership_changed,
+    watch_owned,
 )
+from podns.controllers.deployment import sync as control
+from podns.controllers.deployment import util as du
 from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
@@ -44,13 +44,11 @@ from podns.objects import (
     Obj,
     SelectorError,
     controller_ref,
-    join_key,
     labels_of,
     match_label_selector,
     meta_of,
     name_of,
     namespace_of,
-    object_key,
     owner_reference,
     validate_label_selector,
 )
@@ -72,35 +70,15 @@ class DeploymentController(workerloop.Controller):
         self.deployments = informers.get(DEPLOYMENTS)
         self.sets = informers.get(REPLICASETS)
         self.pods = informers.get(PODS)
-        _ensure_index(self.sets, BY_CONTROLLER, controller_uid)
-        _ensure_index(self.sets, BY_NAMESPACE, lambda o: [namespace_of(o)])
         _ensure_index(self.pods, BY_CONTROLLER, controller_uid)
-        _ensure_index(self.deployments, BY_NAMESPACE, lambda o: [namespace_of(o)])
-        self.deployments.add_handler(on_add=self._on_deployment,
-                                     on_update=lambda _o, n: self._on_deployment(n),
-                                     on_delete=self._on_deployment)
-        self.sets.add_handler(on_add=self._on_set, on_update=self._on_set_update, on_delete=self._on_set)
+        self._on_set = watch_owned(self, "Deployment", self.deployments, self.sets)
         self.pods.add_handler(on_delete=self._on_pod_delete)
 
     # -- event handlers: enqueue only --------------------------------------------------------
 
-    def _on_deployment(self, d: Obj) -> None:
-        self.enqueue(object_key(d))
-
-    def _on_set(self, rs: Obj) -> None:
-        for key in owner_keys(rs, "Deployment", self.deployments):
-            self.enqueue(key)
-
-    def _on_set_update(self, old: Obj, new: Obj) -> None:
-        self._on_set(new)
-        if ownership_changed(old, new):
-            self._on_set(old)
-
     def _on_pod_delete(self, pod: Obj) -> None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
-            return
-        rs = self.sets.get(join_key(namespace_of(pod), str(ref.get("name") or "")))
+        key = controller_key(pod, "ReplicaSet")
+        rs = self.sets.get(key) if key is not None else None
         if rs is not None:
             self._on_set(rs)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from podns.controllers import workerloop
 from podns.controllers._indexes import ensure as _ensure_index
+from podns.controllers._owned import BY_NAMESPACE
 from podns.controllers.disruption import control
-from podns.controllers.replicaset.controller import BY_NAMESPACE
 from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client

@@ -2,7 +2,7 @@
 
 Handlers enqueue the Job a pod belongs to (its controller owner reference), or for an orphan pod
 the Jobs of its namespace whose selector matches it. `sync` re-reads the Job and its pods from
-the caches, adopts and releases pods by selector (`replicaset.claim`), asks the pure
+the caches, adopts and releases pods by selector (`_owned.claim`), asks the pure
 `control.plan` for this step, applies it through `_podcontrol.PodControl` (while our own earlier
 creations are not cached yet it does not create more), writes the status when it changed,
 records the step's events (`Completed`, `BackoffLimitExceeded`, ...) and deletes a finished Job
@@ -18,17 +18,9 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from podns.controllers import workerloop
-from podns.controllers._indexes import ensure as _ensure_index
+from podns.controllers._owned import BY_CONTROLLER, BY_NAMESPACE, claim, watch_owned
 from podns.controllers._podcontrol import PodControl
 from podns.controllers.job import control
-from podns.controllers.replicaset.controller import (
-    BY_CONTROLLER,
-    BY_NAMESPACE,
-    claim,
-    controller_uid,
-    owner_keys,
-    ownership_changed,
-)
 from podns.controllers.sharedinformers import SharedInformers
 from podns.kube import errors
 from podns.kube.client import Client
@@ -43,7 +35,6 @@ from podns.objects import (
     meta_of,
     name_of,
     namespace_of,
-    object_key,
     owner_reference,
     validate_label_selector,
 )
@@ -67,25 +58,8 @@ class JobController(workerloop.Controller):
         self.client = client
         self.jobs = informers.get(JOBS)
         self.pods = informers.get(PODS)
-        _ensure_index(self.pods, BY_CONTROLLER, controller_uid)
-        _ensure_index(self.pods, BY_NAMESPACE, lambda o: [namespace_of(o)])
-        _ensure_index(self.jobs, BY_NAMESPACE, lambda o: [namespace_of(o)])
         self.pod_control = PodControl(client, self.pods, recorder)
-        self.jobs.add_handler(on_add=self._on_job, on_update=lambda _o, n: self._on_job(n),
-                              on_delete=self._on_job)
-        self.pods.add_handler(on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod)
-
-    def _on_job(self, job: Obj) -> None:
-        self.enqueue(object_key(job))
-
-    def _on_pod(self, pod: Obj) -> None:
-        for key in owner_keys(pod, "Job", self.jobs):
-            self.enqueue(key)
-
-    def _on_pod_update(self, old: Obj, new: Obj) -> None:
-        self._on_pod(new)
-        if ownership_changed(old, new):
-            self._on_pod(old)
+        watch_owned(self, "Job", self.jobs, self.pods)
 
     async def sync(self, key: Hashable) -> None:
         key = str(key)

@@ -23,6 +23,15 @@ from typing import Any
 
 from podns.controllers import _indexes, workerloop
 from podns.controllers._indexes import ensure as _ensure_index
+from podns.controllers._owned import (
+    BY_CONTROLLER,
+    BY_NAMESPACE,
+    controller_key,
+    controller_uid,
+    namespace,
+    ownership_changed,
+    watch_owner,
+)
 from podns.controllers.sharedinformers import SharedInformers
 from podns.controllers.statefulset import control, revision
 from podns.controllers.statefulset.pod_control import StatefulPodControl
@@ -54,17 +63,6 @@ from podns.objects.wellknown import REVISION_LABEL
 
 log = logging.getLogger(__name__)
 
-#: index of claims and sets by namespace
-BY_NAMESPACE = "namespace"
-#: index of pods and revisions by the uid of their controller
-BY_CONTROLLER = "controller-uid"
-
-
-def _controller_uid(obj: Obj) -> list[str]:
-    ref = controller_ref(obj)
-    return [str(ref.get("uid"))] if ref and ref.get("uid") else []
-
-
 class StatefulSetController(workerloop.Controller):
     """Runs StatefulSets: stable pod identities, ordered or parallel, claims, rolling updates."""
 
@@ -82,13 +80,12 @@ class StatefulSetController(workerloop.Controller):
         self.revisions = informers.get(CONTROLLERREVISIONS)
         self.claims = informers.get(PERSISTENTVOLUMECLAIMS)
         self.services = informers.get(SERVICES)
-        _ensure_index(self.pods, BY_CONTROLLER, _controller_uid)
+        _ensure_index(self.pods, BY_CONTROLLER, controller_uid)
         _indexes.index_pods(self.pods)
-        _ensure_index(self.revisions, BY_CONTROLLER, _controller_uid)
-        _ensure_index(self.claims, BY_NAMESPACE, lambda o: [namespace_of(o)])
-        _ensure_index(self.sets, BY_NAMESPACE, lambda o: [namespace_of(o)])
-        self.sets.add_handler(on_add=self._on_set, on_update=lambda _o, n: self._on_set(n),
-                              on_delete=self._on_set)
+        _ensure_index(self.revisions, BY_CONTROLLER, controller_uid)
+        _ensure_index(self.claims, BY_NAMESPACE, namespace)
+        _ensure_index(self.sets, BY_NAMESPACE, namespace)
+        watch_owner(self, self.sets)
         self.pods.add_handler(on_add=self._on_pod, on_update=self._on_pod_update,
                               on_delete=self._on_owned)
         self.revisions.add_handler(on_delete=self._on_owned)
@@ -101,9 +98,9 @@ class StatefulSetController(workerloop.Controller):
         self.enqueue(object_key(sts))
 
     def _on_owned(self, obj: Obj) -> None:
-        ref = controller_ref(obj)
-        if ref and ref.get("kind") == "StatefulSet":
-            self.enqueue(join_key(namespace_of(obj), str(ref.get("name") or "")))
+        key = controller_key(obj, "StatefulSet")
+        if key is not None:
+            self.enqueue(key)
 
     def _on_pod(self, pod: Obj) -> None:
         """Owned pods enqueue their set; orphans enqueue the sets that might adopt them."""
@@ -116,7 +113,7 @@ class StatefulSetController(workerloop.Controller):
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         self._on_pod(new)
-        if controller_ref(old) != controller_ref(new) or labels_of(old) != labels_of(new):
+        if ownership_changed(old, new):
             self._on_pod(old)
 
     def _on_service(self, svc: Obj) -> None:
