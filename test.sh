@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up for testing (`scripts/setup.sh --test`: the test extras and the Debian packages the tests
 # drive) and run the whole test suite: lint (ruff), layering contracts (import-linter), types
-# (mypy, strict on objects, kube, store, clusterdns, lb, controllers), unit and end-to-end tests
+# (mypy --strict on every package of podns), unit and end-to-end tests
 # (pytest).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -151,7 +151,8 @@ def _why(exc: OSError, flag: str) -> str:
     return f"{exc.strerror or exc}: pass another {flag}"
 
 
-def _http_url(host: str, port: int, path: str) -> str:
+def _http_url(addr: tuple[str, int], path: str) -> str:
+    host, port = addr
     return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
 
 
@@ -169,8 +170,8 @@ def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float, node: 
         dns_host, dns_port = dns.dns_addr
         line = f"{dns_host}:{dns_port} (UDP and TCP), zone {dns.zone}, pid {dns.pid}"
         if dns.metrics_addr:
-            line += (f"; metrics {_http_url(*dns.metrics_addr, '/metrics')}, "
-                     f"ready {_http_url(*dns.metrics_addr, '/ready')}")
+            line += (f"; metrics {_http_url(dns.metrics_addr, '/metrics')}, "
+                     f"ready {_http_url(dns.metrics_addr, '/ready')}")
         rows.append(("cluster DNS", line))
     if not getattr(ctx.args, "no_node", False):
         rows.append(("node", ctx.node_name))
@@ -226,7 +227,7 @@ async def run(args: argparse.Namespace) -> int:
                 if comp == "dns":
                     dns = running
                     if getattr(dns, "metrics_addr", None):
-                        server.ui.dns_metrics_url = _http_url(*dns.metrics_addr, "/metrics")
+                        server.ui.dns_metrics_url = _http_url(dns.metrics_addr, "/metrics")
                 where = {"dns": "{}:{} (UDP and TCP)".format(*ctx.dns_addr),
                          "node": f"node {ctx.node_name}"}.get(comp, "")
                 _say(f"{comp:<12} started {where}".rstrip())

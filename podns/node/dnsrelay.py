@@ -152,7 +152,7 @@ class DNSRelay:
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
-            self.tasks.add(task)  # type: ignore[arg-type]
+            self.tasks.add(task)
         try:
             if self._tcp_sem.locked():
                 return  # over the limit: close at once
@@ -171,7 +171,7 @@ class DNSRelay:
         finally:
             writer.close()
             if task is not None:
-                self.tasks.discard(task)  # type: ignore[arg-type]
+                self.tasks.discard(task)
 
 
 async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:

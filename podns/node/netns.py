@@ -175,9 +175,9 @@ def host_networks() -> list[ipaddress.IPv4Network]:
         for a in link.get("addr_info") or []:
             if a.get("family") == "inet":
                 with contextlib.suppress(ValueError):
-                    net = ipaddress.ip_network(f"{a['local']}/{a.get('prefixlen', 32)}", strict=False)
-                    if not net.is_loopback:
-                        nets.append(net)
+                    v4 = ipaddress.IPv4Network(f"{a['local']}/{a.get('prefixlen', 32)}", strict=False)
+                    if not v4.is_loopback:
+                        nets.append(v4)
     return nets
 
 

@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import logging
 import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,6 +216,10 @@ class _UDPListener(asyncio.DatagramProtocol):
             self.transport.close()
 
 
+#: What serves one (ip, port, protocol) of a Service: both have start(host, port) and stop().
+_Listener = _TCPListener | _UDPListener
+
+
 class ServiceProxy:
     """Listens on every Service's cluster IP and ports; see the module docstring."""
 
@@ -226,7 +231,7 @@ class ServiceProxy:
             f"{s.get('metadata', {}).get('namespace')}/"
             f"{(s.get('metadata', {}).get('labels') or {}).get(SERVICE_NAME_LABEL, '')}"])
         #: (ip, port, protocol) -> (listener, backends, service key, port name)
-        self.listeners: dict[tuple[str, int, str], tuple[Any, Backends, str, str]] = {}
+        self.listeners: dict[tuple[str, int, str], tuple[_Listener, Backends, str, str]] = {}
         self.unbindable: set[tuple[str, int, str]] = set()
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -287,15 +292,15 @@ class ServiceProxy:
         for addr, port_name in wanted.items():
             if addr not in self.listeners:
                 backends = Backends()
-                listener: Any = _TCPListener(backends) if addr[2] == "TCP" else _UDPListener(backends)
-                self.listeners[addr] = (listener, backends, key, port_name)
-                self._spawn(self._listen(addr, listener))
+                new: _Listener = _TCPListener(backends) if addr[2] == "TCP" else _UDPListener(backends)
+                self.listeners[addr] = (new, backends, key, port_name)
+                self._spawn(self._listen(addr, new))
             else:
                 listener, backends, _owner, _ = self.listeners[addr]
                 self.listeners[addr] = (listener, backends, key, port_name)
         self._refresh_backends(key)
 
-    async def _listen(self, addr: tuple[str, int, str], listener: Any) -> None:
+    async def _listen(self, addr: tuple[str, int, str], listener: _Listener) -> None:
         try:
             await listener.start(addr[0], addr[1])
             self.unbindable.discard(addr)
@@ -307,7 +312,7 @@ class ServiceProxy:
                     addr[0], addr[1], addr[2], exc)
             self.unbindable.add(addr)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

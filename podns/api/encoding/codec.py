@@ -91,8 +91,13 @@ class _Loader(yaml.SafeLoader):
     a Secret's data is base64 text)."""
 
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
-_Loader.add_constructor("tag:yaml.org,2002:binary", yaml.SafeLoader.construct_yaml_str)
+def _as_written(loader: _Loader, node: yaml.Node) -> str:
+    """A scalar kept as the string it was written as (timestamps, binary)."""
+    return loader.construct_yaml_str(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _as_written)
+_Loader.add_constructor("tag:yaml.org,2002:binary", _as_written)
 
 
 def _decode_yaml(body: bytes) -> Any:

@@ -121,7 +121,7 @@ class ResourceHandlers:
                                                resource=rt.resource, name=name)
             rules: list[Obj] | None = list(body.get("rules") or [])
         else:
-            ref = body.get("roleRef") if isinstance(body.get("roleRef"), dict) else {}
+            ref = role_ref if isinstance(role_ref := body.get("roleRef"), dict) else {}
             ref_kind = str(ref.get("kind") or "")
             special = authorization.Attributes(
                 user, "bind", namespace=ns, group=rt.group,
@@ -382,7 +382,7 @@ class ResourceHandlers:
             return json_response(obj)
 
         def replace(cur: Obj) -> Obj:
-            new = copy.deepcopy(body)
+            new: Obj = copy.deepcopy(body)
             new.setdefault("apiVersion", rt.api_version)
             new.setdefault("kind", rt.kind)
             return new
@@ -435,7 +435,7 @@ class ResourceHandlers:
             try:
                 if sub == "scale":
                     return subresources.from_scale(cur, fn(subresources.to_scale(cur), body))
-                return fn(cur, body)  # type: ignore[no-any-return]
+                return fn(cur, body)
             except patch.PatchError as exc:
                 if exc.code == 422:
                     raise statuserror.ApiError(422, "Invalid", str(exc)) from None

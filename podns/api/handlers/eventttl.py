@@ -41,7 +41,7 @@ Obj = dict[str, Any]
 def last_seen(event: Obj) -> float | None:
     """The latest of the Event's timestamps as a Unix time; None when it has none readable."""
     md = event.get("metadata") or {}
-    series = event.get("series") if isinstance(event.get("series"), dict) else {}
+    series = found if isinstance(found := event.get("series"), dict) else {}
     latest: float | None = None
     for value in (event.get("lastTimestamp"), event.get("eventTime"),
                   series.get("lastObservedTime"), md.get("creationTimestamp")):

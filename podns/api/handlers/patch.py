@@ -79,11 +79,20 @@ def merge_key(path: Path) -> str | None:
 def _strip(value: Any) -> Any:
     """Remove patch directives from a value that is inserted as is."""
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items()
-                if not k.startswith("$") and v is not None}
+        return _strip_map(value)
     if isinstance(value, list):
-        return [_strip(v) for v in value if not (isinstance(v, dict) and v.get("$patch"))]
+        return _strip_list(value)
     return value
+
+
+def _strip_map(value: Obj) -> Obj:
+    """`_strip` of a map: its directive keys and null values dropped, its values stripped."""
+    return {k: _strip(v) for k, v in value.items() if not k.startswith("$") and v is not None}
+
+
+def _strip_list(value: list[Any]) -> list[Any]:
+    """`_strip` of a list: elements that are directives ({"$patch": ...}) dropped, the rest stripped."""
+    return [_strip(v) for v in value if not (isinstance(v, dict) and v.get("$patch"))]
 
 
 def strategic_merge_patch(original: Obj, patch: Obj) -> Obj:
@@ -101,7 +110,7 @@ def _smp_map(original: Obj, patch: Obj, path: Path) -> Obj | None:
     if directive == "delete":
         return None
     if directive == "replace":
-        return _strip({k: v for k, v in patch.items() if k != "$patch"})
+        return _strip_map({k: v for k, v in patch.items() if k != "$patch"})
     if directive not in (None, "merge"):
         raise PatchError(f"Unknown patch type: {directive}, expected one of: replace, merge, delete")
     result = original  # a private copy (see strategic_merge_patch)
@@ -143,7 +152,7 @@ def _smp_map(original: Obj, patch: Obj, path: Path) -> Obj | None:
 def _smp_list(original: Any, patch: list[Any], path: Path) -> list[Any]:
     orig = original if isinstance(original, list) else []
     if any(isinstance(e, dict) and e.get("$patch") == "replace" for e in patch):
-        return _strip([e for e in patch if not (isinstance(e, dict) and e.get("$patch"))])
+        return _strip_list([e for e in patch if not (isinstance(e, dict) and e.get("$patch"))])
     field = path[-1]
     if field in PRIMITIVE_MERGE:
         out = list(orig)
@@ -152,7 +161,7 @@ def _smp_list(original: Any, patch: list[Any], path: Path) -> list[Any]:
     key = merge_key(path)
     if key is None or not all(isinstance(e, dict) for e in patch) or \
             not all(isinstance(e, dict) for e in orig):
-        return _strip(patch)
+        return _strip_list(patch)
     result = orig  # a private copy (see strategic_merge_patch)
     for elem in patch:
         if key not in elem:

@@ -177,7 +177,7 @@ async def _splice(request: web.Request, reader: asyncio.StreamReader, writer: as
     await resp.prepare(request)
     transport = request.transport
     assert transport is not None
-    feed = _Feed(writer, transport)  # type: ignore[arg-type]
+    feed = _Feed(writer, transport)
     request.protocol.set_parser(feed)  # type: ignore[arg-type]
 
     async def down() -> None:

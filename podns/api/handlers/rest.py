@@ -162,7 +162,7 @@ class Rest:
     async def create(self, rt: ResourceType, namespace: str | None, body: Obj,
                      opts: WriteOptions) -> Obj:
         """Create `body`; returns the stored object (or, for dryRun, what would be stored)."""
-        obj = objectmeta.clone(body)
+        obj: Obj = objectmeta.clone(body)
         check_type(obj, rt)
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):

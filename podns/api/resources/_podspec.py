@@ -323,9 +323,9 @@ def qos_class(spec: Any) -> str:
     any_set = False
     guaranteed = bool(containers)
     for ctr in containers:
-        res = ctr.get("resources") if isinstance(ctr.get("resources"), dict) else {}
-        limits = res.get("limits") if isinstance(res.get("limits"), dict) else {}
-        requests = res.get("requests") if isinstance(res.get("requests"), dict) else {}
+        res = r if isinstance(r := ctr.get("resources"), dict) else {}
+        limits = lim if isinstance(lim := res.get("limits"), dict) else {}
+        requests = req if isinstance(req := res.get("requests"), dict) else {}
         if limits or requests:
             any_set = True
         for resource in ("cpu", "memory"):

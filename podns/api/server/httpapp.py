@@ -63,7 +63,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Answer every error with a Status body; for a watch whose headers were already sent,
     as an ERROR event ending that stream (a second response would corrupt its body)."""
     resp = await _errors_as_status(request, handler)
-    stream = request.get(watch.STREAM)
+    stream: web.StreamResponse | None = request.get(watch.STREAM)
     if stream is not None and resp is not stream and isinstance(resp, web.Response):
         await watch.end_with_error(stream, orjson.loads(resp.body))  # type: ignore[arg-type]
         return stream

@@ -5,6 +5,7 @@ network); `podman` runs OCI images through podman (root, netns pod network). The
 `ContainerRuntime` and never looks behind it.
 """
 
+from podns.node.logs import LogSource
 from podns.node.runtime.base import (
     ContainerConfig,
     ContainerRuntime,
@@ -12,7 +13,6 @@ from podns.node.runtime.base import (
     ExecSpec,
     ImagePullError,
     Instance,
-    LogSource,
     StartError,
     exit_code,
 )

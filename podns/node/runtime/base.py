@@ -126,7 +126,8 @@ class Instance(Protocol):
     started_at: float
     finished_at: float | None
     exit_code: int | None
-    log: LogSource | None
+    @property
+    def log(self) -> LogSource | None: ...  # read-only here: each runtime keeps its own log type
     reason: str  # why it ended, when the runtime knows more than the exit code (OOMKilled)
 
     @property

@@ -156,11 +156,11 @@ class Decoder:
         for wtype, value in values:
             entry = self._bytes(f, wtype, value, path)
             key: Any = _ZERO.get(key_type, "")
-            val: Any = None
+            val: tuple[int, int | bytes] | None = None
             try:
                 for number, ew, ev in iter_fields(entry):
                     if number == 1:
-                        if ew != LEN:
+                        if ew != LEN or not isinstance(ev, bytes):  # LEN fields are bytes
                             raise DecodeError(f"{path}: map key of wire type {_WIRE_NAMES[ew]}")
                         key = _text(ev)
                     elif number == 2:
@@ -169,14 +169,14 @@ class Decoder:
                 raise DecodeError(f"{path}: {exc}") from None
             p = f"{path}[{key}]"
             if val_type == "msg":
-                data = self._bytes(f, *val, p) if val else None
+                data = self._bytes(f, val[0], val[1], p) if val else None
                 result[key] = self._value_msg(val_ref, data, p)
             elif val_type in ("string", "bytes"):
-                data = self._bytes(f, *val, p) if val else b""
+                data = self._bytes(f, val[0], val[1], p) if val else b""
                 result[key] = _text(data) if val_type == "string" else base64.b64encode(data).decode()
             else:
                 result[key] = self._scalar(sch.Field(2, "", val_type, None, False, False, False, False),
-                                           *val, p) if val else _ZERO[val_type]
+                                           val[0], val[1], p) if val else _ZERO[val_type]
         if result:
             out[f.json_name] = result
         elif not f.omitempty:
@@ -184,8 +184,8 @@ class Decoder:
 
     # -- values -----------------------------------------------------------------------------
 
-    def _bytes(self, f: sch.Field, wtype: int, value: Any, path: str) -> bytes:
-        if wtype != LEN:
+    def _bytes(self, f: sch.Field, wtype: int, value: object, path: str) -> bytes:
+        if wtype != LEN or not isinstance(value, bytes):  # a LEN field's value is bytes
             raise DecodeError(f"{path}: wrong wire type {_WIRE_NAMES[wtype]} for field {f.number}")
         return value
 

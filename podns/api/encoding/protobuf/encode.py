@@ -54,10 +54,11 @@ def encode_message(schema: sch.Schema, name: str, obj: dict[str, Any]) -> bytes:
         present = obj.get(f.json_name) is not None
         value = obj.get(f.json_name)
         if f.type == "map":
-            for key in sorted(value or {}):
+            entries = value or {}
+            for key in sorted(entries):
                 entry = Writer()
                 entry.bytes_field(1, str(key).encode())
-                _write(schema, entry, 2, f.ref[1], f.ref[2], value[key])
+                _write(schema, entry, 2, f.ref[1], f.ref[2], entries[key])
                 w.bytes_field(f.number, entry.getvalue())
         elif f.repeated:
             if present and not isinstance(value, list):

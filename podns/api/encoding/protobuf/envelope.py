@@ -34,13 +34,15 @@ def split_envelope(body: bytes) -> tuple[str, str, bytes]:
     raw = b""
     try:
         for number, wtype, value in iter_fields(body, len(MAGIC)):
-            if wtype != LEN:
+            if wtype != LEN or not isinstance(value, bytes):  # LEN fields are bytes
                 continue  # no varint fields in Unknown: skipped like any unknown field
             if number == 1:
                 for n, w, v in iter_fields(value):
-                    if w == LEN and n == 1:
+                    if w != LEN or not isinstance(v, bytes):
+                        continue
+                    if n == 1:
                         api_version = _ascii(v)
-                    elif w == LEN and n == 2:
+                    elif n == 2:
                         kind = _ascii(v)
             elif number == 2:
                 raw = value

@@ -47,7 +47,7 @@ def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     return result, pos
 
 
-def iter_fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, object]]:
+def iter_fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int | bytes]]:
     """Yield (field number, wire type, value) for each field of the message in buf[start:end].
 
     The value is an int for VARINT/FIXED32/FIXED64 (unsigned, as on the wire) and a
