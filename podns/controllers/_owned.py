@@ -159,6 +159,19 @@ async def claim(client: Client, resource: Resource, owner: Obj, owner_ref: Obj,
     return list(keep.values())
 
 
-__all__ = ["BY_CONTROLLER", "BY_NAMESPACE", "check_selector", "claim", "controller_key",
+async def claim_owned(client: Client, resource: Resource, owned: Informer, owner: Obj,
+                      owner_ref: Obj, selector: Mapping[str, Any]) -> list[Obj]:
+    """The cached `owned` objects (indexed by `watch_owned`) that `owner` controls, after `claim`
+    adopted matching orphans of its namespace and released those that stopped matching; without
+    an API call when there is nothing to adopt or release."""
+    mine = owned.by_index(BY_CONTROLLER, str(meta_of(owner).get("uid", "")))
+    candidates = [o for o in owned.by_index(BY_NAMESPACE, namespace_of(owner))
+                  if controller_ref(o) is None]
+    if not candidates and all(match_label_selector(selector, labels_of(o)) for o in mine):
+        return mine
+    return await claim(client, resource, owner, owner_ref, mine, candidates, selector)
+
+
+__all__ = ["BY_CONTROLLER", "BY_NAMESPACE", "check_selector", "claim", "claim_owned", "controller_key",
            "controller_uid", "namespace", "owner_keys", "ownership_changed", "watch_owned",
            "watch_owner"]

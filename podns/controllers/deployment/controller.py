@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Mapping
-from typing import Any
+from collections.abc import Hashable
 
 from podns.controllers import workerloop
 from podns.controllers._indexes import ensure as _ensure_index
 from podns.controllers._owned import (
     BY_CONTROLLER,
-    BY_NAMESPACE,
-    claim,
+    claim_owned,
     controller_key,
     controller_uid,
     watch_owned,
@@ -44,8 +42,6 @@ from podns.objects import (
     Obj,
     SelectorError,
     controller_ref,
-    labels_of,
-    match_label_selector,
     meta_of,
     name_of,
     namespace_of,
@@ -100,22 +96,13 @@ class DeploymentController(workerloop.Controller):
             self._event(d, WARNING, "SelectingAll",
                         "This deployment is selecting all pods. A non-empty selector is required.")
             return
-        sets = await self._claim_sets(d, selector)
+        sets = await claim_owned(self.client, REPLICASETS, self.sets, d, owner_reference(d), selector)
         pods_by_set = {name_of(rs): self.pods.by_index(BY_CONTROLLER, str(meta_of(rs).get("uid", "")))
                        for rs in sets}
         step = control.plan(d, sets, pods_by_set, now=time.time())
         await self._apply(d, step)
         if step.requeue_after is not None:
             self.queue.add_after(key, step.requeue_after)
-
-    async def _claim_sets(self, d: Obj, selector: Mapping[str, Any]) -> list[Obj]:
-        owned = self.sets.by_index(BY_CONTROLLER, str(meta_of(d).get("uid", "")))
-        candidates = [rs for rs in self.sets.by_index(BY_NAMESPACE, namespace_of(d))
-                      if controller_ref(rs) is None]
-        if not candidates and all(match_label_selector(selector, labels_of(rs)) for rs in owned):
-            return owned
-        ref = owner_reference({"apiVersion": "apps/v1", "kind": "Deployment", **d})
-        return await claim(self.client, REPLICASETS, d, ref, owned, candidates, selector)
 
     async def _apply(self, d: Obj, step: control.DeploymentPlan) -> None:
         """Run the ReplicaSet writes in order (each update carries the resourceVersion of our

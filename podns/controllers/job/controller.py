@@ -18,7 +18,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from podns.controllers import workerloop
-from podns.controllers._owned import BY_CONTROLLER, BY_NAMESPACE, claim, watch_owned
+from podns.controllers._owned import claim_owned, watch_owned
 from podns.controllers._podcontrol import PodControl
 from podns.controllers.job import control
 from podns.controllers.sharedinformers import SharedInformers
@@ -29,9 +29,6 @@ from podns.kube.resources import JOBS, PODS
 from podns.objects import (
     Obj,
     SelectorError,
-    controller_ref,
-    labels_of,
-    match_label_selector,
     meta_of,
     name_of,
     namespace_of,
@@ -76,7 +73,7 @@ class JobController(workerloop.Controller):
         except SelectorError as exc:
             self.pod_control.event(job, WARNING, "InvalidSelector", f"invalid selector: {exc}")
             return  # non-transient
-        pods = await self._claim_pods(job, selector)
+        pods = await claim_owned(self.client, PODS, self.pods, job, owner_reference(job), selector)
         step = control.plan(job, pods, now=time.time())
         if not self.pod_control.satisfied(key):
             step.create = []
@@ -96,15 +93,6 @@ class JobController(workerloop.Controller):
             return
         if step.requeue_after is not None:
             self.queue.add_after(key, step.requeue_after)
-
-    async def _claim_pods(self, job: Obj, selector: Mapping[str, Any]) -> list[Obj]:
-        owned = self.pods.by_index(BY_CONTROLLER, str(meta_of(job).get("uid", "")))
-        candidates = [p for p in self.pods.by_index(BY_NAMESPACE, namespace_of(job))
-                      if controller_ref(p) is None]
-        if not candidates and all(match_label_selector(selector, labels_of(p)) for p in owned):
-            return owned
-        ref = owner_reference(job)
-        return await claim(self.client, PODS, job, ref, owned, candidates, selector)
 
     async def _write_status(self, job: Obj, status: Mapping[str, Any]) -> None:
         old = job.get("status") or {}

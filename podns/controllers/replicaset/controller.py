@@ -22,10 +22,8 @@ from typing import Any
 
 from podns.controllers import workerloop
 from podns.controllers._owned import (
-    BY_CONTROLLER,
-    BY_NAMESPACE,
     check_selector,
-    claim,
+    claim_owned,
     watch_owned,
 )
 from podns.controllers._podcontrol import PodControl, message
@@ -38,12 +36,8 @@ from podns.kube.resources import PODS, REPLICASETS
 from podns.objects import (
     Obj,
     SelectorError,
-    controller_ref,
-    labels_of,
-    match_label_selector,
     meta_of,
     name_of,
-    namespace_of,
     owner_reference,
 )
 
@@ -79,7 +73,8 @@ class ReplicaSetController(workerloop.Controller):
         except SelectorError as exc:
             self._event(rs, WARNING, "InvalidSelector", f"invalid selector: {exc}")
             return  # non-transient: wait for the user to fix the spec
-        pods = await self._claim_pods(rs, selector)
+        pods = await claim_owned(self.client, PODS, self.pods, rs, owner_reference(_with_kind(rs)),
+                                 selector)
         step = control.plan(rs, pods, now=time.time(), manage=self.pod_control.satisfied(key))
         failure: tuple[str, str] | None = None
         try:
@@ -95,15 +90,6 @@ class ReplicaSetController(workerloop.Controller):
             await self._write_status(rs, status)
         if step.requeue_after is not None:
             self.queue.add_after(key, step.requeue_after)
-
-    async def _claim_pods(self, rs: Obj, selector: dict[str, Any]) -> list[Obj]:
-        owned = self.pods.by_index(BY_CONTROLLER, str(meta_of(rs).get("uid", "")))
-        candidates = [p for p in self.pods.by_index(BY_NAMESPACE, namespace_of(rs))
-                      if controller_ref(p) is None]
-        if not candidates and all(match_label_selector(selector, labels_of(p)) for p in owned):
-            return owned
-        ref = owner_reference({"apiVersion": "apps/v1", "kind": "ReplicaSet", **rs})
-        return await claim(self.client, PODS, rs, ref, owned, candidates, selector)
 
     def _event(self, rs: Obj, type_: str, reason: str, text: str) -> None:
         self.pod_control.event(_with_kind(rs), type_, reason, text)
