@@ -221,6 +221,30 @@ class ContainerRunner:
 
     async def _attempt(self) -> int | None:
         """Start one instance and wait for its end; None when it could not even be created."""
+        prepared = await self._prepare()
+        if prepared is None:
+            return None
+        env, config, rc = prepared
+        self._count_attempt(rc)
+        started = time.time()
+        try:
+            proc = await self.host.runtime.start(config)
+        except ContainerWaiting as exc:
+            self.instances -= 1  # never created: this attempt does not count as a restart
+            if self.instances > 0:
+                self.record.restart_count -= 1
+            self._waiting(exc.reason, exc.message)
+            return None
+        except StartError as exc:
+            return self._start_failed(exc)
+        await self._running(proc, started, env)
+        code = await self._wait_or_kill(proc)
+        self._terminated(proc, code)
+        return code
+
+    async def _prepare(self) -> tuple[dict[str, str], ContainerConfig, int] | None:
+        """The attempt's environment, runtime config (image present) and restart count; None
+        (with the container Waiting, and why) when any of them cannot be had yet."""
         if self._last_waiting and self._last_waiting[0] == "CreateContainerConfigError":
             await self.host.refresh_sources()
         try:
@@ -241,6 +265,11 @@ class ContainerRunner:
         except StartError as exc:  # set-up of the sandbox (mount points) failed
             self._waiting("CreateContainerError", exc.message)
             return None
+        return env, config, rc
+
+    def _count_attempt(self, rc: int) -> None:
+        """Book an instance about to start: a restart after the first, the last termination kept
+        as lastState, older instances' logs pruned (the current and previous `rc` stay)."""
         self.image_backoff = 0.0
         self._last_waiting = None
         if self.instances > 0:
@@ -250,27 +279,24 @@ class ContainerRunner:
                 self.record.last_state = {"terminated": term}
         self.instances += 1
         prune_instances(self.log_dir, {rc, rc - 1})
-        started = time.time()
-        try:
-            proc = await self.host.runtime.start(config)
-        except ContainerWaiting as exc:
-            self.instances -= 1  # never created: this attempt does not count as a restart
-            if self.instances > 0:
-                self.record.restart_count -= 1
-            self._waiting(exc.reason, exc.message)
-            return None
-        except StartError as exc:
-            self.proc = None
-            self.sink = None
-            self.record.state = {"terminated": {
-                "exitCode": 128, "reason": exc.reason, "message": exc.message,
-                "startedAt": now_rfc3339(0), "finishedAt": now_rfc3339(),
-            }}
-            self.record.ready = self.record.started = False
-            self.host.event("Warning", "Failed", f"Error: failed to start container {self.name!r}: "
-                            f"{exc.message}", self.field_path)
-            self.host.changed()
-            return 128
+
+    def _start_failed(self, exc: StartError) -> int:
+        """The runtime could not start the instance: terminated with 128, as the kubelet does."""
+        self.proc = None
+        self.sink = None
+        self.record.state = {"terminated": {
+            "exitCode": 128, "reason": exc.reason, "message": exc.message,
+            "startedAt": now_rfc3339(0), "finishedAt": now_rfc3339(),
+        }}
+        self.record.ready = self.record.started = False
+        self.host.event("Warning", "Failed", f"Error: failed to start container {self.name!r}: "
+                        f"{exc.message}", self.field_path)
+        self.host.changed()
+        return 128
+
+    async def _running(self, proc: Instance, started: float, env: dict[str, str]) -> None:
+        """The instance started: record it, run its postStart hook (a failed hook kills it) and
+        start its probes."""
         self.proc = proc
         self.sink = proc.log
         self._kill.clear()
@@ -290,7 +316,10 @@ class ContainerRunner:
         self._start_probes(env)
         self.host.changed()
         self.host.processes_changed()
-        code = await self._wait_or_kill(proc)
+
+    def _terminated(self, proc: Instance, code: int) -> None:
+        """The instance ended with `code`: probes stopped, the terminated state recorded (an init
+        container that succeeded stays ready)."""
         self._stop_probes()
         self.record.ready = False
         self.record.started = False
@@ -305,7 +334,6 @@ class ContainerRunner:
             self.record.ready = True
         self.host.changed()
         self.host.processes_changed()
-        return code
 
     async def _wait_or_kill(self, proc: Instance) -> int:
         exit_wait = asyncio.ensure_future(proc.wait())

@@ -117,18 +117,53 @@ async def _streams(request: web.Request, opts: session.Options,
     return _no_upgrade()
 
 
+def _target(request: web.Request, find: FindContainer) -> tuple[Any, web.Response | None]:
+    """The running instance the request's namespace/pod/container names, or the error answer."""
+    ns, name, cname = (request.match_info[k] for k in ("namespace", "pod", "container"))
+    runner, pod = find(ns, name, cname)
+    if pod is None:
+        return None, _not_here(ns, name)
+    instance: ExecTarget | None = getattr(runner, "proc", None)
+    if instance is None or not instance.running:
+        return None, status(400, "BadRequest", f'container not found ("{cname}")')
+    return instance, None
+
+
+async def _portforward_websocket(request: web.Request, dial: Dialer, name: str,
+                                 uid: str) -> web.StreamResponse:
+    """Port forwarding over a WebSocket: the tunnelled SPDY protocol, or the v4 channels."""
+    offered = _ws_protocols(request)
+    if rc.negotiate(offered, (rc.PORTFORWARD_TUNNEL,)):
+        ws = await websocket.accept(request, rc.PORTFORWARD_TUNNEL)
+        await spdy.serve_portforward(WebSocketBytes(ws), dial, pod=name, uid=uid)
+        return ws
+    protocol = rc.negotiate(offered, rc.PORTFORWARD_WS_PROTOCOLS)
+    if offered and protocol is None:
+        return _not_negotiated(offered, (rc.PORTFORWARD_TUNNEL, *rc.PORTFORWARD_WS_PROTOCOLS))
+    try:
+        q = request.query
+        ports = websocket.parse_ports(q.getall("ports", []) or q.getall("port", []))
+    except ValueError as exc:
+        return status(400, "BadRequest", str(exc))
+    ws = await websocket.accept(request, protocol)
+    await websocket.serve_portforward(ws, protocol or rc.WS_V1, ports, dial, pod=name, uid=uid)
+    return ws
+
+
+async def _portforward_spdy(request: web.Request, dial: Dialer, name: str,
+                            uid: str) -> web.StreamResponse:
+    """Port forwarding over an upgraded SPDY/3.1 connection."""
+    offered = _stream_protocols(request)
+    if rc.negotiate(offered, (rc.PORTFORWARD_SPDY_PROTOCOL,)) is None:
+        return _not_negotiated(offered, (rc.PORTFORWARD_SPDY_PROTOCOL,))
+    conn = await upgrade_raw(request, {"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+                                       "X-Stream-Protocol-Version": rc.PORTFORWARD_SPDY_PROTOCOL})
+    await spdy.serve_portforward(conn, dial, pod=name, uid=uid)
+    return conn.response
+
+
 def add_routes(app: web.Application, find: FindContainer, find_pod: FindPod) -> None:
     """Register the streaming routes on the node endpoint's `app`."""
-
-    def target(request: web.Request) -> tuple[Any, web.Response | None]:
-        ns, name, cname = (request.match_info[k] for k in ("namespace", "pod", "container"))
-        runner, pod = find(ns, name, cname)
-        if pod is None:
-            return None, _not_here(ns, name)
-        instance: ExecTarget | None = getattr(runner, "proc", None)
-        if instance is None or not instance.running:
-            return None, status(400, "BadRequest", f'container not found ("{cname}")')
-        return instance, None
 
     async def exec_(request: web.Request) -> web.StreamResponse:
         command = request.query.getall("command", [])
@@ -137,7 +172,7 @@ def add_routes(app: web.Application, find: FindContainer, find_pod: FindPod) -> 
         opts = session.Options.from_query(request.query)
         if not (opts.stdin or opts.stdout or opts.stderr):
             return status(400, "BadRequest", "you must specify at least 1 of stdin, stdout, stderr")
-        runner, error = target(request)
+        runner, error = _target(request, find)
         if error is not None:
             return error
         try:
@@ -150,7 +185,7 @@ def add_routes(app: web.Application, find: FindContainer, find_pod: FindPod) -> 
         opts = session.Options.from_query(request.query)
         if not (opts.stdin or opts.stdout or opts.stderr):
             return status(400, "BadRequest", "you must specify at least 1 of stdin, stdout, stderr")
-        runner, error = target(request)
+        runner, error = _target(request, find)
         if error is not None:
             return error
         if getattr(runner, "sink", None) is None:
@@ -168,30 +203,9 @@ def add_routes(app: web.Application, find: FindContainer, find_pod: FindPod) -> 
         uid = str((net.pod.get("metadata") or {}).get("uid", ""))
         kind = _upgrade_kind(request)
         if kind == "websocket":
-            offered = _ws_protocols(request)
-            if rc.negotiate(offered, (rc.PORTFORWARD_TUNNEL,)):
-                ws = await websocket.accept(request, rc.PORTFORWARD_TUNNEL)
-                await spdy.serve_portforward(WebSocketBytes(ws), dial, pod=name, uid=uid)
-                return ws
-            protocol = rc.negotiate(offered, rc.PORTFORWARD_WS_PROTOCOLS)
-            if offered and protocol is None:
-                return _not_negotiated(offered, (rc.PORTFORWARD_TUNNEL, *rc.PORTFORWARD_WS_PROTOCOLS))
-            try:
-                q = request.query
-                ports = websocket.parse_ports(q.getall("ports", []) or q.getall("port", []))
-            except ValueError as exc:
-                return status(400, "BadRequest", str(exc))
-            ws = await websocket.accept(request, protocol)
-            await websocket.serve_portforward(ws, protocol or rc.WS_V1, ports, dial, pod=name, uid=uid)
-            return ws
+            return await _portforward_websocket(request, dial, name, uid)
         if kind == "spdy":
-            offered = _stream_protocols(request)
-            if rc.negotiate(offered, (rc.PORTFORWARD_SPDY_PROTOCOL,)) is None:
-                return _not_negotiated(offered, (rc.PORTFORWARD_SPDY_PROTOCOL,))
-            conn = await upgrade_raw(request, {"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
-                                               "X-Stream-Protocol-Version": rc.PORTFORWARD_SPDY_PROTOCOL})
-            await spdy.serve_portforward(conn, dial, pod=name, uid=uid)
-            return conn.response
+            return await _portforward_spdy(request, dial, name, uid)
         return _no_upgrade()
 
     for method in ("GET", "POST"):
