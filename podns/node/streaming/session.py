@@ -107,12 +107,16 @@ def _resolve(spec: ExecSpec) -> str:
         raise _ExecFailed(126 if "permission denied" in exc.message else 127, exc.message) from None
 
 
-async def _spawn(spec: ExecSpec, opts: Options) -> tuple[asyncio.subprocess.Process, int | None]:
-    """Start the process: (process, pty master fd or None)."""
+async def _spawn(spec: ExecSpec, opts: Options,
+                 size: tuple[int, int] | None) -> tuple[asyncio.subprocess.Process, int | None]:
+    """Start the process: (process, pty master fd or None). A TTY gets `size` (cols, rows) before
+    the command starts, so its first look at the terminal already sees the client's size."""
     exe = _resolve(spec)
     master = slave = -1
     if opts.tty:
         master, slave = pty.openpty()
+        if size is not None:
+            set_size(master, *size)
     err_r, err_w = os.pipe()
     pipe = asyncio.subprocess.PIPE
     devnull = asyncio.subprocess.DEVNULL
@@ -245,20 +249,18 @@ async def run(spec: ExecSpec, opts: Options, ch: Channels) -> dict[str, Any]:
         # kubectl sends the terminal's size right after connecting: start the command on a
         # terminal of that size, not 0x0 (a shell would lay out its first screen wrongly)
         with contextlib.suppress(TimeoutError):
-            first = await asyncio.wait_for(ch.resize.get(), FIRST_RESIZE_WAIT)
-            ch.resize.put_nowait(first)
+            ch.resize.put_nowait(await asyncio.wait_for(ch.resize.get(), FIRST_RESIZE_WAIT))
+    size = None
+    with contextlib.suppress(asyncio.QueueEmpty):
+        while True:  # the latest size the client sent before the command starts
+            size = ch.resize.get_nowait()
     try:
-        proc, master = await _spawn(spec, opts)
+        proc, master = await _spawn(spec, opts, size if opts.tty else None)
     except _ExecFailed as exc:
         message = f"podns: exec failed: {exc}\n".encode()
         if opts.stderr or opts.tty:
             await ch.send(rc.STDERR if opts.stderr else rc.STDOUT, message)
         return rc.exit_status(exc.code)
-    if master is not None:
-        with contextlib.suppress(asyncio.QueueEmpty):
-            while True:
-                cols, rows = ch.resize.get_nowait()
-                set_size(master, cols, rows)
     helpers = [asyncio.create_task(_feed_stdin(proc, master, ch), name="exec-stdin"),
                asyncio.create_task(_apply_resizes(master, ch), name="exec-resize")]
     if master is not None:
