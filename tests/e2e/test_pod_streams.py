@@ -323,9 +323,10 @@ def test_client_disconnect_kills_the_command(cluster: Podns, tmp_path: Path) -> 
     def gone() -> bool:
         try:
             os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (ProcessLookupError, FileNotFoundError):
+            return True  # reaped, possibly between the two looks
+        return stat.split(")")[1].split()[0] == "Z"
 
     wait_until(gone, timeout=20, what="the exec'd process killed")
 
