@@ -169,9 +169,11 @@ async def _tcp_upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 @pytest.fixture
 async def relay() -> AsyncIterator[DNSRelay]:
     loop = asyncio.get_running_loop()
-    udp, _ = await loop.create_datagram_endpoint(_Upstream, local_addr=("127.0.0.1", 0))
-    port = udp.get_extra_info("sockname")[1]
-    tcp = await asyncio.start_server(_tcp_upstream, "127.0.0.1", port)
+    # one port for UDP and TCP, retried when another process holds the TCP side of the UDP port
+    usock, tsock = dnsrelay._bind_pair(("127.0.0.1", 0))
+    port = usock.getsockname()[1]
+    udp, _ = await loop.create_datagram_endpoint(_Upstream, sock=usock)
+    tcp = await asyncio.start_server(_tcp_upstream, sock=tsock)
     r = DNSRelay(("127.0.0.1", 0), ("127.0.0.1", port))
     await r.start()
     yield r
