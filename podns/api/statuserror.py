@@ -131,6 +131,12 @@ def forbidden(user: str, verb: str, resource: str, group: str, namespace: str | 
     return ApiError(403, "Forbidden", msg, details)
 
 
+def admission_forbidden(resource: str, name: str, group: str, why: str) -> ApiError:
+    """403 from an admission plugin: `pods "x" is forbidden: pod rejected: ...`."""
+    what = f'{qualified(resource, group)} "{name}"' if name else qualified(resource, group)
+    return ApiError(403, "Forbidden", f"{what} is forbidden: {why}", _details(name, group, resource))
+
+
 def method_not_allowed() -> ApiError:
     """405: the verb is not served on this resource."""
     return ApiError(405, "MethodNotAllowed",

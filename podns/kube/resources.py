@@ -80,6 +80,7 @@ JOBS = Resource("batch", "v1", "jobs", "Job")
 CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob")
 PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+RUNTIMECLASSES = Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False)
 
 __all__ = [
     "CONFIGMAPS",
@@ -98,6 +99,7 @@ __all__ = [
     "PODDISRUPTIONBUDGETS",
     "PODS",
     "REPLICASETS",
+    "RUNTIMECLASSES",
     "SERVICES",
     "STATEFULSETS",
     "Resource",

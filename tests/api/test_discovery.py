@@ -33,7 +33,8 @@ def test_root_documents() -> None:
     assert ctype == V2B1 and body["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
     names = [i["metadata"]["name"] for i in body["items"]]
     assert names == ["apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "policy",
-                     "rbac.authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io"]
+                     "rbac.authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+                     "node.k8s.io"]
     body, ctype = apidiscovery.handle("/api", "application/json")
     assert ctype == "application/json" and body["kind"] == "APIVersions" and body["versions"] == ["v1"]
     body, _ = apidiscovery.handle("/apis", "application/json")

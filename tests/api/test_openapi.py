@@ -20,7 +20,7 @@ def test_v3_index_lists_every_group_version() -> None:
     assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/policy/v1",
                                    "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1",
                                    "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1",
-                                   "apis/rbac.authorization.k8s.io/v1"}
+                                   "apis/rbac.authorization.k8s.io/v1", "apis/node.k8s.io/v1"}
     assert index["paths"]["apis/apps/v1"]["serverRelativeURL"].startswith("/openapi/v3/apis/apps/v1?hash=")
 
 

@@ -68,7 +68,8 @@ def test_api_resources(cluster: Podns, version: str) -> None:
     assert got["selfsubjectaccessreviews"] == ["authorization.k8s.io/v1", "false",
                                                "SelfSubjectAccessReview"]
     assert got["selfsubjectreviews"] == ["authentication.k8s.io/v1", "false", "SelfSubjectReview"]
-    assert len(got) == 27
+    assert got["runtimeclasses"] == ["node.k8s.io/v1", "false", "RuntimeClass"]
+    assert len(got) == 28
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -194,6 +195,38 @@ def test_cluster_ip_immutable_and_pod_update_rules(cluster: Podns) -> None:
     ok(cluster.kubectl("set", "image", "pod/web-0", "-n", "kinds", "web=busybox:1.37"))
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_runtime_class(cluster: Podns, version: str) -> None:
+    """RuntimeClass (node.k8s.io/v1, cluster-scoped): HANDLER column; handler validated as a DNS
+    label and immutable; a pod naming a missing class is refused by admission (403, Kubernetes'
+    message), one naming an existing class gets its nodeSelector merged and may not change it."""
+    out = ok(cluster.kubectl("get", "runtimeclass", version=version))
+    assert header(out) == ["NAME", "HANDLER", "AGE"]
+    assert row(out, "host-process").split()[1] == "process"
+    bad = '{"apiVersion":"node.k8s.io/v1","kind":"RuntimeClass","metadata":{"name":"bad-%s"},"handler":"%s"}'
+    p = cluster.kubectl("apply", "-f", "-", input=bad % (version, "Not_A_Label"), version=version)
+    assert p.returncode != 0 and f'The RuntimeClass "bad-{version}" is invalid' in p.stderr
+    assert 'handler: Invalid value: "Not_A_Label": a lowercase RFC 1123 label' in p.stderr
+    p = cluster.kubectl("patch", "runtimeclass", "host-process", "-p", '{"handler":"podman"}',
+                        version=version)
+    assert p.returncode != 0 and 'handler: Invalid value: "podman": field is immutable' in p.stderr
+    pod = ('{"apiVersion":"v1","kind":"Pod","metadata":{"name":"rc-%s","namespace":"kinds"},'
+           '"spec":{"runtimeClassName":"%s","containers":[{"name":"c","image":"x"}]}}')
+    p = cluster.kubectl("apply", "-f", "-", input=pod % (version, "missing"), version=version)
+    assert p.returncode != 0
+    assert (f'pods "rc-{version}" is forbidden: pod rejected: RuntimeClass "missing" not found'
+            in p.stderr), p.stderr
+    p = cluster.kubectl("apply", "-f", "-", input=pod % (version, "Bad_Name"), version=version)
+    assert p.returncode != 0 and 'spec.runtimeClassName: Invalid value: "Bad_Name"' in p.stderr
+    ok(cluster.kubectl("apply", "-f", "-", input=pod % (version, "host-process"), version=version))
+    got = json.loads(ok(cluster.kubectl("get", "pod", f"rc-{version}", "-n", "kinds", "-o", "json")))
+    assert got["spec"]["runtimeClassName"] == "host-process"
+    assert got["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}  # the class's scheduling
+    p = cluster.kubectl("patch", "pod", f"rc-{version}", "-n", "kinds", "-p",
+                        '{"spec":{"runtimeClassName":"other"}}', version=version)
+    assert p.returncode != 0 and "pod updates may not change fields other than" in p.stderr
+
+
 def test_python_client_decodes_every_kind(cluster: Podns) -> None:
     """The official Python client (strict pydantic models) lists every kind and reads a new
     StatefulSet and its Scale, so every field it requires is present."""
@@ -207,7 +240,8 @@ def test_python_client_decodes_every_kind(cluster: Podns) -> None:
              core.list_namespaced_config_map(ns), core.list_namespaced_secret(ns),
              core.list_namespaced_persistent_volume_claim(ns), core.list_namespace(),
              client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(ns),
-             client.CoordinationV1Api(api).list_namespaced_lease(ns)]
+             client.CoordinationV1Api(api).list_namespaced_lease(ns),
+             client.NodeV1Api(api).list_runtime_class()]
     assert all(len(r.items) >= 1 for r in lists)
     body = client.V1StatefulSet(
         metadata=client.V1ObjectMeta(name="py"),

@@ -97,6 +97,11 @@ KIND_DESCRIPTIONS = {
         "EndpointSlice represents a subset of the endpoints that implement a service."
     ),
     "coordination.v1.Lease": "Lease defines a lease concept.",
+    "node.v1.RuntimeClass": (
+        "RuntimeClass defines a class of container runtime supported in the cluster. The "
+        "RuntimeClass is used to determine which container runtime is used to run all containers "
+        "in a pod."
+    ),
     "autoscaling.v1.Scale": "Scale represents a scaling request for a resource.",
 }
 

@@ -29,7 +29,7 @@ import orjson
 
 from podns.api import statuserror
 from podns.api.handlers import objectmeta
-from podns.api.resources.base import FieldError, ResourceType
+from podns.api.resources.base import AdmissionDenied, FieldError, ResourceType
 from podns.objects.names import generate_name
 from podns.objects.times import now_rfc3339
 from podns.store import errors as store_errors
@@ -199,10 +199,7 @@ class Rest:
             except store_errors.NotFound:
                 return obj
             raise statuserror.already_exists(rt.resource, _name(obj), rt.group)
-        with malformed_as_400(rt):
-            errs = await rt.strategy.admit(obj, None, self.admission)
-        if errs:
-            raise statuserror.invalid(rt.kind, _name(obj), errs, rt.group)
+        await self._admit(rt, obj, None)
         try:
             return await self.store.create(key, obj)
         except store_errors.StoreError as exc:
@@ -210,6 +207,17 @@ class Rest:
             if isinstance(exc, store_errors.AlreadyExists):
                 raise statuserror.already_exists(rt.resource, _name(obj), rt.group) from None
             raise map_store_error(exc, rt, _name(obj)) from exc
+
+    async def _admit(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+        """The kind's admission step: 422 for the fields it refuses, 403 when it refuses the
+        write as a whole (AdmissionDenied)."""
+        with malformed_as_400(rt):
+            try:
+                errs = await rt.strategy.admit(obj, old, self.admission)
+            except AdmissionDenied as exc:
+                raise statuserror.admission_forbidden(rt.resource, _name(obj), rt.group, str(exc)) from None
+        if errs:
+            raise statuserror.invalid(rt.kind, _name(obj), errs, rt.group)
 
     async def require_namespace(self, namespace: str) -> None:
         """404 unless the namespace exists; 403 while it terminates."""
@@ -282,10 +290,7 @@ class Rest:
                 return old  # no-op: no write, no new resourceVersion, no watch event
             if self._finalized(new):
                 return await self._delete_now(rt, key, name, new, old_rv)
-            with malformed_as_400(rt):
-                errs = await rt.strategy.admit(new, old, self.admission)
-            if errs:
-                raise statuserror.invalid(rt.kind, name, errs, rt.group)
+            await self._admit(rt, new, old)
             try:
                 return await self.store.update(key, new, expected_rv=old_rv)
             except store_errors.Conflict:

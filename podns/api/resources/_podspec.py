@@ -302,6 +302,9 @@ def validate_pod_spec(path: str, spec: Any, *, extra_volumes: set[str] | None = 
                 invalid(f"{path}.{key}", spec[key], m) for m in names.is_dns1123_label(str(spec[key]))
             )
     errs.extend(validate_labels(f"{path}.nodeSelector", spec.get("nodeSelector")))
+    if spec.get("runtimeClassName") is not None:  # set, even to "": a RuntimeClass's name
+        rc = spec["runtimeClassName"]
+        errs.extend(invalid(f"{path}.runtimeClassName", rc, m) for m in names.is_dns1123_subdomain(str(rc)))
     for key in ("terminationGracePeriodSeconds", "activeDeadlineSeconds"):
         errs.extend(validate_non_negative(f"{path}.{key}", spec.get(key)))
     errs.extend(validate_resources(f"{path}.resources", spec.get("resources")))

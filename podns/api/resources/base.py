@@ -32,6 +32,11 @@ class AdmissionContext(Protocol):
     service_cidr: str
 
 
+class AdmissionDenied(Exception):
+    """An admission hook refuses the write as a whole (Kubernetes' `admission.NewForbidden`):
+    the handlers answer 403 Forbidden `<resource> "<name>" is forbidden: <message>`."""
+
+
 @dataclass(frozen=True, slots=True)
 class FieldError:
     """One invalid field: `field` is the Kubernetes path (`spec.ports[0].port`), `reason` the
@@ -99,7 +104,8 @@ class Strategy:
     async def admit(self, obj: Obj, old: Obj | None, ctx: AdmissionContext) -> list[FieldError]:
         """Last step before a create (`old` is None) or update is written, after validation:
         allocate what the object needs (cluster IP, node ports). Allocations must be released
-        again by `release` when the write fails or the object is deleted."""
+        again by `release` when the write fails or the object is deleted. Raises AdmissionDenied
+        to refuse the write as a whole (403) rather than a field of it (422)."""
         return []
 
     async def release(self, obj: Obj, ctx: AdmissionContext) -> None:

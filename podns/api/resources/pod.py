@@ -4,7 +4,9 @@ A new Pod starts `Pending` with its QoS class; clients may not set status on cre
 creation only the fields Kubernetes lets change may change (container images,
 activeDeadlineSeconds, added tolerations, terminationGracePeriodSeconds, removing scheduling
 gates, and nodeName when the pod is bound); anything else is a 422 with Kubernetes' message.
-Deleting a scheduled, unfinished Pod is graceful (`terminationGracePeriodSeconds`) so that the
+A new Pod naming `spec.runtimeClassName` is admitted as Kubernetes' RuntimeClass plugin does
+(`runtimeclass.admit_runtime_class`: 403 when the class does not exist). Deleting a scheduled,
+unfinished Pod is graceful (`terminationGracePeriodSeconds`) so that the
 node agent can stop it; an unscheduled or finished one goes at once.
 """
 
@@ -23,7 +25,8 @@ from podns.api.resources._podspec import (
 )
 from podns.api.resources._printing import AGE
 from podns.api.resources._validation import dig, forbidden
-from podns.api.resources.base import Column, FieldError, Obj
+from podns.api.resources.base import AdmissionContext, Column, FieldError, Obj
+from podns.api.resources.runtimeclass import admit_runtime_class
 
 POD_UPDATE_MESSAGE = (
     "pod updates may not change fields other than `spec.containers[*].image`,"
@@ -60,6 +63,11 @@ class PodStrategy(KindStrategy):
 
     def validate_spec(self, obj: Obj) -> list[FieldError]:
         return validate_pod_spec("spec", obj.get("spec"))
+
+    async def admit(self, obj: Obj, old: Obj | None, ctx: AdmissionContext) -> list[FieldError]:
+        if old is None:  # the RuntimeClass plugin handles creation only (the field is immutable)
+            await admit_runtime_class(obj, ctx.store)
+        return []
 
     def validate_spec_update(self, new: Obj, old: Obj) -> list[FieldError]:
         nspec, ospec = new.get("spec") or {}, old.get("spec") or {}

@@ -38,6 +38,7 @@ from podns.api.resources.reviews import (
     SelfSubjectReviewStrategy,
     SubjectAccessReviewStrategy,
 )
+from podns.api.resources.runtimeclass import RuntimeClassStrategy
 from podns.api.resources.secret import SecretStrategy
 from podns.api.resources.service import ServiceStrategy
 from podns.api.resources.serviceaccount import ServiceAccountStrategy
@@ -86,7 +87,7 @@ def _rt(group: str, resource: str, kind: str, strategy: Strategy, *, namespaced:
 #: served group names in discovery order; "" is the core group served under /api
 GROUPS: tuple[str, ...] = ("", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch",
                            "policy", "rbac.authorization.k8s.io", "coordination.k8s.io",
-                           "discovery.k8s.io")
+                           "discovery.k8s.io", "node.k8s.io")
 
 TYPES: tuple[ResourceType, ...] = (
     _rt("", "namespaces", "Namespace", NamespaceStrategy(), namespaced=False, short=("ns",),
@@ -113,6 +114,7 @@ TYPES: tuple[ResourceType, ...] = (
         short=("pdb",)),
     _rt("coordination.k8s.io", "leases", "Lease", LeaseStrategy()),
     _rt("discovery.k8s.io", "endpointslices", "EndpointSlice", EndpointSliceStrategy()),
+    _rt("node.k8s.io", "runtimeclasses", "RuntimeClass", RuntimeClassStrategy(), namespaced=False),
     _rt(RBAC, "roles", "Role", RoleStrategy()),
     _rt(RBAC, "clusterroles", "ClusterRole", ClusterRoleStrategy(), namespaced=False),
     _rt(RBAC, "rolebindings", "RoleBinding", RoleBindingStrategy()),

@@ -380,6 +380,13 @@ _TYPES: dict[str, str] = {
         "acquireTime:date-time holderIdentity:string leaseDurationSeconds:integer "
         "leaseTransitions:integer preferredHolder:string renewTime:date-time strategy:string"
     ),
+    # ---- node.v1
+    "node.v1.RuntimeClass": (
+        "apiVersion:string handler!:string kind:string metadata:ObjectMeta overhead:Overhead "
+        "scheduling:Scheduling"
+    ),
+    "node.v1.Overhead": "podFixed:map<quantity>",
+    "node.v1.Scheduling": "nodeSelector:map tolerations:[]Toleration",
     # ---- rbac.v1
     "rbac.v1.PolicyRule": (
         "apiGroups:[]string nonResourceURLs:[]string resourceNames:[]string resources:[]string "
@@ -447,6 +454,7 @@ _PACKAGE_PREFIX = {
     "policy": "io.k8s.api.policy",
     "discovery": "io.k8s.api.discovery",
     "coordination": "io.k8s.api.coordination",
+    "node": "io.k8s.api.node",
     "events": "io.k8s.api.events",
     "rbac": "io.k8s.api.rbac",
     "authorization": "io.k8s.api.authorization",
