@@ -32,6 +32,7 @@ from podns.kube.client import Client
 from podns.node import netns
 from podns.node.agent import Agent
 from podns.node.ipam import LockDirError
+from podns.node.routes import BACKENDS as ROUTE_BACKENDS
 from podns.node.runtime.podman import PULL_TIMEOUT
 from podns.node.runtime.select import CHOICES as RUNTIME_CHOICES
 from podns.node.server import serving_ssl_context
@@ -49,6 +50,11 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
                              "127.x address; netns (root): each pod in its own network namespace "
                              "on a bridge, with a 10.244.x address, the cluster DNS in its "
                              "resolv.conf and its volumes at their mountPath")
+    parser.add_argument("--pod-network-backend", choices=ROUTE_BACKENDS, default="auto",
+                        help="netns mode: how pods reach the pods of other nodes: host-gw (a route "
+                             "via the other node's InternalIP; nodes on one link), vxlan (the "
+                             "kernel's VXLAN encapsulation, UDP 8472; nodes anywhere) or auto "
+                             "(default: host-gw to nodes on a shared link, vxlan to the others)")
     parser.add_argument("--container-runtime", choices=RUNTIME_CHOICES, default="auto",
                         help="what runs the containers: process (local processes, the command of "
                              "the spec), podman (OCI images through podman; needs --pod-network "
@@ -163,7 +169,8 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
     client = Client.from_kubeconfig(kubeconfig)
     agent = Agent(client, name=name, data_dir=data_dir, host_ip=args.node_ip, port=args.node_port,
                   pod_cidr=args.pod_cidr, proxy=not args.no_service_proxy,
-                  pod_network=args.pod_network, cluster_dns=cluster_dns, cluster_domain=cluster_domain,
+                  pod_network=args.pod_network, pod_network_backend=args.pod_network_backend,
+                  cluster_dns=cluster_dns, cluster_domain=cluster_domain,
                   serving_tls=tls, container_runtime=args.container_runtime, oci_runtime=args.oci_runtime,
                   image_pull_timeout=args.image_pull_timeout)
     try:

@@ -10,7 +10,8 @@ starts, updates or terminates its worker; handlers only pass the key.
 
 Pod networking: loopback mode (default) gives each pod its own 127.x address; namespace mode
 (`pod_network="netns"`, root) gives each pod a network namespace on the node's bridge, the
-node's DNS relay as its nameserver and its volumes at their mountPath (`PodNetwork`).
+node's DNS relay as its nameserver and its volumes at their mountPath (`PodNetwork`), and routes
+to every other node's pod CIDR (`Routes`: host-gw or VXLAN, the Node's NetworkUnavailable).
 
 Shutdown (`stop`) stops every pod process (SIGTERM, a short grace, SIGKILL) but leaves the pods
 bound to the node; an agent started again with the same data dir kills any process a crashed
@@ -41,6 +42,7 @@ from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podnetwork import PodNetwork
 from podns.node.podworker import PodWorker
 from podns.node.proxy import ServiceProxy
+from podns.node.routes import Routes
 from podns.node.runtime import ContainerRuntime, ProcessRuntime
 from podns.node.runtime.podman import PULL_TIMEOUT
 from podns.node.runtime.select import UnavailableRuntime, runtime_version
@@ -75,6 +77,7 @@ class Agent:
         pod_cidr: str | None = None,
         proxy: bool = False,
         pod_network: str = "loopback",
+        pod_network_backend: str = "auto",
         cluster_dns: tuple[str, int] = ("127.0.0.1", 1053),
         cluster_domain: str = "cluster.local",
         serving_tls: ssl.SSLContext,
@@ -98,6 +101,8 @@ class Agent:
         self.cluster_dns = cluster_dns  # netns mode: where the node's DNS relay forwards
         self.cluster_domain = cluster_domain
         self.network: PodNetwork | None = None
+        self.pod_network_backend = pod_network_backend  # netns mode: routes to other nodes' pods
+        self.routes: Routes | None = None
         self.container_runtime = container_runtime
         self.oci_runtime = oci_runtime
         self.image_pull_timeout = image_pull_timeout
@@ -167,6 +172,11 @@ class Agent:
                                    runtime_down=down)
         await self._retry("registering the Node", self.heartbeat.register)
         self.heartbeat.start()
+        if self.network is not None:
+            self.routes = Routes(self.client, node=self.node_name, node_ip=self.host_ip, cidr=self.pod_cidr,
+                                 backend=self.pod_network_backend, state_dir=self.data_dir,
+                                 report=self.heartbeat.set_network)
+            await self.routes.start()
         self.events.start()
         self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={self.node_name}",
                                  name=f"node:{self.node_name}:pods")
@@ -215,6 +225,8 @@ class Agent:
             await asyncio.wait_for(asyncio.gather(*(self._final_status(w) for w in workers)), 3.0)
         self._write_pids()
         await self.runtime.close()
+        if self.routes is not None:
+            await self.routes.stop()
         if self.network is not None:
             try:
                 await self.network.stop()

@@ -102,7 +102,11 @@ class Heartbeat:
         self.runtime_version = runtime_version
         self.runtime_down = runtime_down
         self.node_uid = ""
+        #: the NetworkUnavailable condition (status, reason, message) once the pod network reports
+        #: one (`set_network`); None: the Node has none (loopback mode)
+        self.network: tuple[str, str, str] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
         #: condition type -> lastTransitionTime (kept while the status stays the same)
         self._since: dict[str, str] = {}
 
@@ -134,7 +138,7 @@ class Heartbeat:
                 cond("Ready", "False", "KubeletNotReady", f"container runtime is down: {self.runtime_down}")
                 if self.runtime_down else
                 cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-            ],
+            ] + ([cond("NetworkUnavailable", *self.network)] if self.network else []),
             "addresses": [{"type": "InternalIP", "address": self.host_ip},
                           {"type": "Hostname", "address": self.name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
@@ -185,6 +189,23 @@ class Heartbeat:
         await self.renew_lease()
         return node
 
+    def set_network(self, status: str, reason: str, message: str) -> None:
+        """Set the Node's `NetworkUnavailable` condition (as a network plugin does) and write the
+        status now (in the background; a failed write is retried by the next full status)."""
+        if self.network is not None and self.network[0] != status:
+            self._since.pop("NetworkUnavailable", None)  # a transition: new lastTransitionTime
+        self.network = (status, reason, message)
+        if self.node_uid:  # registered: otherwise register() writes it
+            task = asyncio.get_running_loop().create_task(self._write_status(), name="node-status")
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _write_status(self) -> None:
+        try:
+            await self.update_status()
+        except errors.KubeError as exc:
+            log.warning("node %s: writing the network condition failed: %s", self.name, exc)
+
     async def update_status(self) -> None:
         status = self.node_status()
         for c in status["conditions"]:
@@ -218,6 +239,9 @@ class Heartbeat:
         self._task = asyncio.get_running_loop().create_task(self._run(renew_every), name="heartbeat")
 
     async def stop(self) -> None:
+        for task in list(self._pending):
+            with contextlib.suppress(Exception):
+                await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,9 +11,10 @@ What the node agent owns in this mode, and only this:
   `/etc/resolv.conf`, and so do our own containers, see `podns.node.sandbox`), pointing at the
   relay with the Kubernetes search path and `ndots:5`.
 
-Nothing is routed off the node: pods get no default route (only their bridge's subnet), the
-agent never enables IP forwarding and installs no NAT, so a pod reaches the pods of its node, the
-gateway (the DNS relay), and nothing else; the root namespace reaches pods through the bridge.
+Each pod's default route is the gateway: the node routes the pods of other nodes (`podns.node.routes`,
+which switches IP forwarding on once another node needs it); no NAT is installed, so a pod reaches
+the pods of every node, the gateway (the DNS relay), and nothing outside the cluster; the root
+namespace reaches pods through the bridge.
 
 Every namespace and bridge is recorded before it is created (`<lock dir>/netns/<name>` holding
 the pod CIDR it belongs to; the lock dir is root's private `/run/podns`, see `podns.node.ipam`),
@@ -48,6 +49,9 @@ NETNS_RUN = Path("/run/netns")
 ETC_NETNS = Path("/etc/netns")
 #: Kubernetes' default pod range is 10.244.0.0/16 (flannel, kind); one /24 per node as kubeadm does
 NETNS_CIDR_FORMAT = "10.244.{}.0/24"
+#: routing protocol number tagging the routes to other nodes' pods (`podns.node.routes`): a number
+#: free in iproute2's table, so `ip route del ... proto 158` never removes a route someone else made
+ROUTE_PROTO = "158"
 #: `ip` is quick; a hung one (a kernel stuck on a namespace) must not wedge the agent forever
 IP_TIMEOUT = 10.0
 
@@ -123,13 +127,17 @@ def ip(*args: str, stdin: str | None = None, check: bool = True) -> str:
     return out.stdout
 
 
-def _json(*args: str) -> list[Obj]:
+def ip_json(*args: str) -> list[Obj]:
+    """`ip -j args...` as a list of objects ([] when it fails or says nothing)."""
     text = ip("-j", *args, check=False).strip()
     try:
         data = json.loads(text) if text else []
     except ValueError:
         return []
     return data if isinstance(data, list) else []
+
+
+_json = ip_json  # the name tests and older callers use
 
 
 # -- names -------------------------------------------------------------------------------------
@@ -159,17 +167,18 @@ def bridge_name(cidr: str) -> str:
 
 
 def host_networks() -> list[ipaddress.IPv4Network]:
-    """IPv4 networks already routed or addressed on this machine (not counting podns bridges)."""
+    """IPv4 networks already routed or addressed on this machine (not counting podns bridges and
+    the routes to other nodes' pods, `podns.node.routes`)."""
     nets: list[ipaddress.IPv4Network] = []
-    for route in _json("route", "show", "table", "all"):
+    for route in ip_json("route", "show", "table", "all"):
         dst, dev = str(route.get("dst", "")), str(route.get("dev", ""))
-        if dev.startswith(PREFIX) or dst in ("", "default"):
+        if dev.startswith(PREFIX) or dst in ("", "default") or str(route.get("protocol")) == ROUTE_PROTO:
             continue
         with contextlib.suppress(ValueError):
             net = ipaddress.ip_network(dst, strict=False)
             if isinstance(net, ipaddress.IPv4Network) and not net.is_loopback:
                 nets.append(net)
-    for link in _json("addr"):
+    for link in ip_json("addr"):
         if str(link.get("ifname", "")).startswith(PREFIX):
             continue
         for a in link.get("addr_info") or []:
@@ -281,7 +290,7 @@ def ensure_bridge(cidr: str) -> tuple[str, str]:
     bridge = bridge_name(cidr)
     gateway = str(net.network_address + 1)
     _record(bridge, str(net))
-    if not _json("link", "show", "dev", bridge):
+    if not ip_json("link", "show", "dev", bridge):
         ip("link", "add", bridge, "type", "bridge")
     ip("addr", "flush", "dev", bridge)
     ip("addr", "add", f"{gateway}/{net.prefixlen}", "dev", bridge)
@@ -355,7 +364,8 @@ def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv:
     returns the namespace name. An existing namespace of the same pod is replaced. Raises
     NetnsError."""
     ns, veth = netns_name(uid), veth_name(uid)
-    prefix = ipaddress.ip_network(cidr, strict=False).prefixlen
+    net = ipaddress.ip_network(cidr, strict=False)
+    prefix, gateway = net.prefixlen, net.network_address + 1
     delete_pod_network(uid)
     _record(ns, cidr)
     etc = ETC_NETNS / ns
@@ -369,7 +379,8 @@ def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv:
                                  f"link set {veth} master {bridge} up\n"))
         ip("-n", ns, "-batch", "-", stdin=("link set lo up\n"
                                            f"addr add {pod_ip}/{prefix} dev eth0\n"
-                                           "link set eth0 up\n"))
+                                           "link set eth0 up\n"
+                                           f"route add default via {gateway}\n"))
     except NetnsError:
         delete_pod_network(uid)
         raise
@@ -408,12 +419,12 @@ def cleanup_leftovers(own_cidr: str) -> list[str]:
         if ns.startswith(PREFIX) and _abandoned(ns, own_cidr):
             remove_netns(ns)
             removed.append(ns)
-    for link in _json("link", "show", "type", "bridge"):
+    for link in ip_json("link", "show", "type", "bridge"):
         name = str(link.get("ifname", ""))
         if name.startswith(PREFIX) and _abandoned(name, own_cidr):
             delete_bridge(name)
             removed.append(name)
-    for link in _json("link", "show", "type", "veth"):
+    for link in ip_json("link", "show", "type", "veth"):
         name = str(link.get("ifname", ""))
         ns = PREFIX + name[len(VETH_PREFIX):]
         if name.startswith(VETH_PREFIX) and not link.get("master") and _abandoned(ns, own_cidr):
@@ -421,7 +432,7 @@ def cleanup_leftovers(own_cidr: str) -> list[str]:
             removed.append(name)
     with contextlib.suppress(OSError):
         for rec in _records().iterdir():  # records of names that no longer exist
-            if not (NETNS_RUN / rec.name).exists() and not _json("link", "show", "dev", rec.name):
+            if not (NETNS_RUN / rec.name).exists() and not ip_json("link", "show", "dev", rec.name):
                 if _abandoned(rec.name, own_cidr):
                     rec.unlink()
     return removed
