@@ -11,11 +11,10 @@ into the response. Any other exception escaping a handler is a bug and becomes a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from podns.api.resources.base import FieldError
-
-Obj = dict[str, Any]
+from podns.objects import apistatus
+from podns.objects.apistatus import Status, StatusCause, StatusDetails
 
 #: media types accepted for PATCH, in the order kube-apiserver lists them in its 415 message
 PATCH_TYPES = (
@@ -30,7 +29,7 @@ class ApiError(Exception):
     """A request failed with a Kubernetes `Status` (code, reason, message, details)."""
 
     def __init__(
-        self, code: int, reason: str, message: str, details: Obj | None = None,
+        self, code: int, reason: str, message: str, details: StatusDetails | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -40,20 +39,9 @@ class ApiError(Exception):
         self.details = details
         self.headers = headers or {}
 
-    def status(self) -> Obj:
+    def status(self) -> Status:
         """The `Status` body of this error."""
-        body: Obj = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details is not None:
-            body["details"] = self.details
-        return body
+        return apistatus.failure(self.code, self.reason, self.message, self.details)
 
 
 def qualified(resource: str, group: str) -> str:
@@ -61,8 +49,8 @@ def qualified(resource: str, group: str) -> str:
     return f"{resource}.{group}" if group else resource
 
 
-def _details(name: str, group: str, kind: str) -> Obj:
-    details: Obj = {"name": name}
+def _details(name: str, group: str, kind: str) -> StatusDetails:
+    details: StatusDetails = {"name": name}
     if group:
         details["group"] = group
     details["kind"] = kind
@@ -123,7 +111,7 @@ def forbidden(user: str, verb: str, resource: str, group: str, namespace: str | 
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     msg = (f'{what} is forbidden: User "{user}" cannot {verb} resource "{res}" '
            f'in API group "{group}"{where}')
-    details: Obj = {"kind": resource}
+    details: StatusDetails = {"kind": resource}
     if name:
         details["name"] = name
     if group:
@@ -165,7 +153,7 @@ def expired(message: str) -> ApiError:
 def too_large_resource_version(requested: int, current: int, retry_after: int = 1) -> ApiError:
     """504 Timeout: a resourceVersion the store has not reached after the wait (kube-apiserver's
     storage.NewTooLargeResourceVersionError); clients retry after `retry_after` seconds."""
-    cause = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+    cause: StatusCause = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
     return ApiError(504, "Timeout", f"Timeout: Too large resource version: {requested}, current: {current}",
                     {"causes": [cause], "retryAfterSeconds": retry_after},
                     headers={"Retry-After": str(retry_after)})
@@ -181,9 +169,8 @@ def internal(message: str) -> ApiError:
     return ApiError(500, "InternalError", f"Internal error occurred: {message}")
 
 
-def success(resource: str, name: str, uid: str, group: str = "") -> Obj:
+def success(resource: str, name: str, uid: str, group: str = "") -> Status:
     """The `Status` a delete returns when the object is gone at once (namespaces return it too)."""
     details = _details(name, group, resource)
     details["uid"] = uid
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": details}
+    return apistatus.success(details=details)

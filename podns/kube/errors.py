@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
-Status = dict[str, Any]
+from podns.objects import apistatus
+from podns.objects.apistatus import Status, StatusDetails
 
 
 class KubeError(Exception):
@@ -76,7 +77,7 @@ class APIError(KubeError):
         return str(self.status.get("message") or "")
 
     @property
-    def details(self) -> dict[str, Any]:
+    def details(self) -> StatusDetails:
         """Status.details (name, group, kind, causes, retryAfterSeconds); {} when absent."""
         details = self.status.get("details")
         return details if isinstance(details, dict) else {}
@@ -166,20 +167,13 @@ def error_class(code: int, reason: str = "") -> type[APIError]:
 def status_from_body(code: int, body: Any, fallback_message: str = "") -> Status:
     """A Status for an error response: the body when it is one, otherwise synthesised from
     the HTTP code (kopf drops non-Status bodies the same way)."""
-    if isinstance(body, dict) and body.get("kind") == "Status":
-        status = dict(body)
+    if apistatus.is_status(body):
+        status = body.copy()
         status.setdefault("code", code)
         return status
     message = fallback_message or (body if isinstance(body, str) else "")
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message.strip()[:1000] or f"HTTP {code}",
-        "reason": _REASON_BY_CODE.get(code, "Unknown"),
-        "code": code,
-    }
+    return apistatus.failure(code, _REASON_BY_CODE.get(code, "Unknown"),
+                             message.strip()[:1000] or f"HTTP {code}")
 
 
 def api_error(status: Status, *, retry_after: float | None = None) -> APIError:

@@ -26,6 +26,8 @@ from typing import Any
 from podns.kube import errors
 from podns.kube.client import PatchType, WatchEvent
 from podns.kube.resources import Resource
+from podns.objects import apistatus
+from podns.objects.apistatus import Status
 from podns.objects.jsonpatch import PatchError, json_patch
 from podns.objects.mergepatch import merge_patch
 from podns.objects.names import generate_name
@@ -65,7 +67,8 @@ class _Watcher:
     group: str
     plural: str
     namespace: str | None
-    queue: asyncio.Queue[tuple[str, Obj] | None] = field(default_factory=asyncio.Queue)
+    #: (event type, object), the Status of an ERROR event, or None for the end of the watch
+    queue: asyncio.Queue[tuple[str, Obj] | Status | None] = field(default_factory=asyncio.Queue)
 
 
 class FakeClient:
@@ -118,10 +121,10 @@ class FakeClient:
         for w in self._watchers:
             w.queue.put_nowait(None)
 
-    def inject_watch_error(self, status: Obj) -> None:
+    def inject_watch_error(self, status: Status) -> None:
         """Deliver an ERROR event with this Status to every open watch."""
         for w in self._watchers:
-            w.queue.put_nowait(("ERROR", copy.deepcopy(status)))
+            w.queue.put_nowait(copy.deepcopy(status))
 
     async def close(self) -> None:
         self.close_watches()
@@ -162,11 +165,9 @@ class FakeClient:
                 w.queue.put_nowait((etype, copy.deepcopy(obj)))
 
     def _not_found(self, resource: Resource, name: str) -> errors.NotFound:
-        return errors.NotFound({
-            "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-            "code": 404, "message": f'{resource} "{name}" not found',
-            "details": {"name": name, "group": resource.group, "kind": resource.plural},
-        })
+        return errors.NotFound(apistatus.failure(
+            404, "NotFound", f'{resource} "{name}" not found',
+            {"name": name, "group": resource.group, "kind": resource.plural}))
 
     def _create(self, resource: Resource, obj: Obj, namespace: str | None) -> Obj:
         meta = obj.setdefault("metadata", {})
@@ -177,14 +178,12 @@ class FakeClient:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = generate_name(meta["generateName"])
         if not meta.get("name"):
-            raise errors.Invalid({"kind": "Status", "code": 422, "reason": "Invalid",
-                                  "message": "metadata.name: Required value"})
+            raise errors.Invalid(apistatus.failure(422, "Invalid", "metadata.name: Required value"))
         key = self._key(resource, meta.get("namespace"), meta["name"])
         if key in self._objects:
-            raise errors.AlreadyExists({
-                "kind": "Status", "code": 409, "reason": "AlreadyExists",
-                "message": f'{resource} "{meta["name"]}" already exists',
-                "details": {"name": meta["name"], "kind": resource.plural}})
+            raise errors.AlreadyExists(apistatus.failure(
+                409, "AlreadyExists", f'{resource} "{meta["name"]}" already exists',
+                {"name": meta["name"], "kind": resource.plural}))
         obj.setdefault("apiVersion", resource.api_version)
         obj.setdefault("kind", resource.kind)
         meta.setdefault("uid", str(uuid.uuid4()))
@@ -284,11 +283,10 @@ class FakeClient:
             raise self._not_found(resource, name)
         want = meta.get("resourceVersion")
         if want and want != cur["metadata"]["resourceVersion"]:
-            raise errors.Conflict({
-                "kind": "Status", "code": 409, "reason": "Conflict",
-                "message": f'Operation cannot be fulfilled on {resource} "{name}": the object '
-                           "has been modified; please apply your changes to the latest version "
-                           "and try again"})
+            raise errors.Conflict(apistatus.failure(
+                409, "Conflict", f'Operation cannot be fulfilled on {resource} "{name}": the object '
+                                 "has been modified; please apply your changes to the latest version "
+                                 "and try again"))
         if subresource == "status":
             new = copy.deepcopy(cur)
             new["status"] = body.get("status")
@@ -330,8 +328,7 @@ class FakeClient:
             new["status"] = status
         want = (new.get("metadata") or {}).get("resourceVersion")
         if want and want != cur["metadata"]["resourceVersion"]:
-            raise errors.Conflict({"kind": "Status", "code": 409, "reason": "Conflict",
-                                   "message": "the object has been modified"})
+            raise errors.Conflict(apistatus.failure(409, "Conflict", "the object has been modified"))
         return self._store_update(resource, key, new)
 
     async def delete(self, resource: Resource, name: str, namespace: str | None = None, *,
@@ -352,13 +349,13 @@ class FakeClient:
             raise self._not_found(resource, name)
         for field_name, want in (preconditions or {}).items():
             if want and cur["metadata"].get(field_name) != want:
-                raise errors.Conflict({"kind": "Status", "code": 409, "reason": "Conflict",
-                                       "message": f"Precondition failed: {field_name}"})
+                raise errors.Conflict(apistatus.failure(409, "Conflict",
+                                                        f"Precondition failed: {field_name}"))
         del self._objects[key]
         self._bump(cur)
         self._emit(resource, "DELETED", cur)
-        return {"kind": "Status", "apiVersion": "v1", "status": "Success",
-                "details": {"name": name, "kind": resource.plural, "uid": cur["metadata"]["uid"]}}
+        return dict(apistatus.success(
+            details={"name": name, "kind": resource.plural, "uid": cur["metadata"]["uid"]}))
 
     async def watch(self, resource: Resource, namespace: str | None = None, *,
                     resource_version: str | None, label_selector: str | None = None,
@@ -376,9 +373,8 @@ class FakeClient:
         else:
             since = int(resource_version)
             if since < self._compacted:
-                raise errors.Gone({"kind": "Status", "code": 410, "reason": "Expired",
-                                   "message": f"too old resource version: {since} "
-                                              f"({self._compacted})"})
+                raise errors.Gone(apistatus.failure(
+                    410, "Expired", f"too old resource version: {since} ({self._compacted})"))
             for rv, g, p, ns, etype, obj in self._history:
                 if rv > since and (g, p) == (resource.group, resource.plural) and \
                         namespace in (None, ns):
@@ -399,9 +395,9 @@ class FakeClient:
                     return
                 if item is None:
                     return
+                if not isinstance(item, tuple):
+                    raise errors.api_error(item)
                 etype, obj = item
-                if etype == "ERROR":
-                    raise errors.api_error(obj)
                 if _matches(obj, label_selector, field_selector):
                     yield WatchEvent(etype, obj)
         finally:
@@ -411,8 +407,8 @@ class FakeClient:
         reacted = self._record(Action(method.lower(), path, body=kwargs.get("json")))
         if reacted is not None:
             return reacted
-        raise errors.NotFound({"kind": "Status", "code": 404, "reason": "NotFound",
-                               "message": f"FakeClient serves no raw path {path}"})
+        raise errors.NotFound(apistatus.failure(404, "NotFound",
+                                                f"FakeClient serves no raw path {path}"))
 
 
 def _matches(obj: Obj, label_selector: str | None, field_selector: str | None) -> bool:

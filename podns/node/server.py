@@ -30,17 +30,12 @@ from aiohttp import web
 from podns.node.container import ContainerRunner
 from podns.node.logs import LogOptions, follow_log
 from podns.node.streaming import handlers as streaming
+from podns.node.streaming.handlers import status as _status
 from podns.objects.nodeapi import APISERVER_CLIENT_CN
 
 Obj = dict[str, Any]
 #: finds (runner, pod exists) for namespace, pod name, container name
 Finder = Callable[[str, str, str], tuple[ContainerRunner | None, Obj | None]]
-
-
-def _status(code: int, reason: str, message: str) -> web.Response:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
-    return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
 
 
 def serving_ssl_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:

@@ -3,8 +3,8 @@
 Keys, accessors, owner references and conditions (`meta`), timestamps (`times`), pod
 readiness (`pods`), well-known labels and annotations (`wellknown`), name validation with
 Kubernetes' messages (`names`), label and field selectors (`selectors`), resource quantities
-(`quantity`), volume paths (`paths`), JSON merge patch (`mergepatch`) and JSON patch
-(`jsonpatch`). See README.md for the module table.
+(`quantity`), volume paths (`paths`), the `meta/v1 Status` (`apistatus`), JSON merge patch
+(`mergepatch`) and JSON patch (`jsonpatch`). See README.md for the module table.
 """
 
 from podns.objects.meta import (

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+
+from podns.objects.apistatus import Status
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 #: v5: `[CLOSE, channel]` half-closes `channel` (the client's stdin EOF)
@@ -83,11 +84,12 @@ def decode_ws(protocol: str, message: bytes | str) -> tuple[int, bytes]:
     return message[0], message[1:]
 
 
-def success_status() -> dict[str, Any]:
+def success_status() -> Status:
+    """The error-channel Status of a command that exited 0 (no kind/apiVersion, as the kubelet)."""
     return {"metadata": {}, "status": "Success"}
 
 
-def exit_status(code: int) -> dict[str, Any]:
+def exit_status(code: int) -> Status:
     """The error-channel Status of a command that ended with `code` (Success for 0)."""
     if code == 0:
         return success_status()
@@ -99,12 +101,12 @@ def exit_status(code: int) -> dict[str, Any]:
     }
 
 
-def failure_status(message: str, reason: str = "InternalError", code: int = 500) -> dict[str, Any]:
+def failure_status(message: str, reason: str = "InternalError", code: int = 500) -> Status:
     """The error-channel Status of a session that failed before or instead of an exit code."""
     return {"metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}
 
 
-def status_bytes(status: dict[str, Any], protocol: str) -> bytes:
+def status_bytes(status: Status, protocol: str) -> bytes:
     """What goes on the error channel: the Status JSON (v4, v5), or for older protocols only a
     failure's message (nothing for success)."""
     if protocol.startswith(("v4.", "v5.")):

@@ -34,6 +34,7 @@ from podns.api.handlers.watch import EventEncoder, WatchRequest, serve_watch
 from podns.api.handlers.watchmux import WatchMux
 from podns.api.resources.base import ResourceType
 from podns.api.resources.registry import REVIEW_KINDS, Registry
+from podns.objects import apistatus
 from podns.store import errors as store_errors
 from podns.store.interface import WatchEvent
 
@@ -352,8 +353,7 @@ class ResourceHandlers:
             await self.rest.update(info.rt, info.namespace, info.name or "",
                                    lambda pod: subresources.bind(pod, body), opts,
                                    subresource="binding")
-            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                  "status": "Success", "code": 201}, 201)
+            return json_response(apistatus.success(code=201), 201)
         if info.subresource == "eviction":
             budgets = self.registry.lookup("policy", "v1", "poddisruptionbudgets")
             return json_response(await eviction.evict(self.rest, info.rt, budgets, info.namespace or "",

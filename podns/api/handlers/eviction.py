@@ -25,7 +25,8 @@ from typing import Any
 from podns.api import statuserror
 from podns.api.handlers.rest import DeleteOptions, Rest, WriteOptions
 from podns.api.resources.base import Obj, ResourceType
-from podns.objects import now_rfc3339, pod_is_ready
+from podns.objects import apistatus, now_rfc3339, pod_is_ready
+from podns.objects.apistatus import Status, StatusCause
 from podns.objects.selectors import SelectorError, selector_from_label_selector
 
 EVICTION_REFUSED = "Cannot evict pod as it would violate the pod's disruption budget."
@@ -45,7 +46,7 @@ def _selects(pdb: Obj, labels: Any) -> bool:
 
 
 def _too_many(pdb: Obj, message: str) -> statuserror.ApiError:
-    cause = {"reason": "DisruptionBudget", "message": message}
+    cause: StatusCause = {"reason": "DisruptionBudget", "message": message}
     return statuserror.ApiError(429, "TooManyRequests", EVICTION_REFUSED,
                                 {"causes": [cause], "retryAfterSeconds": 0})
 
@@ -59,12 +60,12 @@ def _delete_options(body: Any) -> DeleteOptions:
                          resource_version=pre.get("resourceVersion"), dry_run=bool(raw.get("dryRun")))
 
 
-def _success() -> Obj:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+def _success() -> Status:
+    return apistatus.success(code=201)
 
 
 async def evict(rest: Rest, pods: ResourceType, budgets: ResourceType | None, namespace: str, name: str,
-                body: Any) -> Obj:
+                body: Any) -> Status:
     """Evict pod `namespace/name`; returns the Success Status or raises an `ApiError`."""
     if isinstance(body, dict) and body.get("kind") not in (None, "", "Eviction"):
         raise statuserror.bad_request(f"the kind in the data ({body.get('kind')}) does not match the "

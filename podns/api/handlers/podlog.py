@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 
 from podns.api.statuserror import ApiError, bad_request
+from podns.objects import apistatus
 
 Obj = dict[str, Any]
 
@@ -134,7 +135,9 @@ async def proxy_pod_log(request: web.Request, pod: Obj, node: dict[str, Any] | N
 def error_from(code: int, payload: bytes) -> ApiError:
     try:
         st = orjson.loads(payload)
-        return ApiError(int(st.get("code", code)), str(st.get("reason", "InternalError")),
-                        str(st.get("message", "")))
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return ApiError(code, "InternalError", payload.decode("utf-8", "replace")[:1000])
+        if apistatus.is_status(st):
+            return ApiError(int(st.get("code", code)), str(st.get("reason", "InternalError")),
+                            str(st.get("message", "")))
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        pass
+    return ApiError(code, "InternalError", payload.decode("utf-8", "replace")[:1000])

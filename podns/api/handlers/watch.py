@@ -39,6 +39,7 @@ from aiohttp import web
 from podns.api import statuserror
 from podns.api.encoding import codec
 from podns.api.resources.base import ResourceType
+from podns.objects.apistatus import Status
 from podns.store import errors as store_errors
 from podns.store.interface import WatchEvent
 
@@ -74,7 +75,7 @@ class EventEncoder:
         return data
 
 
-def _line(event_type: str, obj: Obj) -> bytes:
+def _line(event_type: str, obj: Obj | Status) -> bytes:
     return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
 
 
@@ -85,7 +86,7 @@ OpenWatch = Callable[[str, int], Awaitable[AsyncIterator[WatchEvent]]]
 STREAM = web.RequestKey("podns.watch.stream", web.StreamResponse)
 
 
-async def end_with_error(resp: web.StreamResponse, error: Obj) -> None:
+async def end_with_error(resp: web.StreamResponse, error: Status) -> None:
     """End a started watch stream with an ERROR event carrying `error` (a Status) and the end
     of the chunked body; a client already gone is ignored."""
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError, RuntimeError):
@@ -131,7 +132,7 @@ async def serve_watch(request: web.Request, watch: WatchRequest, *, open_watch: 
     # 0 or absent: the server's own bound; negative: a timer that has already fired, as
     # kube-apiserver's (the watch ends at once)
     deadline = max(0.0, min(watch.timeout, MAX_WATCH_SECONDS)) if watch.timeout else MAX_WATCH_SECONDS
-    failure: Obj | None = None
+    failure: Status | None = None
     with contextlib.suppress(TimeoutError, ConnectionResetError, asyncio.CancelledError):
         try:
             async with asyncio.timeout(deadline):
@@ -206,7 +207,7 @@ async def _stream_events(watch: WatchRequest, open_watch: OpenWatch, send: _Send
             await events.aclose()  # type: ignore[attr-defined]
 
 
-def _store_failure(exc: store_errors.StoreError, from_rv: int) -> Obj:
+def _store_failure(exc: store_errors.StoreError, from_rv: int) -> Status:
     """The Status ending a watch the store failed: 410 Expired for a version older than its
     history (the client relists), else 503 (the store lost its backend, e.g. etcd without
     quorum: the client retries, as after kube-apiserver ends a failed etcd watch)."""

@@ -31,6 +31,7 @@ from podns.api.handlers.watchmux import WatchMux
 from podns.api.resources.registry import Registry
 from podns.api.server import authentication
 from podns.api.server.audit import AuditLog
+from podns.objects import apistatus
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     resp = await _errors_as_status(request, handler)
     stream: web.StreamResponse | None = request.get(watch.STREAM)
     if stream is not None and resp is not stream and isinstance(resp, web.Response):
-        await watch.end_with_error(stream, orjson.loads(resp.body))  # type: ignore[arg-type]
+        body = orjson.loads(resp.body) if isinstance(resp.body, bytes) else None
+        await watch.end_with_error(stream, body if apistatus.is_status(body) else
+                                   statuserror.internal(f"HTTP {resp.status}").status())
         return stream
     return resp
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from podns.node.streaming import session
 from podns.objects import remotecommand as rc
+from podns.objects.apistatus import Status
 
 #: seconds the output may keep coming after the container's process exited
 DRAIN_AFTER_EXIT = 2.0
@@ -31,7 +32,7 @@ class NotAttachable(Exception):
     """The container's runtime offers no stdio to attach to."""
 
 
-async def attach(instance: Any, opts: session.Options, ch: session.Channels) -> dict[str, Any]:
+async def attach(instance: Any, opts: session.Options, ch: session.Channels) -> Status:
     """Run one attach session on `instance` (a process runtime `Process`); see the module doc."""
     sink = getattr(instance, "sink", None)
     if sink is None:

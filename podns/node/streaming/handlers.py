@@ -27,6 +27,7 @@ from podns.node.streaming import attach as attaching
 from podns.node.streaming import session, spdy, websocket
 from podns.node.streaming.portforward import Dialer, dialer
 from podns.node.streaming.transports import WebSocketBytes, upgrade_raw
+from podns.objects import apistatus
 from podns.objects import remotecommand as rc
 
 Obj = dict[str, Any]
@@ -57,8 +58,8 @@ FindPod = Callable[[str, str], PodNetwork | None]
 
 
 def status(code: int, reason: str, message: str) -> web.Response:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+    """A failure answered as the API server answers it: a Status body with the HTTP `code`."""
+    body = apistatus.failure(code, reason, message)
     return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
 
 
@@ -94,7 +95,8 @@ def _not_negotiated(offered: str, supported: tuple[str, ...]) -> web.Response:
 
 
 async def _streams(request: web.Request, opts: session.Options,
-                   run: Callable[[session.Options, session.Channels], Awaitable[Obj]]) -> web.StreamResponse:
+                   run: Callable[[session.Options, session.Channels], Awaitable[apistatus.Status]],
+                   ) -> web.StreamResponse:
     """Upgrade to the client's protocol and run one exec/attach session on it."""
     kind = _upgrade_kind(request)
     if kind == "websocket":

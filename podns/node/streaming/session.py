@@ -31,6 +31,7 @@ from typing import Any
 from podns.node.runtime import process as runtime
 from podns.node.runtime.base import ExecSpec, StartError, exit_code
 from podns.objects import remotecommand as rc
+from podns.objects.apistatus import Status
 
 #: bytes read from the process per chunk
 CHUNK = 32 * 1024
@@ -243,7 +244,7 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def run(spec: ExecSpec, opts: Options, ch: Channels) -> dict[str, Any]:
+async def run(spec: ExecSpec, opts: Options, ch: Channels) -> Status:
     """Run the session (see the module docstring); returns the Status for the error channel."""
     if opts.tty and ch.resize.empty():
         # kubectl sends the terminal's size right after connecting: start the command on a

@@ -29,6 +29,7 @@ from podns.node.streaming import session
 from podns.node.streaming.portforward import Dialer, forward_error, splice
 from podns.objects import remotecommand as rc
 from podns.objects import spdy
+from podns.objects.apistatus import Status
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class Session:
 # -- exec / attach ---------------------------------------------------------------------------------
 
 
-Runner = Callable[[session.Options, session.Channels], Awaitable[dict[str, Any]]]
+Runner = Callable[[session.Options, session.Channels], Awaitable[Status]]
 
 
 async def serve_exec(transport: ByteTransport, protocol: str, opts: session.Options, runner: Runner) -> None:
