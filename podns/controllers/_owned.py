@@ -19,6 +19,7 @@ from podns.kube.informer import Informer
 from podns.kube.resources import Resource
 from podns.objects import (
     Obj,
+    OwnerReference,
     SelectorError,
     controller_ref,
     join_key,
@@ -126,7 +127,7 @@ def watch_owned(controller: workerloop.Controller, kind: str, owners: Informer,
     return on_owned
 
 
-async def claim(client: Client, resource: Resource, owner: Obj, owner_ref: Obj,
+async def claim(client: Client, resource: Resource, owner: Obj, owner_ref: OwnerReference,
                 owned: list[Obj], candidates: list[Obj], selector: Mapping[str, Any]) -> list[Obj]:
     """Kubernetes' `ControllerRefManager.Claim*`: the objects `owner` controls after adopting the
     orphans among `candidates` that match `selector` and releasing the `owned` ones that no
@@ -135,7 +136,7 @@ async def claim(client: Client, resource: Resource, owner: Obj, owner_ref: Obj,
     deleted adopts nothing."""
     uid = str(meta_of(owner).get("uid", ""))
     keep = {object_key(o): o for o in owned}
-    changes: list[tuple[Obj, list[Obj]]] = []
+    changes: list[tuple[Obj, list[OwnerReference]]] = []
     if not meta_of(owner).get("deletionTimestamp"):
         for obj in candidates:
             if (controller_ref(obj) is None and not meta_of(obj).get("deletionTimestamp")
@@ -160,7 +161,7 @@ async def claim(client: Client, resource: Resource, owner: Obj, owner_ref: Obj,
 
 
 async def claim_owned(client: Client, resource: Resource, owned: Informer, owner: Obj,
-                      owner_ref: Obj, selector: Mapping[str, Any]) -> list[Obj]:
+                      owner_ref: OwnerReference, selector: Mapping[str, Any]) -> list[Obj]:
     """The cached `owned` objects (indexed by `watch_owned`) that `owner` controls, after `claim`
     adopted matching orphans of its namespace and released those that stopped matching; without
     an API call when there is nothing to adopt or release."""

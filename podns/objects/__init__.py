@@ -3,12 +3,15 @@
 Keys, accessors, owner references and conditions (`meta`), timestamps (`times`), pod
 readiness (`pods`), well-known labels and annotations (`wellknown`), name validation with
 Kubernetes' messages (`names`), label and field selectors (`selectors`), resource quantities
-(`quantity`), volume paths (`paths`), the `meta/v1 Status` (`apistatus`), JSON merge patch
-(`mergepatch`) and JSON patch (`jsonpatch`). See README.md for the module table.
+(`quantity`), volume paths (`paths`), the `meta/v1 Status` (`apistatus`), EndpointSlice
+endpoints (`endpointslices`), JSON merge patch (`mergepatch`) and JSON patch (`jsonpatch`).
+See README.md for the module table.
 """
 
 from podns.objects.meta import (
+    Condition,
     Obj,
+    OwnerReference,
     controller_ref,
     get_condition,
     is_condition_true,
@@ -50,8 +53,10 @@ from podns.objects.selectors import (
 from podns.objects.times import now_rfc3339, now_rfc3339_micro, now_rfc3339_nano, parse_time
 
 __all__ = [
+    "Condition",
     "FieldSelector",
     "Obj",
+    "OwnerReference",
     "Selector",
     "SelectorError",
     "controller_ref",

@@ -5,6 +5,10 @@ One spelling of the `"namespace/name"` key for the whole project (`object_key` /
 controller-reference rules, and condition lists as Kubernetes' `meta.SetStatusCondition`
 maintains them.
 
+`OwnerReference` and `Condition` type the two shapes controllers write and every component reads
+(`metav1.OwnerReference`, `metav1.Condition` and its Pod/Node variants); objects themselves stay
+plain dicts as the API serves them (`Obj`).
+
 Pure: dicts in, values out, no I/O. Objects handed in are never mutated (they usually come from
 an informer cache shared by every component of the process; Kubernetes
 `stateful_pod_control.go`: "make a copy so we don't mutate the shared cache"), except by
@@ -14,11 +18,37 @@ an informer cache shared by every component of the process; Kubernetes
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from podns.objects.times import now_rfc3339
 
 Obj = dict[str, Any]
+
+
+class OwnerReference(TypedDict, total=False):
+    """An entry of `metadata.ownerReferences` (`metav1.OwnerReference`); `owner_reference`
+    writes every field, one read from an object may lack the optional ones."""
+
+    apiVersion: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool
+    blockOwnerDeletion: bool
+
+
+class Condition(TypedDict, total=False):
+    """An entry of `status.conditions` (`metav1.Condition`, and the Pod/Node variants that add
+    `lastProbeTime` / `lastHeartbeatTime`); `status` is `"True"`, `"False"` or `"Unknown"`."""
+
+    type: str
+    status: str
+    reason: str
+    message: str
+    lastTransitionTime: str
+    lastProbeTime: str | None
+    lastHeartbeatTime: str
+    observedGeneration: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,7 +106,7 @@ def is_terminating(obj: Mapping[str, Any]) -> bool:
 # owner references
 
 
-def owner_reference(owner: Mapping[str, Any], *, controller: bool = True) -> Obj:
+def owner_reference(owner: Mapping[str, Any], *, controller: bool = True) -> OwnerReference:
     """An owner reference to `owner` with `blockOwnerDeletion`, as controllers put on the objects
     they create (a StatefulSet on its pods, a Service on its EndpointSlices). `apiVersion`
     defaults to `v1` for list items that come without one."""
@@ -91,11 +121,12 @@ def owner_reference(owner: Mapping[str, Any], *, controller: bool = True) -> Obj
     }
 
 
-def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def controller_ref(obj: Mapping[str, Any]) -> OwnerReference | None:
     """The owner reference with `controller: true`, or None (Kubernetes `metav1.GetControllerOf`)."""
-    for ref in meta_of(obj).get("ownerReferences") or []:
+    refs: list[OwnerReference] = meta_of(obj).get("ownerReferences") or []
+    for ref in refs:
         if ref.get("controller"):
-            return ref  # type: ignore[no-any-return]
+            return ref
     return None
 
 
@@ -106,7 +137,7 @@ def is_controlled_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     return ref is not None and bool(owner_uid) and ref.get("uid") == owner_uid
 
 
-def set_owner_reference(obj: Obj, ref: Mapping[str, Any]) -> None:
+def set_owner_reference(obj: Obj, ref: OwnerReference) -> None:
     """Add or replace (by uid) an owner reference on `obj`, in place."""
     md = obj.setdefault("metadata", {})
     refs = [r for r in md.get("ownerReferences") or [] if r.get("uid") != ref.get("uid")]
@@ -122,14 +153,15 @@ def set_owner_reference(obj: Obj, ref: Mapping[str, Any]) -> None:
 _TIME_FIELDS = ("lastTransitionTime", "lastHeartbeatTime", "lastProbeTime")
 
 
-def get_condition(obj_or_status: Mapping[str, Any], cond_type: str) -> Mapping[str, Any] | None:
+def get_condition(obj_or_status: Mapping[str, Any], cond_type: str) -> Condition | None:
     """The condition of `cond_type` from an object (its `status.conditions`) or a status."""
     status = obj_or_status.get("status", obj_or_status)
     if not isinstance(status, Mapping):
         return None
-    for cond in status.get("conditions") or []:
+    conditions: list[Condition] = status.get("conditions") or []
+    for cond in conditions:
         if cond.get("type") == cond_type:
-            return cond  # type: ignore[no-any-return]
+            return cond
     return None
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from podns.objects import (
     Obj,
+    OwnerReference,
     is_terminating,
     join_key,
     labels_of,
@@ -45,6 +46,7 @@ from podns.objects import (
     phase_of,
     pod_is_ready,
 )
+from podns.objects.endpointslices import EndpointPort, SliceEndpoint
 from podns.objects.wellknown import (
     HEADLESS_LABEL,
     MANAGED_BY_LABEL,
@@ -120,12 +122,12 @@ def should_publish(pod: Mapping[str, Any]) -> bool:
 
 def build_endpoint(
     service: Mapping[str, Any], pod: Mapping[str, Any], ip: str, nodes: Mapping[str, Obj]
-) -> Obj:
+) -> SliceEndpoint:
     """One endpoint for `pod` at `ip` (Kubernetes `podToEndpoint`)."""
     publish_not_ready = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
     ready = pod_is_ready(pod)
     terminating = is_terminating(pod)
-    endpoint: Obj = {
+    endpoint: SliceEndpoint = {
         "addresses": [ip],
         "conditions": {
             "ready": publish_not_ready or (ready and not terminating),
@@ -151,13 +153,14 @@ def build_endpoint(
     return endpoint
 
 
-def _slice_ports(service: Mapping[str, Any], pod: Mapping[str, Any]) -> list[Obj]:
-    ports: list[Obj] = []
+def _slice_ports(service: Mapping[str, Any], pod: Mapping[str, Any]) -> list[EndpointPort]:
+    ports: list[EndpointPort] = []
     for sp in (service.get("spec") or {}).get("ports") or []:
         number = resolve_target_port(sp, pod)
         if number is None:
             continue
-        port: Obj = {"name": sp.get("name", ""), "port": number, "protocol": sp.get("protocol", "TCP")}
+        port: EndpointPort = {"name": sp.get("name", ""), "port": number,
+                              "protocol": sp.get("protocol", "TCP")}
         if sp.get("appProtocol"):
             port["appProtocol"] = sp["appProtocol"]
         ports.append(port)
@@ -177,9 +180,9 @@ def _endpoint_key(endpoint: Mapping[str, Any]) -> str:
 
 def desired_endpoints(
     service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], nodes: Mapping[str, Obj]
-) -> dict[tuple[str, tuple[Any, ...]], tuple[list[Obj], dict[str, Obj]]]:
+) -> dict[tuple[str, tuple[Any, ...]], tuple[list[EndpointPort], dict[str, SliceEndpoint]]]:
     """Desired endpoints grouped by (address type, port mapping) -> (ports, {key: endpoint})."""
-    groups: dict[tuple[str, tuple[Any, ...]], tuple[list[Obj], dict[str, Obj]]] = {}
+    groups: dict[tuple[str, tuple[Any, ...]], tuple[list[EndpointPort], dict[str, SliceEndpoint]]] = {}
     for family in address_types(service):
         for pod in sorted(pods, key=name_of):
             ip = _pod_ip(pod, family)
@@ -224,7 +227,8 @@ def trigger_time(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) 
 # --- the plan ------------------------------------------------------------------------------
 
 
-def _new_slice(service: Mapping[str, Any], family: str, ports: list[Obj], endpoints: list[Obj],
+def _new_slice(service: Mapping[str, Any], family: str, ports: list[EndpointPort],
+               endpoints: list[SliceEndpoint],
                labels: dict[str, str], trigger: str) -> Obj:
     metadata: Obj = {
         "generateName": f"{name_of(service)[:57]}-",
@@ -244,8 +248,8 @@ def _new_slice(service: Mapping[str, Any], family: str, ports: list[Obj], endpoi
     }
 
 
-def _updated_slice(existing: Mapping[str, Any], ports: list[Obj], endpoints: list[Obj],
-                   labels: dict[str, str], owner: Obj, trigger: str) -> Obj:
+def _updated_slice(existing: Mapping[str, Any], ports: list[EndpointPort], endpoints: list[SliceEndpoint],
+                   labels: dict[str, str], owner: OwnerReference, trigger: str) -> Obj:
     new = copy.deepcopy(dict(existing))
     new["metadata"]["labels"] = dict(labels)
     new["metadata"]["ownerReferences"] = [owner]
@@ -258,7 +262,7 @@ def _updated_slice(existing: Mapping[str, Any], ports: list[Obj], endpoints: lis
     return new
 
 
-def _meta_current(existing: Mapping[str, Any], labels: dict[str, str], owner: Obj) -> bool:
+def _meta_current(existing: Mapping[str, Any], labels: dict[str, str], owner: OwnerReference) -> bool:
     refs = meta_of(existing).get("ownerReferences") or []
     owner_ok = len(refs) == 1 and all(refs[0].get(k) == owner[k] for k in ("kind", "name", "uid"))
     return labels_of(existing) == labels and owner_ok
@@ -318,7 +322,7 @@ def reconcile(
     return plan
 
 
-def _reuse_placeholder(plan: Plan, labels: dict[str, str], owner: Obj, trigger: str) -> None:
+def _reuse_placeholder(plan: Plan, labels: dict[str, str], owner: OwnerReference, trigger: str) -> None:
     """Turn "delete the placeholder + create a slice" into one update of the placeholder (as
     Kubernetes does), when their address types match (addressType is immutable)."""
     for i, old in enumerate(plan.delete):
@@ -333,18 +337,18 @@ def _reuse_placeholder(plan: Plan, labels: dict[str, str], owner: Obj, trigger: 
                 return
 
 
-def _reconcile_group(service: Mapping[str, Any], family: str, ports: list[Obj],
-                     wanted: dict[str, Obj], slices: list[Mapping[str, Any]], *,
-                     labels: dict[str, str], owner: Obj, trigger: str, limit: int,
+def _reconcile_group(service: Mapping[str, Any], family: str, ports: list[EndpointPort],
+                     wanted: dict[str, SliceEndpoint], slices: list[Mapping[str, Any]], *,
+                     labels: dict[str, str], owner: OwnerReference, trigger: str, limit: int,
                      plan: Plan) -> None:
     """Reconcile one (address type, port mapping): keep endpoints where they are, drop stale ones,
     fill free room in slices already being written, then in the fullest untouched slice, and
     only then create new slices."""
     remaining = dict(wanted)
-    updating: list[tuple[Mapping[str, Any], list[Obj]]] = []
-    untouched: list[tuple[Mapping[str, Any], list[Obj]]] = []
+    updating: list[tuple[Mapping[str, Any], list[SliceEndpoint]]] = []
+    untouched: list[tuple[Mapping[str, Any], list[SliceEndpoint]]] = []
     for sl in slices:
-        new_eps: list[Obj] = []
+        new_eps: list[SliceEndpoint] = []
         changed = not _meta_current(sl, labels, owner)
         for ep in sl.get("endpoints") or []:
             want = remaining.pop(_endpoint_key(ep), None)

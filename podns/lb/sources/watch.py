@@ -20,6 +20,13 @@ from podns.kube.informer import Informer
 from podns.lb.endpoint import Endpoint
 from podns.lb.errors import ResolutionError
 from podns.lb.sources.base import Target, Update
+from podns.objects.endpointslices import (
+    EndpointPort,
+    SliceEndpoint,
+    endpoint_ready,
+    endpoint_serving,
+    endpoint_terminating,
+)
 from podns.objects.wellknown import SERVICE_NAME_LABEL
 
 
@@ -28,25 +35,20 @@ def endpoints_from_slices(slices: list[dict[str, Any]], port: int | str | None) 
     slices' only port). Endpoints seen in several slices are reported once."""
     out: dict[str, Endpoint] = {}
     for sl in slices:
-        ports = sl.get("ports") or []
+        ports: list[EndpointPort] = sl.get("ports") or []
         number = _select_port(ports, port)
         if number is None:
             continue
-        for ep in sl.get("endpoints") or []:
-            cond = ep.get("conditions") or {}
-            ready = cond.get("ready")
-            ready = True if ready is None else bool(ready)
-            terminating = bool(cond.get("terminating", False))
-            serving = cond.get("serving")
-            serving = ready if serving is None else bool(serving)
+        endpoints: list[SliceEndpoint] = sl.get("endpoints") or []
+        for ep in endpoints:
             for addr in ep.get("addresses") or []:
                 e = Endpoint(
                     address=addr,
                     port=number,
                     hostname=ep.get("hostname"),
-                    ready=ready,
-                    serving=serving,
-                    terminating=terminating,
+                    ready=endpoint_ready(ep),
+                    serving=endpoint_serving(ep),
+                    terminating=endpoint_terminating(ep),
                     node_name=ep.get("nodeName"),
                     zone=ep.get("zone"),
                 )
@@ -54,7 +56,7 @@ def endpoints_from_slices(slices: list[dict[str, Any]], port: int | str | None) 
     return sorted(out.values(), key=lambda e: (e.hostname or "", e.key))
 
 
-def _select_port(ports: list[dict[str, Any]], port: int | str | None) -> int | None:
+def _select_port(ports: list[EndpointPort], port: int | str | None) -> int | None:
     if port is None:
         return int(ports[0].get("port") or 0) if len(ports) == 1 else (0 if not ports else None)
     if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
