@@ -89,11 +89,12 @@ class Controller:
 
 async def apply_all(writes: list[Any]) -> None:
     """Await every write coroutine, collecting failures into one ExceptionGroup (Kubernetes
-    `NewAggregate`) so one failed write does not hide or stop the others."""
+    `NewAggregate`) so one failed write does not hide or stop the others. Cancellation (and any
+    other BaseException that is not an Exception) is not a failed write: it is raised as is."""
     results = await asyncio.gather(*writes, return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    for r in failed:
-        if isinstance(r, asyncio.CancelledError):
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, Exception):
             raise r
+    failed = [r for r in results if isinstance(r, Exception)]
     if failed:
-        raise ExceptionGroup(f"{len(failed)} of {len(results)} writes failed", failed)  # type: ignore[type-var]
+        raise ExceptionGroup(f"{len(failed)} of {len(results)} writes failed", failed)

@@ -137,6 +137,14 @@ class FakeClient:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _react(self, action: Action) -> Obj | None:
+        """`_record` for the typed verbs, whose reactors answer with the object (or list) itself:
+        anything but a dict is a mistake in the test, said at once."""
+        reacted = self._record(action)
+        if reacted is not None and not isinstance(reacted, dict):
+            raise errors.KubeError(f"a {action.verb} reactor must return an object, got {reacted!r}")
+        return reacted
+
     def _record(self, action: Action) -> Any:
         self.actions.append(action)
         for verb, resource, fn in self._reactors:
@@ -213,9 +221,9 @@ class FakeClient:
     # -- the Client API ----------------------------------------------------------------------
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Obj:
-        reacted = self._record(Action("get", resource.plural, namespace, name))
+        reacted = self._react(Action("get", resource.plural, namespace, name))
         if reacted is not None:
-            return reacted  # type: ignore[no-any-return]
+            return reacted
         obj = self._objects.get(self._key(resource, namespace, name))
         if obj is None:
             raise self._not_found(resource, name)
@@ -232,11 +240,11 @@ class FakeClient:
         continue_: str | None = None,
         resource_version: str | None = None,
     ) -> Obj:
-        reacted = self._record(Action("list", resource.plural, namespace, None,
+        reacted = self._react(Action("list", resource.plural, namespace, None,
                                       {"labelSelector": label_selector,
                                        "fieldSelector": field_selector}))
         if reacted is not None:
-            return reacted  # type: ignore[no-any-return]
+            return reacted
         items = [o for o in self.objects(resource, namespace)
                  if _matches(o, label_selector, field_selector)]
         start = int(continue_ or 0)
@@ -259,9 +267,9 @@ class FakeClient:
         ns = (namespace or (body.get("metadata") or {}).get("namespace") or self.namespace) \
             if resource.namespaced else None
         name = (body.get("metadata") or {}).get("name")
-        reacted = self._record(Action("create", resource.plural, ns, name, copy.deepcopy(obj)))
+        reacted = self._react(Action("create", resource.plural, ns, name, copy.deepcopy(obj)))
         if reacted is not None:
-            return reacted  # type: ignore[no-any-return]
+            return reacted
         if dry_run:
             return body
         return self._create(resource, body, ns)
@@ -273,10 +281,10 @@ class FakeClient:
         ns = (namespace or meta.get("namespace") or self.namespace) if resource.namespaced \
             else None
         name = meta.get("name") or ""
-        reacted = self._record(Action("update", resource.plural, ns, name, copy.deepcopy(obj),
+        reacted = self._react(Action("update", resource.plural, ns, name, copy.deepcopy(obj),
                                       subresource))
         if reacted is not None:
-            return reacted  # type: ignore[no-any-return]
+            return reacted
         key = self._key(resource, ns, name)
         cur = self._objects.get(key)
         if cur is None:
@@ -307,10 +315,10 @@ class FakeClient:
                     force: bool = False) -> Obj:
         ns = namespace if resource.namespaced else None
         resource.path(ns, name)
-        reacted = self._record(Action("patch", resource.plural, ns, name, copy.deepcopy(body),
+        reacted = self._react(Action("patch", resource.plural, ns, name, copy.deepcopy(body),
                                       subresource, patch_type))
         if reacted is not None:
-            return reacted  # type: ignore[no-any-return]
+            return reacted
         key = self._key(resource, ns, name)
         cur = self._objects.get(key)
         if cur is None:
@@ -340,9 +348,9 @@ class FakeClient:
         options = {k: v for k, v in (("gracePeriodSeconds", grace_period_seconds),
                                      ("propagationPolicy", propagation_policy),
                                      ("preconditions", preconditions)) if v is not None}
-        reacted = self._record(Action("delete", resource.plural, ns, name, options or None))
+        reacted = self._react(Action("delete", resource.plural, ns, name, options or None))
         if reacted is not None:
-            return reacted  # type: ignore[no-any-return]
+            return reacted
         key = self._key(resource, ns, name)
         cur = self._objects.get(key)
         if cur is None:

@@ -48,7 +48,10 @@ class _UDPServer(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # asyncio types the argument BaseTransport for every protocol; a DatagramProtocol's is
+        # always a DatagramTransport (create_datagram_endpoint), and overriding with the
+        # narrower type would break the override's signature
+        self.transport = transport  # type: ignore[assignment]  # see above
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if self.relay.inflight >= MAX_INFLIGHT or len(data) < 12:

@@ -47,8 +47,12 @@ def parse_quantity(value: str | int | float) -> Decimal:
 
 
 def is_quantity(value: object) -> bool:
+    """Whether `value` (anything decoded from JSON) is a valid quantity: a string in quantity
+    syntax or a number, not a boolean, null, list or object."""
+    if not isinstance(value, str | int | float):
+        return False
     try:
-        parse_quantity(value)  # type: ignore[arg-type]
+        parse_quantity(value)
     except ValueError:
         return False
     return True

@@ -36,7 +36,6 @@ import base64
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -61,7 +60,7 @@ from podns.store.errors import (
     StoreError,
     Unavailable,
 )
-from podns.store.interface import EventType, ListResult, Obj, WatchEvent
+from podns.store.interface import EventType, ListResult, Obj, WatchEvent, WatchStream
 from podns.store.tls import EtcdTLS
 from podns.store.watchcache import DEFAULT_QUEUE_SIZE
 
@@ -278,7 +277,7 @@ class EtcdStore:
 
     # -- watch ---------------------------------------------------------------------------------
 
-    def watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+    def watch(self, prefix: str, from_rv: int) -> WatchStream:
         w = _EtcdWatch(self, prefix, from_rv)
         self._watches.add(w)
         return w

@@ -27,7 +27,6 @@ A write that returned normally is durable: it survives SIGKILL of the process.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -43,6 +42,22 @@ class WatchEvent:
     key: str
     object: Obj
     rv: int
+
+
+class WatchStream(Protocol):
+    """What `Store.watch` returns: an async iterator of events that its reader closes
+    (`aclose`) when done, so the store drops the watcher at once. Not an async generator: a
+    cancelled pending `__anext__` (a bookmark timer) must leave the watch intact."""
+
+    def __aiter__(self) -> WatchStream: ...
+
+    async def __anext__(self) -> WatchEvent:
+        """The next event; StopAsyncIteration once the watch is closed."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop the watch; idempotent."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +109,9 @@ class Store(Protocol):
         Raises NotFound, Conflict (with `expected_rv`)."""
         ...
 
-    def watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+    def watch(self, prefix: str, from_rv: int) -> WatchStream:
         """Every change under `prefix` with revision > `from_rv`, in revision order, then live
-        changes until the iterator is closed. Raises Expired (on first iteration) when
+        changes until the iterator is closed (`aclose`). Raises Expired (on first iteration) when
         `from_rv` is older than the history the store keeps."""
         ...
 

@@ -30,13 +30,13 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import orjson
 
 from podns.store._common import decode_many, encode, prefix_range, with_rv
 from podns.store.errors import AlreadyExists, Conflict, Expired, NotFound, StoreError, Unavailable
-from podns.store.interface import ListResult, Obj, WatchEvent
+from podns.store.interface import ListResult, Obj, WatchEvent, WatchStream
 from podns.store.watchcache import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE, WatchCache
 
 #: writes between automatic trims of the `log` table
@@ -132,7 +132,8 @@ class SQLiteStore:
             row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         if row is None:
             raise NotFound(key)
-        return _loads(row[0])  # type: ignore[no-any-return]
+        obj: Obj = _loads(row[0])
+        return obj
 
     async def list(
         self,
@@ -198,7 +199,8 @@ class SQLiteStore:
             # A write that changes nothing keeps the object's revision (as Kubernetes does), so
             # no-op status updates do not wake every watcher.
             if encode(key, with_rv(obj, old_rv)) == old:
-                return _loads(old)  # type: ignore[no-any-return]
+                unchanged: Obj = _loads(old)
+                return unchanged
             rv = self._rev + 1
             out = with_rv(obj, rv)
             data = encode(key, out)
@@ -249,7 +251,7 @@ class SQLiteStore:
 
     # -- watch and history ---------------------------------------------------------------------
 
-    def watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+    def watch(self, prefix: str, from_rv: int) -> WatchStream:
         return self._cache.watch(prefix, from_rv)
 
     async def compact(self, rv: int) -> None:

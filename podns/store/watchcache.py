@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
 
 from podns.store.errors import Expired
-from podns.store.interface import WatchEvent
+from podns.store.interface import WatchEvent, WatchStream
 
 #: events kept for watches that resume from an older revision (Kubernetes' watch cache keeps
 #: about 100 events per resource but grows to minutes of history; 10,000 events is a few
@@ -129,7 +128,7 @@ class WatchCache:
                 w.wake()
         self._watchers.clear()
 
-    def watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+    def watch(self, prefix: str, from_rv: int) -> WatchStream:
         """Events under `prefix` with revision > `from_rv`, then live ones. See the module doc.
 
         The iterator registers on its first `__anext__` (raising Expired there when `from_rv`

@@ -11,7 +11,7 @@ import asyncio
 import copy
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -36,7 +36,7 @@ from podns.api.resources.base import ResourceType
 from podns.api.resources.registry import REVIEW_KINDS, Registry
 from podns.objects import apistatus
 from podns.store import errors as store_errors
-from podns.store.interface import WatchEvent
+from podns.store.interface import WatchStream
 
 Obj = dict[str, Any]
 
@@ -142,7 +142,7 @@ class ResourceHandlers:
                 f"to grant RBAC permissions not currently held: {held}"),
                 {"name": name, "group": rt.group, "kind": rt.resource})
 
-    async def open_watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+    async def open_watch(self, prefix: str, from_rv: int) -> WatchStream:
         """A store watch, shared per resource when the store needs it (see watchmux.py)."""
         if self.mux is not None:
             return await self.mux.watch(prefix, from_rv)

@@ -84,7 +84,7 @@ async def evict(rest: Rest, pods: ResourceType, budgets: ResourceType | None, na
     if len(matching) > 1:
         raise statuserror.internal("This pod has more than one PodDisruptionBudget, which the eviction "
                                    "subresource does not support.")
-    if not matching:
+    if budgets is None or not matching:  # (no budgets are served: none can match)
         await rest.delete(pods, namespace, name, opts)
         return _success()
     pdb = matching[0]
@@ -120,8 +120,7 @@ async def evict(rest: Rest, pods: ResourceType, budgets: ResourceType | None, na
         return current
 
     if not opts.dry_run:
-        await rest.update(budgets, namespace, pdb_name, consume, WriteOptions(),  # type: ignore[arg-type]
-                          subresource="status")
+        await rest.update(budgets, namespace, pdb_name, consume, WriteOptions(), subresource="status")
     else:
         consume(dict(pdb))
     await rest.delete(pods, namespace, name, opts)

@@ -18,6 +18,7 @@ import logging
 
 from podns.api import statuserror
 from podns.api.handlers.rest import DeleteOptions, Rest, WriteOptions
+from podns.api.resources.base import Obj
 from podns.api.resources.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class NamespaceCleaner:
         return remaining
 
     async def _finalize(self, name: str) -> None:
-        def drop_finalizer(ns: dict) -> dict:  # type: ignore[type-arg]
+        def drop_finalizer(ns: Obj) -> Obj:
             fins = [f for f in (ns.get("spec") or {}).get("finalizers") or [] if f != "kubernetes"]
             ns.setdefault("spec", {})["finalizers"] = fins
             return ns

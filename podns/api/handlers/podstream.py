@@ -178,7 +178,9 @@ async def _splice(request: web.Request, reader: asyncio.StreamReader, writer: as
     transport = request.transport
     assert transport is not None
     feed = _Feed(writer, transport)
-    request.protocol.set_parser(feed)  # type: ignore[arg-type]
+    # aiohttp annotates set_parser for its WebSocketReader, but the server protocol only
+    # calls feed_data(data) -> (eof, tail) and feed_eof() on the parser: _Feed has both
+    request.protocol.set_parser(feed)  # type: ignore[arg-type]  # see above
 
     async def down() -> None:
         while data := await reader.read(CHUNK):

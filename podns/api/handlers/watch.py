@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ from podns.api.encoding import codec
 from podns.api.resources.base import ResourceType
 from podns.objects.apistatus import Status
 from podns.store import errors as store_errors
-from podns.store.interface import WatchEvent
+from podns.store.interface import WatchEvent, WatchStream
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _line(event_type: str, obj: Obj | Status) -> bytes:
     return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
 
 
-OpenWatch = Callable[[str, int], Awaitable[AsyncIterator[WatchEvent]]]
+OpenWatch = Callable[[str, int], Awaitable[WatchStream]]
 
 #: request key of a watch whose response headers were sent (its StreamResponse): an error
 #: after that must end this stream, not start a second response (see `end_with_error`)
@@ -204,7 +204,7 @@ async def _stream_events(watch: WatchRequest, open_watch: OpenWatch, send: _Send
                 await send(event_type, event.object, event if event_type == event.type else None)
     finally:
         with contextlib.suppress(Exception):
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
 
 
 def _store_failure(exc: store_errors.StoreError, from_rv: int) -> Status:

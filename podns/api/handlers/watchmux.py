@@ -23,10 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from podns.store.errors import Expired, StoreError
-from podns.store.interface import Store, WatchEvent
+from podns.store.interface import Store, WatchEvent, WatchStream
 from podns.store.watchcache import WatchCache
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class WatchMux:
         self._shared: dict[str, _Shared] = {}
         self._starting: dict[str, asyncio.Lock] = {}
 
-    async def watch(self, prefix: str, from_rv: int) -> AsyncIterator[WatchEvent]:
+    async def watch(self, prefix: str, from_rv: int) -> WatchStream:
         """Events under `prefix` after `from_rv` (raises the store's Expired when too old)."""
         root = prefix.split("/", 1)[0] + "/"
         shared = await self._get(root)
@@ -107,7 +106,7 @@ class WatchMux:
                     log.info("shared watch of %s paused, retrying: %s", root, exc)
                 finally:
                     with contextlib.suppress(Exception):
-                        await events.aclose()  # type: ignore[attr-defined]
+                        await events.aclose()
                 await asyncio.sleep(RETRY_SECONDS)
         except Exception:  # a bug: still close the ring, so its API watches end cleanly
             log.exception("shared watch of %s failed", root)
@@ -129,7 +128,7 @@ class _After:
     not an async generator, so a cancelled pending `__anext__` (bookmark timeouts) leaves the
     watch intact, as the ring's own iterator does."""
 
-    def __init__(self, events: AsyncIterator[WatchEvent], from_rv: int) -> None:
+    def __init__(self, events: WatchStream, from_rv: int) -> None:
         self._events = events
         self._from_rv = from_rv
 
@@ -144,4 +143,4 @@ class _After:
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
-            await self._events.aclose()  # type: ignore[attr-defined]
+            await self._events.aclose()

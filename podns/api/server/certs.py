@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from podns.api.server.authentication import write_private
@@ -53,6 +53,11 @@ class CertPaths:
         """The API server's client certificate towards node agents, in `data_dir`."""
         return cls(data_dir / "ca.crt", data_dir / "ca.key",
                    data_dir / "apiserver-kubelet-client.crt", data_dir / "apiserver-kubelet-client.key")
+
+
+#: the key types a CA key may have (podns creates EC keys; an RSA CA, as kubeadm's, works too)
+_ISSUER_KEYS = (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey,
+                ed448.Ed448PrivateKey, dsa.DSAPrivateKey)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
@@ -113,6 +118,8 @@ def _issue(paths: CertPaths, *, cn: str, orgs: tuple[str, ...] = (), host: str |
     `host` (None: no SANs) and `extra_dns` give the SANs of a serving certificate; `server`
     and `client` its extended key usages."""
     ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, _ISSUER_KEYS):  # e.g. an X25519 or DH key cannot sign
+        raise ValueError(f"{paths.ca_key}: the cluster CA key cannot sign certificates")
     ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
@@ -134,7 +141,7 @@ def _issue(paths: CertPaths, *, cn: str, orgs: tuple[str, ...] = (), host: str |
         alt: list[x509.GeneralName] = [x509.DNSName(d) for d in sorted({*dns, *extra_dns})]
         alt += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    cert = builder.sign(ca_key, hashes.SHA256())
     write_private(paths.key, _key_pem(key))
     write_private(paths.cert, cert.public_bytes(serialization.Encoding.PEM).decode())
 

@@ -63,12 +63,12 @@ def _created(rs: Mapping[str, Any]) -> float:
     return parse_time(meta_of(rs).get("creationTimestamp")) or 0.0
 
 
-def _rs_sort_size_newer(sets: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _rs_sort_size_newer(sets: Sequence[du.RS]) -> list[du.RS]:
     """Larger first; equal sizes newer first (`ReplicaSetsBySizeNewer`)."""
     return sorted(sets, key=lambda rs: (-du.replicas(rs), -_created(rs), name_of(rs)))
 
 
-def _rs_sort_size_older(sets: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _rs_sort_size_older(sets: Sequence[du.RS]) -> list[du.RS]:
     """Larger first; equal sizes older first (`ReplicaSetsBySizeOlder`)."""
     return sorted(sets, key=lambda rs: (-du.replicas(rs), _created(rs), name_of(rs)))
 
@@ -196,7 +196,7 @@ class _Planner:
         return cleaned + scaled > 0
 
     def _active_olds(self, new: Mapping[str, Any] | None) -> list[Obj]:
-        return [rs for rs in du.by_creation(self.sets.values())  # type: ignore[misc]
+        return [rs for rs in du.by_creation(self.sets.values())
                 if (new is None or name_of(rs) != name_of(new)) and du.replicas(rs) > 0]
 
     def _cleanup_unhealthy(self, new: Obj, max_cleanup: int) -> int:
@@ -304,7 +304,7 @@ class _Planner:
         candidates = du.active([*newest_first, new])
         if not candidates:
             return new if new is not None else newest_first[0]
-        return candidates[0] if len(candidates) == 1 else None  # type: ignore[return-value]
+        return candidates[0] if len(candidates) == 1 else None
 
     def cleanup(self) -> None:
         """`cleanupDeployment`: delete the oldest ReplicaSets without pods beyond

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from podns.controllers._hash import template_hash
 from podns.objects import Obj, meta_of, name_of, namespace_of, owner_reference, parse_time
@@ -99,11 +99,16 @@ def max_revision(sets: Iterable[Mapping[str, Any]]) -> int:
     return max((revision_of(rs) for rs in sets), default=0)
 
 
+#: a ReplicaSet as the caller holds it (a cached Mapping or its private Obj copy): the sorting and
+#: filtering helpers hand back the same type they were given
+RS = TypeVar("RS", bound=Mapping[str, Any])
+
+
 def _created(obj: Mapping[str, Any]) -> tuple[float, str]:
     return (parse_time(meta_of(obj).get("creationTimestamp")) or 0.0, name_of(obj))
 
 
-def by_creation(sets: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def by_creation(sets: Iterable[RS]) -> list[RS]:
     """Oldest first, then by name (`ReplicaSetsByCreationTimestamp`)."""
     return sorted(sets, key=_created)
 
@@ -224,7 +229,7 @@ def max_annotation(rs: Mapping[str, Any]) -> int | None:
         return None
 
 
-def active(sets: Iterable[Mapping[str, Any] | None]) -> list[Mapping[str, Any]]:
+def active(sets: Iterable[RS | None]) -> list[RS]:
     """ReplicaSets with pods wanted (`FilterActiveReplicaSets`)."""
     return [rs for rs in sets if rs is not None and replicas(rs) > 0]
 

@@ -65,7 +65,9 @@ async def upgrade_raw(request: web.Request, headers: dict[str, str]) -> RawConne
     resp = web.StreamResponse(status=101, headers=headers)
     await resp.prepare(request)
     conn = RawConnection(request, resp)
-    request.protocol.set_parser(_Feed(conn.queue))  # type: ignore[arg-type]
+    # aiohttp annotates set_parser for its WebSocketReader, but the server protocol only
+    # calls feed_data(data) -> (eof, tail) and feed_eof() on the parser: _Feed has both
+    request.protocol.set_parser(_Feed(conn.queue))  # type: ignore[arg-type]  # see above
     return conn
 
 

@@ -42,4 +42,5 @@ def supported_kinds() -> list[tuple[str, str]]:
     """The (apiVersion, kind) pairs this package can decode."""
     from podns.api.encoding.protobuf import schema
 
-    return [tuple(k.split(" ", 1)) for k in schema.load().kinds]  # type: ignore[misc]
+    pairs = [k.split(" ", 1) for k in schema.load().kinds]
+    return [(api_version, kind) for api_version, kind in pairs]
