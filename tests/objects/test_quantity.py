@@ -36,7 +36,8 @@ def test_scaling_is_monotonic(n: int, suffix: str) -> None:
     assert parse_quantity(f"{n + 1}{suffix}") > parse_quantity(f"{n}{suffix}")
 
 
-@pytest.mark.parametrize("value", [None, True, [], {}, ["1"]], ids=["null", "bool", "list", "object", "list-of-str"])
+@pytest.mark.parametrize("value", [None, True, [], {}, ["1"]],
+                         ids=["null", "bool", "list", "object", "list-of-str"])
 def test_is_quantity_of_json_that_is_no_quantity(value: object) -> None:
     """Given a decoded JSON value that is neither a string nor a number, then it is no quantity
     (not an AttributeError)."""
