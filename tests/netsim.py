@@ -273,6 +273,13 @@ def _wait_log(proc: subprocess.Popen[bytes], log: Path, marker: bytes, what: str
                       f"{log.read_bytes().decode(errors='replace')[-8000:]}")
 
 
+def machine_env(machine: Machine, workdir: Path) -> dict[str, str]:
+    """The environment of a podns process on `machine`: its own lock dir (a machine's /run/podns,
+    where pod CIDR claims and namespace records live), so agents on different simulated machines
+    never see each other's claims, nor those of podns processes on the real machine."""
+    return dict(os.environ, PYTHONUNBUFFERED="1", PODNS_LOCK_DIR=str(workdir / f"{machine.name}-run"))
+
+
 def podns_up(machine: Machine, workdir: Path, *extra: str) -> ControlPlane:
     """Start `podns up --pod-network netns` on `machine` (node named after the machine, process
     runtime, no DNS forwarding off the lab) and wait until it is ready."""
@@ -283,7 +290,7 @@ def podns_up(machine: Machine, workdir: Path, *extra: str) -> ControlPlane:
                          "--dns-addr", f"{machine.addr}:{DNS_PORT}", "--dns-upstream", "none",
                          "--pod-network", "netns", "--container-runtime", "process",
                          "--node-name", machine.name, "--node-ip", machine.addr, *extra,
-                         log=log, env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=workdir)
+                         log=log, env=machine_env(machine, workdir), cwd=workdir)
     _wait_log(proc, log, b"podns up: ready", f"podns up on {machine.name}")
     return ControlPlane(machine, proc, data, log)
 
@@ -295,6 +302,6 @@ def podns_node(machine: Machine, cp: ControlPlane, workdir: Path, *extra: str) -
                          "--name", machine.name, "--data-dir", str(workdir / f"{machine.name}-node"),
                          "--pod-network", "netns", "--container-runtime", "process",
                          "--node-ip", machine.addr, "--cluster-dns", cp.dns, *extra,
-                         log=log, env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=workdir)
+                         log=log, env=machine_env(machine, workdir), cwd=workdir)
     _wait_log(proc, log, f"podns node: {machine.name} running".encode(), f"podns node on {machine.name}")
     return proc

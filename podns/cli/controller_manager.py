@@ -18,7 +18,8 @@ from typing import Any
 
 from podns.cli.signals import wait_for_signal
 from podns.controllers.endpointslice.reconciler import DEFAULT_MAX_ENDPOINTS_PER_SLICE
-from podns.controllers.manager import ALL_CONTROLLERS, ControllerManager, Options
+from podns.controllers.manager import ALL_CONTROLLERS, ControllerManager, Options, validate
+from podns.controllers.nodeipam import DEFAULT_CLUSTER_CIDR, DEFAULT_MASK_V4, DEFAULT_MASK_V6
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD
 from podns.kube.client import Client
 
@@ -62,6 +63,16 @@ def _add_tuning(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-endpoints-per-slice", type=endpoints_limit,
                         default=DEFAULT_MAX_ENDPOINTS_PER_SLICE, metavar="N",
                         help="endpoints per EndpointSlice, 1-1000 (default 100)")
+    parser.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR, metavar="CIDR[,CIDR]",
+                        help="node IPAM: the range Nodes' pod CIDRs are cut from, one or two "
+                             f"(IPv4, IPv6) comma-separated (default {DEFAULT_CLUSTER_CIDR}); a Node "
+                             "without spec.podCIDR gets the first free block")
+    parser.add_argument("--node-cidr-mask-size", type=int, default=DEFAULT_MASK_V4, metavar="N",
+                        help=f"node IPAM: prefix length of each Node's IPv4 block "
+                             f"(default {DEFAULT_MASK_V4})")
+    parser.add_argument("--node-cidr-mask-size-ipv6", type=int, default=DEFAULT_MASK_V6, metavar="N",
+                        help=f"node IPAM: prefix length of each Node's IPv6 block "
+                             f"(default {DEFAULT_MASK_V6})")
 
 
 def add_parser(subparsers: Any, name: str) -> None:
@@ -88,6 +99,9 @@ def options_from(args: argparse.Namespace, *, leader_elect: bool) -> Options:
         controllers=getattr(args, "controllers", None) or list(ALL_CONTROLLERS),
         node_grace_period=args.node_grace_period,
         max_endpoints_per_slice=args.max_endpoints_per_slice,
+        cluster_cidr=getattr(args, "cluster_cidr", DEFAULT_CLUSTER_CIDR),
+        node_cidr_mask_size=getattr(args, "node_cidr_mask_size", DEFAULT_MASK_V4),
+        node_cidr_mask_size_ipv6=getattr(args, "node_cidr_mask_size_ipv6", DEFAULT_MASK_V6),
         leader_elect=leader_elect,
         lease_duration=getattr(args, "leader_elect_lease_duration", 15.0),
         renew_deadline=getattr(args, "leader_elect_renew_deadline", 10.0),
@@ -138,10 +152,16 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
 async def start_controllers(ctx: Any) -> AbstractAsyncContextManager[ControllerManager]:
     """Run the controllers inside `podns up` (no leader election) while the context is entered."""
 
+    options = options_from(ctx.args, leader_elect=False)
+    try:
+        validate(options)
+    except ValueError as exc:
+        raise SystemExit(f"podns up: {exc}") from None
+
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[ControllerManager]:
         client = Client.from_kubeconfig(str(ctx.kubeconfig))
-        manager = ControllerManager(client, options_from(ctx.args, leader_elect=False))
+        manager = ControllerManager(client, options)
         task = asyncio.create_task(manager.run(), name="controller-manager")
         try:
             yield manager

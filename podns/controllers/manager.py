@@ -9,9 +9,10 @@ new leader lists the current state and converges (level-triggered), whatever the
 left half-done.
 
 Controllers: `endpointslice`, `endpoints`, `statefulset`, `deployment`, `replicaset`,
-`daemonset`, `job`, `cronjob`, `disruption`, `scheduler`, `nodelifecycle`, `garbagecollector`,
-`volumebinder` (names as `--controllers` takes them; all by default). They share one set of
-informers; each records events under its Kubernetes component name (`statefulset-controller`,
+`daemonset`, `job`, `cronjob`, `disruption`, `scheduler`, `nodelifecycle`, `nodeipam` (pod
+CIDRs of Nodes from `--cluster-cidr`), `garbagecollector`, `volumebinder` (names as
+`--controllers` takes them; all by default). They share one set of informers; each records
+events under its Kubernetes component name (`statefulset-controller`,
 `deployment-controller`, `replicaset-controller`, `daemonset-controller`, `job-controller`,
 `cronjob-controller`, `endpoint-slice-controller`, `default-scheduler`, `node-controller`).
 """
@@ -37,6 +38,14 @@ from podns.controllers.endpointslice.controller import EndpointSliceController
 from podns.controllers.endpointslice.reconciler import DEFAULT_MAX_ENDPOINTS_PER_SLICE
 from podns.controllers.gc import GarbageCollector
 from podns.controllers.job.controller import JobController
+from podns.controllers.nodeipam import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_MASK_V4,
+    DEFAULT_MASK_V6,
+    NodeIPAMController,
+    check_mask,
+    parse_cluster_cidrs,
+)
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD, NodeLifecycleController
 from podns.controllers.replicaset.controller import ReplicaSetController
 from podns.controllers.scheduler import Scheduler
@@ -52,8 +61,8 @@ from podns.kube.resources import NAMESPACES
 log = logging.getLogger(__name__)
 
 ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "deployment", "replicaset", "daemonset",
-                   "job", "cronjob", "disruption", "scheduler", "nodelifecycle", "garbagecollector",
-                   "volumebinder")
+                   "job", "cronjob", "disruption", "scheduler", "nodelifecycle", "nodeipam",
+                   "garbagecollector", "volumebinder")
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
 #: how long to wait for the first list of every informer before starting workers anyway
@@ -68,6 +77,10 @@ class Options:
     controllers: Sequence[str] = ALL_CONTROLLERS
     node_grace_period: float = DEFAULT_GRACE_PERIOD
     max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE
+    #: node IPAM: the range Nodes' pod CIDRs come from, and the block size per node and family
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR
+    node_cidr_mask_size: int = DEFAULT_MASK_V4
+    node_cidr_mask_size_ipv6: int = DEFAULT_MASK_V6
     leader_elect: bool = True
     #: Lease timing (seconds): client-go / kube-controller-manager defaults
     lease_duration: float = 15.0
@@ -82,10 +95,7 @@ class ControllerManager:
     def __init__(self, client: Client, options: Options | None = None) -> None:
         self.client = client
         self.options = options or Options()
-        unknown = set(self.options.controllers) - set(ALL_CONTROLLERS)
-        if unknown:
-            raise ValueError(f"unknown controllers: {', '.join(sorted(unknown))}"
-                             f" (known: {', '.join(ALL_CONTROLLERS)})")
+        validate(self.options)
         #: the controllers of the current leadership term (empty while not leading)
         self.controllers: dict[str, workerloop.Controller] = {}
         self.informers: SharedInformers | None = None
@@ -116,6 +126,9 @@ class ControllerManager:
             "scheduler": lambda: Scheduler(client, informers, recorder=recorder("default-scheduler")),
             "nodelifecycle": lambda: NodeLifecycleController(
                 client, informers, recorder=recorder("node-controller"), grace_period=opts.node_grace_period),
+            "nodeipam": lambda: NodeIPAMController(
+                client, informers, cluster_cidr=opts.cluster_cidr, mask_v4=opts.node_cidr_mask_size,
+                mask_v6=opts.node_cidr_mask_size_ipv6, recorder=recorder("node-ipam-controller")),
             "garbagecollector": lambda: GarbageCollector(client, informers),
             "volumebinder": lambda: VolumeBinder(client, informers),
         }
@@ -177,6 +190,17 @@ class ControllerManager:
             retry_period=self.options.retry_period, on_started_leading=self.run_controllers,
             on_new_leader=lambda who: log.info("controller-manager leader is now %s", who),
         )
+
+
+def validate(options: Options) -> None:
+    """ValueError naming the flag when `options` cannot run (checked before anything starts)."""
+    unknown = set(options.controllers) - set(ALL_CONTROLLERS)
+    if unknown:
+        raise ValueError(f"unknown controllers: {', '.join(sorted(unknown))}"
+                         f" (known: {', '.join(ALL_CONTROLLERS)})")
+    masks = {4: options.node_cidr_mask_size, 6: options.node_cidr_mask_size_ipv6}
+    for cidr in parse_cluster_cidrs(options.cluster_cidr):
+        check_mask(cidr, masks[cidr.version])
 
 
 def default_identity() -> str:

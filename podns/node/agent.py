@@ -49,7 +49,7 @@ from podns.node.runtime.select import UnavailableRuntime, runtime_version
 from podns.node.runtime.select import select as select_runtime
 from podns.node.server import make_app
 from podns.node.streaming.handlers import PodNetwork as PodNetworkView
-from podns.objects import join_key, name_of, namespace_of, object_key
+from podns.objects import get_condition, join_key, name_of, namespace_of, object_key
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -61,6 +61,10 @@ SHUTDOWN_GRACE = 5.0
 FORCE_GRACE = 2.0
 #: pause before a failed status write is retried
 STATUS_RETRY = 1.0
+#: netns mode: how long to wait for the control plane's pod CIDR (node IPAM) before choosing one
+#: here, and how often to look (an agent of a cluster without the controller starts anyway)
+CIDR_WAIT = 30.0
+CIDR_POLL = 0.25
 
 
 class Agent:
@@ -137,13 +141,11 @@ class Agent:
         if leftovers:
             log.warning("node %s: removed %d %s container(s) left by a previous run", self.node_name,
                         leftovers, self.runtime.name)
-        if self.pod_cidr is None:
+        if self.pod_cidr is None and self.pod_network == "netns":
+            self.pod_cidr = await self._assigned_cidr()
+        elif self.pod_cidr is None:
             nodes = (await self._retry("listing Nodes", lambda: self.client.list(NODES))).get("items") or []
-            if self.pod_network == "netns":
-                in_use = await asyncio.to_thread(netns.host_networks)
-                self.pod_cidr = netns.choose_cidr(nodes, self.node_name, self.cidr_claim.try_claim, in_use)
-            else:
-                self.pod_cidr = choose_pod_cidr(nodes, self.node_name, self.cidr_claim.try_claim)
+            self.pod_cidr = choose_pod_cidr(nodes, self.node_name, self.cidr_claim.try_claim)
         elif not self.cidr_claim.try_claim(self.pod_cidr):
             if self.pod_network == "netns":  # its bridge and namespaces would be mistaken for ours
                 raise netns.NetnsError(f"pod CIDR {self.pod_cidr} is in use by another agent on this "
@@ -191,6 +193,50 @@ class Agent:
         if self.proxy_enabled:
             self.proxy = ServiceProxy(self.client)
             await self.proxy.start()
+
+    async def _assigned_cidr(self) -> str:
+        """Namespace mode without --pod-cidr: the pod CIDR the control plane gives this Node (the
+        node IPAM controller), checked against this machine.
+
+        The Node is created without one if it does not exist, and the agent waits up to
+        `CIDR_WAIT` seconds for `spec.podCIDR`. The CIDR is kept when it is usable here (IPv4, no
+        route or address of this machine overlaps it, no other agent on this machine holds it);
+        otherwise, and when no controller answers in time, the agent picks a free 10.244.<n>.0/24
+        itself (`netns.choose_cidr`) and says why; `register()` then records it in the Node.
+        NetnsError when the controller reports that the cluster CIDR has no block left."""
+        node = await self._retry("reading the Node", self._get_or_create_node)
+        deadline = asyncio.get_running_loop().time() + CIDR_WAIT
+        while not (node.get("spec") or {}).get("podCIDR"):
+            cond = get_condition(node, "NetworkUnavailable") or {}
+            if cond.get("reason") == "CIDRNotAvailable" and cond.get("status") == "True":
+                raise netns.NetnsError(f"no pod CIDR for node {self.node_name}: {cond.get('message')}")
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("node %s: no pod CIDR assigned within %.0f s (is the controller manager's "
+                            "nodeipam controller running?); choosing one on this machine", self.node_name,
+                            CIDR_WAIT)
+                break
+            await asyncio.sleep(CIDR_POLL)
+            node = await self._retry("reading the Node", self._get_or_create_node)
+        assigned = str((node.get("spec") or {}).get("podCIDR") or "")
+        nodes = (await self._retry("listing Nodes", lambda: self.client.list(NODES))).get("items") or []
+        in_use = await asyncio.to_thread(netns.host_networks)
+        cidr = netns.choose_cidr(nodes, self.node_name, self.cidr_claim.try_claim, in_use)
+        if assigned and cidr != assigned:
+            log.warning("node %s: the assigned pod CIDR %s is not usable on this machine (%s); using %s",
+                        self.node_name, assigned, netns.check_cidr(assigned) or "held by another agent here",
+                        cidr)
+        return cidr
+
+    async def _get_or_create_node(self) -> Obj:
+        try:
+            return await self.client.get(NODES, self.node_name)
+        except errors.NotFound:
+            pass
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.node_name}}
+        try:
+            return await self.client.create(NODES, body)
+        except errors.AlreadyExists:
+            return await self.client.get(NODES, self.node_name)
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[Obj]]) -> Obj:
         """`call()` until the API answers (as the kubelet keeps trying to register); an API that

@@ -266,13 +266,14 @@ class Routes:
         self.last_plan = result
         if result.errors:
             cond = ("True", "NoRouteCreated", "; ".join(result.errors))
-            log.warning("node %s: pod network: %s", self.node, cond[2])
         else:
             routed = [f"{r.node} ({r.backend})" for r in result.routes.values()]
             routed += [f"{n} (same machine)" for n in result.local]
             cond = ("False", "RouteCreated", "routes to the pods of every node are programmed"
                     + (f": {', '.join(routed)}" if routed else " (no other node)"))
         if cond != self._condition:
+            if result.errors:
+                log.warning("node %s: pod network: %s", self.node, cond[2])
             self._condition = cond
             self.report(*cond)
 
