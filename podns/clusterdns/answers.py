@@ -1,11 +1,14 @@
 """Precomputed answers: one positive response per (name, type), encoded once.
 
-An `Entry` is a response split around the question, so serving it is concatenation:
-`id + entry[rd] + question-as-asked + entry.tail`. `build_entry` encodes an RRSet; plain RRsets
-at the question name (A/AAAA/PTR/TXT/CNAME) and Kubernetes-shaped SRV answers are laid out
-directly with pointers into the question (the compressing `wire.Writer` is the fallback and the
-reference the tests compare against). Header variants, record prefixes and metric cells are
-shared between entries: at 100k+ answers that is most of an entry's size.
+An `Entry` holds the whole response but its ID, as the usual query asks it (RD set, the
+question in lower case): serving such a query is `id + entry.reply`. Other forms (RD clear, a
+question in mixed case, EDNS0) are one concatenation away: `id + header(rd, edns) +
+question-as-asked + tail`, with the header variants shared between entries (`header`) and the
+records cut from the reply (`tail`). `build_entry` encodes an RRSet; plain RRsets at the question
+name (A/AAAA/PTR/TXT/CNAME) and Kubernetes-shaped SRV answers are laid out directly with
+pointers into the question (the compressing `wire.Writer` is the fallback and the reference the
+tests compare against). Header variants, record prefixes and metric cells are shared between
+entries: at 100k+ answers that is most of an entry's size.
 """
 
 from __future__ import annotations
@@ -19,23 +22,19 @@ from podns.clusterdns.records import RRSet
 
 
 class Entry(NamedTuple):
-    """A precomputed positive answer, split around the question.
+    """A precomputed positive answer.
 
-    response = query_id + entry[rd] + question-as-asked + tail, where entry[0]/entry[1] are the
-    header bytes 2..11 with RD clear/set (a plain tuple, so the fast path indexes it natively).
-    Answer RRs point at the question (offset 12) by compression, so they carry the question's
-    case. `answer_ends` are offsets into `tail` after each answer RR (for truncation).
+    `reply` is the response from byte 2 on (header with RD set, the lower-case question, the
+    records) for a query asked exactly as the table key; answer RRs point at the question
+    (offset 12) by compression, so they carry the question's case whatever it is.
+    `answer_ends` are offsets after each answer RR counted from the end of the question (for
+    truncation). A plain tuple: the serving loop indexes it natively.
     """
 
-    hdr_rd0: bytes
-    hdr_rd1: bytes
-    tail: bytes
+    reply: bytes
     stat: int
     answer_ends: tuple[int, ...]
     records: int
-    #: header bytes 2..11 with ARCOUNT + 1, for answers that carry our OPT (RD clear / set)
-    ehdr_rd0: bytes
-    ehdr_rd1: bytes
 
 
 #: shared copies of the few distinct header and offset values (most answers have the same
@@ -45,6 +44,7 @@ _FAST_TYPES = frozenset((wire.A, wire.AAAA, wire.PTR, wire.CNAME, wire.TXT))
 _RR_HEAD = struct.Struct("!HHHIH")
 _HDR_AN = struct.Struct("!HHHHH")
 _SRV_HEAD = struct.Struct("!HHHIHHHH")
+_CLASS_IN = struct.pack("!H", wire.CLASS_IN)
 
 
 def _intern(value: Any) -> Any:
@@ -57,13 +57,27 @@ _CELLS: dict[tuple[int, int], int] = {}
 
 
 def _headers(hdr0: bytes) -> tuple[bytes, bytes, bytes, bytes]:
-    """(RD clear, RD set, RD clear + OPT, RD set + OPT) header variants, shared."""
+    """(RD clear, RD set, RD clear + OPT, RD set + OPT) header variants (bytes 2..11), shared;
+    found again from any of the RD-set headers (what an entry's reply starts with)."""
     found = _HEADERS.get(hdr0)
     if found is None:
+        hdr0 = bytes((hdr0[0] & 0xFE,)) + hdr0[1:]
         hdr1 = bytes((hdr0[0] | 0x01,)) + hdr0[1:]
         arcount = ((hdr0[8] << 8 | hdr0[9]) + 1).to_bytes(2, "big")
-        found = _HEADERS[hdr0] = (hdr0, hdr1, hdr0[:8] + arcount, hdr1[:8] + arcount)
+        found = (hdr0, hdr1, hdr0[:8] + arcount, hdr1[:8] + arcount)
+        _HEADERS[hdr0] = _HEADERS[hdr1] = found
     return found
+
+
+def header(entry: Entry, rd: int, edns: bool) -> bytes:
+    """Header bytes 2..11 of `entry`'s response with RD = `rd` (0 or 1), with ARCOUNT + 1 when
+    our OPT record follows the records."""
+    return _headers(entry[0][:10])[rd + (2 if edns else 0)]
+
+
+def tail(entry: Entry, question_len: int) -> bytes:
+    """The records of `entry`'s response: what follows a question of `question_len` bytes."""
+    return entry[0][10 + question_len:]
 
 
 def _encode_srv(owner: bytes, rrset: RRSet) -> tuple[bytes, bytes, tuple[int, ...]] | None:
@@ -129,25 +143,26 @@ def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None)
             pos += len(part)
             ends.append(pos)
             parts.append(part)
-        tail = parts[0] if len(parts) == 1 else b"".join(parts)
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
         hdr0 = _HDR_AN.pack(wire.QR | wire.AA, 1, len(answer), 0, 0)
         rel_ends = tuple(ends)
-        size = 16 + len(owner) + len(tail)
+        size = 16 + len(owner) + len(body)
     elif qtype == wire.SRV and (srv := _encode_srv(owner, rrset)) is not None:
-        hdr0, tail, rel_ends = srv
-        size = 16 + len(owner) + len(tail)
+        hdr0, body, rel_ends = srv
+        size = 16 + len(owner) + len(body)
     else:
         msg, abs_ends = wire.encode_response(msg_id=0, flags=wire.QR | wire.AA, rcode=wire.NOERROR,
                                              qname=owner, qtype=qtype, answer=answer,
                                              additional=rrset.additional)
         qend = 12 + len(owner) + 4
-        hdr0, tail, size = msg[2:12], msg[qend:], len(msg)
+        hdr0, body, size = msg[2:12], msg[qend:], len(msg)
         rel_ends = tuple(e - qend for e in abs_ends)
-    h0, h1, e0, e1 = _headers(hdr0)
+    hdr1 = _headers(hdr0)[1]
     stat = 0
     if metrics is not None:
         ckey = (qtype, size)
         stat = _CELLS.get(ckey, -1)
         if stat < 0:
             stat = _CELLS[ckey] = metrics.cell(qtype, wire.NOERROR, size, "udp")
-    return Entry(h0, h1, tail, stat, _intern(rel_ends), len(answer), e0, e1)
+    reply = hdr1 + owner + qtype.to_bytes(2, "big") + _CLASS_IN + body
+    return Entry(reply, stat, _intern(rel_ends), len(answer))

@@ -13,9 +13,8 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
-from typing import Any
 
-from podns.clusterdns import wire
+from podns.clusterdns import answers, wire
 from podns.clusterdns.index import RecordIndex
 from podns.clusterdns.metrics import Metrics
 from podns.clusterdns.wire import RR, Query
@@ -166,10 +165,14 @@ class Handler:
 
     # ------------------------------------------------------------------ building replies
 
-    def _entry(self, q: Query, entry: tuple[Any, ...], proto: str) -> bytes:
-        msg = struct.pack("!H", q.msg_id) + entry[1 if q.flags & wire.RD else 0] + q.question + entry[2]
-        qend = 12 + len(q.question)
-        return self._finish(q, msg, tuple(qend + e for e in entry[4]), qend, proto, wire.NOERROR)
+    def _entry(self, q: Query, entry: answers.Entry, proto: str) -> bytes:
+        qlen = len(q.question)
+        hdr = answers.header(entry, 1 if q.flags & wire.RD else 0, False)
+        if q.flags & wire.CD:  # echoed, as by every other reply here (and miekg/dns SetReply)
+            hdr = hdr[:1] + bytes((hdr[1] | wire.CD,)) + hdr[2:]
+        msg = struct.pack("!H", q.msg_id) + hdr + q.question + answers.tail(entry, qlen)
+        qend = 12 + qlen
+        return self._finish(q, msg, tuple(qend + e for e in entry.answer_ends), qend, proto, wire.NOERROR)
 
     def _reply(self, q: Query, name: bytes, rcode: int, answer: list[RR], authority: list[RR],
                additional: list[RR], proto: str) -> bytes:

@@ -28,6 +28,7 @@ import threading
 import time
 
 from podns.clusterdns import mmsg, wire
+from podns.clusterdns.answers import header, tail
 from podns.clusterdns.forward import Forwarder
 from podns.clusterdns.handler import Forward, Handler
 from podns.clusterdns.index import RecordIndex
@@ -141,25 +142,27 @@ class DNSServer:
     def _answer(self, data: bytes) -> bytes | Forward | None:
         """One UDP query -> reply bytes, a Forward for the event loop, or None (drop).
 
-        A plain query (one question, nothing else or a bare EDNS0 OPT) found in the serving
-        table is answered here from the precomputed parts; anything else goes to the handler."""
-        if len(data) > 16 and not data[2] & 0xF8:  # QR=0, opcode QUERY
-            head = data[4:12]
-            if head == _QD1:  # one question, nothing else
+        A plain query (one question, nothing else or a bare EDNS0 OPT; CD clear) found in the
+        serving table is answered here from the precomputed parts; anything else goes to the
+        handler. (The batched loop answers the commonest form, RD set and the question in lower
+        case, before calling this: `mmsg.Batch.answer`.)"""
+        if len(data) > 16 and not data[2] & 0xF8 and not data[3] & 0x10:  # QR=0, opcode QUERY, CD=0
+            if data.startswith(_QD1, 4):  # one question, nothing else
                 e = self.index.serving.get(data[12:].lower())
                 if e is not None:
-                    resp = data[:2] + e[data[2] & 1] + data[12:] + e[2]  # type: ignore[operator]  # Entry fields by index
+                    resp = data[:2] + header(e, data[2] & 1, False) + data[12:] + tail(e, len(data) - 12)
                     if len(resp) <= 512:
-                        self.counts[e[3]] += 1
+                        self.counts[e[1]] += 1
                         return resp
-            elif (head == _QD1_AR1 and data[-11:-8] == _OPT_HEAD and not data[-5]
+            elif (data.startswith(_QD1_AR1, 4) and data[-11:-8] == _OPT_HEAD and not data[-5]
                   and data[-2:] == b"\x00\x00"):  # one question + a bare EDNS0 OPT
                 e = self.index.serving.get(data[12:-11].lower())
                 if e is not None:
-                    resp = data[:2] + e[6 + (data[2] & 1)] + data[12:-11] + e[2] + _OPT  # type: ignore[operator]
+                    resp = (data[:2] + header(e, data[2] & 1, True) + data[12:-11] + tail(e, len(data) - 23)
+                            + _OPT)
                     size = len(resp)
                     if size <= 512 or (size <= (data[-8] << 8 | data[-7]) and size <= _UDP_CAP):
-                        self.counts[e[3]] += 1
+                        self.counts[e[1]] += 1
                         return resp
         return self.handler.handle(data, "udp")
 
@@ -223,6 +226,7 @@ class DNSServer:
         perf = time.perf_counter
         loop = self._loop
         spawn = self._spawn
+        index, counts = self.index, self.counts
 
         def forward(out: object, i: int) -> None:
             loop.call_soon_threadsafe(spawn, out, batch.address(i))  # type: ignore[arg-type]  # out: a Forward
@@ -240,7 +244,7 @@ class DNSServer:
             t0 = perf()
             if n > self.largest_batch:
                 self.largest_batch = n
-            answer_all(n, answer, forward)
+            answer_all(n, answer, forward, index.serving, counts)
             send()
             sample -= n
             if sample <= 0:

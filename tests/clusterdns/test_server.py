@@ -102,6 +102,29 @@ async def test_fast_path_udp_and_tcp_agree(server: DNSServer) -> None:
     assert u.flags & dns.flags.RD and u.flags & dns.flags.AA
 
 
+@pytest.mark.parametrize(("name", "flags", "edns"), [
+    ("hdls1.testns.svc.cluster.local.", dns.flags.RD, -1),
+    ("hdls1.testns.svc.cluster.local.", 0, -1),
+    ("HDLS1.TestNS.svc.cluster.local.", dns.flags.RD, -1),
+    ("hdls1.testns.svc.cluster.local.", dns.flags.RD | dns.flags.CD, -1),
+    ("hdls1.testns.svc.cluster.local.", dns.flags.RD | dns.flags.AD, -1),
+    ("Hdls1.testns.svc.cluster.local.", 0, 0),
+], ids=["rd-lower", "no-rd", "mixed-case", "cd", "ad", "edns-no-rd-mixed"])
+async def test_every_form_of_a_plain_query_gets_the_same_answer(server: DNSServer, name: str, flags: int,
+                                                              edns: int) -> None:
+    """Given a plain question in any form (RD set or clear, any case, CD, AD, a bare OPT), the
+    reply has the asker's ID, its question as asked, RD and CD echoed, and the same records as
+    over TCP (the batch loop's inline path and the one-call path agree with the handler)."""
+    q = dns.message.make_query(name, "A", use_edns=edns, flags=flags)
+    got = dns.message.from_wire(raw_udp(server, q.to_wire()) or b"")
+    want = await tcp(server, "hdls1.testns.svc.cluster.local.")
+    assert got.id == q.id and got.question[0].name.to_text() == name
+    assert got.flags & (dns.flags.RD | dns.flags.CD) == flags & (dns.flags.RD | dns.flags.CD)
+    assert got.flags & dns.flags.AA and not got.flags & (dns.flags.TC | dns.flags.AD)
+    assert [r.lower() for r in records(got)] == [r.lower() for r in records(want)]
+    assert (got.edns == 0) == (edns == 0)
+
+
 async def test_edns_echo_and_truncation(server: DNSServer) -> None:
     """120 endpoints: without EDNS the UDP answer is cut at 512 bytes with TC and whole records;
     with EDNS 1232 it is cut there, OPT echoed; over TCP it is complete."""
