@@ -119,16 +119,21 @@ async def _streams(request: web.Request, opts: session.Options,
     return _no_upgrade()
 
 
-def _target(request: web.Request, find: FindContainer) -> tuple[Any, web.Response | None]:
-    """The running instance the request's namespace/pod/container names, or the error answer."""
+def _target(request: web.Request, find: FindContainer
+            ) -> tuple[session.Options, Any, web.Response | None]:
+    """The session options and the running instance an exec/attach request names by
+    namespace/pod/container, or the error answer."""
+    opts = session.Options.from_query(request.query)
+    if not (opts.stdin or opts.stdout or opts.stderr):
+        return opts, None, status(400, "BadRequest", "you must specify at least 1 of stdin, stdout, stderr")
     ns, name, cname = (request.match_info[k] for k in ("namespace", "pod", "container"))
     runner, pod = find(ns, name, cname)
     if pod is None:
-        return None, _not_here(ns, name)
+        return opts, None, _not_here(ns, name)
     instance: ExecTarget | None = getattr(runner, "proc", None)
     if instance is None or not instance.running:
-        return None, status(400, "BadRequest", f'container not found ("{cname}")')
-    return instance, None
+        return opts, None, status(400, "BadRequest", f'container not found ("{cname}")')
+    return opts, instance, None
 
 
 async def _portforward_websocket(request: web.Request, dial: Dialer, name: str,
@@ -171,10 +176,7 @@ def add_routes(app: web.Application, find: FindContainer, find_pod: FindPod) -> 
         command = request.query.getall("command", [])
         if not command:
             return status(400, "BadRequest", "you must specify at least one command for the container")
-        opts = session.Options.from_query(request.query)
-        if not (opts.stdin or opts.stdout or opts.stderr):
-            return status(400, "BadRequest", "you must specify at least 1 of stdin, stdout, stderr")
-        runner, error = _target(request, find)
+        opts, runner, error = _target(request, find)
         if error is not None:
             return error
         try:
@@ -184,10 +186,7 @@ def add_routes(app: web.Application, find: FindContainer, find_pod: FindPod) -> 
         return await _streams(request, opts, lambda o, ch: session.run(spec, o, ch))
 
     async def attach_(request: web.Request) -> web.StreamResponse:
-        opts = session.Options.from_query(request.query)
-        if not (opts.stdin or opts.stdout or opts.stderr):
-            return status(400, "BadRequest", "you must specify at least 1 of stdin, stdout, stderr")
-        runner, error = _target(request, find)
+        opts, runner, error = _target(request, find)
         if error is not None:
             return error
         if getattr(runner, "sink", None) is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -45,6 +46,18 @@ async def _send(ws: web.WebSocketResponse, protocol: str, channel: int, data: by
             await ws.send_bytes(message)
 
 
+async def _messages(ws: web.WebSocketResponse, protocol: str) -> AsyncIterator[tuple[int, bytes]]:
+    """The client's messages as (channel, payload) until it closes; control frames and messages
+    the protocol cannot decode are skipped (a client's garbage never ends the session)."""
+    async for msg in ws:
+        if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+            continue
+        try:
+            yield rc.decode_ws(protocol, msg.data)
+        except ValueError:
+            continue
+
+
 async def serve_exec(ws: web.WebSocketResponse, protocol: str, opts: session.Options,
                      runner: Any) -> None:
     """Run one exec/attach session on an accepted WebSocket (`runner(opts, channels)` returns
@@ -57,13 +70,7 @@ async def serve_exec(ws: web.WebSocketResponse, protocol: str, opts: session.Opt
 
     async def read() -> None:
         try:
-            async for msg in ws:
-                if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
-                    continue
-                try:
-                    channel, payload = rc.decode_ws(protocol, msg.data)
-                except ValueError:
-                    continue
+            async for channel, payload in _messages(ws, protocol):
                 if channel == rc.STDIN and opts.stdin:
                     if payload:
                         ch.stdin.put_nowait(payload)
@@ -133,13 +140,7 @@ async def serve_portforward(ws: web.WebSocketResponse, protocol: str, ports: lis
 
     async def read() -> None:
         try:
-            async for msg in ws:
-                if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
-                    continue
-                try:
-                    channel, payload = rc.decode_ws(protocol, msg.data)
-                except ValueError:
-                    continue
+            async for channel, payload in _messages(ws, protocol):
                 if channel % 2 == 0 and channel // 2 < len(ports) and payload:
                     inboxes[channel // 2].put_nowait(payload)
         finally:
