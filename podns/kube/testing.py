@@ -172,6 +172,14 @@ class FakeClient:
                     w.namespace in (None, ns):
                 w.queue.put_nowait((etype, copy.deepcopy(obj)))
 
+    def _existing(self, resource: Resource, namespace: str | None, name: str) -> tuple[_Key, Obj]:
+        """The stored object (not a copy) and its key; NotFound as the server's."""
+        key = self._key(resource, namespace, name)
+        cur = self._objects.get(key)
+        if cur is None:
+            raise self._not_found(resource, name)
+        return key, cur
+
     def _not_found(self, resource: Resource, name: str) -> errors.NotFound:
         return errors.NotFound(apistatus.failure(
             404, "NotFound", f'{resource} "{name}" not found',
@@ -224,10 +232,7 @@ class FakeClient:
         reacted = self._react(Action("get", resource.plural, namespace, name))
         if reacted is not None:
             return reacted
-        obj = self._objects.get(self._key(resource, namespace, name))
-        if obj is None:
-            raise self._not_found(resource, name)
-        return copy.deepcopy(obj)
+        return copy.deepcopy(self._existing(resource, namespace, name)[1])
 
     async def list(
         self,
@@ -285,10 +290,7 @@ class FakeClient:
                                       subresource))
         if reacted is not None:
             return reacted
-        key = self._key(resource, ns, name)
-        cur = self._objects.get(key)
-        if cur is None:
-            raise self._not_found(resource, name)
+        key, cur = self._existing(resource, ns, name)
         want = meta.get("resourceVersion")
         if want and want != cur["metadata"]["resourceVersion"]:
             raise errors.Conflict(apistatus.failure(
@@ -319,10 +321,7 @@ class FakeClient:
                                       subresource, patch_type))
         if reacted is not None:
             return reacted
-        key = self._key(resource, ns, name)
-        cur = self._objects.get(key)
-        if cur is None:
-            raise self._not_found(resource, name)
+        key, cur = self._existing(resource, ns, name)
         if patch_type == "json":
             try:
                 new = json_patch(cur, body)
@@ -351,10 +350,7 @@ class FakeClient:
         reacted = self._react(Action("delete", resource.plural, ns, name, options or None))
         if reacted is not None:
             return reacted
-        key = self._key(resource, ns, name)
-        cur = self._objects.get(key)
-        if cur is None:
-            raise self._not_found(resource, name)
+        key, cur = self._existing(resource, ns, name)
         for field_name, want in (preconditions or {}).items():
             if want and cur["metadata"].get(field_name) != want:
                 raise errors.Conflict(apistatus.failure(409, "Conflict",
