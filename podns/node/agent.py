@@ -34,19 +34,18 @@ from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import EventRecorder
 from podns.kube.informer import Informer
-from podns.kube.resources import CONFIGMAPS, NODES, PODS, Resource
+from podns.kube.resources import CONFIGMAPS, NODES, PODS, RUNTIMECLASSES, Resource
 from podns.node import netns, volumes
 from podns.node.container import ContainerRunner
 from podns.node.heartbeat import Heartbeat, choose_pod_cidr
 from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podnetwork import PodNetwork
-from podns.node.podworker import PodWorker
+from podns.node.podworker import PodWorker, SandboxError
 from podns.node.proxy import ServiceProxy
 from podns.node.routes import Routes
-from podns.node.runtime import ContainerRuntime, ProcessRuntime
+from podns.node.runtime import ContainerRuntime
 from podns.node.runtime.podman import PULL_TIMEOUT
-from podns.node.runtime.select import UnavailableRuntime, runtime_version
-from podns.node.runtime.select import select as select_runtime
+from podns.node.runtime.select import Runtimes, UnavailableRuntime, UnknownHandler, runtime_version
 from podns.node.server import make_app
 from podns.node.streaming.handlers import PodNetwork as PodNetworkView
 from podns.objects import get_condition, join_key, name_of, namespace_of, object_key
@@ -108,10 +107,11 @@ class Agent:
         self.pod_network_backend = pod_network_backend  # netns mode: routes to other nodes' pods
         self.routes: Routes | None = None
         self.container_runtime = container_runtime
-        self.oci_runtime = oci_runtime
-        self.image_pull_timeout = image_pull_timeout
-        #: what runs the containers (chosen in start()) and why it was chosen
-        self.runtime: ContainerRuntime = ProcessRuntime(self.data_dir / "pids")
+        #: the runtimes by RuntimeClass handler; `runtime` is the default one (chosen in start())
+        #: and `runtime_reason` why it was chosen
+        self.runtimes = Runtimes(pod_network=pod_network, data_dir=self.data_dir, node=name,
+                                 oci_runtime=oci_runtime, pull_timeout=image_pull_timeout)
+        self.runtime: ContainerRuntime = self.runtimes.default
         self.runtime_reason = "process"
         self.cidr_claim = CIDRClaim()
         self.ipam: IPAM = IPAM()  # replaced in start() once the CIDR is known
@@ -133,14 +133,12 @@ class Agent:
 
     async def start(self) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # Secret volumes live there
-        self.runtime, self.runtime_reason = await select_runtime(
-            self.container_runtime, pod_network=self.pod_network, data_dir=self.data_dir,
-            node=self.node_name, oci_runtime=self.oci_runtime, pull_timeout=self.image_pull_timeout)
+        leftovers = await self.runtimes.start(self.container_runtime)
+        self.runtime, self.runtime_reason = self.runtimes.default, self.runtimes.reason
         log.info("node %s: container runtime %s", self.node_name, self.runtime_reason)
-        leftovers = await self.runtime.clean_leftovers()
         if leftovers:
-            log.warning("node %s: removed %d %s container(s) left by a previous run", self.node_name,
-                        leftovers, self.runtime.name)
+            log.warning("node %s: removed %d container(s) left by a previous run", self.node_name,
+                        leftovers)
         if self.pod_cidr is None and self.pod_network == "netns":
             self.pod_cidr = await self._assigned_cidr()
         elif self.pod_cidr is None:
@@ -270,7 +268,7 @@ class Agent:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(self._final_status(w) for w in workers)), 3.0)
         self._write_pids()
-        await self.runtime.close()
+        await self.runtimes.close()
         if self.routes is not None:
             await self.routes.stop()
         if self.network is not None:
@@ -338,6 +336,26 @@ class Agent:
                     into[name] = None
         return out
 
+    async def runtime_for(self, pod: Obj) -> ContainerRuntime:
+        """The runtime of the pod's RuntimeClass handler (the default without runtimeClassName),
+        as the kubelet's RuntimeClass manager and the CRI resolve it. Raises SandboxError with
+        the kubelet's (and containerd's) words when the class is gone or names a handler this
+        node does not serve; the pod worker retries."""
+        name = str((pod.get("spec") or {}).get("runtimeClassName") or "")
+        handler = ""
+        if name:
+            try:
+                handler = str((await self.client.get(RUNTIMECLASSES, name)).get("handler") or "")
+            except errors.NotFound:
+                raise SandboxError(f'runtimeclass.node.k8s.io "{name}" not found') from None
+            except errors.KubeError as exc:
+                raise SandboxError(f"failed to lookup RuntimeClass {name}: {exc}") from exc
+        try:
+            return await self.runtimes.for_handler(handler)
+        except UnknownHandler as exc:
+            # what the kubelet prints of containerd's gRPC error
+            raise SandboxError(f"rpc error: code = Unknown desc = {exc}") from None
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
@@ -400,7 +418,8 @@ class Agent:
 
     def _write_pids(self) -> None:
         self._pids_scheduled = False
-        self.runtime.checkpoint()
+        for runtime in self.runtimes.known():
+            runtime.checkpoint()
 
     def worker_done(self, worker: PodWorker) -> None:
         if self.workers.get(worker.key) is worker:

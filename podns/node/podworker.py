@@ -36,8 +36,13 @@ Obj = dict[str, Any]
 
 #: Kubernetes' default terminationGracePeriodSeconds
 DEFAULT_GRACE = 30.0
-#: how often sandbox set-up (IP, volumes) is retried after a failure
+#: how often sandbox set-up (runtime, IP, volumes) is retried after a failure
 SETUP_RETRY = 2.0
+
+
+class SandboxError(Exception):
+    """The pod's sandbox cannot be created (its RuntimeClass is gone or names a handler this
+    node lacks): FailedCreatePodSandBox with the message, retried."""
 
 
 def _restarts(previous: dict[Any, Obj], container: Obj) -> int:
@@ -53,9 +58,10 @@ class AgentHost(Protocol):
     data_dir: Path
     ipam: IPAM
     network: PodNetwork | None  # namespace mode; None: loopback addresses
-    runtime: ContainerRuntime
+    runtime: ContainerRuntime  # the default (pods without a RuntimeClass)
 
     async def fetch_sources(self, pod: Obj) -> tuple[dict[str, Obj | None], dict[str, Obj | None]]: ...
+    async def runtime_for(self, pod: Obj) -> ContainerRuntime: ...
     def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None: ...
     def status_dirty(self, worker: PodWorker) -> None: ...
     async def delete_pod(self, pod: Obj) -> None: ...
@@ -82,7 +88,7 @@ class PodWorker:
             ContainerRunner(self, c, restart_count=_restarts(previous, c))
             for c in spec.get("containers") or []
         ]
-        self.runtime = agent.runtime
+        self.runtime = agent.runtime  # until `_setup` resolves the pod's RuntimeClass
         self.pod_ip = ""
         self.netns_path = ""  # namespace mode: the pod's network namespace, once created
         self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
@@ -233,9 +239,12 @@ class PodWorker:
             self.changed()
 
     async def _setup(self) -> None:
-        """Address, ConfigMaps/Secrets and volumes; retried until they succeed (pod stays Pending)."""
+        """Runtime, address, ConfigMaps/Secrets and volumes; retried until they succeed (pod
+        stays Pending)."""
         while True:
             try:
+                # the kubelet resolves the runtime handler before the CRI sets up the network
+                self.runtime = await self.agent.runtime_for(self.pod)
                 if (self.pod.get("spec") or {}).get("hostNetwork"):
                     self.pod_ip = self.agent.host_ip  # the node's own address, as in Kubernetes
                 else:
@@ -251,6 +260,8 @@ class PodWorker:
                 self.reason = self.message = ""
                 self.changed()
                 return
+            except SandboxError as exc:
+                self._setup_failed("FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
             except IPRangeExhausted as exc:
                 self._setup_failed("FailedCreatePodSandBox",
                                    f"failed to assign an IP address to the pod: {exc}")

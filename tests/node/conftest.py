@@ -45,6 +45,9 @@ class FakeAgent:
     async def fetch_sources(self, pod: Obj) -> tuple[dict[str, Obj | None], dict[str, Obj | None]]:
         return self.sources
 
+    async def runtime_for(self, pod: Obj) -> ProcessRuntime:
+        return self.runtime
+
     def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None:
         self.events.append((etype, reason, message, field_path))
 

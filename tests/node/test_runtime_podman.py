@@ -4,6 +4,8 @@ the runtime choice for `--container-runtime`."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,16 @@ import pytest
 
 from podns.node.heartbeat import Heartbeat
 from podns.node.runtime.base import ContainerConfig, ContainerWaiting
-from podns.node.runtime.podman import ImageInfo, _runs_as_root, container_name, run_args, run_env
+from podns.node.runtime.podman import (
+    ImageInfo,
+    PodmanRuntime,
+    _runs_as_root,
+    container_name,
+    run_args,
+    run_env,
+)
 from podns.node.runtime.process import ProcessRuntime
-from podns.node.runtime.select import UnavailableRuntime, select
+from podns.node.runtime.select import Runtimes, UnavailableRuntime, UnknownHandler
 from podns.node.sandbox import Mount
 
 IMAGE = ImageInfo(ref="docker.io/library/busybox:1.36", image_id="sha256:abc", size=1, user="",
@@ -142,25 +151,67 @@ async def test_select_process_and_unavailable_podman(tmp_path: Path) -> None:
     """given --container-runtime process, or podman on the loopback pod network, or auto on the
     loopback network, then the choice and its reason say so; an unusable podman makes every
     container wait with the reason (CreateContainerError) instead of failing the agent."""
-    rt, why = await select("process", pod_network="netns", data_dir=tmp_path, node="n1")
-    assert isinstance(rt, ProcessRuntime) and "process" in why
-    rt, why = await select("auto", pod_network="loopback", data_dir=tmp_path, node="n1")
-    assert isinstance(rt, ProcessRuntime) and "loopback" in why
-    rt, why = await select("podman", pod_network="loopback", data_dir=tmp_path, node="n1")
-    assert isinstance(rt, UnavailableRuntime) and "--pod-network netns" in why
+    rts = Runtimes(pod_network="netns", data_dir=tmp_path, node="n1")
+    await rts.start("process")
+    assert isinstance(rts.default, ProcessRuntime) and "process" in rts.reason
+    rts = Runtimes(pod_network="loopback", data_dir=tmp_path, node="n1")
+    await rts.start("auto")
+    assert isinstance(rts.default, ProcessRuntime) and "loopback" in rts.reason
+    rts = Runtimes(pod_network="loopback", data_dir=tmp_path, node="n1")
+    await rts.start("podman")
+    assert isinstance(rts.default, UnavailableRuntime) and "--pod-network netns" in rts.reason
     with pytest.raises(ContainerWaiting, match="container runtime podman is unavailable") as err:
-        await rt.ensure_image(config({}))
+        await rts.default.ensure_image(config({}))
     assert err.value.reason == "CreateContainerError"
+
+
+async def test_runtimes_by_handler(tmp_path: Path) -> None:
+    """given a node on the loopback pod network (default: process), then RuntimeClass handler
+    "" and "process" give the process runtime, "podman" the unavailable podman (with why), and
+    any other handler is unknown, worded as containerd words it."""
+    rts = Runtimes(pod_network="loopback", data_dir=tmp_path, node="n1")
+    await rts.start("auto")
+    assert await rts.for_handler("") is rts.process
+    assert await rts.for_handler("process") is rts.process
+    podman = await rts.for_handler("podman")
+    assert isinstance(podman, UnavailableRuntime) and "--pod-network netns" in podman.why
+    assert rts.known() == [rts.process, podman]
+    with pytest.raises(UnknownHandler) as unknown:
+        await rts.for_handler("runc")
+    assert str(unknown.value) == 'failed to get sandbox runtime: no runtime for "runc" is configured'
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("podman") is None,
+                    reason="needs root and podman (a trial container)")
+async def test_podman_detected_when_a_pod_asks(tmp_path: Path) -> None:
+    """given the process default on the netns pod network, then podman is not detected at start
+    but when the handler `podman` is first asked for, once; a later start of an agent with the
+    same data dir detects it at once (to remove what that podman left)."""
+    rts = Runtimes(pod_network="netns", data_dir=tmp_path, node="n1")
+    await rts.start("process")
+    assert rts.known() == [rts.process]
+    podman = await rts.for_handler("podman")
+    assert isinstance(podman, PodmanRuntime) and await rts.for_handler("podman") is podman
+    assert rts.default is rts.process and await rts.for_handler("") is rts.process
+    await rts.close()
+    again = Runtimes(pod_network="netns", data_dir=tmp_path, node="n1")
+    await again.start("process")
+    assert len(again.known()) == 2 and isinstance(again.known()[1], PodmanRuntime)
+    await again.close()
 
 
 async def test_podman_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """given no podman on PATH, then auto falls back to the process runtime naming why, and an
     explicit podman is unavailable with 'podman is not installed'."""
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    rt, why = await select("auto", pod_network="netns", data_dir=tmp_path, node="n1")
-    assert isinstance(rt, ProcessRuntime) and "podman is not installed" in why
-    rt, why = await select("podman", pod_network="netns", data_dir=tmp_path, node="n1")
-    assert isinstance(rt, UnavailableRuntime) and "podman is not installed" in why
+    rts = Runtimes(pod_network="netns", data_dir=tmp_path, node="n1")
+    await rts.start("auto")
+    assert isinstance(rts.default, ProcessRuntime) and "podman is not installed" in rts.reason
+    podman = await rts.for_handler("podman")
+    assert isinstance(podman, UnavailableRuntime) and "podman is not installed" in podman.why
+    rts = Runtimes(pod_network="netns", data_dir=tmp_path, node="n1")
+    await rts.start("podman")
+    assert isinstance(rts.default, UnavailableRuntime) and "podman is not installed" in rts.reason
 
 
 def test_node_says_the_runtime_is_down() -> None:
