@@ -3,8 +3,9 @@
     sudo .venv/bin/python bench/pg_reads.py [--seconds 10] [--clients 8] [--rounds 3]
 
 Starts `podns up --pod-network netns --container-runtime process` (root: Debian's PostgreSQL,
-offline), the Secret and examples/postgres/db.yaml (db-0 primary, db-1 and db-2 streaming
-replicas), fills a 10 000-row table on the primary, then:
+offline), its own Secret (as README says to outside a try-out: a random password, not
+01-secret.yaml's example one), examples/postgres/00-runtimeclass.yaml and db.yaml (db-0 primary,
+db-1 and db-2 streaming replicas), fills a 10 000-row table on the primary, then:
 
 1. read throughput, side by side for the same time and number of clients, each client running
    `SELECT sum(v) FROM bench WHERE id BETWEEN k AND k+99` back to back on its own connections:
@@ -160,7 +161,8 @@ async def main() -> None:
                   "--service-cidr", SERVICE_CIDR) as cluster:
         kc = str(cluster.kubeconfig)
         kubectl(kc, "create", "secret", "generic", "db-secret", f"--from-literal=password={password}")
-        kubectl(kc, "apply", "-f", str(REPO / "examples" / "postgres" / "db.yaml"))
+        kubectl(kc, "apply", "-f", str(REPO / "examples" / "postgres" / "00-runtimeclass.yaml"),
+                "-f", str(REPO / "examples" / "postgres" / "db.yaml"))
         dns_server = f"{cluster.dns_addr[0]}:{cluster.dns_addr[1]}"
         async with (
             Client.from_kubeconfig(kc) as api,

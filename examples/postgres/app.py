@@ -1,7 +1,10 @@
 """An application on examples/postgres/: writes go to the primary, reads spread over the replicas.
 
-    export PGPASSWORD="$(kubectl get secret db-secret -o jsonpath='{.data.password}' | base64 -d)"
-    python examples/postgres/app.py --dns 127.0.0.1:1053 --seconds 60      # or --kubeconfig state/kubeconfig
+    export KUBECONFIG=$PWD/state/kubeconfig     # as for kubectl
+    python examples/postgres/app.py                # --dns 127.0.0.1:1053 --seconds 30: the defaults
+
+The password is the Secret db-secret's (read through the kubeconfig: `--kubeconfig`, else
+$KUBECONFIG or ~/.kube/config, else ./state/kubeconfig), or $PGPASSWORD when set.
 
 podns.lb keeps the list of ready `db-service` pods (DNS, or a watch of its EndpointSlices). Writes
 use `lb.conninfo(pool, target_session_attrs="read-write")`: libpq tries every ready pod, in ordinal
@@ -11,9 +14,10 @@ standbys (libpq's `prefer-standby`, per pick): a pod that turns out to be the pr
 while a standby is usable. A pod that fails is reported to the pool, which ejects it; a deleted
 pod leaves the pool as soon as it is terminating.
 
-It runs for `--seconds` (or until Ctrl-C / SIGTERM), then checks that every write the primary acknowledged is there, and
-prints a JSON report: writes acknowledged, lost (acknowledged but missing: must be 0), reads per
-pod, and the errors seen (kind, count, first and last time) while pods were deleted or restarted.
+It runs for `--seconds` (or until Ctrl-C / SIGTERM), then checks that every write the primary
+acknowledged is there, and prints a JSON report: writes acknowledged, lost (acknowledged but
+missing: must be 0), reads per pod, and the errors seen (kind, count, first and last time)
+while pods were deleted or restarted.
 Needs psycopg (`pip install 'podns[examples]'`).
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -33,7 +38,16 @@ from typing import Any
 import psycopg
 
 from podns import lb
+from podns.kube.client import Client
+from podns.kube.config import Config, load_kubeconfig
+from podns.kube.errors import ConfigError, KubeError
+from podns.kube.resources import Resource
 
+SECRETS = Resource("", "v1", "secrets", "Secret")
+#: the Secret holding the password (examples/postgres/01-secret.yaml, or one made with kubectl)
+SECRET = "db-secret"
+#: where ./run.sh writes the admin kubeconfig (relative to the repository)
+LOCAL_KUBECONFIG = "state/kubeconfig"
 #: seconds a connection attempt may take before the next pod is tried
 CONNECT_TIMEOUT = 2
 #: pause after a failed write or read, so a restarting primary is not hammered
@@ -195,6 +209,30 @@ class App:
             await conn.close()
 
 
+def kube_config(path: str | None) -> Config:
+    """The kubeconfig at `path`; None: $KUBECONFIG or ~/.kube/config, else ./state/kubeconfig
+    (where ./run.sh writes it). Raises ConfigError."""
+    try:
+        return load_kubeconfig(path)
+    except ConfigError:
+        if path is not None or not os.path.exists(LOCAL_KUBECONFIG):
+            raise
+        return load_kubeconfig(LOCAL_KUBECONFIG)
+
+
+async def secret_password(kubeconfig: str | None, namespace: str) -> str | None:
+    """The `password` of the Secret db-secret, read through `kube_config(kubeconfig)`; None,
+    said on stderr, when it cannot be read."""
+    try:
+        async with Client(kube_config(kubeconfig)) as client:
+            secret = await client.get(SECRETS, SECRET, namespace)
+        return base64.b64decode((secret.get("data") or {})["password"]).decode()
+    except (ConfigError, KubeError, KeyError, ValueError) as exc:
+        print(f"app.py: cannot read the password from Secret {namespace}/{SECRET} ({exc}); "
+              "set PGPASSWORD or KUBECONFIG", file=sys.stderr)
+        return None
+
+
 async def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dns", default="127.0.0.1:1053", help="cluster DNS address (host:port)")
@@ -207,9 +245,8 @@ async def main(argv: list[str] | None = None) -> int:
                     help="connect by stable pod names (inside a pod, whose resolver is the cluster "
                          "DNS) instead of addresses (the host's resolver does not know the zone)")
     args = ap.parse_args(argv)
-    password = os.environ.get("PGPASSWORD")
+    password = os.environ.get("PGPASSWORD") or await secret_password(args.kubeconfig, args.namespace)
     if not password:
-        print("app.py: set PGPASSWORD (the db-secret password, see the docstring)", file=sys.stderr)
         return 2
     source: Any = lb.Watch(args.kubeconfig) if args.kubeconfig else lb.DNS(server=args.dns)
     async with lb.Balancer(args.service, port="postgres", namespace=args.namespace, source=source,

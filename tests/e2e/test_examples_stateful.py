@@ -1,15 +1,24 @@
-"""The real workloads of examples/postgres/ and examples/etcd/ on `podns up --pod-network netns`.
+"""The real workloads of examples/postgres/ and examples/etcd/, run as README's story runs them.
 
-PostgreSQL (Debian's binaries, process runtime, uid 999 with fsGroup): db-0 initialises a primary,
-db-1 and db-2 clone it by its stable name `db-0.db-service` and stream from it; a row written on
-db-0 is on both replicas within a second; examples/postgres/app.py keeps writing and reading
-through podns.lb while a replica is deleted (it returns with its claim, its old rows, and catches
-up) and while the primary restarts, and loses no acknowledged write. etcd: three members that
-bootstrap from `--initial-cluster etcd-N=http://etcd-N.etcd:2380` are healthy, and a deleted
-member rejoins under the same name.
+podns starts as `sudo ./run.sh` starts it (`--pod-network auto`: netns as root; `--container-runtime
+auto`: podman where it works), and the examples go in with `kubectl apply -f examples/postgres/` and
+`kubectl apply -f examples/etcd/` alone: their RuntimeClass `host-process` (handler `process`) runs
+the host's PostgreSQL and etcd however the node's default runtime is chosen, and the example Secret
+(01-secret.yaml) holds the password. Offline: nothing is pulled.
+
+PostgreSQL (Debian's binaries, uid 999 with fsGroup): db-0 initialises a primary, db-1 and db-2
+clone it by its stable name `db-0.db-service` and stream from it; `kubectl exec db-1 -- psql -c
+'select pg_is_in_recovery()'` says t; a row written on db-0 is on both replicas within a second;
+examples/postgres/app.py (password read from the Secret through the kubeconfig) keeps writing and
+reading through podns.lb while a replica is deleted (it returns with its claim, its old rows, and
+catches up) and while the primary restarts, and loses no acknowledged write. etcd: three members
+that bootstrap from `--initial-cluster etcd-N=http://etcd-N.etcd:2380` are healthy (`kubectl exec
+etcd-0 -- etcdctl member list`), and a deleted member rejoins under the same name. A RuntimeClass
+whose handler the node lacks leaves its pod Pending with the kubelet's FailedCreatePodSandBox.
 
 The host reaches pod IPs through the node's bridge; pod names are resolved with the test's podns
-DNS. One `podns up` for the module (root only: skipped with the reason otherwise).
+DNS. One `podns up` for the module (root only: skipped with the reason otherwise); its service
+CIDR is unique and its DNS forwards nowhere (other podns processes share this machine).
 """
 
 from __future__ import annotations
@@ -46,9 +55,8 @@ ETCD_MISSING = (None if shutil.which("etcd") and shutil.which("etcdctl")
                 else "etcd/etcdctl not installed (Debian packages etcd-server, etcd-client)")
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(240),
               pytest.mark.skipif(NETNS_SKIP is not None, reason=NETNS_SKIP or ""),
-              # the process runtime: this machine has no registry to pull postgres:16 from, so the
-              # host's PostgreSQL binaries run (the manifests find them on either runtime)
-              pytest.mark.podns_args("--pod-network", "netns", "--container-runtime", "process",
+              # as ./run.sh: pod network and container runtime auto (netns; podman where it works)
+              pytest.mark.podns_args("--pod-network", "auto",
                                      "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")]
 
 wait = functools.partial(wait_until, step=0.2)
@@ -100,26 +108,40 @@ def replaced(p: Podns, selector: str, name: str, old_uid: str, service: str) -> 
 # -- PostgreSQL ------------------------------------------------------------------------------------
 
 
+def ok(r: subprocess.CompletedProcess[str]) -> str:
+    assert r.returncode == 0, f"kubectl failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def test_node_defaults_to_podman(podns_module: Podns) -> None:
+    """given podns started as ./run.sh starts it, as root with a working podman, then the node's
+    default runtime is podman (what the examples' RuntimeClass has to get past offline)."""
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed: the default runtime is the process one")
+    node = json.loads(ok(podns_module.kubectl("get", "nodes", "-o", "json")))["items"][0]
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("podman://"), node["status"]
+
+
 @pytest.fixture(scope="module")
 def pg(podns_module: Podns) -> Iterator[tuple[Podns, str]]:
-    """examples/postgres/ applied with a fresh Secret; yields (podns, password) once db-0..2 are Ready."""
+    """`kubectl apply -f examples/postgres/` and `kubectl rollout status sts/db`; yields (podns,
+    the password of the Secret the directory created) once db-0..2 are Ready."""
     if PG_MISSING:
         pytest.skip(PG_MISSING)
     p = podns_module
-    password = secrets.token_hex(16)
-    r = p.kubectl("create", "secret", "generic", "db-secret", f"--from-literal=password={password}")
-    assert r.returncode == 0, r.stderr
-    r = p.kubectl("apply", "-f", str(REPO / "examples" / "postgres" / "db.yaml"))
-    assert r.returncode == 0, r.stderr
+    out = ok(p.kubectl("apply", "-f", str(REPO / "examples" / "postgres") + "/"))
+    assert "runtimeclass.node.k8s.io/host-process created" in out and "secret/db-secret created" in out
     try:
-        wait(lambda: ready_uids(p, "app=db", ["db-0", "db-1", "db-2"]), 150, "db-0..2 Ready")
+        ok(p.kubectl("rollout", "status", "sts/db", "--timeout=150s", timeout=170))
+        wait(lambda: ready_uids(p, "app=db", ["db-0", "db-1", "db-2"]), 10, "db-0..2 Ready")
         wait(lambda: all(answer(p, f"db-{i}.db-service") for i in range(3)), 10, "db-0..2 in DNS")
     except AssertionError:
         print(p.kubectl("get", "pods,events", "-o", "wide").stdout)
         for name in ("db-0", "db-1"):
             print(p.kubectl("logs", name, "--all-containers").stdout[-3000:])
         raise
-    yield p, password
+    encoded = ok(p.kubectl("get", "secret", "db-secret", "-o", "jsonpath={.data.password}"))
+    yield p, base64.b64decode(encoded).decode()
 
 
 def sql(p: Podns, password: str, pod: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -151,12 +173,19 @@ def test_postgres_replicas_stream_from_db0(pg: tuple[Podns, str]) -> None:
              f"the row on {replica}")
     assert time.monotonic() - written < 1.0
     assert sql(p, pw, "db-1", "SHOW data_directory") == [("/var/lib/postgresql/data/pgdata",)]
-    # kubectl exec: psql inside db-1, as the container's uid 999 over its unix socket (no password)
-    r = p.kubectl("exec", "db-1", "-c", "postgres", "--", "psql", "-U", "postgres", "-tAc",
-                  "select pg_is_in_recovery(), inet_server_addr() is null")  # null: the unix socket
-    assert r.returncode == 0 and r.stdout.split() == ["t|t"], (r.stdout, r.stderr)
+    # README's command, literally: psql in db-1's default container, as the container's uid 999
+    # (PGUSER=postgres) over its unix socket (no password)
+    out = ok(p.kubectl("exec", "db-1", "--", "psql", "-c", "select pg_is_in_recovery()"))
+    assert out.split()[:3] == ["pg_is_in_recovery", "-------------------", "t"], out
+    r = p.kubectl("exec", "db-1", "-c", "postgres", "--", "psql", "-tAc", "select inet_server_addr() is null")
+    assert r.returncode == 0 and r.stdout.split() == ["t"], (r.stdout, r.stderr)  # null: the unix socket
     r = p.kubectl("exec", "db-1", "-c", "postgres", "--", "id", "-u")
     assert r.stdout.strip() == "999", (r.stdout, r.stderr)
+    # the process handler ran it although podman is the node's default: no image, a local process
+    pod = json.loads(ok(p.kubectl("get", "pod", "db-1", "-o", "json")))
+    assert pod["spec"]["runtimeClassName"] == "host-process"
+    ids = [c.get("containerID", "") for c in pod["status"]["containerStatuses"]]
+    assert ids and not any(i.startswith("podman://") for i in ids), ids
     # the API keeps the container's stop signal, which the agent sends on deletion (fast shutdown)
     r = p.kubectl("get", "pod", "db-0", "-o", "jsonpath={.spec.containers[0].lifecycle.stopSignal}")
     assert r.stdout == "SIGINT", (r.stdout, r.stderr)
@@ -168,7 +197,8 @@ def test_postgres_app_keeps_every_acknowledged_write(pg: tuple[Podns, str]) -> N
     the primary db-0 restarted (SIGINT fast shutdown) takes writes again; the app reports errors
     during both and loses no acknowledged write."""
     p, pw = pg
-    env = dict(os.environ, PGPASSWORD=pw)
+    # no PGPASSWORD: the app reads it from the Secret through the kubeconfig, as README runs it
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"} | {"KUBECONFIG": str(p.kubeconfig)}
     app = subprocess.Popen(
         [sys.executable, str(REPO / "examples" / "postgres" / "app.py"), "--dns",
          f"{p.dns_addr[0]}:{p.dns_addr[1]}", "--seconds", "120"],
@@ -237,8 +267,7 @@ def test_etcd_members_bootstrap_by_name_and_rejoin(podns_module: Podns) -> None:
     if ETCD_MISSING:
         pytest.skip(ETCD_MISSING)
     p = podns_module
-    r = p.kubectl("apply", "-f", str(REPO / "examples" / "etcd" / "etcd.yaml"))
-    assert r.returncode == 0, r.stderr
+    ok(p.kubectl("apply", "-f", str(REPO / "examples" / "etcd") + "/"))
     names = ["etcd-0", "etcd-1", "etcd-2"]
     wait(lambda: ready_uids(p, "app=etcd", names), 90, "etcd-0..2 Ready")
     members = etcd_members(resolve(p, "etcd-0.etcd"))
@@ -258,3 +287,40 @@ def test_etcd_members_bootstrap_by_name_and_rejoin(podns_module: Podns) -> None:
     after = etcd_members(ip1)
     assert sorted((m["name"], m["ID"]) for m in after) == sorted((m["name"], m["ID"]) for m in members)
     assert etcd_put_get(ip1, "greeting") == "hello"
+
+
+def test_unknown_runtime_handler_fails_the_sandbox(podns_module: Podns) -> None:
+    """given a RuntimeClass whose handler the node does not serve, then its pod stays Pending with
+    its containers ContainerCreating, and the node reports what the kubelet reports of containerd:
+    a FailedCreatePodSandBox Warning Event 'Failed to create pod sandbox: ... no runtime for
+    "runc" is configured'."""
+    p = podns_module
+    ok(p.kubectl("apply", "-f", "-", input="""
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: needs-runc}
+handler: runc
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: odd-runtime}
+spec:
+  runtimeClassName: needs-runc
+  containers: [{name: c, image: busybox, command: [sleep, "60"]}]
+"""))
+    want = ('Failed to create pod sandbox: rpc error: code = Unknown desc = failed to get sandbox '
+            'runtime: no runtime for "runc" is configured')
+
+    def sandbox_events() -> list[dict[str, Any]]:
+        out = ok(p.kubectl("get", "events", "--field-selector", "involvedObject.name=odd-runtime",
+                           "-o", "json"))
+        return [e for e in json.loads(out)["items"] if e["reason"] == "FailedCreatePodSandBox"]
+
+    events = wait(sandbox_events, 30, "the FailedCreatePodSandBox event")
+    assert events[0]["type"] == "Warning" and events[0]["message"] == want, events
+    pod = json.loads(ok(p.kubectl("get", "pod", "odd-runtime", "-o", "json")))
+    assert pod["status"]["phase"] == "Pending" and not pod["status"].get("podIP"), pod["status"]
+    statuses = pod["status"].get("containerStatuses") or []
+    waiting = [c["state"].get("waiting", {}).get("reason") for c in statuses]
+    assert waiting in ([], ["ContainerCreating"]), pod["status"]
+    ok(p.kubectl("delete", "pod", "odd-runtime", "--wait=false"))
