@@ -124,10 +124,12 @@ def _encode_srv(owner: bytes, rrset: RRSet) -> tuple[bytes, bytes, tuple[int, ..
     return hdr0, b"".join(parts), tuple(ends)
 
 
-def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None) -> Entry:
+def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None, *,
+                recursion: bool = False) -> Entry:
     """Encode one positive answer. RRsets of plain records at the question name (the bulk:
     A/AAAA/PTR/TXT) are laid out directly (owner = pointer to the question); the rest go
-    through the compressing Writer."""
+    through the compressing Writer. `recursion`: the header carries RA (the server forwards
+    names outside its zones, so it offers recursion)."""
     answer = rrset.answer
     if qtype in _FAST_TYPES and not rrset.additional and all(rr[0] == owner for rr in answer):
         parts = []
@@ -157,6 +159,8 @@ def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None)
         qend = 12 + len(owner) + 4
         hdr0, body, size = msg[2:12], msg[qend:], len(msg)
         rel_ends = tuple(e - qend for e in abs_ends)
+    if recursion:
+        hdr0 = hdr0[:1] + bytes((hdr0[1] | wire.RA,)) + hdr0[2:]
     hdr1 = _headers(hdr0)[1]
     stat = 0
     if metrics is not None:

@@ -70,6 +70,9 @@ class Handler:
         self.metrics = metrics
         self.upstream = upstream
         self.ns_addrs = ns_addrs  # addresses of this server, for the apex NS glue
+        #: RA in every reply when the index says this server offers recursion (it forwards):
+        #: the precomputed answers carry it too, so both come from `index.recursion`
+        self.ra = wire.RA if index.recursion else 0
 
     def handle(self, data: bytes, proto: str) -> bytes | Forward | None:
         try:
@@ -78,15 +81,16 @@ class Handler:
             self.metrics.dropped += 1
             return None
         except wire.FormatError as exc:
-            return self._count(0, wire.error_response(None, wire.FORMERR, msg_id=exc.msg_id, flags=exc.flags),
+            return self._count(0, wire.error_response(None, wire.FORMERR, msg_id=exc.msg_id, flags=exc.flags,
+                                                                    ra=self.ra),
                                proto)
         if q.opcode != 0:
-            return self._count(q.qtype, wire.error_response(q, wire.NOTIMP), proto)
+            return self._count(q.qtype, wire.error_response(q, wire.NOTIMP, ra=self.ra), proto)
         if q.edns_version > 0:  # RFC 6891 6.1.3: BADVERS (extended rcode 16)
-            msg = struct.pack("!HHHHHH", q.msg_id, wire.QR | (q.flags & wire.RD), 1, 0, 0, 1)
+            msg = struct.pack("!HHHHHH", q.msg_id, wire.QR | self.ra | (q.flags & wire.RD), 1, 0, 0, 1)
             return self._count(q.qtype, msg + q.question + wire.opt_rr(ext_rcode=1), proto)
         if q.qclass != wire.CLASS_IN:
-            return self._count(q.qtype, wire.error_response(q, wire.REFUSED), proto)
+            return self._count(q.qtype, wire.error_response(q, wire.REFUSED, ra=self.ra), proto)
         name = q.qname_wire.lower()
         index = self.index
         if not in_zone(name, index.zone):
@@ -97,9 +101,9 @@ class Handler:
                     return self._reply(q, name, wire.NOERROR, answer, [], [], proto)
             if self.upstream and q.qtype not in (wire.AXFR, wire.IXFR):
                 return Forward(q, data, proto)
-            return self._count(q.qtype, wire.error_response(q, wire.REFUSED), proto)
+            return self._count(q.qtype, wire.error_response(q, wire.REFUSED, ra=self.ra), proto)
         if q.qtype in (wire.AXFR, wire.IXFR):
-            return self._count(q.qtype, wire.error_response(q, wire.REFUSED), proto)
+            return self._count(q.qtype, wire.error_response(q, wire.REFUSED, ra=self.ra), proto)
         if not index.synced:  # not synced is not "does not exist"
             return self._reply(q, name, wire.SERVFAIL, [], [index.soa_rr(index.zone)], [], proto)
         entry = index.serving.get(name + struct.pack("!HH", q.qtype, wire.CLASS_IN))
@@ -176,7 +180,7 @@ class Handler:
 
     def _reply(self, q: Query, name: bytes, rcode: int, answer: list[RR], authority: list[RR],
                additional: list[RR], proto: str) -> bytes:
-        flags = wire.QR | wire.AA | (q.flags & (wire.RD | wire.CD))
+        flags = wire.QR | wire.AA | self.ra | (q.flags & (wire.RD | wire.CD))
         msg, ends = wire.encode_response(msg_id=q.msg_id, flags=flags, rcode=rcode, qname=name, qtype=q.qtype,
                                          answer=answer, authority=authority, additional=additional)
         qend = 12 + len(q.question)

@@ -51,13 +51,17 @@ class RecordIndex:
     """Indexes fed by informer events; owns the serving table. Single writer (the event loop)."""
 
     def __init__(self, *, zone: str = "cluster.local", ttl: int = 5, pods: str = "insecure",
-                 metrics: Metrics | None = None, clock: Callable[[], float] = time.time) -> None:
+                 metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
+                 recursion: bool = False) -> None:
+        """`recursion`: this server forwards names outside its zones, so every answer says
+        recursion is available (RA; without it `nslookup` warns and tries the next server)."""
         self.zone_name = zone.strip(".").lower()
         self.zone = wire.name_to_wire(self.zone_name)
         self.ttl = ttl
         self.pods_mode = pods
         self.metrics = metrics
         self.clock = clock
+        self.recursion = recursion
         self.answers: dict[bytes, Entry] = {}
         self.serving: dict[bytes, Entry] = {}
         self.synced = False
@@ -290,7 +294,7 @@ class RecordIndex:
         for (owner, qtype), rrset in new.rrsets.items():
             qkey = owner + _QTAIL[qtype]
             new_keys.append(qkey)
-            entry = build_entry(owner, qtype, rrset, self.metrics)
+            entry = build_entry(owner, qtype, rrset, self.metrics, recursion=self.recursion)
             prev = answers.get(qkey)
             if prev != entry:
                 self.record_count += entry.records - (prev.records if prev is not None else 0)
@@ -370,7 +374,7 @@ class RecordIndex:
         key = owner + _QTAIL[qtype]
         old = self.answers.get(key)
         self.record_count += len(rrset.answer) - (old.records if old is not None else 0)
-        self.answers[key] = build_entry(owner, qtype, rrset, self.metrics)
+        self.answers[key] = build_entry(owner, qtype, rrset, self.metrics, recursion=self.recursion)
 
     def _drop(self, owner: bytes, qtype: int) -> None:
         entry = self.answers.pop(owner + _QTAIL[qtype], None)

@@ -284,7 +284,7 @@ class DNSServer:
             if reply is None:
                 self.metrics.forward_errors += 1
         if reply is None:
-            reply = wire.error_response(q, wire.SERVFAIL)
+            reply = wire.error_response(q, wire.SERVFAIL, ra=self.handler.ra)
         if forward.proto == "udp" and len(reply) > q.udp_limit():
             reply = wire.truncate(reply, (), q.udp_limit(), 12 + len(q.question), q.edns_size is not None)
         self.metrics.count(q.qtype, reply[3] & 0xF, len(reply), forward.proto)
@@ -293,7 +293,7 @@ class DNSServer:
     def _cname_reply(self, forward: Forward, rrs: list[wire.RR], truncated: bool) -> bytes:
         q = forward.query
         assert forward.cname is not None
-        flags = wire.QR | wire.AA | (q.flags & wire.RD) | (wire.TC if truncated else 0)
+        flags = wire.QR | wire.AA | self.handler.ra | (q.flags & wire.RD) | (wire.TC if truncated else 0)
         msg, _ends = wire.encode_response(msg_id=q.msg_id, flags=flags, rcode=wire.NOERROR,
                                           qname=q.qname_wire.lower(), qtype=q.qtype,
                                           answer=[forward.cname, *rrs])

@@ -375,13 +375,14 @@ def truncate(message: bytes, answer_ends: tuple[int, ...], limit: int, question_
     return header + message[12:keep] + (opt_rr() if edns else b"")
 
 
-def error_response(query: Query | None, rcode: int, *, msg_id: int = 0, flags: int = 0) -> bytes:
-    """A bare error response echoing the question when there is one (FORMERR, NOTIMP, ...)."""
+def error_response(query: Query | None, rcode: int, *, msg_id: int = 0, flags: int = 0, ra: int = 0) -> bytes:
+    """A bare error response echoing the question when there is one (FORMERR, NOTIMP, ...);
+    `ra` (RA or 0) is OR-ed into the flags."""
     if query is not None and not query.question:
         msg_id, flags = query.msg_id, query.flags
     if query is None or not query.question:
-        f = QR | (flags & (RD | CD)) | (flags & 0x7800) | rcode
+        f = QR | ra | (flags & (RD | CD)) | (flags & 0x7800) | rcode
         return _HDR.pack(msg_id, f, 0, 0, 0, 0)
-    f = QR | (query.flags & (RD | CD)) | (query.flags & 0x7800) | rcode
+    f = QR | ra | (query.flags & (RD | CD)) | (query.flags & 0x7800) | rcode
     msg = _HDR.pack(query.msg_id, f, 1, 0, 0, 0) + query.question
     return add_opt(msg) if query.edns_size is not None else msg

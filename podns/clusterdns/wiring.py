@@ -52,9 +52,10 @@ class ClusterDNS:
         self.config = config
         self.client = client
         self.metrics = Metrics()
-        self.index = RecordIndex(zone=config.zone, ttl=config.ttl, pods=config.pods, metrics=self.metrics)
         upstreams = [u for u in config.upstreams if not is_self(u, config.listen)]
         self.forwarder = Forwarder(upstreams) if upstreams else None
+        self.index = RecordIndex(zone=config.zone, ttl=config.ttl, pods=config.pods, metrics=self.metrics,
+                                 recursion=self.forwarder is not None)
         ns_addrs = (config.listen[0],) if config.listen[0] not in ("0.0.0.0", "::", "") else ()
         self.handler = Handler(self.index, self.metrics, upstream=self.forwarder is not None,
                                ns_addrs=ns_addrs)

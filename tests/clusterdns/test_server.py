@@ -50,7 +50,7 @@ class FakeUpstream(asyncio.DatagramProtocol):
 async def make_server(*, upstream: tuple[str, int] | None = None, synced: bool = True,
                       **kw: object) -> tuple[DNSServer, RecordIndex]:
     metrics = Metrics()
-    index = RecordIndex(metrics=metrics)
+    index = RecordIndex(metrics=metrics, recursion=upstream is not None)
     load_coredns_fixture(index)
     big = [t.endpoint(f"10.9.{i // 250}.{i % 250 + 1}") for i in range(120)]
     index.on_service_add(t.service("big", "testns", ports=[("http", "TCP", 80)]))
@@ -251,6 +251,35 @@ async def test_forwarding_and_refused() -> None:
     finally:
         await srv.close()
         await bare.close()
+        transport.close()
+
+
+@pytest.mark.parametrize("forwards", [True, False], ids=["with-upstream", "no-upstream"])
+async def test_recursion_available_when_it_forwards(forwards: bool) -> None:
+    """Given an upstream, every reply says recursion is available (RA), so `nslookup` takes the
+    answer without "Got recursion not available"; without one (nothing forwarded), no reply
+    claims it: fast path, EDNS, CD, TCP, NXDOMAIN, an ExternalName, REFUSED."""
+    loop = asyncio.get_running_loop()
+    proto = FakeUpstream()
+    transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=("127.0.0.1", 0))
+    srv, _ = await make_server(upstream=transport.get_extra_info("sockname") if forwards else None)
+    name = "hdls1.testns.svc.cluster.local."
+    try:
+        replies = [await udp(srv, name), await udp(srv, name, use_edns=0),
+                   await udp(srv, name, flags=dns.flags.RD | dns.flags.CD), await tcp(srv, name),
+                   await udp(srv, "nope.testns.svc.cluster.local."),
+                   await udp(srv, "external.testns.svc.cluster.local.")]
+        if not forwards:
+            replies.append(await udp(srv, "example.test."))
+        assert [bool(r.flags & dns.flags.RA) for r in replies] == [forwards] * len(replies)
+        assert [r.rcode() for r in replies[4:]] == [dns.rcode.NXDOMAIN, dns.rcode.NOERROR] + (
+            [] if forwards else [dns.rcode.REFUSED])
+        cmd = ["nslookup", f"-port={srv.address[1]}", name, "127.0.0.1"]
+        out = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=20)
+        assert "172.0.0.2" in out.stdout
+        assert "recursion not available" not in out.stdout + out.stderr
+    finally:
+        await srv.close()
         transport.close()
 
 
