@@ -1,6 +1,7 @@
 """argparse types for flags whose impossible values must fail at start-up, with one line naming
 the flag and exit code 2 (the parser's usage error), instead of a traceback later or a 400 that
-blames a user's object: CIDRs, addresses, ports, non-negative seconds."""
+blames a user's object: CIDRs (one, or two of different IP families), addresses, ports,
+non-negative seconds."""
 
 from __future__ import annotations
 
@@ -8,32 +9,38 @@ import argparse
 import ipaddress
 import math
 
+from podns.objects import cidrs
+
 #: kube-apiserver's limit on --service-cluster-ip-range: at most 2^20 addresses (IPv4 /12)
 MAX_SERVICE_CIDR_BITS = 20
 
 
-def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def _cidrs(text: str) -> list[cidrs.Network]:
     try:
-        return ipaddress.ip_network(text.strip(), strict=False)
+        return cidrs.parse_cidrs(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"invalid CIDR {text!r}: {exc}") from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def service_cidr(text: str) -> str:
-    """--service-cidr: a CIDR of at most 2^20 addresses and at least 4 (as kube-apiserver)."""
-    net = _network(text)
-    host_bits = net.max_prefixlen - net.prefixlen
-    if host_bits > MAX_SERVICE_CIDR_BITS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is too large; the mask must be >= {net.max_prefixlen - MAX_SERVICE_CIDR_BITS}")
-    if host_bits < 2:
-        raise argparse.ArgumentTypeError(f"{text!r} is too small: it leaves no address for Services")
-    return str(net)
+    """--service-cidr: one CIDR, or two of different families (dual-stack, primary first), each
+    of at most 2^20 addresses and at least 4 (as kube-apiserver's --service-cluster-ip-range).
+    Returns the canonical comma-separated list."""
+    nets = _cidrs(text)
+    for net in nets:
+        host_bits = net.max_prefixlen - net.prefixlen
+        if host_bits > MAX_SERVICE_CIDR_BITS:
+            raise argparse.ArgumentTypeError(
+                f"{str(net)!r} is too large; the mask must be >= {net.max_prefixlen - MAX_SERVICE_CIDR_BITS}")
+        if host_bits < 2:
+            raise argparse.ArgumentTypeError(f"{str(net)!r} is too small: it leaves no address for Services")
+    return cidrs.format_cidrs(nets)
 
 
 def pod_cidr(text: str) -> str:
-    """--pod-cidr: a CIDR (whether it fits the pod network mode is checked with the mode)."""
-    return str(_network(text))
+    """--pod-cidr: one CIDR, or two of different families (dual-stack, primary first); whether
+    they fit the pod network mode is checked with the mode. Returns the canonical list."""
+    return cidrs.format_cidrs(_cidrs(text))
 
 
 def ip_address(text: str) -> str:

@@ -25,13 +25,13 @@ async def ctx() -> AsyncIterator[Ctx]:
 
 
 def test_defaults() -> None:
-    """Given a minimal service, then type, protocol, targetPort, affinity and families default."""
+    """Given a minimal service, then type, protocol, targetPort and affinity default."""
     out, errs = create(SVC, svc(selector={"app": "db"}, ports=[{"port": 5432}]))
     assert errs == []
     spec = out["spec"]
     assert spec["type"] == "ClusterIP" and spec["sessionAffinity"] == "None"
     assert spec["ports"] == [{"port": 5432, "protocol": "TCP", "targetPort": 5432}]
-    assert spec["ipFamilies"] == ["IPv4"] and spec["internalTrafficPolicy"] == "Cluster"
+    assert spec["internalTrafficPolicy"] == "Cluster"  # ipFamilies: at admission (test_service_dualstack)
     assert out["status"] == {"loadBalancer": {}}
 
 

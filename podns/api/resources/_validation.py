@@ -20,6 +20,8 @@ NameValidator = Callable[[str], list[str]]
 
 #: Kubernetes' TotalAnnotationSizeLimitB: 256 KiB of annotation keys and values together
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
+#: Kubernetes' `IsValidIP` message
+BAD_IP_MESSAGE = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 
 
 def format_value(value: Any) -> str:

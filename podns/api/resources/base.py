@@ -26,7 +26,8 @@ Obj = dict[str, Any]
 class AdmissionContext(Protocol):
     """What async admission hooks may use: the store (for reservations such as cluster IPs,
     kept under keys outside every resource prefix, e.g. `_alloc/serviceips/10.96.0.10`) and the
-    server's settings."""
+    server's settings: `service_cidr` is one CIDR or two of different IP families,
+    comma-separated, primary first (`podns.objects.cidrs.parse_cidrs`)."""
 
     store: Store
     service_cidr: str

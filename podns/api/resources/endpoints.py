@@ -8,7 +8,14 @@ from typing import Any
 
 from podns.api.resources._kind import KindStrategy
 from podns.api.resources._printing import AGE
-from podns.api.resources._validation import duplicate, invalid, not_supported, required, validate_port
+from podns.api.resources._validation import (
+    BAD_IP_MESSAGE,
+    duplicate,
+    invalid,
+    not_supported,
+    required,
+    validate_port,
+)
 from podns.api.resources.base import Column, FieldError, Obj
 from podns.objects import names
 
@@ -19,7 +26,7 @@ def validate_ip(path: str, value: Any) -> list[FieldError]:
     try:
         ipaddress.ip_address(str(value))
     except ValueError:
-        return [invalid(path, value, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")]
+        return [invalid(path, value, BAD_IP_MESSAGE)]
     return []
 
 

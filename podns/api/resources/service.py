@@ -2,10 +2,17 @@
 
 Kubernetes semantics kept here: `type` defaults to ClusterIP; ports default `protocol: TCP`
 and `targetPort: <port>`, must be named (uniquely) when there is more than one; `clusterIP:
-None` makes a headless service; a ClusterIP is allocated from the server's service CIDR
-(`ctx.service_cidr`) unless one is requested, and cannot change afterwards (422 "field is
-immutable"); ExternalName services need `externalName` and have no cluster IP; NodePort and
-LoadBalancer ports get a node port from 30000-32767.
+None` makes a headless service; ExternalName services need `externalName` and have no cluster
+IP; NodePort and LoadBalancer ports get a node port from 30000-32767.
+
+Dual-stack (`servicefamilies`): the server's service CIDRs (`ctx.service_cidr`, one or two
+comma-separated, primary first) are the cluster's IP families. `ipFamilyPolicy` and
+`ipFamilies` are defaulted against them at admission, as kube-apiserver does before allocating;
+then one cluster IP is allocated per family of `ipFamilies` (`clusterIPs[i]` in the CIDR of
+`ipFamilies[i]`, the requested one when given), `clusterIP` = `clusterIPs[0]`. The primary IP and
+family never change; an update may add the secondary (upgrade to PreferDualStack or
+RequireDualStack) or drop it (downgrade, only with `ipFamilyPolicy: SingleStack`), which
+releases its address.
 
 Allocations are reservations in the store under `_alloc/serviceips/<ip>` and
 `_alloc/nodeports/<port>`, made with `store.create` so two API servers can never hand out the
@@ -23,6 +30,7 @@ from podns.api.resources import _printing as pr
 from podns.api.resources._kind import KindStrategy
 from podns.api.resources._printing import AGE
 from podns.api.resources._validation import (
+    BAD_IP_MESSAGE,
     dig,
     duplicate,
     forbidden,
@@ -35,12 +43,18 @@ from podns.api.resources._validation import (
     validate_port,
 )
 from podns.api.resources.base import AdmissionContext, Column, FieldError, Obj
+from podns.api.resources.servicefamilies import (
+    init_families,
+    validate_cluster_ips,
+    validate_external_name,
+    validate_upgrade_downgrade,
+)
 from podns.objects import names
+from podns.objects.cidrs import families_of, ip_family, parse_cidrs
 from podns.store.errors import AlreadyExists, NotFound
 
 SERVICE_TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
-BAD_IP_MESSAGE = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 NODE_PORT_RANGE = (30000, 32767)  # Kubernetes' default --service-node-port-range
 IP_ALLOC_PREFIX = "_alloc/serviceips/"
 PORT_ALLOC_PREFIX = "_alloc/nodeports/"
@@ -83,16 +97,12 @@ class ServiceStrategy(KindStrategy):
         if stype == "LoadBalancer":
             spec.setdefault("allocateLoadBalancerNodePorts", True)
         ip = spec.get("clusterIP")
-        if ip and not spec.get("clusterIPs"):
+        ips = spec.get("clusterIPs")
+        if ip and not ips:
             spec["clusterIPs"] = [ip]
-        elif spec.get("clusterIPs") and not ip:
-            spec["clusterIP"] = spec["clusterIPs"][0]
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
-        if "ipFamilies" not in spec:
-            family = "IPv4"
-            if ip and ip != "None" and ":" in str(ip):
-                family = "IPv6"
-            spec["ipFamilies"] = [family]
+        elif ips and isinstance(ips, list) and not ip:
+            spec["clusterIP"] = ips[0]
+        # ipFamilyPolicy and ipFamilies depend on the cluster's service CIDRs: see admit()
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -140,18 +150,15 @@ class ServiceStrategy(KindStrategy):
                     invalid("spec.externalName", ext, m)
                     for m in names.is_dns1123_subdomain(str(ext).removesuffix("."))
                 )
-            if ip or spec.get("clusterIPs"):
+            if ip:
                 errs.append(forbidden("spec.clusterIP", "may not be set for ExternalName services"))
-            return errs
-        if ip in (None, "", "None"):
-            if ip == "None" and stype in ("NodePort", "LoadBalancer"):
-                errs.append(invalid(
-                    "spec.clusterIP", ip, "may not be set to 'None' for LoadBalancer or NodePort services"
-                ))
-            return errs
-        try:
-            ipaddress.ip_address(str(ip))
-        except ValueError:
+            return errs + validate_external_name(spec)
+        errs = validate_cluster_ips(spec)
+        if ip == "None" and stype in ("NodePort", "LoadBalancer"):
+            errs.append(invalid(
+                "spec.clusterIP", ip, "may not be set to 'None' for LoadBalancer or NodePort services"
+            ))
+        elif ip not in (None, "", "None") and ip_family(ip) is None:
             errs.append(invalid("spec.clusterIP", ip, BAD_IP_MESSAGE))
         return errs
 
@@ -190,17 +197,31 @@ class ServiceStrategy(KindStrategy):
         return errs
 
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
-        """Keep what the server allocated when an update leaves it out (Kubernetes'
-        `patchAllocatedValues`): the cluster IP(s) and the node port of each unchanged port."""
+        """Keep what the server allocated when an update leaves it out, and keep `clusterIP` and
+        `clusterIPs` in step (Kubernetes' `patchAllocatedValues`, `normalizeClusterIPs` and
+        `dropTypeDependentFields`): the cluster IPs, the policy and the node port of each
+        unchanged port; a change to ExternalName drops the IP fields it did not change."""
         super().prepare_for_update(new, old)
         nspec, ospec = new.get("spec"), old.get("spec") or {}
-        if not isinstance(nspec, dict) or "ExternalName" in (nspec.get("type"), ospec.get("type")):
+        if not isinstance(nspec, dict):
             return
-        old_ip = ospec.get("clusterIP")
-        if old_ip and nspec.get("clusterIP") in (None, "") and not nspec.get("clusterIPs"):
+        if nspec.get("type") == "ExternalName":
+            if ospec.get("type") != "ExternalName":
+                for name in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                    if name in nspec and nspec[name] == ospec.get(name):
+                        del nspec[name]
+            return
+        if ospec.get("type") == "ExternalName":
+            return
+        old_ip, old_ips = ospec.get("clusterIP") or "", ospec.get("clusterIPs") or []
+        if not nspec.get("clusterIP") and old_ip:
             nspec["clusterIP"] = old_ip
-        if old_ip and nspec.get("clusterIP") == old_ip:
-            nspec["clusterIPs"] = ospec.get("clusterIPs") or [old_ip]
+        if not nspec.get("clusterIPs") and old_ips:
+            nspec["clusterIPs"] = old_ips
+        if old_ip != nspec.get("clusterIP") and nspec.get("clusterIP") and nspec.get("clusterIPs") == old_ips:
+            nspec["clusterIPs"] = [nspec["clusterIP"]]
+        if nspec.get("ipFamilyPolicy") is None and ospec.get("ipFamilyPolicy") is not None:
+            nspec["ipFamilyPolicy"] = ospec["ipFamilyPolicy"]
         if nspec.get("type") in ("NodePort", "LoadBalancer"):
             old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
                          for p in ospec.get("ports") or [] if isinstance(p, dict)}
@@ -227,14 +248,19 @@ class ServiceStrategy(KindStrategy):
             return []
         owner = _owner(obj)
         ospec = (old or {}).get("spec") or {}
-        errs: list[FieldError] = []
-        ip = spec.get("clusterIP")
+        prior = ospec if old is not None and ospec.get("type") != "ExternalName" else None
+        nets = parse_cidrs(ctx.service_cidr)
+        errs = init_families(spec, prior, families_of(nets))
+        if not errs and prior is not None:
+            errs = validate_upgrade_downgrade(spec, prior)
+        if errs:
+            return errs
         taken: list[str] = []  # keys reserved by this call, given back if a later step fails
-        if ip != "None" and not (old and ospec.get("clusterIP") == ip and ip):
-            errs.extend(await self._allocate_ip(spec, ctx, owner))
+        if spec.get("clusterIP") != "None":
+            errs = await self._allocate_ips(spec, prior, nets, ctx, owner, taken)
             if errs:
+                await _give_back(ctx, taken)
                 return errs
-            taken.append(IP_ALLOC_PREFIX + spec["clusterIP"])
         if stype in ("NodePort", "LoadBalancer"):
             old_ports = {p.get("nodePort") for p in ospec.get("ports") or [] if p.get("nodePort")}
             for i, port in enumerate(spec.get("ports") or []):
@@ -243,53 +269,57 @@ class ServiceStrategy(KindStrategy):
                     continue
                 allocated, err = await _allocate_node_port(ctx, owner, wanted, f"spec.ports[{i}].nodePort")
                 if err:
-                    for key in taken:
-                        try:
-                            await ctx.store.delete(key)
-                        except NotFound:
-                            pass
+                    await _give_back(ctx, taken)
                     return [err]
                 taken.append(PORT_ALLOC_PREFIX + str(allocated))
                 port["nodePort"] = allocated
+        if prior is not None:  # a downgrade releases the secondary address (after the checks above)
+            kept = set(spec.get("clusterIPs") or [])
+            dropped = [ip for ip in prior.get("clusterIPs") or [] if ip not in kept and ip != "None"]
+            await _release_keys(ctx, [IP_ALLOC_PREFIX + ip for ip in dropped], owner)
         return []
 
     @staticmethod
-    async def _allocate_ip(spec: Obj, ctx: AdmissionContext, owner: str) -> list[FieldError]:
-        net = ipaddress.ip_network(ctx.service_cidr, strict=False)
-        ip = spec.get("clusterIP")
-        if ip:
-            addr = ipaddress.ip_address(ip)
-            if addr not in net:
-                return [invalid("spec.clusterIPs", [ip], f"failed to allocate IP {ip}: the provided IP "
-                                f"({ip}) is not in the valid range. The range of valid IPs is {net}")]
-            try:
-                await ctx.store.create(IP_ALLOC_PREFIX + ip, _reservation(ip, owner))
-            except AlreadyExists:
-                return [invalid("spec.clusterIPs", [ip],
-                                f"failed to allocate IP {ip}: provided IP is already allocated")]
-            spec["clusterIPs"] = [ip]
-            return []
-        chosen = await _pick_free_ip(net, ctx, owner)
-        if chosen is None:
-            return [invalid("spec.clusterIPs", [], f"failed to allocate a serviceIP: range is full ({net})")]
-        spec["clusterIP"] = chosen
-        spec["clusterIPs"] = [chosen]
-        spec["ipFamilies"] = ["IPv6" if ":" in chosen else "IPv4"]
+    async def _allocate_ips(spec: Obj, prior: Obj | None, nets: list[Any], ctx: AdmissionContext,
+                            owner: str, taken: list[str]) -> list[FieldError]:
+        """One cluster IP per family of `ipFamilies` (those `prior` already holds are kept),
+        from the service CIDR of that family; reserved keys are appended to `taken`."""
+        by_family = dict(zip(families_of(nets), nets, strict=True))
+        held = list((prior or {}).get("clusterIPs") or [])
+        ips = [str(ip) for ip in spec.get("clusterIPs") or []]
+        families = spec.get("ipFamilies") or []
+        ips += [""] * (len(families) - len(ips))
+        for i, family in enumerate(families):
+            if i < len(held) and ips[i] == held[i]:
+                continue
+            net = by_family[family]  # init_families admitted only the cluster's families
+            ip = ips[i]
+            if ip:
+                if ipaddress.ip_address(ip) not in net:
+                    return [invalid("spec.clusterIPs", ips, f"failed to allocate IP {ip}: the provided IP "
+                                    f"({ip}) is not in the valid range. The range of valid IPs is {net}")]
+                try:
+                    await ctx.store.create(IP_ALLOC_PREFIX + ip, _reservation(ip, owner))
+                except AlreadyExists:
+                    return [invalid("spec.clusterIPs", ips,
+                                    f"failed to allocate IP {ip}: provided IP is already allocated")]
+            else:
+                chosen = await _pick_free_ip(net, ctx, owner)
+                if chosen is None:
+                    return [invalid("spec.clusterIPs", [],
+                                    f"failed to allocate a serviceIP: range is full ({net})")]
+                ips[i] = ip = chosen
+            taken.append(IP_ALLOC_PREFIX + ip)
+        spec["clusterIPs"] = ips
+        spec["clusterIP"] = ips[0]
         return []
 
     async def release(self, obj: Obj, ctx: AdmissionContext) -> None:
         spec = obj.get("spec") or {}
-        ip = spec.get("clusterIP")
-        keys = [IP_ALLOC_PREFIX + ip] if ip and ip != "None" else []
+        ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+        keys = [IP_ALLOC_PREFIX + ip for ip in ips if ip and ip != "None"]
         keys += [PORT_ALLOC_PREFIX + str(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")]
-        owner = _owner(obj)
-        for key in keys:
-            try:
-                held = await ctx.store.get(key)
-                if held.get("owner") in (owner, None):
-                    await ctx.store.delete(key)
-            except NotFound:
-                pass
+        await _release_keys(ctx, keys, _owner(obj))
 
     # -- printing ------------------------------------------------------------------------------
 
@@ -341,6 +371,26 @@ def _external_ip(obj: Obj) -> str:
     if stype == "ExternalName":
         return str(spec.get("externalName", ""))
     return "<unknown>"
+
+
+async def _give_back(ctx: AdmissionContext, keys: list[str]) -> None:
+    """Delete reservations this request made (a later step of it failed)."""
+    for key in keys:
+        try:
+            await ctx.store.delete(key)
+        except NotFound:
+            pass
+
+
+async def _release_keys(ctx: AdmissionContext, keys: list[str], owner: str) -> None:
+    """Delete the reservations under `keys` that `owner` holds (or that name no owner)."""
+    for key in keys:
+        try:
+            held = await ctx.store.get(key)
+            if held.get("owner") in (owner, None):
+                await ctx.store.delete(key)
+        except NotFound:
+            pass
 
 
 def _reservation(name: str, owner: str) -> Obj:
