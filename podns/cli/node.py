@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import logging
 import re
 import socket
@@ -36,6 +35,7 @@ from podns.node.routes import BACKENDS as ROUTE_BACKENDS
 from podns.node.runtime.podman import PULL_TIMEOUT
 from podns.node.runtime.select import CHOICES as RUNTIME_CHOICES
 from podns.node.server import serving_ssl_context
+from podns.objects import cidrs
 
 
 def _hostname() -> str:
@@ -115,18 +115,46 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace, command: str) -> None:
     """Resolve `--pod-network auto` (into `args.pod_network`, the reason into
     `args.pod_network_why`); exit with one line when namespace mode cannot run here (not root,
-    no `ip netns`, a bad --pod-cidr)."""
-    args.pod_network, args.pod_network_why = netns.choose_mode(args.pod_network, args.pod_cidr)
+    no `ip netns`, a bad --pod-cidr) or when an IPv6 range is asked of loopback mode."""
+    nets = cidrs.parse_cidrs(args.pod_cidr) if args.pod_cidr else []
+    primary = str(nets[0]) if nets else None
+    args.pod_network, args.pod_network_why = netns.choose_mode(args.pod_network, primary)
     if args.pod_network != "netns":
-        if args.pod_cidr and not ipaddress.ip_network(args.pod_cidr).is_loopback:
-            args._parser.error(f"argument --pod-cidr: {args.pod_cidr} is not inside 127.0.0.0/8, "
-                               "where loopback mode gives pods their addresses")
+        for net in nets:
+            if net.version == 6:
+                args._parser.error(f"argument --pod-cidr: {net} is IPv6: loopback mode gives pods 127.x "
+                                   "addresses (IPv6 has one loopback address, ::1, not a range); "
+                                   "dual-stack needs --pod-network netns")
+            if not net.is_loopback:
+                args._parser.error(f"argument --pod-cidr: {net} is not inside 127.0.0.0/8, "
+                                   "where loopback mode gives pods their addresses")
+        service = getattr(args, "service_cidr", None) if command == "up" else None
+        for net in cidrs.parse_cidrs(service) if service else []:
+            if net.version == 6:
+                args._parser.error(f"argument --service-cidr: {net} is IPv6: in loopback mode ClusterIPs "
+                                   "are served on 127.x addresses (IPv6 has no loopback range); "
+                                   "dual-stack needs --pod-network netns")
         return
     why = netns.unavailable_reason()
-    if why is None and args.pod_cidr:
-        why = netns.check_cidr(args.pod_cidr)
+    for net in nets:
+        why = why or netns.check_cidr(str(net))
+    if why is None and nets and all(n.version == 6 for n in nets):
+        why = (f"--pod-cidr {args.pod_cidr}: namespace mode needs an IPv4 pod CIDR too (the pods' "
+               "gateway and DNS relay are IPv4): e.g. --pod-cidr 10.244.1.0/24," + str(nets[0]))
     if why is not None:
         raise SystemExit(f"podns {command}: {why}")
+
+
+def _dual_stack_services(args: argparse.Namespace) -> bool:
+    """`podns up` with an IPv6 service CIDR: netns pods get an IPv6 address too, even without an
+    IPv6 --pod-cidr (`podns node` knows no service CIDR: it takes both from --pod-cidr)."""
+    service = getattr(args, "service_cidr", None)
+    return bool(service) and any(n.version == 6 for n in cidrs.parse_cidrs(str(service)))
+
+
+def check_up_arguments(args: argparse.Namespace) -> None:
+    """`podns up` hook, before anything starts: the pod network flags (see `_check`)."""
+    _check(args, "up")
 
 
 def node_tls(args: argparse.Namespace, *, name: str, data_dir: Path, kubeconfig: Path,
@@ -172,7 +200,7 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
                   pod_network=args.pod_network, pod_network_backend=args.pod_network_backend,
                   cluster_dns=cluster_dns, cluster_domain=cluster_domain,
                   serving_tls=tls, container_runtime=args.container_runtime, oci_runtime=args.oci_runtime,
-                  image_pull_timeout=args.image_pull_timeout)
+                  image_pull_timeout=args.image_pull_timeout, dual_stack=_dual_stack_services(args))
     try:
         try:
             await agent.start()
@@ -187,7 +215,8 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
 async def start_node(ctx: Any) -> AbstractAsyncContextManager[Agent]:
     """`podns up` hook: the node named after the host, state in `<data-dir>/node`; in netns mode
     its DNS relay forwards to `podns up`'s own cluster DNS (--dns-addr, --dns-zone)."""
-    _check(ctx.args, "up")
+    if not getattr(ctx.args, "pod_network_why", None):  # check_up_arguments has not run
+        _check(ctx.args, "up")
     return _running(ctx.kubeconfig, name=ctx.node_name, data_dir=ctx.data_dir / "node", args=ctx.args,
                     cluster_dns=ctx.dns_addr, cluster_domain=getattr(ctx.args, "dns_zone", "cluster.local"),
                     ca_dir=ctx.data_dir)

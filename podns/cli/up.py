@@ -5,7 +5,8 @@ The API server starts first (it writes `<data-dir>/kubeconfig`); then each entry
 SIGTERM. Adding a component is a one-line edit: append `("name", "podns.cli.<module>:<fn>")`
 where `async def <fn>(ctx: UpContext) -> AbstractAsyncContextManager` returns a context
 manager that runs the component while entered. Every entry gets a `--no-<name>` flag. A module
-may also define `add_up_arguments(parser)` to add its own flags to `podns up`.
+may also define `add_up_arguments(parser)` to add its own flags to `podns up`, and
+`check_up_arguments(args)` to refuse impossible combinations before anything starts.
 
 For a new user: `preflight` checks the data dir (format file, writable, not used by another
 `podns up`) and the API and DNS ports before anything starts, and bad input ends the command
@@ -207,6 +208,10 @@ def preflight(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
 
 async def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    for comp, module, _starter in _components():
+        check = getattr(module, "check_up_arguments", None)
+        if check is not None and not getattr(args, f"no_{comp.replace('-', '_')}", False):
+            check(args)
     data_dir, info = preflight(args)
     _say(f"data dir {data_dir} (data format {info['format']})")
     _say(f"starting the API server on {args.api_addr}")

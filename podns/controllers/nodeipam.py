@@ -35,6 +35,7 @@ from podns.kube.client import Client
 from podns.kube.events import WARNING, EventRecorder
 from podns.kube.resources import NODES
 from podns.objects import Obj, name_of, now_rfc3339
+from podns.objects.cidrs import parse_cidrs
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +52,12 @@ MAX_MASK_V6 = 125
 
 
 def parse_cluster_cidrs(text: str) -> list[Network]:
-    """`--cluster-cidr`: one or two CIDRs, at most one per family. ValueError says what is wrong."""
-    nets: list[Network] = []
-    for part in [p.strip() for p in text.split(",") if p.strip()]:
-        try:
-            nets.append(ipaddress.ip_network(part, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"--cluster-cidr {part}: {exc}") from None
-    if not nets:
-        raise ValueError("--cluster-cidr: no CIDR given")
-    if len(nets) > 2 or (len(nets) == 2 and nets[0].version == nets[1].version):
-        raise ValueError(f"--cluster-cidr {text}: at most two CIDRs, one IPv4 and one IPv6")
-    return nets
+    """`--cluster-cidr`: one or two CIDRs, at most one per family (`podns.objects.cidrs`).
+    ValueError says what is wrong, naming the flag."""
+    try:
+        return parse_cidrs(text)
+    except ValueError as exc:
+        raise ValueError(f"--cluster-cidr: {exc}") from None
 
 
 def check_mask(cluster: Network, mask: int) -> None:

@@ -48,7 +48,7 @@ from podns.node.runtime.podman import PULL_TIMEOUT
 from podns.node.runtime.select import Runtimes, UnavailableRuntime, UnknownHandler, runtime_version
 from podns.node.server import make_app
 from podns.node.streaming.handlers import PodNetwork as PodNetworkView
-from podns.objects import get_condition, join_key, name_of, namespace_of, object_key
+from podns.objects import cidrs, get_condition, join_key, name_of, namespace_of, object_key
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -87,18 +87,31 @@ class Agent:
         container_runtime: str = "process",
         oci_runtime: str | None = None,
         image_pull_timeout: float = PULL_TIMEOUT,
+        dual_stack: bool = False,
     ) -> None:
         """`serving_tls`: the node endpoint's TLS settings (`podns.node.server.serving_ssl_context`:
         a certificate from the cluster CA, the API server's client certificate required).
         `container_runtime`: process, podman or auto (`podns.node.runtime.select`); `oci_runtime`
-        the OCI runtime podman uses (None: the one that works); `image_pull_timeout` seconds."""
+        the OCI runtime podman uses (None: the one that works); `image_pull_timeout` seconds.
+        `pod_cidr`: one CIDR or an IPv4 and an IPv6 one, comma-separated, primary first (None:
+        chosen in start()); `dual_stack`: in netns mode without an IPv6 pod CIDR given, give pods
+        an IPv6 address too, from `netns.ipv6_companion` of the IPv4 CIDR."""
         self.client = client
         self.serving_tls = serving_tls
         self.node_name = name
         self.data_dir = Path(data_dir)
         self.host_ip = host_ip
         self.port = port
-        self.pod_cidr = pod_cidr
+        given = cidrs.parse_cidrs(pod_cidr) if pod_cidr else []
+        #: the IPv4 (or only) pod CIDR: claimed machine-wide, the bridge's, `status.podIP` unless
+        #: the IPv6 one was given first
+        v4 = [str(n) for n in given if n.version == 4]
+        v6 = [str(n) for n in given if n.version == 6]
+        self.pod_cidr: str | None = (v4 + v6)[0] if given else None
+        #: dual-stack: the IPv6 pod CIDR (netns mode only)
+        self.pod_cidr6 = v6[0] if v4 and v6 else None
+        self.ipv6_primary = bool(v4 and v6) and given[0].version == 6
+        self.dual_stack = dual_stack
         self.proxy_enabled = proxy
         self.pod_network = pod_network  # "loopback" or "netns"
         self.cluster_dns = cluster_dns  # netns mode: where the node's DNS relay forwards
@@ -115,6 +128,9 @@ class Agent:
         self.runtime_reason = "process"
         self.cidr_claim = CIDRClaim()
         self.ipam: IPAM = IPAM()  # replaced in start() once the CIDR is known
+        self.ipam6: IPAM | None = None  # dual-stack: the IPv6 pod CIDR's allocator
+        #: the Node's spec.podCIDRs as the node IPAM controller assigned them (netns mode)
+        self._assigned: list[str] = []
         self.workers: dict[str, PodWorker] = {}
         self.informer: Informer | None = None
         self.events = EventRecorder(client, "kubelet", host=name)
@@ -141,6 +157,8 @@ class Agent:
                         leftovers)
         if self.pod_cidr is None and self.pod_network == "netns":
             self.pod_cidr = await self._assigned_cidr()
+            if self.pod_cidr6 is None and self.pod_cidr in self._assigned:  # dual-stack --cluster-cidr
+                self.pod_cidr6 = next((c for c in self._assigned if ":" in c), None)
         elif self.pod_cidr is None:
             nodes = (await self._retry("listing Nodes", lambda: self.client.list(NODES))).get("items") or []
             self.pod_cidr = choose_pod_cidr(nodes, self.node_name, self.cidr_claim.try_claim)
@@ -151,9 +169,13 @@ class Agent:
             log.warning("node %s: pod CIDR %s is in use by another agent on this machine; pods may "
                         "get addresses that are taken", self.node_name, self.pod_cidr)
         self.ipam = IPAM(self.pod_cidr, self.data_dir / "ipam.json")
+        if self.pod_network == "netns" and self.pod_cidr6 is None and self.dual_stack:
+            self.pod_cidr6 = netns.ipv6_companion(self.pod_cidr)
+        if self.pod_network == "netns" and self.pod_cidr6 is not None:
+            self.ipam6 = IPAM(self.pod_cidr6, self.data_dir / "ipam6.json")
         if self.pod_network == "netns":
             self.network = PodNetwork(self.pod_cidr, cluster_dns=self.cluster_dns, zone=self.cluster_domain,
-                                      state_dir=self.data_dir)
+                                      state_dir=self.data_dir, cidr6=self.pod_cidr6)
             removed = await self.network.start()
             if removed:
                 log.warning("node %s: removed %d namespace(s)/link(s) left by a previous run: %s",
@@ -168,7 +190,8 @@ class Agent:
             self.port = server.sockets[0].getsockname()[1]
         down = self.runtime.why if isinstance(self.runtime, UnavailableRuntime) else ""
         self.heartbeat = Heartbeat(self.client, name=self.node_name, host_ip=self.host_ip, port=self.port,
-                                   pod_cidr=self.pod_cidr, runtime_version=runtime_version(self.runtime),
+                                   pod_cidr=self.pod_cidrs[0], pod_cidrs=self.pod_cidrs,
+                                   runtime_version=runtime_version(self.runtime),
                                    runtime_down=down)
         await self._retry("registering the Node", self.heartbeat.register)
         self.heartbeat.start()
@@ -187,7 +210,10 @@ class Agent:
         )
         self.informer.start()
         await self.informer.wait_synced()
-        self.ipam.retain_only({str(p.get("metadata", {}).get("uid", "")) for p in self.informer.list()})
+        live = {str(p.get("metadata", {}).get("uid", "")) for p in self.informer.list()}
+        self.ipam.retain_only(live)
+        if self.ipam6 is not None:
+            self.ipam6.retain_only(live)
         if self.proxy_enabled:
             self.proxy = ServiceProxy(self.client)
             await self.proxy.start()
@@ -216,6 +242,7 @@ class Agent:
             await asyncio.sleep(CIDR_POLL)
             node = await self._retry("reading the Node", self._get_or_create_node)
         assigned = str((node.get("spec") or {}).get("podCIDR") or "")
+        self._assigned = [str(c) for c in (node.get("spec") or {}).get("podCIDRs") or [assigned] if c]
         nodes = (await self._retry("listing Nodes", lambda: self.client.list(NODES))).get("items") or []
         in_use = await asyncio.to_thread(netns.host_networks)
         cidr = netns.choose_cidr(nodes, self.node_name, self.cidr_claim.try_claim, in_use)
@@ -235,6 +262,12 @@ class Agent:
             return await self.client.create(NODES, body)
         except errors.AlreadyExists:
             return await self.client.get(NODES, self.node_name)
+
+    @property
+    def pod_cidrs(self) -> list[str]:
+        """The node's pod CIDRs, primary first (`spec.podCIDRs`)."""
+        ordered = [c for c in (self.pod_cidr, self.pod_cidr6) if c]
+        return ordered[::-1] if self.ipv6_primary and self.pod_cidr6 else ordered
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[Obj]]) -> Obj:
         """`call()` until the API answers (as the kubelet keeps trying to register); an API that

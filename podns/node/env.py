@@ -77,7 +77,7 @@ def field_ref(pod: Obj, path: str, *, pod_ip: str, host_ip: str) -> str:
         "metadata.uid": meta.get("uid", ""),
         "spec.nodeName": spec.get("nodeName", ""),
         "spec.serviceAccountName": spec.get("serviceAccountName", "default"),
-        "status.podIP": pod_ip,
+        "status.podIP": pod_ip.split(",")[0],  # `pod_ip`: the pod's addresses, comma-separated
         "status.podIPs": pod_ip,
         "status.hostIP": host_ip,
         "status.hostIPs": host_ip,

@@ -90,14 +90,16 @@ class Heartbeat:
 
     def __init__(self, client: Client, *, name: str, host_ip: str, port: int, pod_cidr: str,
                  labels: dict[str, str] | None = None, runtime_version: str = "podns://0.1.0",
-                 runtime_down: str = "") -> None:
+                 runtime_down: str = "", pod_cidrs: list[str] | None = None) -> None:
         """`runtime_down`: why the container runtime cannot run containers ("" when it can):
-        the Node is then not Ready, with the kubelet's "container runtime is down" message."""
+        the Node is then not Ready, with the kubelet's "container runtime is down" message.
+        `pod_cidrs`: dual-stack, both pod CIDRs, `pod_cidr` (the primary) first."""
         self.client = client
         self.name = name
         self.host_ip = host_ip
         self.port = port
         self.pod_cidr = pod_cidr
+        self.pod_cidrs = pod_cidrs or [pod_cidr]
         self.labels = labels or {}
         self.runtime_version = runtime_version
         self.runtime_down = runtime_down
@@ -166,15 +168,16 @@ class Heartbeat:
         except errors.NotFound:
             body = {"apiVersion": "v1", "kind": "Node",
                     "metadata": {"name": self.name, "labels": self.node_labels()},
-                    "spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]}}
+                    "spec": {"podCIDR": self.pod_cidr, "podCIDRs": self.pod_cidrs}}
             try:
                 node = await self.client.create(NODES, body)
             except errors.AlreadyExists:
                 node = await self.client.get(NODES, self.name)
         else:
             patch: Obj = {"metadata": {"labels": self.node_labels()}}
-            if (node.get("spec") or {}).get("podCIDR") != self.pod_cidr:
-                patch["spec"] = {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]}
+            spec = node.get("spec") or {}
+            if spec.get("podCIDR") != self.pod_cidr or spec.get("podCIDRs") != self.pod_cidrs:
+                patch["spec"] = {"podCIDR": self.pod_cidr, "podCIDRs": self.pod_cidrs}
             try:
                 node = await self.client.patch(NODES, self.name, patch)
             except errors.Invalid:  # podCIDR immutable on this server: keep the labels at least

@@ -7,6 +7,9 @@ What the node agent owns in this mode, and only this:
 - per pod a network namespace `podns-<uid8>` (first 8 hex digits of the pod UID) with `lo` up and
   `eth0`, the inside end of a veth pair whose host end `pv-<uid8>` is a port of the bridge; the
   pod IP comes from the node's IPAM;
+- dual-stack (a second, IPv6 pod CIDR): the bridge also holds that CIDR's first address and each
+  pod's `eth0` an IPv6 address of it (both without duplicate address detection, so they are
+  usable at once); the IPv4 CIDR stays the one the bridge is named after and claimed by;
 - per pod `/etc/netns/<namespace>/resolv.conf` (which `ip netns exec` bind-mounts on
   `/etc/resolv.conf`, and so do our own containers, see `podns.node.sandbox`), pointing at the
   relay with the Kubernetes search path and `ndots:5`.
@@ -54,6 +57,11 @@ NETNS_CIDR_FORMAT = "10.244.{}.0/24"
 ROUTE_PROTO = "158"
 #: `ip` is quick; a hung one (a kernel stuck on a namespace) must not wedge the agent forever
 IP_TIMEOUT = 10.0
+#: a unique local (RFC 4193) /48 for automatic IPv6 pod CIDRs: one /64 per node, as Kubernetes'
+#: --node-cidr-mask-size-ipv6 default
+NETNS_CIDR6_PREFIX = "fd00:10:244"
+#: the smallest IPv6 pod CIDR accepted (a /120 is 256 addresses, like the smallest sane IPv4 one)
+MAX_PREFIX6 = 120
 
 
 class NetnsError(Exception):
@@ -166,32 +174,29 @@ def bridge_name(cidr: str) -> str:
 # -- the pod CIDR --------------------------------------------------------------------------------
 
 
-def host_networks() -> list[ipaddress.IPv4Network]:
-    """IPv4 networks already routed or addressed on this machine (not counting podns bridges and
-    the routes to other nodes' pods, `podns.node.routes`)."""
-    nets: list[ipaddress.IPv4Network] = []
-    for route in ip_json("route", "show", "table", "all"):
+def host_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Networks already routed or addressed on this machine, IPv4 and IPv6 (not counting podns
+    bridges, the routes to other nodes' pods (`podns.node.routes`), loopback, link-local and
+    multicast ranges)."""
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for route in ip_json("route", "show", "table", "all") + ip_json("-6", "route", "show", "table", "all"):
         dst, dev = str(route.get("dst", "")), str(route.get("dev", ""))
         if dev.startswith(PREFIX) or dst in ("", "default") or str(route.get("protocol")) == ROUTE_PROTO:
             continue
         with contextlib.suppress(ValueError):
-            net = ipaddress.ip_network(dst, strict=False)
-            if isinstance(net, ipaddress.IPv4Network) and not net.is_loopback:
-                nets.append(net)
+            nets.append(ipaddress.ip_network(dst, strict=False))
     for link in ip_json("addr"):
         if str(link.get("ifname", "")).startswith(PREFIX):
             continue
         for a in link.get("addr_info") or []:
-            if a.get("family") == "inet":
-                with contextlib.suppress(ValueError):
-                    v4 = ipaddress.IPv4Network(f"{a['local']}/{a.get('prefixlen', 32)}", strict=False)
-                    if not v4.is_loopback:
-                        nets.append(v4)
-    return nets
+            if a.get("family") in ("inet", "inet6"):
+                with contextlib.suppress(ValueError, KeyError):
+                    nets.append(ipaddress.ip_network(f"{a['local']}/{a.get('prefixlen', 128)}", strict=False))
+    return [n for n in nets if not (n.is_loopback or n.is_link_local or n.is_multicast)]
 
 
 def choose_cidr(nodes: list[Obj], name: str, is_free: Callable[[str], bool],
-                in_use: Iterable[ipaddress.IPv4Network]) -> str:
+                in_use: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
     """This node's `spec.podCIDR` when it is a usable IPv4 range that is free here, else the first
     10.244.<n>.0/24 that no other Node has, no route or address of this machine overlaps, and
     `is_free` (the machine-wide claim) accepts. Raises NetnsError when none is left."""
@@ -224,18 +229,35 @@ def choose_cidr(nodes: list[Obj], name: str, is_free: Callable[[str], bool],
     raise NetnsError("no free 10.244.<n>.0/24 pod CIDR left on this machine; pass --pod-cidr")
 
 
+def ipv6_companion(cidr: str) -> str:
+    """The IPv6 pod CIDR that goes with IPv4 pod CIDR `cidr` when none is given on a dual-stack
+    cluster: `fd00:10:244:<c>::/64` for `10.244.<c>.0/24` (the IPv4 octets written as hex digit
+    groups, so two IPv4 CIDRs never share one; a CIDR smaller than /24 gets a /80 of its own)."""
+    net = ipaddress.IPv4Network(cidr, strict=False)
+    a, b, c, d = net.network_address.packed
+    if (a, b) == (10, 244) and net.prefixlen <= 24:
+        return f"{NETNS_CIDR6_PREFIX}:{c}::/64"
+    if net.prefixlen <= 24:
+        return f"fd00:{a}:{b}:{c}::/64"
+    return f"fd00:{a}:{b}:{c}:{d}::/80"
+
+
 def check_cidr(cidr: str) -> str | None:
     """Why `cidr` cannot be a namespace-mode pod CIDR (None when it can)."""
     try:
         net = ipaddress.ip_network(cidr, strict=False)
     except ValueError as exc:
         return f"--pod-cidr {cidr}: {exc}"
-    if not isinstance(net, ipaddress.IPv4Network):
-        return f"--pod-cidr {cidr}: namespace mode supports IPv4 pod CIDRs only"
     if net.is_loopback:
         return (f"--pod-cidr {cidr}: loopback addresses are local inside every namespace; "
                 "use e.g. 10.244.1.0/24")
-    if net.prefixlen > 29:
+    if isinstance(net, ipaddress.IPv6Network):
+        if net.is_link_local or net.is_multicast:
+            return (f"--pod-cidr {cidr}: link-local and multicast ranges cannot be pod CIDRs; "
+                    "use e.g. fd00:10:244:1::/64")
+        if net.prefixlen > MAX_PREFIX6:
+            return f"--pod-cidr {cidr}: too small (at most /{MAX_PREFIX6})"
+    elif net.prefixlen > 29:
         return f"--pod-cidr {cidr}: too small (at most /29)"
     clash = [str(u) for u in host_networks() if net.overlaps(u)]
     if clash:
@@ -284,8 +306,9 @@ def cidr_is_held(cidr: str) -> bool:
 # -- bridge --------------------------------------------------------------------------------------
 
 
-def ensure_bridge(cidr: str) -> tuple[str, str]:
-    """Create (or reset) the node's bridge with the gateway address; return (bridge, gateway)."""
+def ensure_bridge(cidr: str, cidr6: str | None = None) -> tuple[str, str]:
+    """Create (or reset) the node's bridge with the gateway address (and the first address of
+    `cidr6`, dual-stack); return (bridge, gateway)."""
     net = ipaddress.ip_network(cidr, strict=False)
     bridge = bridge_name(cidr)
     gateway = str(net.network_address + 1)
@@ -294,6 +317,9 @@ def ensure_bridge(cidr: str) -> tuple[str, str]:
         ip("link", "add", bridge, "type", "bridge")
     ip("addr", "flush", "dev", bridge)
     ip("addr", "add", f"{gateway}/{net.prefixlen}", "dev", bridge)
+    if cidr6:
+        net6 = ipaddress.ip_network(cidr6, strict=False)
+        ip("-6", "addr", "add", f"{net6.network_address + 1}/{net6.prefixlen}", "dev", bridge, "nodad")
     ip("link", "set", bridge, "up")
     return bridge, gateway
 
@@ -340,10 +366,10 @@ def resolv_conf(pod: Obj, *, nameserver: str, zone: str, host_resolv: Path = Pat
     return "\n".join(lines) + "\n"
 
 
-def hosts_file(pod: Obj, *, pod_ip: str, zone: str) -> str:
-    """The pod's /etc/hosts, as the kubelet writes it: localhost, then the pod's address with its
-    host name (and `<hostname>.<subdomain>.<ns>.svc.<zone>` when it has a subdomain), then
-    `hostAliases`."""
+def hosts_file(pod: Obj, *, pod_ip: str, zone: str, pod_ip6: str | None = None) -> str:
+    """The pod's /etc/hosts, as the kubelet writes it: localhost, then each of the pod's
+    addresses with its host name (and `<hostname>.<subdomain>.<ns>.svc.<zone>` when it has a
+    subdomain), then `hostAliases`."""
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     hostname = str(spec.get("hostname") or meta.get("name", ""))
     names = [hostname]
@@ -351,7 +377,8 @@ def hosts_file(pod: Obj, *, pod_ip: str, zone: str) -> str:
         ns = meta.get("namespace") or "default"
         names.insert(0, f"{hostname}.{spec['subdomain']}.{ns}.svc.{zone}")
     lines = ["# Kubernetes-managed hosts file (podns).", "127.0.0.1\tlocalhost",
-             "::1\tlocalhost ip6-localhost ip6-loopback", f"{pod_ip}\t{chr(9).join(names)}"]
+             "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines += [f"{a}\t{chr(9).join(names)}" for a in (pod_ip, pod_ip6) if a]
     for alias in spec.get("hostAliases") or []:
         if alias.get("ip") and alias.get("hostnames"):
             lines.append(f"{alias['ip']}\t{chr(9).join(str(h) for h in alias['hostnames'])}")
@@ -359,13 +386,18 @@ def hosts_file(pod: Obj, *, pod_ip: str, zone: str) -> str:
 
 
 def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv: str,
-                       hosts: str = "") -> str:
-    """The pod's namespace with `lo` and `eth0` (pod_ip) up, its resolv.conf and hosts file;
-    returns the namespace name. An existing namespace of the same pod is replaced. Raises
-    NetnsError."""
+                       hosts: str = "", pod_ip6: str | None = None, cidr6: str | None = None) -> str:
+    """The pod's namespace with `lo` and `eth0` (pod_ip, and pod_ip6 of `cidr6` when dual-stack)
+    up, its resolv.conf and hosts file; returns the namespace name. An existing namespace of the
+    same pod is replaced. Raises NetnsError."""
     ns, veth = netns_name(uid), veth_name(uid)
     net = ipaddress.ip_network(cidr, strict=False)
     prefix, gateway = net.prefixlen, net.network_address + 1
+    v6 = ""
+    if pod_ip6 and cidr6:
+        net6 = ipaddress.ip_network(cidr6, strict=False)
+        v6 = (f"addr add {pod_ip6}/{net6.prefixlen} dev eth0 nodad\n"
+              f"route add default via {net6.network_address + 1} dev eth0\n")
     delete_pod_network(uid)
     _record(ns, cidr)
     etc = ETC_NETNS / ns
@@ -380,7 +412,7 @@ def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv:
         ip("-n", ns, "-batch", "-", stdin=("link set lo up\n"
                                            f"addr add {pod_ip}/{prefix} dev eth0\n"
                                            "link set eth0 up\n"
-                                           f"route add default via {gateway}\n"))
+                                           f"route add default via {gateway}\n" + v6))
     except NetnsError:
         delete_pod_network(uid)
         raise

@@ -40,12 +40,14 @@ DNS_PORT = 53
 
 class PodNetwork:
     """See the module docstring. `cluster_dns` is where the relay forwards; `zone` the cluster
-    domain of the pods' search path; `state_dir` the agent's data dir."""
+    domain of the pods' search path; `state_dir` the agent's data dir; `cidr6` the IPv6 pod CIDR
+    of a dual-stack node (pods then get an address of each family)."""
 
     def __init__(self, cidr: str, *, cluster_dns: tuple[str, int], zone: str, state_dir: Path,
-                 dns_port: int = DNS_PORT) -> None:
+                 dns_port: int = DNS_PORT, cidr6: str | None = None) -> None:
         net = ipaddress.ip_network(cidr, strict=False)
         self.cidr = str(net)
+        self.cidr6 = str(ipaddress.ip_network(cidr6, strict=False)) if cidr6 else None
         self.bridge = netns.bridge_name(self.cidr)
         self.gateway = str(net.network_address + 1)
         self.cluster_dns = cluster_dns
@@ -65,7 +67,7 @@ class PodNetwork:
         removed = await asyncio.to_thread(netns.cleanup_leftovers, self.cidr)
         self._remove_paths(self._load_state())
         self._save_state()
-        await asyncio.to_thread(netns.ensure_bridge, self.cidr)
+        await asyncio.to_thread(netns.ensure_bridge, self.cidr, self.cidr6)
         self.relay = DNSRelay((self.gateway, self.dns_port), self.cluster_dns)
         try:
             await self.relay.start()
@@ -90,14 +92,15 @@ class PodNetwork:
 
     # -- pods --------------------------------------------------------------------------------------
 
-    async def add_pod(self, pod: Obj, pod_ip: str) -> str:
-        """Give the pod (`metadata.uid`) its namespace with `pod_ip`; return the namespace's path."""
+    async def add_pod(self, pod: Obj, pod_ip: str, pod_ip6: str | None = None) -> str:
+        """Give the pod (`metadata.uid`) its namespace with `pod_ip` (and `pod_ip6` of the IPv6
+        pod CIDR, dual-stack); return the namespace's path."""
         uid = str(pod.get("metadata", {}).get("uid", ""))
         resolv = netns.resolv_conf(pod, nameserver=self.gateway, zone=self.zone)
-        hosts = netns.hosts_file(pod, pod_ip=pod_ip, zone=self.zone)
+        hosts = netns.hosts_file(pod, pod_ip=pod_ip, zone=self.zone, pod_ip6=pod_ip6)
         fut = asyncio.ensure_future(asyncio.to_thread(
             netns.create_pod_network, uid, cidr=self.cidr, bridge=self.bridge, pod_ip=pod_ip,
-            resolv=resolv, hosts=hosts))
+            resolv=resolv, hosts=hosts, pod_ip6=pod_ip6, cidr6=self.cidr6))
         self._pending[uid] = fut
         try:
             name = await asyncio.shield(fut)

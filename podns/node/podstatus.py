@@ -129,14 +129,14 @@ def pod_status(
     init: list[ContainerRecord],
     main: list[ContainerRecord],
     *,
-    pod_ip: str,
+    pod_ips: list[str],
     host_ip: str,
     start_time: str,
     init_failed: bool = False,
     reason: str = "",
     message: str = "",
 ) -> Obj:
-    """The full `status` the agent writes for `pod`."""
+    """The full `status` the agent writes for `pod`; `pod_ips` primary first (dual-stack: two)."""
     spec = pod.get("spec", {})
     phase = pod_phase(spec.get("restartPolicy", "Always"), init, main, init_failed=init_failed)
     old = (pod.get("status") or {}).get("conditions") or []
@@ -146,8 +146,8 @@ def pod_status(
         # None (not "") so that a JSON merge patch removes a field the pod no longer has
         "hostIP": host_ip or None,
         "hostIPs": [{"ip": host_ip}] if host_ip else None,
-        "podIP": pod_ip or None,
-        "podIPs": [{"ip": pod_ip}] if pod_ip else None,
+        "podIP": pod_ips[0] if pod_ips else None,
+        "podIPs": [{"ip": ip} for ip in pod_ips] or None,
         "startTime": start_time,
         "qosClass": "BestEffort",
         "containerStatuses": [r.to_status() for r in main],

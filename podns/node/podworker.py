@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,8 @@ class AgentHost(Protocol):
     host_ip: str
     data_dir: Path
     ipam: IPAM
+    ipam6: IPAM | None  # dual-stack namespace mode: the IPv6 pod CIDR's allocator
+    ipv6_primary: bool  # dual-stack: the IPv6 address is `status.podIP`
     network: PodNetwork | None  # namespace mode; None: loopback addresses
     runtime: ContainerRuntime  # the default (pods without a RuntimeClass)
 
@@ -90,6 +93,7 @@ class PodWorker:
         ]
         self.runtime = agent.runtime  # until `_setup` resolves the pod's RuntimeClass
         self.pod_ip = ""
+        self.pod_ip6 = ""  # dual-stack netns mode: the pod's IPv6 address
         self.netns_path = ""  # namespace mode: the pod's network namespace, once created
         self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
         self.init_failed = False
@@ -114,11 +118,12 @@ class PodWorker:
             mounted = volumes.container_env(container, self.volumes)
         except volumes.VolumeError as exc:  # a subPath leaving its volume: the kubelet's reason too
             raise envmod.ConfigError(f"failed to prepare subPath: {exc}") from exc
+        ips = ",".join(self.pod_ips())  # the downward API's status.podIPs; status.podIP is the first
         if self.runtime.images:
-            return envmod.build_env(self.pod, container, pod_ip=self.pod_ip, host_ip=self.agent.host_ip,
+            return envmod.build_env(self.pod, container, pod_ip=ips, host_ip=self.agent.host_ip,
                                     configmaps=configmaps, secrets=secrets, host_defaults=False)
-        extra = {"PODNS_POD_IP": self.pod_ip, **mounted}
-        return envmod.build_env(self.pod, container, pod_ip=self.pod_ip, host_ip=self.agent.host_ip,
+        extra = {"PODNS_POD_IP": ips.split(",")[0], **mounted}
+        return envmod.build_env(self.pod, container, pod_ip=ips, host_ip=self.agent.host_ip,
                                 extra=extra, configmaps=configmaps, secrets=secrets)
 
     async def refresh_sources(self) -> None:
@@ -185,7 +190,7 @@ class PodWorker:
         """The pod status to write now."""
         init: list[ContainerRecord] = [r.record for r in self.init_runners]
         main: list[ContainerRecord] = [r.record for r in self.runners]
-        st = pod_status(self.pod, init, main, pod_ip=self.pod_ip, host_ip=self.agent.host_ip,
+        st = pod_status(self.pod, init, main, pod_ips=self.pod_ips(), host_ip=self.agent.host_ip,
                         start_time=self.start_time, init_failed=self.init_failed,
                         reason=self.reason, message=self.message)
         if self.terminal_after_deletion():
@@ -228,7 +233,7 @@ class PodWorker:
                 policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
                 await asyncio.gather(*(r.run(policy) for r in self.runners))
             if not self.terminating:
-                self.agent.ipam.release(self.uid)  # a finished pod holds no address
+                self._release_ips()  # a finished pod holds no address
                 await self._release_network()
                 self.changed()
         except asyncio.CancelledError:
@@ -248,10 +253,15 @@ class PodWorker:
                 if (self.pod.get("spec") or {}).get("hostNetwork"):
                     self.pod_ip = self.agent.host_ip  # the node's own address, as in Kubernetes
                 else:
-                    previous = (self.pod.get("status") or {}).get("podIP")
-                    self.pod_ip = self.agent.ipam.allocate(self.uid, preferred=previous)
+                    previous = [p.get("ip") for p in (self.pod.get("status") or {}).get("podIPs") or []
+                                if isinstance(p, dict)]
+                    version = self.agent.ipam.network.version
+                    self.pod_ip = self.agent.ipam.allocate(self.uid, preferred=_first(previous, version))
+                    if self.agent.ipam6 is not None:
+                        self.pod_ip6 = self.agent.ipam6.allocate(self.uid, preferred=_first(previous, 6))
                     if self.agent.network is not None:
-                        self.netns_path = await self.agent.network.add_pod(self.pod, self.pod_ip)
+                        self.netns_path = await self.agent.network.add_pod(self.pod, self.pod_ip,
+                                                                           self.pod_ip6 or None)
                 self.sources = await self.agent.fetch_sources(self.pod)
                 configmaps, secrets = self.sources
                 self.volumes = await asyncio.to_thread(volumes.prepare, self.pod, self.agent.data_dir,
@@ -273,6 +283,17 @@ class PodWorker:
             except OSError as exc:
                 self._setup_failed("FailedMount", f"MountVolume.SetUp failed: {exc}")
             await asyncio.sleep(SETUP_RETRY)
+
+    def pod_ips(self) -> list[str]:
+        """The pod's addresses, primary first (`status.podIPs`): the node's primary family first."""
+        ips = [ip for ip in (self.pod_ip, self.pod_ip6) if ip]
+        return ips[::-1] if self.agent.ipv6_primary and len(ips) == 2 else ips
+
+    def _release_ips(self) -> None:
+        self.agent.ipam.release(self.uid)
+        if self.agent.ipam6 is not None:
+            self.agent.ipam6.release(self.uid)
+        self.pod_ip6 = ""
 
     def _setup_failed(self, reason: str, message: str) -> None:
         if (self.reason, self.message) != (reason, message):
@@ -307,7 +328,7 @@ class PodWorker:
                 await self.agent.delete_pod(self.pod)
         finally:
             self.finished.set()
-            self.agent.ipam.release(self.uid)
+            self._release_ips()
             await self._release_network()
             await asyncio.to_thread(volumes.cleanup, self.pod, self.agent.data_dir)
             self.agent.worker_done(self)
@@ -335,3 +356,12 @@ class PodWorker:
                     await task
         for runner in self.init_runners + self.runners:
             runner.finalize()
+
+
+def _first(ips: list[Any], version: int) -> str | None:
+    """The first address of IP `version` among `ips` (a previous `status.podIPs`), if any."""
+    for ip in ips:
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(str(ip)).version == version:
+                return str(ip)
+    return None

@@ -107,7 +107,7 @@ def _internal_ip(node: Obj) -> str:
 
 
 def plan(nodes: list[Obj], *, own: str, own_cidr: str, backend: str, lookup: Callable[[str], Reach],
-         host_nets: list[ipaddress.IPv4Network]) -> Plan:
+         host_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> Plan:
     """The routes this node needs to every other Node in `nodes`, and why any peer gets none.
 
     `lookup(ip)` says how this machine reaches `ip`; `host_nets` are this machine's own networks

@@ -16,6 +16,12 @@ CASES = [
     (["apiserver", "--service-cidr", "10.0.0.0/33"], "--service-cidr"),
     (["up", "--service-cidr", "10.96.0.0/8"], "--service-cidr"),  # too large, as kube-apiserver says
     (["up", "--service-cidr", "garbage"], "--service-cidr"),
+    (["up", "--service-cidr", "10.96.0.0/16,10.97.0.0/16"], "--service-cidr"),  # two of one family
+    (["up", "--service-cidr", "10.96.0.0/16,fd00::/64"], "--service-cidr"),  # IPv6 range too large
+    (["up", "--service-cidr", "10.96.0.0/16,fd00::/127"], "--service-cidr"),  # too small
+    (["apiserver", "--service-cidr", "10.96.0.0/16,fd00::/112,10.1.0.0/16"], "--service-cidr"),
+    (["node", "--pod-network", "loopback", "--pod-cidr", "127.9.0.0/16,fd00::/64"], "--pod-cidr"),
+    (["node", "--pod-cidr", "fd00::/64,fd01::/64"], "--pod-cidr"),
     (["node", "--pod-network", "loopback", "--pod-cidr", "garbage"], "--pod-cidr"),
     (["node", "--pod-network", "loopback", "--pod-cidr", "10.0.0.0/24"], "--pod-cidr"),  # not 127/8
     (["apiserver", "--store-wait", "-1"], "--store-wait"),

@@ -32,6 +32,8 @@ class FakeAgent:
         self.host_ip = "127.0.0.1"
         self.data_dir = data_dir
         self.ipam = IPAM(cidr, data_dir / "ipam.json")
+        self.ipam6: IPAM | None = None  # single-stack
+        self.ipv6_primary = False
         self.network = None  # loopback mode
         self.runtime = ProcessRuntime(data_dir / "pids")
         self.events: list[tuple[str, str, str, str]] = []

@@ -90,10 +90,24 @@ def test_choose_cidr_skips_other_nodes_host_routes_and_claimed_ranges() -> None:
     assert netns.choose_cidr(nodes, "me", lambda c: True, in_use) == "10.244.9.0/24"
 
 
-def test_check_cidr_refuses_loopback_and_ipv6() -> None:
+def test_check_cidr_refuses_loopback_and_odd_ipv6() -> None:
+    """IPv6 pod CIDRs are fine in netns mode (dual-stack) unless loopback, link-local or tiny."""
     assert "loopback" in (netns.check_cidr("127.5.0.0/16") or "")
-    assert "IPv4" in (netns.check_cidr("fd00:1::/64") or "")
+    assert "loopback" in (netns.check_cidr("::1/128") or "")
+    assert "link-local" in (netns.check_cidr("fe80::/64") or "")
+    assert "too small" in (netns.check_cidr("fd00:1::/124") or "")
     assert "not" in (netns.check_cidr("10.244.300.0/24") or "")
+
+
+@pytest.mark.parametrize(("v4", "v6"), [
+    ("10.244.3.0/24", "fd00:10:244:3::/64"),
+    ("10.244.0.0/16", "fd00:10:244:0::/64"),
+    ("192.168.7.0/24", "fd00:192:168:7::/64"),
+    ("10.244.3.128/25", "fd00:10:244:3:128::/80"),
+])
+def test_ipv6_companion(v4: str, v6: str) -> None:
+    """the automatic IPv6 pod CIDR of a dual-stack node follows its IPv4 one, one per IPv4 CIDR."""
+    assert ipaddress.ip_network(netns.ipv6_companion(v4)) == ipaddress.ip_network(v6)
 
 
 def test_cli_refuses_netns_mode_without_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

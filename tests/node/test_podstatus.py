@@ -58,7 +58,7 @@ def test_conditions_and_transition_times_kept() -> None:
 
 def test_pod_status_shape() -> None:
     pod = {"spec": {"restartPolicy": "Always"}, "status": {}}
-    st = pod_status(pod, [rec(term(0), name="i")], [rec(RUN, ready=True)], pod_ip="127.1.0.5",
+    st = pod_status(pod, [rec(term(0), name="i")], [rec(RUN, ready=True)], pod_ips=["127.1.0.5"],
                     host_ip="127.0.0.1", start_time="t0")
     assert st["phase"] == "Running" and st["podIP"] == "127.1.0.5" and st["podIPs"] == [{"ip": "127.1.0.5"}]
     assert st["hostIP"] == "127.0.0.1" and st["startTime"] == "t0"
