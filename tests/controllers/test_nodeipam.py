@@ -39,8 +39,8 @@ def test_allocate_skips_every_overlap() -> None:
 
 
 @pytest.mark.parametrize(("options", "error"), [
-    (Options(cluster_cidr="10.244.0.0/33"), "--cluster-cidr 10.244.0.0/33: "),
-    (Options(cluster_cidr="10.0.0.0/8,10.1.0.0/16"), "at most two CIDRs, one IPv4 and one IPv6"),
+    (Options(cluster_cidr="10.244.0.0/33"), "--cluster-cidr: '10.244.0.0/33' is not a valid CIDR"),
+    (Options(cluster_cidr="10.0.0.0/8,10.1.0.0/16"), "both CIDRs are IPv4; a dual-stack list needs one IPv4"),
     (Options(cluster_cidr="10.244.0.0/16", node_cidr_mask_size=12), "larger than the cluster CIDR"),
     (Options(cluster_cidr="10.244.0.0/16", node_cidr_mask_size=30), "too small (at most /29 for IPv4)"),
 ], ids=["malformed", "same-family", "mask-larger", "mask-too-small"])
