@@ -22,6 +22,8 @@ CASES = [
     (["apiserver", "--service-cidr", "10.96.0.0/16,fd00::/112,10.1.0.0/16"], "--service-cidr"),
     (["node", "--pod-network", "loopback", "--pod-cidr", "127.9.0.0/16,fd00::/64"], "--pod-cidr"),
     (["node", "--pod-cidr", "fd00::/64,fd01::/64"], "--pod-cidr"),
+    (["up", "--pod-network", "loopback", "--service-cidr", "127.96.0.0/16,fd00::/112"], "--service-cidr"),
+    (["up", "--pod-network", "loopback", "--pod-cidr", "127.9.0.0/16,fd00::/64"], "--pod-cidr"),
     (["node", "--pod-network", "loopback", "--pod-cidr", "garbage"], "--pod-cidr"),
     (["node", "--pod-network", "loopback", "--pod-cidr", "10.0.0.0/24"], "--pod-cidr"),  # not 127/8
     (["apiserver", "--store-wait", "-1"], "--store-wait"),

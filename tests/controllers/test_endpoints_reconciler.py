@@ -62,3 +62,14 @@ def test_no_write_when_only_trigger_time_differs() -> None:
     assert needs_write(existing, flipped)
     merged = merged_for_update(existing, flipped)
     assert merged["metadata"]["annotations"]["other"] == "x" and "notReadyAddresses" in merged["subsets"][0]
+
+
+def test_dual_stack_endpoints_use_the_primary_family() -> None:
+    """Given dual-stack pods, then Endpoints list the address of the Service's ipFamilies[0] (as
+    Kubernetes' Endpoints controller), while EndpointSlices carry one family each."""
+    p = pod("db-0", ip="10.0.0.1")
+    p["status"]["podIPs"] = [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]
+    v6_first = service()
+    v6_first["spec"]["ipFamilies"] = ["IPv6", "IPv4"]
+    assert desired(v6_first, [p])["subsets"][0]["addresses"][0]["ip"] == "fd00::1"
+    assert desired(service(), [p])["subsets"][0]["addresses"][0]["ip"] == "10.0.0.1"

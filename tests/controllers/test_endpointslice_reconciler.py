@@ -232,3 +232,24 @@ def test_placeholder_is_reused_for_first_endpoints() -> None:
     assert (len(plan.create), len(plan.update), len(plan.delete)) == (0, 1, 0)
     assert plan.update[0]["metadata"]["name"] == slices[0]["metadata"]["name"]
     assert plan.update[0]["ports"] and plan.update[0]["endpoints"]
+
+
+@pytest.mark.parametrize(("families", "want"), [
+    (["IPv4"], {"IPv4": ["10.0.0.1", "10.0.0.2"]}),
+    (["IPv6"], {"IPv6": ["fd00::1", "fd00::2"]}),
+    (["IPv4", "IPv6"], {"IPv4": ["10.0.0.1", "10.0.0.2"], "IPv6": ["fd00::1", "fd00::2"]}),
+], ids=["ipv4", "ipv6", "dual-stack"])
+def test_one_slice_per_family(families: list[str], want: dict[str, list[str]]) -> None:
+    """Given dual-stack pods and a Service's ipFamilies, then one slice per family, each with the
+    pods' addresses of that family (addressType IPv4 / IPv6) and the same hostnames."""
+    pods = []
+    for i in (1, 2):
+        p = pod(f"db-{i}", ip=f"10.0.0.{i}", hostname=f"db-{i}", subdomain="db")
+        p["status"]["podIPs"] = [{"ip": f"10.0.0.{i}"}, {"ip": f"fd00::{i}"}]
+        pods.append(p)
+    svc = service()
+    svc["spec"]["ipFamilies"] = families
+    slices = applied(reconcile(svc, pods, []), [])
+    got = {s["addressType"]: sorted(a for e in s["endpoints"] for a in e["addresses"]) for s in slices}
+    assert got == want
+    assert all(sorted(e["hostname"] for e in s["endpoints"]) == ["db-1", "db-2"] for s in slices)

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from podns.node.env import ConfigError, build_env, command_line, expand
+from podns.node.env import ConfigError, build_env, command_line, expand, field_ref
 
 POD = {
     "metadata": {"name": "db-0", "namespace": "prod", "uid": "u1",
@@ -86,3 +86,11 @@ def test_configmap_and_secret_refs() -> None:
 def test_bad_references_raise_config_error(env: list, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_env(POD, {"env": env}, pod_ip="", host_ip="", base={})
+
+
+def test_downward_api_pod_ips_dual_stack() -> None:
+    """status.podIP is the primary address, status.podIPs both, comma-separated (the kubelet's)."""
+    pod = {"metadata": {"name": "p"}, "spec": {}}
+    ips = "10.244.0.5,fd00::5"
+    assert field_ref(pod, "status.podIP", pod_ip=ips, host_ip="127.0.0.1") == "10.244.0.5"
+    assert field_ref(pod, "status.podIPs", pod_ip=ips, host_ip="127.0.0.1") == ips

@@ -111,6 +111,14 @@ def test_hosts_file_names_the_pod() -> None:
     assert lines[-1] == "10.0.0.9\tlegacy"
 
 
+def test_hosts_file_dual_stack() -> None:
+    """a dual-stack pod's /etc/hosts has a line per address, IPv4 first, as the kubelet writes it."""
+    pod = {"metadata": {"name": "db-0", "namespace": "default"}, "spec": {}}
+    text = netns.hosts_file(pod, pod_ip="10.244.3.7", zone="cluster.local", pod_ip6="fd00:10:244:3::7")
+    lines = text.splitlines()
+    assert lines[-2:] == ["10.244.3.7\tdb-0", "fd00:10:244:3::7\tdb-0"]
+
+
 @needs_netns
 async def test_container_identity_in_namespace_mode(agent: FakeAgent, network: PodNetwork) -> None:
     """given runAsUser 4242 (unknown to the host), runAsGroup 4242, fsGroup 4343 and an emptyDir:

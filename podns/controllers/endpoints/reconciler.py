@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from podns.controllers.endpointslice.reconciler import (
+    address_types,
+    pod_ip,
     resolve_target_port,
     should_publish,
     trigger_time,
@@ -37,19 +39,15 @@ from podns.objects.wellknown import HEADLESS_LABEL, OVER_CAPACITY_ANNOTATION, TR
 MAX_ADDRESSES = 1000
 
 
-def _pod_ipv4_or_first(pod: Mapping[str, Any]) -> str | None:
-    status = pod.get("status") or {}
-    return status.get("podIP") or next((p.get("ip") for p in status.get("podIPs") or []), None)
-
-
 def desired(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Obj:
     """The Endpoints object for `service` given the pods its selector matches."""
     spec = service.get("spec") or {}
     publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
     subsets: dict[tuple[Any, ...], Obj] = {}
     count = 0
+    family = address_types(service)[0]  # Kubernetes: the Service's primary family (ipFamilies[0])
     for pod in sorted(pods, key=name_of):
-        ip = _pod_ipv4_or_first(pod)
+        ip = pod_ip(pod, family)
         if not ip or not should_publish(pod) or (is_terminating(pod) and not publish_not_ready):
             continue
         address: Obj = {"ip": ip}

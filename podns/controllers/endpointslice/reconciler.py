@@ -99,7 +99,8 @@ def address_types(service: Mapping[str, Any]) -> list[str]:
     return [f for f in families if f in ("IPv4", "IPv6")] or ["IPv4"]
 
 
-def _pod_ip(pod: Mapping[str, Any], family: str) -> str | None:
+def pod_ip(pod: Mapping[str, Any], family: str) -> str | None:
+    """The pod's address of IP `family` (`IPv4`/`IPv6`) from `status.podIPs`, None if it has none."""
     status = pod.get("status") or {}
     ips = [p.get("ip") for p in status.get("podIPs") or [] if p.get("ip")]
     if not ips and status.get("podIP"):
@@ -185,7 +186,7 @@ def desired_endpoints(
     groups: dict[tuple[str, tuple[Any, ...]], tuple[list[EndpointPort], dict[str, SliceEndpoint]]] = {}
     for family in address_types(service):
         for pod in sorted(pods, key=name_of):
-            ip = _pod_ip(pod, family)
+            ip = pod_ip(pod, family)
             if ip is None or not should_publish(pod):
                 continue
             ports = _slice_ports(service, pod)
