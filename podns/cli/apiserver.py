@@ -171,7 +171,11 @@ async def start_api(args: argparse.Namespace) -> ApiServer:
                        event_ttl=getattr(args, "event_ttl", DEFAULT_EVENT_TTL),
                        audit_log=getattr(args, "audit_log", None))
     tune_gc()
-    await wait_for_store(store, store_url(args), getattr(args, "store_wait", STORE_WAIT))
+    try:
+        await wait_for_store(store, store_url(args), getattr(args, "store_wait", STORE_WAIT))
+    except asyncio.CancelledError:  # a signal while starting (podns up): nothing stays open
+        await store.close()
+        raise
     try:
         await server.start()
     except OSError as exc:
@@ -183,6 +187,10 @@ async def start_api(args: argparse.Namespace) -> ApiServer:
         await server.stop()
         await store.close()
         raise SystemExit(f"podns: the store at {store_url(args)} failed: {exc}") from None
+    except asyncio.CancelledError:  # a signal while starting (podns up): nothing stays open
+        await server.stop()
+        await store.close()
+        raise
     return server
 
 

@@ -98,6 +98,9 @@ class Supervised:
         except TimeoutError:
             await self._kill(proc)
             raise ChildFailed(f"{self.name} printed no report within {REPORT_TIMEOUT:g}s") from None
+        except asyncio.CancelledError:  # stopped while starting: the child goes too
+            await self._kill(proc)
+            raise
         if not line:
             code = await proc.wait()
             raise ChildFailed(f"{self.name} exited with code {code} while starting")

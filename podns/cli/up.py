@@ -2,10 +2,12 @@
 
 The API server starts first (it writes `<data-dir>/kubeconfig`); then each entry of
 `COMPONENTS` is started in order with an `UpContext` and stopped in reverse order on SIGINT or
-SIGTERM. Adding a component is a one-line edit: append `("name", "podns.cli.<module>:<fn>")`
-where `async def <fn>(ctx: UpContext) -> AbstractAsyncContextManager` returns a context
-manager that runs the component while entered. Every entry gets a `--no-<name>` flag. A module
-may also define `add_up_arguments(parser)` to add its own flags to `podns up`, and
+SIGTERM, also when the signal comes while they are still starting (`StopSignals`: the start is
+cancelled and unwinds like a stop; exit code 0 either way). Adding a component is a one-line
+edit: append `("name", "podns.cli.<module>:<fn>")` where
+`async def <fn>(ctx: UpContext) -> AbstractAsyncContextManager` returns a context manager that
+runs the component while entered. Every entry gets a `--no-<name>` flag. A module may also
+define `add_up_arguments(parser)` to add its own flags to `podns up`, and
 `check_up_arguments(args)` to refuse impossible combinations before anything starts.
 
 For a new user: `preflight` checks the data dir (format file, writable, not used by another
@@ -21,6 +23,7 @@ handed to the API server for the dashboard at /ui/, which scrapes them over HTTP
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import errno
 import importlib
@@ -39,7 +42,7 @@ from typing import Any
 from podns.api.server.apiserver import ApiServer
 from podns.cli import datadir
 from podns.cli.apiserver import add_common_arguments, host_port, start_api
-from podns.cli.signals import wait_for_signal
+from podns.cli.signals import StopSignals
 
 #: (name, "module:function") of the components `podns up` runs after the API server, in
 #: start order; other components append themselves here
@@ -208,6 +211,19 @@ def preflight(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
 
 async def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    with StopSignals() as signals:
+        try:
+            await _run(args, signals, started)
+        except asyncio.CancelledError:
+            if not signals.stopped_while_starting():
+                raise
+    return 0
+
+
+async def _run(args: argparse.Namespace, signals: StopSignals, started: float) -> None:
+    """Start the API server and the components, serve until SIGINT/SIGTERM, stop in reverse
+    order. A signal while starting cancels this (see `StopSignals`): what started is stopped the
+    same way."""
     for comp, module, _starter in _components():
         check = getattr(module, "check_up_arguments", None)
         if check is not None and not getattr(args, f"no_{comp.replace('-', '_')}", False):
@@ -215,11 +231,12 @@ async def run(args: argparse.Namespace) -> int:
     data_dir, info = preflight(args)
     _say(f"data dir {data_dir} (data format {info['format']})")
     _say(f"starting the API server on {args.api_addr}")
-    server = await start_api(args)
-    ctx = make_context(args, server)
-    _say(f"API server   {server.url}")
+    server: ApiServer | None = None
     dns = node = None
     try:
+        server = await start_api(args)
+        ctx = make_context(args, server)
+        _say(f"API server   {server.url}")
         async with contextlib.AsyncExitStack() as stack:
             for comp, _module, starter in _components():
                 if getattr(args, f"no_{comp.replace('-', '_')}", False):
@@ -237,10 +254,12 @@ async def run(args: argparse.Namespace) -> int:
                          "node": f"node {ctx.node_name}"}.get(comp, "")
                 _say(f"{comp:<12} started {where}".rstrip())
             print(_summary(ctx, server, dns, started, node), flush=True)
-            await wait_for_signal()
+            await signals.serve()
             print("podns up: stopping (pods, components, API server)", file=sys.stderr, flush=True)
-    finally:  # also on Ctrl-C while starting (the task is cancelled): stop what was started
-        await server.stop()
-        await server.store.close()
+    finally:  # also after a signal while starting: stop what was started
+        if signals.requested and not signals.serving:
+            print("podns up: stopping while starting (signal)", file=sys.stderr, flush=True)
+        if server is not None:
+            await server.stop()
+            await server.store.close()
         print("podns up: stopped", file=sys.stderr, flush=True)
-    return 0

@@ -1,0 +1,91 @@
+"""`podns up` stopped by SIGTERM or Ctrl-C (SIGINT) while it is still starting.
+
+A signal while the API server, the node agent or the cluster DNS starts must stop what has
+started and exit as after a normal stop (code 0, "stopped", no traceback), leaving no child
+behind: the default SIGTERM action killed the process and left the supervised DNS child running,
+and Ctrl-C skipped the API server's clean-up with exit code 130. Each case runs a real
+`podns up` on ports 0 (never a port picked beforehand) with a fresh data dir, and watches its
+output for the phase to interrupt.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._support import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+def session_members(sid: int) -> list[str]:
+    """Live (not zombie) processes of session `sid`, as "pid command" lines."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        state, session = fields[0], int(fields[4])
+        if session == sid and state != "Z":
+            found.append(f"{entry} {cmdline}")
+    return found
+
+
+def closed_loopback_port() -> int:
+    """A loopback TCP port nothing listens on now (connections are refused: a store that never
+    answers, so `podns up` stays in its store wait)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(("phase", "waiting_for", "sig"), [
+    ("api", "podns: waiting for the store", signal.SIGTERM),
+    ("node", "podns up: starting node", signal.SIGINT),
+    ("dns", "podns up: starting dns", signal.SIGTERM),
+], ids=["sigterm-api-server-waiting-for-its-store", "sigint-node-starting", "sigterm-dns-starting"])
+def test_signal_while_starting_stops_what_started(tmp_path: Path, phase: str, waiting_for: str,
+                                                  sig: signal.Signals) -> None:
+    """Given `podns up` in the middle of starting `phase`, when it gets `sig`, then it exits 0
+    saying it stopped while starting, without a traceback, and no process of its session (the
+    supervised DNS child included) is left."""
+    args = [sys.executable, "-m", "podns", "up", "--data-dir", str(tmp_path / "state"),
+            "--api-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--dns-upstream", "none",
+            "--pod-network", "loopback"]
+    if phase == "api":
+        args += ["--store", f"etcd://127.0.0.1:{closed_loopback_port()}"]  # waits 60 s for it
+    log_path = tmp_path / "podns-up.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+    try:
+        wait_until(lambda: waiting_for in log_path.read_text() or proc.poll() is not None, 60,
+                   f"podns up printing {waiting_for!r}")
+        assert proc.poll() is None, log_path.read_text()
+        proc.send_signal(sig)
+        code = proc.wait(60)
+        left = session_members(proc.pid)  # at once: podns up reaps its children before it exits
+        log = log_path.read_text()
+        assert code == 0, log
+        assert "podns up: stopping while starting (signal)" in log, log
+        assert log.rstrip().endswith("podns up: stopped"), log
+        assert "Traceback" not in log, log
+        assert not left, (left, log)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for line in session_members(proc.pid):  # never leave a child of a failed case behind
+            os.kill(int(line.split()[0]), signal.SIGKILL)
