@@ -295,13 +295,16 @@ def podns_up(machine: Machine, workdir: Path, *extra: str) -> ControlPlane:
     return ControlPlane(machine, proc, data, log)
 
 
-def podns_node(machine: Machine, cp: ControlPlane, workdir: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """Start `podns node --pod-network netns` on `machine`, joined to `cp`, and wait until it runs."""
-    log = workdir / f"{machine.name}-node.log"
+def podns_node(machine: Machine, cp: ControlPlane, workdir: Path, *extra: str,
+               name: str | None = None) -> subprocess.Popen[bytes]:
+    """Start `podns node --pod-network netns` on `machine`, joined to `cp`, and wait until it runs.
+    The Node is named after the machine, or `name` (a second agent on one machine)."""
+    name = name or machine.name
+    log = workdir / f"{name}-node.log"
     proc = machine.popen(sys.executable, "-m", "podns", "node", "--kubeconfig", str(cp.kubeconfig),
-                         "--name", machine.name, "--data-dir", str(workdir / f"{machine.name}-node"),
+                         "--name", name, "--data-dir", str(workdir / f"{name}-node"),
                          "--pod-network", "netns", "--container-runtime", "process",
                          "--node-ip", machine.addr, "--cluster-dns", cp.dns, *extra,
                          log=log, env=machine_env(machine, workdir), cwd=workdir)
-    _wait_log(proc, log, f"podns node: {machine.name} running".encode(), f"podns node on {machine.name}")
+    _wait_log(proc, log, f"podns node: {name} running".encode(), f"podns node {name} on {machine.name}")
     return proc

@@ -45,6 +45,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         a, b = lab.machine("a", lan), lab.machine("b", lan)
         cp = podns_up(a, work)
         node_b = podns_node(b, cp, work)
+        # a second agent on machine a: a same-machine peer (no route, its bridge is local)
+        podns_node(a, cp, work, name="a2")
         yield Cluster(lab, cp, a, b, node_b)
     assert lab.leftovers() == []
 
@@ -63,6 +65,22 @@ def test_pods_reach_each_other_and_dns_across_machines(cluster: Cluster) -> None
     assert wait(lambda: talk(cp, "cli-b", "db-0.db-service"), 30, "b -> db-0.db-service") == "db-0"
     got = cp.kubectl("exec", "cli-b", "--", "getent", "hosts", "db-0.db-service")
     assert got.stdout.split()[0] == ips["db-0"], got
+
+
+def test_second_agent_on_one_machine_is_routed_too(cluster: Cluster) -> None:
+    """given a second node agent a2 on machine a (same InternalIP, its own bridge and CIDR): its
+    pod is reached from b (b routes a2's CIDR via a) and from a pod of node a (bridge to bridge);
+    a and a2 need no route to each other and say so."""
+    cp = cluster.cp
+    apply(cp, pod("srv-a2", "a2"))
+    ip = wait(lambda: ready_ip(cp, "srv-a2"), 90, "srv-a2 Ready")
+    assert wait(lambda: ready_ip(cp, "cli-b") and ready_ip(cp, "cli-a"), 90, "clients Ready")
+    assert wait(lambda: talk(cp, "cli-b", ip), 30, "b -> a2") == "srv-a2"
+    assert wait(lambda: talk(cp, "cli-a", ip), 30, "a -> a2") == "srv-a2"
+    assert podns_routes(cluster.b)[pod_cidr(cp, "a2")]["gateway"] == cluster.a.addr
+    assert pod_cidr(cp, "a2") not in podns_routes(cluster.a)
+    cond = wait(lambda: network_condition(cp, "a2"), 30, "a2's NetworkUnavailable")
+    assert cond["status"] == "False" and "a (same machine)" in cond["message"], cond
 
 
 def test_routes_via_internal_ip_and_condition(cluster: Cluster) -> None:
@@ -93,7 +111,16 @@ def test_overlapping_node_gets_no_route_and_a_clear_condition(cluster: Cluster) 
     assert cond["reason"] == "NoRouteCreated" and "overlap" in cond["message"], cond
     assert "b" in cond["message"] and pod_cidr(cp, "b") in cond["message"]
     assert pod_cidr(cp, "b") not in podns_routes(a)  # neither of the two is routed
-    cp.kubectl("delete", "node", "overlap", "--wait=false")
+    # an InternalIP this machine has no route to: no route either, and the reason
+    far = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "far"},
+           "spec": {"podCIDR": "10.250.0.0/24"}}
+    assert cp.kubectl("apply", "-f", "-", input=json.dumps(far)).returncode == 0
+    cp.kubectl("patch", "node", "far", "--subresource=status", "--type=merge", "-p",
+               json.dumps({"status": {"addresses": [{"type": "InternalIP", "address": "203.0.113.9"}]}}))
+    cond = wait(lambda: (c := network_condition(cp, "a")) and "far" in c["message"] and c, 30, "far reported")
+    assert "node far: InternalIP 203.0.113.9 is unreachable from this machine" in cond["message"], cond
+    assert "10.250.0.0/24" not in podns_routes(a)
+    cp.kubectl("delete", "node", "overlap", "far", "--wait=false")
     cond = wait(lambda: (c := network_condition(cp, "a")) and c["status"] == "False" and c, 30,
                 "NetworkUnavailable False again")
     assert wait(lambda: pod_cidr(cp, "b") in podns_routes(a), 30, "b's route back")
