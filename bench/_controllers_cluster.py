@@ -24,6 +24,22 @@ from podns.controllers.endpoints.controller import EndpointsController  # noqa: 
 from podns.controllers.endpointslice.controller import EndpointSliceController  # noqa: E402
 from podns.controllers.sharedinformers import SharedInformers  # noqa: E402
 from podns.kube.client import Client  # noqa: E402
+from podns.kube.resources import PODS  # noqa: E402
+
+
+async def create_ready_pod(client: Client, name: str, labels: dict[str, str], ip: str, *,
+                           node: str | None = None, exists_ok: bool = False) -> None:
+    """Create pod `name` in `default` and mark it Running and Ready at `ip` (PATCH pods/status,
+    as a node agent would): no node agent runs in these benchmarks. `exists_ok`: a pod left by
+    an earlier attempt is only patched."""
+    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "x"}]}
+    if node is not None:
+        spec["nodeName"] = node
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": spec}
+    with contextlib.suppress(*((Exception,) if exists_ok else ())):
+        await client.create(PODS, pod, "default")
+    status = {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": "True"}]}
+    await client.patch(PODS, name, {"status": status}, "default", subresource="status")
 
 
 @contextlib.contextmanager

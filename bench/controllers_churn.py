@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _controllers_cluster import apiserver, controller_manager
+from _controllers_cluster import apiserver, controller_manager, create_ready_pod
 
 from podns.kube.client import Client
 from podns.kube.resources import ENDPOINTS, ENDPOINTSLICES, PODS, SERVICES
@@ -132,30 +132,9 @@ async def run(
 
         def create(i: int) -> Callable[[], Awaitable[Any]]:
             async def job() -> None:
-                with contextlib.suppress(Exception):
-                    await client.create(
-                        PODS,
-                        {
-                            "apiVersion": "v1",
-                            "kind": "Pod",
-                            "metadata": {"name": f"p{i}", "labels": {"svc": f"s{i % services}"}},
-                            "spec": {"containers": [{"name": "c", "image": "x"}]},
-                        },
-                        "default",
-                    )
-                await client.patch(
-                    PODS,
-                    f"p{i}",
-                    {
-                        "status": {
-                            "phase": "Running",
-                            "podIP": f"127.{30 + i // 65000}.{i // 250 % 250}.{i % 250 + 1}",
-                            "conditions": [{"type": "Ready", "status": "True"}],
-                        }
-                    },
-                    "default",
-                    subresource="status",
-                )
+                await create_ready_pod(client, f"p{i}", {"svc": f"s{i % services}"},
+                                       f"127.{30 + i // 65000}.{i // 250 % 250}.{i % 250 + 1}",
+                                       exists_ok=True)
 
             return job
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _controllers_cluster import apiserver, controller_manager
+from _controllers_cluster import apiserver, controller_manager, create_ready_pod
 
 from podns.kube.client import Client
 from podns.kube.resources import ENDPOINTSLICES, PODS, SERVICES
@@ -53,29 +53,7 @@ async def setup(client: Client, n: int) -> None:
         "default",
     )
     for i in range(n):
-        await client.create(
-            PODS,
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": f"p{i}", "labels": {"app": "bench"}},
-                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}]},
-            },
-            "default",
-        )
-        await client.patch(
-            PODS,
-            f"p{i}",
-            {
-                "status": {
-                    "phase": "Running",
-                    "podIP": f"127.20.0.{i + 1}",
-                    "conditions": [{"type": "Ready", "status": "True"}],
-                }
-            },
-            "default",
-            subresource="status",
-        )
+        await create_ready_pod(client, f"p{i}", {"app": "bench"}, f"127.20.0.{i + 1}", node="n1")
 
 
 async def run(kubeconfig: Path, flips: int, n: int) -> tuple[list[float], list[float]]:
