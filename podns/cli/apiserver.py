@@ -3,9 +3,10 @@
 Distributed mode runs several of these over one etcd cluster. They must share one CA and one
 token set, so a client (kubectl, any podns component) trusts and is trusted by all of them:
 the first server creates them in its data dir, the others start with `--pki-from FIRST_DIR`,
-which copies `ca.crt`, `ca.key` and `tokens.json` into their own data dir (on another machine,
-copy those three files). `--peer-servers URL,...` lists the other API servers, so the
-kubeconfig each server writes names them all (this server first) and components fail over.
+which copies `ca.crt`, `ca.key`, `tokens.json` and `sa.key` (the ServiceAccount token signing
+key) into their own data dir (on another machine, copy those four files). `--peer-servers URL,...`
+lists the other API servers, so the kubeconfig each server writes names them all (this server
+first) and components fail over.
 """
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ def add_parser(subparsers: Any, name: str) -> None:
     parser.set_defaults(run=run)
 
 
-#: what API servers of one cluster share: the CA (clients trust every server) and the tokens
-SHARED_FILES = ("ca.crt", "ca.key", "tokens.json")
+#: what API servers of one cluster share: the CA (clients trust every server), the tokens and the
+#: ServiceAccount token key (a token one server issued is valid at every other)
+SHARED_FILES = ("ca.crt", "ca.key", "tokens.json", "sa.key")
 
 
 def server_list(text: str) -> list[str]:

@@ -10,9 +10,9 @@ left half-done.
 
 Controllers: `endpointslice`, `endpoints`, `statefulset`, `deployment`, `replicaset`,
 `daemonset`, `job`, `cronjob`, `disruption`, `scheduler`, `nodelifecycle`, `nodeipam` (pod
-CIDRs of Nodes from `--cluster-cidr`), `garbagecollector`, `volumebinder` (names as
-`--controllers` takes them; all by default). They share one set of informers; each records
-events under its Kubernetes component name (`statefulset-controller`,
+CIDRs of Nodes from `--cluster-cidr`), `garbagecollector`, `volumebinder`, `serviceaccount`,
+`root-ca-cert-publisher` (names as `--controllers` takes them; all by default). They share one
+set of informers; each records events under its Kubernetes component name (`statefulset-controller`,
 `deployment-controller`, `replicaset-controller`, `daemonset-controller`, `job-controller`,
 `cronjob-controller`, `endpoint-slice-controller`, `default-scheduler`, `node-controller`).
 """
@@ -49,6 +49,7 @@ from podns.controllers.nodeipam import (
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD, NodeLifecycleController
 from podns.controllers.replicaset.controller import ReplicaSetController
 from podns.controllers.scheduler import Scheduler
+from podns.controllers.serviceaccounts import RootCACertPublisher, ServiceAccountsController
 from podns.controllers.sharedinformers import SharedInformers
 from podns.controllers.statefulset.controller import StatefulSetController
 from podns.controllers.volumebinder import VolumeBinder
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 
 ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "deployment", "replicaset", "daemonset",
                    "job", "cronjob", "disruption", "scheduler", "nodelifecycle", "nodeipam",
-                   "garbagecollector", "volumebinder")
+                   "garbagecollector", "volumebinder", "serviceaccount", "root-ca-cert-publisher")
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
 #: how long to wait for the first list of every informer before starting workers anyway
@@ -131,6 +132,9 @@ class ControllerManager:
                 mask_v6=opts.node_cidr_mask_size_ipv6, recorder=recorder("node-ipam-controller")),
             "garbagecollector": lambda: GarbageCollector(client, informers),
             "volumebinder": lambda: VolumeBinder(client, informers),
+            "serviceaccount": lambda: ServiceAccountsController(client, informers),
+            "root-ca-cert-publisher": lambda: RootCACertPublisher(
+                client, informers, (client.config.ca_data or b"").decode()),
         }
         return {name: makers[name]() for name in ALL_CONTROLLERS if name in opts.controllers}
 

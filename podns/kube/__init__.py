@@ -5,7 +5,8 @@ Contract (other components code against exactly these names; see each module for
 - `podns.kube.resources`: `Resource(group, version, plural, kind, namespaced)` constants
   `NAMESPACES, PODS, SERVICES, ENDPOINTS, ENDPOINTSLICES, STATEFULSETS, CONTROLLERREVISIONS,
   NODES, LEASES, EVENTS, PERSISTENTVOLUMECLAIMS, CONFIGMAPS`.
-- `podns.kube.config`: `load_kubeconfig(path) -> Config` (servers, CA, token, insecure).
+- `podns.kube.config`: `load_kubeconfig(path) -> Config` (servers, CA, token, insecure),
+  `in_cluster_config()` (a pod's ServiceAccount), `load_config()` (either, client-go's order).
 - `podns.kube.client.Client` (async): `Client.from_kubeconfig(path)`, `get`, `list`, `create`,
   `update`, `update_status`, `patch`, `delete`, `watch`, `request`, `close`; errors from
   `podns.kube.errors` mirror the Kubernetes Status (`APIError` with `.status`, `.code`,
@@ -18,7 +19,7 @@ Contract (other components code against exactly these names; see each module for
 
 from podns.kube import errors, resources
 from podns.kube.client import Client, WatchEvent
-from podns.kube.config import Config, load_kubeconfig
+from podns.kube.config import Config, in_cluster_config, load_config, load_kubeconfig
 from podns.kube.errors import (
     AlreadyExists,
     APIError,
@@ -49,6 +50,8 @@ __all__ = [
     "WatchEvent",
     "WorkQueue",
     "errors",
+    "in_cluster_config",
+    "load_config",
     "load_kubeconfig",
     "resources",
     "run_workers",

@@ -45,7 +45,7 @@ from podns.kube._http import (
     watch_event,
     watch_lines,
 )
-from podns.kube.config import Config, load_kubeconfig
+from podns.kube.config import Config, load_config
 from podns.kube.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,9 @@ class Client:
         context: str | None = None,
         servers: list[str] | None = None,
     ) -> Client:
-        """A client for the kubeconfig's (current) context; see `load_kubeconfig`."""
-        return cls(load_kubeconfig(path, context, servers=servers))
+        """A client for the kubeconfig's (current) context, or (no `path`, in a pod) the
+        in-cluster configuration; see `podns.kube.config.load_config`."""
+        return cls(load_config(path, context, servers=servers))
 
     @property
     def namespace(self) -> str:
@@ -326,14 +327,18 @@ class Client:
                 restarted = True
 
     async def create(
-        self, resource: Resource, obj: Obj, namespace: str | None = None, *, dry_run: bool = False
+        self, resource: Resource, obj: Obj, namespace: str | None = None, *, dry_run: bool = False,
+        name: str | None = None, subresource: str | None = None,
     ) -> Obj:
         """Create `obj` (namespace from the argument, else `obj.metadata.namespace`, else the
-        kubeconfig context's); returns the stored object. Raises AlreadyExists, Invalid, ..."""
+        kubeconfig context's); returns the stored object. Raises AlreadyExists, Invalid, ...
+        With `name` and `subresource`, POST to that object's subresource instead (a TokenRequest
+        to `serviceaccounts/<name>/token`, an Eviction) and return the answer."""
         ns = (namespace or meta_of(obj).get("namespace") or self.namespace) \
             if resource.namespaced else None
         params = {"dryRun": "All"} if dry_run else None
-        return await self._send("POST", resource.path(ns), obj, params=params)
+        path = resource.path(ns, name, subresource) if name and subresource else resource.path(ns)
+        return await self._send("POST", path, obj, params=params)
 
     async def update(
         self,

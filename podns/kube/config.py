@@ -1,4 +1,5 @@
-"""Client configuration: where the API servers are and how to authenticate, from a kubeconfig.
+"""Client configuration: where the API servers are and how to authenticate, from a kubeconfig
+or, inside a pod, from the pod's ServiceAccount (`in_cluster_config`, `load_config`).
 
 `load_kubeconfig` reads the same files kubectl does (the `KUBECONFIG` variable, a
 colon-separated list merged first-wins as kubectl merges it, or `~/.kube/config`) and resolves
@@ -24,6 +25,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ import yaml
 
 from podns.kube.errors import ConfigError
 from podns.objects.times import parse_time
+from podns.objects.wellknown import SERVICE_ACCOUNT_DIR_ENV, SERVICE_ACCOUNT_MOUNT_PATH
 
 #: the cluster extension that lists every API server of a podns cluster
 SERVERS_EXTENSION = "podns.io/servers"
@@ -283,6 +286,65 @@ def load_kubeconfig(
     )
 
 
+#: where every pod finds its ServiceAccount credentials (client-go's rest.InClusterConfig)
+SERVICE_ACCOUNT_DIR = SERVICE_ACCOUNT_MOUNT_PATH
+#: client-go's ErrNotInCluster, word for word
+NOT_IN_CLUSTER = ("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+                  "KUBERNETES_SERVICE_PORT must be defined")
+
+
+def service_account_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The ServiceAccount volume's directory: `$PODNS_SERVICE_ACCOUNT_DIR` (set by a podns node
+    agent in loopback mode, where the volume cannot appear at its mount path), else the standard
+    /var/run/secrets/kubernetes.io/serviceaccount."""
+    env = os.environ if environ is None else environ
+    return Path(env.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT_DIR)
+
+
+def in_cluster_config(environ: Mapping[str, str] | None = None) -> Config:
+    """The configuration of a program running in a pod, as client-go's `rest.InClusterConfig`:
+    server `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, the ServiceAccount
+    `token` (re-read at each request, so the node agent's rotations are picked up), `ca.crt` as
+    the CA when it is readable, and the `namespace` file as the default namespace.
+
+    Raises ConfigError (`NOT_IN_CLUSTER`) without the two variables, or when the token cannot be
+    read."""
+    env = os.environ if environ is None else environ
+    host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        raise ConfigError(NOT_IN_CLUSTER)
+    directory = service_account_dir(env)
+    token_file = directory / "token"
+    try:
+        token_file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"reading the ServiceAccount token {token_file}: {exc}") from exc
+    ca: bytes | None = None
+    with contextlib.suppress(OSError):
+        ca = (directory / "ca.crt").read_bytes() or None
+    namespace = "default"
+    with contextlib.suppress(OSError):
+        namespace = (directory / "namespace").read_text().strip() or "default"
+    url_host = f"[{host}]" if ":" in host else host
+    return Config(servers=[f"https://{url_host}:{port}"], ca_data=ca, token_file=str(token_file),
+                  namespace=namespace)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, context: str | None = None, *,
+                servers: list[str] | None = None) -> Config:
+    """The configuration to use, in client-go's order (`clientcmd.BuildConfigFromFlags`): the
+    kubeconfig `path` when given; else the in-cluster configuration when running in a pod (the
+    two variables set); else `$KUBECONFIG` or ~/.kube/config (`load_kubeconfig`)."""
+    if path is None and context is None:
+        env = os.environ
+        if env.get("KUBERNETES_SERVICE_HOST") and env.get("KUBERNETES_SERVICE_PORT"):
+            config = in_cluster_config(env)
+            if servers:
+                config.servers = [s.rstrip("/") for s in servers]
+            return config
+    return load_kubeconfig(path, context, servers=servers)
+
+
 def in_memory(servers: list[str], **kwargs: Any) -> Config:
     """A Config without a kubeconfig file (tests, `podns up` wiring)."""
     with contextlib.suppress(KeyError):
@@ -291,4 +353,5 @@ def in_memory(servers: list[str], **kwargs: Any) -> Config:
     return Config(servers=list(servers), **kwargs)
 
 
-__all__ = ["SERVERS_EXTENSION", "Config", "in_memory", "load_kubeconfig"]
+__all__ = ["SERVERS_EXTENSION", "Config", "in_cluster_config", "in_memory", "load_config",
+           "load_kubeconfig"]

@@ -81,6 +81,7 @@ CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob")
 PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 RUNTIMECLASSES = Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False)
+SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 
 __all__ = [
     "CONFIGMAPS",
@@ -100,6 +101,7 @@ __all__ = [
     "PODS",
     "REPLICASETS",
     "RUNTIMECLASSES",
+    "SERVICEACCOUNTS",
     "SERVICES",
     "STATEFULSETS",
     "Resource",

@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 from podns.kube.client import Client, WatchEvent
-from podns.kube.config import Config, load_kubeconfig
+from podns.kube.config import Config, load_config
 from podns.kube.resources import Resource
 
 T = TypeVar("T")
@@ -41,7 +41,7 @@ class SyncClient:
     def from_kubeconfig(cls, path: str | os.PathLike[str] | None = None, *,
                         context: str | None = None, servers: list[str] | None = None
                         ) -> SyncClient:
-        return cls(load_kubeconfig(path, context, servers=servers))
+        return cls(load_config(path, context, servers=servers))
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop.is_closed():

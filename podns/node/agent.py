@@ -24,6 +24,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -34,9 +36,10 @@ from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import EventRecorder
 from podns.kube.informer import Informer
-from podns.kube.resources import CONFIGMAPS, NODES, PODS, RUNTIMECLASSES, Resource
+from podns.kube.resources import CONFIGMAPS, NODES, PODS, RUNTIMECLASSES, SERVICEACCOUNTS, Resource
 from podns.node import netns, volumes
 from podns.node.container import ContainerRunner
+from podns.node.env import kubernetes_service_env
 from podns.node.heartbeat import Heartbeat, choose_pod_cidr
 from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podnetwork import PodNetwork
@@ -48,7 +51,7 @@ from podns.node.runtime.podman import PULL_TIMEOUT
 from podns.node.runtime.select import Runtimes, UnavailableRuntime, UnknownHandler, runtime_version
 from podns.node.server import make_app
 from podns.node.streaming.handlers import PodNetwork as PodNetworkView
-from podns.objects import cidrs, get_condition, join_key, name_of, namespace_of, object_key
+from podns.objects import cidrs, get_condition, join_key, name_of, namespace_of, object_key, parse_time
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -388,6 +391,32 @@ class Agent:
         except UnknownHandler as exc:
             # what the kubelet prints of containerd's gRPC error
             raise SandboxError(f"rpc error: code = Unknown desc = {exc}") from None
+
+    def service_env(self) -> dict[str, str]:
+        """`KUBERNETES_SERVICE_HOST`/`_PORT` (and the other `kubernetes` Service variables) for
+        every container: an address of the API server a pod reaches. Loopback mode: the API
+        server this agent uses (pods share the host's network, and the serving certificate
+        covers loopback addresses). Namespace mode: none yet (a pod's namespace has no route to
+        the host's loopback, where the API server listens)."""
+        if self.pod_network != "loopback" or not self.client.server.startswith("https://"):
+            return {}
+        url = urllib.parse.urlsplit(self.client.server)
+        return kubernetes_service_env(url.hostname or "127.0.0.1", url.port or 443)
+
+    async def request_token(self, pod: Obj, audience: str, seconds: int) -> tuple[str, float]:
+        """A token of the pod's ServiceAccount bound to the pod (TokenRequest, as the kubelet's
+        token manager asks): (token, expiry as epoch seconds). Raises KubeError."""
+        meta = pod.get("metadata", {})
+        sa = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {
+            "audiences": [audience] if audience else [], "expirationSeconds": seconds,
+            "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": meta.get("name", ""),
+                               "uid": meta.get("uid", "")}}}
+        got = await self.client.create(SERVICEACCOUNTS, body, meta.get("namespace"), name=sa,
+                                       subresource="token")
+        status = got.get("status") or {}
+        expiry = parse_time(status.get("expirationTimestamp"))
+        return str(status.get("token") or ""), expiry if expiry is not None else time.time() + seconds
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

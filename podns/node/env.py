@@ -205,3 +205,17 @@ def command_line(container: Obj, env: Mapping[str, str]) -> list[str]:
     command = [str(c) for c in container.get("command") or []]
     args = [str(a) for a in container.get("args") or []]
     return [expand(part, env.get) for part in command + args]
+
+
+def kubernetes_service_env(host: str, port: int) -> dict[str, str]:
+    """The variables the kubelet gives every container for the `kubernetes` Service (its
+    service-links form: `KUBERNETES_SERVICE_HOST`, `_PORT`, `_PORT_HTTPS`, `KUBERNETES_PORT*`),
+    which in-cluster clients (client-go's rest.InClusterConfig, `podns.kube`) read."""
+    addr = f"[{host}]" if ":" in host else host
+    url = f"tcp://{addr}:{port}"
+    prefix = f"KUBERNETES_PORT_{port}_TCP"
+    return {
+        "KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": str(port),
+        "KUBERNETES_SERVICE_PORT_HTTPS": str(port), "KUBERNETES_PORT": url, prefix: url,
+        f"{prefix}_PROTO": "tcp", f"{prefix}_PORT": str(port), f"{prefix}_ADDR": host,
+    }

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +40,17 @@ Obj = dict[str, Any]
 DEFAULT_GRACE = 30.0
 #: how often sandbox set-up (runtime, IP, volumes) is retried after a failure
 SETUP_RETRY = 2.0
+#: a projected ServiceAccount token is replaced once this share of its lifetime has passed, or
+#: after a day at the latest (the kubelet's token manager: 80 %, 24 h)
+TOKEN_REFRESH_FRACTION = 0.8
+TOKEN_REFRESH_MAX = 24 * 3600.0
+#: pause before a failed token refresh is tried again
+TOKEN_RETRY = 10.0
+
+
+def token_refresh_at(issued: float, expires: float) -> float:
+    """When a token issued at `issued` and expiring at `expires` (epoch seconds) is replaced."""
+    return issued + min(TOKEN_REFRESH_FRACTION * max(0.0, expires - issued), TOKEN_REFRESH_MAX)
 
 
 class SandboxError(Exception):
@@ -49,6 +61,10 @@ class SandboxError(Exception):
 def _restarts(previous: dict[Any, Obj], container: Obj) -> int:
     """The restart count the API last saw for `container` (kept across agent restarts)."""
     return int((previous.get(container.get("name")) or {}).get("restartCount", 0) or 0)
+
+
+class TokenError(Exception):
+    """A ServiceAccount token could not be obtained (the pod's volume waits: FailedMount)."""
 
 
 class AgentHost(Protocol):
@@ -65,6 +81,8 @@ class AgentHost(Protocol):
 
     async def fetch_sources(self, pod: Obj) -> tuple[dict[str, Obj | None], dict[str, Obj | None]]: ...
     async def runtime_for(self, pod: Obj) -> ContainerRuntime: ...
+    async def request_token(self, pod: Obj, audience: str, seconds: int) -> tuple[str, float]: ...
+    def service_env(self) -> dict[str, str]: ...
     def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None: ...
     def status_dirty(self, worker: PodWorker) -> None: ...
     async def delete_pod(self, pod: Obj) -> None: ...
@@ -104,6 +122,10 @@ class PodWorker:
         self.volumes: dict[str, Path] = {}
         self.sources: tuple[dict[str, Obj | None], dict[str, Obj | None]] = ({}, {})
         self._lifecycle: asyncio.Task[None] | None = None
+        #: keeps the projected ServiceAccount tokens fresh (see `_rotate_tokens`)
+        self._tokens_task: asyncio.Task[None] | None = None
+        #: (volume, path, audience, expirationSeconds) -> epoch seconds its token is replaced at
+        self._token_refresh: dict[tuple[str, str, str, int], float] = {}
         self._termination: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
 
@@ -119,10 +141,12 @@ class PodWorker:
         except volumes.VolumeError as exc:  # a subPath leaving its volume: the kubelet's reason too
             raise envmod.ConfigError(f"failed to prepare subPath: {exc}") from exc
         ips = ",".join(self.pod_ips())  # the downward API's status.podIPs; status.podIP is the first
+        services = self.agent.service_env()
         if self.runtime.images:
             return envmod.build_env(self.pod, container, pod_ip=ips, host_ip=self.agent.host_ip,
-                                    configmaps=configmaps, secrets=secrets, host_defaults=False)
-        extra = {"PODNS_POD_IP": ips.split(",")[0], **mounted}
+                                    extra=services, configmaps=configmaps, secrets=secrets,
+                                    host_defaults=False)
+        extra = {**services, "PODNS_POD_IP": ips.split(",")[0], **mounted}
         return envmod.build_env(self.pod, container, pod_ip=ips, host_ip=self.agent.host_ip,
                                 extra=extra, configmaps=configmaps, secrets=secrets)
 
@@ -264,8 +288,13 @@ class PodWorker:
                                                                            self.pod_ip6 or None)
                 self.sources = await self.agent.fetch_sources(self.pod)
                 configmaps, secrets = self.sources
+                tokens = await self._request_tokens(volumes.token_sources(self.pod))
                 self.volumes = await asyncio.to_thread(volumes.prepare, self.pod, self.agent.data_dir,
-                                                       configmaps=configmaps, secrets=secrets)
+                                                       configmaps=configmaps, secrets=secrets,
+                                                       tokens=tokens)
+                if self._token_refresh and self._tokens_task is None:
+                    self._tokens_task = asyncio.get_running_loop().create_task(
+                        self._rotate_tokens(), name=f"tokens:{self.key}")
                 self.work_dir.mkdir(parents=True, exist_ok=True)
                 self.reason = self.message = ""
                 self.changed()
@@ -280,6 +309,8 @@ class PodWorker:
                                    f"failed to set up the pod's network namespace: {exc}")
             except volumes.VolumeError as exc:
                 self._setup_failed("FailedMount", f"MountVolume.SetUp failed: {exc}")
+            except TokenError as exc:
+                self._setup_failed("FailedMount", f"MountVolume.SetUp failed: failed to fetch token: {exc}")
             except OSError as exc:
                 self._setup_failed("FailedMount", f"MountVolume.SetUp failed: {exc}")
             await asyncio.sleep(SETUP_RETRY)
@@ -294,6 +325,47 @@ class PodWorker:
         if self.agent.ipam6 is not None:
             self.agent.ipam6.release(self.uid)
         self.pod_ip6 = ""
+
+    async def _request_tokens(self, sources: list[tuple[str, str, str, int]]
+                              ) -> dict[str, dict[str, str]]:
+        """A fresh token for each `serviceAccountToken` source: volume -> path -> token; records
+        when each is to be replaced. Raises TokenError."""
+        out: dict[str, dict[str, str]] = {}
+        for source in sources:
+            vol, path, audience, seconds = source
+            token, expires = await self._token(audience, seconds)
+            out.setdefault(vol, {})[path] = token
+            self._token_refresh[source] = token_refresh_at(time.time(), expires)
+        return out
+
+    async def _token(self, audience: str, seconds: int) -> tuple[str, float]:
+        try:
+            token, expires = await self.agent.request_token(self.pod, audience, seconds)
+        except Exception as exc:  # KubeError, or a transport failure: the caller retries
+            raise TokenError(str(exc) or type(exc).__name__) from exc
+        if not token:
+            raise TokenError("the API server returned no token")
+        return token, expires
+
+    async def _rotate_tokens(self) -> None:
+        """Replace each projected token once 80 % of its lifetime has passed (the kubelet's rule);
+        a failed request is retried every TOKEN_RETRY seconds while the old token still works."""
+        while not self.terminating:
+            due = min(self._token_refresh.values())
+            await asyncio.sleep(max(0.0, due - time.time()))
+            for source, at in list(self._token_refresh.items()):
+                if at > time.time() or self.terminating:
+                    continue
+                vol, path, audience, seconds = source
+                directory = self.volumes.get(vol)
+                try:
+                    token, expires = await self._token(audience, seconds)
+                    if directory is not None:
+                        await asyncio.to_thread(volumes.write_token, self.pod, vol, directory, path, token)
+                    self._token_refresh[source] = token_refresh_at(time.time(), expires)
+                except (TokenError, volumes.VolumeError, OSError) as exc:
+                    log.warning("pod %s: refreshing its ServiceAccount token: %s", self.key, exc)
+                    self._token_refresh[source] = time.time() + TOKEN_RETRY
 
     def _setup_failed(self, reason: str, message: str) -> None:
         if (self.reason, self.message) != (reason, message):
@@ -314,7 +386,13 @@ class PodWorker:
                 return False
         return True
 
+    def _stop_tokens(self) -> None:
+        if self._tokens_task is not None:
+            self._tokens_task.cancel()
+            self._tokens_task = None
+
     async def _terminate(self, grace: float, *, api_gone: bool) -> None:
+        self._stop_tokens()
         try:
             runners = self.init_runners + self.runners
             await asyncio.gather(*(r.terminate(grace) for r in runners), return_exceptions=True)
@@ -347,6 +425,7 @@ class PodWorker:
         """Agent shutdown: stop the processes (SIGTERM, `grace`, SIGKILL) but keep the pod, its
         address and volumes: an agent restarted with the same data dir starts it again."""
         self.terminating = True
+        self._stop_tokens()
         await asyncio.gather(*(r.terminate(grace) for r in self.init_runners + self.runners),
                              return_exceptions=True)
         for task in (self._lifecycle, self._termination):

@@ -1,4 +1,5 @@
-"""Pod volumes as directories: emptyDir, hostPath, persistentVolumeClaim, configMap, secret.
+"""Pod volumes as directories: emptyDir, hostPath, persistentVolumeClaim, configMap, secret,
+projected (serviceAccountToken, configMap, secret, downwardAPI: the ServiceAccount volume).
 
 Without a mount namespace (loopback mode) a container cannot see a volume at its `mountPath`, so
 each volume is a host directory and every container that mounts it gets the directory's path in
@@ -11,7 +12,9 @@ Where each kind lives (under the agent's data dir):
 - persistentVolumeClaim: `volumes/pvc/<namespace>/<claimName>`, kept after the pod is gone, so a
   StatefulSet pod re-created with the same claim (`data-db-0`) finds its data again;
 - hostPath: the path itself (created for `DirectoryOrCreate`/unset type when missing);
-- configMap / secret: `pods/<uid>/volumes/<name>` holding one file per key (or per `items`).
+- configMap / secret: `pods/<uid>/volumes/<name>` holding one file per key (or per `items`);
+- projected: `pods/<uid>/volumes/<name>` holding each source's files; the ServiceAccount token
+  (requested by the agent, bound to the pod) is rewritten in place when the agent rotates it.
 
 In namespace mode (`--pod-network netns`) each volume is in addition bind-mounted at the
 container's `mountPath` inside the container's own mount namespace (`container_mounts`,
@@ -55,6 +58,7 @@ from podns.node.sandbox import DEFAULT_SHM_SIZE, Mount
 from podns.objects.names import is_dns1123_subdomain
 from podns.objects.paths import file_mode, local_descending_path, local_non_reserved_path
 from podns.objects.quantity import parse_quantity
+from podns.objects.wellknown import SERVICE_ACCOUNT_DIR_ENV, SERVICE_ACCOUNT_MOUNT_PATH
 
 Obj = dict[str, Any]
 
@@ -83,12 +87,18 @@ def _write_keys(target: Path, data: Mapping[str, str], items: list[Obj] | None, 
         why += file_mode(mode)
         if why:
             raise VolumeError(f"items path {rel!r} (key {key!r}, mode {mode!r}): {'; '.join(why)}")
+    _write_files(target, {rel: (data[key], int(mode)) for key, (rel, mode) in chosen.items()})
+
+
+def _write_files(target: Path, files: Mapping[str, tuple[str, int]]) -> None:
+    """Write each `rel: (content, mode)` below `target` (paths checked by the caller; a parent
+    directory reached through a symlink that leaves `target` is refused)."""
     target.mkdir(parents=True, exist_ok=True)
-    for key, (rel, mode) in chosen.items():
+    for rel, (content, mode) in files.items():
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         _inside(target, dest.parent, f"items path {rel!r}")
-        _write_file(dest, data[key].encode(), int(mode))
+        _write_file(dest, content.encode(), mode)
 
 
 def _write_file(dest: Path, content: bytes, mode: int) -> None:
@@ -118,8 +128,12 @@ def prepare(
     *,
     configmaps: Mapping[str, Obj | None] | None = None,
     secrets: Mapping[str, Obj | None] | None = None,
+    tokens: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Path]:
     """Create every volume of `pod`; return volume name -> host directory (or file).
+
+    `tokens`: for each projected volume name, the ServiceAccount token of each of its
+    `serviceAccountToken` sources by `path` (requested by the agent beforehand).
 
     VolumeError before anything is created when a container's `subPath` is absolute or has `..`."""
     spec = pod.get("spec") or {}
@@ -155,6 +169,10 @@ def prepare(
                 raise VolumeError(f"hostPath type check failed: {path} is not a directory")
             elif kind == "File" and not path.is_file():
                 raise VolumeError(f"hostPath type check failed: {path} is not a file")
+        elif "projected" in vol:
+            path = base / name
+            _write_projected(path, pod, vol["projected"] or {}, configmaps or {}, secrets or {},
+                             (tokens or {}).get(name) or {})
         elif "configMap" in vol or "secret" in vol:
             kind = "configMap" if "configMap" in vol else "secret"
             src = vol[kind]
@@ -176,10 +194,86 @@ def prepare(
             path = base / name
             path.mkdir(parents=True, exist_ok=True)
         if fs_group is not None and "hostPath" not in vol:
-            set_ownership(path, int(fs_group), read_only="configMap" in vol or "secret" in vol,
+            read_only = bool({"configMap", "secret", "projected"} & set(vol))
+            set_ownership(path, int(fs_group), read_only=read_only,
                           policy=str(psc.get("fsGroupChangePolicy") or "Always"))
         out[name] = path
     return out
+
+
+def token_sources(pod: Obj) -> list[tuple[str, str, str, int]]:
+    """(volume, path, audience, expirationSeconds) of every `serviceAccountToken` source of the
+    pod's projected volumes ("" audience: the API server's own)."""
+    out = []
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        for src in ((vol.get("projected") or {}).get("sources") or []) if isinstance(vol, dict) else []:
+            tok = src.get("serviceAccountToken") if isinstance(src, dict) else None
+            if isinstance(tok, dict):
+                out.append((str(vol.get("name", "")), str(tok.get("path") or ""),
+                            str(tok.get("audience") or ""), int(tok.get("expirationSeconds") or 3600)))
+    return out
+
+
+def _write_projected(target: Path, pod: Obj, projected: Obj, configmaps: Mapping[str, Obj | None],
+                     secrets: Mapping[str, Obj | None], tokens: Mapping[str, str]) -> None:
+    """One directory holding every source of a projected volume (serviceAccountToken, configMap,
+    secret, downwardAPI fieldRef), each file with its mode (`items[].mode`, else the volume's
+    `defaultMode`, else 0644); VolumeError for a missing required ConfigMap/Secret or key."""
+    default_mode = int(projected.get("defaultMode", DEFAULT_FILE_MODE))
+    files: dict[str, tuple[str, int]] = {}
+    meta = pod.get("metadata") or {}
+    for src in projected.get("sources") or []:
+        if "serviceAccountToken" in src:
+            rel = str(src["serviceAccountToken"].get("path") or "")
+            if rel not in tokens:
+                raise VolumeError(f"no ServiceAccount token for path {rel!r} yet")
+            files[rel] = (tokens[rel], default_mode)
+        elif "configMap" in src or "secret" in src:
+            kind = "configMap" if "configMap" in src else "secret"
+            ref = src[kind] or {}
+            found = (configmaps if kind == "configMap" else secrets).get(str(ref.get("name") or ""))
+            if found is None:
+                if ref.get("optional"):
+                    continue
+                raise VolumeError(f'{kind.lower()} "{ref.get("name", "")}" not found')
+            data = dict(found.get("data") or {})
+            if kind == "secret":
+                data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+            items = ref.get("items") or [{"key": k, "path": k} for k in data]
+            for item in items:
+                key = str(item.get("key", ""))
+                if key not in data:
+                    if ref.get("optional"):
+                        continue
+                    raise VolumeError(f"configmap/secret key {key!r} not found")
+                files[str(item.get("path", ""))] = (data[key], int(item.get("mode", default_mode)))
+        elif "downwardAPI" in src:
+            for item in (src["downwardAPI"] or {}).get("items") or []:
+                field = str((item.get("fieldRef") or {}).get("fieldPath") or "")
+                values = {"metadata.namespace": meta.get("namespace", ""),
+                          "metadata.name": meta.get("name", ""), "metadata.uid": meta.get("uid", "")}
+                if field in ("metadata.labels", "metadata.annotations"):
+                    got = meta.get(field.split(".")[1]) or {}
+                    values[field] = "\n".join(f'{k}="{v}"' for k, v in sorted(got.items()))
+                if field not in values:
+                    raise VolumeError(f"downwardAPI fieldPath {field!r} is not supported")
+                files[str(item.get("path", ""))] = (str(values[field]), int(item.get("mode", default_mode)))
+    for rel, (_, mode) in files.items():  # every check before the first write
+        why = local_non_reserved_path(rel) + file_mode(mode)
+        if why:
+            raise VolumeError(f"projected path {rel!r}: {'; '.join(why)}")
+    _write_files(target, files)
+
+
+def write_token(pod: Obj, volume: str, volume_dir: Path, rel: str, token: str) -> None:
+    """Replace the token file `rel` of the pod's projected volume `volume` (at `volume_dir`)
+    with a fresh token, atomically: readers see the old or the new one, never a mix."""
+    mode = next((int((v.get("projected") or {}).get("defaultMode", DEFAULT_FILE_MODE))
+                 for v in (pod.get("spec") or {}).get("volumes") or [] if v.get("name") == volume),
+                DEFAULT_FILE_MODE)
+    dest = volume_dir / rel
+    _inside(volume_dir, dest.parent, f"projected path {rel!r}")
+    _write_file(dest, token.encode(), mode)
 
 
 def set_ownership(path: Path, gid: int, *, read_only: bool = False, policy: str = "Always") -> None:
@@ -250,7 +344,8 @@ def _sub_path(path: Path, mount: Mapping[str, Any]) -> Path:
 
 
 def container_env(container: Obj, volumes: Mapping[str, Path]) -> dict[str, str]:
-    """`PODNS_VOLUME_<NAME>` for each of the container's volumeMounts (with subPath)."""
+    """`PODNS_VOLUME_<NAME>` for each of the container's volumeMounts (with subPath), and
+    `PODNS_SERVICE_ACCOUNT_DIR` for the one at the ServiceAccount mount path."""
     env: dict[str, str] = {}
     for mount in container.get("volumeMounts") or []:
         name = str(mount.get("name", ""))
@@ -259,6 +354,8 @@ def container_env(container: Obj, volumes: Mapping[str, Path]) -> dict[str, str]
             continue
         path = _sub_path(path, mount)
         env[env_var_name_for_volume(name)] = str(path)
+        if "/" + str(mount.get("mountPath") or "").strip("/") == SERVICE_ACCOUNT_MOUNT_PATH:
+            env[SERVICE_ACCOUNT_DIR_ENV] = str(path)
     return env
 
 
@@ -293,6 +390,11 @@ def referenced_sources(pod: Obj) -> tuple[set[str], set[str]]:
             cms.add(str(vol["configMap"].get("name", "")))
         if "secret" in vol:
             secrets.add(str(vol["secret"].get("secretName", "")))
+        for src in (vol.get("projected") or {}).get("sources") or []:
+            if "configMap" in src:
+                cms.add(str((src["configMap"] or {}).get("name", "")))
+            if "secret" in src:
+                secrets.add(str((src["secret"] or {}).get("name", "")))
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         for item in c.get("envFrom") or []:
             if item.get("configMapRef"):

@@ -53,3 +53,13 @@ HASH_LABEL = "controller.kubernetes.io/hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 #: The pod label holding the pod's ordinal.
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+
+# --- ServiceAccounts in pods -----------------------------------------------------------------
+
+#: Where a pod's ServiceAccount token, ca.crt and namespace are mounted (client-go's
+#: rest.InClusterConfig and every official client read them there).
+SERVICE_ACCOUNT_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: Loopback mode has no mount namespace: the node agent gives a container that mounts the
+#: ServiceAccount volume its directory in this variable, and `podns.kube`'s in-cluster config
+#: looks there first.
+SERVICE_ACCOUNT_DIR_ENV = "PODNS_SERVICE_ACCOUNT_DIR"

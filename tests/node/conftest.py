@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class FakeAgent:
         self.deleted: list[str] = []
         self.done: list[str] = []
         self.sources: tuple[dict[str, Obj | None], dict[str, Obj | None]] = ({}, {})
+        self.token_requests: list[tuple[str, int]] = []
         self._changed = asyncio.Event()
         self.workers: list[PodWorker] = []
 
@@ -49,6 +51,14 @@ class FakeAgent:
 
     async def runtime_for(self, pod: Obj) -> ProcessRuntime:
         return self.runtime
+
+    async def request_token(self, pod: Obj, audience: str, seconds: int) -> tuple[str, float]:
+        """A stand-in token (`token-<n>`, counting requests) valid for `seconds`."""
+        self.token_requests.append((audience, seconds))
+        return f"token-{len(self.token_requests)}", time.time() + seconds
+
+    def service_env(self) -> dict[str, str]:
+        return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"}
 
     def record_event(self, pod: Obj, etype: str, reason: str, message: str, field_path: str = "") -> None:
         self.events.append((etype, reason, message, field_path))

@@ -45,10 +45,14 @@ class UserInfo:
     name: str
     groups: tuple[str, ...] = ()
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: the ServiceAccount's uid for a ServiceAccount token; "" otherwise
+    uid: str = ""
 
     def to_json(self) -> Obj:
         """authentication.k8s.io/v1 UserInfo."""
         out: Obj = {"username": self.name, "groups": list(self.groups)}
+        if self.uid:
+            out["uid"] = self.uid
         if self.extra:
             out["extra"] = {k: list(v) for k, v in self.extra}
         return out

@@ -19,7 +19,16 @@ from aiohttp import web
 
 from podns.api import statuserror
 from podns.api.encoding import codec, tables
-from podns.api.handlers import authorization, eviction, fieldsets, objectmeta, patch, reviews, subresources
+from podns.api.handlers import (
+    authorization,
+    eviction,
+    fieldsets,
+    objectmeta,
+    patch,
+    reviews,
+    serviceaccounttoken,
+    subresources,
+)
 from podns.api.handlers.requestinfo import (
     CONNECT_SUBRESOURCES,
     RequestInfo,
@@ -84,8 +93,11 @@ class ResourceHandlers:
 
     def __init__(self, rest: Rest, registry: Registry, mux: WatchMux | None = None, *,
                  node_tls: ssl.SSLContext | None = None,
-                 authorizer: authorization.Authorizer | None = None) -> None:
+                 authorizer: authorization.Authorizer | None = None,
+                 sa_signer: serviceaccounttoken.Signer | None = None) -> None:
         self.rest = rest
+        #: signs ServiceAccount tokens (serviceaccounts/<name>/token); None: not served
+        self.sa_signer = sa_signer
         #: RBAC; None (unit tests without authentication) allows everything
         self.authorizer = authorizer
         #: TLS towards node agents (see podns.api.handlers.podlog)
@@ -358,6 +370,11 @@ class ResourceHandlers:
             budgets = self.registry.lookup("policy", "v1", "poddisruptionbudgets")
             return json_response(await eviction.evict(self.rest, info.rt, budgets, info.namespace or "",
                                                       info.name or "", body), 201)
+        if info.subresource == "token":
+            if self.sa_signer is None:
+                raise statuserror.no_such_resource()
+            return json_response(await serviceaccounttoken.issue(
+                self.sa_signer, self.rest.store, info.namespace or "", info.name or "", body), 201)
         obj = await self.rest.create(info.rt, info.namespace, body, opts)
         return json_response(obj, 201, warnings=opts.warnings)
 

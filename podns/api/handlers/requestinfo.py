@@ -70,7 +70,7 @@ def parse_path(path: str, method: str, query: Mapping[str, str], lookup: Lookup)
             # GET and POST both open a stream; both need "create", as Kubernetes 1.31+ asks of
             # WebSocket (GET) upgrades too, so a read-only user cannot run commands in pods
             verb = "create" if method in ("GET", "POST") else None
-        elif verb == "create" and sub not in ("binding", "eviction"):
+        elif verb == "create" and sub not in ("binding", "eviction", "token"):
             verb = None
     if verb is None or (sub and verb in ("delete",)):
         raise statuserror.method_not_allowed()

@@ -100,6 +100,9 @@ class Rest:
         #: called with (rt, namespace) after a namespace-scoped object is written; set by the
         #: server to start namespace cleanup
         self.on_namespace_deleting: Callable[[str], Awaitable[None]] | None = None
+        #: mutating admission of new Pods (the ServiceAccount plugin), after defaulting and before
+        #: validation as in kube-apiserver; set by the server
+        self.pod_admission: Callable[[Obj], Awaitable[None]] | None = None
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -187,6 +190,9 @@ class Rest:
             objectmeta.stamp_create(obj, rt)
             rt.strategy.prepare_for_create(obj)
             rt.strategy.default(obj)
+        with malformed_as_400(rt):
+            if self.pod_admission is not None and rt.kind == "Pod" and rt.group == "":
+                await self.pod_admission(obj)
             errs = rt.strategy.validate(obj)
         if errs:
             raise statuserror.invalid(rt.kind, _name(obj), errs, rt.group)

@@ -71,6 +71,7 @@ SUBRESOURCES: dict[str, Subresource] = {
     "portforward": Subresource("portforward", ("create", "get"), "", "v1", "PodPortForwardOptions"),
     "finalize": Subresource("finalize", ("update",), "", "v1", "Namespace"),
     "eviction": Subresource("eviction", ("create",), "policy", "v1", "Eviction"),
+    "token": Subresource("token", ("create",), "authentication.k8s.io", "v1", "TokenRequest"),
 }
 
 

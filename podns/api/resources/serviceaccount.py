@@ -1,4 +1,5 @@
-"""ServiceAccounts: stored as given; the SECRETS column."""
+"""ServiceAccounts: stored as given; the SECRETS column; the `token` subresource (TokenRequest,
+served by `podns.api.handlers.serviceaccounttoken`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from podns.api.resources.base import Column, Obj
 
 class ServiceAccountStrategy(KindStrategy):
     schema_type = "core.v1.ServiceAccount"
+    subresources = ("token",)
 
     def columns(self) -> list[Column]:
         return [

@@ -1,6 +1,7 @@
 """`ApiServer`: the Kubernetes-compatible API server over one Store, started and stopped in-process.
 
-Start-up: load or create the tokens, the CA and the client certificate towards node agents,
+Start-up: load or create the tokens, the CA, the ServiceAccount token key and the client
+certificate towards node agents,
 and (with TLS, the default) the serving certificate in the data dir, listen, create the initial
 namespaces, resume interrupted namespace cleanups,
 and write the admin and read-only kubeconfigs pointing at the bound address. Credentials and
@@ -20,10 +21,11 @@ from pathlib import Path
 from aiohttp import web
 
 from podns.api.dashboard import ui
-from podns.api.handlers import authorization, rbacpolicy
+from podns.api.handlers import authorization, rbacpolicy, serviceaccounttoken
 from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL, EventReaper
 from podns.api.handlers.namespacelifecycle import NamespaceCleaner
 from podns.api.handlers.rest import Rest
+from podns.api.handlers.serviceaccountadmission import ServiceAccountAdmission
 from podns.api.handlers.watchmux import WatchMux, needs_mux
 from podns.api.resources.base import ResourceType
 from podns.api.resources.registry import REGISTRY, registry_for
@@ -108,6 +110,9 @@ class ApiServer:
         self.tls = tls
         self.registry = registry_for(types) if types is not None else REGISTRY
         self.rest = Rest(store, Admission(store, service_cidr))
+        accounts = self.registry.lookup("", "v1", "serviceaccounts")
+        if accounts is not None:
+            self.rest.pod_admission = ServiceAccountAdmission(self.rest, accounts).admit
         self.cleaner = NamespaceCleaner(self.rest, self.registry)
         self.rest.on_namespace_deleting = self.cleaner.start
         #: deletes Events older than `event_ttl` seconds (kube-apiserver's --event-ttl)
@@ -121,6 +126,8 @@ class ApiServer:
         #: RBAC over the store's Role/ClusterRole/RoleBinding/ClusterRoleBinding objects
         self.authorizer = authorization.Authorizer(store)
         self.tokens: authentication.Tokens | None = None
+        #: signs and checks ServiceAccount tokens (the data dir's `sa.key`), from start()
+        self.sa_signer: serviceaccounttoken.Signer | None = None
         self.kubeconfig: Path | None = None
         self.readonly_kubeconfig: Path | None = None
         self._runner: web.AppRunner | None = None
@@ -150,12 +157,14 @@ class ApiServer:
             ssl_ctx = certs.server_ssl_context(paths)
         else:
             certs.ensure_ca(self.data_dir)
+        self.sa_signer = signer = serviceaccounttoken.Signer(serviceaccounttoken.load_key(
+            certs.ensure_service_account_key(self.data_dir)))
         if self.audit_log is not None and self._audit is None:
             self._audit = AuditLog(self.audit_log)
         app = create_app(self.rest, self.registry, self.tokens, ready=lambda: self._ready,
                          ui_options=self.ui, mux=self.mux,
                          node_tls=certs.kubelet_client_ssl_context(self.data_dir), audit=self._audit,
-                         authorizer=self.authorizer)
+                         authorizer=self.authorizer, sa_signer=signer)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()

@@ -8,6 +8,10 @@ towards node agents (CN `podns.objects.nodeapi.APISERVER_CLIENT_CN`, as kubeadm'
 restarts; the serving certificate is re-issued (by the same CA) when the listen address is not
 among its SANs.
 
+`sa.key` is the ServiceAccount token signing key (EC P-256, kubeadm's file name), created with
+the CA and shared the same way by the API servers of a cluster (`podns apiserver --pki-from`):
+a token one server issued is accepted by every other.
+
 `issue_node_serving` signs a node agent's serving certificate with a data dir's CA: `podns up`
 does it for its own node, `podns node --pki-from DIR` for a node joining a cluster. The node
 keeps only its own key and certificate, never the CA key.
@@ -162,6 +166,17 @@ def ensure_certs(data_dir: Path, host: str) -> CertPaths:
     if not (client.cert.exists() and client.key.exists()):
         _issue(client, cn=APISERVER_CLIENT_CN, orgs=("system:masters",), server=False, client=True)
     return paths
+
+
+SA_KEY = "sa.key"
+
+
+def ensure_service_account_key(data_dir: Path) -> bytes:
+    """The PEM of the ServiceAccount token signing key of `data_dir`, created when missing."""
+    path = data_dir / SA_KEY
+    if not path.exists():
+        write_private(path, _key_pem(ec.generate_private_key(ec.SECP256R1())))
+    return path.read_bytes()
 
 
 def ensure_ca(data_dir: Path) -> CertPaths:

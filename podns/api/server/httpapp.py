@@ -24,7 +24,7 @@ from podns.api import statuserror
 from podns.api.dashboard import ui
 from podns.api.discovery import apidiscovery, openapi
 from podns.api.encoding import codec
-from podns.api.handlers import authorization, watch
+from podns.api.handlers import authorization, serviceaccounttoken, watch
 from podns.api.handlers.dispatch import IMPERSONATOR, USER, ResourceHandlers, json_response
 from podns.api.handlers.rest import Rest
 from podns.api.handlers.watchmux import WatchMux
@@ -101,8 +101,10 @@ async def _errors_as_status(request: web.Request, handler: Handler) -> web.Strea
 
 
 def auth_middleware(tokens: authentication.Tokens | None,
-                    authorizer: authorization.Authorizer | None = None) -> Callable[..., Any]:
-    """Require a known bearer token on everything but the public paths, then apply the
+                    authorizer: authorization.Authorizer | None = None,
+                    sa_tokens: serviceaccounttoken.TokenAuthenticator | None = None) -> Callable[..., Any]:
+    """Require a known bearer token (one of the data dir's, or a valid ServiceAccount token) on
+    everything but the public paths, then apply the
     impersonation headers (each one authorized: the `impersonate` verb on users, groups,
     serviceaccounts, uids, userextras, as kube-apiserver's impersonation filter)."""
 
@@ -113,6 +115,8 @@ def auth_middleware(tokens: authentication.Tokens | None,
             return await handler(request)
         token = authentication.bearer(request.headers.get("Authorization"))
         user = tokens.user_for(token) if token else None
+        if user is None and token and sa_tokens is not None and sa_tokens.looks_like_jwt(token):
+            user = await sa_tokens.authenticate(token)
         if user is None:
             raise statuserror.unauthorized()
         request[USER] = effective = impersonate(user, request.headers, authorizer)
@@ -175,22 +179,27 @@ def create_app(rest: Rest, registry: Registry, tokens: authentication.Tokens | N
                mux: WatchMux | None = None,
                node_tls: ssl.SSLContext | None = None,
                audit: AuditLog | None = None,
-               authorizer: authorization.Authorizer | None = None) -> web.Application:
+               authorizer: authorization.Authorizer | None = None,
+               sa_signer: serviceaccounttoken.Signer | None = None) -> web.Application:
     """The API server application. `tokens=None` disables authentication (unit tests only);
     `ui_options` configures the dashboard at /ui/ (see podns/api/dashboard/ui.py); `mux` shares one store
     watch per resource between API watches (see podns/api/handlers/watchmux.py); `node_tls` is how the
     server reaches node agents (`certs.kubelet_client_ssl_context`; None: the system's CAs and
     no client certificate, which node agents refuse); `audit` logs one event per request (it sees
     the final status: outermost); `authorizer` is RBAC (None: every authenticated request is
-    allowed, unit tests only)."""
-    middlewares = [error_middleware, auth_middleware(tokens, authorizer)]
+    allowed, unit tests only); `sa_signer` issues (TokenRequest) and verifies ServiceAccount tokens
+    (None: neither)."""
+    sa_tokens = (serviceaccounttoken.TokenAuthenticator(sa_signer, rest.store)
+                 if sa_signer is not None else None)
+    middlewares = [error_middleware, auth_middleware(tokens, authorizer, sa_tokens)]
     if audit is not None:
         middlewares.insert(0, audit.middleware(registry.lookup))
     app = web.Application(
         middlewares=middlewares,
         client_max_size=codec.MAX_BODY_BYTES,
     )
-    resources = ResourceHandlers(rest, registry, mux, node_tls=node_tls, authorizer=authorizer)
+    resources = ResourceHandlers(rest, registry, mux, node_tls=node_tls, authorizer=authorizer,
+                                 sa_signer=sa_signer)
 
     async def health(request: web.Request) -> web.Response:
         if request.path == "/readyz" and not ready():

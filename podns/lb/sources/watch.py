@@ -73,8 +73,12 @@ def _select_port(ports: list[EndpointPort], port: int | str | None) -> int | Non
 
 
 class Watch:
-    """A watch source. Give a kubeconfig path (None: $KUBECONFIG or ~/.kube/config) or a ready
-    `podns.kube.client.Client` (then the caller owns and closes it)."""
+    """A watch source. Give a kubeconfig path (None: in a pod, its ServiceAccount, as client-go's
+    in-cluster configuration; elsewhere $KUBECONFIG or ~/.kube/config) or a ready
+    `podns.kube.client.Client` (then the caller owns and closes it).
+
+    Needs get/list/watch on EndpointSlices in the service's namespace; reading the Service (to
+    tell "not found" from "no endpoints") is optional: a 403 there is ignored."""
 
     def __init__(
         self, kubeconfig: str | None = None, *, client: Client | None = None, sync_timeout: float = 10.0
@@ -95,6 +99,8 @@ class Watch:
             await self._client.get(resources.SERVICES, svc, ns)
         except kube_errors.NotFound:
             missing_reason = f"service {ns}/{svc} not found"
+        except kube_errors.Forbidden:
+            pass  # an account allowed to read only EndpointSlices (the usual Role for this)
         except kube_errors.KubeError as exc:
             raise ResolutionError(f"reading service {ns}/{svc}: {exc}") from exc
 
