@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from podns.api.server import certs
-from podns.api.server.apiserver import parse_addr
+from podns.api.server.apiserver import DEFAULT_SERVICE_CIDR, parse_addr
 from podns.cli import flags
 from podns.cli.apiserver import host_port
 from podns.cli.signals import wait_for_signal
@@ -76,6 +76,10 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
         parser.add_argument("--cluster-domain", default="cluster.local",
                             help="netns mode: the cluster domain of the pods' DNS search path "
                                  "(default cluster.local)")
+        parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, type=flags.service_cidr,
+                            help="the cluster's ClusterIP range, as given to the API server "
+                                 f"(default {DEFAULT_SERVICE_CIDR}); in netns mode a range off "
+                                 "loopback is served by kernel NAT (nftables) for pods and host")
     parser.add_argument("--node-ip", default="127.0.0.1", type=flags.ip_address,
                         help="this node's address: its log endpoint listens here (default 127.0.0.1)")
     parser.add_argument("--node-port", type=flags.port, default=0,
@@ -146,8 +150,8 @@ def _check(args: argparse.Namespace, command: str) -> None:
 
 
 def _dual_stack_services(args: argparse.Namespace) -> bool:
-    """`podns up` with an IPv6 service CIDR: netns pods get an IPv6 address too, even without an
-    IPv6 --pod-cidr (`podns node` knows no service CIDR: it takes both from --pod-cidr)."""
+    """An IPv6 service CIDR (`podns up`'s, or `podns node --service-cidr`): netns pods get an
+    IPv6 address too, even without an IPv6 --pod-cidr."""
     service = getattr(args, "service_cidr", None)
     return bool(service) and any(n.version == 6 for n in cidrs.parse_cidrs(str(service)))
 
@@ -200,7 +204,8 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
                   pod_network=args.pod_network, pod_network_backend=args.pod_network_backend,
                   cluster_dns=cluster_dns, cluster_domain=cluster_domain,
                   serving_tls=tls, container_runtime=args.container_runtime, oci_runtime=args.oci_runtime,
-                  image_pull_timeout=args.image_pull_timeout, dual_stack=_dual_stack_services(args))
+                  image_pull_timeout=args.image_pull_timeout, dual_stack=_dual_stack_services(args),
+                  service_cidr=args.service_cidr)
     try:
         try:
             await agent.start()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import ssl
 import time
@@ -44,7 +45,7 @@ from podns.node.heartbeat import Heartbeat, choose_pod_cidr
 from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podnetwork import PodNetwork
 from podns.node.podworker import PodWorker, SandboxError
-from podns.node.proxy import ServiceProxy
+from podns.node.proxy import NftProxier, ServiceProxy, nft
 from podns.node.routes import Routes
 from podns.node.runtime import ContainerRuntime
 from podns.node.runtime.podman import PULL_TIMEOUT
@@ -91,6 +92,7 @@ class Agent:
         oci_runtime: str | None = None,
         image_pull_timeout: float = PULL_TIMEOUT,
         dual_stack: bool = False,
+        service_cidr: str | None = None,
     ) -> None:
         """`serving_tls`: the node endpoint's TLS settings (`podns.node.server.serving_ssl_context`:
         a certificate from the cluster CA, the API server's client certificate required).
@@ -98,7 +100,9 @@ class Agent:
         the OCI runtime podman uses (None: the one that works); `image_pull_timeout` seconds.
         `pod_cidr`: one CIDR or an IPv4 and an IPv6 one, comma-separated, primary first (None:
         chosen in start()); `dual_stack`: in netns mode without an IPv6 pod CIDR given, give pods
-        an IPv6 address too, from `netns.ipv6_companion` of the IPv4 CIDR."""
+        an IPv6 address too, from `netns.ipv6_companion` of the IPv4 CIDR.
+        `service_cidr`: the cluster's ClusterIP range(s), comma-separated; in netns mode a
+        range off loopback turns on kernel NAT for ClusterIPs (`podns.node.proxy.kernel`)."""
         self.client = client
         self.serving_tls = serving_tls
         self.node_name = name
@@ -116,6 +120,7 @@ class Agent:
         self.ipv6_primary = bool(v4 and v6) and given[0].version == 6
         self.dual_stack = dual_stack
         self.proxy_enabled = proxy
+        self.service_cidrs = [c.strip() for c in (service_cidr or "").split(",") if c.strip()]
         self.pod_network = pod_network  # "loopback" or "netns"
         self.cluster_dns = cluster_dns  # netns mode: where the node's DNS relay forwards
         self.cluster_domain = cluster_domain
@@ -139,6 +144,7 @@ class Agent:
         self.events = EventRecorder(client, "kubelet", host=name)
         self.heartbeat: Heartbeat | None = None
         self.proxy: ServiceProxy | None = None
+        self.nat: NftProxier | None = None
         self._writers: dict[str, asyncio.Task[None]] = {}
         #: one-off tasks started from informer handlers (kept: the loop holds tasks only weakly)
         self._background: set[asyncio.Task[None]] = set()
@@ -176,6 +182,7 @@ class Agent:
             self.pod_cidr6 = netns.ipv6_companion(self.pod_cidr)
         if self.pod_network == "netns" and self.pod_cidr6 is not None:
             self.ipam6 = IPAM(self.pod_cidr6, self.data_dir / "ipam6.json")
+        kernel_nat = self._kernel_nat_ranges()
         if self.pod_network == "netns":
             self.network = PodNetwork(self.pod_cidr, cluster_dns=self.cluster_dns, zone=self.cluster_domain,
                                       state_dir=self.data_dir, cidr6=self.pod_cidr6)
@@ -217,8 +224,14 @@ class Agent:
         self.ipam.retain_only(live)
         if self.ipam6 is not None:
             self.ipam6.retain_only(live)
-        if self.proxy_enabled:
-            self.proxy = ServiceProxy(self.client)
+        if kernel_nat and self.network is not None:
+            self.nat = NftProxier(self.client, node=self.node_name, table=self.network.bridge,
+                                  pod_ifname=self.network.bridge, service_cidrs=self.service_cidrs)
+            await self.nat.start()
+        if self.proxy_enabled and (self.nat is None or len(kernel_nat) < len(self.service_cidrs)):
+            # loopback mode, or the loopback cluster IPs the kernel proxier leaves alone
+            serves = None if self.nat is None else (lambda ip: ipaddress.ip_address(ip).is_loopback)
+            self.proxy = ServiceProxy(self.client, serves=serves)
             await self.proxy.start()
 
     async def _assigned_cidr(self) -> str:
@@ -272,6 +285,25 @@ class Agent:
         ordered = [c for c in (self.pod_cidr, self.pod_cidr6) if c]
         return ordered[::-1] if self.ipv6_primary and self.pod_cidr6 else ordered
 
+    def _kernel_nat_ranges(self) -> list[str]:
+        """The service ranges the kernel proxier serves: in netns mode with the proxy on, the
+        IPv4 ranges off loopback ([] otherwise; then the userspace proxy serves ClusterIPs, from
+        the root namespace only). A missing `nft` is said at once, here, and the userspace proxy
+        stays on."""
+        if not self.proxy_enabled or self.pod_network != "netns":
+            return []
+        ranges = [c for c in self.service_cidrs
+                  if (net := ipaddress.ip_network(c, strict=False)).version == 4 and not net.is_loopback]
+        if ranges and nft.nft_path() is None:
+            log.error("node %s: nft is not installed (Debian package nftables): pods cannot reach "
+                      "ClusterIPs; only the host can, through the userspace proxy", self.node_name)
+            self.events.event({"kind": "Node", "apiVersion": "v1",
+                               "metadata": {"name": self.node_name, "uid": self.node_name}},
+                              "Warning", "NftMissing", "nft is not installed: pods cannot reach "
+                              "ClusterIPs (install the Debian package nftables)")
+            return []
+        return ranges
+
     async def _retry(self, what: str, call: Callable[[], Awaitable[Obj]]) -> Obj:
         """`call()` until the API answers (as the kubelet keeps trying to register); an API that
         refuses with a non-transient error (Forbidden, Invalid, ...) stops the agent."""
@@ -288,6 +320,8 @@ class Agent:
         """Stop everything this agent started; no pod process outlives it."""
         if self.proxy is not None:
             await self.proxy.stop()
+        if self.nat is not None:
+            await self.nat.stop()
         if self.informer is not None:
             await self.informer.stop()
         workers = list(self.workers.values())

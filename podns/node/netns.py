@@ -15,9 +15,10 @@ What the node agent owns in this mode, and only this:
   relay with the Kubernetes search path and `ndots:5`.
 
 Each pod's default route is the gateway: the node routes the pods of other nodes (`podns.node.routes`,
-which switches IP forwarding on once another node needs it); no NAT is installed, so a pod reaches
-the pods of every node, the gateway (the DNS relay), and nothing outside the cluster; the root
-namespace reaches pods through the bridge.
+which switches IP forwarding on once another node needs it); the only NAT is the ClusterIPs'
+(`podns.node.proxy.kernel`), so a pod reaches the pods of every node, the gateway (the DNS
+relay), ClusterIPs, and nothing outside the cluster; the root namespace reaches pods through
+the bridge.
 
 Every namespace and bridge is recorded before it is created (`<lock dir>/netns/<name>` holding
 the pod CIDR it belongs to; the lock dir is root's private `/run/podns`, see `podns.node.ipam`),
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from podns.node.ipam import claim_held, lock_dir, lock_name, private_dir
+from podns.node.proxy.nft import nft_path
 
 Obj = dict[str, Any]
 
@@ -329,6 +331,16 @@ def delete_bridge(bridge: str) -> None:
     _unrecord(bridge)
 
 
+def delete_nat_table(bridge: str) -> None:
+    """Remove the ClusterIP table that a crashed agent of `bridge` left (the kernel proxier names
+    its nftables table after the bridge); nothing when there is none or no `nft`."""
+    path = nft_path()
+    if path is not None:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run([path, "delete", "table", "ip", bridge], capture_output=True,
+                           timeout=IP_TIMEOUT)
+
+
 # -- one pod ---------------------------------------------------------------------------------------
 
 
@@ -389,7 +401,9 @@ def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv:
                        hosts: str = "", pod_ip6: str | None = None, cidr6: str | None = None) -> str:
     """The pod's namespace with `lo` and `eth0` (pod_ip, and pod_ip6 of `cidr6` when dual-stack)
     up, its resolv.conf and hosts file; returns the namespace name. An existing namespace of the
-    same pod is replaced. Raises NetnsError."""
+    same pod is replaced. The bridge port is in hairpin mode, so a pod reaching a ClusterIP that
+    maps back to itself gets its packets back when the kernel bridges them after DNAT
+    (br_netfilter). Raises NetnsError."""
     ns, veth = netns_name(uid), veth_name(uid)
     net = ipaddress.ip_network(cidr, strict=False)
     prefix, gateway = net.prefixlen, net.network_address + 1
@@ -408,7 +422,8 @@ def create_pod_network(uid: str, *, cidr: str, bridge: str, pod_ip: str, resolv:
     try:
         ip("-batch", "-", stdin=(f"netns add {ns}\n"
                                  f"link add {veth} type veth peer name eth0 netns {ns}\n"
-                                 f"link set {veth} master {bridge} up\n"))
+                                 f"link set {veth} master {bridge} up\n"
+                                 f"link set {veth} type bridge_slave hairpin on\n"))
         ip("-n", ns, "-batch", "-", stdin=("link set lo up\n"
                                            f"addr add {pod_ip}/{prefix} dev eth0\n"
                                            "link set eth0 up\n"
@@ -455,6 +470,7 @@ def cleanup_leftovers(own_cidr: str) -> list[str]:
         name = str(link.get("ifname", ""))
         if name.startswith(PREFIX) and _abandoned(name, own_cidr):
             delete_bridge(name)
+            delete_nat_table(name)
             removed.append(name)
     for link in ip_json("link", "show", "type", "veth"):
         name = str(link.get("ifname", ""))

@@ -78,6 +78,14 @@ def endpoint_terminating(endpoint: Mapping[str, Any]) -> bool:
     return bool(_condition(endpoint, "terminating"))
 
 
+def endpoint_takes_traffic(endpoint: Mapping[str, Any]) -> bool:
+    """What a ClusterIP proxy sends new connections to, as kube-proxy does: ready, serving and
+    not terminating. The EndpointSlice controller already writes `ready: false` for a
+    terminating pod; the other two are checked as well so that a slice written by anyone else
+    (or a stale copy of one) never routes a new connection to a pod that is going away."""
+    return endpoint_ready(endpoint) and endpoint_serving(endpoint) and not endpoint_terminating(endpoint)
+
+
 __all__ = [
     "EndpointConditions",
     "EndpointPort",
@@ -85,5 +93,6 @@ __all__ = [
     "SliceEndpoint",
     "endpoint_ready",
     "endpoint_serving",
+    "endpoint_takes_traffic",
     "endpoint_terminating",
 ]

@@ -1,9 +1,10 @@
 """ClusterIP proxy: what kube-proxy's userspace mode did, in asyncio.
 
 For every Service with a cluster IP, the proxy listens on `clusterIP:port` for each of its ports
-(TCP and UDP) and forwards each connection (TCP) or client flow (UDP) to one ready endpoint,
-chosen round-robin, from the Service's EndpointSlices (`kubernetes.io/service-name` label; the
-slice port with the Service port's name). A refused backend is skipped and the next one tried,
+(TCP and UDP) and forwards each connection (TCP) or client flow (UDP) to one endpoint that takes
+traffic (ready, serving, not terminating: `serviceports.ready_backends`), chosen round-robin, from
+the Service's EndpointSlices (`kubernetes.io/service-name` label; the slice port with the Service
+port's name). A refused backend is skipped and the next one tried,
 as the userspace proxier did. Headless Services (`clusterIP: None`) get nothing: clients reach
 their pods directly, which is the point of them.
 
@@ -14,7 +15,9 @@ are opened and closed as Services come and go.
 Loopback mode: a cluster IP is connectable only if it is a local address, so the API server's
 service CIDR must be a loopback range (e.g. `--service-cidr 127.96.0.0/16`); Services whose
 address cannot be bound are skipped and counted in `unbindable`. Several agents on one machine
-all listen with SO_REUSEPORT, so the kernel spreads clients over equivalent proxies.
+all listen with SO_REUSEPORT, so the kernel spreads clients over equivalent proxies. In netns
+mode the kernel NAT proxier (`nftables.py`) serves the cluster IPs and this proxy only those on
+loopback (`serves`), which pods in their own namespaces cannot reach anyway.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ import contextlib
 import itertools
 import logging
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from podns.kube.client import Client
 from podns.kube.informer import Informer
 from podns.kube.resources import ENDPOINTSLICES, SERVICES
+from podns.node.proxy.serviceports import PROTOCOLS, cluster_ips, ready_backends
 from podns.objects import join_key, object_key
 from podns.objects.wellknown import SERVICE_NAME_LABEL
 
@@ -56,23 +60,6 @@ class Backends:
             return []
         start = next(self._rr) % len(self.addrs)
         return self.addrs[start:] + self.addrs[:start]
-
-
-def ready_backends(slices: list[Obj], port_name: str, protocol: str) -> list[tuple[str, int]]:
-    """(ip, port) of the ready endpoints of `slices` for the Service port named `port_name`."""
-    out: list[tuple[str, int]] = []
-    for sl in slices:
-        port = next((p.get("port") for p in sl.get("ports") or []
-                     if (p.get("name") or "") == port_name and (p.get("protocol") or "TCP") == protocol),
-                    None)
-        if port is None:
-            continue
-        for ep in sl.get("endpoints") or []:
-            if (ep.get("conditions") or {}).get("ready") is False:
-                continue
-            for addr in (ep.get("addresses") or [])[:1]:
-                out.append((str(addr), int(port)))
-    return sorted(set(out))
 
 
 class _TCPListener:
@@ -223,8 +210,10 @@ _Listener = _TCPListener | _UDPListener
 class ServiceProxy:
     """Listens on every Service's cluster IP and ports; see the module docstring."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, serves: Callable[[str], bool] | None = None) -> None:
+        """`serves(cluster_ip)` says which cluster IPs this proxy listens on (None: all)."""
         self.client = client
+        self.serves = serves
         self.services = Informer(client, SERVICES, name="proxy:services")
         self.slices = Informer(client, ENDPOINTSLICES, name="proxy:endpointslices")
         self.slices.add_index("service", lambda s: [
@@ -279,11 +268,12 @@ class ServiceProxy:
         wanted: dict[tuple[str, int, str], str] = {}
         if current is not None:
             spec = current.get("spec") or {}
-            ips = [ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")]) if ip and ip != "None"]
-            for ip in ips:
+            for ip in cluster_ips(current):
+                if self.serves is not None and not self.serves(ip):
+                    continue
                 for p in spec.get("ports") or []:
                     proto = p.get("protocol") or "TCP"
-                    if proto in ("TCP", "UDP") and p.get("port"):
+                    if proto in PROTOCOLS and p.get("port"):
                         wanted[(ip, int(p["port"]), proto)] = p.get("name") or ""
         for addr, (listener, _b, owner, _n) in list(self.listeners.items()):
             if owner == key and addr not in wanted:

@@ -1,0 +1,206 @@
+"""The kernel NAT ruleset for ClusterIPs (netns mode): Service ports -> one `nft -f` script.
+
+A pure function (`render`) from the node's Service ports (`serviceports.ServicePort`, endpoints
+already filtered to those that take traffic) to the text of one nftables transaction that makes
+the node's own table, and nothing else, say exactly that. The structure is kube-proxy's nftables
+mode (kubernetes `pkg/proxy/nftables`), written for podns:
+
+- `nat-prerouting` (packets from this node's pod bridge only, so agents of other clusters on the
+  machine never DNAT each other's pods) and `nat-output` (the host's own connections) jump to
+  `services`, whose verdict map `service-ips` sends `clusterIP . protocol . port` to the port's
+  `svc-*` chain;
+- a `svc-*` chain picks an endpoint at random per new connection (`numgen random mod N vmap`),
+  after the ClientIP affinity sets (`aff-*`, one per endpoint, `update`d with the client
+  address, entries timing out after the Service's `timeoutSeconds`) have had their say;
+- an `ep-*` chain DNATs to `podIP:targetPort`;
+- `nat-postrouting` masquerades DNATed ClusterIP connections that leave through the pod bridge
+  (a pod reaching a pod of its own node, or itself: hairpin; without it the backend's reply
+  would go straight back over the bridge and never be un-NATed) and those the host itself
+  opened, as kube-proxy does for traffic from outside the cluster CIDR;
+- `filter-forward` (from the pod bridge) and `filter-output` (the host; after `nat-output`, so
+  DNATed packets already carry the pod address) reject new connections to a Service port with
+  no endpoint (`no-endpoint-services`), to a port a cluster IP does not have, and to an
+  unallocated address of the service CIDR, so nothing meant for a ClusterIP leaves the node.
+
+Chain and set names are `<kind>-<8 chars of a hash>-<readable key>`: the hash keeps them unique
+and stable, the key lets an operator read `nft list table` (see docs/node.md). They are written
+bare: nft 1.0 refuses quoted names in declarations, and its scanner takes the letters, digits and
+`-_./` they are made of (an IPv6 address's colons become dots).
+
+The script is a full resync that keeps the table: declare every object (`add` is idempotent),
+flush every chain and map, write the rules and elements, then delete chains and sets that are no
+longer wanted (`existing` says which ones the table has now). `nft -f` applies it as one
+transaction, so the kernel's table is the old one or the new one, never half of each; the
+affinity sets of endpoints that stay are not flushed, so clients keep their endpoint across
+syncs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from podns.node.proxy.serviceports import ServicePort
+
+#: nat output runs at -100 (kube-proxy's priority); the output filter runs after it, at -90, so
+#: that a connection already DNATed to a pod is not taken for one to an unknown ClusterIP port
+OUTPUT_FILTER_PRIORITY = -90
+#: forward filter before the default filter priority (0), as kube-proxy's (-110)
+FORWARD_FILTER_PRIORITY = -110
+
+#: the chains and sets every table has (the per-Service-port ones come and go)
+BASE_CHAINS = {
+    "nat-prerouting": "type nat hook prerouting priority dstnat; policy accept;",
+    "nat-output": "type nat hook output priority -100; policy accept;",
+    "nat-postrouting": "type nat hook postrouting priority srcnat; policy accept;",
+    "filter-forward": f"type filter hook forward priority {FORWARD_FILTER_PRIORITY}; policy accept;",
+    "filter-output": f"type filter hook output priority {OUTPUT_FILTER_PRIORITY}; policy accept;",
+}
+REGULAR_CHAINS = ("services", "cluster-ips-check", "reject-chain")
+CLUSTER_IPS = "cluster-ips"
+SERVICE_IPS = "service-ips"
+NO_ENDPOINTS = "no-endpoint-services"
+
+
+@dataclass(frozen=True, slots=True)
+class TableState:
+    """The names of the chains and sets (maps included) a table holds now."""
+
+    chains: frozenset[str] = frozenset()
+    sets: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    table: str  # nft family: ip or ip6
+    addr_type: str
+    match: str  # the payload keyword: ip or ip6
+
+    def host_port(self, ip: str, port: int) -> str:
+        return f"[{ip}]:{port}" if self.table == "ip6" else f"{ip}:{port}"
+
+
+FAMILIES = {4: _Family("ip", "ipv4_addr", "ip"), 6: _Family("ip6", "ipv6_addr", "ip6")}
+
+
+def _hash(text: str) -> str:
+    """8 characters of base32 SHA-256, as kube-proxy's chain names."""
+    return base64.b32encode(hashlib.sha256(text.encode()).digest())[:8].decode()
+
+
+def service_chain(sp: ServicePort) -> str:
+    return f"svc-{_hash(sp.key)}-{sp.key}"
+
+
+def endpoint_chain(sp: ServicePort, ip: str, port: int) -> str:
+    target = f"{ip.replace(':', '.')}/{port}"
+    return f"ep-{_hash(f'{sp.key}__{target}')}-{sp.key}__{target}"
+
+
+def affinity_set(sp: ServicePort, ip: str, port: int) -> str:
+    """The ClientIP affinity set of one endpoint; its timeout is part of the name, so a changed
+    `timeoutSeconds` makes a new set rather than clash with the old one's definition."""
+    return f"aff-{_hash(f'{sp.key}__{ip}/{port}')}-{sp.affinity_timeout}"
+
+
+def render(ports: Sequence[ServicePort], *, table: str, family: int = 4, pod_ifname: str | None,
+           service_cidrs: Iterable[str] = (), existing: TableState | None = None) -> str:
+    """The `nft -f` script that makes `family`'s table `table` serve exactly `ports`.
+
+    `pod_ifname`: the node's pod bridge (the only interface whose packets are DNATed in
+    prerouting; None: every interface). `service_cidrs`: ranges whose unallocated addresses are
+    rejected (those of another family are ignored). `existing`: what the table holds now (None:
+    no such table), so that chains and sets no longer wanted are deleted in the same transaction.
+    Raises ValueError on a port of another family (the caller filters by family)."""
+    fam = FAMILIES[family]
+    t = f"{fam.table} {table}"
+    ports = sorted(ports, key=lambda sp: (sp.key, sp.cluster_ip))
+    for sp in ports:
+        if ipaddress.ip_address(sp.cluster_ip).version != family:
+            raise ValueError(f"{sp.key}: cluster IP {sp.cluster_ip} is not IPv{family}")
+    lines = [f"add table {t}"]
+    lines += [f"add chain {t} {name} {{ {spec} }}" for name, spec in BASE_CHAINS.items()]
+    lines += [f"add chain {t} {name}" for name in REGULAR_CHAINS]
+    lines += [f"add set {t} {CLUSTER_IPS} {{ type {fam.addr_type}; }}"]
+    key_type = f"{fam.addr_type} . inet_proto . inet_service"
+    lines += [f"add map {t} {m} {{ type {key_type} : verdict; }}" for m in (SERVICE_IPS, NO_ENDPOINTS)]
+
+    chains: dict[str, list[str]] = {name: [] for name in [*BASE_CHAINS, *REGULAR_CHAINS]}
+    sets: dict[str, int] = {}  # affinity set -> timeout
+    service_elements: list[str] = []
+    no_endpoint_elements: list[str] = []
+    for sp in ports:
+        element = f"{sp.cluster_ip} . {sp.protocol.lower()} . {sp.port}"
+        if not sp.endpoints:
+            no_endpoint_elements.append(f"{element} : goto reject-chain")
+            continue
+        svc = service_chain(sp)
+        service_elements.append(f"{element} : goto {svc}")
+        rules: list[str] = []
+        targets: list[str] = []
+        for ip, port in sp.endpoints:
+            ep = endpoint_chain(sp, ip, port)
+            targets.append(ep)
+            ep_rules: list[str] = []
+            if sp.affinity_timeout:
+                aff = affinity_set(sp, ip, port)
+                sets[aff] = sp.affinity_timeout
+                rules.append(f"{fam.match} saddr @{aff} goto {ep}")
+                ep_rules.append(f"update @{aff} {{ {fam.match} saddr }}")
+            ep_rules.append(f"meta l4proto {sp.protocol.lower()} dnat to {fam.host_port(ip, port)}")
+            chains[ep] = ep_rules
+        if len(targets) == 1:
+            rules.append(f"goto {targets[0]}")
+        else:
+            vmap = ", ".join(f"{i} : goto {ep}" for i, ep in enumerate(targets))
+            rules.append(f"numgen random mod {len(targets)} vmap {{ {vmap} }}")
+        chains[svc] = rules
+
+    iif = f'iifname "{pod_ifname}" ' if pod_ifname else ""
+    dnated = f"ct status dnat ct original {fam.match} daddr @{CLUSTER_IPS}"
+    chains["nat-prerouting"] = [f"{iif}jump services"]
+    chains["nat-output"] = ["jump services"]
+    chains["services"] = [f"{fam.match} daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"]
+    chains["nat-postrouting"] = ([f'{dnated} oifname "{pod_ifname}" masquerade'] if pod_ifname else [])
+    chains["nat-postrouting"].append(f"{dnated} fib saddr type local masquerade")
+    chains["filter-forward"] = [f"{iif}ct state new jump cluster-ips-check"]
+    chains["filter-output"] = ["ct state new jump cluster-ips-check"]
+    check = [f"{fam.match} daddr . meta l4proto . th dport vmap @{NO_ENDPOINTS}",
+             f"{fam.match} daddr @{CLUSTER_IPS} reject"]
+    cidrs = sorted({str(n) for n in (ipaddress.ip_network(c, strict=False) for c in service_cidrs)
+                    if n.version == family})
+    if cidrs:
+        check.append(f"{fam.match} daddr {{ {', '.join(cidrs)} }} reject")
+    chains["cluster-ips-check"] = check
+    chains["reject-chain"] = ["reject"]
+
+    stale_chains = sorted((existing.chains if existing else frozenset()) - set(chains))
+    stale_sets = sorted((existing.sets if existing else frozenset())
+                        - {*sets, CLUSTER_IPS, SERVICE_IPS, NO_ENDPOINTS})
+    for name in chains:
+        if name not in BASE_CHAINS and name not in REGULAR_CHAINS:
+            lines.append(f"add chain {t} {name}")
+    for name, timeout in sets.items():
+        lines.append(f"add set {t} {name} {{ type {fam.addr_type}; flags dynamic,timeout; "
+                     f"timeout {timeout}s; }}")
+    lines += [f"flush map {t} {m}" for m in (SERVICE_IPS, NO_ENDPOINTS)]
+    lines.append(f"flush set {t} {CLUSTER_IPS}")
+    lines += [f"flush chain {t} {name}" for name in [*chains, *stale_chains]]
+    for name, rules in chains.items():
+        lines += [f"add rule {t} {name} {rule}" for rule in rules]
+    all_ips = sorted({sp.cluster_ip for sp in ports}, key=ipaddress.ip_address)
+    for name, elements in ((CLUSTER_IPS, all_ips), (SERVICE_IPS, service_elements),
+                           (NO_ENDPOINTS, no_endpoint_elements)):
+        if elements:
+            lines.append(f"add element {t} {name} {{ {', '.join(elements)} }}")
+    lines += [f"delete chain {t} {name}" for name in stale_chains]
+    lines += [f"delete set {t} {name}" for name in stale_sets]
+    return "\n".join(lines) + "\n"
+
+
+def delete_script(table: str, family: int = 4) -> str:
+    """The script that removes the table (and so every rule and set of it) in one transaction."""
+    return f"delete table {FAMILIES[family].table} {table}\n"

@@ -1,0 +1,181 @@
+"""ClusterIPs in netns mode end to end: `podns up --pod-network netns --service-cidr <range off
+loopback>` serves them with kernel NAT (the node's nftables table): a pod in its own namespace
+and the host connect to a ClusterIP backed by three pods (connections spread over all three,
+including the client pod itself: hairpin), the rules follow the pods going away, TCP and UDP,
+ClientIP affinity, connection refused without endpoints, and no table left after the agent stops.
+
+The service range is a random 10.2xx.y.0/24, so that host-side connections cannot meet the
+ClusterIPs of another podns on this machine; the pods' own connections could not anyway (each
+node's rules match only packets from its own bridge)."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from podns.node import netns
+from podns.node.proxy import nft
+from tests._support import wait_until
+from tests.e2e.conftest import Podns
+from tests.e2e.test_node_pods import pod_manifest, ready_ip
+
+
+def _service_cidr() -> str:
+    used = netns.host_networks() if netns.unavailable_reason() is None else []
+    while True:
+        cidr = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
+        if not any(cidr.overlaps(u) for u in used):
+            return str(cidr)
+
+
+SKIP = netns.unavailable_reason() or (None if nft.nft_path() else "needs nft (Debian package nftables)")
+SERVICE_CIDR = _service_cidr() if SKIP is None else "10.200.0.0/24"
+pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(150),
+              pytest.mark.skipif(SKIP is not None, reason=SKIP or ""),
+              pytest.mark.podns_args("--pod-network", "netns", "--container-runtime", "process",
+                                     "--service-cidr", SERVICE_CIDR)]
+
+wait = functools.partial(wait_until, timeout=30.0, step=0.1)
+
+#: connects `count` times to host:port from wherever it runs; prints {answer or error: times}
+CLIENT = """
+import collections, json, socket, sys
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+seen = collections.Counter()
+for _ in range(count):
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            seen[s.recv(100).decode()] += 1
+    except OSError as exc:
+        seen[type(exc).__name__] += 1
+print(json.dumps(seen))
+"""
+UDP_ECHO = """
+import os, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((os.environ['POD_IP'], 5353))
+while True:
+    data, addr = s.recvfrom(2048); s.sendto(os.environ['POD_NAME'].encode() + b':' + data, addr)
+"""
+
+
+def service(name: str, **spec: object) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                       "spec": {"selector": {"app": "db"}, **spec}})
+
+
+def apply(p: Podns, manifest: str) -> None:
+    r = p.kubectl("apply", "--validate=false", "-f", "-", input=manifest)
+    assert r.returncode == 0, r.stderr
+
+
+def cluster_ip(p: Podns, name: str) -> str:
+    return str(json.loads(p.kubectl("get", "svc", name, "-o", "json").stdout)["spec"]["clusterIP"])
+
+
+def pod_netns(p: Podns, name: str) -> str:
+    uid = json.loads(p.kubectl("get", "pod", name, "-o", "json").stdout)["metadata"]["uid"]
+    return netns.netns_name(uid)
+
+
+def connect(host: str, port: int, count: int, inside: str | None = None) -> Counter[str]:
+    """Answers of `count` connections to host:port, from the pod namespace `inside` or the host."""
+    cmd = [sys.executable, "-c", CLIENT, host, str(port), str(count)]
+    if inside:
+        cmd = ["ip", "netns", "exec", inside, *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return Counter(json.loads(out.stdout))
+
+
+def table_of(p: Podns) -> str:
+    """The node's nft table: named after its bridge (podns-<hex of the pod CIDR>)."""
+    node = json.loads(p.kubectl("get", "nodes", "-o", "json").stdout)["items"][0]
+    return netns.bridge_name(node["spec"]["podCIDR"])
+
+
+@pytest.fixture(scope="module")
+def cluster(podns_module: Podns) -> Podns:
+    """Three pods behind the Service `db` (port 80 -> 5432), all Ready."""
+    for name in ("db-0", "db-1", "db-2"):
+        apply(podns_module, pod_manifest(name))
+    apply(podns_module, service("db", ports=[{"name": "pg", "port": 80, "targetPort": 5432}]))
+    wait(lambda: all(ready_ip(podns_module, n) for n in ("db-0", "db-1", "db-2")), what="pods Ready")
+    return podns_module
+
+
+def test_pod_and_host_reach_cluster_ip_spread_over_endpoints(cluster: Podns) -> None:
+    """given three Ready pods behind a ClusterIP, connections from inside db-0's namespace reach
+    all three, db-0 itself included (hairpin), and so do connections from the host; a port the
+    Service does not have is refused at once rather than sent off the node."""
+    ip = cluster_ip(cluster, "db")
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(SERVICE_CIDR)
+    ns = pod_netns(cluster, "db-0")
+    wait(lambda: set(connect(ip, 80, 40, inside=ns)) == {"db-0", "db-1", "db-2"},
+         what="connections from db-0 spread over db-0, db-1, db-2")
+    wait(lambda: set(connect(ip, 80, 40)) == {"db-0", "db-1", "db-2"}, what="host connections spread")
+    assert connect(ip, 81, 3, inside=ns) == Counter({"ConnectionRefusedError": 3})
+    assert connect(ip, 81, 3) == Counter({"ConnectionRefusedError": 3})
+    listing = subprocess.run(["nft", "list", "table", "ip", table_of(cluster)], capture_output=True,
+                             text=True, check=True).stdout
+    assert "numgen random mod 3" in listing
+
+
+def test_udp_and_client_ip_affinity(cluster: Podns) -> None:
+    """given a UDP Service over an echo pod and a TCP Service with sessionAffinity ClientIP over
+    the three pods, datagrams come back from the pod, and every connection of one client goes
+    to the same pod."""
+    echo = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "echo", "labels": {"app": "echo"}},
+            "spec": {"containers": [{
+                "name": "echo", "image": "python", "command": [sys.executable, "-c", UDP_ECHO],
+                "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}
+    apply(cluster, json.dumps(echo))
+    apply(cluster, json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
+                               "spec": {"selector": {"app": "echo"},
+                                        "ports": [{"port": 53, "targetPort": 5353, "protocol": "UDP"}]}}))
+    apply(cluster, service("sticky", sessionAffinity="ClientIP",
+                           ports=[{"name": "pg", "port": 80, "targetPort": 5432}]))
+    echo_ip, sticky_ip = cluster_ip(cluster, "echo"), cluster_ip(cluster, "sticky")
+    ns = pod_netns(cluster, "db-1")
+    probe = ("import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             "s.settimeout(0.5); s.sendto(b'hi', (sys.argv[1], 53))\n"
+             "try: print(s.recv(100).decode())\nexcept OSError: print('')")
+
+    def udp_answer() -> bool:
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe, echo_ip],
+                             capture_output=True, text=True, timeout=20)
+        return out.stdout.strip() == "echo:hi"
+    wait(udp_answer, what="UDP echo through the ClusterIP from db-1")
+    wait(lambda: set(connect(sticky_ip, 80, 1, inside=ns)) <= {"db-0", "db-1", "db-2"},
+         what="sticky Service served")
+    answers = connect(sticky_ip, 80, 30, inside=ns)
+    assert len(answers) == 1 and sum(answers.values()) == 30, answers
+
+
+def test_rules_follow_endpoints(cluster: Podns) -> None:
+    """given the three pods, deleting db-2 takes it out of the rules (every connection from a
+    pod reaches db-0 or db-1), and with no pod left the ClusterIP refuses at once."""
+    ip = cluster_ip(cluster, "db")
+    ns = pod_netns(cluster, "db-0")
+    assert cluster.kubectl("delete", "pod", "db-2", "--wait=true", timeout=60).returncode == 0
+    wait(lambda: set(connect(ip, 80, 30, inside=ns)) == {"db-0", "db-1"}, what="db-2 out of the rules")
+    assert cluster.kubectl("delete", "pod", "db-1", "--wait=true", timeout=60).returncode == 0
+    wait(lambda: set(connect(ip, 80, 10, inside=ns)) == {"db-0"}, what="only db-0 left")
+    assert cluster.kubectl("delete", "pod", "db-0", "--wait=true", timeout=60).returncode == 0
+    wait(lambda: connect(ip, 80, 3) == Counter({"ConnectionRefusedError": 3}), what="no endpoint: refused")
+
+
+def test_table_removed_when_the_agent_stops(cluster: Podns) -> None:
+    """given the running cluster, its node's nft table exists; after a clean stop it is gone."""
+    table = table_of(cluster)
+    assert subprocess.run(["nft", "list", "table", "ip", table], capture_output=True).returncode == 0
+    assert cluster.stop() == 0
+    gone = subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True)
+    assert gone.returncode != 0 and "No such file" in gone.stderr
