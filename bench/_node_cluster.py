@@ -35,7 +35,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def podns_up(*extra: str) -> Iterator[Cluster]:
+def podns_up(*extra: str, service_cidr: str = SERVICE_CIDR) -> Iterator[Cluster]:
     """Run `podns up` (SQLite store in a temporary data dir) until the block ends."""
     with tempfile.TemporaryDirectory(prefix="podns-node-bench-") as tmp:
         api_port = free_port()
@@ -43,7 +43,7 @@ def podns_up(*extra: str) -> Iterator[Cluster]:
         data = Path(tmp) / "state"
         cmd = [sys.executable, "-m", "podns", "up", "--data-dir", str(data), "--api-addr",
                f"127.0.0.1:{api_port}", "--dns-addr", f"{dns[0]}:{dns[1]}", "--service-cidr",
-               SERVICE_CIDR, "--dns-upstream", "none", *extra]
+               service_cidr, "--dns-upstream", "none", *extra]
         if not any(a.startswith("--pod-network") for a in extra):
             cmd += ["--pod-network", "loopback"]  # the figures so far are loopback ones
         log = open(Path(tmp) / "up.log", "wb")
