@@ -1,10 +1,10 @@
 """The scheduler: binds pending pods to Ready, schedulable nodes.
 
 Pure part: `feasible_nodes(pod, nodes)` (Ready, not unschedulable, `nodeSelector` labels, required
-node affinity, taints with effect NoSchedule/NoExecute tolerated) and `pick_node(pod, nodes, load)`
-(fewest
-pods of the same owner, i.e. a StatefulSet's pods spread across nodes; then fewest pods; then
-name, so equal inputs give equal answers).
+node affinity, taints with effect NoSchedule/NoExecute tolerated, `NetworkUnavailable=True` read as
+Kubernetes' taint-by-condition `node.kubernetes.io/network-unavailable:NoSchedule`) and
+`pick_node(pod, nodes, load)` (fewest pods of the same owner, i.e. a StatefulSet's pods spread
+across nodes; then fewest pods; then name, so equal inputs give equal answers).
 
 Controller part: a queue of pod keys; pods without `spec.nodeName` whose `schedulerName` is ours
 are bound through the `pods/binding` subresource (POST a `Binding`), or, when the server does not
@@ -113,9 +113,18 @@ def matches_node_affinity(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bo
     return False
 
 
+#: the taint Kubernetes' node lifecycle controller puts on a Node whose NetworkUnavailable is True
+#: (TaintNodesByCondition); here read straight from the condition
+NETWORK_UNAVAILABLE_TAINT = {"key": "node.kubernetes.io/network-unavailable", "effect": "NoSchedule"}
+
+
 def tolerates_taints(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
-    """Every NoSchedule/NoExecute taint of `node` is tolerated by `pod`."""
-    return all(_tolerates(pod, taint) for taint in (node.get("spec") or {}).get("taints") or []
+    """Every NoSchedule/NoExecute taint of `node` (with the condition's taint when its network is
+    unavailable) is tolerated by `pod`."""
+    taints = list((node.get("spec") or {}).get("taints") or [])
+    if (get_condition(node, "NetworkUnavailable") or {}).get("status") == "True":
+        taints.append(NETWORK_UNAVAILABLE_TAINT)
+    return all(_tolerates(pod, taint) for taint in taints
                if taint.get("effect") in ("NoSchedule", "NoExecute"))
 
 
@@ -213,8 +222,11 @@ class Scheduler(workerloop.Controller):
                 self.enqueue(object_key(pod))
 
     def _on_node_update(self, old: Obj, new: Obj) -> None:
-        if (get_condition(old, "Ready") or {}).get("status") != (get_condition(new, "Ready") or {}).get(
-                "status") or old.get("spec") != new.get("spec") or labels_of(old) != labels_of(new):
+        def status(node: Obj, ctype: str) -> object:
+            return (get_condition(node, ctype) or {}).get("status")
+
+        if any(status(old, c) != status(new, c) for c in ("Ready", "NetworkUnavailable")) \
+                or old.get("spec") != new.get("spec") or labels_of(old) != labels_of(new):
             self._on_node(new)
 
     def _load(self, node: str, owner_uid: str | None) -> tuple[int, int]:

@@ -96,6 +96,22 @@ def test_required_node_affinity(terms: list[list[dict[str, Any]]], want: str | N
     assert pick_node(affinity(*terms), nodes) == want
 
 
+@pytest.mark.parametrize(("status", "tolerations", "want"), [
+    ("True", [], "b"),
+    ("True", [{"key": "node.kubernetes.io/network-unavailable", "operator": "Exists",
+               "effect": "NoSchedule"}], "a"),
+    ("False", [], "a"),
+], ids=["unavailable-skipped", "tolerated", "available"])
+def test_network_unavailable_is_a_taint(status: str, tolerations: list[dict[str, Any]], want: str) -> None:
+    """Given node a with NetworkUnavailable=<status> (fewer pods, so preferred) and node b: a pod
+    lands on a unless a's network is unavailable and the pod does not tolerate that taint."""
+    a = node("a")
+    a["status"]["conditions"].append({"type": "NetworkUnavailable", "status": status})
+    p = pending("p")
+    p["spec"]["tolerations"] = tolerations
+    assert pick_node(p, [a, node("b")]) == want
+
+
 def test_unschedulable_message() -> None:
     """Given no feasible node, then the message counts the reasons like Kubernetes."""
     _, message = feasible_nodes(pending("p"), [node("a", ready=False), node("b", ready=False)])
