@@ -29,6 +29,7 @@ from podns.kube.client import Client
 from podns.kube.events import NORMAL, WARNING, EventRecorder
 from podns.kube.resources import NODES, PODS
 from podns.objects import (
+    Condition,
     Obj,
     controller_ref,
     get_condition,
@@ -263,8 +264,9 @@ class Scheduler(workerloop.Controller):
     async def _mark_unschedulable(self, pod: Obj, message: str) -> None:
         """Set the pod's PodScheduled condition to False/Unschedulable (what `kubectl describe
         pod` shows); best-effort: a failure here must not hide the scheduling failure."""
-        conditions = [dict(c) for c in (pod.get("status") or {}).get("conditions") or []]
-        want = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+        conditions: list[Condition] = [c.copy() for c in (pod.get("status") or {}).get("conditions") or []]
+        want: Condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                           "message": message}
         if not set_condition(conditions, want):
             return
         ns, name = namespace_of(pod), name_of(pod)

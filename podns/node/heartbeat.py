@@ -29,6 +29,7 @@ from typing import Any
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.resources import LEASES, NAMESPACES, NODES
+from podns.objects.meta import Condition
 from podns.objects.times import now_rfc3339, now_rfc3339_micro
 from podns.objects.wellknown import ARCH_LABEL, BETA_ARCH_LABEL, BETA_OS_LABEL, HOSTNAME_LABEL, OS_LABEL
 
@@ -123,7 +124,7 @@ class Heartbeat:
         resources = {"cpu": cpu, "memory": mem, "pods": str(MAX_PODS), "ephemeral-storage": "0"}
         now = now_rfc3339()
 
-        def cond(ctype: str, status: str, reason: str, message: str) -> Obj:
+        def cond(ctype: str, status: str, reason: str, message: str) -> Condition:
             return {"type": ctype, "status": status, "reason": reason, "message": message,
                     "lastHeartbeatTime": now, "lastTransitionTime": self._since.get(ctype, now)}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from podns.objects.meta import Condition
 from podns.objects.times import now_rfc3339
 
 Obj = dict[str, Any]
@@ -91,11 +92,12 @@ def pod_phase(restart_policy: str, init: list[ContainerRecord], main: list[Conta
     return "Pending"
 
 
-def _condition(ctype: str, ok: bool, old: dict[str, Obj], reason: str = "", message: str = "") -> Obj:
+def _condition(ctype: str, ok: bool, old: dict[str, Condition], reason: str = "",
+               message: str = "") -> Condition:
     status = "True" if ok else "False"
     prev = old.get(ctype)
     since = prev.get("lastTransitionTime") if prev and prev.get("status") == status else None
-    cond: Obj = {"type": ctype, "status": status, "lastProbeTime": None,
+    cond: Condition = {"type": ctype, "status": status, "lastProbeTime": None,
                  "lastTransitionTime": since or now_rfc3339()}
     if not ok and reason:
         cond["reason"] = reason
@@ -104,7 +106,7 @@ def _condition(ctype: str, ok: bool, old: dict[str, Obj], reason: str = "", mess
 
 
 def conditions(phase: str, init: list[ContainerRecord], main: list[ContainerRecord],
-               old_conditions: list[Obj] | None = None) -> list[Obj]:
+               old_conditions: list[Condition] | None = None) -> list[Condition]:
     """Initialized, Ready, ContainersReady, PodScheduled (the kubelet's order and wording)."""
     old = {c.get("type", ""): c for c in old_conditions or []}
     pending_init = [r.name for r in init if (r.terminated or {}).get("exitCode") != 0]

@@ -170,7 +170,7 @@ def is_condition_true(obj_or_status: Mapping[str, Any], cond_type: str) -> bool:
     return cond is not None and cond.get("status") == "True"
 
 
-def set_condition(conditions: list[Obj], new: Mapping[str, Any], *, now: str | None = None) -> bool:
+def set_condition(conditions: list[Condition], new: Condition, *, now: str | None = None) -> bool:
     """Put `new` into `conditions` (the caller's private list), as Kubernetes'
     `meta.SetStatusCondition`: `lastTransitionTime` moves (to `now`, default the current time)
     only when the status changes. Returns whether anything but a time field changed; when
