@@ -104,13 +104,14 @@ def unauthorized() -> ApiError:
 
 
 def forbidden(user: str, verb: str, resource: str, group: str, namespace: str | None,
-              name: str | None = None, subresource: str = "") -> ApiError:
-    """403 worded like the RBAC authorizer's denial."""
+              name: str | None = None, subresource: str = "", reason: str = "") -> ApiError:
+    """403 worded like the RBAC authorizer's denial; `reason` (an authorizer's, e.g. the Node
+    authorizer's "no relationship found ...") follows after a colon, as kube-apiserver adds it."""
     res = f"{resource}/{subresource}" if subresource else resource
     what = f'{qualified(resource, group)} "{name}"' if name else qualified(resource, group)
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     msg = (f'{what} is forbidden: User "{user}" cannot {verb} resource "{res}" '
-           f'in API group "{group}"{where}')
+           f'in API group "{group}"{where}' + (f": {reason}" if reason else ""))
     details: StatusDetails = {"kind": resource}
     if name:
         details["name"] = name
@@ -120,7 +121,8 @@ def forbidden(user: str, verb: str, resource: str, group: str, namespace: str | 
 
 
 def admission_forbidden(resource: str, name: str, group: str, why: str) -> ApiError:
-    """403 from an admission plugin: `pods "x" is forbidden: pod rejected: ...`."""
+    """403 from an admission plugin or a policy check (`pods "x" is forbidden: pod rejected:
+    ...`; NodeRestriction's and RBAC escalation's refusals)."""
     what = f'{qualified(resource, group)} "{name}"' if name else qualified(resource, group)
     return ApiError(403, "Forbidden", f"{what} is forbidden: {why}", _details(name, group, resource))
 

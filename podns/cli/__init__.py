@@ -1,6 +1,7 @@
 """The `podns` command: wiring of components only, no logic.
 
-One module per sub-command (`up`, `apiserver`, `controller_manager`, `node`, `dns`, `dig`); each
+One module per sub-command (`up`, `apiserver`, `controller_manager`, `node`, `dns`, `dig`,
+`kubeconfig`); each
 exposes `add_parser(subparsers)` and an `async def run(args) -> int`.
 """
 
@@ -20,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "node": "node",
     "dns": "dns",
     "dig": "dig",
+    "kubeconfig": "kubeconfig",
 }
 
 

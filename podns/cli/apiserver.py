@@ -23,7 +23,6 @@ from typing import Any
 from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL
 from podns.api.server.apiserver import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
 from podns.api.server.authentication import write_private
-from podns.api.server.kubeconfig import write_kubeconfigs
 from podns.api.statuserror import ApiError
 from podns.cli import datadir, flags
 from podns.cli.signals import wait_for_signal
@@ -226,11 +225,7 @@ async def wait_for_store(store: Store, url: str, timeout: float = STORE_WAIT) ->
 
 def advertise_peers(server: ApiServer, peers: list[str]) -> None:
     """Rewrite the kubeconfigs to list this server first, then its peers."""
-    assert server.tokens is not None
-    servers = [server.url] + [p for p in peers if p != server.url]
-    ca = server.data_dir / "ca.crt" if server.tls else None
-    write_kubeconfigs(server.data_dir, server.url, ca, server.tokens.admin,
-                      server.tokens.readonly, servers=servers)
+    server.write_kubeconfigs([server.url] + [p for p in peers if p != server.url])
 
 
 def preflight(args: argparse.Namespace) -> None:

@@ -1,7 +1,9 @@
 """`podns controller-manager`: the controllers alone, against any API server's kubeconfig.
 
 Wiring only: parse flags, build a `Client` and a `ControllerManager`, run it until SIGINT or
-SIGTERM. Also the `podns up` hook (`start_controllers`, `add_up_arguments`): there the
+SIGTERM. The kubeconfig should be the controller manager's own
+(`<data-dir>/controller-manager.kubeconfig`, user `system:kube-controller-manager`), not the
+admin's. Also the `podns up` hook (`start_controllers`, `add_up_arguments`): there the
 controllers run without leader election, since one process owns the whole cluster.
 """
 
@@ -160,7 +162,7 @@ async def start_controllers(ctx: Any) -> AbstractAsyncContextManager[ControllerM
 
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[ControllerManager]:
-        client = Client.from_kubeconfig(str(ctx.kubeconfig))
+        client = Client.from_kubeconfig(str(ctx.controller_manager_kubeconfig))
         manager = ControllerManager(client, options)
         task = asyncio.create_task(manager.run(), name="controller-manager")
         try:

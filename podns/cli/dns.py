@@ -123,7 +123,7 @@ def dns_argv(ctx: Any, previous: dict[str, Any] | None) -> list[str]:
     if previous is not None:
         listen = _hostport(*previous["dns"])
         metrics = _hostport(*previous["metrics"]) if previous.get("metrics") else None
-    cmd = [sys.executable, "-m", "podns", "dns", "--kubeconfig", str(ctx.readonly_kubeconfig),
+    cmd = [sys.executable, "-m", "podns", "dns", "--kubeconfig", str(ctx.dns_kubeconfig),
            "--listen", listen, "--zone", a.dns_zone, "--ttl", str(a.dns_ttl), "--pods", a.dns_pods,
            "--workers", str(a.dns_workers), "--parent-pid", str(os.getpid()), "--report"]
     if metrics:
@@ -143,7 +143,8 @@ async def _running(dns: DNSProcess) -> AsyncIterator[DNSProcess]:
 
 async def start_dns(ctx: Any) -> contextlib.AbstractAsyncContextManager[DNSProcess]:
     """`podns up`: the DNS server on --dns-addr in its own supervised process, watching the API
-    through the read-only kubeconfig (HTTPS, like every component)."""
+    with its own identity (`<data-dir>/dns.kubeconfig`, user `system:podns-dns`: list/watch of
+    what it serves, nothing else)."""
     a = ctx.args
     try:  # bad options end `podns up` here, with podns dns's one-line message
         parse(listen=_hostport(*ctx.dns_addr), zone=a.dns_zone, ttl=a.dns_ttl, pods=a.dns_pods,

@@ -5,6 +5,11 @@ the cluster CA and answers only the API server (see `podns.node.server`): `podns
 node's certificate with its own CA; `podns node` signs one with the CA of `--pki-from DIR` (an API
 server's data dir; by default the kubeconfig's directory when it holds `ca.key`), or takes
 `--tls-cert-file`/`--tls-private-key-file`/`--client-ca-file` made elsewhere.
+
+Its identity towards the API is the kubeconfig's: on the control-plane machine, `podns kubeconfig
+node NAME --data-dir DIR` writes one for user `system:node:NAME` in group `system:nodes` (a client
+certificate from the cluster CA), which the Node authorizer limits to the node's own Node, Lease
+and pods, and to the Secrets/ConfigMaps/PVCs those pods use.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 from podns.api.server import certs
 from podns.api.server.apiserver import DEFAULT_SERVICE_CIDR, parse_addr
+from podns.api.server.kubeconfig import node_kubeconfig_name, write_node_kubeconfig
 from podns.cli import flags
 from podns.cli.apiserver import host_port
 from podns.cli.signals import wait_for_signal
@@ -91,7 +97,9 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
 def add_parser(subparsers: Any, name: str) -> None:
     parser = subparsers.add_parser(name, help="run a node agent (pods as local processes)",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--kubeconfig", required=True, type=Path, help="kubeconfig of the cluster")
+    parser.add_argument("--kubeconfig", required=True, type=Path,
+                        help="kubeconfig of the cluster with this node's identity (user "
+                             "system:node:NAME: `podns kubeconfig node NAME` writes one)")
     parser.add_argument("--name", default=_hostname(), help="Node name (default: the host name)")
     parser.add_argument("--data-dir", default=None, type=Path,
                         help="pod state, logs, volumes (default ./state/node-<name>)")
@@ -218,11 +226,15 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
 
 
 async def start_node(ctx: Any) -> AbstractAsyncContextManager[Agent]:
-    """`podns up` hook: the node named after the host, state in `<data-dir>/node`; in netns mode
-    its DNS relay forwards to `podns up`'s own cluster DNS (--dns-addr, --dns-zone)."""
+    """`podns up` hook: the node named after the host, state in `<data-dir>/node`, with its own
+    identity (`<data-dir>/node-<name>.kubeconfig`: user `system:node:<name>`, which the Node
+    authorizer limits to its own pods' objects); in netns mode its DNS relay forwards to
+    `podns up`'s own cluster DNS (--dns-addr, --dns-zone)."""
     if not getattr(ctx.args, "pod_network_why", None):  # check_up_arguments has not run
         _check(ctx.args, "up")
-    return _running(ctx.kubeconfig, name=ctx.node_name, data_dir=ctx.data_dir / "node", args=ctx.args,
+    kubeconfig = write_node_kubeconfig(ctx.data_dir / node_kubeconfig_name(ctx.node_name), ctx.data_dir,
+                                       ctx.node_name, server=ctx.api_url)
+    return _running(kubeconfig, name=ctx.node_name, data_dir=ctx.data_dir / "node", args=ctx.args,
                     cluster_dns=ctx.dns_addr, cluster_domain=getattr(ctx.args, "dns_zone", "cluster.local"),
                     ca_dir=ctx.data_dir)
 

@@ -1,6 +1,7 @@
 """`podns up`: the API server, then every component, under one command.
 
-The API server starts first (it writes `<data-dir>/kubeconfig`); then each entry of
+The API server starts first (it writes `<data-dir>/kubeconfig` for users and the components'
+own kubeconfigs: each component runs with its own identity and narrow rights); then each entry of
 `COMPONENTS` is started in order with an `UpContext` and stopped in reverse order on SIGINT or
 SIGTERM, also when the signal comes while they are still starting (`StopSignals`: the start is
 cancelled and unwinds like a stop; exit code 0 either way). Adding a component is a one-line
@@ -40,6 +41,7 @@ from types import ModuleType
 from typing import Any
 
 from podns.api.server.apiserver import ApiServer
+from podns.api.server.kubeconfig import CONTROLLER_MANAGER_KUBECONFIG, DNS_KUBECONFIG
 from podns.cli import datadir
 from podns.cli.apiserver import add_common_arguments, host_port, start_api
 from podns.cli.signals import StopSignals
@@ -59,8 +61,10 @@ class UpContext:
 
     args: argparse.Namespace  # every `podns up` flag, including components' own
     data_dir: Path
-    kubeconfig: Path  # admin kubeconfig of the running API server
+    kubeconfig: Path  # admin kubeconfig of the running API server (for users, not components)
     readonly_kubeconfig: Path
+    controller_manager_kubeconfig: Path  # the components' own identities (kubeconfig.py)
+    dns_kubeconfig: Path
     api_url: str
     dns_addr: tuple[str, int]
     node_name: str
@@ -116,9 +120,12 @@ def parse_hostport(addr: str) -> tuple[str, int]:
 def make_context(args: argparse.Namespace, server: ApiServer) -> UpContext:
     """The context of the components of one `podns up`."""
     assert server.kubeconfig is not None and server.readonly_kubeconfig is not None
+    own = {name: Path(os.path.abspath(path)) for name, path in server.component_kubeconfigs.items()}
     return UpContext(args=args, data_dir=Path(os.path.abspath(args.data_dir)),
                      kubeconfig=Path(os.path.abspath(server.kubeconfig)),
                      readonly_kubeconfig=Path(os.path.abspath(server.readonly_kubeconfig)),
+                     controller_manager_kubeconfig=own[CONTROLLER_MANAGER_KUBECONFIG],
+                     dns_kubeconfig=own[DNS_KUBECONFIG],
                      api_url=server.url, dns_addr=parse_hostport(args.dns_addr),
                      node_name=args.node_name)
 

@@ -55,6 +55,7 @@ from typing import Any, NamedTuple
 
 from podns.node.env import env_var_name_for_volume
 from podns.node.sandbox import DEFAULT_SHM_SIZE, Mount
+from podns.objects import podrefs
 from podns.objects.names import is_dns1123_subdomain
 from podns.objects.paths import file_mode, local_descending_path, local_non_reserved_path
 from podns.objects.quantity import parse_quantity
@@ -381,31 +382,8 @@ def cleanup(pod: Obj, data_dir: Path) -> None:
 
 
 def referenced_sources(pod: Obj) -> tuple[set[str], set[str]]:
-    """Names of the ConfigMaps and Secrets the pod's volumes and containers refer to."""
-    cms: set[str] = set()
-    secrets: set[str] = set()
-    spec = pod.get("spec") or {}
-    for vol in spec.get("volumes") or []:
-        if "configMap" in vol:
-            cms.add(str(vol["configMap"].get("name", "")))
-        if "secret" in vol:
-            secrets.add(str(vol["secret"].get("secretName", "")))
-        for src in (vol.get("projected") or {}).get("sources") or []:
-            if "configMap" in src:
-                cms.add(str((src["configMap"] or {}).get("name", "")))
-            if "secret" in src:
-                secrets.add(str((src["secret"] or {}).get("name", "")))
-    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
-        for item in c.get("envFrom") or []:
-            if item.get("configMapRef"):
-                cms.add(str(item["configMapRef"].get("name", "")))
-            if item.get("secretRef"):
-                secrets.add(str(item["secretRef"].get("name", "")))
-        for e in c.get("env") or []:
-            vf = e.get("valueFrom") or {}
-            if vf.get("configMapKeyRef"):
-                cms.add(str(vf["configMapKeyRef"].get("name", "")))
-            if vf.get("secretKeyRef"):
-                secrets.add(str(vf["secretKeyRef"].get("name", "")))
-    return cms, secrets
+    """Names of the ConfigMaps and Secrets the pod's volumes, containers and imagePullSecrets
+    refer to: exactly what the Node authorizer lets this node read (`podns.objects.podrefs`)."""
+    refs = podrefs.pod_references(pod)
+    return refs.configmaps, refs.secrets
 

@@ -211,3 +211,66 @@ async def test_creating_roles_and_bindings_cannot_escalate(api: Api) -> None:
     assert r.status == 403 and "attempting to grant RBAC permissions not currently held" in r.body["message"]
     r = await api.post(BINDINGS, binding("to-missing", "nope"), headers=dana)
     assert r.status == 403
+
+
+async def test_updating_and_patching_roles_and_bindings_cannot_escalate(api: Api) -> None:
+    """given a namespace admin and a Role it made, adding a rule on Nodes to it is 403
+    (Kubernetes' wording) whether replaced, merge- or JSON-patched, and so is adding itself to
+    a binding of cluster-admin; a change within its rights, or of nothing that grants, passes."""
+    dana = {"Impersonate-User": "dana"}
+    rb = binding("dana-admin", "admin", "ClusterRole")
+    rb["subjects"] = [{"kind": "User", "name": "dana", "apiGroup": "rbac.authorization.k8s.io"}]
+    assert (await api.post(BINDINGS, rb)).status == 201
+    await synced(api)
+    pods = {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}
+    nodes = {"verbs": ["get"], "apiGroups": [""], "resources": ["nodes"]}
+    made = await api.post(ROLES, role("r", [pods]), headers=dana)
+    assert made.status == 201
+    denied = ('roles.rbac.authorization.k8s.io "r" is forbidden: user "dana" '
+              '(groups=["system:authenticated"]) is attempting to grant RBAC permissions not '
+              'currently held: {"apiGroups":[""],"resources":["nodes"],"verbs":["get"]}')
+    r = await api.put(f"{ROLES}/r", {**made.body, "rules": [pods, nodes]}, headers=dana)
+    assert r.status == 403 and r.body["message"] == denied
+    r = await api.patch(f"{ROLES}/r", {"rules": [pods, nodes]}, headers=dana)
+    assert r.status == 403 and r.body["message"] == denied
+    r = await api.patch(f"{ROLES}/r", [{"op": "add", "path": "/rules/-", "value": nodes}],
+                        ptype="json", headers=dana)
+    assert r.status == 403 and r.body["message"] == denied
+    # within its rights, or nothing that grants (an owner reference): allowed
+    widened = {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}
+    assert (await api.patch(f"{ROLES}/r", {"rules": [widened]}, headers=dana)).status == 200
+    assert (await api.patch(f"{ROLES}/r", {"metadata": {"ownerReferences": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u1"}]}},
+        headers=dana)).status == 200
+    # bindings: a subject added to a binding of a role within dana's rights passes, to one of
+    # cluster-admin (made by the admin) is refused
+    me = [{"kind": "User", "name": "dana", "apiGroup": "rbac.authorization.k8s.io"}]
+    assert (await api.post(BINDINGS, binding("b", "view", "ClusterRole"), headers=dana)).status == 201
+    assert (await api.patch(f"{BINDINGS}/b", {"subjects": me}, headers=dana)).status == 200
+    assert (await api.post(BINDINGS, binding("ca", "cluster-admin", "ClusterRole"))).status == 201
+    r = await api.patch(f"{BINDINGS}/ca", {"subjects": me}, headers=dana)
+    assert r.status == 403 and "attempting to grant RBAC permissions not currently held" in r.body["message"]
+    # the admin (system:masters) is never checked
+    assert (await api.patch(f"{ROLES}/r", {"rules": [pods, nodes]})).status == 200
+
+
+async def test_aggregation_rule_needs_escalate(api: Api) -> None:
+    """given a user who may create ClusterRoles but not escalate, a ClusterRole with an
+    aggregationRule is 403 'must have cluster-admin privileges to use an aggregationRule'."""
+    cr_admin = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "cr-writer"},
+                "rules": [{"verbs": ["create", "get"], "apiGroups": ["rbac.authorization.k8s.io"],
+                           "resources": ["clusterroles"]}]}
+    assert (await api.post(f"{RBAC}/clusterroles", cr_admin)).status == 201
+    crb = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+           "metadata": {"name": "erin-cr-writer"},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cr-writer"},
+           "subjects": [{"kind": "User", "name": "erin", "apiGroup": "rbac.authorization.k8s.io"}]}
+    assert (await api.post(f"{RBAC}/clusterrolebindings", crb)).status == 201
+    await synced(api)
+    agg = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "agg"},
+           "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"x": "y"}}]}, "rules": []}
+    r = await api.post(f"{RBAC}/clusterroles", agg, headers={"Impersonate-User": "erin"})
+    assert r.status == 403 and r.body["message"] == (
+        'clusterroles.rbac.authorization.k8s.io "agg" is forbidden: must have cluster-admin '
+        "privileges to use an aggregationRule")

@@ -32,7 +32,7 @@ wait_for = functools.partial(wait_until, step=0.1)
 def dns_children(p: Podns) -> list[int]:
     """Pids of `podns dns` processes of this cluster (main and workers), by its kubeconfig path."""
     found = []
-    for pid in pids_with(str(p.readonly_kubeconfig)):
+    for pid in pids_with(str(p.dns_kubeconfig)):
         try:
             if b"\x00dns\x00" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)

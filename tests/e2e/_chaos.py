@@ -39,6 +39,7 @@ import dns.rcode
 import dns.rdatatype
 import orjson
 
+from podns.api.server.kubeconfig import write_node_kubeconfig
 from podns.kube.client import Client
 from podns.kube.config import load_kubeconfig
 from podns.kube.errors import KubeError
@@ -147,13 +148,19 @@ class Cluster:
     def start(self) -> None:
         self.etcd = start_etcd_cluster(3)
         self.apis = start_apiservers(self.workdir, self.etcd)
-        kcs = [a.kubeconfig for a in self.apis]
+        # each component with its own identity, from the API server's data dir (as an operator
+        # copies them: docs/distributed.md); every one lists both API servers
+        dirs = [a.data_dir for a in self.apis]
+        servers = [load_kubeconfig(a.kubeconfig).servers for a in self.apis]
+        node_kcs = [write_node_kubeconfig(dirs[i] / f"node-n{i + 1}.kubeconfig", dirs[i], f"n{i + 1}",
+                                          server=servers[i][0], servers=servers[i]) for i in range(2)]
         self.cms = [Proc(f"cm{i}", self.workdir / f"cm{i}",
-                         ["controller-manager", "--kubeconfig", str(kcs[i]), *FAST_LEASE])
+                         ["controller-manager", "--kubeconfig",
+                          str(dirs[i] / "controller-manager.kubeconfig"), *FAST_LEASE])
                     for i in range(2)]
-        self.dns = [dns_server(self.workdir, f"dns{i}", kcs[i]) for i in range(2)]
+        self.dns = [dns_server(self.workdir, f"dns{i}", dirs[i] / "dns.kubeconfig") for i in range(2)]
         self.nodes = [Proc(f"n{i + 1}", self.workdir / f"n{i + 1}",
-                           ["node", "--kubeconfig", str(kcs[i]), "--name", f"n{i + 1}",
+                           ["node", "--kubeconfig", str(node_kcs[i]), "--name", f"n{i + 1}",
                             "--pod-network", "loopback",
                             "--data-dir", str(self.workdir / f"n{i + 1}" / "state")])
                       for i in range(2)]

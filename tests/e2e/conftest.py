@@ -13,7 +13,8 @@ Usage in a test module:
     def test_w(start_podns):                # factory: any number of clusters, any flags
         a = start_podns("--no-dns", command="up")
 
-A `Podns` gives `.kubeconfig`, `.readonly_kubeconfig`, `.api_url`, `.dns_addr` (host, port),
+A `Podns` gives `.kubeconfig`, `.readonly_kubeconfig`, `.controller_manager_kubeconfig`,
+`.dns_kubeconfig`, `.api_url`, `.dns_addr` (host, port),
 `.data_dir`, `.admin_token`, `.readonly_token`, `.ca_path`, `.log_path`,
 `.kubectl(*args, version="1.33")` (the versioned kubectl binary, or "installed" for the one on
 PATH, with this KUBECONFIG and a private --cache-dir), `.stop()` (SIGTERM), `.kill()`
@@ -67,6 +68,9 @@ class Podns:
         self.api_url = f"https://127.0.0.1:{self.api_port}"
         self.kubeconfig = self.data_dir / "kubeconfig"
         self.readonly_kubeconfig = self.data_dir / "kubeconfig-readonly"
+        #: the components' own identities, written by the API server (docs/security.md)
+        self.controller_manager_kubeconfig = self.data_dir / "controller-manager.kubeconfig"
+        self.dns_kubeconfig = self.data_dir / "dns.kubeconfig"
         self.ca_path = self.data_dir / "ca.crt"
         self.log_path = workdir / f"podns-{command}.log"
         self.cache_dir = workdir / "kubectl-cache"

@@ -78,7 +78,7 @@ def test_readiness_node_loss_and_cascading_delete(start_podns: Callable[..., Any
     becomes Ready=Unknown and its pods unready; deleting the set with --cascade=orphan keeps the
     pods (owner reference removed), and deleting a Service removes its slices."""
     api = start_podns(command="apiserver")
-    cm = ControllerManagerProcess(api.kubeconfig, tmp_path, "--node-grace-period", "2s")
+    cm = ControllerManagerProcess(api.controller_manager_kubeconfig, tmp_path, "--node-grace-period", "2s")
     try:
         with FakeKubelet(api.kubeconfig, "n1", ready=lambda p: p["metadata"]["name"] != "web-1") as kubelet:
             assert api.kubectl("apply", "--validate=false", "-f", "-", input=SERVICE_AND_SET).returncode == 0
@@ -117,11 +117,11 @@ def test_foreground_cascade_and_leader_failover(start_podns: Callable[..., Any],
     api = start_podns(command="apiserver")
     args = ("--node-grace-period", "60s", "--leader-elect-lease-duration", "3s",
             "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "0.5s")
-    first = ControllerManagerProcess(api.kubeconfig, tmp_path, *args, name="cm-a")
+    first = ControllerManagerProcess(api.controller_manager_kubeconfig, tmp_path, *args, name="cm-a")
     second = None
     try:
         first_holder = eventually(lambda: holder(api))
-        second = ControllerManagerProcess(api.kubeconfig, tmp_path, *args, name="cm-b")
+        second = ControllerManagerProcess(api.controller_manager_kubeconfig, tmp_path, *args, name="cm-b")
         with FakeKubelet(api.kubeconfig, "n1"):
             assert api.kubectl("apply", "--validate=false", "-f", "-", input=SERVICE_AND_SET).returncode == 0
             eventually(lambda: endpoints(api, "web") == {"web-0": True, "web-1": True})

@@ -48,7 +48,7 @@ spec:
 @pytest.fixture
 def cluster(start_podns: Callable[..., Any], tmp_path: Path) -> Iterator[Any]:
     api = start_podns(command="apiserver")
-    cm = ControllerManagerProcess(api.kubeconfig, tmp_path, "--node-grace-period", "60s")
+    cm = ControllerManagerProcess(api.controller_manager_kubeconfig, tmp_path, "--node-grace-period", "60s")
     yield api
     code = cm.stop()
     assert code == 0, cm.log()

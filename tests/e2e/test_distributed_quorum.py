@@ -198,7 +198,7 @@ def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
         code, made = api(b, "POST", SLICE_PATH, endpoint_slice(["10.1.0.1", "10.1.0.2"]))
         assert code == 201, made
 
-        proc, addr = dns_server(tmp_path, "dns", a.kubeconfig)
+        proc, addr = dns_server(tmp_path, "dns", a.dns_kubeconfig)
         proc.start()
         try:
             wait_dns_synced(proc, addr)

@@ -18,10 +18,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 
 def test_second_node_joins_and_runs_its_pods(podns: Podns, tmp_path: Path) -> None:
-    """given `podns up` (node one) and `podns node --name n2`, n2 registers with its own pod CIDR,
-    runs a pod bound to it on an address of that CIDR, and stops it when it exits."""
+    """given `podns up` (node one), `podns kubeconfig node n2` (its identity, written where the
+    joining machine would copy it) and `podns node --name n2` with it, n2 registers as
+    system:node:n2 with its own pod CIDR, runs a pod bound to it on an address of that CIDR, and
+    stops it when it exits."""
+    n2_kubeconfig = tmp_path / "n2.kubeconfig"
+    made = subprocess.run([sys.executable, "-m", "podns", "kubeconfig", "node", "n2", "--data-dir",
+                           str(podns.data_dir), "--output", str(n2_kubeconfig)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert "user system:node:n2" in made.stdout
+    assert n2_kubeconfig.stat().st_mode & 0o077 == 0  # it holds a private key
     log = open(tmp_path / "n2.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "podns", "node", "--kubeconfig", str(podns.kubeconfig),
+    proc = subprocess.Popen([sys.executable, "-m", "podns", "node", "--kubeconfig", str(n2_kubeconfig),
+                             "--pki-from", str(podns.data_dir),
                              "--name", "n2", "--data-dir", str(tmp_path / "n2"),
                              "--pod-network", "loopback"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from podns.store.interface import Store
+from podns.store.interface import Store, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,26 @@ class UserInfo:
 #: the users of the two data-dir tokens
 ADMIN = UserInfo(ADMIN_USER, (MASTERS_GROUP, AUTHENTICATED_GROUP))
 READONLY = UserInfo(READONLY_USER, (AUTHENTICATED_GROUP,))
+
+#: the components' users (their client certificates' CN; `podns.api.server.kubeconfig`)
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+SCHEDULER_USER = "system:kube-scheduler"
+DNS_USER = "system:podns-dns"
+NODES_GROUP = "system:nodes"
+NODE_USER_PREFIX = "system:node:"
+
+
+def node_user(node: str) -> str:
+    """The user name of node agent `node` (`system:node:<node>`)."""
+    return NODE_USER_PREFIX + node
+
+
+def node_name_of(user: UserInfo) -> str | None:
+    """The node a user is (Kubernetes' NodeIdentifier): `<name>` of a `system:node:<name>` in
+    group `system:nodes`; "" for a user of that group with another name; None for non-nodes."""
+    if NODES_GROUP not in user.groups:
+        return None
+    return user.name[len(NODE_USER_PREFIX):] if user.name.startswith(NODE_USER_PREFIX) else ""
 
 
 def service_account_user(namespace: str, name: str) -> str:
@@ -123,6 +143,30 @@ class Rule:
                 or (a.subresource and f"*/{a.subresource}" in self.resources)):
             return False
         return not self.names or a.name in self.names
+
+
+#: verdicts of an authorizer in front of RBAC (the Node authorizer)
+ALLOW, NO_OPINION, DENY = "allow", "no-opinion", "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """`verdict`: ALLOW, NO_OPINION (RBAC decides; `reason` is added to its 403) or DENY
+    (NodeRestriction: 403 with `reason` as the whole explanation)."""
+
+    verdict: str
+    reason: str = ""
+
+
+class FrontAuthorizer(Protocol):
+    """An authorizer asked before RBAC (kube-apiserver's `--authorization-mode=Node,RBAC`):
+    None means the request is not its business."""
+
+    def decide(self, a: Attributes) -> Decision | None: ...
+
+    def admit_create(self, user: UserInfo, resource: str, group: str, body: Any) -> str | None:
+        """Why creating `body` is refused (NodeRestriction's reason), or None."""
+        ...
 
 
 def compile_rules(rules: Any) -> tuple[Rule, ...]:
@@ -226,10 +270,22 @@ class Authorizer:
         #: decisions of the current index (cleared with each rebuild): a client repeating the
         #: same request (a controller's list, a pod's get) costs one dict lookup
         self._decisions: dict[Attributes, bool] = {}
+        #: asked first for node users (the Node authorizer; set by the API server)
+        self.front: FrontAuthorizer | None = None
+
+    def explain(self, a: Attributes) -> Decision:
+        """Why `a` is denied: a DENY of the front authorizer (its reason is the whole story),
+        else NO_OPINION with the front authorizer's reason (appended to RBAC's wording)."""
+        first = self.front.decide(a) if self.front is not None else None
+        return first if first is not None else Decision(NO_OPINION)
 
     def authorize(self, a: Attributes) -> bool:
         if MASTERS_GROUP in a.user.groups:
             return True
+        if self.front is not None and NODES_GROUP in a.user.groups:
+            first = self.front.decide(a)
+            if first is not None and first.verdict != NO_OPINION:
+                return first.verdict == ALLOW
         decided = self._decisions.get(a)
         if decided is None:
             if len(self._decisions) >= DECISION_CACHE_SIZE:
@@ -270,24 +326,15 @@ class Authorizer:
         self.synced_rv = max(self.synced_rv, rv)
 
     async def _watch(self, prefix: str, rv: int) -> None:
-        while True:
-            try:
-                async for ev in self.store.watch(prefix, rv):
-                    rv = ev.rv
-                    if ev.type == "DELETED":
-                        self._objects[prefix].pop(ev.key, None)
-                    else:
-                        self._objects[prefix][ev.key] = ev.object
-                    self._pending_rv = max(self._pending_rv, rv)
-                    self._dirty.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # store unavailable, history compacted: start over from a list
-                log.warning("RBAC watch on %s failed; relisting", prefix, exc_info=True)
-            # the watch ended (an error, or the store closed it): list again, then watch on
-            await asyncio.sleep(1)
-            with contextlib.suppress(Exception):
-                rv = await self._relist()
+        def apply(ev: WatchEvent) -> None:
+            if ev.type == "DELETED":
+                self._objects[prefix].pop(ev.key, None)
+            else:
+                self._objects[prefix][ev.key] = ev.object
+            self._pending_rv = max(self._pending_rv, ev.rv)
+            self._dirty.set()
+
+        await follow(self.store, prefix, rv, apply, self._relist)
 
     async def _rebuilder(self) -> None:
         while True:
@@ -295,6 +342,25 @@ class Authorizer:
             self._dirty.clear()
             self._rebuild(self._pending_rv)
             await asyncio.sleep(0)  # coalesce a burst of events into one rebuild
+
+
+async def follow(store: Store, prefix: str, rv: int, apply: Callable[[WatchEvent], None],
+                 relist: Callable[[], Awaitable[int]]) -> None:
+    """Feed every change under `prefix` after `rv` to `apply`, forever: when the watch ends (an
+    error, compacted history, the store closing it) `relist` rebuilds the state and returns the
+    revision to watch on from, a second later. Cancel the task to stop."""
+    while True:
+        try:
+            async for ev in store.watch(prefix, rv):
+                rv = ev.rv
+                apply(ev)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # store unavailable, history compacted: start over from a list
+            log.warning("authorizer watch on %s failed; relisting", prefix, exc_info=True)
+        await asyncio.sleep(1)
+        with contextlib.suppress(Exception):
+            rv = await relist()
 
 
 def _key(obj: Obj, prefix: str) -> str:

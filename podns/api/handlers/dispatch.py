@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from podns.api import statuserror
 from podns.api.encoding import codec, tables
 from podns.api.handlers import (
     authorization,
+    escalation,
     eviction,
     fieldsets,
     objectmeta,
@@ -118,41 +118,11 @@ class ResourceHandlers:
                                          group=rt.group, resource=rt.resource,
                                          subresource=info.subresource, name=info.name or "")
         if not self.authorizer.authorize(attrs):
+            why = self.authorizer.explain(attrs)
+            if why.verdict == authorization.DENY:
+                raise statuserror.admission_forbidden(rt.resource, info.name or "", rt.group, why.reason)
             raise statuserror.forbidden(user.name, info.verb, rt.resource, rt.group,
-                                        info.namespace, info.name, info.subresource)
-
-    def _no_escalation(self, user: authorization.UserInfo, info: RequestInfo, body: Obj) -> None:
-        """Creating a Role/ClusterRole needs the `escalate` verb on it or every right it grants;
-        creating a binding needs `bind` on the role it references or every right of that role
-        (403 otherwise, worded as Kubernetes). Updates and patches are not checked yet."""
-        if self.authorizer is None or authorization.MASTERS_GROUP in user.groups:
-            return
-        rt, ns = info.rt, info.namespace or ""
-        name = str((body.get("metadata") or {}).get("name") or "")
-        if rt.kind in ("Role", "ClusterRole"):
-            special = authorization.Attributes(user, "escalate", namespace=ns, group=rt.group,
-                                               resource=rt.resource, name=name)
-            rules: list[Obj] | None = list(body.get("rules") or [])
-        else:
-            ref = role_ref if isinstance(role_ref := body.get("roleRef"), dict) else {}
-            ref_kind = str(ref.get("kind") or "")
-            special = authorization.Attributes(
-                user, "bind", namespace=ns, group=rt.group,
-                resource="clusterroles" if ref_kind == "ClusterRole" else "roles",
-                name=str(ref.get("name") or ""))
-            rules = authorization.role_rules(self.authorizer, ref_kind, ns, str(ref.get("name") or ""))
-        if self.authorizer.authorize(special):
-            return
-        missing = (authorization.ungranted(self.authorizer, user, rules, ns) if rules is not None
-                   else [{"roleRef": "not found"}])
-        if missing:
-            what = f'{statuserror.qualified(rt.resource, rt.group)} "{name}"'
-            held = ", ".join(orjson.dumps(m).decode() for m in missing[:20])
-            groups = " ".join(orjson.dumps(g).decode() for g in user.groups)  # Go's %q of a []string
-            raise statuserror.ApiError(403, "Forbidden", (
-                f'{what} is forbidden: user "{user.name}" (groups=[{groups}]) is attempting '
-                f"to grant RBAC permissions not currently held: {held}"),
-                {"name": name, "group": rt.group, "kind": rt.resource})
+                                        info.namespace, info.name, info.subresource, why.reason)
 
     async def open_watch(self, prefix: str, from_rv: int) -> WatchStream:
         """A store watch, shared per resource when the store needs it (see watchmux.py)."""
@@ -359,8 +329,13 @@ class ResourceHandlers:
         rt = info.rt
         body = await self._body(request, expect=None if info.subresource else (
             rt.api_version, rt.kind))
-        if rt.group == authorization.RBAC_GROUP and isinstance(body, dict):
-            self._no_escalation(request.get(USER, authorization.ADMIN), info, body)
+        user = request.get(USER, authorization.ADMIN)
+        escalation.check(self.authorizer, user, rt, info.namespace or "", body)
+        front = self.authorizer.front if self.authorizer is not None else None
+        refused = front.admit_create(user, rt.resource, rt.group, body) if front is not None else None
+        if refused is not None:
+            name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
+            raise statuserror.admission_forbidden(rt.resource, str(name or ""), rt.group, refused)
         if info.subresource == "binding":
             await self.rest.update(info.rt, info.namespace, info.name or "",
                                    lambda pod: subresources.bind(pod, body), opts,
@@ -398,10 +373,14 @@ class ResourceHandlers:
                                          subresource="finalize")
             return json_response(obj)
 
+        user = request.get(USER, authorization.ADMIN)
+
         def replace(cur: Obj) -> Obj:
             new: Obj = copy.deepcopy(body)
             new.setdefault("apiVersion", rt.api_version)
             new.setdefault("kind", rt.kind)
+            if not sub:
+                escalation.check(self.authorizer, user, rt, info.namespace or "", new, cur)
             return new
 
         created = False
@@ -448,11 +427,14 @@ class ResourceHandlers:
         if is_apply and not sub:
             fn = lambda cur, applied: fieldsets.apply(cur, applied, manager)  # noqa: E731
 
+        user = request.get(USER, authorization.ADMIN)
+
         def apply(cur: Obj) -> Obj:
+            old = copy.deepcopy(cur) if rt.group == authorization.RBAC_GROUP and not sub else None
             try:
                 if sub == "scale":
                     return subresources.from_scale(cur, fn(subresources.to_scale(cur), body))
-                return fn(cur, body)
+                new = fn(cur, body)
             except patch.PatchError as exc:
                 if exc.code == 422:
                     raise statuserror.ApiError(422, "Invalid", str(exc)) from None
@@ -460,6 +442,9 @@ class ResourceHandlers:
             except (TypeError, AttributeError, ValueError, KeyError) as exc:
                 # a patch that does not fit the object's shape (kube-apiserver: 400 as well)
                 raise statuserror.bad_request(f"unable to apply the patch: {exc}") from None
+            if old is not None:
+                escalation.check(self.authorizer, user, rt, info.namespace or "", new, old)
+            return new
 
         created = False
 

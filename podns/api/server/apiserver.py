@@ -4,7 +4,8 @@ Start-up: load or create the tokens, the CA, the ServiceAccount token key and th
 certificate towards node agents,
 and (with TLS, the default) the serving certificate in the data dir, listen, create the initial
 namespaces, resume interrupted namespace cleanups,
-and write the admin and read-only kubeconfigs pointing at the bound address. Credentials and
+and write the admin and read-only kubeconfigs pointing at the bound address, and the
+controller manager's and cluster DNS's (their own identities: `podns.api.server.kubeconfig`). Credentials and
 certificates are reused across restarts with the same data dir. `stop()` ends open watches
 and closes the listener; the store belongs to the caller.
 """
@@ -24,6 +25,7 @@ from podns.api.dashboard import ui
 from podns.api.handlers import authorization, rbacpolicy, serviceaccounttoken
 from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL, EventReaper
 from podns.api.handlers.namespacelifecycle import NamespaceCleaner
+from podns.api.handlers.nodeauthorizer import NodeAuthorizer
 from podns.api.handlers.rest import Rest
 from podns.api.handlers.serviceaccountadmission import ServiceAccountAdmission
 from podns.api.handlers.watchmux import WatchMux, needs_mux
@@ -32,7 +34,7 @@ from podns.api.resources.registry import REGISTRY, registry_for
 from podns.api.server import authentication, certs
 from podns.api.server.audit import AuditLog
 from podns.api.server.httpapp import create_app
-from podns.api.server.kubeconfig import write_kubeconfigs
+from podns.api.server.kubeconfig import write_component_kubeconfigs, write_kubeconfigs
 from podns.store.interface import Store
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,11 @@ class ApiServer:
         self.ui = ui.UiOptions(dns_metrics_url=dns_metrics_url)
         #: RBAC over the store's Role/ClusterRole/RoleBinding/ClusterRoleBinding objects
         self.authorizer = authorization.Authorizer(store)
+        #: the Node authorizer, asked before RBAC for node agents' requests
+        self.node_authorizer = NodeAuthorizer(store)
+        self.authorizer.front = self.node_authorizer
+        #: the components' kubeconfigs written at start (file name -> path; empty without TLS)
+        self.component_kubeconfigs: dict[str, Path] = {}
         self.tokens: authentication.Tokens | None = None
         #: signs and checks ServiceAccount tokens (the data dir's `sa.key`), from start()
         self.sa_signer: serviceaccounttoken.Signer | None = None
@@ -185,12 +192,22 @@ class ApiServer:
         await self.cleaner.resume()
         await rbacpolicy.reconcile(self.rest, self._kind("ClusterRole"), self._kind("ClusterRoleBinding"))
         await self.authorizer.start()
+        await self.node_authorizer.start()
         self.event_reaper.start()
-        self.kubeconfig, self.readonly_kubeconfig = write_kubeconfigs(
-            self.data_dir, self.url, paths.ca_cert if paths else None,
-            self.tokens.admin, self.tokens.readonly)
+        self.write_kubeconfigs()
         self._ready = True
         log.info("API server listening on %s", self.url)
+
+    def write_kubeconfigs(self, servers: list[str] | None = None) -> None:
+        """(Re)write the admin and read-only kubeconfigs and, with TLS, the components' (client
+        certificates from the cluster CA); `servers`: every API server of the cluster, this
+        one first (None: only this one)."""
+        assert self.tokens is not None
+        ca = self.data_dir / "ca.crt" if self.tls else None
+        if self.tls:  # first: whoever waits for the admin kubeconfig finds these ready too
+            self.component_kubeconfigs = write_component_kubeconfigs(self.data_dir, self.url, servers)
+        self.kubeconfig, self.readonly_kubeconfig = write_kubeconfigs(
+            self.data_dir, self.url, ca, self.tokens.admin, self.tokens.readonly, servers=servers)
 
     def _kind(self, kind: str) -> ResourceType:
         rt = REGISTRY.by_kind("rbac.authorization.k8s.io", kind)
@@ -203,6 +220,7 @@ class ApiServer:
         await self.cleaner.stop()
         await self.event_reaper.stop()
         await self.authorizer.stop()
+        await self.node_authorizer.stop()
         if self.mux is not None:
             await self.mux.close()
         if self._runner is not None:

@@ -25,6 +25,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,6 +37,9 @@ from podns.objects.nodeapi import APISERVER_CLIENT_CN
 
 CA_DAYS = 3650
 SERVING_DAYS = 3650
+#: components' client certificates: a year, re-issued at every start of the API server that
+#: writes their kubeconfig (kubeadm's certificates last a year too)
+CLIENT_DAYS = 365
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +119,17 @@ def _covers(cert_path: Path, host: str) -> bool:
     return set(ips) <= have_ips and set(dns) <= have_dns
 
 
-def _issue(paths: CertPaths, *, cn: str, orgs: tuple[str, ...] = (), host: str | None = None,
-           extra_dns: tuple[str, ...] = (), server: bool = True, client: bool = False) -> None:
-    """Sign a new key pair with the CA of `paths` and write it to `paths.cert`/`paths.key`.
+def _sign(ca: CertPaths, *, cn: str, orgs: tuple[str, ...] = (), host: str | None = None,
+          extra_dns: tuple[str, ...] = (), server: bool = True, client: bool = False,
+          days: int = SERVING_DAYS) -> tuple[bytes, bytes]:
+    """A new key pair signed by the CA of `ca`: (certificate PEM, key PEM).
 
     `host` (None: no SANs) and `extra_dns` give the SANs of a serving certificate; `server`
     and `client` its extended key usages."""
-    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    ca_key = serialization.load_pem_private_key(ca.ca_key.read_bytes(), password=None)
     if not isinstance(ca_key, _ISSUER_KEYS):  # e.g. an X25519 or DH key cannot sign
-        raise ValueError(f"{paths.ca_key}: the cluster CA key cannot sign certificates")
-    ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+        raise ValueError(f"{ca.ca_key}: the cluster CA key cannot sign certificates")
+    ca_cert = x509.load_pem_x509_certificate(ca.ca_cert.read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
     subject.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
@@ -136,7 +141,7 @@ def _issue(paths: CertPaths, *, cn: str, orgs: tuple[str, ...] = (), host: str |
         .issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now() - dt.timedelta(minutes=5))
-        .not_valid_after(_now() + dt.timedelta(days=SERVING_DAYS))
+        .not_valid_after(_now() + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     )
@@ -146,8 +151,14 @@ def _issue(paths: CertPaths, *, cn: str, orgs: tuple[str, ...] = (), host: str |
         alt += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    write_private(paths.key, _key_pem(key))
-    write_private(paths.cert, cert.public_bytes(serialization.Encoding.PEM).decode())
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key).encode()
+
+
+def _issue(paths: CertPaths, **kwargs: Any) -> None:
+    """`_sign` with the CA of `paths`, written to `paths.cert`/`paths.key` (0600)."""
+    cert, key = _sign(paths, **kwargs)
+    write_private(paths.key, key)
+    write_private(paths.cert, cert)
 
 
 def _create_serving(paths: CertPaths, host: str) -> None:
@@ -227,7 +238,36 @@ def kubelet_client_ssl_context(data_dir: Path) -> ssl.SSLContext:
 
 
 def server_ssl_context(paths: CertPaths) -> ssl.SSLContext:
-    """TLS settings for serving the API."""
+    """TLS settings for serving the API: a client may present a certificate signed by the
+    cluster CA (kube-apiserver's --client-ca-file), which then names its user (CN) and groups
+    (O); one that does not chain to the CA fails the handshake, none at all is fine (tokens)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(paths.cert, paths.key)
+    ctx.load_verify_locations(cafile=str(paths.ca_cert))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
+
+
+def issue_client(ca_dir: Path, *, user: str, groups: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """A client certificate for `user` in `groups` (CN and O, as Kubernetes reads them), signed
+    by the CA in `ca_dir`: (certificate PEM, key PEM), kept in memory (they go into a
+    kubeconfig, written 0600). Raises OSError when the CA files are missing."""
+    return _sign(CertPaths.in_dir(ca_dir), cn=user, orgs=groups, server=False, client=True,
+                 days=CLIENT_DAYS)
+
+
+def peer_identity(peercert: dict[str, Any] | None) -> tuple[str, tuple[str, ...]] | None:
+    """(user, groups) of a verified client certificate as `ssl.SSLSocket.getpeercert()` gives
+    it: the CN is the user, each O a group (Kubernetes' x509 authenticator); None without a
+    certificate or a CN."""
+    if not peercert:
+        return None
+    cn = ""
+    groups: list[str] = []
+    for rdn in peercert.get("subject") or ():
+        for key, value in rdn:
+            if key == "commonName":
+                cn = str(value)
+            elif key == "organizationName":
+                groups.append(str(value))
+    return (cn, tuple(groups)) if cn else None

@@ -2,7 +2,7 @@
 
 Request path: error middleware (every failure becomes a Kubernetes `Status`; an unexpected
 exception is logged once and answered 500, never a traceback) -> authentication middleware
-(bearer token, except /healthz, /livez, /readyz, /version) -> route: health, version,
+(client certificate or bearer token, except /healthz, /livez, /readyz, /version) -> route: health, version,
 discovery, OpenAPI, or the one resource handler that serves every REST URL.
 """
 
@@ -29,7 +29,7 @@ from podns.api.handlers.dispatch import IMPERSONATOR, USER, ResourceHandlers, js
 from podns.api.handlers.rest import Rest
 from podns.api.handlers.watchmux import WatchMux
 from podns.api.resources.registry import Registry
-from podns.api.server import authentication
+from podns.api.server import authentication, certs
 from podns.api.server.audit import AuditLog
 from podns.objects import apistatus
 
@@ -113,10 +113,12 @@ def auth_middleware(tokens: authentication.Tokens | None,
         if tokens is None or request.path in authentication.PUBLIC_PATHS or request.path in ui.PUBLIC_PATHS:
             request[USER] = authorization.ADMIN
             return await handler(request)
-        token = authentication.bearer(request.headers.get("Authorization"))
-        user = tokens.user_for(token) if token else None
-        if user is None and token and sa_tokens is not None and sa_tokens.looks_like_jwt(token):
-            user = await sa_tokens.authenticate(token)
+        user = certificate_user(request)
+        if user is None:
+            token = authentication.bearer(request.headers.get("Authorization"))
+            user = tokens.user_for(token) if token else None
+            if user is None and token and sa_tokens is not None and sa_tokens.looks_like_jwt(token):
+                user = await sa_tokens.authenticate(token)
         if user is None:
             raise statuserror.unauthorized()
         request[USER] = effective = impersonate(user, request.headers, authorizer)
@@ -125,6 +127,21 @@ def auth_middleware(tokens: authentication.Tokens | None,
         return await handler(request)
 
     return middleware
+
+
+def certificate_user(request: web.Request) -> authorization.UserInfo | None:
+    """The user of the client certificate the connection presented (verified against the
+    cluster CA during the handshake: `certs.server_ssl_context`), as Kubernetes' x509
+    authenticator reads it: CN the user, each O a group, plus `system:authenticated`."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    found = certs.peer_identity(ssl_object.getpeercert())
+    if found is None:
+        return None
+    name, groups = found
+    return authorization.UserInfo(name, (*groups, authorization.AUTHENTICATED_GROUP))
 
 
 def impersonate(user: authorization.UserInfo, headers: Any,
