@@ -37,6 +37,19 @@ from podns.clusterdns import testing, trimmed
 from podns.clusterdns.index import RecordIndex
 from podns.clusterdns.metrics import Metrics
 
+#: issue 16's figures: full sync under this many seconds, RSS within CoreDNS's published formula
+GOAL_SYNC_S = 3.0
+
+
+def coredns_mb(services: int, pods: int) -> float:
+    """CoreDNS's published memory estimate: (pods + services) / 1000 + 54 MB."""
+    return (pods + services) / 1000 + 54
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
 TRIM = {"service": trimmed.trim_service, "slice": trimmed.trim_slice, "namespace": trimmed.trim_namespace}
 
 
@@ -70,12 +83,17 @@ def api_mode(args: argparse.Namespace) -> int:
                                    cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
             wait_ready(metrics_port)
             ready = time.perf_counter() - start
+            cpu, rss = cpu_seconds(dns.pid), rss_mb(dns.pid)
             print(f"podns dns: ready (full sync) {ready:.2f} s after process start, "
-                  f"{cpu_seconds(dns.pid):.2f} s of its CPU; RSS {rss_mb(dns.pid):.0f} MB")
+                  f"{cpu:.2f} s of its CPU; RSS {rss:.0f} MB (load average {os.getloadavg()[0]:.2f})")
             for line in (Path(tmp) / "dns.log").read_text().splitlines():
                 if "synced in" in line:
                     print("  log:", line.split(": ", 1)[-1][:80])
             log.close()
+            peer = coredns_mb(args.services, args.services * args.endpoints_per_service)
+            print(f"goal (issue 16): RSS <= CoreDNS's formula {peer:.0f} MB: {rss:.0f} MB, "
+                  f"{verdict(rss <= peer)} ({rss / peer:.2f}x); full sync < {GOAL_SYNC_S:g} s: "
+                  f"{ready:.2f} s wall, {verdict(ready < GOAL_SYNC_S)} ({cpu:.2f} s of CPU)")
         finally:
             stop(dns, api)
     return 0
@@ -89,12 +107,12 @@ def where_mode(args: argparse.Namespace) -> int:
     tracemalloc.start()
     raw = testing.synthetic_zone(namespaces=args.namespaces, services=args.services,
                                  pods=args.endpoints_per_service, big_services=0)
-    trimmed = [(kind, TRIM[kind](obj)) for kind, obj in raw]
+    objs = [(kind, TRIM[kind](obj)) for kind, obj in raw]
     index = RecordIndex(metrics=Metrics())
-    for kind, obj in trimmed:
+    for kind, obj in objs:
         getattr(index, f"on_{kind}_add")(obj)
     index.mark_synced()
-    del trimmed
+    del objs
     gc.collect()
     snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
     stats = snapshot.statistics("lineno")
@@ -125,12 +143,12 @@ def main() -> int:
     base = own_rss_mb()
     raw = testing.synthetic_zone(namespaces=args.namespaces, services=args.services,
                                  pods=args.endpoints_per_service, big_services=0)
-    trimmed = [(kind, TRIM[kind](obj)) for kind, obj in raw]
+    objs = [(kind, TRIM[kind](obj)) for kind, obj in raw]
     gc.collect()
     with_objects = own_rss_mb()
     index = RecordIndex(metrics=Metrics())
     wall, cpu = time.perf_counter(), time.process_time()
-    for kind, obj in trimmed:
+    for kind, obj in objs:
         getattr(index, f"on_{kind}_add")(obj)
     gc.disable()  # as ClusterDNS does around the first build
     index.mark_synced()
@@ -145,9 +163,13 @@ def main() -> int:
           f"{stats['records']} records")
     print(f"full sync: {wall:.2f} s wall, {cpu:.2f} s CPU")
     print(f"RSS: {base:.0f} MB empty, {with_objects:.0f} MB with trimmed objects, {built:.0f} MB with the "
-          f"index (index alone {built - with_objects:.0f} MB)")
+          f"index (index alone {built - with_objects:.0f} MB; load average {os.getloadavg()[0]:.2f})")
+    peer = coredns_mb(args.services, endpoints)
+    print(f"goal (issue 16): CoreDNS's formula {peer:.0f} MB (this process: {built:.0f} MB, "
+          f"{verdict(built <= peer)}); index build < {GOAL_SYNC_S:g} s: {wall:.2f} s wall, "
+          f"{cpu:.2f} s CPU, {verdict(wall < GOAL_SYNC_S)}")
     # Incremental: flip one endpoint of one service back and forth.
-    slices = [obj for kind, obj in trimmed if kind == "slice"]
+    slices = [obj for kind, obj in objs if kind == "slice"]
     times = []
     for i in range(1000):
         sl = slices[i % len(slices)]
