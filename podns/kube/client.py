@@ -299,10 +299,15 @@ class Client:
         field_selector: str | None = None,
         limit: int | None = 500,
         resource_version: str | None = None,
+        each: Callable[[Obj], Any] | None = None,
     ) -> Obj:
         """The whole List, following `continue` tokens; the result's `metadata` is the last
         page's (its resourceVersion is the snapshot's). A 410 on a continue token restarts the
-        list from the beginning once, as client-go's pager does."""
+        list from the beginning once, as client-go's pager does.
+
+        `each`: the result's items are `each(item)`, applied as each page arrives, so a caller
+        that keeps only a trimmed form of the objects (an informer with a transform) never holds
+        the whole List parsed at once: its memory peaks at one page, not at every object."""
         restarted = False
         while True:
             items: list[Obj] = []
@@ -314,7 +319,8 @@ class Client:
                         field_selector=field_selector, limit=limit, continue_=token,
                         resource_version=None if token else resource_version,
                     )
-                    items.extend(page.get("items") or [])
+                    got = page.get("items") or []
+                    items.extend(got if each is None else map(each, got))
                     meta = page.get("metadata") or {}
                     token = meta.get("continue") or None
                     if not token:

@@ -28,7 +28,7 @@ import builtins
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,7 +58,8 @@ class ListWatcher(Protocol):
 
     async def list_all(self, resource: Resource, namespace: str | None = None, *,
                        label_selector: str | None = None, field_selector: str | None = None,
-                       limit: int | None = None, resource_version: str | None = None) -> Obj: ...
+                       limit: int | None = None, resource_version: str | None = None,
+                       each: Callable[[Obj], Any] | None = None) -> Obj: ...
 
     def watch(self, resource: Resource, namespace: str | None = None, *,
               resource_version: str | None, label_selector: str | None = None,
@@ -310,11 +311,11 @@ class Informer:
             self.resource_version = event.resource_version
         self.last_event_time = time.time()
 
-    def _replace(self, items: builtins.list[Obj]) -> None:
-        """Make the cache equal to a fresh List, delivering the difference to the handlers."""
+    def _replace(self, items: Iterable[tuple[str, str, Obj] | None]) -> None:
+        """Make the cache equal to a fresh List (its items through `_prepare`), delivering the
+        difference to the handlers."""
         fresh: dict[str, tuple[str, Obj]] = {}
-        for raw in items:
-            prepared = self._prepare(raw)
+        for prepared in items:
             if prepared is not None:
                 key, version, obj = prepared
                 fresh[key] = (version, obj)
@@ -336,10 +337,10 @@ class Informer:
     async def _list(self) -> None:
         result = await self.client.list_all(
             self.resource, self.namespace, label_selector=self.label_selector,
-            field_selector=self.field_selector, limit=PAGE_SIZE,
-        )
+            field_selector=self.field_selector, limit=PAGE_SIZE, each=self._prepare,
+        )  # each page is transformed as it arrives: the raw List is never held whole
         self.list_count += 1
-        self._replace(list(result.get("items") or []))
+        self._replace(result.get("items") or [])
         self.resource_version = str((result.get("metadata") or {}).get("resourceVersion") or "")
         self.connected = True
         self.last_sync_time = time.time()

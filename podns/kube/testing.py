@@ -262,9 +262,13 @@ class FakeClient:
 
     async def list_all(self, resource: Resource, namespace: str | None = None, *,
                        label_selector: str | None = None, field_selector: str | None = None,
-                       limit: int | None = None, resource_version: str | None = None) -> Obj:
-        return await self.list(resource, namespace, label_selector=label_selector,
-                               field_selector=field_selector)
+                       limit: int | None = None, resource_version: str | None = None,
+                       each: Callable[[Obj], Any] | None = None) -> Obj:
+        listed = await self.list(resource, namespace, label_selector=label_selector,
+                                 field_selector=field_selector)
+        if each is not None:
+            listed["items"] = [each(item) for item in listed["items"]]
+        return listed
 
     async def create(self, resource: Resource, obj: Obj, namespace: str | None = None, *,
                      dry_run: bool = False) -> Obj:
