@@ -39,6 +39,7 @@ from podns.kube.events import EventRecorder
 from podns.kube.informer import Informer
 from podns.kube.resources import CONFIGMAPS, NODES, PODS, RUNTIMECLASSES, SERVICEACCOUNTS, Resource
 from podns.node import netns, volumes
+from podns.node.apirelay import RELAY_HOST, ApiRelay
 from podns.node.container import ContainerRunner
 from podns.node.env import kubernetes_service_env
 from podns.node.heartbeat import Heartbeat, choose_pod_cidr
@@ -125,6 +126,8 @@ class Agent:
         self.cluster_dns = cluster_dns  # netns mode: where the node's DNS relay forwards
         self.cluster_domain = cluster_domain
         self.network: PodNetwork | None = None
+        #: namespace mode: the API server at 127.0.0.1:<its port> inside every pod's namespace
+        self.api_relay: ApiRelay | None = None
         self.pod_network_backend = pod_network_backend  # netns mode: routes to other nodes' pods
         self.routes: Routes | None = None
         self.container_runtime = container_runtime
@@ -187,6 +190,9 @@ class Agent:
             self.network = PodNetwork(self.pod_cidr, cluster_dns=self.cluster_dns, zone=self.cluster_domain,
                                       state_dir=self.data_dir, cidr6=self.pod_cidr6)
             removed = await self.network.start()
+            api = urllib.parse.urlsplit(self.client.server)
+            if api.scheme == "https" and api.hostname:
+                self.api_relay = ApiRelay((api.hostname, api.port or 443))
             if removed:
                 log.warning("node %s: removed %d namespace(s)/link(s) left by a previous run: %s",
                             self.node_name, len(removed), " ".join(removed))
@@ -341,6 +347,8 @@ class Agent:
         await self.runtimes.close()
         if self.routes is not None:
             await self.routes.stop()
+        if self.api_relay is not None:
+            await self.api_relay.stop()
         if self.network is not None:
             try:
                 await self.network.stop()
@@ -430,12 +438,16 @@ class Agent:
         """`KUBERNETES_SERVICE_HOST`/`_PORT` (and the other `kubernetes` Service variables) for
         every container: an address of the API server a pod reaches. Loopback mode: the API
         server this agent uses (pods share the host's network, and the serving certificate
-        covers loopback addresses). Namespace mode: none yet (a pod's namespace has no route to
-        the host's loopback, where the API server listens)."""
-        if self.pod_network != "loopback" or not self.client.server.startswith("https://"):
+        covers loopback addresses). Namespace mode: 127.0.0.1 and the same port, where the agent's
+        relay listens inside each pod's namespace (`podns.node.apirelay`)."""
+        if not self.client.server.startswith("https://"):
             return {}
-        url = urllib.parse.urlsplit(self.client.server)
-        return kubernetes_service_env(url.hostname or "127.0.0.1", url.port or 443)
+        if self.pod_network == "loopback":
+            url = urllib.parse.urlsplit(self.client.server)
+            return kubernetes_service_env(url.hostname or "127.0.0.1", url.port or 443)
+        if self.api_relay is not None:
+            return kubernetes_service_env(RELAY_HOST, self.api_relay.port)
+        return {}
 
     async def request_token(self, pod: Obj, audience: str, seconds: int) -> tuple[str, float]:
         """A token of the pod's ServiceAccount bound to the pod (TokenRequest, as the kubelet's

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from podns.node import env as envmod
 from podns.node import volumes
+from podns.node.apirelay import ApiRelay, RelayError
 from podns.node.container import ContainerRunner
 from podns.node.ipam import IPAM, IPRangeExhausted
 from podns.node.netns import NetnsError
@@ -77,6 +78,7 @@ class AgentHost(Protocol):
     ipam6: IPAM | None  # dual-stack namespace mode: the IPv6 pod CIDR's allocator
     ipv6_primary: bool  # dual-stack: the IPv6 address is `status.podIP`
     network: PodNetwork | None  # namespace mode; None: loopback addresses
+    api_relay: ApiRelay | None  # namespace mode: the API server at 127.0.0.1 in each pod
     runtime: ContainerRuntime  # the default (pods without a RuntimeClass)
 
     async def fetch_sources(self, pod: Obj) -> tuple[dict[str, Obj | None], dict[str, Obj | None]]: ...
@@ -286,6 +288,8 @@ class PodWorker:
                     if self.agent.network is not None:
                         self.netns_path = await self.agent.network.add_pod(self.pod, self.pod_ip,
                                                                            self.pod_ip6 or None)
+                        if self.agent.api_relay is not None:
+                            await self.agent.api_relay.add(self.uid, self.netns_path)
                 self.sources = await self.agent.fetch_sources(self.pod)
                 configmaps, secrets = self.sources
                 tokens = await self._request_tokens(volumes.token_sources(self.pod))
@@ -304,7 +308,7 @@ class PodWorker:
             except IPRangeExhausted as exc:
                 self._setup_failed("FailedCreatePodSandBox",
                                    f"failed to assign an IP address to the pod: {exc}")
-            except NetnsError as exc:
+            except (NetnsError, RelayError) as exc:
                 self._setup_failed("FailedCreatePodSandBox",
                                    f"failed to set up the pod's network namespace: {exc}")
             except volumes.VolumeError as exc:
@@ -416,6 +420,8 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         if self.agent.network is not None and not spec.get("hostNetwork"):
             self.netns_path = ""
+            if self.agent.api_relay is not None:
+                await self.agent.api_relay.remove(self.uid)
             try:
                 await self.agent.network.remove_pod(self.uid)
             except NetnsError as exc:

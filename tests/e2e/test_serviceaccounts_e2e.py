@@ -2,16 +2,19 @@
 literally (create serviceaccount, create role, rolebinding, auth can-i yes/no, apply
 examples/lb-in-pod.yaml, create token); the pod's `lb.Watch()` with no arguments balances over
 the headless service; its token (and the script token) may read EndpointSlices but not Secrets
-(Kubernetes' 403); a deleted pod's token is refused (401), as is a garbled token."""
+(Kubernetes' 403); a deleted pod's token is refused (401), as is a garbled token; in namespace
+mode the official Python client's load_incluster_config() works inside a pod."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 
@@ -84,7 +87,8 @@ def test_issue_commands_and_lb_in_pod(podns: Podns, version: str) -> None:
         logs = k("logs", "lb-in-pod", version=version).stdout
         return {line.split()[2].rstrip(":") for line in logs.splitlines() if line.startswith("served by")}
 
-    wait_until(lambda: served() >= {"db-0", "db-1", "db-2"}, 150, "lb-in-pod to reach db-0, db-1, db-2")
+    wait_until(lambda: served() >= {"db-0", "db-1", "db-2"}, 150, "lb-in-pod to reach db-0, db-1, db-2",
+               step=0.5)
     logs = k("logs", "lb-in-pod", version=version).stdout
     assert "Traceback" not in logs and "HTTP/1.0 200 OK" in logs
 
@@ -102,3 +106,55 @@ def test_issue_commands_and_lb_in_pod(podns: Podns, version: str) -> None:
     bad = k("get", "pods", f"--token={token[:-4]}AAAA", "--kubeconfig=/dev/null",
             f"--server={podns.api_url}", f"--certificate-authority={podns.ca_path}", version=version)
     assert bad.returncode == 1 and "Unauthorized" in bad.stderr, bad.stderr
+
+
+PYCLIENT_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: pyclient}
+spec:
+  serviceAccountName: app
+  restartPolicy: Never
+  containers:
+    - name: c
+      image: python:3.11
+      command: ["python3", "-c"]
+      args:
+        - |
+          import os
+          from kubernetes import client, config
+          config.load_incluster_config()   # the standard path, KUBERNETES_SERVICE_HOST/PORT
+          print("env", os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"])
+          slices = client.DiscoveryV1Api().list_namespaced_endpoint_slice("default")
+          print("endpointslices", len(slices.items))
+          try:
+              client.CoreV1Api().list_namespaced_secret("default")
+          except client.ApiException as exc:
+              print("secrets", exc.status)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_official_client_in_cluster_in_network_namespace(start_podns: Callable[..., Podns]) -> None:
+    """given namespace mode (the pod has its own network and mount namespaces), the official
+    Python client's load_incluster_config() finds the token at the standard path and reaches the
+    API server through 127.0.0.1 in the pod's namespace; its account reads EndpointSlices, not
+    Secrets."""
+    podns = start_podns("--pod-network", "netns", "--container-runtime", "process")
+    k = podns.kubectl
+    out(k("create", "serviceaccount", "app"))
+    out(k("create", "role", "endpoint-reader", "--verb=get,list,watch",
+          "--resource=endpointslices.discovery.k8s.io"))
+    out(k("create", "rolebinding", "app-reads", "--role=endpoint-reader", "--serviceaccount=default:app"))
+    out(k("apply", "-f", "-", input=PYCLIENT_POD))
+
+    def finished() -> str:
+        phase = k("get", "pod", "pyclient", "-o", "jsonpath={.status.phase}").stdout
+        return phase if phase in ("Succeeded", "Failed") else ""
+
+    phase = wait_until(finished, 90, "the client pod to finish", step=0.5)
+    logs = k("logs", "pyclient").stdout
+    assert phase == "Succeeded", logs
+    lines = logs.splitlines()
+    assert lines[0].startswith("env 127.0.0.1 "), logs
+    assert "endpointslices 0" in lines and "secrets 403" in lines, logs

@@ -36,6 +36,7 @@ class FakeAgent:
         self.ipam6: IPAM | None = None  # single-stack
         self.ipv6_primary = False
         self.network = None  # loopback mode
+        self.api_relay = None
         self.runtime = ProcessRuntime(data_dir / "pids")
         self.events: list[tuple[str, str, str, str]] = []
         self.statuses: list[Obj] = []
