@@ -231,8 +231,10 @@ class Agent:
         if self.ipam6 is not None:
             self.ipam6.retain_only(live)
         if kernel_nat and self.network is not None:
+            families = sorted({ipaddress.ip_network(c, strict=False).version for c in kernel_nat})
             self.nat = NftProxier(self.client, node=self.node_name, table=self.network.bridge,
-                                  pod_ifname=self.network.bridge, service_cidrs=self.service_cidrs)
+                                  pod_ifname=self.network.bridge, service_cidrs=self.service_cidrs,
+                                  families=families)
             await self.nat.start()
         if self.proxy_enabled and (self.nat is None or len(kernel_nat) < len(self.service_cidrs)):
             # loopback mode, or the loopback cluster IPs the kernel proxier leaves alone
@@ -293,13 +295,14 @@ class Agent:
 
     def _kernel_nat_ranges(self) -> list[str]:
         """The service ranges the kernel proxier serves: in netns mode with the proxy on, the
-        IPv4 ranges off loopback ([] otherwise; then the userspace proxy serves ClusterIPs, from
-        the root namespace only). A missing `nft` is said at once, here, and the userspace proxy
-        stays on."""
+        ranges off loopback, IPv6 only when the pods have IPv6 addresses ([] otherwise; then the
+        userspace proxy serves ClusterIPs, from the root namespace only). A missing `nft` is said
+        at once, here, and the userspace proxy stays on."""
         if not self.proxy_enabled or self.pod_network != "netns":
             return []
         ranges = [c for c in self.service_cidrs
-                  if (net := ipaddress.ip_network(c, strict=False)).version == 4 and not net.is_loopback]
+                  if not (net := ipaddress.ip_network(c, strict=False)).is_loopback
+                  and (net.version == 4 or self.pod_cidr6 is not None)]
         if ranges and nft.nft_path() is None:
             log.error("node %s: nft is not installed (Debian package nftables): pods cannot reach "
                       "ClusterIPs; only the host can, through the userspace proxy", self.node_name)

@@ -332,12 +332,12 @@ def delete_bridge(bridge: str) -> None:
 
 
 def delete_nat_table(bridge: str) -> None:
-    """Remove the ClusterIP table that a crashed agent of `bridge` left (the kernel proxier names
-    its nftables table after the bridge); nothing when there is none or no `nft`."""
+    """Remove the ClusterIP tables (ip, ip6) that a crashed agent of `bridge` left (the kernel
+    proxier names its nftables tables after the bridge); nothing when there is none or no `nft`."""
     path = nft_path()
-    if path is not None:
+    for family in ("ip", "ip6") if path is not None else ():
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run([path, "delete", "table", "ip", bridge], capture_output=True,
+            subprocess.run([str(path), "delete", "table", family, bridge], capture_output=True,
                            timeout=IP_TIMEOUT)
 
 

@@ -2,11 +2,13 @@
 loopback>` serves them with kernel NAT (the node's nftables table): a pod in its own namespace
 and the host connect to a ClusterIP backed by three pods (connections spread over all three,
 including the client pod itself: hairpin), the rules follow the pods going away, TCP and UDP,
-ClientIP affinity, connection refused without endpoints, and no table left after the agent stops.
+ClientIP affinity, an IPv6 ClusterIP, connection refused without endpoints, and no table left
+after the agent stops.
 
-The service range is a random 10.2xx.y.0/24, so that host-side connections cannot meet the
-ClusterIPs of another podns on this machine; the pods' own connections could not anyway (each
-node's rules match only packets from its own bridge)."""
+The service range is a random 10.2xx.y.0/24 plus an IPv6 ULA /112 (dual-stack: pods get IPv6
+addresses too, and an IPv6 ClusterIP is NATed by the node's ip6 table), so that host-side
+connections cannot meet the ClusterIPs of another podns on this machine; the pods' own
+connections could not anyway (each node's rules match only packets from its own bridge)."""
 
 from __future__ import annotations
 
@@ -28,15 +30,17 @@ from tests.e2e.test_node_pods import pod_manifest, ready_ip
 
 
 def _service_cidr() -> str:
+    """A random IPv4 /24 no network of this machine overlaps, and a random IPv6 ULA /112."""
     used = netns.host_networks() if netns.unavailable_reason() is None else []
+    v6 = f"fd00:{random.randint(0x1000, 0xffff):x}:{random.randint(0, 0xffff):x}::/112"
     while True:
         cidr = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
         if not any(cidr.overlaps(u) for u in used):
-            return str(cidr)
+            return f"{cidr},{v6}"
 
 
 SKIP = netns.unavailable_reason() or (None if nft.nft_path() else "needs nft (Debian package nftables)")
-SERVICE_CIDR = _service_cidr() if SKIP is None else "10.200.0.0/24"
+SERVICE_CIDR = _service_cidr() if SKIP is None else "10.200.0.0/24,fd00:1::/112"
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(150),
               pytest.mark.skipif(SKIP is not None, reason=SKIP or ""),
               pytest.mark.podns_args("--pod-network", "netns", "--container-runtime", "process",
@@ -115,7 +119,7 @@ def test_pod_and_host_reach_cluster_ip_spread_over_endpoints(cluster: Podns) -> 
     all three, db-0 itself included (hairpin), and so do connections from the host; a port the
     Service does not have is refused at once rather than sent off the node."""
     ip = cluster_ip(cluster, "db")
-    assert ipaddress.ip_address(ip) in ipaddress.ip_network(SERVICE_CIDR)
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(SERVICE_CIDR.split(",")[0])
     ns = pod_netns(cluster, "db-0")
     wait(lambda: set(connect(ip, 80, 40, inside=ns)) == {"db-0", "db-1", "db-2"},
          what="connections from db-0 spread over db-0, db-1, db-2")
@@ -159,6 +163,37 @@ def test_udp_and_client_ip_affinity(cluster: Podns) -> None:
     assert len(answers) == 1 and sum(answers.values()) == 30, answers
 
 
+V6_SERVER = """
+import os, socket
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('::', 5432)); s.listen(64)
+while True:
+    c, _ = s.accept(); c.sendall(os.environ['POD_NAME'].encode()); c.close()
+"""
+
+
+def test_ipv6_cluster_ip(cluster: Podns) -> None:
+    """given an IPv6-only Service (ipFamilies [IPv6]) over a pod listening on ::, connections
+    from inside db-0's namespace to [ClusterIP]:80 reach it through the node's ip6 table."""
+    v6 = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "v6srv", "labels": {"app": "v6"}},
+          "spec": {"containers": [{
+              "name": "srv", "image": "python", "command": [sys.executable, "-c", V6_SERVER],
+              "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+              "readinessProbe": {"tcpSocket": {"port": 5432}, "periodSeconds": 1}}]}}
+    apply(cluster, json.dumps(v6))
+    apply(cluster, json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "v6"},
+        "spec": {"selector": {"app": "v6"}, "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"],
+                 "ports": [{"port": 80, "targetPort": 5432}]}}))
+    ip = cluster_ip(cluster, "v6")
+    assert ipaddress.ip_address(ip).version == 6
+    ns = pod_netns(cluster, "db-0")
+    wait(lambda: connect(ip, 80, 5, inside=ns) == Counter({"v6srv": 5}), what="IPv6 ClusterIP from db-0")
+    listing = subprocess.run(["nft", "list", "map", "ip6", table_of(cluster), "service-ips"],
+                             capture_output=True, text=True, check=True).stdout
+    assert f"{ip} . tcp . 80" in listing
+
+
 def test_rules_follow_endpoints(cluster: Podns) -> None:
     """given the three pods, deleting db-2 takes it out of the rules (every connection from a
     pod reaches db-0 or db-1), and with no pod left the ClusterIP refuses at once."""
@@ -173,9 +208,12 @@ def test_rules_follow_endpoints(cluster: Podns) -> None:
 
 
 def test_table_removed_when_the_agent_stops(cluster: Podns) -> None:
-    """given the running cluster, its node's nft table exists; after a clean stop it is gone."""
+    """given the running cluster, its node's nft tables (ip, ip6) exist; after a clean stop they
+    are gone."""
     table = table_of(cluster)
-    assert subprocess.run(["nft", "list", "table", "ip", table], capture_output=True).returncode == 0
+    for family in ("ip", "ip6"):
+        assert subprocess.run(["nft", "list", "table", family, table], capture_output=True).returncode == 0
     assert cluster.stop() == 0
-    gone = subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True)
-    assert gone.returncode != 0 and "No such file" in gone.stderr
+    for family in ("ip", "ip6"):
+        gone = subprocess.run(["nft", "list", "table", family, table], capture_output=True, text=True)
+        assert gone.returncode != 0 and "No such file" in gone.stderr

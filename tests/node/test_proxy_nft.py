@@ -135,3 +135,31 @@ def test_proxier_follows_slices_reports_bad_input_and_cleans_up(netns: list[str]
         assert await nft.table_state(TABLE, binary=netns) is None
 
     asyncio.run(scenario())
+
+
+def test_proxier_writes_both_families_in_one_transaction(netns: list[str]) -> None:
+    """given a dual-stack Service and families 4 and 6, one sync writes the ip and the ip6 table
+    (each with its family's cluster IP and endpoint) and stop removes both."""
+
+    async def scenario() -> None:
+        dual = svc("web", "10.96.0.10")
+        dual["spec"]["clusterIPs"] = ["10.96.0.10", "fd00:96::10"]
+        v6 = eps("web", ("fd00:244::2", True))
+        v6["metadata"]["name"], v6["addressType"] = "web-v6", "IPv6"
+        client = FakeClient((SERVICES, dual), (ENDPOINTSLICES, eps("web", ("10.244.0.2", True))),
+                            (ENDPOINTSLICES, v6))
+        proxier = NftProxier(client, node="n1", table=TABLE, pod_ifname=f"nx{uuid.uuid4().hex[:8]}",
+                             service_cidrs=["10.96.0.0/16", "fd00:96::/112"], families=(4, 6),
+                             binary=netns)
+        await proxier.start()
+        try:
+            assert proxier.last_error is None
+            v4_text = await nft.run("list", "table", "ip", TABLE, binary=netns)
+            v6_text = await nft.run("list", "table", "ip6", TABLE, binary=netns)
+            assert "10.96.0.10 . tcp . 80" in v4_text and "dnat to 10.244.0.2:8080" in v4_text
+            assert "fd00:96::10 . tcp . 80" in v6_text and "dnat to [fd00:244::2]:8080" in v6_text
+        finally:
+            await proxier.stop()
+        assert await nft.table_state(TABLE, 6, binary=netns) is None
+
+    asyncio.run(scenario())

@@ -8,9 +8,11 @@ one `nft -f` (`nft.apply`): one transaction per sync, so the kernel never holds 
 Changes that arrive within `MIN_SYNC_INTERVAL` of each other share one sync.
 
 What it owns: the table `ip <table>` (the node's bridge name, `podns-<hex of the pod CIDR>`,
-so several agents on one machine never share one), and `forwarding` on that bridge only (a pod's
-packet to a ClusterIP is routed back out once DNATed; the machine-wide `ip_forward` is never
-touched). `stop()` deletes the table.
+so several agents on one machine never share one) and, for dual-stack nodes, `ip6 <table>`;
+and forwarding on that bridge only (a pod's packet to a ClusterIP is routed back out once
+DNATed; the machine-wide switches are never touched: IPv4 `forwarding` on the bridge, IPv6
+`force_forwarding` on the bridge, Linux 6.17+, unless the machine already forwards IPv6). Both
+families' tables are written by the same `nft -f`. `stop()` deletes the tables.
 
 Failure contract:
 - nft refuses a script (`NftError`): nothing was applied (transaction); the error is logged,
@@ -52,21 +54,26 @@ MIN_SYNC_INTERVAL = 0.05
 RETRY_INITIAL = 0.5
 RETRY_MAX = 30.0
 FORWARDING = "/proc/sys/net/ipv4/conf/{}/forwarding"
+FORWARDING6 = "/proc/sys/net/ipv6/conf/{}/force_forwarding"
+FORWARDING6_ALL = "/proc/sys/net/ipv6/conf/all/forwarding"
 
 
 class NftProxier:
     """See the module docstring. `table`: the nft table's name; `pod_ifname`: the node's pod
     bridge; `service_cidrs`: the cluster's service ranges (cluster IPs outside them get no
-    rules; empty: no check); `node`: the Node the events are about; `binary`: the command
-    running nft (None: the installed one)."""
+    rules; empty: no check); `families`: 4 and/or 6, each with a table of its own; `node`: the
+    Node the events are about; `binary`: the command running nft (None: the installed one)."""
 
     def __init__(self, client: Client, *, node: str, table: str, pod_ifname: str,
-                 service_cidrs: list[str], binary: Sequence[str] | None = None) -> None:
+                 service_cidrs: list[str], families: Sequence[int] = (4,),
+                 binary: Sequence[str] | None = None) -> None:
         self.client = client
         self.node = node
         self.table = table
         self.pod_ifname = pod_ifname
         self.service_cidrs = [ipaddress.ip_network(c, strict=False) for c in service_cidrs]
+        #: the address families served: 4 (table `ip <table>`) and/or 6 (`ip6 <table>`)
+        self.families = tuple(families)
         self.binary = binary
         self.services = Informer(client, SERVICES, name="nft-proxy:services")
         self.slices = Informer(client, ENDPOINTSLICES, name="nft-proxy:endpointslices")
@@ -106,20 +113,28 @@ class NftProxier:
                 await self._task
         await self.services.stop()
         await self.slices.stop()
-        try:
-            await nft.delete_table(self.table, binary=self.binary)
-        except nft.NftError as exc:
-            log.warning("node %s: removing nft table %s: %s", self.node, self.table, exc)
+        for family in self.families:
+            try:
+                await nft.delete_table(self.table, family, binary=self.binary)
+            except nft.NftError as exc:
+                log.warning("node %s: removing nft table %s: %s", self.node, self.table, exc)
         await self.events.stop()
 
     def _enable_forwarding(self) -> None:
-        path = Path(FORWARDING.format(self.pod_ifname))
-        try:
-            if path.read_text().strip() != "1":
-                path.write_text("1\n")
-        except OSError as exc:
-            log.warning("node %s: cannot enable forwarding on %s (%s): pods will not reach "
-                        "ClusterIPs", self.node, self.pod_ifname, exc)
+        """Forwarding on the pod bridge alone. IPv4 has a per-interface switch; IPv6 forwards
+        only with the machine-wide one or, per interface, `force_forwarding` (Linux 6.17+)."""
+        paths = {4: Path(FORWARDING.format(self.pod_ifname)),
+                 6: Path(FORWARDING6.format(self.pod_ifname))}
+        for family in self.families:
+            path = paths[family]
+            try:
+                if family == 6 and Path(FORWARDING6_ALL).read_text().strip() == "1":
+                    continue  # the machine forwards IPv6 already
+                if path.read_text().strip() != "1":
+                    path.write_text("1\n")
+            except OSError as exc:
+                log.warning("node %s: cannot enable IPv%d forwarding on %s (%s): pods will not reach "
+                            "IPv%d ClusterIPs", self.node, family, self.pod_ifname, exc, family)
 
     # -- the sync loop ---------------------------------------------------------------------------
 
@@ -154,21 +169,25 @@ class NftProxier:
         return True
 
     async def sync(self) -> None:
-        """Render the table from the caches and apply it in one transaction. Raises NftError."""
-        script = render(self.ports(), table=self.table, pod_ifname=self.pod_ifname,
-                        service_cidrs=[str(c) for c in self.service_cidrs],
-                        existing=await nft.table_state(self.table, binary=self.binary))
+        """Render the table of every family from the caches and apply them in one transaction.
+        Raises NftError."""
+        script = ""
+        for family in self.families:
+            script += render(self.ports(family), table=self.table, family=family,
+                             pod_ifname=self.pod_ifname, service_cidrs=[str(c) for c in self.service_cidrs],
+                             existing=await nft.table_state(self.table, family, binary=self.binary))
         await nft.apply(script, binary=self.binary)
         self.syncs += 1
 
-    def ports(self) -> list[ServicePort]:
-        """Every IPv4 Service port with a cluster IP inside the service CIDR, and its endpoints."""
+    def ports(self, family: int = 4) -> list[ServicePort]:
+        """Every Service port with a cluster IP of `family` inside the service CIDR, and its
+        endpoints of that family."""
         out: list[ServicePort] = []
         for svc in self.services.list():
             if not self._in_range(svc):
                 continue
             key = object_key(svc)
-            out += service_ports(svc, self.slices.by_index("service", key), family=4)
+            out += service_ports(svc, self.slices.by_index("service", key), family=family)
         return out
 
     def _in_range(self, svc: Obj) -> bool:
