@@ -1,13 +1,15 @@
 """RBAC's cost: requests/s and latency of the same request through the admin path
 (`system:masters`, no rule consulted) and through RBAC (a ServiceAccount bound by a RoleBinding,
-the read-only user bound to `view`), with a few hundred bindings in the store, side by side in
+the read-only user bound to `view`), and of a node agent's identity (a client certificate,
+decided by the Node authorizer's rules), with a few hundred bindings in the store, side by side in
 one run against one real `podns apiserver` process (HTTPS, SQLite).
 
 Rounds alternate between the three identities (median of `--rounds`); each round runs
 `--concurrency` clients for `--seconds` issuing GET of one pod. The ServiceAccount path is the
 admin token with `Impersonate-User` (itself an authorization: system:masters, no rule), so it
 pays RBAC once for the impersonated user. A last figure is the authorizer alone, in process:
-microseconds per `authorize()` over the same bindings.
+microseconds per `authorize()` over the same bindings (the node's decision is not cached: it
+depends on the pod graph, not only on the RBAC index).
 
 Usage: .venv/bin/python bench/api_rbac.py [--bindings 300] [--concurrency 8] [--seconds 3]
 """
@@ -17,8 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,6 +32,8 @@ from api_throughput import Server
 
 from podns.api.handlers import rbacpolicy
 from podns.api.handlers.authorization import Attributes, Authorizer, RuleIndex, UserInfo
+from podns.api.handlers.nodeauthorizer import NodeAuthorizer
+from podns.api.server import certs
 from podns.store.memory import MemoryStore
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -80,6 +87,9 @@ async def load(http: _Admin, n: int) -> None:
         assert (await http.post(f"{RBAC}/clusterrolebindings", json=b)).status == 201
 
 
+NODE = UserInfo("system:node:bench", ("system:nodes", "system:authenticated"))
+
+
 async def round_(http: aiohttp.ClientSession, headers: dict[str, str], concurrency: int,
                  seconds: float) -> tuple[float, list[float]]:
     lat: list[float] = []
@@ -102,12 +112,15 @@ def in_process(n: int, calls: int = 100_000) -> dict[str, float]:
     """µs per authorize() for the three identities over the same objects plus the defaults."""
     roles, rbs, crbs = objects(n)
     index = RuleIndex.build(roles, rbacpolicy.CLUSTER_ROLES, rbs, crbs + rbacpolicy.CLUSTER_ROLE_BINDINGS)
-    authz = Authorizer(MemoryStore())  # never started: the index is set directly
+    store = MemoryStore()
+    authz = Authorizer(store)  # never started: the index is set directly
     authz.set_index(index)
+    authz.front = NodeAuthorizer(store)
     who = {"admin": UserInfo("admin", ("system:masters", "system:authenticated")),
            "serviceaccount": UserInfo(SA, ("system:serviceaccounts", "system:serviceaccounts:default",
                                            "system:authenticated")),
-           "readonly": UserInfo("readonly", ("system:authenticated",))}
+           "readonly": UserInfo("readonly", ("system:authenticated",)),
+           "node": NODE}
     out = {}
     for name, user in who.items():
         a = Attributes(user, "get", namespace="default", resource="pods", name="p0")
@@ -115,8 +128,11 @@ def in_process(n: int, calls: int = 100_000) -> dict[str, float]:
         t0 = time.perf_counter()
         for _ in range(calls):
             authz.authorize(a)
-        out[f"{name} (cached)"] = (time.perf_counter() - t0) / calls * 1e6
-        if name != "admin":
+        # a node's decision is never cached (it follows the pod graph): its figure is the Node
+        # authorizer's graph check and static rules every time
+        out[f"{name} ({'Node authorizer' if name == 'node' else 'cached'})"] = (
+            (time.perf_counter() - t0) / calls * 1e6)
+        if name not in ("admin", "node"):
             t0 = time.perf_counter()
             for _ in range(calls):
                 index.allows(a)
@@ -144,10 +160,21 @@ async def main() -> None:
                      "admin (system:masters)": admin,
                      "serviceaccount via RoleBinding": {**admin, "Impersonate-User": SA}}
             results: dict[str, list[tuple[float, list[float]]]] = {k: [] for k in paths}
-            await round_(http, admin, args.concurrency, 1.0)  # warm-up
-            for _ in range(args.rounds):
-                for name, headers in paths.items():
-                    results[name].append(await round_(http, headers, args.concurrency, args.seconds))
+            node_path = "node (client cert, Node authorizer)"
+            results[node_path] = []
+            # a node agent's identity: a client certificate from the cluster CA, no token
+            node_tls = ssl.create_default_context(cafile=str(server.dir / "ca.crt"))
+            cert, key = certs.issue_client(server.dir, user=NODE.name, groups=NODE.groups[:1])
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "node.pem").write_bytes(cert + key)
+                node_tls.load_cert_chain(str(Path(tmp) / "node.pem"))
+            node_conn = aiohttp.TCPConnector(ssl=node_tls, limit=args.concurrency + 4)
+            async with aiohttp.ClientSession(server.url, connector=node_conn) as node_http:
+                await round_(http, admin, args.concurrency, 1.0)  # warm-up
+                for _ in range(args.rounds):
+                    for name, headers in paths.items():
+                        results[name].append(await round_(http, headers, args.concurrency, args.seconds))
+                    results[node_path].append(await round_(node_http, {}, args.concurrency, args.seconds))
     finally:
         server.stop()
     print(f"GET one pod, {args.concurrency} clients, {args.rounds} x {args.seconds:g} s rounds, "

@@ -57,6 +57,8 @@ ROOTS: tuple[tuple[str, str, str, str], ...] = (
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "k8s.io/api/authorization/v1",
      "SelfSubjectAccessReview"),
     ("authentication.k8s.io/v1", "TokenRequest", "k8s.io/api/authentication/v1", "TokenRequest"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", "k8s.io/api/authorization/v1",
+     "SelfSubjectRulesReview"),
     # registered in every group version; schema.Schema.message_for maps them all here
     ("meta.k8s.io/v1", "DeleteOptions", "k8s.io/apimachinery/pkg/apis/meta/v1", "DeleteOptions"),
     ("v1", "Status", "k8s.io/apimachinery/pkg/apis/meta/v1", "Status"),

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from podns.controllers import workerloop
+from podns.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from podns.controllers.cronjob.controller import CronJobController
 from podns.controllers.daemonset.controller import DaemonSetController
 from podns.controllers.deployment.controller import DeploymentController
@@ -63,7 +64,8 @@ log = logging.getLogger(__name__)
 
 ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "deployment", "replicaset", "daemonset",
                    "job", "cronjob", "disruption", "scheduler", "nodelifecycle", "nodeipam",
-                   "garbagecollector", "volumebinder", "serviceaccount", "root-ca-cert-publisher")
+                   "garbagecollector", "volumebinder", "serviceaccount", "root-ca-cert-publisher",
+                   "clusterrole-aggregation")
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
 #: how long to wait for the first list of every informer before starting workers anyway
@@ -132,6 +134,7 @@ class ControllerManager:
                 mask_v6=opts.node_cidr_mask_size_ipv6, recorder=recorder("node-ipam-controller")),
             "garbagecollector": lambda: GarbageCollector(client, informers),
             "volumebinder": lambda: VolumeBinder(client, informers),
+            "clusterrole-aggregation": lambda: ClusterRoleAggregationController(client, informers),
             "serviceaccount": lambda: ServiceAccountsController(client, informers),
             "root-ca-cert-publisher": lambda: RootCACertPublisher(
                 client, informers, (client.config.ca_data or b"").decode()),

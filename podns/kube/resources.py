@@ -82,8 +82,10 @@ PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisr
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 RUNTIMECLASSES = Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False)
 SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
+CLUSTERROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False)
 
 __all__ = [
+    "CLUSTERROLES",
     "CONFIGMAPS",
     "CONTROLLERREVISIONS",
     "CRONJOBS",

@@ -69,7 +69,11 @@ def test_api_resources(cluster: Podns, version: str) -> None:
                                                "SelfSubjectAccessReview"]
     assert got["selfsubjectreviews"] == ["authentication.k8s.io/v1", "false", "SelfSubjectReview"]
     assert got["runtimeclasses"] == ["node.k8s.io/v1", "false", "RuntimeClass"]
-    assert len(got) == 28
+    assert got["localsubjectaccessreviews"] == ["authorization.k8s.io/v1", "true",
+                                                "LocalSubjectAccessReview"]
+    assert got["selfsubjectrulesreviews"] == ["authorization.k8s.io/v1", "false",
+                                              "SelfSubjectRulesReview"]
+    assert len(got) == 30
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -118,6 +118,8 @@ class Rule:
     resources: frozenset[str] = frozenset()
     names: frozenset[str] = frozenset()
     urls: tuple[str, ...] = ()
+    #: the PolicyRule as written (SelfSubjectRulesReview lists it as is)
+    raw: Obj = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_obj(cls, rule: Obj) -> Rule:
@@ -127,7 +129,7 @@ class Rule:
 
         return cls(frozenset(strs("verbs")), frozenset(strs("apiGroups")),
                    frozenset(strs("resources")), frozenset(strs("resourceNames")),
-                   tuple(strs("nonResourceURLs")))
+                   tuple(strs("nonResourceURLs")), rule)
 
     def allows(self, a: Attributes) -> bool:
         """Kubernetes' `RuleAllows`."""

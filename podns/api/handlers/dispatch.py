@@ -140,7 +140,8 @@ class ResourceHandlers:
                 raise statuserror.method_not_allowed()
             # a SelfSubjectReview asks nothing: its body (protobuf from kubectl 1.32+) is not read
             body = {} if info.rt.kind == "SelfSubjectReview" else await self._body(request)
-            return json_response(reviews.answer(info.rt, body, user, self.authorizer), 201)
+            return json_response(reviews.answer(info.rt, body, user, self.authorizer,
+                                                namespace=info.namespace or ""), 201)
         if info.rt.namespaced and info.namespace is None and info.verb not in (
                 "list", "watch"):
             raise statuserror.no_such_resource()

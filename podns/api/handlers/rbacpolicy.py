@@ -2,7 +2,9 @@
 
 Kubernetes' `plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`: the user-facing
 ClusterRoles `cluster-admin`, `admin`, `edit`, `view` with the rules their `aggregate-to-*`
-parts give them in Kubernetes 1.33 (flattened here: podns has no aggregation controller), the
+parts give them in Kubernetes 1.33 (aggregated as there: `view`, `edit`, `admin` carry an
+aggregationRule over the `system:aggregate-to-*` roles and each other; they are written already
+filled, so they work before the aggregation controller of podns' controller manager runs), the
 `system:discovery`, `system:basic-user` and `system:public-info-viewer` roles every
 authenticated user has, and the bindings `cluster-admin` -> group `system:masters`.
 
@@ -281,6 +283,18 @@ def cluster_role(name: str, rules: list[Obj], labels: dict[str, str] | None = No
     }
 
 
+AGGREGATE_TO = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def aggregated(name: str, selects: str, rules: list[Obj], to: str | None = None) -> Obj:
+    """A ClusterRole aggregating the ClusterRoles labelled `aggregate-to-<selects>`, itself
+    labelled `aggregate-to-<to>` (view -> edit -> admin, as in Kubernetes)."""
+    role = cluster_role(name, rules, {f"{AGGREGATE_TO}{to}": "true"} if to else None)
+    role["aggregationRule"] = {"clusterRoleSelectors": [
+        {"matchLabels": {f"{AGGREGATE_TO}{selects}": "true"}}]}
+    return role
+
+
 def cluster_binding(name: str, role: str, subjects: list[Obj]) -> Obj:
     return {
         "apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRoleBinding",
@@ -305,9 +319,15 @@ def user(name: str) -> Obj:
 
 CLUSTER_ROLES: list[Obj] = [
     cluster_role("cluster-admin", [rule(["*"], ["*"], ["*"]), url_rule(["*"], ["*"])]),
-    cluster_role("admin", ADMIN_RULES + EDIT_RULES + VIEW_RULES),
-    cluster_role("edit", EDIT_RULES + VIEW_RULES),
-    cluster_role("view", VIEW_RULES),
+    # aggregated as in Kubernetes (the aggregation controller keeps them equal to the union of
+    # the roles their selectors pick); written here already filled, in the order the controller
+    # produces, so that they work before any controller manager runs
+    aggregated("admin", "admin", EDIT_RULES + VIEW_RULES + ADMIN_RULES),
+    aggregated("edit", "edit", EDIT_RULES + VIEW_RULES, to="admin"),
+    aggregated("view", "view", VIEW_RULES, to="edit"),
+    cluster_role("system:aggregate-to-admin", ADMIN_RULES, {f"{AGGREGATE_TO}admin": "true"}),
+    cluster_role("system:aggregate-to-edit", EDIT_RULES, {f"{AGGREGATE_TO}edit": "true"}),
+    cluster_role("system:aggregate-to-view", VIEW_RULES, {f"{AGGREGATE_TO}view": "true"}),
     cluster_role("system:discovery", [url_rule(["get"], [
         "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*",
         "/readyz", "/version", "/version/"])]),
@@ -358,6 +378,15 @@ def _merged(current: list[Any], wanted: list[Any]) -> list[Any]:
     return current + [w for w in wanted if w not in current]
 
 
+def _lacks(cur: Obj, want: Obj) -> bool:
+    """Does `cur` lack `want`'s aggregationRule or one of its labels (a data dir written
+    before the default roles were aggregated)?"""
+    if "aggregationRule" in want and cur.get("aggregationRule") != want["aggregationRule"]:
+        return True
+    labels = (cur.get("metadata") or {}).get("labels") or {}
+    return any(k not in labels for k in want["metadata"]["labels"])
+
+
 async def reconcile(rest: Rest, cluster_roles: ResourceType, cluster_bindings: ResourceType) -> None:
     """Create the default ClusterRoles and ClusterRoleBindings, or add back what they lack."""
     opts = WriteOptions(field_manager="podns-apiserver")
@@ -374,11 +403,15 @@ async def reconcile(rest: Rest, cluster_roles: ResourceType, cluster_bindings: R
             annotations = (cur.get("metadata") or {}).get("annotations") or {}
             if annotations.get(AUTOUPDATE, "true") == "false":
                 continue
-            if _merged(cur.get(key) or [], want[key]) == (cur.get(key) or []):
+            if _merged(cur.get(key) or [], want[key]) == (cur.get(key) or []) and not _lacks(cur, want):
                 continue
 
             def fix(obj: Obj, key: str = key, want: Obj = want) -> Obj:
                 obj[key] = _merged(obj.get(key) or [], want[key])
+                if "aggregationRule" in want:
+                    obj["aggregationRule"] = want["aggregationRule"]
+                meta = obj.setdefault("metadata", {})
+                meta["labels"] = {**want["metadata"]["labels"], **(meta.get("labels") or {})}
                 return obj
 
             try:

@@ -34,8 +34,10 @@ from podns.api.resources.rbac import (
 )
 from podns.api.resources.replicaset import ReplicaSetStrategy
 from podns.api.resources.reviews import (
+    LocalSubjectAccessReviewStrategy,
     SelfSubjectAccessReviewStrategy,
     SelfSubjectReviewStrategy,
+    SelfSubjectRulesReviewStrategy,
     SubjectAccessReviewStrategy,
 )
 from podns.api.resources.runtimeclass import RuntimeClassStrategy
@@ -77,9 +79,9 @@ SUBRESOURCES: dict[str, Subresource] = {
 
 def _rt(group: str, resource: str, kind: str, strategy: Strategy, *, namespaced: bool = True,
         short: tuple[str, ...] = (), categories: tuple[str, ...] = (),
-        verbs: tuple[str, ...] = ALL_VERBS) -> ResourceType:
+        verbs: tuple[str, ...] = ALL_VERBS, version: str = "v1") -> ResourceType:
     return ResourceType(
-        group=group, version="v1", resource=resource, kind=kind, singular=kind.lower(),
+        group=group, version=version, resource=resource, kind=kind, singular=kind.lower(),
         namespaced=namespaced, strategy=strategy, short_names=short, categories=categories,
         verbs=verbs,
     )
@@ -125,12 +127,22 @@ TYPES: tuple[ResourceType, ...] = (
         SelfSubjectAccessReviewStrategy(), namespaced=False, verbs=("create",)),
     _rt("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview",
         SubjectAccessReviewStrategy(), namespaced=False, verbs=("create",)),
+    _rt("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview",
+        LocalSubjectAccessReviewStrategy(), verbs=("create",)),
+    _rt("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview",
+        SelfSubjectRulesReviewStrategy(), namespaced=False, verbs=("create",)),
     _rt("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview",
         SelfSubjectReviewStrategy(), namespaced=False, verbs=("create",)),
+    # what `kubectl auth whoami` of kubectl 1.26/1.27 asks for (v1 came with 1.28)
+    _rt("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview",
+        SelfSubjectReviewStrategy(), namespaced=False, verbs=("create",), version="v1beta1"),
+    _rt("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview",
+        SelfSubjectReviewStrategy(), namespaced=False, verbs=("create",), version="v1alpha1"),
 )
 
 #: the kinds answered on create and never stored (`podns.api.handlers.reviews`)
-REVIEW_KINDS = frozenset({"SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectReview"})
+REVIEW_KINDS = frozenset({"SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectReview",
+                          "LocalSubjectAccessReview", "SelfSubjectRulesReview"})
 
 
 class Registry:
@@ -139,7 +151,9 @@ class Registry:
     def __init__(self, types: tuple[ResourceType, ...]) -> None:
         self.types = types
         self._by_gvr = {(t.group, t.version, t.resource): t for t in types}
-        self._by_gk = {(t.group, t.kind): t for t in types}
+        self._by_gk: dict[tuple[str, str], ResourceType] = {}
+        for t in types:  # a kind served in several versions: the first listed (preferred) one
+            self._by_gk.setdefault((t.group, t.kind), t)
         self._by_name: dict[str, ResourceType] = {}
         for t in types:
             for alias in (t.resource, t.singular, *t.short_names):

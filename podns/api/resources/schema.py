@@ -430,6 +430,23 @@ _TYPES: dict[str, str] = {
         "apiVersion:string kind:string metadata:ObjectMeta spec!:SubjectAccessReviewSpec "
         "status:SubjectAccessReviewStatus"
     ),
+    "authorization.v1.LocalSubjectAccessReview": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec!:SubjectAccessReviewSpec "
+        "status:SubjectAccessReviewStatus"
+    ),
+    "authorization.v1.SelfSubjectRulesReviewSpec": "namespace:string",
+    "authorization.v1.ResourceRule": (
+        "apiGroups:[]string resourceNames:[]string resources:[]string verbs!:[]string"
+    ),
+    "authorization.v1.NonResourceRule": "nonResourceURLs:[]string verbs!:[]string",
+    "authorization.v1.SubjectRulesReviewStatus": (
+        "evaluationError:string incomplete!:boolean nonResourceRules!:[]NonResourceRule "
+        "resourceRules!:[]ResourceRule"
+    ),
+    "authorization.v1.SelfSubjectRulesReview": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec!:SelfSubjectRulesReviewSpec "
+        "status:SubjectRulesReviewStatus"
+    ),
     "authentication.v1.UserInfo": "extra:object groups:[]string uid:string username:string",
     "authentication.v1.SelfSubjectReviewStatus": "userInfo:UserInfo",
     "authentication.v1.SelfSubjectReview": (
