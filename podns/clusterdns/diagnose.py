@@ -10,6 +10,8 @@ endpoints: db-1 (pod db-1 not ready: ContainersNotReady)").
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from podns.clusterdns.handler import pod_ip
 from podns.kube import errors, resources
 from podns.objects.wellknown import SERVICE_NAME_LABEL
 
@@ -184,12 +187,24 @@ async def _explain_pod(client: Any, labels: list[str]) -> list[str]:
         await client.get(resources.NAMESPACES, ns)
     except errors.NotFound:
         return [f"namespace {ns!r} does not exist"]
-    ip = dashed.replace("-", ".") if dashed.count("-") == 3 else dashed.replace("-", ":")
+    ip = pod_ip(dashed) or dashed
     pods = (await client.list(resources.PODS, ns)).get("items") or []
-    owners = [p["metadata"]["name"] for p in pods if (p.get("status") or {}).get("podIP") == ip]
+    owners = [p["metadata"]["name"] for p in pods if ip in _pod_ips(p)]
     if not owners:
-        return [f"no pod in namespace {ns!r} has IP {ip} (pod records need an IP as a-b-c-d)"]
+        return [f"no pod in namespace {ns!r} has IP {ip} (pod records need an IP as a-b-c-d, or an "
+                "IPv6 address with '-' for ':')"]
     return [f"pod {owners[0]} has IP {ip}; the DNS server may run with --pods disabled"]
+
+
+def _pod_ips(pod: dict[str, Any]) -> set[str]:
+    """The pod's addresses (every family), in canonical text."""
+    status = pod.get("status") or {}
+    raw = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, dict)] + [status.get("podIP")]
+    out = set()
+    for value in raw:
+        with contextlib.suppress(ValueError):
+            out.add(str(ipaddress.ip_address(str(value))))
+    return out
 
 
 def format_answer(msg: dns.message.Message) -> list[str]:

@@ -14,11 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podns.clusterdns import testing as t
+from podns.clusterdns.diagnose import explain
 from podns.clusterdns.handler import Handler
 from podns.clusterdns.index import RecordIndex
 from podns.clusterdns.metrics import Metrics
 from podns.clusterdns.records import reverse_name
 from podns.clusterdns.wire import name_to_wire
+from podns.kube.resources import NAMESPACES, PODS
+from podns.kube.testing import FakeClient
 from tests.clusterdns.conftest import ask_with, records
 
 Z = "cluster.local."
@@ -97,3 +100,13 @@ def test_reverse_name_is_nibble_format(n: int) -> None:
 def test_reverse_name_ipv4(n: int) -> None:
     addr = ipaddress.IPv4Address(n)
     assert reverse_name(str(addr)) == name_to_wire(addr.reverse_pointer)
+
+
+async def test_diagnose_finds_a_pod_by_its_ipv6_address() -> None:
+    """`podns dig`'s explanation of a pod name finds the pod by any of its addresses (the dashed
+    IPv6 form too), not only status.podIP."""
+    pod = t.pod("db-0", ip=DB0[0])
+    pod["status"]["podIPs"].append({"ip": DB0[1]})
+    client = FakeClient((NAMESPACES, t.namespace("default")), (PODS, pod))
+    lines = await explain(client, ["fd00-10-244-1--5.default.pod.cluster.local."])
+    assert lines == ["pod db-0 has IP fd00:10:244:1::5; the DNS server may run with --pods disabled"]
