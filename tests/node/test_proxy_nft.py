@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 
 from podns.kube.resources import ENDPOINTSLICES, EVENTS, SERVICES
 from podns.kube.testing import FakeClient
+from podns.node.agent import Agent
 from podns.node.proxy import nft
 from podns.node.proxy.kernel import NftProxier
 from podns.node.proxy.nftables import render
@@ -161,5 +163,24 @@ def test_proxier_writes_both_families_in_one_transaction(netns: list[str]) -> No
         finally:
             await proxier.stop()
         assert await nft.table_state(TABLE, 6, binary=netns) is None
+
+    asyncio.run(scenario())
+
+
+def test_agent_without_nft_says_so_and_keeps_the_userspace_proxy(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Any) -> None:
+    """given a netns-mode agent with a service CIDR off loopback on a machine without nft, it
+    serves no range with kernel NAT and records a Warning Event NftMissing on its Node."""
+    monkeypatch.setattr(nft, "nft_path", lambda: None)
+
+    async def scenario() -> None:
+        client = FakeClient()
+        agent = Agent(client, name="n1", data_dir=tmp_path, proxy=True, pod_network="netns",
+                      service_cidr="10.96.0.0/16", serving_tls=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+        assert agent._kernel_nat_ranges() == []
+        await agent.events.flush()
+        events = client.objects(EVENTS, "default")
+        assert [(e["reason"], e["involvedObject"]["kind"]) for e in events] == [("NftMissing", "Node")]
+        await agent.events.stop()
 
     asyncio.run(scenario())
