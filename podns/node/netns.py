@@ -197,6 +197,16 @@ def host_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [n for n in nets if not (n.is_loopback or n.is_link_local or n.is_multicast)]
 
 
+def bridge_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The subnets of the podns bridges of this machine (every agent's here, not only ours)."""
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for route in ip_json("route", "show", "table", "main"):
+        if str(route.get("dev", "")).startswith(PREFIX) and route.get("protocol") == "kernel":
+            with contextlib.suppress(ValueError):
+                nets.append(ipaddress.ip_network(str(route.get("dst", "")), strict=False))
+    return nets
+
+
 def choose_cidr(nodes: list[Obj], name: str, is_free: Callable[[str], bool],
                 in_use: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
     """This node's `spec.podCIDR` when it is a usable IPv4 range that is free here, else the first

@@ -106,12 +106,32 @@ def _internal_ip(node: Obj) -> str:
     return ""
 
 
+def _ipv4_cidr(node: Obj) -> str:
+    """The node's IPv4 pod CIDR as written (from `spec.podCIDRs`, any position, else
+    `spec.podCIDR`): "" when it has none; a malformed entry is returned as is (for the error)."""
+    spec = node.get("spec") or {}
+    raw = [str(c) for c in spec.get("podCIDRs") or []]
+    if not raw and spec.get("podCIDR"):
+        raw = [str(spec["podCIDR"])]
+    for cidr in raw:
+        try:
+            if ipaddress.ip_network(cidr, strict=False).version == 4:
+                return cidr
+        except ValueError:
+            return cidr
+    return ""
+
+
 def plan(nodes: list[Obj], *, own: str, own_cidr: str, backend: str, lookup: Callable[[str], Reach],
-         host_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> Plan:
+         host_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+         bridges: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None) -> Plan:
     """The routes this node needs to every other Node in `nodes`, and why any peer gets none.
 
     `lookup(ip)` says how this machine reaches `ip`; `host_nets` are this machine's own networks
-    (no pod CIDR may overlap one). Pure: no I/O."""
+    (no pod CIDR may overlap one); `bridges` the pod CIDRs of the podns bridges of this machine
+    (a peer whose InternalIP is local must have its bridge here; None: not checked). Peers
+    without an IPv4 pod CIDR (IPv6 only: routes are IPv4) and loopback-mode peers (127/8: their
+    pods are local to their machine by design) are left out, not errors. Pure: no I/O."""
     mine = ipaddress.ip_network(own_cidr, strict=False)
     errors: list[str] = []
     cidrs: dict[str, ipaddress.IPv4Network] = {}
@@ -119,18 +139,16 @@ def plan(nodes: list[Obj], *, own: str, own_cidr: str, backend: str, lookup: Cal
         name = str(node.get("metadata", {}).get("name", ""))
         if name == own:
             continue
-        raw = str((node.get("spec") or {}).get("podCIDR") or "")
+        raw = _ipv4_cidr(node)
         if not raw:
-            continue  # not allocated yet: nothing to route (not an error)
+            continue  # not allocated yet, or IPv6 only: nothing to route (not an error)
         try:
             net = ipaddress.ip_network(raw, strict=False)
         except ValueError:
             errors.append(f"node {name}: pod CIDR {raw!r} is not a CIDR")
             continue
-        if not isinstance(net, ipaddress.IPv4Network):
-            errors.append(f"node {name}: pod CIDR {raw} is not IPv4")
-            continue
-        cidrs[name] = net
+        if isinstance(net, ipaddress.IPv4Network) and not net.is_loopback:
+            cidrs[name] = net
     overlapping: set[str] = set()
     names = list(cidrs)
     for i, a in enumerate(names):
@@ -157,7 +175,11 @@ def plan(nodes: list[Obj], *, own: str, own_cidr: str, backend: str, lookup: Cal
             errors.append(f"node {name}: no InternalIP address")
             continue
         path = lookup(addr)
-        if path.kind == "local":
+        if path.kind == "local" and bridges is not None and not any(net == b for b in bridges):
+            errors.append(f"node {name}: InternalIP {addr} is an address of this machine, but its pod "
+                          f"CIDR {net} is not on a bridge here (is that node's --node-ip its address "
+                          "on the network the nodes share?)")
+        elif path.kind == "local":
             local.append(name)
         elif path.kind == "unreachable":
             errors.append(f"node {name}: InternalIP {addr} is unreachable from this machine"
@@ -279,8 +301,9 @@ class Routes:
 
     def _sync_blocking(self, nodes: list[Obj]) -> Plan:
         host_nets = netns.host_networks()
+        bridges = netns.bridge_networks()
         p = plan(nodes, own=self.node, own_cidr=self.cidr, backend=self.backend, lookup=lookup,
-                 host_nets=host_nets)
+                 host_nets=host_nets, bridges=bridges)
         self.apply(p)
         return p
 

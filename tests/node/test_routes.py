@@ -24,7 +24,8 @@ def node(name: str, cidr: str | None, ip: str | None) -> dict[str, Any]:
 def run(nodes: list[dict[str, Any]], backend: str = "auto", host: list[str] = ()) -> Any:  # type: ignore[assignment]
     return plan([node("me", "10.244.0.0/24", "192.168.1.1"), *nodes], own="me", own_cidr="10.244.0.0/24",
                 backend=backend, lookup=PATHS.__getitem__,
-                host_nets=[ipaddress.IPv4Network(h) for h in host])
+                host_nets=[ipaddress.IPv4Network(h) for h in host],
+                bridges=[ipaddress.IPv4Network("10.244.0.0/24"), ipaddress.IPv4Network("10.244.3.0/24")])
 
 
 def test_auto_uses_host_gw_on_the_link_vxlan_behind_a_gateway_nothing_for_local() -> None:
@@ -37,6 +38,15 @@ def test_auto_uses_host_gw_on_the_link_vxlan_behind_a_gateway_nothing_for_local(
         "10.244.1.0/24": ("host-gw", "192.168.1.2", "eth0"),
         "10.244.2.0/24": ("vxlan", "10.244.2.0", "podns-vxlan")}
     assert p.local == ["d"]
+
+
+def test_ipv4_cidr_of_dual_stack_peers_routed_ipv6_only_and_loopback_peers_left_out() -> None:
+    """given an IPv6-primary dual-stack peer, an IPv6-only one and a loopback-mode one: the first
+    is routed by its IPv4 CIDR, the others get no route and no error."""
+    dual = node("b", "fd00:1::/64", "192.168.1.2")
+    dual["spec"]["podCIDRs"] = ["fd00:1::/64", "10.244.1.0/24"]
+    p = run([dual, node("c", "fd00:2::/64", "192.168.1.3"), node("d", "127.1.0.0/16", "127.0.0.1")])
+    assert (list(p.routes), p.errors, p.local) == (["10.244.1.0/24"], [], [])
 
 
 def test_vxlan_backend_encapsulates_every_remote_peer() -> None:
@@ -54,11 +64,13 @@ def test_vxlan_backend_encapsulates_every_remote_peer() -> None:
     ([node("b", "10.244.1.0/24", "203.0.113.9")], "auto", [],
      "node b: InternalIP 203.0.113.9 is unreachable from this machine (no route)"),
     ([node("b", "10.244.1.0/24", None)], "auto", [], "node b: no InternalIP address"),
-    ([node("b", "fd00::/64", "192.168.1.2")], "auto", [], "node b: pod CIDR fd00::/64 is not IPv4"),
+    ([node("b", "10.244.5.0/24", "127.0.0.1")], "auto", [],
+     "node b: InternalIP 127.0.0.1 is an address of this machine, but its pod CIDR 10.244.5.0/24 is not "
+     "on a bridge here (is that node's --node-ip its address on the network the nodes share?)"),
     ([node("b", "10.244.1.0/24", "10.0.9.2")], "host-gw", [],
      "node b: InternalIP 10.0.9.2 is behind a gateway (via 192.168.1.254), not on a link this machine "
      "shares: host-gw cannot route to it (use --pod-network-backend vxlan or auto)"),
-], ids=["overlaps-own", "peers-overlap", "overlaps-host", "unreachable", "no-address", "ipv6",
+], ids=["overlaps-own", "peers-overlap", "overlaps-host", "unreachable", "no-address", "local-no-bridge",
         "hostgw-gateway"])
 def test_bad_input_gets_no_route_and_an_error(nodes: list[dict[str, Any]], backend: str, host: list[str],
                                               error: str) -> None:
