@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,8 +34,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(240), need
 
 class Cluster:
     def __init__(self, cp: ControlPlane, a: Machine, b: Machine, c: Machine,
-                 node_b: subprocess.Popen[bytes]) -> None:
-        self.cp, self.a, self.b, self.c, self.node_b = cp, a, b, c, node_b
+                 node_b: subprocess.Popen[bytes], work: Path) -> None:
+        self.cp, self.a, self.b, self.c, self.node_b, self.work = cp, a, b, c, node_b, work
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         a, b, c = lab.machine("a", lan1), lab.machine("b", lan2), lab.machine("c", lan2)
         cp = podns_up(a, work)
         node_b = podns_node(b, cp, work)
+        # machine c already routes 10.244.2.0/24 (what node IPAM will give it): c must pick another
+        c.ip("route", "add", "10.244.2.0/24", "via", str(lan2.gateway))
         podns_node(c, cp, work, "--pod-network-backend", "host-gw")
-        yield Cluster(cp, a, b, c, node_b)
+        yield Cluster(cp, a, b, c, node_b, work)
     assert lab.leftovers() == []
 
 
@@ -77,6 +80,15 @@ def test_pods_reach_each_other_through_vxlan(cluster: Cluster) -> None:
     cond = wait(lambda: network_condition(cp, "b"), 30, "b's NetworkUnavailable")
     assert (cond["status"], cond["reason"]) == ("False", "RouteCreated")
     assert "a (vxlan)" in cond["message"], cond
+
+
+def test_assigned_cidr_overlapping_the_machine_is_replaced(cluster: Cluster) -> None:
+    """node IPAM gave a, b, c 10.244.0-2.0/24 in turn; machine c has a route over 10.244.2.0/24, so
+    c's agent chose the next free block itself, recorded it in its Node and said why."""
+    cp = cluster.cp
+    assert [pod_cidr(cp, n) for n in "abc"] == ["10.244.0.0/24", "10.244.1.0/24", "10.244.3.0/24"]
+    log = (cluster.work / "c-node.log").read_text()
+    assert "the assigned pod CIDR 10.244.2.0/24 is not usable on this machine" in log, log[-3000:]
 
 
 def test_host_gw_refuses_a_peer_behind_a_router(cluster: Cluster) -> None:
