@@ -80,7 +80,9 @@ def _add_tuning(parser: argparse.ArgumentParser) -> None:
 def add_parser(subparsers: Any, name: str) -> None:
     parser = subparsers.add_parser(name, help="run the controllers (EndpointSlice, StatefulSet, ...)",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--kubeconfig", required=True, metavar="FILE", help="API server kubeconfig")
+    parser.add_argument("--kubeconfig", default=None, metavar="FILE",
+                        help="API server kubeconfig (default: in a pod, its ServiceAccount; else "
+                             "$KUBECONFIG or ~/.kube/config)")
     parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
                         help="act only while holding the Lease kube-system/kube-controller-manager "
                              "(default: on)")
@@ -115,7 +117,8 @@ async def run(args: argparse.Namespace) -> int:
     try:
         client = Client.from_kubeconfig(args.kubeconfig)
     except Exception as exc:
-        print(f"podns controller-manager: cannot load kubeconfig {args.kubeconfig}: {exc}", file=sys.stderr)
+        print(f"podns controller-manager: cannot load kubeconfig {args.kubeconfig or '(default)'}: {exc}",
+              file=sys.stderr)
         return 2
     try:
         manager = ControllerManager(client, options_from(args, leader_elect=args.leader_elect))

@@ -25,7 +25,9 @@ from podns.kube.errors import ConfigError as KubeConfigError
 def add_parser(subparsers: Any, name: str) -> None:
     parser = subparsers.add_parser(name, help="run the cluster DNS server",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server to watch")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig of the API server to watch (default: in a pod, its "
+                             "ServiceAccount; else $KUBECONFIG or ~/.kube/config)")
     parser.add_argument("--listen", default="127.0.0.1:53",
                         help="UDP+TCP address host:port (default 127.0.0.1:53)")
     parser.add_argument("--zone", default="cluster.local", help="cluster domain (default cluster.local)")
@@ -215,9 +217,11 @@ async def run(args: argparse.Namespace) -> int:
 def spawn_worker(args: argparse.Namespace, host: str, port: int) -> subprocess.Popen[bytes]:
     """One extra serving process on the same (now fixed) address, without metrics."""
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    cmd = [sys.executable, "-m", "podns", "dns", "--kubeconfig", args.kubeconfig, "--listen", listen,
+    cmd = [sys.executable, "-m", "podns", "dns", "--listen", listen,
            "--zone", args.zone, "--ttl", str(args.ttl), "--pods", args.pods, "--worker",
            "--parent-pid", str(os.getpid())]
+    if args.kubeconfig:
+        cmd += ["--kubeconfig", args.kubeconfig]
     for up in upstream_list(args.upstream) or ["none"]:
         cmd += ["--upstream", up]
     return subprocess.Popen(cmd)

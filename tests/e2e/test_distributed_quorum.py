@@ -99,6 +99,7 @@ def test_apiserver_distributed_flags_reject_bad_input(tmp_path: Path) -> None:
         (d / "ca.crt").write_text(ca)
         (d / "ca.key").write_text("key")
         (d / "tokens.json").write_text("{}")
+        (d / "sa.key").write_text("sa")
     r = podns_cli("apiserver", "--store", "memory://", "--data-dir", str(dst),
                   "--api-addr", "127.0.0.1:0", "--pki-from", str(src))
     assert r.returncode != 0 and "differs from" in r.stderr, r.stderr
