@@ -105,6 +105,17 @@ async def test_field_validation_strict_warn_ignore(api: Api) -> None:
     assert r.status == 201 and "Warning" not in r.headers
 
 
+async def test_warning_for_a_field_name_with_control_characters_is_escaped(api: Api) -> None:
+    """Given an unknown field whose name holds CR, LF, a backslash and non-ASCII, the create
+    answers 201 with one Warning header quoting the name with escapes (it used to break the
+    header and drop the connection)."""
+    body = {"metadata": {"name": "esc"}, "spec": {}, "x\r\ny: 1\\é": 1}
+    r = await api.post(PODS, body)
+    assert r.status == 201, r.body
+    assert r.headers.getall("Warning") == [
+        '299 - "unknown field \\"x\\r\\ny: 1\\\\\\u00e9\\\""']
+
+
 @pytest.mark.parametrize("token", [None, "wrong"], ids=["no-token", "wrong-token"])
 async def test_requests_without_valid_token_are_401(api: Api, token: str | None) -> None:
     """Resources and discovery need a token; the answer is a 401 Status."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -73,7 +74,10 @@ def json_response(body: Any, code: int = 200, *, content_type: str = codec.JSON,
     resp = web.Response(body=codec.dumps(body), status=code)
     resp.headers["Content-Type"] = content_type
     for w in warnings or ():
-        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+        # quoted as a JSON string (kube-apiserver: strconv.Quote): a quote, backslash, control or
+        # non-ASCII character a client sent (an unknown field's name) is escaped, never a broken
+        # header (aiohttp drops the connection on a CR or LF in one)
+        resp.headers.add("Warning", "299 - " + json.dumps(w))
     return resp
 
 
