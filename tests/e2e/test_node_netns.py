@@ -89,6 +89,7 @@ def web_pod(mount: str) -> str:
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
         "spec": {
             "terminationGracePeriodSeconds": 2,
+            "runtimeClassName": "host-process",  # from examples/db-headless.yaml: host programs
             "volumes": [{"name": "data", "emptyDir": {}}],
             "containers": [{
                 "name": "web", "image": "sh",
@@ -111,7 +112,8 @@ def test_reference_scenario_in_network_namespaces(start_podns: Callable[..., Pod
     leaves no namespace, veth, bridge, /etc/netns dir, mount point or process. The ClusterIP proxy
     serves root-namespace clients."""
     # a service range of its own in 127/8, so the ClusterIP proxy can listen in the root namespace
-    p = start_podns("--pod-network", "netns", "--container-runtime", "process",
+    # the default runtime (podman as root): the example's RuntimeClass runs it with the host's Python
+    p = start_podns("--pod-network", "netns",
                     "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")
     p.kubectl("apply", "-f", str(REPO / "examples" / "db-headless.yaml"), check=True)
     mount = f"/podns-e2e-{os.getpid()}-{int(time.time())}/data"
