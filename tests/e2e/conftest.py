@@ -76,6 +76,9 @@ class Podns:
         self.cache_dir = workdir / "kubectl-cache"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_start = 0
+        #: whether a start ever got ready: until then a port taken meanwhile means new ports
+        #: (the API server may already have written its kubeconfig when the DNS bind fails)
+        self._ever_ready = False
 
     # -- process control -----------------------------------------------------------------------
 
@@ -94,13 +97,15 @@ class Podns:
         return cmd + self.extra_args
 
     def start(self) -> Podns:
-        """Start the process and wait until /readyz answers 200. On a first start whose port
-        another process took meanwhile, pick new ports and try again."""
+        """Start the process and wait until /readyz answers 200. Until a start has succeeded, a
+        port another process took meanwhile (API or DNS) means new ports and another try."""
         for attempt in range(3):
             try:
-                return self._start()
+                self._start()
+                self._ever_ready = True
+                return self
             except PortTaken:
-                if self.kubeconfig.exists() or attempt == 2:
+                if self._ever_ready or attempt == 2:
                     raise
                 self.api_port = free_port()
                 self.dns_addr = ("127.0.0.1", free_port(socket.SOCK_DGRAM))
