@@ -136,7 +136,7 @@ def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None,
         ends = []
         pos = 0
         for _owner, rtype, ttl, rdata in answer:
-            rd: bytes = rdata if rdata.__class__ is bytes else rdata[0]  # type: ignore[assignment]
+            rd = rdata if isinstance(rdata, bytes) else rdata[0]
             pkey = (rtype, ttl, len(rd))
             prefix = _RR_PREFIX.get(pkey)
             if prefix is None:

@@ -8,7 +8,7 @@ named ports) without an API server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from podns.objects.wellknown import SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION
@@ -21,7 +21,7 @@ def namespace(name: str) -> Obj:
 
 
 def service(name: str, ns: str = "default", *, cluster_ip: str | None = "None",
-            cluster_ips: list[str] | None = None, ports: list[tuple[str, str, int]] = (),  # type: ignore[assignment]
+            cluster_ips: list[str] | None = None, ports: Sequence[tuple[str, str, int]] = (),
             external_name: str | None = None) -> Obj:
     """A Service: headless by default; `cluster_ip` an address for ClusterIP; `external_name`."""
     spec: Obj = {"ports": [{"name": n, "protocol": p, "port": port} for n, p, port in ports]}
@@ -46,7 +46,7 @@ def endpoint(ip: str | list[str], *, ready: bool | None = True, hostname: str | 
     return ep
 
 
-def endpoint_slice(name: str, service_name: str, ns: str = "default", *, endpoints: list[Obj] = (),  # type: ignore[assignment]
+def endpoint_slice(name: str, service_name: str, ns: str = "default", *, endpoints: Sequence[Obj] = (),
                    ports: list[tuple[str, str, int]] | None = None, address_type: str = "IPv4",
                    trigger_time: str | None = None) -> Obj:
     meta: Obj = {"name": name, "namespace": ns, "labels": {SERVICE_NAME_LABEL: service_name}}

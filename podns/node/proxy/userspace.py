@@ -29,7 +29,7 @@ import logging
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from podns.kube.client import Client
 from podns.kube.informer import Informer
@@ -122,7 +122,8 @@ class _UDPFlow(asyncio.DatagramProtocol):
         self.last = asyncio.get_running_loop().time()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # a datagram endpoint's transport (uvloop's is not an asyncio.DatagramTransport subclass)
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.last = asyncio.get_running_loop().time()
@@ -149,7 +150,8 @@ class _UDPListener(asyncio.DatagramProtocol):
         self._reaper = loop.create_task(self._reap(), name=f"udp-proxy-reaper:{port}")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # a datagram endpoint's transport (uvloop's is not an asyncio.DatagramTransport subclass)
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         flow = self.flows.get(addr)
