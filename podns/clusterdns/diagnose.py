@@ -23,6 +23,7 @@ import dns.rdatatype
 
 from podns.clusterdns.handler import pod_ip
 from podns.kube import errors, resources
+from podns.objects.endpointslices import endpoint_ready
 from podns.objects.wellknown import SERVICE_NAME_LABEL
 
 #: glibc's default for Kubernetes pods (kubelet writes ndots:5)
@@ -112,7 +113,7 @@ async def _explain_service(client: Any, labels: list[str], name: str) -> list[st
     slices = (await client.list(resources.ENDPOINTSLICES, ns,
                                 label_selector=f"{SERVICE_NAME_LABEL}={svc_name}")).get("items") or []
     endpoints = [ep for sl in slices for ep in sl.get("endpoints") or []]
-    ready = [ep for ep in endpoints if (ep.get("conditions") or {}).get("ready") in (None, True)]
+    ready = [ep for ep in endpoints if endpoint_ready(ep)]
     lines = []
     if host is not None:
         mine = [ep for ep in endpoints if ep.get("hostname") == host
@@ -122,7 +123,7 @@ async def _explain_service(client: Any, labels: list[str], name: str) -> list[st
             lines.extend(await _explain_pod_by_hostname(client, ns, host, svc_name))
             return lines
         endpoints = mine
-        ready = [ep for ep in mine if (ep.get("conditions") or {}).get("ready") in (None, True)]
+        ready = [ep for ep in mine if endpoint_ready(ep)]
     if not slices:
         if spec.get("selector"):
             lines.append(f"Service {ns}/{svc_name} has no EndpointSlices yet "

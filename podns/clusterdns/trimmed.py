@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from podns.objects.endpointslices import endpoint_ready
 from podns.objects.times import parse_time
 from podns.objects.wellknown import SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION
 
@@ -124,8 +125,7 @@ def trim_slice(obj: dict[str, Any]) -> Slice:
         addrs = tuple(a for a in (_ip(v) for v in ep.get("addresses") or ()) if a)
         if not addrs:
             continue
-        ready = (ep.get("conditions") or {}).get("ready")
-        endpoints.append(Endpoint(addrs, ready is None or ready is True, str(ep.get("hostname") or "")))
+        endpoints.append(Endpoint(addrs, endpoint_ready(ep), str(ep.get("hostname") or "")))
     return Slice(ns, name, str(labels.get(SERVICE_NAME_LABEL) or ""), tuple(endpoints),
                  _ports(obj.get("ports")), parse_time(annotations.get(TRIGGER_TIME_ANNOTATION)))
 
