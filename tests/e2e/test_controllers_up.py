@@ -73,7 +73,8 @@ def test_statefulset_pods_resolve_and_leave_dns_when_unready(podns: Any, tmp_pat
 
     (markers / "unready-kv-1").touch()  # kv-1's readiness probe now fails
     eventually(lambda: a_records(podns.dns_addr, f"kv.{zone}") == [ips["kv-0"]], timeout=20)
-    slices = json.loads(podns.kubectl("get", "endpointslices", "-o", "json").stdout)["items"]
+    slices = json.loads(podns.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=kv",
+                                      "-o", "json").stdout)["items"]
     ready = {e["hostname"]: e["conditions"]["ready"] for s in slices for e in s.get("endpoints") or []}
     assert ready == {"kv-0": True, "kv-1": False}
     (markers / "unready-kv-1").unlink()

@@ -175,6 +175,12 @@ def test_object_etcd_refuses_as_too_large_is_413(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
+def slice_names(server: Podns) -> list[str]:
+    """Names of the EndpointSlices in `default` (none when the list fails)."""
+    code, got = api(server, "GET", SLICE_PATH)
+    return [s["metadata"]["name"] for s in got["items"]] if code == 200 else []
+
+
 def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
                                                               tmp_path: Path) -> None:
     """given two API servers and a DNS server over 3 etcd members, when 2 members are killed,
@@ -206,6 +212,10 @@ def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
             wait_until(lambda: a_records(dns_query(addr, NAME)) == ["10.1.0.1", "10.1.0.2"],
                        10, "DNS answers the two endpoints")
 
+            # each API server lists itself in the `kubernetes` Service's slices (one per port)
+            api_slices = ["kubernetes", f"kubernetes-{max(a.api_port, b.api_port)}"]
+            wait_until(lambda: slice_names(a) == ["db-abc", *api_slices], 30,
+                       "both API servers in the kubernetes Service's EndpointSlices")
             assert api(a, "POST", CM_PATH, {"metadata": {"name": "before"}})[0] == 201
             watched: list[dict[str, Any]] = []
             watcher = threading.Thread(target=watch_lines, daemon=True, args=(
@@ -230,7 +240,8 @@ def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
                 code, got = api(server, "GET", f"{CM_PATH}/before")
                 assert code == 200 and got["metadata"]["name"] == "before", (code, got)
                 code, got = api(server, "GET", SLICE_PATH)
-                assert code == 200 and [s["metadata"]["name"] for s in got["items"]] == ["db-abc"]
+                assert code == 200 and [s["metadata"]["name"] for s in got["items"]] == [
+                    "db-abc", *api_slices]
                 code, got = api(server, "GET", f"{CM_PATH}/x")
                 assert code == 404, got  # the failed write left nothing behind
                 assert time.monotonic() - t < QUICK
@@ -239,7 +250,7 @@ def test_no_quorum_fails_fast_dns_keeps_serving_and_recovers(etcd3: EtcdCluster,
             assert out.returncode == 0 and out.stdout.strip() == "configmap/before", out.stderr
             out = a.kubectl("get", "endpointslices", "-o", "name", timeout=30)
             assert out.returncode == 0 and out.stdout.split() == [
-                "endpointslice.discovery.k8s.io/db-abc"], out.stderr
+                f"endpointslice.discovery.k8s.io/{n}" for n in ("db-abc", *api_slices)], out.stderr
             py = kube_config.new_client_from_config(config_file=str(a.kubeconfig))
             try:
                 cms = kube_client.CoreV1Api(py).list_namespaced_config_map(

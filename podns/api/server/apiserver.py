@@ -24,6 +24,7 @@ from aiohttp import web
 from podns.api.dashboard import ui
 from podns.api.handlers import authorization, rbacpolicy, serviceaccounttoken
 from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL, EventReaper
+from podns.api.handlers.kubernetesservice import KubernetesService, advertise_address, first_address
 from podns.api.handlers.namespacelifecycle import NamespaceCleaner
 from podns.api.handlers.nodeauthorizer import NodeAuthorizer
 from podns.api.handlers.rest import Rest
@@ -111,7 +112,10 @@ class ApiServer:
         self.host, self.port = parse_addr(addr)
         self.tls = tls
         self.registry = registry_for(types) if types is not None else REGISTRY
+        self.service_cidr = service_cidr
         self.rest = Rest(store, Admission(store, service_cidr))
+        #: keeps Service default/kubernetes and its endpoints (this server among them), from start()
+        self.kubernetes_service: KubernetesService | None = None
         accounts = self.registry.lookup("", "v1", "serviceaccounts")
         if accounts is not None:
             self.rest.pod_admission = ServiceAccountAdmission(self.rest, accounts).admit
@@ -160,7 +164,8 @@ class ApiServer:
         ssl_ctx = None
         paths = None
         if self.tls:
-            paths = certs.ensure_certs(self.data_dir, self.host)
+            paths = certs.ensure_certs(self.data_dir, self.host,
+                                       extra_ips=(first_address(self.service_cidr),))
             ssl_ctx = certs.server_ssl_context(paths)
         else:
             certs.ensure_ca(self.data_dir)
@@ -193,6 +198,10 @@ class ApiServer:
         await rbacpolicy.reconcile(self.rest, self._kind("ClusterRole"), self._kind("ClusterRoleBinding"))
         await self.authorizer.start()
         await self.node_authorizer.start()
+        self.kubernetes_service = KubernetesService(
+            self.rest, self.registry.lookup, service_cidr=self.service_cidr,
+            address=advertise_address(self.host), port=self.port)
+        self.kubernetes_service.start()
         self.event_reaper.start()
         self.write_kubeconfigs()
         self._ready = True
@@ -217,6 +226,9 @@ class ApiServer:
     async def stop(self) -> None:
         """Stop serving (open watches end); the store stays open."""
         self._ready = False
+        if self.kubernetes_service is not None:
+            await self.kubernetes_service.stop()
+            self.kubernetes_service = None
         await self.cleaner.stop()
         await self.event_reaper.stop()
         await self.authorizer.stop()

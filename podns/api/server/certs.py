@@ -1,12 +1,12 @@
 """The cluster CA and the certificates it signs, generated on first start.
 
 Files in the data dir: `ca.crt`/`ca.key` (self-signed CA, 10 years), `apiserver.crt`/
-`apiserver.key` (signed by the CA, SANs 127.0.0.1, ::1, localhost, the host name and the
-listen address) and `apiserver-kubelet-client.crt`/`.key`, the API server's client identity
-towards node agents (CN `podns.objects.nodeapi.APISERVER_CLIENT_CN`, as kubeadm's
-`apiserver-kubelet-client.crt`). Existing files are reused so kubeconfigs stay valid across
-restarts; the serving certificate is re-issued (by the same CA) when the listen address is not
-among its SANs.
+`apiserver.key` (signed by the CA, SANs 127.0.0.1, ::1, localhost, the host name, the
+listen address, and the `kubernetes` Service's cluster IP and names) and
+`apiserver-kubelet-client.crt`/`.key`, the API server's client identity towards node agents
+(CN `podns.objects.nodeapi.APISERVER_CLIENT_CN`, as kubeadm's `apiserver-kubelet-client.crt`).
+Existing files are reused so kubeconfigs stay valid across restarts; the serving certificate is
+re-issued (by the same CA) when the listen address or the cluster IP is not among its SANs.
 
 `sa.key` is the ServiceAccount token signing key (EC P-256, kubeadm's file name), created with
 the CA and shared the same way by the API servers of a cluster (`podns apiserver --pki-from`):
@@ -96,10 +96,16 @@ def _create_ca(paths: CertPaths) -> None:
     write_private(paths.ca_cert, cert.public_bytes(serialization.Encoding.PEM).decode())
 
 
-def _sans(host: str) -> tuple[list[str], list[str]]:
-    """(DNS names, IP addresses) the serving certificate covers."""
+#: the `kubernetes` Service's names, which in-cluster clients may dial (kube-apiserver's SANs)
+SERVICE_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                 "kubernetes.default.svc.cluster.local")
+
+
+def _sans(host: str, extra_ips: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) a serving certificate covers: loopback, the host name, the
+    listen host and `extra_ips` (the API server's: the `kubernetes` Service's cluster IP)."""
     dns = {"localhost", socket.gethostname()}
-    ips = {"127.0.0.1", "::1"}
+    ips = {"127.0.0.1", "::1", *extra_ips}
     try:
         ipaddress.ip_address(host)
         if host not in ("0.0.0.0", "::"):
@@ -110,17 +116,19 @@ def _sans(host: str) -> tuple[list[str], list[str]]:
     return sorted(dns), sorted(ips)
 
 
-def _covers(cert_path: Path, host: str) -> bool:
+def _covers(cert_path: Path, host: str, extra_ips: tuple[str, ...] = (),
+            extra_dns: tuple[str, ...] = ()) -> bool:
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    dns, ips = _sans(host)
+    dns, ips = _sans(host, extra_ips)
     have_ips = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
     have_dns = set(san.get_values_for_type(x509.DNSName))
-    return set(ips) <= have_ips and set(dns) <= have_dns
+    return set(ips) <= have_ips and {*dns, *extra_dns} <= have_dns
 
 
 def _sign(ca: CertPaths, *, cn: str, orgs: tuple[str, ...] = (), host: str | None = None,
-          extra_dns: tuple[str, ...] = (), server: bool = True, client: bool = False,
+          extra_dns: tuple[str, ...] = (), extra_ips: tuple[str, ...] = (), server: bool = True,
+          client: bool = False,
           days: int = SERVING_DAYS) -> tuple[bytes, bytes]:
     """A new key pair signed by the CA of `ca`: (certificate PEM, key PEM).
 
@@ -146,7 +154,7 @@ def _sign(ca: CertPaths, *, cn: str, orgs: tuple[str, ...] = (), host: str | Non
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     )
     if host is not None:
-        dns, ips = _sans(host)
+        dns, ips = _sans(host, extra_ips)
         alt: list[x509.GeneralName] = [x509.DNSName(d) for d in sorted({*dns, *extra_dns})]
         alt += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
@@ -161,18 +169,16 @@ def _issue(paths: CertPaths, **kwargs: Any) -> None:
     write_private(paths.cert, cert)
 
 
-def _create_serving(paths: CertPaths, host: str) -> None:
-    _issue(paths, cn="podns-apiserver", host=host)
-
-
-def ensure_certs(data_dir: Path, host: str) -> CertPaths:
-    """Create the CA and serving certificate when missing (or not covering `host`)."""
+def ensure_certs(data_dir: Path, host: str, extra_ips: tuple[str, ...] = ()) -> CertPaths:
+    """Create the CA and serving certificate when missing (or not covering `host` and
+    `extra_ips`, the `kubernetes` Service's cluster IP)."""
     paths = CertPaths.in_dir(data_dir)
     if not (paths.ca_cert.exists() and paths.ca_key.exists()):
         _create_ca(paths)
         paths.cert.unlink(missing_ok=True)
-    if not (paths.cert.exists() and paths.key.exists()) or not _covers(paths.cert, host):
-        _create_serving(paths, host)
+    if (not (paths.cert.exists() and paths.key.exists())
+            or not _covers(paths.cert, host, extra_ips, SERVICE_NAMES)):
+        _issue(paths, cn="podns-apiserver", host=host, extra_dns=SERVICE_NAMES, extra_ips=extra_ips)
     client = CertPaths.kubelet_client(data_dir)
     if not (client.cert.exists() and client.key.exists()):
         _issue(client, cn=APISERVER_CLIENT_CN, orgs=("system:masters",), server=False, client=True)
