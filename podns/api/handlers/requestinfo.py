@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from podns.api import statuserror
 from podns.api.resources.base import ResourceType
+from podns.api.resources.registry import SUBRESOURCES
 
 #: subresources that upgrade the connection to a stream into a pod (kube-apiserver's "connect")
 CONNECT_SUBRESOURCES = ("exec", "attach", "portforward")
@@ -73,6 +74,11 @@ def parse_path(path: str, method: str, query: Mapping[str, str], lookup: Lookup)
         elif verb == "create" and sub not in ("binding", "eviction", "token"):
             verb = None
     if verb is None or (sub and verb in ("delete",)):
+        raise statuserror.method_not_allowed()
+    # a subresource serves only its own verbs (PUT or PATCH on pods/x/eviction, serviceaccounts/x/
+    # token or pods/x/binding is a 405, as upstream, never a write to the parent object)
+    described = SUBRESOURCES.get(sub) if sub else None
+    if described is not None and sub not in CONNECT_SUBRESOURCES and verb not in described.verbs:
         raise statuserror.method_not_allowed()
     if verb not in rt.verbs and not sub:
         raise statuserror.method_not_allowed()
