@@ -203,6 +203,10 @@ class Rest:
             try:
                 await self.store.get(key)
             except store_errors.NotFound:
+                # admission runs as for a real create (RuntimeClass checks, a Service's cluster IPs
+                # and ipFamilies appear in the answer), then gives back what it reserved
+                await self._admit(rt, obj, None)
+                await rt.strategy.release(obj, self.admission)
                 return obj
             raise statuserror.already_exists(rt.resource, _name(obj), rt.group)
         await self._admit(rt, obj, None)
