@@ -5,7 +5,8 @@ Owns what every podns controller has in common (STYLE.md 2.7 #1-#2, Kubernetes'
 
 - `Controller`: event handlers only enqueue keys; workers run `sync(key)`; `handle_error` is the
   only place that logs a failed sync. A `sync` raising means "retry with back-off"
-  (5 ms doubling, up to `MAX_RETRIES` times, then dropped until the next change); returning
+  (5 ms doubling, up to `max_retries` times, then dropped until the next change; controllers
+  whose upstream counterpart requeues without limit set `max_retries = None`); returning
   normally means done (also for "gone" and for non-transient bad input, which controllers
   report as events instead). A `sync` that must look again later (minReadySeconds) calls
   `self.queue.add_after(key, seconds)`.
@@ -43,6 +44,10 @@ class Controller:
     name = "controller"
     #: parallel workers; one key is never processed by two at once
     workers = 2
+    #: failed syncs of one key before it is dropped until it changes; None retries for ever
+    #: (back-off capped at the queue's maximum), as Kubernetes' StatefulSet, ReplicaSet,
+    #: DaemonSet, Job and CronJob controllers do; Deployment and EndpointSlice drop after 15
+    max_retries: int | None = MAX_RETRIES
 
     def __init__(self) -> None:
         self.queue = WorkQueue(name=self.name)
@@ -77,12 +82,13 @@ class Controller:
             log.warning("%s: syncing %s failed (retrying): %s", self.name, key, exc)
         else:
             log.error("%s: syncing %s failed %d times; dropped until it changes: %s",
-                      self.name, key, MAX_RETRIES, exc)
+                      self.name, key, self.max_retries, exc)
 
     async def run(self, workers: int | None = None) -> None:
         """Run workers until cancelled (the queue is shut down on the way out)."""
         try:
-            await run_workers(self.queue, self._sync, workers or self.workers, self.handle_error)
+            await run_workers(self.queue, self._sync, workers or self.workers, self.handle_error,
+                              max_retries=self.max_retries)
         finally:
             self.queue.shutdown()
 

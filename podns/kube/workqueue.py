@@ -178,7 +178,7 @@ async def _worker(
     queue: WorkQueue,
     sync: Callable[[Hashable], Awaitable[object]],
     handle_error: ErrorHandler,
-    max_retries: int,
+    max_retries: int | None,
 ) -> None:
     while True:
         key = await queue.get()
@@ -190,7 +190,7 @@ async def _worker(
             queue.done(key)
             raise
         except Exception as exc:
-            retrying = queue.num_requeues(key) < max_retries
+            retrying = max_retries is None or queue.num_requeues(key) < max_retries
             try:
                 handle_error(key, exc, retrying)
             except Exception:
@@ -210,12 +210,13 @@ async def run_workers(
     n: int = 1,
     handle_error: ErrorHandler | None = None,
     *,
-    max_retries: int = MAX_RETRIES,
+    max_retries: int | None = MAX_RETRIES,
 ) -> None:
     """Run `n` workers calling `sync(key)` until the queue shuts down (or this is cancelled).
 
-    A `sync` that raises is retried with the key's back-off, up to `max_retries` times, then
-    the key is dropped (until something adds it again). `handle_error(key, exc, retrying)` is
+    A `sync` that raises is retried with the key's back-off, up to `max_retries` times (None:
+    for ever, the back-off capped at MAX_DELAY), then the key is dropped (until something adds
+    it again). `handle_error(key, exc, retrying)` is
     called on every failure (default: log once, here, with the key).
     """
     handler = handle_error or _log_error

@@ -126,3 +126,30 @@ async def test_run_workers_retries_with_backoff_then_drops() -> None:
     assert attempts == {"bad": 4, "flaky": 3}
     assert [r for k, r in failures if k == "bad"] == [True, True, True, False]
     assert q.num_requeues("flaky") == 0 and q.num_requeues("bad") == 0
+
+
+async def test_run_workers_without_a_retry_limit_keeps_retrying() -> None:
+    """max_retries=None (StatefulSet, ReplicaSet, DaemonSet, Job, CronJob): a key failing past
+    the usual limit of 15 is still retried, with back-off capped at the limiter's maximum, and
+    succeeds once the cause is gone."""
+    q = WorkQueue(rate_limiter=ExponentialBackoff(0.0005, 0.002))
+    attempts = 0
+    failures: list[bool] = []
+
+    async def sync(key: Hashable) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 40:
+            raise RuntimeError("still failing")
+
+    workers = asyncio.create_task(run_workers(
+        q, sync, 1, lambda k, e, retrying: failures.append(retrying), max_retries=None))
+    q.add("sts")
+    for _ in range(400):
+        if attempts > 40:
+            break
+        await asyncio.sleep(0.01)
+    q.shutdown()
+    await asyncio.wait_for(workers, 2)
+    assert attempts == 41 and len(failures) == 40 and all(failures)
+    assert q.num_requeues("sts") == 0

@@ -33,6 +33,7 @@ class CronJobController(workerloop.Controller):
     """Starts Jobs on schedule."""
 
     name = "cronjob-controller"
+    max_retries = None  # requeued with back-off until it succeeds, as upstream
     workers = 2
 
     def __init__(self, client: Client, informers: SharedInformers, *,

@@ -46,6 +46,7 @@ class DaemonSetController(workerloop.Controller):
     """Runs one pod of each DaemonSet on every node that should run it."""
 
     name = "daemonset-controller"
+    max_retries = None  # requeued with back-off until it succeeds, as upstream
     workers = 2
 
     def __init__(self, client: Client, informers: SharedInformers, *,

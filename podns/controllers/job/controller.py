@@ -47,6 +47,7 @@ class JobController(workerloop.Controller):
     """Runs Jobs' pods to completion."""
 
     name = "job-controller"
+    max_retries = None  # requeued with back-off until it succeeds, as upstream
     workers = 2
 
     def __init__(self, client: Client, informers: SharedInformers, *,

@@ -48,6 +48,7 @@ class ReplicaSetController(workerloop.Controller):
     """Keeps `spec.replicas` interchangeable pods of each ReplicaSet running."""
 
     name = "replicaset-controller"
+    max_retries = None  # requeued with back-off until it succeeds, as upstream
     workers = 2
 
     def __init__(self, client: Client, informers: SharedInformers, *,

@@ -67,6 +67,7 @@ class StatefulSetController(workerloop.Controller):
     """Runs StatefulSets: stable pod identities, ordered or parallel, claims, rolling updates."""
 
     name = "statefulset-controller"
+    max_retries = None  # requeued with back-off until it succeeds, as upstream
     workers = 2
 
     def __init__(self, client: Client, informers: SharedInformers, *,
