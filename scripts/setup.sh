@@ -26,6 +26,7 @@ if [ "$mode" = test ] && [ "${PODNS_BENCH:-0}" = 1 ]; then mode=bench; fi
 # a command with a `/` is a path pattern, for binaries off PATH such as PostgreSQL's server).
 RUN_PACKAGES=(
     ip:iproute2                 # the node agent's --pod-network netns
+    cc:gcc                      # the cluster DNS's compiled UDP loop (podns/clusterdns/fastudp.py)
 )
 if [ "$(id -u)" = 0 ]; then     # the podman container runtime runs pods as root only (netns)
     RUN_PACKAGES+=(podman:podman runc:runc)
@@ -66,6 +67,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 
+# ... which needs Python's headers too (a Debian python3's are in python3-dev)
+pyinc=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)
+if [ -n "$pyinc" ]; then RUN_PACKAGES+=("$pyinc/Python.h:python3-dev"); fi
+
+# The compiled UDP loop, built now (when its source changed: fastudp.py names builds by hash) so
+# the first DNS server does not wait for the compiler; where it cannot be built, the Python loop
+# serves the same answers and this says why.
+build_dns_loop() {
+    .venv/bin/python -m podns.clusterdns.fastudp --quiet || true
+}
+
 wanted=("${RUN_PACKAGES[@]}")
 if [ "$mode" != run ]; then wanted+=("${TEST_PACKAGES[@]}"); fi
 if [ "$mode" = bench ]; then wanted+=("${BENCH_PACKAGES[@]}"); fi
@@ -77,9 +89,10 @@ for entry in "${wanted[@]}"; do
         *) command -v "$cmd" >/dev/null 2>&1 || need+=("${entry#*:}") ;;
     esac
 done
-[ ${#need[@]} -gt 0 ] || exit 0
+if [ ${#need[@]} = 0 ]; then build_dns_loop; exit 0; fi
 if [ "$(id -u)" != 0 ]; then
     echo "podns setup: missing Debian packages ${need[*]} (run as root to install them)" >&2
+    build_dns_loop
     exit 0
 fi
 
@@ -92,3 +105,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq "${need[@]}" >/dev/null
+build_dns_loop

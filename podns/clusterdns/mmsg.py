@@ -238,13 +238,17 @@ class Batch:
 
     def address(self, i: int) -> tuple[str, int] | tuple[str, int, int, int]:
         """The source address of datagram i as the socket module spells it."""
-        raw = bytes(self.names[i * NAME_SIZE:i * NAME_SIZE + self.rints[i * _I + _NAMELEN]])
-        family = int.from_bytes(raw[:2], sys.byteorder)
-        port = int.from_bytes(raw[2:4], "big")
-        if family == socket.AF_INET6:
-            return (socket.inet_ntop(socket.AF_INET6, raw[8:24]), port,
-                    int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], sys.byteorder))
-        return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+        return decode_address(bytes(self.names[i * NAME_SIZE:i * NAME_SIZE + self.rints[i * _I + _NAMELEN]]))
 
 
-__all__ = ["BATCH", "Batch", "available"]
+def decode_address(raw: bytes) -> tuple[str, int] | tuple[str, int, int, int]:
+    """A raw sockaddr_in / sockaddr_in6 (as recvmmsg wrote it) as the socket module spells it."""
+    family = int.from_bytes(raw[:2], sys.byteorder)
+    port = int.from_bytes(raw[2:4], "big")
+    if family == socket.AF_INET6:
+        return (socket.inet_ntop(socket.AF_INET6, raw[8:24]), port,
+                int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], sys.byteorder))
+    return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+
+
+__all__ = ["BATCH", "Batch", "available", "decode_address"]

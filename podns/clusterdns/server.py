@@ -1,8 +1,11 @@
 """UDP and TCP serving loops.
 
-UDP is served by a dedicated thread: batched (one recvmmsg takes every queued query, one
-sendmmsg sends their replies: `mmsg.py`) where the C library has those calls, else a blocking
-`recvfrom`/`sendto` loop; both run the same per-query code (`_answer`). A plain query
+UDP is served by a dedicated thread, by the best of three loops that give the same bytes:
+the compiled loop (`fastudp.py`, `_fastudp.c`: recvmmsg, the inline answers below and sendmmsg
+in C, the GIL released around the system calls, every other datagram of the batch handed to
+Python), else the ctypes loop (the same batching from Python: `mmsg.py`), else a blocking
+`recvfrom`/`sendto` loop (no recvmmsg). The Python loops run the same per-query code
+(`_answer`), which the compiled loop mirrors byte for byte. A plain query
 (QR=0, opcode 0, one question, no other records) whose lower-cased question is in the serving
 table is answered inline: copy the ID, pick the header for the RD bit, echo the question as
 asked, append the precomputed tail. Everything else goes to `Handler.handle` on the same thread
@@ -26,8 +29,10 @@ import socket
 import struct
 import threading
 import time
+from types import ModuleType
+from typing import Any
 
-from podns.clusterdns import mmsg, wire
+from podns.clusterdns import fastudp, mmsg, wire
 from podns.clusterdns.answers import header, tail
 from podns.clusterdns.forward import Forwarder
 from podns.clusterdns.handler import Forward, Handler
@@ -66,7 +71,8 @@ class DNSServer:
     def __init__(self, index: RecordIndex, handler: Handler, metrics: Metrics, *,
                  forwarder: Forwarder | None = None, tcp_idle_timeout: float = TCP_IDLE_TIMEOUT,
                  tcp_max_connections: int = TCP_MAX_CONNECTIONS, reuse_port: bool = False,
-                 max_forwards: int = MAX_FORWARDS, batch: bool | None = None) -> None:
+                 max_forwards: int = MAX_FORWARDS, batch: bool | None = None,
+                 compiled: bool | None = None) -> None:
         self.index = index
         self.handler = handler
         self.metrics = metrics
@@ -79,7 +85,12 @@ class DNSServer:
         self.forwards = 0  # forwards in flight (event loop only)
         #: recvmmsg/sendmmsg for UDP: None = when available, False = never (the plain loop)
         self.batch = batch
-        self.largest_batch = 0  # most datagrams one recvmmsg returned (tests, diagnostics)
+        #: the compiled loop: None = when it builds and loads, False = never (the Python loops)
+        self.compiled = compiled
+        #: the UDP loop serving: "compiled", "batched" (ctypes) or "plain" ("" until started)
+        self.udp_loop = ""
+        self._largest_batch = 0
+        self._compiled_loop: Any = None
         self.counts = metrics.counts
         self.address: tuple[str, int] = ("", 0)
         self._udp: socket.socket | None = None
@@ -121,6 +132,13 @@ class DNSServer:
         self._thread = threading.Thread(target=self._udp_loop, name="podns-dns-udp", daemon=True)
         self._thread.start()
         return self.address
+
+    @property
+    def largest_batch(self) -> int:
+        """Most datagrams one recvmmsg returned (tests, diagnostics)."""
+        if self._compiled_loop is not None:
+            return int(self._compiled_loop.largest)
+        return self._largest_batch
 
     async def close(self) -> None:
         self._stopping = True
@@ -167,8 +185,20 @@ class DNSServer:
         return self.handler.handle(data, "udp")
 
     def _udp_loop(self) -> None:
-        """The UDP serving loop (runs in its own thread until close()): batched when it can."""
-        if self.batch is not False and mmsg.available():
+        """The UDP serving loop (runs in its own thread until close()): compiled when it builds
+        and loads, else batched with ctypes when the C library can, else plain."""
+        fast = fastudp.load() if self.batch is not False and self.compiled is not False else None
+        if fast is not None:
+            self.udp_loop = "compiled"
+        elif self.batch is not False and mmsg.available():
+            self.udp_loop = "batched"
+        else:
+            self.udp_loop = "plain"
+        log.info("UDP on %s:%d served by the %s loop%s", *self.address[:2], self.udp_loop,
+                 f" (compiled loop: {fastudp.reason()})" if fast is None and fastudp.reason() else "")
+        if fast is not None:
+            self._udp_loop_compiled(fast)
+        elif self.udp_loop == "batched":
             self._udp_loop_batched()
         else:
             self._udp_loop_plain()
@@ -242,14 +272,57 @@ class DNSServer:
             if not n:
                 continue
             t0 = perf()
-            if n > self.largest_batch:
-                self.largest_batch = n
+            if n > self._largest_batch:
+                self._largest_batch = n
             answer_all(n, answer, forward, index.serving, counts)
             send()
             sample -= n
             if sample <= 0:
                 sample = LATENCY_SAMPLE
                 hist.observe(perf() - t0)
+
+    def _udp_loop_compiled(self, fast: ModuleType) -> None:
+        """The compiled loop receives batches, answers the plain precomputed questions and sends
+        the replies without coming back here while every datagram of a batch is answered that
+        way; `run()` returns the indexes of the others (misses, EDNS variants, anything
+        malformed), answered here by the handler like the Python loops do, then `send()` sends
+        the whole batch. A datagram that fails costs only itself."""
+        sock = self._udp
+        assert sock is not None and self._loop is not None
+        engine = fast.Loop(sock.fileno(), self.index, self.counts, self.metrics.latency["udp"].observe,
+                           _OPT, _UDP_CAP, size=UDP_MAX_QUERY, batch=mmsg.BATCH, sample=LATENCY_SAMPLE)
+        self._compiled_loop = engine
+        run, payload, queue, send, name = engine.run, engine.payload, engine.queue, engine.send, engine.name
+        handle = self.handler.handle
+        loop, spawn = self._loop, self._spawn
+        overflow: list[tuple[bytes, int]] = []
+        while True:
+            try:
+                rest = run()
+            except OSError:
+                return  # the socket is closed
+            except Exception:  # a bug must cost one batch, never the server
+                log.exception("serving UDP queries")
+                continue
+            if self._stopping:
+                return
+            for i in rest:
+                try:
+                    out = handle(payload(i), "udp")
+                    if out is None:
+                        continue
+                    if isinstance(out, bytes):
+                        if not queue(i, out):
+                            overflow.append((out, i))
+                    else:
+                        loop.call_soon_threadsafe(spawn, out, mmsg.decode_address(name(i)))
+                except Exception:  # a bug must cost one query, never the batch
+                    log.exception("answering a UDP query")
+            send()
+            for out, i in overflow:
+                with contextlib.suppress(OSError):
+                    sock.sendto(out, mmsg.decode_address(name(i)))
+            overflow.clear()
 
     def _spawn(self, forward: Forward, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
         task = asyncio.ensure_future(self._forward_udp(forward, addr))

@@ -7,15 +7,16 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import dns.flags
 import dns.message
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podns.clusterdns import mmsg, wire
+from podns.clusterdns import wire
 from podns.clusterdns.handler import Forward, Handler
 from podns.clusterdns.server import DNSServer
-from tests.clusterdns.test_server import make_server
+from tests.clusterdns.test_server import make_loop_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -67,16 +68,14 @@ def test_handler_answers_parseable_or_drops(handler: Handler, data: bytes) -> No
         assert out[3] & 0xF in (1, 4)  # FORMERR or NOTIMP
 
 
-@pytest.fixture(scope="module")
-def batched_server() -> Iterator[DNSServer]:
-    """One server with the recvmmsg/sendmmsg loop for every example (its event loop in a thread:
-    hypothesis drives synchronous tests)."""
-    if not mmsg.available():
-        pytest.skip("recvmmsg/sendmmsg are not available on this platform")
+@pytest.fixture(scope="module", params=["compiled", "batched"])
+def batched_server(request: pytest.FixtureRequest) -> Iterator[DNSServer]:
+    """One server per batched loop (compiled, ctypes) for every example (its event loop in a
+    thread: hypothesis drives synchronous tests)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    srv, _ = asyncio.run_coroutine_threadsafe(make_server(batch=None), loop).result(10)
+    srv, _ = asyncio.run_coroutine_threadsafe(make_loop_server(request.param), loop).result(30)
     yield srv
     asyncio.run_coroutine_threadsafe(srv.close(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
@@ -118,3 +117,51 @@ def test_batched_loop_answers_every_good_query_among_garbage(batched_server: DNS
             replies += 1
             _check_reply(reply, sent_ids)
         assert replies <= len(batch)
+
+
+#: in-zone questions with inline answers (small, SRV with additionals, over 512 bytes: `big`)
+#: and without (NODATA, NXDOMAIN, the ExternalName CNAME)
+_ZONE_NAMES = ["svc1.testns.svc.cluster.local.", "hdls1.testns.svc.cluster.local.",
+               "_http._tcp.hdls1.testns.svc.cluster.local.", "big.testns.svc.cluster.local.",
+               "_http._tcp.big.testns.svc.cluster.local.", "1.0.0.10.in-addr.arpa.",
+               "nope.testns.svc.cluster.local.", "external.testns.svc.cluster.local."]
+#: (version, payload size, flags) of the query's OPT, or None: no EDNS
+_EDNS = [None, (0, 512, 0), (0, 1232, 0), (0, 4096, 0), (0, 65535, 0), (0, 100, 0),
+         (0, 1232, dns.flags.DO), (1, 1232, 0)]
+
+
+@st.composite
+def query_forms(draw: st.DrawFn) -> bytes:
+    """A query for a name of the zone in any of the forms a client sends: each letter's case
+    (0x20), RD/AD/CD, with or without EDNS0 (payload sizes, DO, versions)."""
+    name = draw(st.sampled_from(_ZONE_NAMES))
+    mask = draw(st.integers(0, (1 << len(name)) - 1))
+    name = "".join(c.upper() if mask >> i & 1 else c for i, c in enumerate(name))
+    q = dns.message.make_query(name, draw(st.sampled_from(["A", "AAAA", "SRV", "PTR", "TXT", "CNAME"])))
+    rd = dns.flags.RD
+    q.flags = draw(st.sampled_from([0, rd, rd | dns.flags.AD, rd | dns.flags.CD]))
+    edns = draw(st.sampled_from(_EDNS))
+    if edns is not None:
+        q.use_edns(edns[0], edns[2], edns[1])
+    return q.to_wire()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(forms=st.lists(query_forms(), min_size=1, max_size=16))
+def test_batched_loops_answer_every_form_byte_for_byte_like_answer(batched_server: DNSServer,
+                                                                  forms: list[bytes]) -> None:
+    """Each batched loop (the compiled one included) gives every form of an in-zone query the
+    exact bytes `DNSServer._answer` gives it (the Python loops' per-query code): ID, RD, the
+    question's case as asked, EDNS, the 512/advertised/1232-byte limits and TC."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        sent = {}
+        for i, data in enumerate(forms):
+            data = i.to_bytes(2, "big") + data[2:]
+            sent[data[:2]] = data
+            s.sendto(data, batched_server.address)
+        s.settimeout(5)
+        for _ in forms:
+            reply = s.recv(65535)
+            expected = batched_server._answer(sent.pop(reply[:2]))
+            assert reply == expected
+        assert not sent

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import dns.asyncquery
 import dns.flags
@@ -15,7 +18,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from podns.clusterdns import mmsg
+from podns.clusterdns import fastudp, mmsg
 from podns.clusterdns import testing as t
 from podns.clusterdns.forward import Forwarder
 from podns.clusterdns.handler import Handler
@@ -63,12 +66,40 @@ async def make_server(*, upstream: tuple[str, int] | None = None, synced: bool =
     return server, index
 
 
-@pytest.fixture(params=[None, False], ids=["batched", "plain"])
-async def server(request: pytest.FixtureRequest) -> AsyncIterator[DNSServer]:
-    """The server with each UDP loop: recvmmsg/sendmmsg (where available) and recvfrom/sendto."""
-    if request.param is None and not mmsg.available():
+#: the UDP loops: keyword arguments of DNSServer selecting each
+LOOPS = {"compiled": {}, "batched": {"compiled": False}, "plain": {"batch": False}}
+
+
+def require_loop(loop: str) -> dict[str, object]:
+    """DNSServer's arguments for `loop`; skips where the platform has no recvmmsg. The compiled
+    loop must build here (setup.sh installs the compiler): a failed build fails the test."""
+    if loop != "plain" and not mmsg.available():
         pytest.skip("recvmmsg/sendmmsg are not available on this platform")
-    srv, _ = await make_server(batch=request.param)
+    if loop == "compiled":
+        assert fastudp.load() is not None, fastudp.reason()
+    return LOOPS[loop]
+
+
+async def started(srv: DNSServer, loop: str) -> DNSServer:
+    """`srv` once its UDP thread runs the loop asked for."""
+    for _ in range(1000):
+        if srv.udp_loop:
+            break
+        await asyncio.sleep(0.01)
+    assert srv.udp_loop == loop
+    return srv
+
+
+async def make_loop_server(loop: str, **kw: object) -> tuple[DNSServer, RecordIndex]:
+    """make_server with UDP served by `loop` (compiled, batched or plain)."""
+    srv, index = await make_server(**require_loop(loop), **kw)
+    return await started(srv, loop), index
+
+
+@pytest.fixture(params=list(LOOPS))
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[DNSServer]:
+    """The server with each UDP loop: compiled, batched (ctypes recvmmsg/sendmmsg), plain."""
+    srv, _ = await make_loop_server(request.param)
     yield srv
     await srv.close()
 
@@ -372,13 +403,12 @@ async def test_forwards_in_flight_are_bounded() -> None:
         transport.close()
 
 
-async def test_batched_burst_with_malformed_datagrams_loses_nothing() -> None:
+@pytest.mark.parametrize("loop", ["compiled", "batched"])
+async def test_batched_burst_with_malformed_datagrams_loses_nothing(loop: str) -> None:
     """A burst mixing good queries with garbage, QR=1 packets and bad names is taken in batches
     (recvmmsg returns more than one datagram); every good query is answered with its own ID and
     records, each malformed one gets FORMERR with its ID or nothing, and none is lost."""
-    if not mmsg.available():
-        pytest.skip("recvmmsg/sendmmsg are not available on this platform")
-    srv, _ = await make_server(batch=None)
+    srv, _ = await make_loop_server(loop)
     bad = [b"\x00" * 5, b"\x12\x34\x81\x00" + b"\x00" * 8,
            b"\x43\x21\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01"]
     good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -400,7 +430,24 @@ async def test_batched_burst_with_malformed_datagrams_loses_nothing() -> None:
             reply = bads.recv(2048)
             assert reply[:2] == b"\x43\x21" and reply[2] & 0x80 and reply[3] & 0xF == 1
         assert srv.largest_batch > 1
+        if loop == "compiled":  # the good queries were answered in C, the rest by the handler
+            assert srv._compiled_loop.answered >= 200
     finally:
         good.close()
         bads.close()
         await srv.close()
+
+
+def test_compiled_loop_falls_back_when_it_cannot_build(tmp_path: Path) -> None:
+    """No working compiler: load() says why and returns None (the server then serves with the
+    ctypes loop, which the `batched` runs of these tests cover), and the setup step exits 1."""
+    env = {**os.environ, "CC": "false", "PODNS_EXT_DIR": str(tmp_path)}
+    code = ("from podns.clusterdns import fastudp; assert fastudp.load() is None; "
+            "print(fastudp.reason())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert "false failed" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "podns.clusterdns.fastudp"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1 and "the Python loop will serve" in done.stderr
+    assert not list(tmp_path.iterdir())  # no half-written build left
