@@ -90,3 +90,30 @@ def without_permission_bypass() -> list[str]:
     if setpriv is None:
         pytest.skip("running as root without setpriv: cannot make a directory unwritable")
     return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+def session_members(sid: int) -> list[str]:
+    """Live (not zombie) processes of session `sid`, as "pid command" lines."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        state, session = fields[0], int(fields[4])
+        if session == sid and state != "Z":
+            found.append(f"{entry} {cmdline}")
+    return found
+
+
+def closed_loopback_port() -> int:
+    """A loopback TCP port nothing listens on now (connections are refused: a store that never
+    answers, so `podns up` stays in its store wait)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

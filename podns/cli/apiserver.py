@@ -25,7 +25,7 @@ from podns.api.server.apiserver import DEFAULT_SERVICE_CIDR, ApiServer, parse_ad
 from podns.api.server.authentication import write_private
 from podns.api.statuserror import ApiError
 from podns.cli import datadir, flags
-from podns.cli.signals import wait_for_signal
+from podns.cli.signals import StopSignals
 from podns.store import EtcdTLS, Store, StoreError, Unavailable, open_store
 
 
@@ -244,14 +244,21 @@ async def run(args: argparse.Namespace) -> int:
     preflight(args)
     if args.pki_from is not None:
         share_pki(args.pki_from, Path(args.data_dir))
-    server = await start_api(args)
-    if args.peer_servers:
-        advertise_peers(server, args.peer_servers)
-    print(f"podns apiserver: serving {server.url} (kubeconfig {server.kubeconfig})", flush=True)
-    try:
-        await wait_for_signal()
-    finally:
-        await server.stop()
-        await server.store.close()
+    with StopSignals() as signals:  # a signal while the store or server starts unwinds the start
+        try:
+            server = await start_api(args)
+        except asyncio.CancelledError:
+            if not signals.stopped_while_starting():
+                raise
+            print("podns apiserver: stopped while starting (signal)", file=sys.stderr, flush=True)
+            return 0
+        if args.peer_servers:
+            advertise_peers(server, args.peer_servers)
+        print(f"podns apiserver: serving {server.url} (kubeconfig {server.kubeconfig})", flush=True)
+        try:
+            await signals.serve()
+        finally:
+            await server.stop()
+            await server.store.close()
     print("podns apiserver: stopped", file=sys.stderr, flush=True)
     return 0

@@ -15,6 +15,7 @@ and pods, and to the Secrets/ConfigMaps/PVCs those pods use.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import re
@@ -31,7 +32,7 @@ from podns.api.server.apiserver import DEFAULT_SERVICE_CIDR, parse_addr
 from podns.api.server.kubeconfig import node_kubeconfig_name, write_node_kubeconfig
 from podns.cli import flags
 from podns.cli.apiserver import host_port
-from podns.cli.signals import wait_for_signal
+from podns.cli.signals import StopSignals
 from podns.kube import errors
 from podns.kube.client import Client
 from podns.node import netns
@@ -243,16 +244,23 @@ async def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _check(args, "node")
     data_dir = (args.data_dir or Path("state") / f"node-{args.name}").absolute()
-    try:
-        async with _running(args.kubeconfig, name=args.name, data_dir=data_dir, args=args,
-                            cluster_dns=parse_addr(args.cluster_dns),
-                            cluster_domain=args.cluster_domain) as agent:
-            print(f"podns node: {args.name} running (pods {agent.pod_cidr}, pod network "
-                  f"{args.pod_network}: {args.pod_network_why}; container runtime "
-                  f"{agent.runtime_reason}; endpoint https://{agent.host_ip}:{agent.port})", flush=True)
-            await wait_for_signal()
-    except errors.KubeError as exc:
-        print(f"podns node: {exc}", file=sys.stderr)
-        return 1
+    with StopSignals() as signals:  # a signal while the agent starts unwinds what it set up
+        try:
+            async with _running(args.kubeconfig, name=args.name, data_dir=data_dir, args=args,
+                                cluster_dns=parse_addr(args.cluster_dns),
+                                cluster_domain=args.cluster_domain) as agent:
+                print(f"podns node: {args.name} running (pods {agent.pod_cidr}, pod network "
+                      f"{args.pod_network}: {args.pod_network_why}; container runtime "
+                      f"{agent.runtime_reason}; endpoint https://{agent.host_ip}:{agent.port})",
+                      flush=True)
+                await signals.serve()
+        except errors.KubeError as exc:
+            print(f"podns node: {exc}", file=sys.stderr)
+            return 1
+        except asyncio.CancelledError:
+            if not signals.stopped_while_starting():
+                raise
+            print("podns node: stopped while starting (signal)", file=sys.stderr, flush=True)
+            return 0
     print("podns node: stopped", file=sys.stderr, flush=True)
     return 0

@@ -12,43 +12,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests._support import wait_until
+from tests._support import closed_loopback_port, session_members, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-def session_members(sid: int) -> list[str]:
-    """Live (not zombie) processes of session `sid`, as "pid command" lines."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        state, session = fields[0], int(fields[4])
-        if session == sid and state != "Z":
-            found.append(f"{entry} {cmdline}")
-    return found
-
-
-def closed_loopback_port() -> int:
-    """A loopback TCP port nothing listens on now (connections are refused: a store that never
-    answers, so `podns up` stays in its store wait)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(("phase", "waiting_for", "sig"), [
