@@ -44,7 +44,7 @@ SERVE = """#!/bin/sh
 # the image's ENTRYPOINT: say who serves (pod host name, ConfigMap greeting, init container's file)
 mkdir -p /www
 greeting=$(cat /config/greeting 2>/dev/null)
-echo "$(hostname) $greeting $(cat /work/init.txt 2>/dev/null) $GREETING" > /www/index.html
+echo "$(hostname) $greeting $(cat /shared/init.txt 2>/dev/null) $GREETING" > /www/index.html
 echo "starting $(hostname) as $(id -u) in $(pwd)"
 # PID 1 of a container gets only the signals it handles: stop httpd on SIGTERM, as a real server does
 httpd -f -v -p "$@" -h /www &
@@ -138,8 +138,8 @@ spec:
       initContainers:
       - name: init
         image: {image}
-        command: ["/bin/sh", "-c", "echo init-done > /work/init.txt"]
-        volumeMounts: [{{name: work, mountPath: /work}}]
+        command: ["/bin/sh", "-c", "echo init-done > /shared/init.txt"]
+        volumeMounts: [{{name: work, mountPath: /shared}}]
       containers:
       - name: web
         image: {image}
@@ -147,7 +147,7 @@ spec:
         - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
         ports: [{{containerPort: {PORT}}}]
         volumeMounts:
-        - {{name: work, mountPath: /work}}
+        - {{name: work, mountPath: /shared}}
         - {{name: config, mountPath: /config, readOnly: true}}
         readinessProbe:
           exec: {{command: ["/bin/sh", "-c", "test -f /www/index.html && test $POD_NAME = $(hostname)"]}}
