@@ -107,6 +107,8 @@ class Handler:
         if not index.synced:  # not synced is not "does not exist"
             return self._reply(q, name, wire.SERVFAIL, [], [index.soa_rr(index.zone)], [], proto)
         entry = index.serving.get(name + struct.pack("!HH", q.qtype, wire.CLASS_IN))
+        if entry is None and q.qtype == wire.SRV:
+            entry = index.lazy_entry(name, q.qtype)  # built on first ask, then in the table
         if entry is not None:
             return self._entry(q, entry, proto)
         return self._lookup(q, name, data, proto)

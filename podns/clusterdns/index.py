@@ -8,6 +8,12 @@ A query on the fast path is one dict lookup in that table. Dict item assignment 
 under the GIL, so the serving thread never sees a half-applied entry and never waits for an
 update to finish.
 
+SRV answers are not precomputed either: the table holds them once asked (`lazy_entry`, from
+the serving thread's slow path) until their Service changes. At 10k headless Services they were
+a third of the build time and ~13 MB of the table, for a question type few clients ask.
+Updates (the event loop) and lazy builds (the serving thread) hold `lock`, so a lazily built
+answer is never one from before a change that has already been applied.
+
 Negative answers are not precomputed (their SOA serial moves); the handler builds them from
 `names` (names that exist: NODATA) and `pending` (names about to exist: NXDOMAIN with a 1 s
 negative TTL).
@@ -18,18 +24,21 @@ every in-zone question falls to the handler, which answers SERVFAIL.
 
 from __future__ import annotations
 
+import functools
 import struct
+import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from podns.clusterdns import trimmed, wire
 from podns.clusterdns.answers import Entry, build_entry
 from podns.clusterdns.metrics import Metrics
-from podns.clusterdns.records import RRSet, ServiceRecords, label, reverse_name, service_records
+from podns.clusterdns.records import RRSet, ServiceRecords, label, service_records
 from podns.clusterdns.wire import RR
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 _QTAIL = {t: struct.pack("!HH", t, wire.CLASS_IN) for t in (wire.A, wire.AAAA, wire.SRV, wire.PTR,
                                                              wire.CNAME, wire.TXT, wire.NS)}
 
@@ -40,11 +49,20 @@ class Contribution(NamedTuple):
     keys: tuple[bytes, ...]
     names: frozenset[bytes]
     pending: frozenset[bytes]
-    ptrs: tuple[tuple[str, tuple[Any, ...], bytes], ...]
+    ptrs: tuple[tuple[bytes, tuple[Any, ...], bytes], ...]
     external: bytes | None
 
 
 _EMPTY = Contribution((), frozenset(), frozenset(), (), None)
+
+
+def _locked(method: Callable[Concatenate[RecordIndex, _P], _T]) -> Callable[Concatenate[RecordIndex, _P], _T]:
+    """Run `method` holding the index's lock (see the module docstring)."""
+    def run(self: RecordIndex, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with self.lock:
+            return method(self, *args, **kwargs)
+    functools.update_wrapper(run, method)
+    return run
 
 
 class RecordIndex:
@@ -83,10 +101,13 @@ class RecordIndex:
         self.record_count = 0
         self._building = True
         self._dirty: set[tuple[str, str]] = set()
+        #: held by every change and by lazy SRV builds (re-entrant: an update calls an add)
+        self.lock = threading.RLock()
         self._static()
 
     # ------------------------------------------------------------------ serving-side reads
 
+    @_locked
     def mark_synced(self) -> None:
         """All informers have listed: compute every Service once, then serve (idempotent)."""
         if not self.synced:
@@ -113,7 +134,25 @@ class RecordIndex:
         depth = self.zone_name.count(".") + 2  # zone labels + "svc"
         if len(labels) < depth + 2 or labels[-depth] != "svc":
             return None
-        return self._records((labels[-depth - 1], labels[-depth - 2])).rrsets.get((name, qtype))
+        with self.lock:
+            return self._records((labels[-depth - 1], labels[-depth - 2])).rrsets.get((name, qtype))
+
+    def lazy_entry(self, name: bytes, qtype: int) -> Entry | None:
+        """The answer for an SRV question the table does not hold yet (None: no such RRset):
+        built from the Service's records now, and kept in the table until the Service changes.
+        Called by the serving thread's slow path, hence under the lock."""
+        if qtype != wire.SRV or not self.synced or name not in self.names:
+            return None
+        with self.lock:
+            rrset = self.rrset(name, qtype)
+            if rrset is None:
+                return None
+            key = name + _QTAIL[qtype]
+            entry = build_entry(name, qtype, rrset, self.metrics, recursion=self.recursion)
+            prev = self.answers.get(key)
+            self.record_count += entry.records - (prev.records if prev is not None else 0)
+            self.answers[key] = entry
+            return entry
 
     def soa_rr(self, owner: bytes, negative_ttl: int | None = None) -> RR:
         """The zone SOA as CoreDNS gives it; `negative_ttl` overrides TTL and minimum."""
@@ -124,6 +163,7 @@ class RecordIndex:
 
     # ------------------------------------------------------------------ informer events
 
+    @_locked
     def on_service_add(self, obj: dict[str, Any]) -> None:
         svc = _trimmed(obj, trimmed.Service, trimmed.trim_service)
         key = (svc.namespace, svc.name)
@@ -133,9 +173,11 @@ class RecordIndex:
         self.services[key] = svc
         self._recompute(key, before)
 
+    @_locked
     def on_service_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         self.on_service_add(new)
 
+    @_locked
     def on_service_delete(self, obj: dict[str, Any]) -> None:
         svc = _trimmed(obj, trimmed.Service, trimmed.trim_service)
         key = (svc.namespace, svc.name)
@@ -149,6 +191,7 @@ class RecordIndex:
             self._ns_names(svc.namespace)
         self._recompute(key, before)
 
+    @_locked
     def on_slice_add(self, obj: dict[str, Any]) -> None:
         sl = _trimmed(obj, trimmed.Slice, trimmed.trim_slice)
         key = (sl.namespace, sl.name)
@@ -164,9 +207,11 @@ class RecordIndex:
             kind = self._service_kind(sl)
             self.metrics.observe_programming(self.clock() - sl.trigger_time, kind)
 
+    @_locked
     def on_slice_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         self.on_slice_add(new)
 
+    @_locked
     def on_slice_delete(self, obj: dict[str, Any]) -> None:
         sl = _trimmed(obj, trimmed.Slice, trimmed.trim_slice)
         old = self.slices.get((sl.namespace, sl.name))
@@ -174,19 +219,23 @@ class RecordIndex:
             self._unlink_slice(old)  # first: its Service's records before need it in `slices`
             del self.slices[(sl.namespace, sl.name)]
 
+    @_locked
     def on_namespace_add(self, obj: dict[str, Any]) -> None:
         ns = (obj if isinstance(obj, str) else trimmed.trim_namespace(obj))
         self.namespaces.add(ns)
         self._ns_names(ns)
 
+    @_locked
     def on_namespace_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         self.on_namespace_add(new)
 
+    @_locked
     def on_namespace_delete(self, obj: dict[str, Any]) -> None:
         ns = (obj if isinstance(obj, str) else trimmed.trim_namespace(obj))
         self.namespaces.discard(ns)
         self._ns_names(ns)
 
+    @_locked
     def on_pod_add(self, obj: dict[str, Any]) -> None:
         pod = _trimmed(obj, trimmed.Pod, trimmed.trim_pod)
         key = (pod.namespace, pod.name)
@@ -198,15 +247,18 @@ class RecordIndex:
         self.pods[key] = pod
         self._pod_refs(pod, +1)
 
+    @_locked
     def on_pod_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         self.on_pod_add(new)
 
+    @_locked
     def on_pod_delete(self, obj: dict[str, Any]) -> None:
         pod = _trimmed(obj, trimmed.Pod, trimmed.trim_pod)
         old = self.pods.pop((pod.namespace, pod.name), None)
         if old is not None:
             self._pod_refs(old, -1)
 
+    @_locked
     def on_statefulset_add(self, obj: dict[str, Any]) -> None:
         sts = _trimmed(obj, trimmed.StatefulSet, trimmed.trim_statefulset)
         key = (sts.namespace, sts.name)
@@ -218,9 +270,11 @@ class RecordIndex:
         self.statefulsets[key] = sts
         self._sts_refs(sts, +1)
 
+    @_locked
     def on_statefulset_update(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         self.on_statefulset_add(new)
 
+    @_locked
     def on_statefulset_delete(self, obj: dict[str, Any]) -> None:
         sts = _trimmed(obj, trimmed.StatefulSet, trimmed.trim_statefulset)
         old = self.statefulsets.pop((sts.namespace, sts.name), None)
@@ -256,12 +310,13 @@ class RecordIndex:
                 del self.slices_by_service[skey]
         self._recompute(skey, before)
 
-    def _records(self, key: tuple[str, str]) -> ServiceRecords:
+    def _records(self, key: tuple[str, str], *, srv: bool = True) -> ServiceRecords:
+        """Service `key`'s records; `srv` False: its SRV RRsets only named (what is indexed)."""
         svc = self.services.get(key)
         if svc is None:
-            return ServiceRecords()
+            return ServiceRecords(srv=srv)
         slices = [self.slices[(key[0], n)] for n in sorted(self.slices_by_service.get(key, ()))]
-        return service_records(svc, slices, self.zone, self.ttl)
+        return service_records(svc, slices, self.zone, self.ttl, srv=srv)
 
     def _contribution(self, key: tuple[str, str]) -> Contribution | None:
         """What Service `key` contributes now: called before a change, to diff against after it.
@@ -271,8 +326,10 @@ class RecordIndex:
         a fraction of a millisecond per event. None while building (nothing is served yet)."""
         if self._building:
             return None
-        rec = self._records(key)
-        return Contribution(tuple(owner + _QTAIL[qtype] for owner, qtype in rec.rrsets), frozenset(rec.names),
+        rec = self._records(key, srv=False)
+        srv = _QTAIL[wire.SRV]
+        keys = (*(owner + _QTAIL[qtype] for owner, qtype in rec.rrsets), *(owner + srv for owner in rec.lazy))
+        return Contribution(keys, frozenset(rec.names),
                             frozenset(rec.pending), tuple(rec.ptrs), rec.external)
 
     def _recompute(self, key: tuple[str, str], old: Contribution | None) -> None:
@@ -287,10 +344,18 @@ class RecordIndex:
         svc = self.services.get(key)
         if svc is None and not old.names and not old.pending:
             return
-        new = self._records(key)
+        new = self._records(key, srv=False)
         changed = False
         new_keys = []
         answers = self.answers
+        srv = _QTAIL[wire.SRV]
+        for owner in new.lazy:  # built when asked (lazy_entry); a held one may be stale now
+            qkey = owner + srv
+            new_keys.append(qkey)
+            prev = answers.pop(qkey, None)
+            if prev is not None:
+                self.record_count -= prev.records
+            changed = True
         for (owner, qtype), rrset in new.rrsets.items():
             qkey = owner + _QTAIL[qtype]
             new_keys.append(qkey)
@@ -322,26 +387,30 @@ class RecordIndex:
             self.externals.pop(base, None)
             if new.external is not None:
                 self.externals[base] = new.external
-        old_ptrs = {(ip, prio): target for ip, prio, target in old.ptrs}
-        new_ptrs = {(ip, prio): target for ip, prio, target in new.ptrs}
-        for ip, prio in old_ptrs.keys() - new_ptrs.keys():
-            self._ptr(ip, prio, None)
-        for (ip, prio), target in new_ptrs.items():
-            if old_ptrs.get((ip, prio)) != target:
-                self._ptr(ip, prio, target)
+        old_ptrs = {(rev, prio): target for rev, prio, target in old.ptrs}
+        new_ptrs = {(rev, prio): target for rev, prio, target in new.ptrs}
+        for rev, prio in old_ptrs.keys() - new_ptrs.keys():
+            self._ptr(rev, prio, None)
+        for (rev, prio), target in new_ptrs.items():
+            if old_ptrs.get((rev, prio)) != target:
+                self._ptr(rev, prio, target)
         self._ns_names(key[0])
         if changed:
             self.serial = max(self.serial, int(self.clock()))
 
-    def _ptr(self, ip: str, prio: tuple[Any, ...], target: bytes | None) -> None:
-        """Add (target set) or remove one PTR candidate for `ip`.
+    def _ptr(self, owner: bytes, prio: tuple[Any, ...], target: bytes | None) -> None:
+        """Add (target set) or remove one PTR candidate for reverse name `owner` (an IP's).
 
         Candidates are kept per reverse name as a sorted tuple of (priority, target): nearly
         every IP has one, and a tuple costs a fraction of a dict at 100k IPs. The answer is
         built when asked (`ptr_target`), not precomputed: PTR questions are rare, and a
         precomputed answer (plus its name) per endpoint IP was a fifth of the index."""
-        owner = reverse_name(ip)
-        cands = tuple(c for c in _ptr_list(self.ptr_cands.get(owner)) if c != prio)
+        held = self.ptr_cands.get(owner)
+        if held is None:  # the usual case: the IP's first candidate
+            if target is not None:
+                self.ptr_cands[owner] = prio
+            return
+        cands = tuple(c for c in _ptr_list(held) if c != prio)
         if target is not None:  # a priority key ends with its target (records.py): kept once
             cands = tuple(sorted((*cands, prio)))
         if len(cands) > 1:

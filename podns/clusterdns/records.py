@@ -36,9 +36,13 @@ class ServiceRecords:
     rrsets: dict[tuple[bytes, int], RRSet] = field(default_factory=dict)
     names: set[bytes] = field(default_factory=set)
     pending: set[bytes] = field(default_factory=set)
-    #: (ip, priority key, PTR target name)
-    ptrs: list[tuple[str, tuple[Any, ...], bytes]] = field(default_factory=list)
+    #: (reverse name of the IP, priority key, PTR target name)
+    ptrs: list[tuple[bytes, tuple[Any, ...], bytes]] = field(default_factory=list)
     external: bytes | None = None
+    #: False: SRV RRsets are not built, their owners are listed in `lazy` instead (the index
+    #: builds an SRV answer when it is first asked: see RecordIndex.lazy_entry)
+    srv: bool = True
+    lazy: list[bytes] = field(default_factory=list)
 
 
 def label(text: str) -> bytes:
@@ -55,20 +59,24 @@ def service_name(namespace: str, name: str, zone: bytes) -> bytes:
 
 _IN_ADDR = b"\x07in-addr\x04arpa\x00"
 _IP6 = b"\x03ip6\x04arpa\x00"
+#: wire label of each IPv4 octet value ("\x0210", ...): reverse names without formatting
+_OCTET = [bytes((len(str(i)),)) + str(i).encode() for i in range(256)]
+_NIBBLE_LABELS = b"\x01\x00" * 32  # 32 one-character labels, characters filled in
 
 
 def reverse_name(ip: str) -> bytes:
     """`d.c.b.a.in-addr.arpa` / nibble `ip6.arpa` owner name for an address, as wire bytes."""
-    rtype, packed = wire.ip_rdata(ip)
-    if rtype == wire.A:
-        return b"".join(bytes((len(o),)) + o for o in (str(b).encode() for b in reversed(packed))) + _IN_ADDR
-    nibbles = packed.hex()[::-1]
-    return b"".join(b"\x01" + c.encode() for c in nibbles) + _IP6
+    return reverse_packed(wire.ip_rdata(ip)[1])
 
 
-def _addr_rr(owner: bytes, ip: str, ttl: int) -> RR:
-    rtype, packed = wire.ip_rdata(ip)
-    return RR(owner, rtype, ttl, packed)
+def reverse_packed(packed: bytes) -> bytes:
+    """`reverse_name` of a packed address (4 bytes: IPv4, 16: IPv6)."""
+    if len(packed) == 4:
+        octet = _OCTET
+        return octet[packed[3]] + octet[packed[2]] + octet[packed[1]] + octet[packed[0]] + _IN_ADDR
+    out = bytearray(_NIBBLE_LABELS)
+    out[1::2] = packed.hex()[::-1].encode()
+    return bytes(out) + _IP6
 
 
 def _add(out: ServiceRecords, owner: bytes, rr: RR, seen: set[RR]) -> None:
@@ -84,16 +92,20 @@ def _add(out: ServiceRecords, owner: bytes, rr: RR, seen: set[RR]) -> None:
     out.names.add(owner)
 
 
-def _srv(out: ServiceRecords, owner: bytes, candidates: list[tuple[int, bytes, str]], ttl: int) -> None:
-    """Add an SRV RRset from (port, target, ip) candidates; weight = 100 // N as CoreDNS."""
+def _srv(out: ServiceRecords, owner: bytes, candidates: list[tuple[int, bytes, RR]], ttl: int) -> None:
+    """Add an SRV RRset from (port, target, target's address RR) candidates; weight = 100 // N
+    as CoreDNS."""
     if not candidates:
         return
-    weight = max(1, 100 // len(candidates))
-    answer = list(dict.fromkeys(RR(owner, wire.SRV, ttl, (0, weight, port, target))
-                                for port, target, _ip in candidates))
-    additional = list(dict.fromkeys(_addr_rr(target, ip, ttl) for _port, target, ip in candidates))
-    out.rrsets[(owner, wire.SRV)] = RRSet(answer, additional)
     out.names.add(owner)
+    if not out.srv:
+        out.lazy.append(owner)
+        return
+    weight = max(1, 100 // len(candidates))
+    answer = list(dict.fromkeys([RR(owner, wire.SRV, ttl, (0, weight, port, target))
+                                 for port, target, _rr in candidates]))
+    additional = list(dict.fromkeys([rr for _port, _target, rr in candidates]))
+    out.rrsets[(owner, wire.SRV)] = RRSet(answer, additional)
 
 
 def _port_name(port_name: str, protocol: str) -> bytes | None:
@@ -103,9 +115,11 @@ def _port_name(port_name: str, protocol: str) -> bytes | None:
         return None
 
 
-def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: int) -> ServiceRecords:
-    """Everything one Service contributes to the zone (empty when `svc` is None)."""
-    out = ServiceRecords()
+def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: int, *,
+                    srv: bool = True) -> ServiceRecords:
+    """Everything one Service contributes to the zone (empty when `svc` is None); with `srv`
+    False, SRV RRsets are only named (`ServiceRecords.lazy`), not built."""
+    out = ServiceRecords(srv=srv)
     if svc is None:
         return out
     try:
@@ -123,70 +137,83 @@ def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: 
         return out
 
     # Endpoints: ready ones give names, A/AAAA and PTRs; not-ready ones are "about to exist".
-    ready: list[tuple[Slice, bytes, str, bool]] = []  # (slice, endpoint name, ip, explicit hostname)
+    # Each ready address is parsed once: its A/AAAA RR serves the endpoint name and the SRV
+    # additional sections alike, its packed form the headless A set and the reverse name.
+    ready: list[tuple[Slice, RR]] = []  # (slice, A/AAAA RR at the endpoint's name)
+    seen: set[RR] = set()
+    ns, name = svc.namespace, svc.name
     for sl in slices:
         for ep in sl.endpoints:
+            hostname = ep.hostname
             for ip in ep.addresses:
                 try:
-                    owner = label(endpoint_hostname(ep, ip)) + base
+                    owner = label(hostname or endpoint_hostname(ep, ip)) + base
+                    rtype, packed = wire.ip_rdata(ip)
                 except ValueError:
                     continue
                 if ep.ready:
-                    ready.append((sl, owner, ip, bool(ep.hostname)))
+                    rr = RR(owner, rtype, ttl, packed)
+                    ready.append((sl, rr))
+                    _add(out, owner, rr, seen)
+                    out.ptrs.append((reverse_packed(packed),
+                                     (PTR_HOSTNAME if hostname else PTR_ENDPOINT, ns, name, owner), owner))
                 else:
                     out.pending.add(owner)
-    seen: set[RR] = set()
-    for _sl, owner, ip, explicit in ready:
-        _add(out, owner, _addr_rr(owner, ip, ttl), seen)
-        prio = (PTR_HOSTNAME if explicit else PTR_ENDPOINT, svc.namespace, svc.name, owner)
-        out.ptrs.append((ip, prio, owner))
 
     out.names.add(base)
     if svc.kind == HEADLESS:
-        for _sl, _owner, ip, _explicit in ready:
-            _add(out, base, _addr_rr(base, ip, ttl), seen)
+        for _sl, rr in ready:
+            _add(out, base, RR(base, rr.rtype, ttl, rr.rdata), seen)
         if not ready:
             out.names.discard(base)  # SPEC 2.4.1: no ready endpoints -> NXDOMAIN
             out.pending.add(base)
         _headless_srv(out, base, slices, ready, ttl)
     elif svc.kind == CLUSTER_IP:
+        addr_rrs = []
         for ip in svc.cluster_ips:
-            _add(out, base, _addr_rr(base, ip, ttl), seen)
-            out.ptrs.append((ip, (PTR_CLUSTER_IP, svc.namespace, svc.name, base), base))
-        _cluster_ip_srv(out, base, svc, ttl)
+            try:
+                rtype, packed = wire.ip_rdata(ip)
+            except ValueError:
+                continue
+            rr = RR(base, rtype, ttl, packed)
+            addr_rrs.append(rr)
+            _add(out, base, rr, seen)
+            out.ptrs.append((reverse_packed(packed), (PTR_CLUSTER_IP, ns, name, base), base))
+        _cluster_ip_srv(out, base, svc, addr_rrs, ttl)
         out.names.add(base)
     out.pending -= out.names
     return out
 
 
-def _headless_srv(out: ServiceRecords, base: bytes, slices: list[Slice],
-                  ready: list[tuple[Slice, bytes, str, bool]], ttl: int) -> None:
+def _headless_srv(out: ServiceRecords, base: bytes, slices: list[Slice], ready: list[tuple[Slice, RR]],
+                  ttl: int) -> None:
     """SRV per (ready endpoint x named port of its slice), and the bare-name SRV (all ports)."""
-    by_port: dict[bytes, list[tuple[int, bytes, str]]] = {}
-    bare: list[tuple[int, bytes, str]] = []
-    for sl, owner, ip, _explicit in ready:
-        for p in sl.ports:
-            bare.append((p.port, owner, ip))
-            if p.name:
-                prefix = _port_name(p.name, p.protocol)
-                if prefix is not None:
-                    by_port.setdefault(prefix + base, []).append((p.port, owner, ip))
-    for owner, candidates in by_port.items():
-        _srv(out, owner, candidates, ttl)
-    _srv(out, base, bare, ttl)
-    # Named ports of not-yet-ready endpoints: their SRV names are about to exist.
+    by_port: dict[bytes, list[tuple[int, bytes, RR]]] = {}
+    bare: list[tuple[int, bytes, RR]] = []
+    prefixes: dict[int, list[tuple[int, bytes | None]]] = {}  # id(slice) -> (port, SRV owner or None)
     for sl in slices:
+        ports = prefixes[id(sl)] = []
         for p in sl.ports:
             prefix = _port_name(p.name, p.protocol) if p.name else None
             if prefix is not None:
-                out.pending.add(prefix + base)
+                out.pending.add(prefix + base)  # about to exist (named ports of not-ready endpoints)
+            ports.append((p.port, None if prefix is None else prefix + base))
+    for sl, rr in ready:
+        for port, srv_owner in prefixes[id(sl)]:
+            cand = (port, rr.owner, rr)
+            bare.append(cand)
+            if srv_owner is not None:
+                by_port.setdefault(srv_owner, []).append(cand)
+    for owner, candidates in by_port.items():
+        _srv(out, owner, candidates, ttl)
+    _srv(out, base, bare, ttl)
 
 
-def _cluster_ip_srv(out: ServiceRecords, base: bytes, svc: Service, ttl: int) -> None:
+def _cluster_ip_srv(out: ServiceRecords, base: bytes, svc: Service, addr_rrs: list[RR], ttl: int) -> None:
     """SRV per named service port targeting the service, and the bare-name SRV (all ports)."""
-    bare: list[tuple[int, bytes, str]] = []
+    bare: list[tuple[int, bytes, RR]] = []
     for p in svc.ports:
-        candidates = [(p.port, base, ip) for ip in svc.cluster_ips]
+        candidates = [(p.port, base, rr) for rr in addr_rrs]
         bare.extend(candidates)
         if p.name:
             prefix = _port_name(p.name, p.protocol)
