@@ -7,8 +7,13 @@ everything on both cores). The servers (`--targets`):
 
 - `up`: what users run: `podns up --no-node` (its whole process tree pinned), the zone written
   through its API, served by the DNS process it supervises (that process's CPU is measured);
+- `dns`: standalone `podns dns --kubeconfig ...` (pinned) against the API of a `podns up
+  --no-node --no-dns` (pinned to the same CPUs, idle once the zone is written);
 - `zone`: the serving code alone, its index fed in-process (bench/dns_zone.py serve);
 - `nsd`: Debian's nsd with the same records as a zone file.
+
+A podns target with `-py` appended (`up-py`, `dns-py`, `zone-py`) runs with PODNS_DNS_COMPILED=0:
+the ctypes loop instead of the compiled one (podns/clusterdns/fastudp.py), to compare the two.
 
 For each server, alternating, `--rounds` times:
 
@@ -19,7 +24,7 @@ For each server, alternating, `--rounds` times:
 
 Prints medians per server, the podns/nsd ratios and the load average as it went. Usage:
 
-    python bench/dns_throughput.py [--seconds 8] [--rounds 3] [--targets up,zone,nsd] [--workers 1]
+    python bench/dns_throughput.py [--seconds 8] [--rounds 3] [--targets up,dns,zone,nsd] [--workers 1]
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import dns_zone  # noqa: E402
-from _common import dns_child, fill_api, free_port, start_up, stop, wait_ready  # noqa: E402
+from _common import REPO, dns_child, fill_api, free_port, start_up, stop, wait_ready  # noqa: E402
 
 NSD_CONF = """server:
   ip-address: 127.0.0.1
@@ -133,25 +138,52 @@ def measure(port: int, pid: int, queries: Path, seconds: float, cpus: str) -> di
 
 
 def start_target(target: str, work: Path, port: int, cpus: str,
-                 workers: int) -> tuple[subprocess.Popen[bytes], int]:
-    """Start one server; returns (process to stop, pid whose process tree's CPU is the server's)."""
+                 workers: int) -> tuple[list[subprocess.Popen[bytes]], int]:
+    """Start one server; returns (processes to stop, pid whose process tree's CPU is the server's)."""
     if target == "nsd":
         (work / "nsd.conf").write_text(NSD_CONF.format(port=port, dir=work, count=workers))
         proc = subprocess.Popen(["taskset", "-c", cpus, "nsd", "-d", "-c", str(work / "nsd.conf")])
-        return proc, proc.pid
-    if target == "zone":  # the serving code alone, fed in-process (no informers, no API)
+        return [proc], proc.pid
+    kind, _, variant = target.partition("-")
+    saved = os.environ.get("PODNS_DNS_COMPILED")
+    if variant == "py":  # inherited by every podns process started below
+        os.environ["PODNS_DNS_COMPILED"] = "0"
+    elif variant:
+        raise ValueError(f"unknown target {target!r}")
+    try:
+        return _start_podns(kind, work / f"{target}-state", port, cpus, workers)
+    finally:
+        if saved is None:
+            os.environ.pop("PODNS_DNS_COMPILED", None)
+        else:
+            os.environ["PODNS_DNS_COMPILED"] = saved
+
+
+def _start_podns(kind: str, data: Path, port: int, cpus: str,
+                 workers: int) -> tuple[list[subprocess.Popen[bytes]], int]:
+    if kind == "zone":  # the serving code alone, fed in-process (no informers, no API)
         proc = subprocess.Popen(["taskset", "-c", cpus, sys.executable, str(HERE / "dns_zone.py"), "serve",
                                  "--port", str(port)], stdout=subprocess.DEVNULL)
-        return proc, proc.pid
-    data = work / f"{target}-state"
+        return [proc], proc.pid
     api_port, metrics_port = free_port(), free_port()
-    if target == "up":  # what users run: the DNS process supervised by podns up, fed through the API
+    if kind == "up":  # what users run: the DNS process supervised by podns up, fed through the API
         proc = start_up(data, api_port=api_port, dns_port=port, metrics_port=metrics_port, cpus=cpus,
                         extra=("--dns-workers", str(workers)))
         asyncio.run(fill_api(data / "kubeconfig", dns_zone.zone_objects()))
         wait_ready(metrics_port)
-        return proc, dns_child(proc.pid)
-    raise ValueError(f"unknown target {target!r}")
+        return [proc], dns_child(proc.pid)
+    if kind == "dns":  # standalone `podns dns` against an API server's kubeconfig
+        api = start_up(data, api_port=api_port, dns_port=free_port(socket.SOCK_DGRAM),
+                       metrics_port=free_port(), cpus=cpus, extra=("--no-dns",))
+        asyncio.run(fill_api(data / "kubeconfig", dns_zone.zone_objects()))
+        cmd = [sys.executable, "-m", "podns", "dns", "--kubeconfig", str(data / "kubeconfig"),
+               "--listen", f"127.0.0.1:{port}", "--upstream", "none", "--metrics-addr",
+               f"127.0.0.1:{metrics_port}", "--workers", str(workers)]
+        dns = subprocess.Popen(["taskset", "-c", cpus, *cmd], cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        wait_ready(metrics_port)
+        return [dns, api], dns.pid
+    raise ValueError(f"unknown target {kind!r}")
 
 
 def main() -> int:
@@ -159,8 +191,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--targets", default="up,zone,nsd",
-                        help="servers to compare, comma-separated: up (podns up's DNS process), zone (the "
-                             "serving code fed in-process), nsd (default: all three)")
+                        help="servers to compare, comma-separated: up (podns up's DNS process), dns "
+                             "(standalone podns dns), zone (the serving code fed in-process), nsd; -py "
+                             "after a podns one: its Python loop (default: up,zone,nsd)")
     parser.add_argument("--workers", type=int, default=1,
                         help="serving processes (podns --dns-workers) / nsd server-count; with 2 the "
                              "servers get both cores and so does dnsperf")
@@ -177,8 +210,8 @@ def main() -> int:
         try:
             for target in targets:
                 port = free_port(socket.SOCK_DGRAM)
-                proc, pid = start_target(target, work, port, cpus, args.workers)
-                procs.append(proc)
+                started, pid = start_target(target, work, port, cpus, args.workers)
+                procs.extend(started)
                 wait_answering(port, timeout=600)
                 # warm-up, discarded: the first dnsperf run right after a server started polling
                 # with dig lost every query in some runs (podns and nsd alike: seen only then)
