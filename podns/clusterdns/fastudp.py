@@ -7,7 +7,8 @@ step in pip: `scripts/setup.sh` runs `python -m podns.clusterdns.fastudp` (which
 a server that finds no build of the current source compiles one itself. The result is named after
 a hash of the source and the interpreter's ABI (`_fastudp-<hash><EXT_SUFFIX>`), so an edited
 source or another Python never loads a stale build, and written by an atomic rename (processes
-that build at once each write their own file; the last rename wins, every one is whole).
+that build at once each write their own file; the last rename wins, every one is whole; a build
+removes the builds of older sources beside it).
 
 Where it goes: `PODNS_EXT_DIR` if set, else `<venv>/lib/podns-ext` inside a virtualenv, else
 `~/.cache/podns/ext`. `PODNS_DNS_COMPILED=0` turns it off (the ctypes loop of `mmsg.py` serves;
@@ -18,6 +19,7 @@ answers are the same bytes either way (tests/clusterdns run on every loop).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -82,6 +84,11 @@ def build(out: Path | None = None) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    for old in out.parent.glob(f"_fastudp-*{suffix}"):  # builds of older sources for this Python
+        if old != out:                                   # (a process running one keeps its mapping)
+            with contextlib.suppress(OSError):
+                old.unlink()
     return out
 
 
@@ -108,12 +115,14 @@ def load(*, compile_missing: bool = True) -> ModuleType | None:
         return None
     try:
         path = target()
-        if not path.exists():
+        try:
+            _loaded = _import(path)
+        except ImportError:  # not built (or removed by a build of a newer source meanwhile)
             if not compile_missing:
-                raise RuntimeError(f"not built ({path})")
+                raise
             log.info("building the compiled UDP loop into %s", path)
             build(path)
-        _loaded = _import(path)
+            _loaded = _import(path)
     except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as exc:
         _reason = str(exc) or exc.__class__.__name__
         log.warning("the compiled UDP loop is not available (%s): serving with the Python loop", _reason)
