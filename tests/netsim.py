@@ -5,7 +5,7 @@ and lab (`nsim<pid>x<n>`), and removes all of it on `close()` (also after a fail
 context manager or through the `lab` fixture of `tests/e2e/conftest.py`):
 
 - `lab.lan("lan", "192.168.77.0/24")`: a switch, i.e. a namespace holding a bridge `br0` with no
-  address (layer 2 only);
+  address (layer 2 only); `subnet6="fd77::/64"` gives its machines an IPv6 address too;
 - `lab.machine("a", lan)`: a machine, i.e. a namespace with `lo` up and `eth0` (a veth whose other
   end is a port of the LAN's bridge) holding the next free address of the LAN;
 - `lab.router("r", lan1, lan2)`: a machine on several LANs (`eth0`, `eth1`, ...) holding each LAN's
@@ -84,24 +84,30 @@ class Lan:
     name: str
     ns: str
     subnet: ipaddress.IPv4Network
+    #: IPv6 subnet of the LAN (None: IPv4 only)
+    subnet6: ipaddress.IPv6Network | None = None
     _next: int = 1
     #: the router's address on this LAN (None until a router joins it)
     gateway: str | None = None
 
-    def take(self) -> str:
+    def take(self) -> tuple[str, str]:
+        """The next free address, and its IPv6 twin ("" on an IPv4-only LAN)."""
         addr = str(self.subnet.network_address + self._next)
+        addr6 = str(self.subnet6.network_address + self._next) if self.subnet6 else ""
         self._next += 1
-        return addr
+        return addr, addr6
 
 
 @dataclass
 class Machine:
-    """A simulated machine: namespace `ns`; `addr` is its address on its first LAN."""
+    """A simulated machine: namespace `ns`; `addr` (and `addr6`, on an IPv6 LAN) its address on
+    its first LAN."""
 
     lab: Lab
     name: str
     ns: str
     addr: str = ""
+    addr6: str = ""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def exec_args(self, *cmd: str) -> list[str]:
@@ -169,27 +175,30 @@ class Lab:
         ip("link", "set", "lo", "up", ns=ns)
         return ns
 
-    def lan(self, name: str, subnet: str) -> Lan:
-        """A switch for `subnet` (a bridge in a namespace of its own)."""
+    def lan(self, name: str, subnet: str, subnet6: str | None = None) -> Lan:
+        """A switch for `subnet` (and `subnet6`: dual-stack) (a bridge in a namespace of its own)."""
         ns = self._netns(name)
         ip("link", "add", "br0", "type", "bridge", ns=ns)
         ip("link", "set", "br0", "up", ns=ns)
-        lan = Lan(self, name, ns, ipaddress.IPv4Network(subnet))
+        lan = Lan(self, name, ns, ipaddress.IPv4Network(subnet),
+                  ipaddress.IPv6Network(subnet6) if subnet6 else None)
         self.lans.append(lan)
         return lan
 
-    def _plug(self, machine: Machine, lan: Lan, ifname: str, addr: str) -> None:
+    def _plug(self, machine: Machine, lan: Lan, ifname: str, addr: str, addr6: str = "") -> None:
         port = f"{machine.name}-{ifname}"[:15]
         ip("link", "add", port, "type", "veth", "peer", "name", ifname, "netns", machine.ns, ns=lan.ns)
         ip("link", "set", port, "master", "br0", "up", ns=lan.ns)
         machine.ip("addr", "add", f"{addr}/{lan.subnet.prefixlen}", "dev", ifname)
+        if addr6 and lan.subnet6 is not None:  # usable at once: no duplicate address detection
+            machine.ip("-6", "addr", "add", f"{addr6}/{lan.subnet6.prefixlen}", "dev", ifname, "nodad")
         machine.ip("link", "set", ifname, "up")
 
     def machine(self, name: str, lan: Lan) -> Machine:
         """A machine on `lan` (default route via the LAN's router, if it has one)."""
         m = Machine(self, name, self._netns(name))
-        m.addr = lan.take()
-        self._plug(m, lan, "eth0", m.addr)
+        m.addr, m.addr6 = lan.take()
+        self._plug(m, lan, "eth0", m.addr, m.addr6)
         if lan.gateway:
             m.ip("route", "add", "default", "via", lan.gateway)
         self.machines.append(m)
@@ -200,7 +209,7 @@ class Lab:
         m = Machine(self, name, self._netns(name))
         for i, lan in enumerate(lans):
             lan.gateway = str(lan.subnet.network_address + 254)
-            self._plug(m, lan, f"eth{i}", lan.gateway)
+            self._plug(m, lan, f"eth{i}", lan.gateway)  # routes IPv4 only
         m.addr = str(lans[0].gateway)
         m.run("sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
         self.machines.append(m)
@@ -280,6 +289,11 @@ def machine_env(machine: Machine, workdir: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONUNBUFFERED="1", PODNS_LOCK_DIR=str(workdir / f"{machine.name}-run"))
 
 
+def node_ip(machine: Machine) -> str:
+    """`--node-ip` of a podns node on `machine`: its LAN address, and its IPv6 one if it has one."""
+    return f"{machine.addr},{machine.addr6}" if machine.addr6 else machine.addr
+
+
 def podns_up(machine: Machine, workdir: Path, *extra: str) -> ControlPlane:
     """Start `podns up --pod-network netns` on `machine` (node named after the machine, process
     runtime, no DNS forwarding off the lab) and wait until it is ready."""
@@ -289,7 +303,7 @@ def podns_up(machine: Machine, workdir: Path, *extra: str) -> ControlPlane:
                          "--api-addr", f"{machine.addr}:{API_PORT}",
                          "--dns-addr", f"{machine.addr}:{DNS_PORT}", "--dns-upstream", "none",
                          "--pod-network", "netns", "--container-runtime", "process",
-                         "--node-name", machine.name, "--node-ip", machine.addr, *extra,
+                         "--node-name", machine.name, "--node-ip", node_ip(machine), *extra,
                          log=log, env=machine_env(machine, workdir), cwd=workdir)
     _wait_log(proc, log, b"podns up: ready", f"podns up on {machine.name}")
     return ControlPlane(machine, proc, data, log)
@@ -304,7 +318,7 @@ def podns_node(machine: Machine, cp: ControlPlane, workdir: Path, *extra: str,
     proc = machine.popen(sys.executable, "-m", "podns", "node", "--kubeconfig", str(cp.kubeconfig),
                          "--name", name, "--data-dir", str(workdir / f"{name}-node"),
                          "--pod-network", "netns", "--container-runtime", "process",
-                         "--node-ip", machine.addr, "--cluster-dns", cp.dns, *extra,
+                         "--node-ip", node_ip(machine), "--cluster-dns", cp.dns, *extra,
                          log=log, env=machine_env(machine, workdir), cwd=workdir)
     _wait_log(proc, log, f"podns node: {name} running".encode(), f"podns node {name} on {machine.name}")
     return proc

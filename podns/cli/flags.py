@@ -51,6 +51,18 @@ def ip_address(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
 
 
+def node_ips(text: str) -> str:
+    """--node-ip: one address, or an IPv4 and an IPv6 one comma-separated (the kubelet's
+    dual-stack --node-ip). Returns the canonical comma-separated list."""
+    entries = [e.strip() for e in str(text).split(",")]
+    if len(entries) > 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most two addresses (one IPv4, one IPv6)")
+    addrs = [ip_address(e) for e in entries]
+    if len(addrs) == 2 and ipaddress.ip_address(addrs[0]).version == ipaddress.ip_address(addrs[1]).version:
+        raise argparse.ArgumentTypeError(f"{text!r}: two addresses must be one IPv4 and one IPv6")
+    return ",".join(addrs)
+
+
 def port(text: str) -> int:
     """A TCP/UDP port, 0 (any free one) to 65535."""
     try:

@@ -87,8 +87,10 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
                             help="the cluster's ClusterIP range, as given to the API server "
                                  f"(default {DEFAULT_SERVICE_CIDR}); in netns mode a range off "
                                  "loopback is served by kernel NAT (nftables) for pods and host")
-    parser.add_argument("--node-ip", default="127.0.0.1", type=flags.ip_address,
-                        help="this node's address: its log endpoint listens here (default 127.0.0.1)")
+    parser.add_argument("--node-ip", default="127.0.0.1", type=flags.node_ips,
+                        help="this node's address (its InternalIP): its log endpoint listens here "
+                             "(default 127.0.0.1); dual-stack: an IPv4 and an IPv6 address, "
+                             "comma-separated (netns mode routes IPv6 pods host-gw between them)")
     parser.add_argument("--node-port", type=flags.port, default=0,
                         help="port of the node's log endpoint (default: any free port)")
     parser.add_argument("--no-service-proxy", action="store_true",
@@ -165,6 +167,15 @@ def _dual_stack_services(args: argparse.Namespace) -> bool:
     return bool(service) and any(n.version == 6 for n in cidrs.parse_cidrs(str(service)))
 
 
+def node_ips(args: argparse.Namespace) -> tuple[str, str | None]:
+    """`--node-ip` as (the address the node endpoint listens on and the VXLAN tunnel starts from:
+    the IPv4 one if given, else the only one; the IPv6 one beside it, dual-stack, else None)."""
+    ips = str(args.node_ip).split(",")
+    v4 = [a for a in ips if ":" not in a]
+    v6 = [a for a in ips if ":" in a]
+    return (v4 or v6)[0], (v6[0] if v4 and v6 else None)
+
+
 def check_up_arguments(args: argparse.Namespace) -> None:
     """`podns up` hook, before anything starts: the pod network flags (see `_check`)."""
     _check(args, "up")
@@ -189,7 +200,7 @@ def node_tls(args: argparse.Namespace, *, name: str, data_dir: Path, kubeconfig:
         if missing:
             raise SystemExit(f"podns node: --pki-from {ca_dir}: missing {', '.join(missing)}")
         cert_file, key_file = certs.issue_node_serving(ca_dir, data_dir, node_name=name,
-                                                       host=args.node_ip)
+                                                       host=node_ips(args)[0])
     else:
         raise SystemExit("podns node: the node endpoint needs a certificate from the cluster CA: "
                          "pass --pki-from <an API server's data dir>, or --tls-cert-file, "
@@ -208,8 +219,9 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
                    ca_dir: Path | None = None) -> AsyncIterator[Agent]:
     tls = node_tls(args, name=name, data_dir=data_dir, kubeconfig=kubeconfig, ca_dir=ca_dir)
     client = Client.from_kubeconfig(kubeconfig)
-    agent = Agent(client, name=name, data_dir=data_dir, host_ip=args.node_ip, port=args.node_port,
-                  pod_cidr=args.pod_cidr, proxy=not args.no_service_proxy,
+    host_ip, host_ip6 = node_ips(args)
+    agent = Agent(client, name=name, data_dir=data_dir, host_ip=host_ip, host_ip6=host_ip6,
+                  port=args.node_port, pod_cidr=args.pod_cidr, proxy=not args.no_service_proxy,
                   pod_network=args.pod_network, pod_network_backend=args.pod_network_backend,
                   cluster_dns=cluster_dns, cluster_domain=cluster_domain,
                   serving_tls=tls, container_runtime=args.container_runtime, oci_runtime=args.oci_runtime,

@@ -81,6 +81,7 @@ class Agent:
         name: str,
         data_dir: Path,
         host_ip: str = "127.0.0.1",
+        host_ip6: str | None = None,
         port: int = 0,
         pod_cidr: str | None = None,
         proxy: bool = False,
@@ -102,6 +103,7 @@ class Agent:
         `pod_cidr`: one CIDR or an IPv4 and an IPv6 one, comma-separated, primary first (None:
         chosen in start()); `dual_stack`: in netns mode without an IPv6 pod CIDR given, give pods
         an IPv6 address too, from `netns.ipv6_companion` of the IPv4 CIDR.
+        `host_ip6`: dual-stack, the node's IPv6 InternalIP beside `host_ip` (the IPv4 one).
         `service_cidr`: the cluster's ClusterIP range(s), comma-separated; in netns mode a
         range off loopback turns on kernel NAT for ClusterIPs (`podns.node.proxy.kernel`)."""
         self.client = client
@@ -109,6 +111,7 @@ class Agent:
         self.node_name = name
         self.data_dir = Path(data_dir)
         self.host_ip = host_ip
+        self.host_ip6 = host_ip6
         self.port = port
         given = cidrs.parse_cidrs(pod_cidr) if pod_cidr else []
         #: the IPv4 (or only) pod CIDR: claimed machine-wide, the bridge's, `status.podIP` unless
@@ -205,7 +208,8 @@ class Agent:
         if server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
         down = self.runtime.why if isinstance(self.runtime, UnavailableRuntime) else ""
-        self.heartbeat = Heartbeat(self.client, name=self.node_name, host_ip=self.host_ip, port=self.port,
+        self.heartbeat = Heartbeat(self.client, name=self.node_name, host_ip=self.host_ip,
+                                   host_ip6=self.host_ip6, port=self.port,
                                    pod_cidr=self.pod_cidrs[0], pod_cidrs=self.pod_cidrs,
                                    runtime_version=runtime_version(self.runtime),
                                    runtime_down=down)
@@ -214,7 +218,7 @@ class Agent:
         if self.network is not None:
             self.routes = Routes(self.client, node=self.node_name, node_ip=self.host_ip, cidr=self.pod_cidr,
                                  backend=self.pod_network_backend, state_dir=self.data_dir,
-                                 report=self.heartbeat.set_network)
+                                 report=self.heartbeat.set_network, cidr6=self.pod_cidr6)
             await self.routes.start()
         self.events.start()
         self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={self.node_name}",

@@ -91,13 +91,16 @@ class Heartbeat:
 
     def __init__(self, client: Client, *, name: str, host_ip: str, port: int, pod_cidr: str,
                  labels: dict[str, str] | None = None, runtime_version: str = "podns://0.1.0",
-                 runtime_down: str = "", pod_cidrs: list[str] | None = None) -> None:
+                 runtime_down: str = "", pod_cidrs: list[str] | None = None,
+                 host_ip6: str | None = None) -> None:
         """`runtime_down`: why the container runtime cannot run containers ("" when it can):
         the Node is then not Ready, with the kubelet's "container runtime is down" message.
-        `pod_cidrs`: dual-stack, both pod CIDRs, `pod_cidr` (the primary) first."""
+        `pod_cidrs`: dual-stack, both pod CIDRs, `pod_cidr` (the primary) first; `host_ip6`:
+        dual-stack, the IPv6 InternalIP listed after `host_ip` (as the kubelet's --node-ip)."""
         self.client = client
         self.name = name
         self.host_ip = host_ip
+        self.host_ip6 = host_ip6
         self.port = port
         self.pod_cidr = pod_cidr
         self.pod_cidrs = pod_cidrs or [pod_cidr]
@@ -142,8 +145,8 @@ class Heartbeat:
                 if self.runtime_down else
                 cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ] + ([cond("NetworkUnavailable", *self.network)] if self.network else []),
-            "addresses": [{"type": "InternalIP", "address": self.host_ip},
-                          {"type": "Hostname", "address": self.name}],
+            "addresses": [{"type": "InternalIP", "address": a} for a in (self.host_ip, self.host_ip6) if a]
+            + [{"type": "Hostname", "address": self.name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
             "nodeInfo": {
                 "machineID": _read("/etc/machine-id"),

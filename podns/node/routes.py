@@ -53,6 +53,7 @@ from podns.node import netns
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 BACKENDS = ("auto", "host-gw", "vxlan")
 ROUTE_PROTO = netns.ROUTE_PROTO
@@ -76,20 +77,19 @@ class Reach:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One route to a peer's pod CIDR."""
+    """One route to a peer's pod CIDR (IPv4 or IPv6): `<cidr> via <via> dev <dev>`.
+
+    `peer_ip` is where the packets go on the machines' network: the peer's InternalIP of the
+    CIDR's family (host-gw), or its IPv4 InternalIP, the VXLAN tunnel's far end (vxlan, both
+    families). `via` is the next hop: host-gw the peer's address; vxlan the peer's VXLAN device,
+    its IPv4 CIDR's network address for IPv4 and `vtep_ll()` of it for IPv6."""
 
     node: str
     cidr: str
     peer_ip: str
     backend: str  # "host-gw" or "vxlan"
     dev: str
-
-    @property
-    def via(self) -> str:
-        """host-gw: the peer's address; vxlan: the peer's VXLAN device (its CIDR's network address)."""
-        if self.backend == "host-gw":
-            return self.peer_ip
-        return str(ipaddress.ip_network(self.cidr).network_address)
+    via: str
 
 
 @dataclass(slots=True)
@@ -99,78 +99,108 @@ class Plan:
     errors: list[str]
 
 
-def _internal_ip(node: Obj) -> str:
+def vtep_ll(cidr4: str) -> str:
+    """The IPv6 link-local address of a node's VXLAN device: `fe80::` followed by the 32 bits of
+    its IPv4 pod CIDR's network address (`fe80::af4:100` for 10.244.1.0/24), the address its IPv4
+    side already holds. Derived, never published: every node computes every peer's from its Node,
+    and two nodes never share one (their IPv4 CIDRs do not overlap)."""
+    v4 = ipaddress.IPv4Network(cidr4, strict=False).network_address
+    return str(ipaddress.IPv6Address(int(ipaddress.IPv6Address("fe80::")) | int(v4)))
+
+
+def _internal_ips(node: Obj) -> dict[int, str]:
+    """The node's first InternalIP of each family (4 -> address, 6 -> address)."""
+    out: dict[int, str] = {}
     for a in (node.get("status") or {}).get("addresses") or []:
         if a.get("type") == "InternalIP" and a.get("address"):
-            return str(a["address"])
-    return ""
+            with contextlib.suppress(ValueError):
+                out.setdefault(ipaddress.ip_address(str(a["address"])).version, str(a["address"]))
+    return out
 
 
-def _ipv4_cidr(node: Obj) -> str:
-    """The node's IPv4 pod CIDR as written (from `spec.podCIDRs`, any position, else
-    `spec.podCIDR`): "" when it has none; a malformed entry is returned as is (for the error)."""
+def _pod_cidrs(node: Obj) -> dict[int, str]:
+    """The node's pod CIDR of each family as written (from `spec.podCIDRs`, any position, else
+    `spec.podCIDR`); a malformed entry is returned under 0 (for the error)."""
     spec = node.get("spec") or {}
     raw = [str(c) for c in spec.get("podCIDRs") or []]
     if not raw and spec.get("podCIDR"):
         raw = [str(spec["podCIDR"])]
+    out: dict[int, str] = {}
     for cidr in raw:
         try:
-            if ipaddress.ip_network(cidr, strict=False).version == 4:
-                return cidr
+            out.setdefault(ipaddress.ip_network(cidr, strict=False).version, cidr)
         except ValueError:
-            return cidr
-    return ""
+            out.setdefault(0, cidr)
+    return out
 
 
-def plan(nodes: list[Obj], *, own: str, own_cidr: str, backend: str, lookup: Callable[[str], Reach],
-         host_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
-         bridges: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None) -> Plan:
-    """The routes this node needs to every other Node in `nodes`, and why any peer gets none.
-
-    `lookup(ip)` says how this machine reaches `ip`; `host_nets` are this machine's own networks
-    (no pod CIDR may overlap one); `bridges` the pod CIDRs of the podns bridges of this machine
-    (a peer whose InternalIP is local must have its bridge here; None: not checked). Peers
-    without an IPv4 pod CIDR (IPv6 only: routes are IPv4) and loopback-mode peers (127/8: their
-    pods are local to their machine by design) are left out, not errors. Pure: no I/O."""
-    mine = ipaddress.ip_network(own_cidr, strict=False)
-    errors: list[str] = []
-    cidrs: dict[str, ipaddress.IPv4Network] = {}
-    for node in sorted(nodes, key=lambda n: str(n.get("metadata", {}).get("name", ""))):
-        name = str(node.get("metadata", {}).get("name", ""))
-        if name == own:
-            continue
-        raw = _ipv4_cidr(node)
-        if not raw:
-            continue  # not allocated yet, or IPv6 only: nothing to route (not an error)
-        try:
-            net = ipaddress.ip_network(raw, strict=False)
-        except ValueError:
-            errors.append(f"node {name}: pod CIDR {raw!r} is not a CIDR")
-            continue
-        if isinstance(net, ipaddress.IPv4Network) and not net.is_loopback:
-            cidrs[name] = net
-    overlapping: set[str] = set()
+def _overlaps(cidrs: dict[str, Network], mine: Network | None, host_nets: list[Network],
+              errors: list[str]) -> set[str]:
+    """The peers (of one family) whose CIDR overlaps this node's, another peer's or a network of
+    this machine; each overlap is added to `errors`."""
+    bad: set[str] = set()
     names = list(cidrs)
     for i, a in enumerate(names):
-        if cidrs[a].overlaps(mine):
+        if mine is not None and cidrs[a].overlaps(mine):
             errors.append(f"node {a}: pod CIDR {cidrs[a]} overlaps this node's {mine}")
-            overlapping.add(a)
+            bad.add(a)
         for b in names[i + 1:]:
             if cidrs[a].overlaps(cidrs[b]):
                 errors.append(f"nodes {a} and {b}: pod CIDRs {cidrs[a]} and {cidrs[b]} overlap")
-                overlapping |= {a, b}
+                bad |= {a, b}
         clash = [str(h) for h in host_nets if cidrs[a].overlaps(h)]
         if clash:
             errors.append(f"node {a}: pod CIDR {cidrs[a]} overlaps a network of this machine "
                           f"({', '.join(clash)})")
-            overlapping.add(a)
+            bad.add(a)
+    return bad
+
+
+def plan(nodes: list[Obj], *, own: str, own_cidr: str, backend: str, lookup: Callable[[str], Reach],
+         host_nets: list[Network], bridges: list[Network] | None = None,
+         own_cidr6: str | None = None) -> Plan:
+    """The routes this node needs to every other Node in `nodes`, and why any peer gets none.
+
+    `lookup(ip)` says how this machine reaches `ip`; `host_nets` are this machine's own networks
+    (no pod CIDR may overlap one); `bridges` the pod CIDRs of the podns bridges of this machine
+    (a peer whose InternalIP is local must have its bridge here; None: not checked).
+
+    IPv4: every peer's IPv4 pod CIDR, host-gw or vxlan (module docstring). IPv6, only when this
+    node has an IPv6 pod CIDR (`own_cidr6`; its pods have no IPv6 address otherwise): a peer's
+    IPv6 pod CIDR goes host-gw via the peer's IPv6 InternalIP when both nodes have one and it is
+    on a shared link (and the backend is not vxlan); otherwise through the IPv4 VXLAN tunnel
+    (IPv6 inside, IPv4 outside) via the peer's VXLAN device's link-local address `vtep_ll`;
+    `host-gw` without IPv6 InternalIPs is an error. The two ends of a pair take the same decision
+    from the same facts, so both use the tunnel or neither does. Each family is judged on its own:
+    an error drops that family's route of the peer, never a part of one. Peers without a pod
+    CIDR and loopback-mode peers (127/8: their pods are local to their machine by design) are
+    left out, not errors. Pure: no I/O."""
+    errors: list[str] = []
     by_name = {str(n.get("metadata", {}).get("name", "")): n for n in nodes}
+    own_ips = _internal_ips(by_name.get(own, {}))
+    families: dict[int, dict[str, Network]] = {4: {}, 6: {}}
+    for name in sorted(by_name):
+        if name == own:
+            continue
+        got = _pod_cidrs(by_name[name])
+        if 0 in got:
+            errors.append(f"node {name}: pod CIDR {got[0]!r} is not a CIDR")
+        for version in (4, 6):
+            if version in got:
+                net = ipaddress.ip_network(got[version], strict=False)
+                if not net.is_loopback:
+                    families[version][name] = net
+    mine4 = ipaddress.ip_network(own_cidr, strict=False)
+    mine6 = ipaddress.ip_network(own_cidr6, strict=False) if own_cidr6 else None
+    bad4 = _overlaps(families[4], mine4, host_nets, errors)
+    bad6 = _overlaps(families[6], mine6, host_nets, errors) if mine6 is not None else set(families[6])
     routes: dict[str, Route] = {}
     local: list[str] = []
-    for name, net in cidrs.items():
-        if name in overlapping:
+    reach: dict[str, Reach] = {}  # peer -> how its IPv4 InternalIP is reached (when routable)
+    for name, net in families[4].items():
+        if name in bad4:
             continue
-        addr = _internal_ip(by_name[name])
+        addr = _internal_ips(by_name[name]).get(4, "")
         if not addr:
             errors.append(f"node {name}: no InternalIP address")
             continue
@@ -179,20 +209,64 @@ def plan(nodes: list[Obj], *, own: str, own_cidr: str, backend: str, lookup: Cal
             errors.append(f"node {name}: InternalIP {addr} is an address of this machine, but its pod "
                           f"CIDR {net} is not on a bridge here (is that node's --node-ip its address "
                           "on the network the nodes share?)")
-        elif path.kind == "local":
-            local.append(name)
-        elif path.kind == "unreachable":
+            continue
+        if path.kind == "unreachable":
             errors.append(f"node {name}: InternalIP {addr} is unreachable from this machine"
                           + (f" ({path.detail})" if path.detail else ""))
+            continue
+        reach[name] = path
+        if path.kind == "local":
+            local.append(name)
         elif path.kind == "gateway" and backend == "host-gw":
             errors.append(f"node {name}: InternalIP {addr} is behind a gateway ({path.detail}), not "
                           "on a link this machine shares: host-gw cannot route to it (use "
                           "--pod-network-backend vxlan or auto)")
         elif backend == "vxlan" or path.kind == "gateway":
-            routes[str(net)] = Route(name, str(net), addr, "vxlan", VXLAN_DEV)
+            routes[str(net)] = Route(name, str(net), addr, "vxlan", VXLAN_DEV, str(net.network_address))
         else:
-            routes[str(net)] = Route(name, str(net), addr, "host-gw", path.dev)
+            routes[str(net)] = Route(name, str(net), addr, "host-gw", path.dev, addr)
+    for name, net in families[6].items():
+        if name in bad6 or name in local:
+            continue
+        route = _route6(name, net, by_name[name], own_v6=6 in own_ips, backend=backend,
+                        lookup=lookup, reach4=reach.get(name), cidr4=families[4].get(name), errors=errors)
+        if route is not None:
+            routes[str(net)] = route
     return Plan(routes, local, errors)
+
+
+def _route6(name: str, net: Network, node: Obj, *, own_v6: bool, backend: str,
+            lookup: Callable[[str], Reach], reach4: Reach | None, cidr4: Network | None,
+            errors: list[str]) -> Route | None:
+    """The route to peer `name`'s IPv6 pod CIDR `net` (see `plan`), or None with an error added
+    (or without one when the peer is on this machine: its bridge is here)."""
+    ips = _internal_ips(node)
+    addr6 = ips.get(6, "")
+    if addr6 and own_v6 and backend != "vxlan":
+        path = lookup(addr6)
+        if path.kind == "local":
+            return None  # same machine: its bridge (and its IPv6 route) is here
+        if path.kind == "link":
+            return Route(name, str(net), addr6, "host-gw", path.dev, addr6)
+        if backend == "host-gw":
+            why = (f"is behind a gateway ({path.detail})" if path.kind == "gateway"
+                   else "is unreachable from this machine" + (f" ({path.detail})" if path.detail else ""))
+            errors.append(f"node {name}: IPv6 InternalIP {addr6} {why}: host-gw cannot route its pod "
+                          f"CIDR {net} (use --pod-network-backend vxlan or auto)")
+            return None
+    elif backend == "host-gw":
+        whose = "that node has" if own_v6 else "this node has"
+        errors.append(f"node {name}: host-gw routes the IPv6 pod CIDR {net} only via IPv6 InternalIPs "
+                      f"and {whose} none (give both nodes --node-ip <IPv4>,<IPv6>, or use "
+                      "--pod-network-backend auto or vxlan)")
+        return None
+    if reach4 is None or cidr4 is None:
+        if ips.get(4) and cidr4 is not None:
+            return None  # its IPv4 side is broken: that error is already listed
+        errors.append(f"node {name}: its IPv6 pod CIDR {net} can go only through the VXLAN tunnel, "
+                      "which needs an IPv4 InternalIP and an IPv4 pod CIDR on both nodes")
+        return None
+    return Route(name, str(net), ips[4], "vxlan", VXLAN_DEV, vtep_ll(str(cidr4)))
 
 
 # -- the machine's side (blocking `ip` calls) --------------------------------------------------
@@ -217,11 +291,19 @@ def lookup(addr: str) -> Reach:
     return Reach("link", dev=str(got.get("dev", "")))
 
 
-def _forwarding_on() -> None:
-    path = Path("/proc/sys/net/ipv4/ip_forward")
-    if path.read_text().strip() != "1":
-        path.write_text("1\n")
-        log.info("pod network: IPv4 forwarding switched on (routes to other nodes' pods)")
+def _forwarding_on(versions: set[int]) -> None:
+    """Switch IPv4 (and, for 6 in `versions`, IPv6) forwarding on in this namespace."""
+    if 4 in versions:
+        path = Path("/proc/sys/net/ipv4/ip_forward")
+        if path.read_text().strip() != "1":
+            path.write_text("1\n")
+            log.info("pod network: IPv4 forwarding switched on (routes to other nodes' pods)")
+    if 6 in versions:
+        path = Path("/proc/sys/net/ipv6/conf/all/forwarding")
+        if path.read_text().strip() != "1":
+            path.write_text("1\n")
+            log.info("pod network: IPv6 forwarding switched on (routes to other nodes' pods; "
+                     "links with accept_ra=1 stop taking router advertisements, see docs/pod-network.md)")
 
 
 class Routes:
@@ -229,13 +311,16 @@ class Routes:
     called with the `NetworkUnavailable` condition whenever it changes."""
 
     def __init__(self, client: Client, *, node: str, node_ip: str, cidr: str, backend: str,
-                 state_dir: Path, report: Callable[[str, str, str], None]) -> None:
+                 state_dir: Path, report: Callable[[str, str, str], None], cidr6: str | None = None) -> None:
+        """`node_ip`: this node's IPv4 InternalIP (the VXLAN device's local end); `cidr`, `cidr6`:
+        this node's IPv4 pod CIDR and, dual-stack, its IPv6 one (then IPv6 routes are kept too)."""
         if backend not in BACKENDS:
             raise ValueError(f"pod network backend {backend!r}: not one of {', '.join(BACKENDS)}")
         self.client = client
         self.node = node
         self.node_ip = node_ip
         self.cidr = str(ipaddress.ip_network(cidr, strict=False))
+        self.cidr6 = str(ipaddress.ip_network(cidr6, strict=False)) if cidr6 else None
         self.backend = backend
         self.report = report
         self.state = state_dir / "routes.json"
@@ -303,7 +388,7 @@ class Routes:
         host_nets = netns.host_networks()
         bridges = netns.bridge_networks()
         p = plan(nodes, own=self.node, own_cidr=self.cidr, backend=self.backend, lookup=lookup,
-                 host_nets=host_nets, bridges=bridges)
+                 host_nets=host_nets, bridges=bridges, own_cidr6=self.cidr6)
         self.apply(p)
         return p
 
@@ -321,7 +406,8 @@ class Routes:
         if not vx:
             self._delete_vxlan()
         if p.routes or p.local:
-            _forwarding_on()
+            _forwarding_on({4} | {ipaddress.ip_network(c).version for c in p.routes}
+                           | ({6} if p.local and self.cidr6 else set()))
         for cidr, route in p.routes.items():
             if self.programmed.get(cidr) == route:
                 continue
@@ -339,11 +425,12 @@ class Routes:
             if route.peer_ip not in self.vxlan_peers:
                 _bridge("fdb", "append", ZERO_MAC, "dev", VXLAN_DEV, "dst", route.peer_ip, check=True)
                 self.vxlan_peers.add(route.peer_ip)
-            netns.ip("route", "replace", route.cidr, "via", route.via, "dev", VXLAN_DEV, "onlink",
-                     "proto", ROUTE_PROTO)
-        else:
-            netns.ip("route", "replace", route.cidr, "via", route.via, "dev", route.dev,
-                     "proto", ROUTE_PROTO)
+        family = "-6" if ":" in route.cidr else "-4"
+        # IPv4 over VXLAN: the peer's device address is not on a subnet of ours (onlink); IPv6:
+        # its link-local address is, on the device
+        onlink = ["onlink"] if route.backend == "vxlan" and family == "-4" else []
+        netns.ip(family, "route", "replace", route.cidr, "via", route.via, "dev", route.dev, *onlink,
+                 "proto", ROUTE_PROTO)
 
     def _remove(self, route: Route) -> None:
         netns.ip("route", "del", route.cidr, "proto", ROUTE_PROTO, check=False)
@@ -359,6 +446,8 @@ class Routes:
         netns.ip(*args)
         try:
             netns.ip("addr", "add", f"{ipaddress.ip_network(self.cidr).network_address}/32", "dev", VXLAN_DEV)
+            if self.cidr6:  # IPv6 pods' traffic rides the same tunnel, next hop this address
+                netns.ip("-6", "addr", "add", f"{vtep_ll(self.cidr)}/64", "dev", VXLAN_DEV, "nodad")
             netns.ip("link", "set", VXLAN_DEV, "up")
         except netns.NetnsError:
             self._delete_vxlan()

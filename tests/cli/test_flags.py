@@ -29,6 +29,8 @@ CASES = [
     (["apiserver", "--store-wait", "-1"], "--store-wait"),
     (["apiserver", "--store-wait", "nan"], "--store-wait"),
     (["node", "--node-ip", "notanip"], "--node-ip"),
+    (["node", "--node-ip", "192.168.1.2,192.168.1.3"], "--node-ip"),  # two of one family
+    (["up", "--node-ip", "192.168.1.2,fd00::2,fd00::3"], "--node-ip"),
     (["node", "--node-port", "70000"], "--node-port"),
     (["up", "--node-port", "-1"], "--node-port"),
 ]

@@ -20,16 +20,20 @@ SERVER = ("import os, socket\n"
           "s.bind(('0.0.0.0', 5432)); s.listen(64)\n"
           "while True:\n"
           "    c, _ = s.accept(); c.sendall(os.environ['POD_NAME'].encode()); c.close()\n")
+#: the same server on both families (dual-stack pods): "::" with IPV6_V6ONLY off takes IPv4 too
+SERVER_DUAL = SERVER.replace("s = socket.socket(); ", "s = socket.socket(socket.AF_INET6); "
+                             "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); "
+                             ).replace("('0.0.0.0', 5432)", "('::', 5432)")
 #: connect to argv[1]:argv[2] (a name goes through the pod's resolv.conf) and print the answer
 CLIENT = ("import socket, sys\n"
           "c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n"
           "print(c.recv(100).decode())\n")
 
 
-def _container(name: str, *, serve: bool) -> dict[str, Any]:
+def _container(name: str, *, serve: bool, dual: bool = False) -> dict[str, Any]:
     c: dict[str, Any] = {
         "name": name, "image": "python",
-        "command": ["python3", "-c", SERVER] if serve else ["sleep", "100000"],
+        "command": ["python3", "-c", SERVER_DUAL if dual else SERVER] if serve else ["sleep", "100000"],
         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     }
     if serve:
@@ -38,17 +42,20 @@ def _container(name: str, *, serve: bool) -> dict[str, Any]:
     return c
 
 
-def pod(name: str, node: str, *, serve: bool = True) -> dict[str, Any]:
-    """A pod bound to `node` (a server on 5432, or a client that sleeps)."""
+def pod(name: str, node: str, *, serve: bool = True, dual: bool = False) -> dict[str, Any]:
+    """A pod bound to `node` (a server on 5432, on both families when `dual`, or a client that
+    sleeps)."""
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
-                     "containers": [_container(name, serve=serve)]}}
+                     "containers": [_container(name, serve=serve, dual=dual)]}}
 
 
-def db(node: str) -> list[dict[str, Any]]:
-    """The reference scenario's headless `db-service` and a one-replica StatefulSet `db` on `node`."""
+def db(node: str, *, dual: bool = False) -> list[dict[str, Any]]:
+    """The reference scenario's headless `db-service` and a one-replica StatefulSet `db` on `node`
+    (`dual`: the Service PreferDualStack, the server on both families)."""
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db-service"},
            "spec": {"clusterIP": "None", "selector": {"app": "db"},
+                    **({"ipFamilyPolicy": "PreferDualStack"} if dual else {}),
                     "ports": [{"name": "db", "port": 5432, "targetPort": 5432}]}}
     sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
            "spec": {"serviceName": "db-service", "replicas": 1,
@@ -56,7 +63,7 @@ def db(node: str) -> list[dict[str, Any]]:
                     "template": {"metadata": {"labels": {"app": "db"}},
                                  "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
                                           "terminationGracePeriodSeconds": 1,
-                                          "containers": [_container("db", serve=True)]}}}}
+                                          "containers": [_container("db", serve=True, dual=dual)]}}}}
     return [svc, sts]
 
 
@@ -100,7 +107,8 @@ def pod_cidr(cp: ControlPlane, name: str) -> str:
     return str(((node(cp, name) or {}).get("spec") or {}).get("podCIDR") or "")
 
 
-def podns_routes(m: Machine) -> dict[str, dict[str, Any]]:
-    """dst -> route of the routes podns programmed on machine `m` (proto 158)."""
-    got = json.loads(m.ip("-j", "route", "show", "proto", "158") or "[]")
+def podns_routes(m: Machine, family: str = "-4") -> dict[str, dict[str, Any]]:
+    """dst -> route of the routes podns programmed on machine `m` (proto 158); `family` "-6" for
+    the IPv6 ones."""
+    got = json.loads(m.ip(family, "-j", "route", "show", "proto", "158") or "[]")
     return {str(r["dst"]): r for r in got}

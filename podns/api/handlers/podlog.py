@@ -57,9 +57,12 @@ def pick_container(pod: Obj, requested: str | None) -> str:
 
 
 def node_endpoint(node: Obj) -> tuple[str, int]:
-    """(address, port) of the node agent's endpoint, from the Node's status."""
+    """(address, port) of the node agent's endpoint, from the Node's status (the first address
+    of a type, as kube-apiserver: a dual-stack node lists its primary InternalIP first)."""
     st = node.get("status") or {}
-    addresses = {a.get("type"): a.get("address") for a in st.get("addresses") or []}
+    addresses: dict[Any, Any] = {}
+    for a in st.get("addresses") or []:
+        addresses.setdefault(a.get("type"), a.get("address"))
     host = addresses.get("InternalIP") or addresses.get("Hostname") or ""
     port = int(((st.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0)
     return host, port
