@@ -38,6 +38,7 @@ from podns.kube.client import Client
 from podns.node import netns
 from podns.node.agent import Agent
 from podns.node.ipam import LockDirError
+from podns.node.proxy.kernel import PROXY_MODES
 from podns.node.routes import BACKENDS as ROUTE_BACKENDS
 from podns.node.runtime.podman import PULL_TIMEOUT
 from podns.node.runtime.select import CHOICES as RUNTIME_CHOICES
@@ -95,6 +96,13 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
                         help="port of the node's log endpoint (default: any free port)")
     parser.add_argument("--no-service-proxy", action="store_true",
                         help="do not run the ClusterIP proxy on this node")
+    parser.add_argument("--proxy-mode", choices=PROXY_MODES, default="auto",
+                        help="netns mode: how ClusterIPs off loopback are served: nftables (kernel "
+                             "NAT in the node's own nft table), iptables (kernel NAT in the node's "
+                             "own iptables chains, through iptables-restore), userspace (the "
+                             "asyncio proxy: the host only, not pods) or auto (default: nftables "
+                             "when nft works, else iptables; an Event NftMissing when neither is "
+                             "installed)")
 
 
 def add_parser(subparsers: Any, name: str) -> None:
@@ -134,6 +142,10 @@ def _check(args: argparse.Namespace, command: str) -> None:
     nets = cidrs.parse_cidrs(args.pod_cidr) if args.pod_cidr else []
     primary = str(nets[0]) if nets else None
     args.pod_network, args.pod_network_why = netns.choose_mode(args.pod_network, primary)
+    if args.pod_network != "netns" and getattr(args, "proxy_mode", "auto") in ("nftables", "iptables"):
+        args._parser.error(f"argument --proxy-mode: {args.proxy_mode} is kernel NAT for pods in "
+                           "their own network namespaces: it needs --pod-network netns (loopback "
+                           "mode serves ClusterIPs with the userspace proxy)")
     if args.pod_network != "netns":
         for net in nets:
             if net.version == 6:
@@ -226,7 +238,7 @@ async def _running(kubeconfig: Path, *, name: str, data_dir: Path, args: argpars
                   cluster_dns=cluster_dns, cluster_domain=cluster_domain,
                   serving_tls=tls, container_runtime=args.container_runtime, oci_runtime=args.oci_runtime,
                   image_pull_timeout=args.image_pull_timeout, dual_stack=_dual_stack_services(args),
-                  service_cidr=args.service_cidr)
+                  service_cidr=args.service_cidr, proxy_mode=args.proxy_mode)
     try:
         try:
             await agent.start()

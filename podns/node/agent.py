@@ -46,7 +46,9 @@ from podns.node.heartbeat import Heartbeat, choose_pod_cidr
 from podns.node.ipam import IPAM, CIDRClaim
 from podns.node.podnetwork import PodNetwork
 from podns.node.podworker import PodWorker, SandboxError
-from podns.node.proxy import NftProxier, ServiceProxy, nft
+from podns.node.proxy import KernelProxier, ServiceProxy
+from podns.node.proxy.iptables import prefix_of
+from podns.node.proxy.kernel import IptablesRules, NftRules, choose_mode
 from podns.node.routes import Routes
 from podns.node.runtime import ContainerRuntime
 from podns.node.runtime.podman import PULL_TIMEOUT
@@ -95,6 +97,7 @@ class Agent:
         image_pull_timeout: float = PULL_TIMEOUT,
         dual_stack: bool = False,
         service_cidr: str | None = None,
+        proxy_mode: str = "auto",
     ) -> None:
         """`serving_tls`: the node endpoint's TLS settings (`podns.node.server.serving_ssl_context`:
         a certificate from the cluster CA, the API server's client certificate required).
@@ -105,7 +108,9 @@ class Agent:
         an IPv6 address too, from `netns.ipv6_companion` of the IPv4 CIDR.
         `host_ip6`: dual-stack, the node's IPv6 InternalIP beside `host_ip` (the IPv4 one).
         `service_cidr`: the cluster's ClusterIP range(s), comma-separated; in netns mode a
-        range off loopback turns on kernel NAT for ClusterIPs (`podns.node.proxy.kernel`)."""
+        range off loopback turns on kernel NAT for ClusterIPs (`podns.node.proxy.kernel`).
+        `proxy_mode`: auto, nftables, iptables or userspace (`kernel.choose_mode`); which one
+        runs is `proxy_mode` after start() (None: no kernel NAT could run)."""
         self.client = client
         self.serving_tls = serving_tls
         self.node_name = name
@@ -124,6 +129,7 @@ class Agent:
         self.ipv6_primary = bool(v4 and v6) and given[0].version == 6
         self.dual_stack = dual_stack
         self.proxy_enabled = proxy
+        self.proxy_mode: str | None = proxy_mode
         self.service_cidrs = [c.strip() for c in (service_cidr or "").split(",") if c.strip()]
         self.pod_network = pod_network  # "loopback" or "netns"
         self.cluster_dns = cluster_dns  # netns mode: where the node's DNS relay forwards
@@ -150,7 +156,7 @@ class Agent:
         self.events = EventRecorder(client, "kubelet", host=name)
         self.heartbeat: Heartbeat | None = None
         self.proxy: ServiceProxy | None = None
-        self.nat: NftProxier | None = None
+        self.nat: KernelProxier | None = None
         self._writers: dict[str, asyncio.Task[None]] = {}
         #: one-off tasks started from informer handlers (kept: the loop holds tasks only weakly)
         self._background: set[asyncio.Task[None]] = set()
@@ -236,9 +242,11 @@ class Agent:
             self.ipam6.retain_only(live)
         if kernel_nat and self.network is not None:
             families = sorted({ipaddress.ip_network(c, strict=False).version for c in kernel_nat})
-            self.nat = NftProxier(self.client, node=self.node_name, table=self.network.bridge,
-                                  pod_ifname=self.network.bridge, service_cidrs=self.service_cidrs,
-                                  families=families)
+            bridge = self.network.bridge
+            rules = (IptablesRules(prefix_of(bridge)) if self.proxy_mode == "iptables"
+                     else NftRules(bridge))
+            self.nat = KernelProxier(self.client, node=self.node_name, rules=rules, pod_ifname=bridge,
+                                     service_cidrs=self.service_cidrs, families=families)
             await self.nat.start()
         if self.proxy_enabled and (self.nat is None or len(kernel_nat) < len(self.service_cidrs)):
             # loopback mode, or the loopback cluster IPs the kernel proxier leaves alone
@@ -298,24 +306,35 @@ class Agent:
         return ordered[::-1] if self.ipv6_primary and self.pod_cidr6 else ordered
 
     def _kernel_nat_ranges(self) -> list[str]:
-        """The service ranges the kernel proxier serves: in netns mode with the proxy on, the
-        ranges off loopback, IPv6 only when the pods have IPv6 addresses ([] otherwise; then the
-        userspace proxy serves ClusterIPs, from the root namespace only). A missing `nft` is said
-        at once, here, and the userspace proxy stays on."""
+        """The service ranges the kernel proxier serves: in netns mode with the proxy on and a
+        kernel `--proxy-mode`, the ranges off loopback, IPv6 only when the pods have IPv6
+        addresses ([] otherwise; then the userspace proxy serves ClusterIPs, from the root
+        namespace only). Resolves `proxy_mode` (`kernel.choose_mode`); a missing tool is said at
+        once, here (log and a Warning Event on the Node: `NftMissing` or `IptablesMissing`),
+        and the userspace proxy stays on."""
         if not self.proxy_enabled or self.pod_network != "netns":
             return []
         ranges = [c for c in self.service_cidrs
                   if not (net := ipaddress.ip_network(c, strict=False)).is_loopback
                   and (net.version == 4 or self.pod_cidr6 is not None)]
-        if ranges and nft.nft_path() is None:
-            log.error("node %s: nft is not installed (Debian package nftables): pods cannot reach "
-                      "ClusterIPs; only the host can, through the userspace proxy", self.node_name)
+        if not ranges:
+            return []
+        requested = self.proxy_mode or "auto"
+        self.proxy_mode, why = choose_mode(requested)
+        if self.proxy_mode is None:
+            reason = "IptablesMissing" if requested == "iptables" else "NftMissing"
+            log.error("node %s: no kernel NAT for ClusterIPs (--proxy-mode %s): %s; pods cannot "
+                      "reach ClusterIPs, only the host can, through the userspace proxy",
+                      self.node_name, requested, why)
             self.events.event({"kind": "Node", "apiVersion": "v1",
                                "metadata": {"name": self.node_name, "uid": self.node_name}},
-                              "Warning", "NftMissing", "nft is not installed: pods cannot reach "
-                              "ClusterIPs (install the Debian package nftables)")
+                              "Warning", reason, f"{why}: pods cannot reach ClusterIPs (--proxy-mode "
+                              f"{requested}; install the Debian package nftables or iptables)")
             return []
-        return ranges
+        fell_back = requested == "auto" and self.proxy_mode != "nftables"  # worth a word
+        log.log(logging.WARNING if fell_back else logging.INFO, "node %s: ClusterIP proxy mode %s (%s)",
+                self.node_name, self.proxy_mode, why)
+        return [] if self.proxy_mode == "userspace" else ranges
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[Obj]]) -> Obj:
         """`call()` until the API answers (as the kubelet keeps trying to register); an API that

@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from podns.node.ipam import claim_held, lock_dir, lock_name, private_dir
+from podns.node.proxy import ipt
+from podns.node.proxy.iptables import prefix_of
 from podns.node.proxy.nft import nft_path
 
 Obj = dict[str, Any]
@@ -342,8 +344,10 @@ def delete_bridge(bridge: str) -> None:
 
 
 def delete_nat_table(bridge: str) -> None:
-    """Remove the ClusterIP tables (ip, ip6) that a crashed agent of `bridge` left (the kernel
-    proxier names its nftables tables after the bridge); nothing when there is none or no `nft`."""
+    """Remove the ClusterIP rules that a crashed agent of `bridge` left: the nftables tables (ip,
+    ip6) named after the bridge and the iptables chains of its prefix (`PODNS-<hex>-*`, and the
+    jumps to them); nothing when there are none or the tools are missing."""
+    ipt.delete_now(prefix_of(bridge), IP_TIMEOUT)
     path = nft_path()
     for family in ("ip", "ip6") if path is not None else ():
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):

@@ -33,6 +33,9 @@ CASES = [
     (["up", "--node-ip", "192.168.1.2,fd00::2,fd00::3"], "--node-ip"),
     (["node", "--node-port", "70000"], "--node-port"),
     (["up", "--node-port", "-1"], "--node-port"),
+    (["up", "--proxy-mode", "ipvs"], "--proxy-mode"),
+    (["up", "--pod-network", "loopback", "--proxy-mode", "iptables"], "--proxy-mode"),  # kernel NAT: netns
+    (["node", "--pod-network", "loopback", "--proxy-mode", "nftables"], "--proxy-mode"),
 ]
 
 

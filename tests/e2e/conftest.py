@@ -63,6 +63,8 @@ class Podns:
         self.data_dir = workdir / "state"
         self.command = command
         self.extra_args = list(extra_args)
+        #: environment variables that replace the test's own for the podns process (e.g. PATH)
+        self.env: dict[str, str] = {}
         self.api_port = free_port()
         self.dns_addr = ("127.0.0.1", free_port(socket.SOCK_DGRAM))
         self.api_url = f"https://127.0.0.1:{self.api_port}"
@@ -117,7 +119,7 @@ class Podns:
         log_start = len(self.log())
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0  # this run's output
         out = open(self.log_path, "ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self.proc = subprocess.Popen(self.args(), stdout=out, stderr=subprocess.STDOUT,
                                      cwd=self.workdir, env=env, start_new_session=True)
         out.close()

@@ -1,7 +1,8 @@
 """ClusterIPs across machines: two simulated machines (`tests/netsim.py`) on one LAN (host-gw),
 `podns up --pod-network netns --service-cidr 10.96.0.0/16` on machine a, `podns node` on machine
-b; each node NATs ClusterIPs in its own nftables table (inside its machine's namespace, so the
-real machine's tables never see them). Machine a runs without br_netfilter, b with it, so both
+b; each node NATs ClusterIPs in its own nftables table or, with `--proxy-mode iptables`, its own
+iptables chains (both backends run; inside each machine's namespace, so the real machine's rules
+never see them). Machine a runs without br_netfilter, b with it, so both
 ways the kernel can carry a same-bridge reply are exercised.
 
 Proves the ClusterIP half of the network model across machines: a pod on b connects to a
@@ -17,12 +18,14 @@ from typing import Any
 
 import pytest
 
-from podns.node.proxy import nft
+from podns.node.proxy import ipt, nft
 from tests.e2e._machines import apply, pod, ready_ip, wait
 from tests.netsim import ControlPlane, Lab, Machine, needs_root, podns_node, podns_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(240), needs_root,
-              pytest.mark.skipif(nft.nft_path() is None, reason="needs nft (Debian package nftables)")]
+              pytest.mark.skipif(nft.nft_path() is None, reason="needs nft (Debian package nftables)"),
+              pytest.mark.skipif(ipt.iptables_path() is None,
+                                 reason="needs iptables (Debian package iptables)")]
 
 SERVICE_CIDR = "10.96.0.0/16"  # inside the lab's namespaces: no other cluster can meet it
 #: `count` connections to argv[1]:argv[2]; prints {answer or error name: times}
@@ -38,13 +41,14 @@ CLIENT = ("import collections, json, socket, sys\n"
 
 
 class Cluster:
-    def __init__(self, cp: ControlPlane, a: Machine, b: Machine) -> None:
-        self.cp, self.a, self.b = cp, a, b
+    def __init__(self, cp: ControlPlane, a: Machine, b: Machine, mode: str) -> None:
+        self.cp, self.a, self.b, self.mode = cp, a, b, mode
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    work = tmp_path_factory.mktemp("clusterip")
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    mode = str(request.param)
+    work = tmp_path_factory.mktemp(f"clusterip-{mode}")
     with Lab() as lab:
         lan = lab.lan("lan", "192.168.78.0/24")
         a, b = lab.machine("a", lan), lab.machine("b", lan)
@@ -52,11 +56,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # on): bridged pod-to-pod replies then bypass conntrack, which the masquerade must cover
         for f in ("iptables", "ip6tables"):
             a.run("sh", "-c", f"echo 0 > /proc/sys/net/bridge/bridge-nf-call-{f}", check=True)
-        cp = podns_up(a, work, "--service-cidr", SERVICE_CIDR)
-        node_b = podns_node(b, cp, work, "--service-cidr", SERVICE_CIDR)
-        yield Cluster(cp, a, b)
+        cp = podns_up(a, work, "--service-cidr", SERVICE_CIDR, "--proxy-mode", mode)
+        node_b = podns_node(b, cp, work, "--service-cidr", SERVICE_CIDR, "--proxy-mode", mode)
+        yield Cluster(cp, a, b, mode)
         b.stop(node_b)
         assert "table ip podns-" not in b.run("nft", "list", "tables").stdout  # b's table gone
+        assert "PODNS-" not in b.run("iptables-save").stdout  # b's chains gone
     assert lab.leftovers() == []
 
 
@@ -110,8 +115,14 @@ def test_cluster_ips_across_machines(cluster: Cluster) -> None:
          "pod on a -> ClusterIP -> pods on a and b")
     # hairpin on a machine without br_netfilter: srv-a reaches itself through only-a's ClusterIP
     assert connect(cp, "srv-a", only_a, 5) == Counter({"srv-a": 5})
-    listing = cluster.b.run("nft", "list", "map", "ip", _table(cluster.b), "service-ips").stdout
-    assert f"{only_a} . tcp . 80" in listing and f"{both} . tcp . 80" in listing
+    if cluster.mode == "nftables":
+        listing = cluster.b.run("nft", "list", "map", "ip", _table(cluster.b), "service-ips").stdout
+        assert f"{only_a} . tcp . 80" in listing and f"{both} . tcp . 80" in listing
+    else:
+        listing = cluster.b.run("iptables-save", "-t", "nat").stdout
+        assert f"-d {only_a}/32 -p tcp -m tcp --dport 80 -j PODNS-" in listing
+        assert f"-d {both}/32 -p tcp -m tcp --dport 80 -j PODNS-" in listing
+        assert "table ip podns-" not in cluster.b.run("nft", "list", "tables").stdout
 
 
 def _table(m: Machine) -> str:

@@ -1,9 +1,11 @@
 """ClusterIPs in netns mode end to end: `podns up --pod-network netns --service-cidr <range off
-loopback>` serves them with kernel NAT (the node's nftables table): a pod in its own namespace
-and the host connect to a ClusterIP backed by three pods (connections spread over all three,
-including the client pod itself: hairpin), the rules follow the pods going away, TCP and UDP,
-ClientIP affinity, an IPv6 ClusterIP, connection refused without endpoints, and no table left
-after the agent stops.
+loopback>` serves them with kernel NAT, once per backend: `--proxy-mode nftables` (the node's
+nftables tables) and `--proxy-mode auto` on a PATH without `nft` (which must then choose the
+node's iptables chains, through iptables-restore). For each: a pod in its own namespace and the
+host connect to a ClusterIP backed by three pods (connections spread over all three, including
+the client pod itself: hairpin), the rules follow the pods going away (only Ready endpoints),
+TCP and UDP, ClientIP affinity, an IPv6 ClusterIP, connection refused without endpoints, and no
+rule left after the agent stops.
 
 The service range is a random 10.2xx.y.0/24 plus an IPv6 ULA /112 (dual-stack: pods get IPv6
 addresses too, and an IPv6 ClusterIP is NATed by the node's ip6 table), so that host-side
@@ -15,15 +17,19 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import os
 import random
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from podns.node import netns
-from podns.node.proxy import nft
+from podns.node.proxy import ipt, iptables, nft
+from podns.node.proxy.serviceports import chain_hash
 from tests._support import wait_until
 from tests.e2e.conftest import Podns
 from tests.e2e.test_node_pods import pod_manifest, ready_ip
@@ -40,11 +46,10 @@ def _service_cidr() -> str:
 
 
 SKIP = netns.unavailable_reason() or (None if nft.nft_path() else "needs nft (Debian package nftables)")
+SKIP = SKIP or (None if ipt.iptables_path() else "needs iptables (Debian package iptables)")
 SERVICE_CIDR = _service_cidr() if SKIP is None else "10.200.0.0/24,fd00:1::/112"
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(150),
-              pytest.mark.skipif(SKIP is not None, reason=SKIP or ""),
-              pytest.mark.podns_args("--pod-network", "netns", "--container-runtime", "process",
-                                     "--service-cidr", SERVICE_CIDR)]
+              pytest.mark.skipif(SKIP is not None, reason=SKIP or "")]
 
 wait = functools.partial(wait_until, timeout=30.0, step=0.1)
 
@@ -104,17 +109,68 @@ def table_of(p: Podns) -> str:
     return netns.bridge_name(node["spec"]["podCIDR"])
 
 
-@pytest.fixture(scope="module")
-def cluster(podns_module: Podns) -> Podns:
-    """Three pods behind the Service `db` (port 80 -> 5432), all Ready."""
-    for name in ("db-0", "db-1", "db-2"):
-        apply(podns_module, pod_manifest(name))
-    apply(podns_module, service("db", ports=[{"name": "pg", "port": 80, "targetPort": 5432}]))
-    wait(lambda: all(ready_ip(podns_module, n) for n in ("db-0", "db-1", "db-2")), what="pods Ready")
-    return podns_module
+class NatPodns(Podns):
+    """A `podns up` whose ClusterIPs one kernel backend serves (`mode`: nftables or iptables)."""
+
+    mode = "nftables"
+
+    def rules(self, family: int = 4, table: str | None = None) -> str:
+        """What the node's rules of `family` say now: its nft table, or the lines of its
+        iptables chains (and the jumps to them) in iptables-save's nat and filter tables.
+        `table`: the node's bridge (None: asked of the API)."""
+        table = table or table_of(self)
+        if self.mode == "nftables":
+            return subprocess.run(["nft", "list", "table", "ip" if family == 4 else "ip6", table],
+                                  capture_output=True, text=True, check=True).stdout
+        tool = "iptables-save" if family == 4 else "ip6tables-save"
+        prefix = iptables.prefix_of(table)
+        return "".join(line + "\n" for t in ("nat", "filter") for line in subprocess.run(
+            [tool, "-t", t], capture_output=True, text=True, check=True).stdout.splitlines()
+            if prefix in line)
 
 
-def test_pod_and_host_reach_cluster_ip_spread_over_endpoints(cluster: Podns) -> None:
+def path_without_nft(work: Path) -> str:
+    """A PATH whose admin directory (`<work>/sbin`: links to everything of /usr/sbin and /sbin
+    but nft) lacks nft, as on a machine without the nftables package; `tools.find_tool` then
+    does not look in /usr/sbin either."""
+    sbin = work / "sbin"
+    sbin.mkdir()
+    for src in (Path("/usr/sbin"), Path("/sbin")):
+        for tool in src.iterdir() if src.is_dir() else ():
+            if tool.name != "nft" and not (sbin / tool.name).exists():
+                (sbin / tool.name).symlink_to(tool)
+    venv = str(Path(sys.executable).parent)
+    return os.pathsep.join([venv, str(sbin), "/usr/local/bin", "/usr/bin", "/bin"])
+
+
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatPodns]:
+    """One `podns up` per backend (nftables: `--proxy-mode nftables`; iptables: `--proxy-mode
+    auto` without nft on PATH) with three pods behind the Service `db` (port 80 -> 5432), all
+    Ready."""
+    work = tmp_path_factory.mktemp(f"nat-{request.param}")
+    mode = "nftables" if request.param == "nftables" else "auto"
+    p = NatPodns(work, "--pod-network", "netns", "--container-runtime", "process",
+                 "--service-cidr", SERVICE_CIDR, "--proxy-mode", mode)
+    p.mode = request.param
+    if request.param == "iptables":
+        p.env["PATH"] = path_without_nft(work)
+    p.start()
+    try:
+        for name in ("db-0", "db-1", "db-2"):
+            apply(p, pod_manifest(name))
+        apply(p, service("db", ports=[{"name": "pg", "port": 80, "targetPort": 5432}]))
+        wait(lambda: all(ready_ip(p, n) for n in ("db-0", "db-1", "db-2")), what="pods Ready")
+        if request.param == "iptables":
+            assert "ClusterIP proxy mode iptables (nft is not installed" in p.log()
+            gone = subprocess.run(["nft", "list", "table", "ip", table_of(p)], capture_output=True)
+            assert gone.returncode != 0, "auto without nft on PATH made an nft table"
+        yield p
+    finally:
+        p.stop()
+
+
+def test_pod_and_host_reach_cluster_ip_spread_over_endpoints(cluster: NatPodns) -> None:
     """given three Ready pods behind a ClusterIP, connections from inside db-0's namespace reach
     all three, db-0 itself included (hairpin), and so do connections from the host; a port the
     Service does not have is refused at once rather than sent off the node."""
@@ -126,12 +182,15 @@ def test_pod_and_host_reach_cluster_ip_spread_over_endpoints(cluster: Podns) -> 
     wait(lambda: set(connect(ip, 80, 40)) == {"db-0", "db-1", "db-2"}, what="host connections spread")
     assert connect(ip, 81, 3, inside=ns) == Counter({"ConnectionRefusedError": 3})
     assert connect(ip, 81, 3) == Counter({"ConnectionRefusedError": 3})
-    listing = subprocess.run(["nft", "list", "table", "ip", table_of(cluster)], capture_output=True,
-                             text=True, check=True).stdout
-    assert "numgen random mod 3" in listing
+    if cluster.mode == "nftables":
+        assert "numgen random mod 3" in cluster.rules()
+    else:  # rule i of n jumps with probability 1/(n-i): 1/3, 1/2, then the last one always
+        svc = f"{iptables.prefix_of(table_of(cluster))}-SVC-{chain_hash('default/db/tcp/80')}"
+        picks = [line for line in cluster.rules().splitlines() if line.startswith(f"-A {svc} ")]
+        assert len(picks) == 3 and sum("--mode random" in line for line in picks) == 2, picks
 
 
-def test_udp_and_client_ip_affinity(cluster: Podns) -> None:
+def test_udp_and_client_ip_affinity(cluster: NatPodns) -> None:
     """given a UDP Service over an echo pod and a TCP Service with sessionAffinity ClientIP over
     the three pods, datagrams come back from the pod, and every connection of one client goes
     to the same pod."""
@@ -161,6 +220,8 @@ def test_udp_and_client_ip_affinity(cluster: Podns) -> None:
          what="sticky Service served")
     answers = connect(sticky_ip, 80, 30, inside=ns)
     assert len(answers) == 1 and sum(answers.values()) == 30, answers
+    if cluster.mode == "iptables":
+        assert "-m recent --rcheck --seconds 10800 --reap" in cluster.rules()
 
 
 V6_SERVER = """
@@ -172,7 +233,7 @@ while True:
 """
 
 
-def test_ipv6_cluster_ip(cluster: Podns) -> None:
+def test_ipv6_cluster_ip(cluster: NatPodns) -> None:
     """given an IPv6-only Service (ipFamilies [IPv6]) over a pod listening on ::, connections
     from inside db-0's namespace to [ClusterIP]:80 reach it through the node's ip6 table."""
     v6 = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "v6srv", "labels": {"app": "v6"}},
@@ -189,12 +250,11 @@ def test_ipv6_cluster_ip(cluster: Podns) -> None:
     assert ipaddress.ip_address(ip).version == 6
     ns = pod_netns(cluster, "db-0")
     wait(lambda: connect(ip, 80, 5, inside=ns) == Counter({"v6srv": 5}), what="IPv6 ClusterIP from db-0")
-    listing = subprocess.run(["nft", "list", "map", "ip6", table_of(cluster), "service-ips"],
-                             capture_output=True, text=True, check=True).stdout
-    assert f"{ip} . tcp . 80" in listing
+    wanted = f"{ip} . tcp . 80" if cluster.mode == "nftables" else f"-d {ip}/128 -p tcp -m tcp --dport 80"
+    assert wanted in cluster.rules(6)
 
 
-def test_rules_follow_endpoints(cluster: Podns) -> None:
+def test_rules_follow_endpoints(cluster: NatPodns) -> None:
     """given the three pods, deleting db-2 takes it out of the rules (every connection from a
     pod reaches db-0 or db-1), and with no pod left the ClusterIP refuses at once."""
     ip = cluster_ip(cluster, "db")
@@ -207,13 +267,15 @@ def test_rules_follow_endpoints(cluster: Podns) -> None:
     wait(lambda: connect(ip, 80, 3) == Counter({"ConnectionRefusedError": 3}), what="no endpoint: refused")
 
 
-def test_table_removed_when_the_agent_stops(cluster: Podns) -> None:
-    """given the running cluster, its node's nft tables (ip, ip6) exist; after a clean stop they
-    are gone."""
+def test_rules_removed_when_the_agent_stops(cluster: NatPodns) -> None:
+    """given the running cluster, its node's rules of both families exist (nft tables ip and
+    ip6, or iptables and ip6tables chains with their jumps); after a clean stop they are gone."""
     table = table_of(cluster)
-    for family in ("ip", "ip6"):
-        assert subprocess.run(["nft", "list", "table", family, table], capture_output=True).returncode == 0
+    assert cluster.rules(4) and cluster.rules(6)
     assert cluster.stop() == 0
-    for family in ("ip", "ip6"):
-        gone = subprocess.run(["nft", "list", "table", family, table], capture_output=True, text=True)
-        assert gone.returncode != 0 and "No such file" in gone.stderr
+    if cluster.mode == "nftables":
+        for family in ("ip", "ip6"):
+            gone = subprocess.run(["nft", "list", "table", family, table], capture_output=True, text=True)
+            assert gone.returncode != 0 and "No such file" in gone.stderr
+    else:
+        assert cluster.rules(4, table) == "" and cluster.rules(6, table) == ""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,15 @@ async def network(tmp_path: Path) -> AsyncIterator[PodNetwork]:
     await net.stop()
     claim.release()
     assert net.bridge not in links()
+
+
+@pytest.fixture
+def netns_exec() -> Iterator[list[str]]:
+    """A throw-away network namespace (the kernel proxy backends' tests write their rules there,
+    never on the machine); yields the command prefix that runs a tool inside it."""
+    name = f"podns-nat-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield ["ip", "netns", "exec", name]
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)

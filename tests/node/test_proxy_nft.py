@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
-import subprocess
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from podns.kube.resources import ENDPOINTSLICES, EVENTS, SERVICES
 from podns.kube.testing import FakeClient
-from podns.node.agent import Agent
 from podns.node.proxy import nft
 from podns.node.proxy.kernel import NftProxier
 from podns.node.proxy.nftables import render
@@ -34,14 +30,9 @@ TABLE = "podns-test"
 
 
 @pytest.fixture
-def netns() -> Iterator[list[str]]:
-    """A throw-away network namespace; yields the command that runs nft inside it."""
-    name = f"podns-nft-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield ["ip", "netns", "exec", name, str(nft.nft_path())]
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+def netns(netns_exec: list[str]) -> list[str]:
+    """The command that runs nft inside a throw-away network namespace."""
+    return [*netns_exec, str(nft.nft_path())]
 
 
 def listing(binary: list[str]) -> str:
@@ -79,9 +70,9 @@ def svc(name: str, ip: str) -> Obj:
             "spec": {"clusterIP": ip, "clusterIPs": [ip], "ports": [{"name": "http", "port": 80}]}}
 
 
-def eps(name: str, *endpoints: tuple[str, bool]) -> Obj:
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-            "metadata": {"name": f"{name}-abc", "namespace": "default",
+def eps(name: str, *endpoints: tuple[str, bool], suffix: str = "abc", family: str = "IPv4") -> Obj:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": family,
+            "metadata": {"name": f"{name}-{suffix}", "namespace": "default",
                          "labels": {"kubernetes.io/service-name": name}},
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
             "endpoints": [{"addresses": [ip], "conditions": {"ready": ready, "serving": True,
@@ -163,24 +154,5 @@ def test_proxier_writes_both_families_in_one_transaction(netns: list[str]) -> No
         finally:
             await proxier.stop()
         assert await nft.table_state(TABLE, 6, binary=netns) is None
-
-    asyncio.run(scenario())
-
-
-def test_agent_without_nft_says_so_and_keeps_the_userspace_proxy(monkeypatch: pytest.MonkeyPatch,
-                                                                 tmp_path: Any) -> None:
-    """given a netns-mode agent with a service CIDR off loopback on a machine without nft, it
-    serves no range with kernel NAT and records a Warning Event NftMissing on its Node."""
-    monkeypatch.setattr(nft, "nft_path", lambda: None)
-
-    async def scenario() -> None:
-        client = FakeClient()
-        agent = Agent(client, name="n1", data_dir=tmp_path, proxy=True, pod_network="netns",
-                      service_cidr="10.96.0.0/16", serving_tls=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
-        assert agent._kernel_nat_ranges() == []
-        await agent.events.flush()
-        events = client.objects(EVENTS, "default")
-        assert [(e["reason"], e["involvedObject"]["kind"]) for e in events] == [("NftMissing", "Node")]
-        await agent.events.stop()
 
     asyncio.run(scenario())

@@ -1,25 +1,34 @@
-"""The kernel NAT proxier: keeps the node's nftables table equal to the cluster's Services.
+"""The kernel NAT proxier: keeps the node's NAT rules (nftables, or iptables where nft is missing)
+equal to the cluster's Services.
 
-Netns mode's ClusterIP path (kube-proxy's nftables mode, for podns): Services and EndpointSlices
-come from informers (list + watch through the REST API, nothing else); any change marks the
-state dirty, and one loop turns the informer caches into Service ports
-(`serviceports.service_ports`), renders the whole table (`nftables.render`) and applies it with
-one `nft -f` (`nft.apply`): one transaction per sync, so the kernel never holds half a table.
-Changes that arrive within `MIN_SYNC_INTERVAL` of each other share one sync.
+Netns mode's ClusterIP path (kube-proxy's nftables and iptables modes, for podns): Services and
+EndpointSlices come from informers (list + watch through the REST API, nothing else); any change
+marks the state dirty, and one loop turns the informer caches into Service ports
+(`serviceports.service_ports`, the one model both backends render) and hands them to the
+backend (`Rules`), which rewrites all of the node's rules in one go: `NftRules` renders the
+tables (`nftables.render`) and applies them with one `nft -f` (`nft.apply`); `IptablesRules`
+renders the node's chains (`iptables.render`) and applies them per family with one
+`iptables-restore --noflush` (`ipt.apply`; each table's block is one transaction). Changes that
+arrive within `MIN_SYNC_INTERVAL` of each other share one sync. `choose_mode` resolves
+`--proxy-mode auto`.
 
-What it owns: the table `ip <table>` (the node's bridge name, `podns-<hex of the pod CIDR>`,
-so several agents on one machine never share one) and, for dual-stack nodes, `ip6 <table>`;
-and forwarding on that bridge only (a pod's packet to a ClusterIP is routed back out once
-DNATed; the machine-wide switches are never touched: IPv4 `forwarding` on the bridge, IPv6
-`force_forwarding` on the bridge, Linux 6.17+, unless the machine already forwards IPv6). Both
-families' tables are written by the same `nft -f`. `stop()` deletes the tables.
+What it owns: nftables mode, the table `ip <table>` (the node's bridge name, `podns-<hex of the
+pod CIDR>`, so several agents on one machine never share one) and, for dual-stack nodes,
+`ip6 <table>`; iptables mode, the chains `PODNS-<hex>-*` of the nat and filter tables and the
+jumps to them from the built-in chains (never flushed: they are the machine's); and in both,
+forwarding on that bridge only (a pod's packet to a ClusterIP is routed back out once DNATed;
+the machine-wide switches are never touched: IPv4 `forwarding` on the bridge, IPv6
+`force_forwarding` on the bridge, Linux 6.17+, unless the machine already forwards IPv6).
+`stop()` deletes the tables or chains.
 
 Failure contract:
-- nft refuses a script (`NftError`): nothing was applied (transaction); the error is logged,
-  recorded as a Warning Event `FailedToSyncRules` on the Node and kept in `last_error`, and the
-  sync is retried with back-off (0.5 s doubling to 30 s) while the old table keeps serving;
-- nft is missing (`NftMissing`): the same, with reason `NftMissing`; the agent checks for it
-  before starting and says so at once (see `Agent.start`);
+- the backend's tool refuses (`tools.RulesError`): nothing was applied (transaction); the error
+  is logged, recorded as a Warning Event `FailedToSyncRules` on the Node and kept in
+  `last_error`, and the sync is retried with back-off (0.5 s doubling to 30 s) while the old
+  rules keep serving;
+- the tool is missing (`tools.RulesToolMissing`): the same, with reason `NftMissing` or
+  `IptablesMissing`; the agent checks for it before starting and says so at once (see
+  `Agent._kernel_nat_ranges`);
 - a Service whose cluster IP is outside the service CIDR gets no rules and one Warning Event
   `ClusterIPNotInServiceCIDR` on the Service (per cluster IP, per agent run).
 """
@@ -30,17 +39,19 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from podns.kube.client import Client
 from podns.kube.events import EventRecorder
 from podns.kube.informer import Informer
 from podns.kube.resources import ENDPOINTSLICES, SERVICES
-from podns.node.proxy import nft
-from podns.node.proxy.nftables import render
+from podns.node.proxy import ipt, nft, nftables
+from podns.node.proxy import iptables as iptables_rules
 from podns.node.proxy.serviceports import ServicePort, cluster_ips, service_ports
+from podns.node.proxy.tools import RulesError, RulesToolMissing
 from podns.objects import join_key, object_key
 from podns.objects.wellknown import SERVICE_NAME_LABEL
 
@@ -58,25 +69,135 @@ FORWARDING6 = "/proc/sys/net/ipv6/conf/{}/force_forwarding"
 FORWARDING6_ALL = "/proc/sys/net/ipv6/conf/all/forwarding"
 
 
-class NftProxier:
-    """See the module docstring. `table`: the nft table's name; `pod_ifname`: the node's pod
-    bridge; `service_cidrs`: the cluster's service ranges (cluster IPs outside them get no
-    rules; empty: no check); `families`: 4 and/or 6, each with a table of its own; `node`: the
-    Node the events are about; `binary`: the command running nft (None: the installed one)."""
+#: the values of `--proxy-mode`; `auto` is resolved by `choose_mode`
+PROXY_MODES = ("auto", "nftables", "iptables", "userspace")
+#: seconds `choose_mode` gives `nft list tables` to answer
+PROBE_TIMEOUT = 10.0
 
-    def __init__(self, client: Client, *, node: str, table: str, pod_ifname: str,
-                 service_cidrs: list[str], families: Sequence[int] = (4,),
-                 binary: Sequence[str] | None = None) -> None:
+
+def choose_mode(requested: str) -> tuple[str | None, str]:
+    """The kernel backend for `--proxy-mode requested` and why: `auto` is nftables when `nft`
+    is installed and answers, else iptables when `iptables-restore` is installed (kube-proxy's
+    own order); an explicit mode is taken when its tool is installed. (None, why) when the mode
+    needs a tool that is missing; ("userspace", why) for userspace."""
+    if requested == "userspace":
+        return "userspace", "--proxy-mode userspace"
+    nft_found = nft.nft_path()
+    if requested in ("auto", "nftables") and nft_found is not None:
+        if requested == "nftables":
+            return "nftables", "--proxy-mode nftables"
+        try:
+            probe = subprocess.run([nft_found, "list", "tables"], capture_output=True, text=True,
+                                   timeout=PROBE_TIMEOUT)
+            if probe.returncode == 0:
+                return "nftables", f"nft works ({nft_found})"
+            why_nft = f"{nft_found} list tables failed: {probe.stderr.strip()}"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why_nft = f"cannot run {nft_found}: {exc}"
+    else:
+        why_nft = "nft is not installed (Debian package nftables)"
+    if requested == "nftables":
+        return None, why_nft
+    found = ipt.iptables_path()
+    if found is not None:
+        return "iptables", (f"{why_nft}; using {found}" if requested == "auto"
+                            else "--proxy-mode iptables")
+    why_ipt = "iptables-restore is not installed (Debian package iptables)"
+    return None, why_ipt if requested == "iptables" else f"{why_nft}, and {why_ipt}"
+
+
+class Rules(Protocol):
+    """A kernel NAT backend: writes all of a node's rules from its Service ports at once."""
+
+    #: `nftables` or `iptables`
+    mode: str
+
+    def describe(self) -> str:
+        """What the messages call the rules (`nft table podns-...`)."""
+        ...
+
+    async def sync(self, ports: Mapping[int, Sequence[ServicePort]], *, pod_ifname: str,
+                   service_cidrs: Sequence[str]) -> None:
+        """Make the rules of each family of `ports` serve exactly its ports. Raises RulesError
+        (nothing of that family applied)."""
+        ...
+
+    async def delete(self, families: Sequence[int]) -> None:
+        """Remove the rules of `families`. Raises RulesError."""
+        ...
+
+
+class NftRules:
+    """nftables mode: the tables `ip <table>` and `ip6 <table>`, both written by one `nft -f`.
+    `binary`: the command running nft (None: the installed one)."""
+
+    mode = "nftables"
+
+    def __init__(self, table: str, binary: Sequence[str] | None = None) -> None:
+        self.table = table
+        self.binary = binary
+
+    def describe(self) -> str:
+        return f"nft table {self.table}"
+
+    async def sync(self, ports: Mapping[int, Sequence[ServicePort]], *, pod_ifname: str,
+                   service_cidrs: Sequence[str]) -> None:
+        script = ""
+        for family, family_ports in ports.items():
+            script += nftables.render(
+                family_ports, table=self.table, family=family, pod_ifname=pod_ifname,
+                service_cidrs=service_cidrs,
+                existing=await nft.table_state(self.table, family, binary=self.binary))
+        await nft.apply(script, binary=self.binary)
+
+    async def delete(self, families: Sequence[int]) -> None:
+        for family in families:
+            await nft.delete_table(self.table, family, binary=self.binary)
+
+
+class IptablesRules:
+    """iptables mode: the chains `<prefix>-*` (`iptables.prefix_of` the bridge name), one
+    `iptables-restore --noflush` per family. `wrapper`: a command prefix for the tools (tests:
+    `ip netns exec NS`)."""
+
+    mode = "iptables"
+
+    def __init__(self, prefix: str, wrapper: Sequence[str] = ()) -> None:
+        self.prefix = prefix
+        self.wrapper = tuple(wrapper)
+
+    def describe(self) -> str:
+        return f"iptables chains {self.prefix}-*"
+
+    async def sync(self, ports: Mapping[int, Sequence[ServicePort]], *, pod_ifname: str,
+                   service_cidrs: Sequence[str]) -> None:
+        for family, family_ports in ports.items():
+            existing = await ipt.saved(self.prefix, family, wrapper=self.wrapper)
+            await ipt.apply(iptables_rules.render(
+                family_ports, prefix=self.prefix, family=family, pod_ifname=pod_ifname,
+                service_cidrs=service_cidrs, existing=existing), family, wrapper=self.wrapper)
+
+    async def delete(self, families: Sequence[int]) -> None:
+        for family in families:
+            await ipt.delete(self.prefix, family, wrapper=self.wrapper)
+
+
+class KernelProxier:
+    """See the module docstring. `rules`: the backend; `pod_ifname`: the node's pod bridge;
+    `service_cidrs`: the cluster's service ranges (cluster IPs outside them get no rules; empty:
+    no check); `families`: 4 and/or 6; `node`: the Node the events are about."""
+
+    def __init__(self, client: Client, *, node: str, rules: Rules, pod_ifname: str,
+                 service_cidrs: list[str], families: Sequence[int] = (4,)) -> None:
         self.client = client
         self.node = node
-        self.table = table
+        self.rules = rules
         self.pod_ifname = pod_ifname
         self.service_cidrs = [ipaddress.ip_network(c, strict=False) for c in service_cidrs]
-        #: the address families served: 4 (table `ip <table>`) and/or 6 (`ip6 <table>`)
+        #: the address families served: 4 and/or 6
         self.families = tuple(families)
-        self.binary = binary
-        self.services = Informer(client, SERVICES, name="nft-proxy:services")
-        self.slices = Informer(client, ENDPOINTSLICES, name="nft-proxy:endpointslices")
+        self.services = Informer(client, SERVICES, name=f"{rules.mode}-proxy:services")
+        self.slices = Informer(client, ENDPOINTSLICES, name=f"{rules.mode}-proxy:endpointslices")
         self.slices.add_index("service", lambda s: [join_key(
             str((s.get("metadata") or {}).get("namespace") or ""),
             str(((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL) or ""))])
@@ -102,10 +223,11 @@ class NftProxier:
         await self.services.wait_synced()
         await self.slices.wait_synced()
         await self._sync_or_report()
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"nft-proxy:{self.table}")
+        self._task = asyncio.get_running_loop().create_task(
+            self._loop(), name=f"{self.rules.mode}-proxy:{self.rules.describe()}")
 
     async def stop(self) -> None:
-        """Stop syncing and delete the table (connections already NATed keep their conntrack
+        """Stop syncing and delete the rules (connections already NATed keep their conntrack
         entries until they end)."""
         if self._task is not None:
             self._task.cancel()
@@ -113,11 +235,10 @@ class NftProxier:
                 await self._task
         await self.services.stop()
         await self.slices.stop()
-        for family in self.families:
-            try:
-                await nft.delete_table(self.table, family, binary=self.binary)
-            except nft.NftError as exc:
-                log.warning("node %s: removing nft table %s: %s", self.node, self.table, exc)
+        try:
+            await self.rules.delete(self.families)
+        except RulesError as exc:
+            log.warning("node %s: removing %s: %s", self.node, self.rules.describe(), exc)
         await self.events.stop()
 
     def _enable_forwarding(self) -> None:
@@ -155,28 +276,24 @@ class NftProxier:
         self._dirty.clear()
         try:
             await self.sync()
-        except nft.NftError as exc:
-            reason = "NftMissing" if isinstance(exc, nft.NftMissing) else "FailedToSyncRules"
+        except RulesError as exc:
+            reason = type(exc).__name__ if isinstance(exc, RulesToolMissing) else "FailedToSyncRules"
             if str(exc) != self.last_error:
-                log.error("node %s: ClusterIP rules not applied (table %s kept as it was): %s",
-                          self.node, self.table, exc)
+                log.error("node %s: ClusterIP rules not applied (%s kept as they were): %s",
+                          self.node, self.rules.describe(), exc)
             self.last_error = str(exc)
             self.events.event({"kind": "Node", "apiVersion": "v1",
                                "metadata": {"name": self.node, "uid": self.node}},
-                              "Warning", reason, f"ClusterIP rules (nft table {self.table}): {exc}")
+                              "Warning", reason, f"ClusterIP rules ({self.rules.describe()}): {exc}")
             return False
         self.last_error = None
         return True
 
     async def sync(self) -> None:
-        """Render the table of every family from the caches and apply them in one transaction.
-        Raises NftError."""
-        script = ""
-        for family in self.families:
-            script += render(self.ports(family), table=self.table, family=family,
-                             pod_ifname=self.pod_ifname, service_cidrs=[str(c) for c in self.service_cidrs],
-                             existing=await nft.table_state(self.table, family, binary=self.binary))
-        await nft.apply(script, binary=self.binary)
+        """Hand every family's Service ports to the backend. Raises RulesError."""
+        await self.rules.sync({family: self.ports(family) for family in self.families},
+                              pod_ifname=self.pod_ifname,
+                              service_cidrs=[str(c) for c in self.service_cidrs])
         self.syncs += 1
 
     def ports(self, family: int = 4) -> list[ServicePort]:
@@ -216,3 +333,28 @@ class NftProxier:
                                   f"{self.node} writes no rules for it")
             return False
         return True
+
+
+class NftProxier(KernelProxier):
+    """The kernel proxier in nftables mode (`NftRules`). `table`: the nft table's name;
+    `binary`: the command running nft (None: the installed one)."""
+
+    rules: NftRules
+
+    def __init__(self, client: Client, *, node: str, table: str, pod_ifname: str,
+                 service_cidrs: list[str], families: Sequence[int] = (4,),
+                 binary: Sequence[str] | None = None) -> None:
+        super().__init__(client, node=node, rules=NftRules(table, binary), pod_ifname=pod_ifname,
+                         service_cidrs=service_cidrs, families=families)
+
+    @property
+    def table(self) -> str:
+        return self.rules.table
+
+    @property
+    def binary(self) -> Sequence[str] | None:
+        return self.rules.binary
+
+    @binary.setter
+    def binary(self, value: Sequence[str] | None) -> None:
+        self.rules.binary = value

@@ -1,12 +1,14 @@
 """Running Debian's `nft`: apply one script as one transaction, read a table's names, delete it.
 
-Only this module runs the binary. Every call is a child process with a timeout (a hung `nft`
-must not wedge the agent), run without blocking the event loop.
+Only this module runs the binary (through `tools.run`: a child process with a timeout, run
+without blocking the event loop).
 
 Errors (one root, as the house style asks):
 
     NftError            nft ran and refused (the message is its stderr: the line it rejected),
      +-- NftMissing     or it is not installed / could not be run at all.
+
+(subclasses of `tools.RulesError` / `tools.RulesToolMissing`, which the iptables backend shares)
 
 A refused script changes nothing: `nft -f` checks and commits the whole file as one netlink
 batch, so the table stays as it was (`tests/node/test_proxy_nft.py` proves it).
@@ -14,28 +16,25 @@ batch, so the table stays as it was (`tests/node/test_proxy_nft.py` proves it).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 from collections.abc import Sequence
 
+from podns.node.proxy import tools
 from podns.node.proxy.nftables import FAMILIES, TableState
-
-#: seconds; a full resync of a few thousand rules takes well under one
-NFT_TIMEOUT = 30.0
+from podns.node.proxy.tools import RulesError, RulesToolMissing, find_tool
 
 
-class NftError(Exception):
+class NftError(RulesError):
     """nft refused a script or a command; the message says which and why."""
 
 
-class NftMissing(NftError):
+class NftMissing(NftError, RulesToolMissing):
     """The `nft` binary is not installed or cannot be run."""
 
 
 def nft_path() -> str | None:
-    """Where `nft` is (PATH, then /usr/sbin, where Debian puts it and a user's PATH may not)."""
-    return shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
+    """Where `nft` is (`tools.find_tool`: PATH, then /usr/sbin, where Debian puts it)."""
+    return find_tool("nft")
 
 
 async def run(*args: str, stdin: str | None = None, binary: Sequence[str] | None = None) -> str:
@@ -47,24 +46,7 @@ async def run(*args: str, stdin: str | None = None, binary: Sequence[str] | None
     if command is None:
         raise NftMissing("nft is not installed (Debian package nftables); ClusterIPs in netns "
                          "mode need it")
-    path = command[0]
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *command, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-    except OSError as exc:
-        raise NftMissing(f"cannot run {path}: {exc.strerror or exc}") from exc
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None),
-                                          NFT_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise NftError(f"nft {' '.join(args)}: no answer in {NFT_TIMEOUT:g} s") from None
-    if proc.returncode != 0:
-        why = err.decode(errors="replace").strip() or f"exit {proc.returncode}"
-        raise NftError(f"nft {' '.join(args)}: {why}")
-    return out.decode(errors="replace")
+    return await tools.run(command, *args, stdin=stdin, errors=(NftError, NftMissing))
 
 
 async def apply(script: str, *, binary: Sequence[str] | None = None) -> None:

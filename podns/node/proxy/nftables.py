@@ -37,13 +37,11 @@ syncs.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from podns.node.proxy.serviceports import ServicePort
+from podns.node.proxy.serviceports import ServicePort, chain_hash
 
 #: nat output runs at -100 (kube-proxy's priority); the output filter runs after it, at -90, so
 #: that a connection already DNATed to a pod is not taken for one to an unknown ClusterIP port
@@ -86,24 +84,19 @@ class _Family:
 FAMILIES = {4: _Family("ip", "ipv4_addr", "ip"), 6: _Family("ip6", "ipv6_addr", "ip6")}
 
 
-def _hash(text: str) -> str:
-    """8 characters of base32 SHA-256, as kube-proxy's chain names."""
-    return base64.b32encode(hashlib.sha256(text.encode()).digest())[:8].decode()
-
-
 def service_chain(sp: ServicePort) -> str:
-    return f"svc-{_hash(sp.key)}-{sp.key}"
+    return f"svc-{chain_hash(sp.key)}-{sp.key}"
 
 
 def endpoint_chain(sp: ServicePort, ip: str, port: int) -> str:
     target = f"{ip.replace(':', '.')}/{port}"
-    return f"ep-{_hash(f'{sp.key}__{target}')}-{sp.key}__{target}"
+    return f"ep-{chain_hash(f'{sp.key}__{target}')}-{sp.key}__{target}"
 
 
 def affinity_set(sp: ServicePort, ip: str, port: int) -> str:
     """The ClientIP affinity set of one endpoint; its timeout is part of the name, so a changed
     `timeoutSeconds` makes a new set rather than clash with the old one's definition."""
-    return f"aff-{_hash(f'{sp.key}__{ip}/{port}')}-{sp.affinity_timeout}"
+    return f"aff-{chain_hash(f'{sp.key}__{ip}/{port}')}-{sp.affinity_timeout}"
 
 
 def render(ports: Sequence[ServicePort], *, table: str, family: int = 4, pod_ifname: str | None,

@@ -13,6 +13,8 @@ connection to a pod that is going away.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,6 +48,12 @@ class ServicePort:
     def key(self) -> str:
         """`ns/name/tcp/80`: unique per Service port within one address family."""
         return f"{self.namespace}/{self.name}/{self.protocol.lower()}/{self.port}"
+
+
+def chain_hash(text: str) -> str:
+    """8 characters of base32 SHA-256 of `text`, as in kube-proxy's chain names: both kernel
+    backends name a Service port's and an endpoint's chains with it."""
+    return base64.b32encode(hashlib.sha256(text.encode()).digest())[:8].decode()
 
 
 def _family(ip: str) -> int | None:

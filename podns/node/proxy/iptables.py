@@ -1,0 +1,189 @@
+"""The kernel NAT ruleset for ClusterIPs in iptables mode: Service ports -> iptables-restore input.
+
+The fallback of the nftables ruleset (`nftables.py`) for machines without `nft`, with the same
+behaviour and kube-proxy's iptables-mode structure (kubernetes `pkg/proxy/iptables`), in chains
+of podns's own whose names start with the node's prefix (`PODNS-<hex of the pod CIDR>`, so
+several agents on one machine never touch each other's chains):
+
+- nat `PREROUTING` (packets from this node's pod bridge only) and `OUTPUT` (the host's own
+  connections) jump to `<prefix>-SERVICES`, one rule per Service port
+  (`-d clusterIP -p tcp --dport 80`) jumping to its `<prefix>-SVC-<hash>` chain;
+- a `SVC` chain first sends clients with ClientIP affinity back to their endpoint (`-m recent
+  --rcheck --seconds <timeoutSeconds> --reap`, one recent list per endpoint), then picks an
+  endpoint at random per new connection: rule i of n jumps with `-m statistic --mode random
+  --probability 1/(n-i)`, the last one always;
+- a `<prefix>-SEP-<hash>` chain marks the connection for masquerading (`<prefix>-MARK-MASQ`,
+  kube-proxy's mark bit 0x4000), records the client in its recent list (affinity), and DNATs to
+  `podIP:targetPort`;
+- nat `POSTROUTING` jumps to `<prefix>-POSTROUTING`, which masquerades marked packets that
+  leave through the pod bridge (a pod reaching a pod of its own node, or itself: hairpin) or
+  that the host itself sent, as the nft table does;
+- filter `FORWARD` (from the pod bridge) and `OUTPUT` jump, for new connections, to the filter
+  table's `<prefix>-SERVICES`, which REJECTs a Service port with no endpoint, any other port of
+  a cluster IP and an unallocated address of the service CIDR (filter runs after nat, so DNATed
+  packets already carry the pod address).
+
+The input is a full resync for `iptables-restore --noflush`: declaring a chain (`:NAME - [0:0]`)
+creates or flushes it, so every podns chain of the node is rewritten, chains no longer wanted are
+flushed and deleted (`-X`), and the jumps from the built-in chains (which are never flushed: they
+belong to the machine) are inserted only when `iptables-save` does not show them already. Each
+table's block is committed as one transaction. `delete_script` removes everything of a prefix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from podns.node.proxy.serviceports import ServicePort, chain_hash
+
+#: kube-proxy's masquerade mark (bit 14): the same bit, so a machine also running kube-proxy
+#: masquerades these connections exactly once either way
+MASQ_MARK = "0x4000"
+BUILTIN = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+TABLES = ("nat", "filter")
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What `iptables-save` shows of one prefix in one table: its chains, and the rules of the
+    built-in chains that jump to them (as saved, `-A CHAIN ...`)."""
+
+    chains: frozenset[str] = frozenset()
+    jumps: tuple[str, ...] = field(default_factory=tuple)
+
+
+def prefix_of(name: str) -> str:
+    """The chain prefix for the node named by its bridge (`podns-0af40100` -> `PODNS-0AF40100`;
+    with `-SVC-` and 8 hash characters 27 characters, inside iptables' limit of 28)."""
+    return name.upper()
+
+
+def parse_save(text: str, prefix: str) -> dict[str, Saved]:
+    """`iptables-save` output -> what each table holds of `prefix`'s chains."""
+    own = f"{prefix}-"
+    chains: dict[str, set[str]] = {}
+    jumps: dict[str, list[str]] = {}
+    table = ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            chains.setdefault(table, set())
+            jumps.setdefault(table, [])
+        elif line.startswith(":") and line[1:].split(" ", 1)[0].startswith(own):
+            chains[table].add(line[1:].split(" ", 1)[0])
+        elif line.startswith("-A "):
+            words = line.split()
+            target = words[words.index("-j") + 1] if "-j" in words[:-1] else ""
+            if words[1] in BUILTIN and target.startswith(own):
+                jumps[table].append(line.strip())
+    return {t: Saved(frozenset(chains[t]), tuple(jumps[t])) for t in chains
+            if chains[t] or jumps[t]}
+
+
+def service_chain(prefix: str, sp: ServicePort) -> str:
+    return f"{prefix}-SVC-{chain_hash(sp.key)}"
+
+
+def endpoint_chain(prefix: str, sp: ServicePort, ip: str, port: int) -> str:
+    return f"{prefix}-SEP-{chain_hash(f'{sp.key}__{ip}/{port}')}"
+
+
+def _jumps(prefix: str, pod_ifname: str | None) -> dict[str, list[str]]:
+    """The rules of the built-in chains that lead into the prefix's chains, as iptables-save
+    prints them (so an existing one is recognised by its text)."""
+    iif = f"-i {pod_ifname} " if pod_ifname else ""
+    services = f"{prefix}-SERVICES"
+    return {"nat": [f"-A PREROUTING {iif}-j {services}", f"-A OUTPUT -j {services}",
+                    f"-A POSTROUTING -j {prefix}-POSTROUTING"],
+            "filter": [f"-A FORWARD {iif}-m conntrack --ctstate NEW -j {services}",
+                       f"-A OUTPUT -m conntrack --ctstate NEW -j {services}"]}
+
+
+def _table(name: str, chains: dict[str, list[str]], jumps: Sequence[str], saved: Saved | None) -> list[str]:
+    """One table's block: declare (create or flush) the wanted chains and the stale ones, fix the
+    built-in jumps, write the rules, delete the stale chains."""
+    saved = saved or Saved()
+    stale = sorted(saved.chains - set(chains))
+    lines = [f"*{name}"]
+    lines += [f":{chain} - [0:0]" for chain in [*chains, *stale]]
+    lines += [f"-D {rule[3:]}" for rule in saved.jumps if rule not in jumps]
+    for rule in jumps:
+        if rule not in saved.jumps:
+            chain, rest = rule[3:].split(" ", 1)
+            lines.append(f"-I {chain} 1 {rest}")
+    for chain, rules in chains.items():
+        lines += [f"-A {chain} {rule}" for rule in rules]
+    lines += [f"-X {chain}" for chain in stale]
+    lines.append("COMMIT")
+    return lines
+
+
+def render(ports: Sequence[ServicePort], *, prefix: str, family: int = 4, pod_ifname: str | None,
+           service_cidrs: Iterable[str] = (), existing: dict[str, Saved] | None = None) -> str:
+    """The `iptables-restore --noflush` input (`ip6tables-restore` for family 6) that makes the
+    chains of `prefix` serve exactly `ports`.
+
+    `pod_ifname`: the node's pod bridge (the only interface whose packets are DNATed in
+    PREROUTING; None: every interface). `service_cidrs`: ranges whose unallocated addresses are
+    rejected (those of another family are ignored). `existing`: `parse_save` of the tables now,
+    so that stale chains are deleted and present jumps not doubled. Raises ValueError on a port
+    of another family (the caller filters by family)."""
+    host = 32 if family == 4 else 128
+    ports = sorted(ports, key=lambda sp: (sp.key, sp.cluster_ip))
+    for sp in ports:
+        if ipaddress.ip_address(sp.cluster_ip).version != family:
+            raise ValueError(f"{sp.key}: cluster IP {sp.cluster_ip} is not IPv{family}")
+    services, mark, post = f"{prefix}-SERVICES", f"{prefix}-MARK-MASQ", f"{prefix}-POSTROUTING"
+    nat: dict[str, list[str]] = {services: [], mark: [f"-j MARK --or-mark {MASQ_MARK}"], post: []}
+    reject: list[str] = []
+    for sp in ports:
+        proto = sp.protocol.lower()
+        match = f"-d {sp.cluster_ip}/{host} -p {proto} -m {proto} --dport {sp.port}"
+        if not sp.endpoints:
+            reject.append(f"{match} -j REJECT")
+            continue
+        svc = service_chain(prefix, sp)
+        nat[services].append(f"{match} -j {svc}")
+        sticky: list[str] = []
+        picks: list[str] = []
+        n = len(sp.endpoints)
+        for i, (ip, port) in enumerate(sp.endpoints):
+            sep = endpoint_chain(prefix, sp, ip, port)
+            target = f"[{ip}]:{port}" if family == 6 else f"{ip}:{port}"
+            rules = [f"-j {mark}"]
+            if sp.affinity_timeout:
+                sticky.append(f"-m recent --name {sep} --rcheck --seconds {sp.affinity_timeout} "
+                              f"--reap -j {sep}")
+                rules.append(f"-m recent --name {sep} --set")
+            rules.append(f"-p {proto} -m {proto} -j DNAT --to-destination {target}")
+            nat[sep] = rules
+            chance = f"-m statistic --mode random --probability {1.0 / (n - i):0.10f} " if i < n - 1 else ""
+            picks.append(f"{chance}-j {sep}")
+        nat[svc] = sticky + picks
+    nat[post] = [f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN"]
+    if pod_ifname:
+        nat[post].append(f"-o {pod_ifname} -j MASQUERADE")
+    nat[post].append("-m addrtype --src-type LOCAL -j MASQUERADE")
+    reject += [f"-d {ip}/{host} -j REJECT"
+               for ip in sorted({sp.cluster_ip for sp in ports}, key=ipaddress.ip_address)]
+    nets = (ipaddress.ip_network(c, strict=False) for c in service_cidrs)
+    reject += [f"-d {net} -j REJECT" for net in sorted({str(n) for n in nets if n.version == family})]
+    jumps = _jumps(prefix, pod_ifname)
+    existing = existing or {}
+    lines = _table("nat", nat, jumps["nat"], existing.get("nat"))
+    lines += _table("filter", {services: reject}, jumps["filter"], existing.get("filter"))
+    return "\n".join(lines) + "\n"
+
+
+def delete_script(existing: dict[str, Saved]) -> str:
+    """The restore input that removes everything `existing` shows of a prefix: the jumps from
+    the built-in chains, then its chains (flushed first, so none refers to another); "" when
+    there is nothing."""
+    lines: list[str] = []
+    for name in TABLES:
+        saved = existing.get(name)
+        if saved is not None and (saved.chains or saved.jumps):
+            lines += _table(name, {}, (), saved)
+    return "\n".join(lines) + "\n" if lines else ""
