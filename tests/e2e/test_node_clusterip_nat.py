@@ -4,8 +4,8 @@ nftables tables) and `--proxy-mode auto` on a PATH without `nft` (which must the
 node's iptables chains, through iptables-restore). For each: a pod in its own namespace and the
 host connect to a ClusterIP backed by three pods (connections spread over all three, including
 the client pod itself: hairpin), the rules follow the pods going away (only Ready endpoints),
-TCP and UDP, ClientIP affinity, an IPv6 ClusterIP, connection refused without endpoints, and no
-rule left after the agent stops.
+TCP and UDP, ClientIP affinity, an IPv6 ClusterIP, a NodePort reached from a namespace beside
+the host, connection refused without endpoints, and no rule left after the agent stops.
 
 The service range is a random 10.2xx.y.0/24 plus an IPv6 ULA /112 (dual-stack: pods get IPv6
 addresses too, and an IPv6 ClusterIP is NATed by the node's ip6 table), so that host-side
@@ -252,6 +252,60 @@ def test_ipv6_cluster_ip(cluster: NatPodns) -> None:
     wait(lambda: connect(ip, 80, 5, inside=ns) == Counter({"v6srv": 5}), what="IPv6 ClusterIP from db-0")
     wanted = f"{ip} . tcp . 80" if cluster.mode == "nftables" else f"-d {ip}/128 -p tcp -m tcp --dport 80"
     assert wanted in cluster.rules(6)
+
+
+@pytest.fixture
+def outside() -> Iterator[tuple[str, str]]:
+    """A network namespace of the test's own, joined to the host by a veth pair with addresses in
+    a random 10.2xx.y.0/30 nothing of this machine overlaps: (its name, the host end's address).
+    Forwarding is switched on for the host end alone (packets arriving there are forwarded)."""
+    tag = os.urandom(3).hex()
+    ns, host_if, peer_if = f"podns-np-{tag}", f"pnh{tag}", f"pnc{tag}"
+    used = netns.host_networks()
+    while True:
+        net = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}."
+                                   f"{random.randrange(0, 256, 4)}/30")
+        if not any(net.overlaps(u) for u in used):
+            break
+    host_ip, peer_ip = str(net.network_address + 1), str(net.network_address + 2)
+
+    def run(*cmd: str) -> None:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+    run("ip", "netns", "add", ns)
+    try:
+        run("ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if, "netns", ns)
+        run("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
+        run("ip", "link", "set", host_if, "up")
+        Path(f"/proc/sys/net/ipv4/conf/{host_if}/forwarding").write_text("1\n")
+        run("ip", "-n", ns, "addr", "add", f"{peer_ip}/30", "dev", peer_if)
+        run("ip", "-n", ns, "link", "set", peer_if, "up")
+        run("ip", "-n", ns, "link", "set", "lo", "up")
+        run("ip", "-n", ns, "route", "add", "default", "via", host_ip)
+        yield ns, host_ip
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
+def test_node_port_from_outside_and_host(cluster: NatPodns, outside: tuple[str, str]) -> None:
+    """given a NodePort Service over the three pods, the API server allocates a node port in
+    30000-32767; a client in a namespace of its own, beside the host, connecting to the host's
+    address at that port reaches all three pods (DNAT on the node, masqueraded so the replies
+    come back), and so does the host itself; the ClusterIP port stays served."""
+    ns, host_ip = outside
+    apply(cluster, service("db-np", type="NodePort", ports=[{"name": "pg", "port": 80, "targetPort": 5432}]))
+    svc = json.loads(cluster.kubectl("get", "svc", "db-np", "-o", "json").stdout)
+    node_port = int(svc["spec"]["ports"][0]["nodePort"])
+    assert 30000 <= node_port <= 32767
+    wait(lambda: set(connect(host_ip, node_port, 40, inside=ns)) == {"db-0", "db-1", "db-2"},
+         what="NodePort from outside spread over db-0, db-1, db-2")
+    wait(lambda: set(connect(host_ip, node_port, 40)) == {"db-0", "db-1", "db-2"},
+         what="NodePort from the host")
+    assert set(connect(cluster_ip(cluster, "db-np"), 80, 10)) <= {"db-0", "db-1", "db-2"}
+    if cluster.mode == "nftables":
+        assert f"tcp . {node_port} : goto svc-" in cluster.rules()
+    else:
+        assert f"--dport {node_port} -j {iptables.prefix_of(table_of(cluster))}-SVC-" in cluster.rules()
 
 
 def test_rules_follow_endpoints(cluster: NatPodns) -> None:

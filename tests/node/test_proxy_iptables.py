@@ -76,7 +76,8 @@ def test_render_follows_kube_proxy_structure() -> None:
         f"-A {svc} -m statistic --mode random --probability 0.5000000000 -j {seps[1]}",
         f"-A {svc} -j {seps[2]}"]
     assert [line for line in lines if line.startswith(f"-A {seps[0]} ")] == [
-        f"-A {seps[0]} -j {PREFIX}-MARK-MASQ", f"-A {seps[0]} -m recent --name {seps[0]} --set",
+        f"-A {seps[0]} -s 10.244.0.2/32 -j {PREFIX}-MARK-MASQ",
+        f"-A {seps[0]} -m recent --name {seps[0]} --set",
         f"-A {seps[0]} -p tcp -m tcp -j DNAT --to-destination 10.244.0.2:8080"]
     filter_block = script[script.index("*filter"):]
     assert "-d 10.96.0.11/32 -p tcp -m tcp --dport 80 -j REJECT" in filter_block

@@ -12,12 +12,16 @@ several agents on one machine never touch each other's chains):
   --rcheck --seconds <timeoutSeconds> --reap`, one recent list per endpoint), then picks an
   endpoint at random per new connection: rule i of n jumps with `-m statistic --mode random
   --probability 1/(n-i)`, the last one always;
-- a `<prefix>-SEP-<hash>` chain marks the connection for masquerading (`<prefix>-MARK-MASQ`,
-  kube-proxy's mark bit 0x4000), records the client in its recent list (affinity), and DNATs to
-  `podIP:targetPort`;
-- nat `POSTROUTING` jumps to `<prefix>-POSTROUTING`, which masquerades marked packets that
-  leave through the pod bridge (a pod reaching a pod of its own node, or itself: hairpin) or
-  that the host itself sent, as the nft table does;
+- a `<prefix>-SEP-<hash>` chain marks a pod's connection to itself for masquerading (hairpin:
+  `-s podIP -j <prefix>-MARK-MASQ`, kube-proxy's mark bit 0x4000), records the client in its
+  recent list (affinity), and DNATs to `podIP:targetPort`;
+- NodePorts: nat `PREROUTING` and `OUTPUT` jump, for packets to a local address
+  (`-m addrtype --dst-type LOCAL`), to `<prefix>-NODEPORTS`, which marks a connection to a node
+  port (not on loopback) for masquerading and sends it to the Service port's `SVC` chain;
+- nat `POSTROUTING` jumps to `<prefix>-POSTROUTING`, which masquerades DNATed connections that
+  leave through the pod bridge (a pod reaching a pod of its own node: without it the reply
+  would cross the bridge un-NATed) and the host's own connections to the service CIDR, as the
+  nft table does, then every marked one (kube-proxy's `KUBE-POSTROUTING`);
 - filter `FORWARD` (from the pod bridge) and `OUTPUT` jump, for new connections, to the filter
   table's `<prefix>-SERVICES`, which REJECTs a Service port with no endpoint, any other port of
   a cluster IP and an unallocated address of the service CIDR (filter runs after nat, so DNATed
@@ -95,7 +99,9 @@ def _jumps(prefix: str, pod_ifname: str | None) -> dict[str, list[str]]:
     prints them (so an existing one is recognised by its text)."""
     iif = f"-i {pod_ifname} " if pod_ifname else ""
     services = f"{prefix}-SERVICES"
-    return {"nat": [f"-A PREROUTING {iif}-j {services}", f"-A OUTPUT -j {services}",
+    local = f"-m addrtype --dst-type LOCAL -j {prefix}-NODEPORTS"
+    return {"nat": [f"-A PREROUTING {iif}-j {services}", f"-A PREROUTING {local}",
+                    f"-A OUTPUT -j {services}", f"-A OUTPUT {local}",
                     f"-A POSTROUTING -j {prefix}-POSTROUTING"],
             "filter": [f"-A FORWARD {iif}-m conntrack --ctstate NEW -j {services}",
                        f"-A OUTPUT -m conntrack --ctstate NEW -j {services}"]}
@@ -125,34 +131,43 @@ def render(ports: Sequence[ServicePort], *, prefix: str, family: int = 4, pod_if
     """The `iptables-restore --noflush` input (`ip6tables-restore` for family 6) that makes the
     chains of `prefix` serve exactly `ports`.
 
-    `pod_ifname`: the node's pod bridge (the only interface whose packets are DNATed in
-    PREROUTING; None: every interface). `service_cidrs`: ranges whose unallocated addresses are
-    rejected (those of another family are ignored). `existing`: `parse_save` of the tables now,
-    so that stale chains are deleted and present jumps not doubled. Raises ValueError on a port
-    of another family (the caller filters by family)."""
-    host = 32 if family == 4 else 128
+    `pod_ifname`: the node's pod bridge (the only interface whose packets are DNATed to cluster
+    IPs in PREROUTING; None: every interface). `service_cidrs`: ranges whose unallocated
+    addresses are rejected (those of another family are ignored). `existing`: `parse_save` of
+    the tables now, so that stale chains are deleted and present jumps not doubled. Raises
+    ValueError on a port of another family (the caller filters by family)."""
+    host, loopback = (32, "127.0.0.0/8") if family == 4 else (128, "::1/128")
     ports = sorted(ports, key=lambda sp: (sp.key, sp.cluster_ip))
     for sp in ports:
         if ipaddress.ip_address(sp.cluster_ip).version != family:
             raise ValueError(f"{sp.key}: cluster IP {sp.cluster_ip} is not IPv{family}")
-    services, mark, post = f"{prefix}-SERVICES", f"{prefix}-MARK-MASQ", f"{prefix}-POSTROUTING"
-    nat: dict[str, list[str]] = {services: [], mark: [f"-j MARK --or-mark {MASQ_MARK}"], post: []}
+    nets = sorted({str(n) for n in (ipaddress.ip_network(c, strict=False) for c in service_cidrs)
+                   if n.version == family})
+    services, nodeports = f"{prefix}-SERVICES", f"{prefix}-NODEPORTS"
+    mark, post = f"{prefix}-MARK-MASQ", f"{prefix}-POSTROUTING"
+    nat: dict[str, list[str]] = {services: [], nodeports: [], mark: [f"-j MARK --or-mark {MASQ_MARK}"],
+                                 post: []}
     reject: list[str] = []
+    seen_node_ports: set[tuple[str, int]] = set()
     for sp in ports:
         proto = sp.protocol.lower()
         match = f"-d {sp.cluster_ip}/{host} -p {proto} -m {proto} --dport {sp.port}"
         if not sp.endpoints:
             reject.append(f"{match} -j REJECT")
-            continue
+            continue  # a node port without endpoints: nothing listens there, so refused anyway
         svc = service_chain(prefix, sp)
         nat[services].append(f"{match} -j {svc}")
+        if sp.node_port and (proto, sp.node_port) not in seen_node_ports:
+            seen_node_ports.add((proto, sp.node_port))
+            node_match = f"! -d {loopback} -p {proto} -m {proto} --dport {sp.node_port}"
+            nat[nodeports] += [f"{node_match} -j {mark}", f"{node_match} -j {svc}"]
         sticky: list[str] = []
         picks: list[str] = []
         n = len(sp.endpoints)
         for i, (ip, port) in enumerate(sp.endpoints):
             sep = endpoint_chain(prefix, sp, ip, port)
             target = f"[{ip}]:{port}" if family == 6 else f"{ip}:{port}"
-            rules = [f"-j {mark}"]
+            rules = [f"-s {ip}/{host} -j {mark}"]  # hairpin
             if sp.affinity_timeout:
                 sticky.append(f"-m recent --name {sep} --rcheck --seconds {sp.affinity_timeout} "
                               f"--reap -j {sep}")
@@ -162,14 +177,17 @@ def render(ports: Sequence[ServicePort], *, prefix: str, family: int = 4, pod_if
             chance = f"-m statistic --mode random --probability {1.0 / (n - i):0.10f} " if i < n - 1 else ""
             picks.append(f"{chance}-j {sep}")
         nat[svc] = sticky + picks
-    nat[post] = [f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN"]
-    if pod_ifname:
-        nat[post].append(f"-o {pod_ifname} -j MASQUERADE")
-    nat[post].append("-m addrtype --src-type LOCAL -j MASQUERADE")
+    # same-node pod to pod through a ClusterIP (without br_netfilter the reply would cross the
+    # bridge un-NATed) and the host's own ClusterIP connections, as the nft table does; then
+    # what was marked (hairpin, node ports), as kube-proxy's KUBE-POSTROUTING
+    nat[post] = [f"-o {pod_ifname} -m conntrack --ctstate DNAT -j MASQUERADE"] if pod_ifname else []
+    nat[post] += [f"-m addrtype --src-type LOCAL -m conntrack --ctstate DNAT --ctorigdst {net} -j MASQUERADE"
+                  for net in nets]
+    nat[post] += [f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN",
+                  f"-j MARK --xor-mark {MASQ_MARK}", "-j MASQUERADE"]
     reject += [f"-d {ip}/{host} -j REJECT"
                for ip in sorted({sp.cluster_ip for sp in ports}, key=ipaddress.ip_address)]
-    nets = (ipaddress.ip_network(c, strict=False) for c in service_cidrs)
-    reject += [f"-d {net} -j REJECT" for net in sorted({str(n) for n in nets if n.version == family})]
+    reject += [f"-d {net} -j REJECT" for net in nets]
     jumps = _jumps(prefix, pod_ifname)
     existing = existing or {}
     lines = _table("nat", nat, jumps["nat"], existing.get("nat"))

@@ -13,6 +13,11 @@ mode (kubernetes `pkg/proxy/nftables`), written for podns:
   after the ClientIP affinity sets (`aff-*`, one per endpoint, `update`d with the client
   address, entries timing out after the Service's `timeoutSeconds`) have had their say;
 - an `ep-*` chain DNATs to `podIP:targetPort`;
+- NodePorts: `nat-prerouting` (any interface) and `nat-output` jump, for packets to a local
+  address other than loopback, to `nodeports`, whose verdict map `service-nodeports` sends
+  `protocol . nodePort` to the same `svc-*` chain; such connections are marked (set
+  `node-ports`, mark 0x4000) and masqueraded in `nat-postrouting`, as kube-proxy does for
+  `externalTrafficPolicy: Cluster`;
 - `nat-postrouting` masquerades DNATed ClusterIP connections that leave through the pod bridge
   (a pod reaching a pod of its own node, or itself: hairpin; without it the backend's reply
   would go straight back over the bridge and never be un-NATed) and those the host itself
@@ -57,10 +62,16 @@ BASE_CHAINS = {
     "filter-forward": f"type filter hook forward priority {FORWARD_FILTER_PRIORITY}; policy accept;",
     "filter-output": f"type filter hook output priority {OUTPUT_FILTER_PRIORITY}; policy accept;",
 }
-REGULAR_CHAINS = ("services", "cluster-ips-check", "reject-chain")
+REGULAR_CHAINS = ("services", "nodeports", "cluster-ips-check", "reject-chain")
 CLUSTER_IPS = "cluster-ips"
 SERVICE_IPS = "service-ips"
 NO_ENDPOINTS = "no-endpoint-services"
+#: NodePorts: `protocol . port` -> the Service port's chain, and the set of those ports (their
+#: connections are marked for masquerade, so replies come back through this node)
+SERVICE_NODEPORTS = "service-nodeports"
+NODE_PORTS = "node-ports"
+#: kube-proxy's masquerade mark (bit 14), as the iptables backend's
+MASQ_MARK = "0x00004000"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +87,13 @@ class _Family:
     table: str  # nft family: ip or ip6
     addr_type: str
     match: str  # the payload keyword: ip or ip6
+    loopback: str  # NodePorts are not served on it (DNAT to a pod from loopback needs route_localnet)
 
     def host_port(self, ip: str, port: int) -> str:
         return f"[{ip}]:{port}" if self.table == "ip6" else f"{ip}:{port}"
 
 
-FAMILIES = {4: _Family("ip", "ipv4_addr", "ip"), 6: _Family("ip6", "ipv6_addr", "ip6")}
+FAMILIES = {4: _Family("ip", "ipv4_addr", "ip", "127.0.0.0/8"), 6: _Family("ip6", "ipv6_addr", "ip6", "::1")}
 
 
 def service_chain(sp: ServicePort) -> str:
@@ -120,11 +132,14 @@ def render(ports: Sequence[ServicePort], *, table: str, family: int = 4, pod_ifn
     lines += [f"add set {t} {CLUSTER_IPS} {{ type {fam.addr_type}; }}"]
     key_type = f"{fam.addr_type} . inet_proto . inet_service"
     lines += [f"add map {t} {m} {{ type {key_type} : verdict; }}" for m in (SERVICE_IPS, NO_ENDPOINTS)]
+    lines += [f"add map {t} {SERVICE_NODEPORTS} {{ type inet_proto . inet_service : verdict; }}",
+              f"add set {t} {NODE_PORTS} {{ type inet_proto . inet_service; }}"]
 
     chains: dict[str, list[str]] = {name: [] for name in [*BASE_CHAINS, *REGULAR_CHAINS]}
     sets: dict[str, int] = {}  # affinity set -> timeout
     service_elements: list[str] = []
     no_endpoint_elements: list[str] = []
+    nodeport_elements: dict[str, str] = {}  # `proto . port` -> verdict
     for sp in ports:
         element = f"{sp.cluster_ip} . {sp.protocol.lower()} . {sp.port}"
         if not sp.endpoints:
@@ -132,6 +147,8 @@ def render(ports: Sequence[ServicePort], *, table: str, family: int = 4, pod_ifn
             continue
         svc = service_chain(sp)
         service_elements.append(f"{element} : goto {svc}")
+        if sp.node_port:  # without endpoints: nothing listens on the node port, so refused anyway
+            nodeport_elements.setdefault(f"{sp.protocol.lower()} . {sp.node_port}", f"goto {svc}")
         rules: list[str] = []
         targets: list[str] = []
         for ip, port in sp.endpoints:
@@ -154,11 +171,16 @@ def render(ports: Sequence[ServicePort], *, table: str, family: int = 4, pod_ifn
 
     iif = f'iifname "{pod_ifname}" ' if pod_ifname else ""
     dnated = f"ct status dnat ct original {fam.match} daddr @{CLUSTER_IPS}"
-    chains["nat-prerouting"] = [f"{iif}jump services"]
-    chains["nat-output"] = ["jump services"]
+    chains["nat-prerouting"] = [f"{iif}jump services", "fib daddr type local jump nodeports"]
+    chains["nat-output"] = ["jump services", "fib daddr type local jump nodeports"]
     chains["services"] = [f"{fam.match} daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"]
+    not_lo = f"{fam.match} daddr != {fam.loopback} "
+    chains["nodeports"] = [
+        f"{not_lo}meta l4proto . th dport @{NODE_PORTS} meta mark set meta mark | {MASQ_MARK}",
+        f"{not_lo}meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"]
     chains["nat-postrouting"] = ([f'{dnated} oifname "{pod_ifname}" masquerade'] if pod_ifname else [])
     chains["nat-postrouting"].append(f"{dnated} fib saddr type local masquerade")
+    chains["nat-postrouting"].append(f"meta mark & {MASQ_MARK} == {MASQ_MARK} masquerade")
     chains["filter-forward"] = [f"{iif}ct state new jump cluster-ips-check"]
     chains["filter-output"] = ["ct state new jump cluster-ips-check"]
     check = [f"{fam.match} daddr . meta l4proto . th dport vmap @{NO_ENDPOINTS}",
@@ -172,21 +194,23 @@ def render(ports: Sequence[ServicePort], *, table: str, family: int = 4, pod_ifn
 
     stale_chains = sorted((existing.chains if existing else frozenset()) - set(chains))
     stale_sets = sorted((existing.sets if existing else frozenset())
-                        - {*sets, CLUSTER_IPS, SERVICE_IPS, NO_ENDPOINTS})
+                        - {*sets, CLUSTER_IPS, SERVICE_IPS, NO_ENDPOINTS, SERVICE_NODEPORTS, NODE_PORTS})
     for name in chains:
         if name not in BASE_CHAINS and name not in REGULAR_CHAINS:
             lines.append(f"add chain {t} {name}")
     for name, timeout in sets.items():
         lines.append(f"add set {t} {name} {{ type {fam.addr_type}; flags dynamic,timeout; "
                      f"timeout {timeout}s; }}")
-    lines += [f"flush map {t} {m}" for m in (SERVICE_IPS, NO_ENDPOINTS)]
-    lines.append(f"flush set {t} {CLUSTER_IPS}")
+    lines += [f"flush map {t} {m}" for m in (SERVICE_IPS, NO_ENDPOINTS, SERVICE_NODEPORTS)]
+    lines += [f"flush set {t} {m}" for m in (CLUSTER_IPS, NODE_PORTS)]
     lines += [f"flush chain {t} {name}" for name in [*chains, *stale_chains]]
     for name, rules in chains.items():
         lines += [f"add rule {t} {name} {rule}" for rule in rules]
     all_ips = sorted({sp.cluster_ip for sp in ports}, key=ipaddress.ip_address)
+    nodeports = [f"{key} : {verdict}" for key, verdict in sorted(nodeport_elements.items())]
     for name, elements in ((CLUSTER_IPS, all_ips), (SERVICE_IPS, service_elements),
-                           (NO_ENDPOINTS, no_endpoint_elements)):
+                           (NO_ENDPOINTS, no_endpoint_elements), (SERVICE_NODEPORTS, nodeports),
+                           (NODE_PORTS, sorted(nodeport_elements))):
         if elements:
             lines.append(f"add element {t} {name} {{ {', '.join(elements)} }}")
     lines += [f"delete chain {t} {name}" for name in stale_chains]

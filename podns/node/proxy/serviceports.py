@@ -43,6 +43,8 @@ class ServicePort:
     endpoints: tuple[tuple[str, int], ...]
     #: sessionAffinity ClientIP: seconds a client sticks to its endpoint; 0 = no affinity
     affinity_timeout: int = 0
+    #: type NodePort or LoadBalancer: the port every node address forwards too; 0 = none
+    node_port: int = 0
 
     @property
     def key(self) -> str:
@@ -101,9 +103,11 @@ def affinity_timeout(service: Obj) -> int:
 
 
 def service_ports(service: Obj, slices: Iterable[Obj], *, family: int) -> list[ServicePort]:
-    """Every TCP/UDP port of `service` on its cluster IP of `family`, with its endpoints."""
+    """Every TCP/UDP port of `service` on its cluster IP of `family`, with its endpoints (and
+    its node port, for the types that have one)."""
     meta = service.get("metadata") or {}
     slices = list(slices)
+    node_ports = (service.get("spec") or {}).get("type") in ("NodePort", "LoadBalancer")
     out: list[ServicePort] = []
     for ip in cluster_ips(service):
         if _family(ip) != family:
@@ -117,5 +121,6 @@ def service_ports(service: Obj, slices: Iterable[Obj], *, family: int) -> list[S
                 namespace=str(meta.get("namespace") or "default"), name=str(meta.get("name") or ""),
                 port_name=name, protocol=proto, cluster_ip=ip, port=int(p["port"]),
                 endpoints=tuple(ready_backends(slices, name, proto, family)),
-                affinity_timeout=affinity_timeout(service)))
+                affinity_timeout=affinity_timeout(service),
+                node_port=int(p.get("nodePort") or 0) if node_ports else 0))
     return out
