@@ -45,6 +45,7 @@ _RR_HEAD = struct.Struct("!HHHIH")
 _HDR_AN = struct.Struct("!HHHHH")
 _SRV_HEAD = struct.Struct("!HHHIHHHH")
 _CLASS_IN = struct.pack("!H", wire.CLASS_IN)
+_QTYPE_IN = {t: struct.pack("!HH", t, wire.CLASS_IN) for t in _FAST_TYPES}
 
 
 def _intern(value: Any) -> Any:
@@ -124,6 +125,32 @@ def _encode_srv(owner: bytes, rrset: RRSet) -> tuple[bytes, bytes, tuple[int, ..
     return hdr0, b"".join(parts), tuple(ends)
 
 
+#: (type, TTL, RDATA length, recursion) -> (header bytes 2..11, record prefix, answer ends) of a
+#: one-record answer at the question name: most answers (every endpoint's A/AAAA) are that
+_SINGLE: dict[tuple[int, int, int, bool], tuple[bytes, bytes, tuple[int, ...]]] = {}
+
+
+def _single(owner: bytes, qtype: int, rr: tuple[bytes, int, int, Any], metrics: Metrics | None,
+            recursion: bool) -> Entry:
+    """`build_entry` of one plain record at the question name, its fixed parts shared."""
+    _owner, rtype, ttl, rdata = rr
+    rd = rdata if rdata.__class__ is bytes else rdata[0]
+    skey = (rtype, ttl, len(rd), recursion)
+    found = _SINGLE.get(skey)
+    if found is None:
+        hdr0 = _HDR_AN.pack(wire.QR | wire.AA | (wire.RA if recursion else 0), 1, 1, 0, 0)
+        found = _SINGLE[skey] = (_headers(hdr0)[1], _RR_HEAD.pack(0xC00C, rtype, wire.CLASS_IN, ttl, len(rd)),
+                                 _intern((12 + len(rd),)))
+    hdr1, prefix, ends = found
+    stat = 0
+    if metrics is not None:
+        ckey = (qtype, 28 + len(owner) + len(rd))
+        stat = _CELLS.get(ckey, -1)
+        if stat < 0:
+            stat = _CELLS[ckey] = metrics.cell(qtype, wire.NOERROR, ckey[1], "udp")
+    return Entry(hdr1 + owner + _QTYPE_IN[qtype] + prefix + rd, stat, ends, 1)
+
+
 def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None, *,
                 recursion: bool = False) -> Entry:
     """Encode one positive answer. RRsets of plain records at the question name (the bulk:
@@ -131,6 +158,8 @@ def build_entry(owner: bytes, qtype: int, rrset: RRSet, metrics: Metrics | None,
     through the compressing Writer. `recursion`: the header carries RA (the server forwards
     names outside its zones, so it offers recursion)."""
     answer = rrset.answer
+    if len(answer) == 1 and qtype in _FAST_TYPES and not rrset.additional and answer[0][0] == owner:
+        return _single(owner, qtype, answer[0], metrics, recursion)
     if qtype in _FAST_TYPES and not rrset.additional and all(rr[0] == owner for rr in answer):
         parts = []
         ends = []

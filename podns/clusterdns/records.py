@@ -142,6 +142,7 @@ def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: 
     ready: list[tuple[Slice, RR]] = []  # (slice, A/AAAA RR at the endpoint's name)
     seen: set[RR] = set()
     ns, name = svc.namespace, svc.name
+    rrsets, names = out.rrsets, out.names
     for sl in slices:
         for ep in sl.endpoints:
             hostname = ep.hostname
@@ -154,7 +155,14 @@ def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: 
                 if ep.ready:
                     rr = RR(owner, rtype, ttl, packed)
                     ready.append((sl, rr))
-                    _add(out, owner, rr, seen)
+                    if rr not in seen:  # _add, inlined: once per endpoint address
+                        seen.add(rr)
+                        rrset = rrsets.get((owner, rtype))
+                        if rrset is None:
+                            rrsets[(owner, rtype)] = RRSet([rr])
+                        else:
+                            rrset.answer.append(rr)
+                        names.add(owner)
                     out.ptrs.append((reverse_packed(packed),
                                      (PTR_HOSTNAME if hostname else PTR_ENDPOINT, ns, name, owner), owner))
                 else:

@@ -106,7 +106,8 @@ class ClusterDNS:
         long-lived: the cyclic GC would walk the growing heap again and again (half the build
         time at 100k endpoints). It is paused until the build is done (seconds at most), then
         the synced state is frozen out of its reach for good, so a later full collection never
-        walks 100k objects while queries wait."""
+        walks 100k objects while queries wait. The few cyclic leftovers of the lists are frozen
+        with it (the same RSS at 10k Services with or without a collection first)."""
         started = time.monotonic()
         was_enabled = gc.isenabled()
         gc.disable()
@@ -125,8 +126,7 @@ class ClusterDNS:
             if was_enabled:
                 gc.enable()
         self._synced.set()
-        gc.collect()
-        gc.freeze()
+        gc.freeze()  # no gc.collect() first: it walked ~1M objects (0.3 s) to find a few kB
         release_free_memory()
         log.info("cluster DNS synced in %.3f s (lists %.3f s, index %.3f s): %s", time.monotonic() - started,
                  listed - started, time.monotonic() - listed, self.index.stats())

@@ -147,11 +147,17 @@ def test_direct_encoders_match_the_generic_writer() -> None:
     checked = 0
     for key in idx.services:
         for (owner, qtype), rrset in idx._records(key).rrsets.items():
-            entry = build_entry(owner, qtype, rrset, None)
-            fast = b"\0\0" + entry.reply
-            slow, _ = wire.encode_response(msg_id=0, flags=wire.QR | wire.AA, rcode=0, qname=owner, qtype=qtype,
-                                           answer=rrset.answer, additional=rrset.additional)
-            a, b = dns.message.from_wire(fast), dns.message.from_wire(slow)
-            assert (a.answer, a.additional) == (b.answer, b.additional), owner
-            checked += 1
+            for recursion in (False, True):
+                entry = build_entry(owner, qtype, rrset, None, recursion=recursion)
+                fast = b"\0\0" + entry.reply
+                flags = wire.QR | wire.AA | wire.RD | (wire.RA if recursion else 0)
+                slow, _ = wire.encode_response(msg_id=0, flags=flags, rcode=0, qname=owner, qtype=qtype,
+                                               answer=rrset.answer, additional=rrset.additional)
+                a, b = dns.message.from_wire(fast), dns.message.from_wire(slow)
+                assert (a.flags, a.answer, a.additional) == (b.flags, b.answer, b.additional), owner
+                assert entry.records == len(rrset.answer)
+                if not rrset.additional:  # the answer ends where the message ends
+                    assert len(entry.answer_ends) == len(rrset.answer)
+                    assert 16 + len(owner) + entry.answer_ends[-1] == len(fast), owner
+                checked += 1
     assert checked > 40
