@@ -34,7 +34,7 @@ from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 from podns.clusterdns import trimmed, wire
 from podns.clusterdns.answers import Entry, build_entry
 from podns.clusterdns.metrics import Metrics
-from podns.clusterdns.records import RRSet, ServiceRecords, label, service_records
+from podns.clusterdns.records import RRSet, ServiceRecords, label, ptr_order, service_records
 from podns.clusterdns.wire import RR
 
 _T = TypeVar("_T")
@@ -49,11 +49,12 @@ class Contribution(NamedTuple):
     keys: tuple[bytes, ...]
     names: frozenset[bytes]
     pending: frozenset[bytes]
-    ptrs: tuple[tuple[bytes, tuple[Any, ...], bytes], ...]
+    ptrs: frozenset[tuple[bytes, bytes]]
     external: bytes | None
+    lazy: tuple[tuple[bytes, tuple[Any, ...]], ...]
 
 
-_EMPTY = Contribution((), frozenset(), frozenset(), (), None)
+_EMPTY = Contribution((), frozenset(), frozenset(), frozenset(), None, ())
 
 
 def _locked(method: Callable[Concatenate[RecordIndex, _P], _T]) -> Callable[Concatenate[RecordIndex, _P], _T]:
@@ -90,9 +91,10 @@ class RecordIndex:
         self.services: dict[tuple[str, str], trimmed.Service] = {}
         self.slices: dict[tuple[str, str], trimmed.Slice] = {}
         self.slices_by_service: dict[tuple[str, str], set[str]] = {}
-        #: reverse name -> its PTR candidates: one priority key (records.py: kind, namespace,
-        #: service, target name), or a sorted tuple of several; the first one's target wins
-        self.ptr_cands: dict[bytes, tuple[Any, ...]] = {}
+        #: reverse name -> its PTR candidates: one target name (shared with the answers), or
+        #: several in a tuple sorted by `records.ptr_order`; the first one wins
+        self.ptr_cands: dict[bytes, bytes | tuple[bytes, ...]] = {}
+        self._zone_labels = len([part for part in self.zone_name.split(".") if part])
         self.namespaces: set[str] = set()
         self.ns_services: dict[str, int] = {}
         self.pods: dict[tuple[str, str], trimmed.Pod] = {}
@@ -328,9 +330,10 @@ class RecordIndex:
             return None
         rec = self._records(key, srv=False)
         srv = _QTAIL[wire.SRV]
-        keys = (*(owner + _QTAIL[qtype] for owner, qtype in rec.rrsets), *(owner + srv for owner in rec.lazy))
-        return Contribution(keys, frozenset(rec.names),
-                            frozenset(rec.pending), tuple(rec.ptrs), rec.external)
+        keys = (*(owner + _QTAIL[qtype] for owner, qtype in rec.rrsets),
+                *(owner + srv for owner, _ in rec.lazy))
+        return Contribution(keys, frozenset(rec.names), frozenset(rec.pending), frozenset(rec.ptrs),
+                            rec.external, tuple(rec.lazy))
 
     def _recompute(self, key: tuple[str, str], old: Contribution | None) -> None:
         """Recompute one Service's records and apply the difference from `old` (what it
@@ -349,12 +352,14 @@ class RecordIndex:
         new_keys = []
         answers = self.answers
         srv = _QTAIL[wire.SRV]
-        for owner in new.lazy:  # built when asked (lazy_entry); a held one may be stale now
+        new_lazy = tuple(new.lazy)
+        for owner, _cands in new_lazy:  # built when asked (lazy_entry); a held one may be stale now
             qkey = owner + srv
             new_keys.append(qkey)
             prev = answers.pop(qkey, None)
             if prev is not None:
                 self.record_count -= prev.records
+        if new_lazy != old.lazy:
             changed = True
         for (owner, qtype), rrset in new.rrsets.items():
             qkey = owner + _QTAIL[qtype]
@@ -387,44 +392,46 @@ class RecordIndex:
             self.externals.pop(base, None)
             if new.external is not None:
                 self.externals[base] = new.external
-        old_ptrs = {(rev, prio): target for rev, prio, target in old.ptrs}
-        new_ptrs = {(rev, prio): target for rev, prio, target in new.ptrs}
-        for rev, prio in old_ptrs.keys() - new_ptrs.keys():
-            self._ptr(rev, prio, None)
-        for (rev, prio), target in new_ptrs.items():
-            if old_ptrs.get((rev, prio)) != target:
-                self._ptr(rev, prio, target)
+        new_ptrs = set(new.ptrs)
+        for rev, target in old.ptrs - new_ptrs:
+            self._ptr(rev, target, add=False)
+        for rev, target in new_ptrs - old.ptrs if old.ptrs else new_ptrs:
+            self._ptr(rev, target, add=True)
         self._ns_names(key[0])
         if changed:
             self.serial = max(self.serial, int(self.clock()))
 
-    def _ptr(self, owner: bytes, prio: tuple[Any, ...], target: bytes | None) -> None:
-        """Add (target set) or remove one PTR candidate for reverse name `owner` (an IP's).
+    def _ptr(self, rev: bytes, target: bytes, *, add: bool) -> None:
+        """Add or remove PTR candidate `target` for reverse name `rev` (an IP's).
 
-        Candidates are kept per reverse name as a sorted tuple of (priority, target): nearly
-        every IP has one, and a tuple costs a fraction of a dict at 100k IPs. The answer is
-        built when asked (`ptr_target`), not precomputed: PTR questions are rare, and a
-        precomputed answer (plus its name) per endpoint IP was a fifth of the index."""
-        held = self.ptr_cands.get(owner)
+        Nearly every IP has one candidate: kept as the target name itself, the object the
+        answers already hold (a priority tuple per IP was 7 MB at 100k endpoints). Several are
+        kept sorted by `ptr_order`. The answer is built when asked (`ptr_target`), not
+        precomputed: PTR questions are rare, and a precomputed answer (plus its name) per
+        endpoint IP was a fifth of the index."""
+        held = self.ptr_cands.get(rev)
         if held is None:  # the usual case: the IP's first candidate
-            if target is not None:
-                self.ptr_cands[owner] = prio
+            if add:
+                self.ptr_cands[rev] = target
             return
-        cands = tuple(c for c in _ptr_list(held) if c != prio)
-        if target is not None:  # a priority key ends with its target (records.py): kept once
-            cands = tuple(sorted((*cands, prio)))
+        cands = tuple(c for c in ((held,) if isinstance(held, bytes) else held) if c != target)
+        if add:
+            zl = self._zone_labels
+            cands = tuple(sorted((*cands, target), key=lambda c: ptr_order(rev, c, zl)))
         if len(cands) > 1:
-            self.ptr_cands[owner] = cands
+            self.ptr_cands[rev] = cands
         elif cands:
-            self.ptr_cands[owner] = cands[0]  # the usual case: one candidate, no tuple around it
+            self.ptr_cands[rev] = cands[0]
         else:
-            self.ptr_cands.pop(owner, None)
+            del self.ptr_cands[rev]
 
     def ptr_target(self, name: bytes) -> bytes | None:
         """The PTR target for reverse name `name` (lower-case wire), None if no IP of the
         cluster has it (a Service's cluster IP first, then endpoints, as CoreDNS picks)."""
-        cands = _ptr_list(self.ptr_cands.get(name))
-        return cands[0][-1] if cands else None
+        held = self.ptr_cands.get(name)
+        if held is None or isinstance(held, bytes):
+            return held
+        return held[0]
 
     def _ns_names(self, ns: str) -> None:
         """`<ns>.svc.<zone>` and `<ns>.pod.<zone>` exist iff the namespace exists."""
@@ -488,13 +495,6 @@ class RecordIndex:
         return {"services": len(self.services), "endpointslices": len(self.slices), "pods": len(self.pods),
                 "statefulsets": len(self.statefulsets), "namespaces": len(self.namespaces),
                 "answers": len(self.answers), "records": self.record_count}
-
-
-def _ptr_list(value: tuple[Any, ...] | None) -> tuple[tuple[Any, ...], ...]:
-    """The candidates stored for a reverse name as a tuple of priority keys (see ptr_cands)."""
-    if not value:
-        return ()
-    return (value,) if value[0].__class__ is int else value
 
 
 def _trimmed(obj: Any, cls: type[_T], trim: Callable[[dict[str, Any]], _T]) -> _T:

@@ -12,11 +12,19 @@ Names are lower-case wire bytes (see wire.py).
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
-from typing import Any
 
 from podns.clusterdns import wire
-from podns.clusterdns.trimmed import CLUSTER_IP, EXTERNAL_NAME, HEADLESS, Service, Slice, endpoint_hostname
+from podns.clusterdns.trimmed import (
+    CLUSTER_IP,
+    EXTERNAL_NAME,
+    HEADLESS,
+    Endpoint,
+    Service,
+    Slice,
+    endpoint_hostname,
+)
 from podns.clusterdns.wire import RR
 
 #: PTR priority classes, lowest wins (one PTR per IP, deterministic: coredns/coredns#4181)
@@ -36,13 +44,14 @@ class ServiceRecords:
     rrsets: dict[tuple[bytes, int], RRSet] = field(default_factory=dict)
     names: set[bytes] = field(default_factory=set)
     pending: set[bytes] = field(default_factory=set)
-    #: (reverse name of the IP, priority key, PTR target name)
-    ptrs: list[tuple[bytes, tuple[Any, ...], bytes]] = field(default_factory=list)
+    #: (reverse name of the IP, PTR target name); the target says its priority (`ptr_order`)
+    ptrs: list[tuple[bytes, bytes]] = field(default_factory=list)
     external: bytes | None = None
-    #: False: SRV RRsets are not built, their owners are listed in `lazy` instead (the index
-    #: builds an SRV answer when it is first asked: see RecordIndex.lazy_entry)
+    #: False: SRV RRsets are not built, their owners are listed in `lazy` instead with what the
+    #: RRset is made of, (port, target, address RR) candidates, to tell whether it changed (the
+    #: index builds an SRV answer when it is first asked: see RecordIndex.lazy_entry)
     srv: bool = True
-    lazy: list[bytes] = field(default_factory=list)
+    lazy: list[tuple[bytes, tuple[tuple[int, bytes, RR], ...]]] = field(default_factory=list)
 
 
 def label(text: str) -> bytes:
@@ -92,6 +101,39 @@ def _add(out: ServiceRecords, owner: bytes, rr: RR, seen: set[RR]) -> None:
     out.names.add(owner)
 
 
+def ptr_order(reverse: bytes, target: bytes, zone_labels: int) -> tuple[int, bytes, bytes, bytes]:
+    """The priority of PTR target `target` for the IP of reverse name `reverse`, lowest first:
+    (class, namespace, service, target). The class is read off the target: a Service's own
+    name (`<svc>.<ns>.svc.<zone>`) is its cluster IP's; an endpoint's name is its explicit
+    hostname's unless its first label is the address, dashed. Only IPs with several candidates
+    are ever ordered, so one target per candidate is all the index keeps."""
+    labels = []
+    pos = 0
+    while target[pos]:
+        labels.append(target[pos + 1:pos + 1 + target[pos]])
+        pos += 1 + target[pos]
+    depth = zone_labels + 1  # the zone's labels and "svc"
+    ns, svc = labels[-depth - 1], labels[-depth - 2]
+    if len(labels) == depth + 2:
+        return PTR_CLUSTER_IP, ns, svc, target
+    dashed = _dashed_ip(reverse)
+    return (PTR_ENDPOINT if labels[0] == dashed else PTR_HOSTNAME), ns, svc, target
+
+
+def _dashed_ip(reverse: bytes) -> bytes:
+    """The endpoint label of the address whose reverse name is `reverse` (`endpoint_hostname`)."""
+    if reverse.endswith(_IN_ADDR):
+        octets = []
+        pos = 0
+        while reverse[pos:] != _IN_ADDR:
+            octets.append(reverse[pos + 1:pos + 1 + reverse[pos]])
+            pos += 1 + reverse[pos]
+        return b"-".join(reversed(octets))
+    nibbles = reverse[1:64:2][::-1].decode("ascii")
+    text = socket.inet_ntop(socket.AF_INET6, bytes.fromhex(nibbles))
+    return label(endpoint_hostname(Endpoint((text,), True, ""), text))[1:]
+
+
 def _srv(out: ServiceRecords, owner: bytes, candidates: list[tuple[int, bytes, RR]], ttl: int) -> None:
     """Add an SRV RRset from (port, target, target's address RR) candidates; weight = 100 // N
     as CoreDNS."""
@@ -99,7 +141,7 @@ def _srv(out: ServiceRecords, owner: bytes, candidates: list[tuple[int, bytes, R
         return
     out.names.add(owner)
     if not out.srv:
-        out.lazy.append(owner)
+        out.lazy.append((owner, tuple(candidates)))
         return
     weight = max(1, 100 // len(candidates))
     answer = list(dict.fromkeys([RR(owner, wire.SRV, ttl, (0, weight, port, target))
@@ -141,7 +183,6 @@ def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: 
     # additional sections alike, its packed form the headless A set and the reverse name.
     ready: list[tuple[Slice, RR]] = []  # (slice, A/AAAA RR at the endpoint's name)
     seen: set[RR] = set()
-    ns, name = svc.namespace, svc.name
     rrsets, names = out.rrsets, out.names
     for sl in slices:
         for ep in sl.endpoints:
@@ -163,8 +204,7 @@ def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: 
                         else:
                             rrset.answer.append(rr)
                         names.add(owner)
-                    out.ptrs.append((reverse_packed(packed),
-                                     (PTR_HOSTNAME if hostname else PTR_ENDPOINT, ns, name, owner), owner))
+                    out.ptrs.append((reverse_packed(packed), owner))
                 else:
                     out.pending.add(owner)
 
@@ -186,7 +226,7 @@ def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: 
             rr = RR(base, rtype, ttl, packed)
             addr_rrs.append(rr)
             _add(out, base, rr, seen)
-            out.ptrs.append((reverse_packed(packed), (PTR_CLUSTER_IP, ns, name, base), base))
+            out.ptrs.append((reverse_packed(packed), base))
         _cluster_ip_srv(out, base, svc, addr_rrs, ttl)
         out.names.add(base)
     out.pending -= out.names

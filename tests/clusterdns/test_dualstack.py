@@ -18,7 +18,16 @@ from podns.clusterdns.diagnose import explain
 from podns.clusterdns.handler import Handler
 from podns.clusterdns.index import RecordIndex
 from podns.clusterdns.metrics import Metrics
-from podns.clusterdns.records import reverse_name
+from podns.clusterdns.records import (
+    PTR_CLUSTER_IP,
+    PTR_ENDPOINT,
+    PTR_HOSTNAME,
+    label,
+    ptr_order,
+    reverse_name,
+    service_name,
+)
+from podns.clusterdns.trimmed import Endpoint, endpoint_hostname, trim_slice
 from podns.clusterdns.wire import name_to_wire
 from podns.kube.resources import NAMESPACES, PODS
 from podns.kube.testing import FakeClient
@@ -100,6 +109,24 @@ def test_reverse_name_is_nibble_format(n: int) -> None:
 def test_reverse_name_ipv4(n: int) -> None:
     addr = ipaddress.IPv4Address(n)
     assert reverse_name(str(addr)) == name_to_wire(addr.reverse_pointer)
+
+
+@given(st.one_of(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address),
+                 st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address)))
+def test_ptr_order_reads_the_class_off_the_target(addr: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                                                  ) -> None:
+    """for any address, a PTR candidate's priority read back from its target name: the
+    Service's own name (cluster IP) first, then an endpoint with a hostname, then one named by
+    its dashed address; then by namespace, Service and target."""
+    # the address's text as the trimmed slices hold it (inet_ntop: `::0.1.0.0`, not `::1:0`)
+    ip = trim_slice(t.endpoint_slice("s", "svc", endpoints=[t.endpoint(str(addr))])).endpoints[0].addresses[0]
+    rev = reverse_name(ip)
+    dashed = label(endpoint_hostname(Endpoint((ip,), True, ""), ip))
+    zone = name_to_wire("cluster.local")
+    base = service_name("ns", "svc", zone)
+    assert ptr_order(rev, base, 2) == (PTR_CLUSTER_IP, b"ns", b"svc", base)
+    assert ptr_order(rev, label("db-0") + base, 2)[0] == PTR_HOSTNAME
+    assert ptr_order(rev, dashed + base, 2) == (PTR_ENDPOINT, b"ns", b"svc", dashed + base)
 
 
 async def test_diagnose_finds_a_pod_by_its_ipv6_address() -> None:

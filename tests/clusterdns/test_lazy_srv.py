@@ -135,3 +135,18 @@ def test_builds_racing_updates_end_on_the_last_state() -> None:
     assert not errors
     entry = idx.answers.get(srv_key(name)) or idx.lazy_entry(name, wire.SRV)
     assert entry is not None and b"\x06db-299" in entry.reply
+
+
+def test_serial_moves_when_an_unbuilt_srv_changes_only() -> None:
+    """given a headless Service whose SRV answers were never asked, the SOA serial stays on an
+    update that changes nothing and moves when only the SRV records change (a port)."""
+    now = [1000.0]
+    idx = RecordIndex(clock=lambda: now[0])
+    idx.mark_synced()
+    idx.on_service_add(t.service("db", ports=[("pg", "TCP", 5432)]))
+    idx.on_slice_add(t.endpoint_slice("db-1", "db", ports=[("pg", "TCP", 5432)], endpoints=[t.endpoint("10.0.0.1")]))
+    now[0] = 2000.0
+    idx.on_slice_update(None, t.endpoint_slice("db-1", "db", ports=[("pg", "TCP", 5432)], endpoints=[t.endpoint("10.0.0.1")]))
+    assert idx.serial == 1000
+    idx.on_slice_update(None, t.endpoint_slice("db-1", "db", ports=[("pg", "TCP", 5433)], endpoints=[t.endpoint("10.0.0.1")]))
+    assert idx.serial == 2000
