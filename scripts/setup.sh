@@ -35,6 +35,7 @@ if [ "$(id -u)" = 0 ]; then     # the podman container runtime runs pods as root
 fi
 TEST_PACKAGES=(
     dig:bind9-dnsutils          # DNS end-to-end tests
+    nc:netcat-openbsd           # `kubectl exec db-0 -- nc -z ...` (issue 15's commands, e2e)
     etcd:etcd-server            # the etcd store's tests start their own etcd on free ports
     chromium:chromium           # the dashboard test
     # examples/postgres/, its e2e test and bench/pg_reads.py (the variable is for setup's own test)

@@ -117,3 +117,22 @@ def closed_loopback_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_service_cidr(*, ipv6: bool = False) -> str:
+    """A service CIDR for a namespace-mode cluster of this test on the real machine: a random IPv4
+    10.2xx.y.0/24 that no network of this machine overlaps (and, with `ipv6`, a random ULA /112
+    after it). Each node NATs its cluster's range in the host's output path, and agents of two
+    clusters refuse overlapping ranges (`podns.node.servicecidr`), so clusters that tests (of
+    several engineers) run at once each need their own, never the 10.96.0.0/16 default."""
+    import ipaddress
+    import random
+
+    from podns.node import netns
+
+    used = netns.host_networks() if netns.unavailable_reason() is None else []
+    v6 = f",fd00:{random.randint(0x1000, 0xffff):x}:{random.randint(0, 0xffff):x}::/112" if ipv6 else ""
+    while True:
+        cidr = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
+        if not any(cidr.overlaps(u) for u in used):
+            return f"{cidr}{v6}"

@@ -310,12 +310,14 @@ def podns_up(machine: Machine, workdir: Path, *extra: str) -> ControlPlane:
 
 
 def podns_node(machine: Machine, cp: ControlPlane, workdir: Path, *extra: str,
-               name: str | None = None) -> subprocess.Popen[bytes]:
+               name: str | None = None, kubeconfig: Path | None = None) -> subprocess.Popen[bytes]:
     """Start `podns node --pod-network netns` on `machine`, joined to `cp`, and wait until it runs.
-    The Node is named after the machine, or `name` (a second agent on one machine)."""
+    The Node is named after the machine, or `name` (a second agent on one machine); `kubeconfig`:
+    its identity (default: the control plane's admin kubeconfig, beside the CA)."""
     name = name or machine.name
     log = workdir / f"{name}-node.log"
-    proc = machine.popen(sys.executable, "-m", "podns", "node", "--kubeconfig", str(cp.kubeconfig),
+    proc = machine.popen(sys.executable, "-m", "podns", "node",
+                         "--kubeconfig", str(kubeconfig or cp.kubeconfig),
                          "--name", name, "--data-dir", str(workdir / f"{name}-node"),
                          "--pod-network", "netns", "--container-runtime", "process",
                          "--node-ip", node_ip(machine), "--cluster-dns", cp.dns, *extra,

@@ -26,6 +26,7 @@ from podns.api.server.authentication import write_private
 from podns.api.statuserror import ApiError
 from podns.cli import datadir, flags
 from podns.cli.signals import StopSignals
+from podns.node.servicecidr import NETNS_SERVICE_CIDR
 from podns.store import EtcdTLS, Store, StoreError, Unavailable, open_store
 
 
@@ -69,8 +70,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, metavar="URL",
                         help="store URL: sqlite path (default <data-dir>/podns.db), "
                              "memory://, or etcd://host:port,...")
-    parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, type=flags.service_cidr,
-                        help=f"ClusterIP range for Services (default {DEFAULT_SERVICE_CIDR})")
+    parser.add_argument("--service-cidr", default=None, type=flags.service_cidr,
+                        help="ClusterIP range for Services: one CIDR, or an IPv4 and an IPv6 one "
+                             f"(default: {NETNS_SERVICE_CIDR} when podns up runs its node with "
+                             "--pod-network netns, where the node NATs ClusterIPs in the kernel; "
+                             f"else {DEFAULT_SERVICE_CIDR}, a loopback range the userspace proxy of "
+                             "loopback-mode nodes can listen on)")
     for flag, what in (("cafile", "the CA that signed etcd's serving certificate"),
                        ("certfile", "client certificate for etcd's --client-cert-auth"),
                        ("keyfile", "key of --etcd-certfile")):
@@ -167,7 +172,8 @@ async def start_api(args: argparse.Namespace) -> ApiServer:
         store = open_store(store_url(args), etcd_tls=etcd_tls(args))
     except (Unavailable, ValueError) as exc:
         raise SystemExit(f"podns: cannot open the store: {exc}") from None
-    server = ApiServer(store, args.data_dir, args.api_addr, service_cidr=args.service_cidr,
+    server = ApiServer(store, args.data_dir, args.api_addr,
+                       service_cidr=args.service_cidr or DEFAULT_SERVICE_CIDR,
                        dns_metrics_url=getattr(args, "dns_metrics_url", None),
                        event_ttl=getattr(args, "event_ttl", DEFAULT_EVENT_TTL),
                        audit_log=getattr(args, "audit_log", None))

@@ -43,6 +43,7 @@ from podns.node.routes import BACKENDS as ROUTE_BACKENDS
 from podns.node.runtime.podman import PULL_TIMEOUT
 from podns.node.runtime.select import CHOICES as RUNTIME_CHOICES
 from podns.node.server import serving_ssl_context
+from podns.node.servicecidr import NETNS_SERVICE_CIDR
 from podns.objects import cidrs
 
 
@@ -84,10 +85,11 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
         parser.add_argument("--cluster-domain", default="cluster.local",
                             help="netns mode: the cluster domain of the pods' DNS search path "
                                  "(default cluster.local)")
-        parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, type=flags.service_cidr,
+        parser.add_argument("--service-cidr", default=None, type=flags.service_cidr,
                             help="the cluster's ClusterIP range, as given to the API server "
-                                 f"(default {DEFAULT_SERVICE_CIDR}); in netns mode a range off "
-                                 "loopback is served by kernel NAT (nftables) for pods and host")
+                                 "(default: learned from the cluster, Service default/kubernetes); "
+                                 "in netns mode a range off loopback is served by kernel NAT "
+                                 "(nftables) for pods and host")
     parser.add_argument("--node-ip", default="127.0.0.1", type=flags.node_ips,
                         help="this node's address (its InternalIP): its log endpoint listens here "
                              "(default 127.0.0.1); dual-stack: an IPv4 and an IPv6 address, "
@@ -189,8 +191,18 @@ def node_ips(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def check_up_arguments(args: argparse.Namespace) -> None:
-    """`podns up` hook, before anything starts: the pod network flags (see `_check`)."""
+    """`podns up` hook, before anything starts: the pod network flags (see `_check`), then the
+    service CIDR's default, which depends on the pod network (`default_service_cidr`)."""
     _check(args, "up")
+    args.service_cidr = args.service_cidr or default_service_cidr(args.pod_network)
+
+
+def default_service_cidr(pod_network: str) -> str:
+    """`podns up`'s --service-cidr when none is given: in namespace mode a range off loopback
+    (`NETNS_SERVICE_CIDR`), which the node NATs in the kernel for pods and host (a loopback one
+    would be each pod's own lo); in loopback mode `DEFAULT_SERVICE_CIDR`, whose addresses the
+    userspace proxy can listen on."""
+    return NETNS_SERVICE_CIDR if pod_network == "netns" else DEFAULT_SERVICE_CIDR
 
 
 def node_tls(args: argparse.Namespace, *, name: str, data_dir: Path, kubeconfig: Path,

@@ -44,6 +44,7 @@ from podns.api.server.apiserver import ApiServer
 from podns.api.server.kubeconfig import CONTROLLER_MANAGER_KUBECONFIG, DNS_KUBECONFIG
 from podns.cli import datadir
 from podns.cli.apiserver import add_common_arguments, host_port, start_api
+from podns.cli.node import default_service_cidr
 from podns.cli.signals import StopSignals
 
 #: (name, "module:function") of the components `podns up` runs after the API server, in
@@ -190,6 +191,7 @@ def _summary(ctx: UpContext, server: ApiServer, dns: Any, started: float, node: 
             rows.append(("pod network", f"{ctx.args.pod_network} ({ctx.args.pod_network_why})"))
         if node is not None:
             rows.append(("containers", str(node.runtime_reason)))
+    rows.append(("services", f"ClusterIPs from {ctx.args.service_cidr}"))
     rows.append(("data dir", str(ctx.data_dir)))
     lines = [f"podns up: ready in {time.monotonic() - started:.1f}s"]
     lines += [f"  {name:<12} {value}" for name, value in rows]
@@ -235,6 +237,8 @@ async def _run(args: argparse.Namespace, signals: StopSignals, started: float) -
         check = getattr(module, "check_up_arguments", None)
         if check is not None and not getattr(args, f"no_{comp.replace('-', '_')}", False):
             check(args)
+    if getattr(args, "service_cidr", None) is None:  # --no-node: no pod network resolved
+        args.service_cidr = default_service_cidr(getattr(args, "pod_network", "loopback"))
     data_dir, info = preflight(args)
     _say(f"data dir {data_dir} (data format {info['format']})")
     _say(f"starting the API server on {args.api_addr}")

@@ -37,8 +37,8 @@ from podns.kube import errors
 from podns.kube.client import Client
 from podns.kube.events import EventRecorder
 from podns.kube.informer import Informer
-from podns.kube.resources import CONFIGMAPS, NODES, PODS, RUNTIMECLASSES, SERVICEACCOUNTS, Resource
-from podns.node import netns, volumes
+from podns.kube.resources import CONFIGMAPS, NODES, PODS, RUNTIMECLASSES, SERVICEACCOUNTS, SERVICES, Resource
+from podns.node import netns, servicecidr, volumes
 from podns.node.apirelay import RELAY_HOST, ApiRelay
 from podns.node.container import ContainerRunner
 from podns.node.env import kubernetes_service_env
@@ -56,6 +56,7 @@ from podns.node.runtime.select import Runtimes, UnavailableRuntime, UnknownHandl
 from podns.node.server import make_app
 from podns.node.streaming.handlers import PodNetwork as PodNetworkView
 from podns.objects import cidrs, get_condition, join_key, name_of, namespace_of, object_key, parse_time
+from podns.objects.wellknown import SERVICE_CIDR_ANNOTATION
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -108,7 +109,8 @@ class Agent:
         an IPv6 address too, from `netns.ipv6_companion` of the IPv4 CIDR.
         `host_ip6`: dual-stack, the node's IPv6 InternalIP beside `host_ip` (the IPv4 one).
         `service_cidr`: the cluster's ClusterIP range(s), comma-separated; in netns mode a
-        range off loopback turns on kernel NAT for ClusterIPs (`podns.node.proxy.kernel`).
+        range off loopback turns on kernel NAT for ClusterIPs (`podns.node.proxy.kernel`); None:
+        in netns mode, learned from the cluster at start (`podns.node.servicecidr`).
         `proxy_mode`: auto, nftables, iptables or userspace (`kernel.choose_mode`); which one
         runs is `proxy_mode` after start() (None: no kernel NAT could run)."""
         self.client = client
@@ -131,6 +133,9 @@ class Agent:
         self.proxy_enabled = proxy
         self.proxy_mode: str | None = proxy_mode
         self.service_cidrs = [c.strip() for c in (service_cidr or "").split(",") if c.strip()]
+        #: True when the range came from the cluster (the API server's --service-cidr), not a flag
+        self.service_cidr_learned = False
+        self.service_cidr_claim = servicecidr.ServiceCIDRClaim()
         self.pod_network = pod_network  # "loopback" or "netns"
         self.cluster_dns = cluster_dns  # netns mode: where the node's DNS relay forwards
         self.cluster_domain = cluster_domain
@@ -176,6 +181,8 @@ class Agent:
         if leftovers:
             log.warning("node %s: removed %d container(s) left by a previous run", self.node_name,
                         leftovers)
+        if self.pod_network == "netns":
+            await self._learn_service_cidr()
         if self.pod_cidr is None and self.pod_network == "netns":
             self.pod_cidr = await self._assigned_cidr()
             if self.pod_cidr6 is None and self.pod_cidr in self._assigned:  # dual-stack --cluster-cidr
@@ -195,6 +202,8 @@ class Agent:
         if self.pod_network == "netns" and self.pod_cidr6 is not None:
             self.ipam6 = IPAM(self.pod_cidr6, self.data_dir / "ipam6.json")
         kernel_nat = self._kernel_nat_ranges()
+        if kernel_nat:
+            self._claim_service_cidr(kernel_nat)
         if self.pod_network == "netns":
             self.network = PodNetwork(self.pod_cidr, cluster_dns=self.cluster_dns, zone=self.cluster_domain,
                                       state_dir=self.data_dir, cidr6=self.pod_cidr6)
@@ -287,6 +296,48 @@ class Agent:
                         self.node_name, assigned, netns.check_cidr(assigned) or "held by another agent here",
                         cidr)
         return cidr
+
+    async def _learn_service_cidr(self) -> None:
+        """Namespace mode: the cluster's service CIDR when none was given (from Service
+        default/kubernetes, waiting up to `CIDR_WAIT` s for the API server to make it), and a
+        clear report (log, Node Event `ServiceCIDRUnusable`) when pods cannot reach its
+        ClusterIPs; an IPv6 range makes the pods dual-stack."""
+        deadline = asyncio.get_running_loop().time() + CIDR_WAIT
+        while not self.service_cidrs:
+            found = await self._retry("reading Service default/kubernetes", lambda: self.client.list(
+                SERVICES, "default", field_selector="metadata.name=kubernetes"))
+            items = found.get("items") or []
+            learned = servicecidr.from_kubernetes_service(items[0] if items else None)
+            if learned:
+                self.service_cidrs = learned.split(",")
+                self.service_cidr_learned = True
+                log.info("node %s: service CIDR %s (the API server's)", self.node_name, learned)
+            elif items or asyncio.get_running_loop().time() > deadline:
+                log.warning("node %s: the cluster does not say its service CIDR (Service "
+                            "default/kubernetes has no %s annotation): pass --service-cidr so pods "
+                            "can reach ClusterIPs", self.node_name, SERVICE_CIDR_ANNOTATION)
+                return
+            else:
+                await asyncio.sleep(CIDR_POLL)
+        if any(ipaddress.ip_network(c, strict=False).version == 6 for c in self.service_cidrs):
+            self.dual_stack = True
+        why = servicecidr.unusable_reason(self.service_cidrs, self.pod_network)
+        if why is not None:
+            log.error("node %s: %s", self.node_name, why)
+            self.events.event({"kind": "Node", "apiVersion": "v1",
+                               "metadata": {"name": self.node_name, "uid": self.node_name}},
+                              "Warning", "ServiceCIDRUnusable", why)
+
+    def _claim_service_cidr(self, ranges: list[str]) -> None:
+        """Claim the kernel-NATed service ranges machine-wide (`servicecidr.ServiceCIDRClaim`);
+        NetnsError naming the flag to change when another cluster here NATs an overlapping one."""
+        cluster = servicecidr.cluster_id(self.client.config.ca_data, self.client.server)
+        flag = ("--service-cidr (of this cluster's API server: this node learned its range "
+                "from it)" if self.service_cidr_learned else "--service-cidr")
+        try:
+            self.service_cidr_claim.claim(cluster, ranges, flag=flag)
+        except servicecidr.ServiceCIDRConflict as exc:
+            raise netns.NetnsError(str(exc)) from None
 
     async def _get_or_create_node(self) -> Obj:
         try:
@@ -386,6 +437,7 @@ class Agent:
         if self._runner is not None:
             await self._runner.cleanup()
         self.cidr_claim.release()
+        self.service_cidr_claim.release()
 
     # -- sync ------------------------------------------------------------------------------------
 

@@ -80,16 +80,17 @@ def legacy_claim_held(cidr: str) -> bool:
     return claim_held(LEGACY_DIR / lock_name(cidr))
 
 
-def claim_held(path: Path) -> bool:
+def claim_held(path: Path, *, shared: bool = False) -> bool:
     """True when a running agent holds the claim file `path` (probed read-only: opened without
     following symlinks, never created, never written; a shared flock is refused while an agent
-    holds its exclusive one)."""
+    holds its exclusive one). `shared`: holders take shared flocks (several agents of one
+    cluster share a service CIDR claim), so the probe is an exclusive one."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_EX if shared else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except OSError:
         return True
     finally:

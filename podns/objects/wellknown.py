@@ -63,3 +63,10 @@ SERVICE_ACCOUNT_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: ServiceAccount volume its directory in this variable, and `podns.kube`'s in-cluster config
 #: looks there first.
 SERVICE_ACCOUNT_DIR_ENV = "PODNS_SERVICE_ACCOUNT_DIR"
+
+# --- the cluster's service range ---------------------------------------------------------------
+
+#: On Service default/kubernetes: the API servers' `--service-cidr` (one CIDR, or an IPv4 and an
+#: IPv6 one, primary first). Node agents learn the range from it, as kube-proxy reads Kubernetes
+#: 1.33's ServiceCIDR object `kubernetes` (which podns does not serve yet).
+SERVICE_CIDR_ANNOTATION = "podns.io/service-cidr"

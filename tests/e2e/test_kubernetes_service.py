@@ -48,6 +48,8 @@ def check_service(p: Podns) -> None:
     """Service, EndpointSlice and Endpoints as kube-apiserver writes them."""
     svc = wait(lambda: get(p, "svc", "kubernetes", "-n", "default"), what="Service kubernetes")
     assert svc["metadata"]["labels"] == {"component": "apiserver", "provider": "kubernetes"}
+    # the range itself, for node agents (podns's stand-in for the ServiceCIDR object `kubernetes`)
+    assert svc["metadata"]["annotations"] == {"podns.io/service-cidr": DEFAULT_SERVICE_CIDR}
     assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["clusterIP"] == CLUSTER_IP
     assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP",
                                      "targetPort": p.api_port}]
@@ -83,6 +85,17 @@ def test_deleted_service_and_slice_come_back(podns_module: Podns) -> None:
     for kind in ("endpoints", "endpointslice", "svc"):
         p.kubectl("delete", kind, "kubernetes", "-n", "default", check=True)
     check_service(p)
+
+
+def test_service_cidr_annotation_comes_back(podns_module: Podns) -> None:
+    """given the `kubernetes` Service without its service-CIDR annotation (removed by hand, or
+    made by an older podns), the API server adds it again at its next round."""
+    p = podns_module
+    check_service(p)
+    p.kubectl("annotate", "svc", "kubernetes", "-n", "default", "podns.io/service-cidr-", check=True)
+    wait(lambda: (get(p, "svc", "kubernetes", "-n", "default") or {}).get("metadata", {})
+         .get("annotations", {}).get("podns.io/service-cidr") == DEFAULT_SERVICE_CIDR,
+         timeout=30, what="annotation back")
 
 
 def test_api_server_lease_not_renewed_drops_out(podns_module: Podns) -> None:

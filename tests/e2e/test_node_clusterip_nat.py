@@ -30,24 +30,13 @@ import pytest
 from podns.node import netns
 from podns.node.proxy import ipt, iptables, nft
 from podns.node.proxy.serviceports import chain_hash
-from tests._support import wait_until
+from tests._support import free_service_cidr, wait_until
 from tests.e2e.conftest import Podns
 from tests.e2e.test_node_pods import pod_manifest, ready_ip
 
-
-def _service_cidr() -> str:
-    """A random IPv4 /24 no network of this machine overlaps, and a random IPv6 ULA /112."""
-    used = netns.host_networks() if netns.unavailable_reason() is None else []
-    v6 = f"fd00:{random.randint(0x1000, 0xffff):x}:{random.randint(0, 0xffff):x}::/112"
-    while True:
-        cidr = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
-        if not any(cidr.overlaps(u) for u in used):
-            return f"{cidr},{v6}"
-
-
 SKIP = netns.unavailable_reason() or (None if nft.nft_path() else "needs nft (Debian package nftables)")
 SKIP = SKIP or (None if ipt.iptables_path() else "needs iptables (Debian package iptables)")
-SERVICE_CIDR = _service_cidr() if SKIP is None else "10.200.0.0/24,fd00:1::/112"
+SERVICE_CIDR = free_service_cidr(ipv6=True) if SKIP is None else "10.200.0.0/24,fd00:1::/112"
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(150),
               pytest.mark.skipif(SKIP is not None, reason=SKIP or "")]
 
@@ -86,6 +75,16 @@ def apply(p: Podns, manifest: str) -> None:
 
 def cluster_ip(p: Podns, name: str) -> str:
     return str(json.loads(p.kubectl("get", "svc", name, "-o", "json").stdout)["spec"]["clusterIP"])
+
+
+def echo_pod(name: str, app: str) -> str:
+    """A pod labelled app=`app` echoing UDP datagrams on 5353, prefixed with its name."""
+    env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+           {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": app}},
+                       "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                           "name": "echo", "image": "python", "command": [sys.executable, "-c", UDP_ECHO],
+                           "env": env}]}})
 
 
 def pod_netns(p: Podns, name: str) -> str:
@@ -194,12 +193,7 @@ def test_udp_and_client_ip_affinity(cluster: NatPodns) -> None:
     """given a UDP Service over an echo pod and a TCP Service with sessionAffinity ClientIP over
     the three pods, datagrams come back from the pod, and every connection of one client goes
     to the same pod."""
-    echo = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "echo", "labels": {"app": "echo"}},
-            "spec": {"containers": [{
-                "name": "echo", "image": "python", "command": [sys.executable, "-c", UDP_ECHO],
-                "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}
-    apply(cluster, json.dumps(echo))
+    apply(cluster, echo_pod("echo", "echo"))
     apply(cluster, json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
                                "spec": {"selector": {"app": "echo"},
                                         "ports": [{"port": 53, "targetPort": 5353, "protocol": "UDP"}]}}))

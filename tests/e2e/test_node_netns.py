@@ -110,7 +110,7 @@ def test_reference_scenario_in_network_namespaces(start_podns: Callable[..., Pod
     in the root namespace connects to a pod IP; a volume appears at its mountPath. A SIGKILLed
     podns leaves namespaces that the next start removes; deleting the pods and stopping podns
     leaves no namespace, veth, bridge, /etc/netns dir, mount point or process. The ClusterIP proxy
-    serves root-namespace clients."""
+    serves root-namespace clients; the Node's Event says pods cannot reach such ClusterIPs."""
     # a service range of its own in 127/8, so the ClusterIP proxy can listen in the root namespace
     # the default runtime (podman as root): the example's RuntimeClass runs it with the host's Python
     p = start_podns("--pod-network", "netns",
@@ -122,6 +122,12 @@ def test_reference_scenario_in_network_namespaces(start_podns: Callable[..., Pod
     ips = wait(lambda: ready_ips(p, [*dbs, "web"]), 60, "pods Ready")
     assert all(re.fullmatch(r"10\.244\.\d+\.\d+", ip) for ip in ips.values()), ips
     assert len(set(ips.values())) == 4
+    # a loopback service range cannot reach pods' namespaces: the node says so on its Node
+    def unusable() -> list[str]:
+        events = json.loads(p.kubectl("get", "events", "-A", "-o", "json").stdout)["items"]
+        return [e["message"] for e in events if e.get("reason") == "ServiceCIDRUnusable"]
+    said = wait(unusable, 30, "ServiceCIDRUnusable")
+    assert "is a loopback range" in said[0] and "--service-cidr 10.96.0.0/16" in said[0], said
     uids = {name: obj["metadata"]["uid"] for name, obj in pods(p).items()}
     spaces = {name: netns.netns_name(uid) for name, uid in uids.items()}
     bridge = netns.bridge_name(str(json.loads(p.kubectl("get", "node", "-o", "json").stdout)

@@ -25,7 +25,7 @@ import pytest
 
 from podns.node import netns
 from podns.node.runtime.podman import LABEL_AGENT, agent_id
-from tests._support import kubectl_binary, wait_until
+from tests._support import free_service_cidr, kubectl_binary, wait_until
 from tests.e2e import _images
 from tests.e2e.conftest import Podns
 
@@ -65,7 +65,8 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def cluster(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podns]:
     p = Podns(tmp_path_factory.mktemp("podns"), "--pod-network", "netns", "--container-runtime",
-              "podman", "--image-pull-timeout", "3")
+              "podman", "--image-pull-timeout", "3",
+              "--service-cidr", free_service_cidr())  # not 10.96.0.0/16: other clusters run here
     p.start()
     yield p
     p.stop()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests._support import wait_until
+from tests._support import free_service_cidr, wait_until
 
 from .conftest import REPO, Podns
 
@@ -140,7 +140,8 @@ def test_official_client_in_cluster_in_network_namespace(start_podns: Callable[.
     Python client's load_incluster_config() finds the token at the standard path and reaches the
     API server through 127.0.0.1 in the pod's namespace; its account reads EndpointSlices, not
     Secrets."""
-    podns = start_podns("--pod-network", "netns", "--container-runtime", "process")
+    podns = start_podns("--pod-network", "netns", "--container-runtime", "process",
+                        "--service-cidr", free_service_cidr())  # other clusters run here
     k = podns.kubectl
     out(k("create", "serviceaccount", "app"))
     out(k("create", "role", "endpoint-reader", "--verb=get,list,watch",

@@ -6,8 +6,10 @@ Every API server, every `RENEW` seconds:
 
 1. makes sure Service `default/kubernetes` exists: ClusterIP, the first address of the service
    CIDR (what Kubernetes gives it, and what the serving certificate names), port 443 `https`
-   targeting the API servers' port; labels `component: apiserver`, `provider: kubernetes`. An
-   existing one is left as it is (whoever changed it meant to);
+   targeting the API servers' port; labels `component: apiserver`, `provider: kubernetes`;
+   annotation `podns.io/service-cidr` (`SERVICE_CIDR_ANNOTATION`): the service CIDR itself, which
+   node agents read to know which addresses to NAT. An existing one is left as it is (whoever
+   changed it meant to), except that the annotation is added when it lacks one;
 2. renews its own Lease `kube-system/apiserver-endpoint-<address>-<port>` (label
    `apiserver.podns.io/endpoint`, `leaseDurationSeconds` `LEASE_DURATION`);
 3. writes EndpointSlice `kubernetes` (label `kubernetes.io/service-name: kubernetes`, no
@@ -36,7 +38,7 @@ from podns.api import statuserror
 from podns.api.handlers.rest import DeleteOptions, Rest, WriteOptions
 from podns.api.resources.base import ResourceType
 from podns.objects import now_rfc3339_micro, parse_time
-from podns.objects.wellknown import SERVICE_NAME_LABEL
+from podns.objects.wellknown import SERVICE_CIDR_ANNOTATION, SERVICE_NAME_LABEL
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -117,6 +119,7 @@ class KubernetesService:
         self.rest = rest
         self.address, self.port = address, port
         self.cluster_ip = first_address(service_cidr)
+        self.service_cidr = service_cidr
         self.clock = clock
         types = {"services": lookup("", "v1", "services"), "endpoints": lookup("", "v1", "endpoints"),
                  "endpointslices": lookup("discovery.k8s.io", "v1", "endpointslices"),
@@ -160,15 +163,32 @@ class KubernetesService:
 
     async def ensure_service(self) -> None:
         rt = self.types["services"]
-        with contextlib.suppress(statuserror.ApiError):
-            await self.rest.get(rt, "default", SERVICE)
+        try:
+            found = await self.rest.get(rt, "default", SERVICE)
+        except statuserror.ApiError:
+            found = None
+        if found is not None:
+            if SERVICE_CIDR_ANNOTATION not in ((found.get("metadata") or {}).get("annotations") or {}):
+                await self._annotate(rt)
             return
         body = {"apiVersion": "v1", "kind": "Service", "metadata": {
             "name": SERVICE, "namespace": "default",
-            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+            "annotations": {SERVICE_CIDR_ANNOTATION: self.service_cidr}},
             "spec": {"type": "ClusterIP", "clusterIP": self.cluster_ip, "sessionAffinity": "None",
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.port}]}}
         await self._create(rt, "default", body)
+
+    async def _annotate(self, rt: ResourceType) -> None:
+        """Add the service CIDR annotation to a `kubernetes` Service made without it (by an
+        older podns, or by hand)."""
+        def annotate(cur: Obj) -> Obj:
+            annotations = cur["metadata"].setdefault("annotations", {})
+            annotations.setdefault(SERVICE_CIDR_ANNOTATION, self.service_cidr)
+            cur["metadata"].pop("resourceVersion", None)
+            return cur
+
+        await self.rest.update(rt, "default", SERVICE, annotate, WriteOptions(field_manager=MANAGER))
 
     async def renew_lease(self) -> None:
         rt = self.types["leases"]
