@@ -21,7 +21,12 @@ from typing import Any
 from podns.cli.signals import wait_for_signal
 from podns.controllers.endpointslice.reconciler import DEFAULT_MAX_ENDPOINTS_PER_SLICE
 from podns.controllers.manager import ALL_CONTROLLERS, ControllerManager, Options, validate
-from podns.controllers.nodeipam import DEFAULT_CLUSTER_CIDR, DEFAULT_MASK_V4, DEFAULT_MASK_V6
+from podns.controllers.nodeipam import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_CLUSTER_CIDR_DUAL,
+    DEFAULT_MASK_V4,
+    DEFAULT_MASK_V6,
+)
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD
 from podns.kube.client import Client
 
@@ -65,10 +70,11 @@ def _add_tuning(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-endpoints-per-slice", type=endpoints_limit,
                         default=DEFAULT_MAX_ENDPOINTS_PER_SLICE, metavar="N",
                         help="endpoints per EndpointSlice, 1-1000 (default 100)")
-    parser.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR, metavar="CIDR[,CIDR]",
+    parser.add_argument("--cluster-cidr", default=None, metavar="CIDR[,CIDR]",
                         help="node IPAM: the range Nodes' pod CIDRs are cut from, one or two "
-                             f"(IPv4, IPv6) comma-separated (default {DEFAULT_CLUSTER_CIDR}); a Node "
-                             "without spec.podCIDR gets the first free block")
+                             f"(IPv4, IPv6) comma-separated (default {DEFAULT_CLUSTER_CIDR}; "
+                             f"{DEFAULT_CLUSTER_CIDR_DUAL} for `podns up` with an IPv6 --service-cidr); "
+                             "a Node without spec.podCIDR gets the first free block")
     parser.add_argument("--node-cidr-mask-size", type=int, default=DEFAULT_MASK_V4, metavar="N",
                         help=f"node IPAM: prefix length of each Node's IPv4 block "
                              f"(default {DEFAULT_MASK_V4})")
@@ -98,12 +104,22 @@ def add_parser(subparsers: Any, name: str) -> None:
     parser.set_defaults(run=run)
 
 
+def cluster_cidr(args: argparse.Namespace) -> str:
+    """`--cluster-cidr`, else its default: dual-stack when the cluster's service CIDR (`podns
+    up`'s --service-cidr) has an IPv6 range, so every Node gets an IPv6 block too."""
+    given = getattr(args, "cluster_cidr", None)
+    if given:
+        return str(given)
+    service = str(getattr(args, "service_cidr", None) or "")
+    return DEFAULT_CLUSTER_CIDR_DUAL if ":" in service else DEFAULT_CLUSTER_CIDR
+
+
 def options_from(args: argparse.Namespace, *, leader_elect: bool) -> Options:
     return Options(
         controllers=getattr(args, "controllers", None) or list(ALL_CONTROLLERS),
         node_grace_period=args.node_grace_period,
         max_endpoints_per_slice=args.max_endpoints_per_slice,
-        cluster_cidr=getattr(args, "cluster_cidr", DEFAULT_CLUSTER_CIDR),
+        cluster_cidr=cluster_cidr(args),
         node_cidr_mask_size=getattr(args, "node_cidr_mask_size", DEFAULT_MASK_V4),
         node_cidr_mask_size_ipv6=getattr(args, "node_cidr_mask_size_ipv6", DEFAULT_MASK_V6),
         leader_elect=leader_elect,

@@ -157,6 +157,11 @@ def _check(args: argparse.Namespace, command: str) -> None:
             if not net.is_loopback:
                 args._parser.error(f"argument --pod-cidr: {net} is not inside 127.0.0.0/8, "
                                    "where loopback mode gives pods their addresses")
+        for net in _cluster_cidrs(args, command):
+            if net.version == 6:
+                args._parser.error(f"argument --cluster-cidr: {net} is IPv6 but loopback mode is "
+                                   "single-stack IPv4 (pods get 127.x addresses; IPv6 has one loopback "
+                                   "address, ::1, not a range): dual-stack needs --pod-network netns")
         service = getattr(args, "service_cidr", None) if command == "up" else None
         for net in cidrs.parse_cidrs(service) if service else []:
             if net.version == 6:
@@ -170,8 +175,23 @@ def _check(args: argparse.Namespace, command: str) -> None:
     if why is None and nets and all(n.version == 6 for n in nets):
         why = (f"--pod-cidr {args.pod_cidr}: namespace mode needs an IPv4 pod CIDR too (the pods' "
                "gateway and DNS relay are IPv4): e.g. --pod-cidr 10.244.1.0/24," + str(nets[0]))
+    cluster = _cluster_cidrs(args, command)
+    if why is None and cluster and all(n.version == 6 for n in cluster):
+        args._parser.error(f"argument --cluster-cidr: {cluster[0]} is IPv6 only: namespace mode needs an "
+                           "IPv4 pod range too (the pods' gateway and DNS relay are IPv4): e.g. "
+                           f"--cluster-cidr 10.244.0.0/16,{cluster[0]}")
     if why is not None:
         raise SystemExit(f"podns {command}: {why}")
+
+
+def _cluster_cidrs(args: argparse.Namespace, command: str) -> list[cidrs.Network]:
+    """`podns up --cluster-cidr` as given ([] when not given, not `up`, or malformed: the
+    controller manager's own check says that)."""
+    given = getattr(args, "cluster_cidr", None) if command == "up" else None
+    try:
+        return cidrs.parse_cidrs(str(given)) if given else []
+    except ValueError:
+        return []
 
 
 def _dual_stack_services(args: argparse.Namespace) -> bool:

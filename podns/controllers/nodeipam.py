@@ -43,6 +43,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: flannel's and kind's pod range (podns's netns mode used it before this controller existed)
 DEFAULT_CLUSTER_CIDR = "10.244.0.0/16"
+#: the dual-stack default (`podns up` with an IPv6 service CIDR): a unique local /56 beside it,
+#: 256 blocks of /64 (Kubernetes' --node-cidr-mask-size-ipv6 default)
+DEFAULT_CLUSTER_CIDR_DUAL = "10.244.0.0/16,fd00:10:244::/56"
 #: kube-controller-manager's defaults (--node-cidr-mask-size-ipv4 / -ipv6)
 DEFAULT_MASK_V4 = 24
 DEFAULT_MASK_V6 = 64

@@ -198,7 +198,12 @@ class Agent:
                         "get addresses that are taken", self.node_name, self.pod_cidr)
         self.ipam = IPAM(self.pod_cidr, self.data_dir / "ipam.json")
         if self.pod_network == "netns" and self.pod_cidr6 is None and self.dual_stack:
-            self.pod_cidr6 = netns.ipv6_companion(self.pod_cidr)
+            if self._assigned:  # set, so immutable: an IPv6 block cannot be added to the Node
+                log.warning("node %s: the Node's pod CIDRs %s have no IPv6 block and cannot change: pods "
+                            "get IPv4 addresses only (give the controller manager a dual-stack "
+                            "--cluster-cidr)", self.node_name, ",".join(self._assigned))
+            else:
+                self.pod_cidr6 = netns.ipv6_companion(self.pod_cidr)
         if self.pod_network == "netns" and self.pod_cidr6 is not None:
             self.ipam6 = IPAM(self.pod_cidr6, self.data_dir / "ipam6.json")
         kernel_nat = self._kernel_nat_ranges()
@@ -292,9 +297,15 @@ class Agent:
         in_use = await asyncio.to_thread(netns.host_networks)
         cidr = netns.choose_cidr(nodes, self.node_name, self.cidr_claim.try_claim, in_use)
         if assigned and cidr != assigned:
-            log.warning("node %s: the assigned pod CIDR %s is not usable on this machine (%s); using %s",
+            log.warning("node %s: the assigned pod CIDR %s is not usable on this machine (%s); using %s "
+                        "(the Node is recreated with it: a set pod CIDR cannot change)",
                         self.node_name, assigned, netns.check_cidr(assigned) or "held by another agent here",
                         cidr)
+            self._assigned = []
+            uid = str(node.get("metadata", {}).get("uid", ""))
+            with contextlib.suppress(errors.NotFound, errors.Conflict):
+                await self._retry("deleting the Node", lambda: self.client.delete(
+                    NODES, self.node_name, preconditions={"uid": uid} if uid else None))
         return cidr
 
     async def _learn_service_cidr(self) -> None:

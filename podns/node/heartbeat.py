@@ -184,7 +184,10 @@ class Heartbeat:
                 patch["spec"] = {"podCIDR": self.pod_cidr, "podCIDRs": self.pod_cidrs}
             try:
                 node = await self.client.patch(NODES, self.name, patch)
-            except errors.Invalid:  # podCIDR immutable on this server: keep the labels at least
+            except errors.Invalid as exc:  # a set podCIDR is immutable: keep the labels at least
+                log.warning("node %s: the Node keeps its pod CIDRs %s, not this agent's %s (%s); pods "
+                            "get addresses other nodes do not route: delete the Node to change them",
+                            self.name, spec.get("podCIDRs"), self.pod_cidrs, exc)
                 node = await self.client.patch(NODES, self.name, {"metadata": patch["metadata"]})
         self.node_uid = str(node.get("metadata", {}).get("uid", ""))
         for c in (node.get("status") or {}).get("conditions") or []:

@@ -196,7 +196,8 @@ def host_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
             if a.get("family") in ("inet", "inet6"):
                 with contextlib.suppress(ValueError, KeyError):
                     nets.append(ipaddress.ip_network(f"{a['local']}/{a.get('prefixlen', 128)}", strict=False))
-    return [n for n in nets if not (n.is_loopback or n.is_link_local or n.is_multicast)]
+    # each once (an IPv6 route can be listed by both `ip route` calls)
+    return [n for n in dict.fromkeys(nets) if not (n.is_loopback or n.is_link_local or n.is_multicast)]
 
 
 def bridge_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

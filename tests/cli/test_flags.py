@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from podns.node import netns
+
 REPO = Path(__file__).resolve().parents[2]
 
 CASES = [
@@ -31,12 +33,15 @@ CASES = [
     (["node", "--node-ip", "notanip"], "--node-ip"),
     (["node", "--node-ip", "192.168.1.2,192.168.1.3"], "--node-ip"),  # two of one family
     (["up", "--node-ip", "192.168.1.2,fd00::2,fd00::3"], "--node-ip"),
+    (["up", "--pod-network", "loopback", "--cluster-cidr", "10.244.0.0/16,fd00::/56"], "--cluster-cidr"),
     (["node", "--node-port", "70000"], "--node-port"),
     (["up", "--node-port", "-1"], "--node-port"),
     (["up", "--proxy-mode", "ipvs"], "--proxy-mode"),
     (["up", "--pod-network", "loopback", "--proxy-mode", "iptables"], "--proxy-mode"),  # kernel NAT: netns
     (["node", "--pod-network", "loopback", "--proxy-mode", "nftables"], "--proxy-mode"),
 ]
+if netns.unavailable_reason() is None:  # the IPv4 pod range netns mode needs (checked once it can run)
+    CASES.append((["up", "--pod-network", "netns", "--cluster-cidr", "fd00:10:244::/56"], "--cluster-cidr"))
 
 
 @pytest.mark.parametrize(("argv", "flag"), CASES, ids=[" ".join(a) for a, _ in CASES])

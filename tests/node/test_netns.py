@@ -90,6 +90,29 @@ def test_choose_cidr_skips_other_nodes_host_routes_and_claimed_ranges() -> None:
     assert netns.choose_cidr(nodes, "me", lambda c: True, in_use) == "10.244.9.0/24"
 
 
+@pytest.mark.skipif(NETNS_SKIP is not None, reason=NETNS_SKIP or "")
+def test_check_cidr_refuses_a_range_the_machine_routes_both_families(tmp_path: Path) -> None:
+    """given a machine (a throw-away namespace) routing 10.77.0.0/16 and fd77:1::/48: a --pod-cidr
+    inside either is refused naming the route; a free one of each family is accepted."""
+    import subprocess
+    ns = f"nsimcidr{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "-n", ns, "route", "add", "10.77.0.0/16", "dev", "lo"], check=True)
+        subprocess.run(["ip", "-n", ns, "-6", "route", "add", "fd77:1::/48", "dev", "lo"], check=True)
+        code = ("import sys; from podns.node import netns\n"
+                "for c in sys.argv[1:]: print(netns.check_cidr(c))\n")
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code, "10.77.1.0/24",
+                              "fd77:1:0:5::/64", "10.78.1.0/24", "fd78:1::/64"], capture_output=True,
+                             text=True, timeout=30, cwd=REPO, check=True).stdout.splitlines()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert out == ["--pod-cidr 10.77.1.0/24 overlaps a network of this machine (10.77.0.0/16)",
+                   "--pod-cidr fd77:1:0:5::/64 overlaps a network of this machine (fd77:1::/48)",
+                   "None", "None"], out
+
+
 def test_check_cidr_refuses_loopback_and_odd_ipv6() -> None:
     """IPv6 pod CIDRs are fine in netns mode (dual-stack) unless loopback, link-local or tiny."""
     assert "loopback" in (netns.check_cidr("127.5.0.0/16") or "")

@@ -128,6 +128,10 @@ NODE_RULES: list[Obj] = [
     rule(["create", "get", "list", "watch"], [""], ["nodes"]),
     rule(["update", "patch"], [""], ["nodes/status"]),
     rule(["update", "patch"], [""], ["nodes"]),
+    # its own Node only (the Node authorizer): an agent whose assigned pod CIDR is unusable on its
+    # machine recreates its Node with another, as a set podCIDR cannot change (Kubernetes' role
+    # leaves delete out; Gardener binds a `system:node-self-deleter` role for the same need)
+    rule(["delete"], [""], ["nodes"]),
     rule(["create", "update", "patch"], [""], ["events"]),
     rule(READ, [""], ["pods"]),
     rule(["create", "delete"], [""], ["pods"]),

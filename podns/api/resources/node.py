@@ -1,14 +1,22 @@
 """Nodes (cluster-scoped): status written by the node agent, `spec.unschedulable` selectable,
-and kubectl's STATUS/ROLES/VERSION columns."""
+the pod CIDRs' rules, and kubectl's STATUS/ROLES/VERSION columns.
+
+`spec.podCIDR` / `spec.podCIDRs` follow Kubernetes (`ValidateNode`, `ValidateNodeUpdate` in
+pkg/apis/core/validation, and the v1 conversion that keeps the two fields in step): each entry a
+valid CIDR; two entries only as one IPv4 and one IPv6 CIDR, never more; `podCIDR` is
+`podCIDRs[0]` (either one given fills the other; both given and different is refused, where
+Kubernetes' conversion silently keeps `podCIDRs[0]`); once set, they may not change (only from
+empty to a value, as the node IPAM controller or the node's agent assigns them)."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from podns.api.resources._kind import KindStrategy
 from podns.api.resources._printing import AGE
-from podns.api.resources._validation import dig
-from podns.api.resources.base import Column, Obj
+from podns.api.resources._validation import dig, forbidden, invalid
+from podns.api.resources.base import Column, FieldError, Obj
 from podns.objects.wellknown import LEGACY_NODE_ROLE_LABEL, NODE_ROLE_LABEL_PREFIX
 
 
@@ -20,6 +28,28 @@ class NodeStrategy(KindStrategy):
 
     def prepare_for_create(self, obj: Obj) -> None:
         """A node registers itself with its status (addresses, capacity), as kubelets do."""
+
+    def set_defaults(self, obj: Obj) -> None:
+        """One of `podCIDR` / `podCIDRs` given: the other follows (Kubernetes' v1 conversion)."""
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        cidrs = spec.get("podCIDRs")
+        if not cidrs and spec.get("podCIDR"):
+            spec["podCIDRs"] = [spec["podCIDR"]]
+        elif isinstance(cidrs, list) and cidrs and not spec.get("podCIDR"):
+            spec["podCIDR"] = cidrs[0]
+
+    def validate_spec(self, obj: Obj) -> list[FieldError]:
+        return pod_cidr_errors(obj.get("spec") or {})
+
+    def validate_spec_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        """The pod CIDRs go from empty to set, never change after (ValidateNodeUpdate)."""
+        before = list(dig(old, "spec", "podCIDRs", default=None) or [])
+        after = list(dig(new, "spec", "podCIDRs", default=None) or [])
+        if before and before != after:
+            return [forbidden("spec.podCIDRs", 'node updates may not change podCIDR except from "" to valid')]
+        return []
 
     def field_value(self, obj: Obj, path: str) -> str | None:
         if path == "spec.unschedulable":
@@ -79,6 +109,39 @@ class NodeStrategy(KindStrategy):
             info.get("kernelVersion") or "<unknown>",
             info.get("containerRuntimeVersion") or "<unknown>",
         ]
+
+
+#: Kubernetes' `IsValidCIDR` message
+BAD_CIDR_MESSAGE = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+
+
+def _cidr_version(value: Any) -> int | None:
+    """4 or 6 for a CIDR (host bits allowed, as Kubernetes' ParseCIDRSloppy), None otherwise."""
+    if not isinstance(value, str) or "/" not in value:
+        return None
+    try:
+        return ipaddress.ip_network(value, strict=False).version
+    except ValueError:
+        return None
+
+
+def pod_cidr_errors(spec: Obj) -> list[FieldError]:
+    """ValidateNode's pod CIDR rules on a (defaulted) Node spec."""
+    errs: list[FieldError] = []
+    cidrs = spec.get("podCIDRs") or []
+    versions = []
+    for i, value in enumerate(cidrs):
+        version = _cidr_version(value)
+        if version is None:
+            errs.append(invalid(f"spec.podCIDRs[{i}]", value, BAD_CIDR_MESSAGE))
+        versions.append(version)
+    if len(cidrs) > 1 and None not in versions and (len(cidrs) > 2 or versions[0] == versions[1]):
+        errs.append(invalid("spec.podCIDRs", cidrs, "may specify no more than one CIDR for each IP family"))
+    primary = spec.get("podCIDR")
+    if primary and cidrs and primary != cidrs[0]:
+        errs.append(invalid("spec.podCIDR", primary,
+                            f"must match the first entry of spec.podCIDRs ({cidrs[0]})"))
+    return errs
 
 
 def node_status(obj: Obj) -> str:
