@@ -150,11 +150,23 @@ def _srv(out: ServiceRecords, owner: bytes, candidates: list[tuple[int, bytes, R
     out.rrsets[(owner, wire.SRV)] = RRSet(answer, additional)
 
 
+#: `_port_name` results: a handful of distinct (name, protocol) pairs serve every Service
+_PORT_NAMES: dict[tuple[str, str], bytes | None] = {}
+
+
 def _port_name(port_name: str, protocol: str) -> bytes | None:
+    """`_<name>._<protocol>` as wire labels; None when not valid labels."""
+    key = (port_name, protocol)
+    if key in _PORT_NAMES:
+        return _PORT_NAMES[key]
+    found: bytes | None
     try:
-        return label("_" + port_name) + label("_" + protocol)
+        found = label("_" + port_name) + label("_" + protocol)
     except ValueError:
-        return None
+        found = None
+    if len(_PORT_NAMES) < 10000:  # bounded: hostile variety computes, never grows memory
+        _PORT_NAMES[key] = found
+    return found
 
 
 def service_records(svc: Service | None, slices: list[Slice], zone: bytes, ttl: int, *,
