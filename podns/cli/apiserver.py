@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from podns.api.handlers.eventttl import DEFAULT_EVENT_TTL
+from podns.api.resources.service import NODE_PORT_RANGE
 from podns.api.server.apiserver import DEFAULT_SERVICE_CIDR, ApiServer, parse_addr, tune_gc
 from podns.api.server.authentication import write_private
 from podns.api.statuserror import ApiError
@@ -76,6 +77,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "--pod-network netns, where the node NATs ClusterIPs in the kernel; "
                              f"else {DEFAULT_SERVICE_CIDR}, a loopback range the userspace proxy of "
                              "loopback-mode nodes can listen on)")
+    parser.add_argument("--service-node-port-range", default=NODE_PORT_RANGE, type=flags.port_range,
+                        metavar="FIRST-LAST",
+                        help="node ports of NodePort and LoadBalancer Services (default "
+                             f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}, as kube-apiserver)")
     for flag, what in (("cafile", "the CA that signed etcd's serving certificate"),
                        ("certfile", "client certificate for etcd's --client-cert-auth"),
                        ("keyfile", "key of --etcd-certfile")):
@@ -174,6 +179,7 @@ async def start_api(args: argparse.Namespace) -> ApiServer:
         raise SystemExit(f"podns: cannot open the store: {exc}") from None
     server = ApiServer(store, args.data_dir, args.api_addr,
                        service_cidr=args.service_cidr or DEFAULT_SERVICE_CIDR,
+                       node_port_range=args.service_node_port_range,
                        dns_metrics_url=getattr(args, "dns_metrics_url", None),
                        event_ttl=getattr(args, "event_ttl", DEFAULT_EVENT_TTL),
                        audit_log=getattr(args, "audit_log", None))

@@ -37,6 +37,24 @@ def service_cidr(text: str) -> str:
     return cidrs.format_cidrs(nets)
 
 
+def port_range(text: str) -> tuple[int, int]:
+    """--service-node-port-range: `first-last` (kube-apiserver's form; `base+size` as well),
+    inclusive, inside 1-65535."""
+    try:
+        if "+" in text:
+            base, size = (int(x) for x in text.split("+", 1))
+            lo, hi = base, base + size
+        else:
+            lo, hi = (int(x) for x in text.split("-", 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port range (first-last, e.g. "
+                                         "30000-32767)") from None
+    if not 1 <= lo <= hi <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: the ports must be between 1 and 65535, the "
+                                         "first not above the last")
+    return lo, hi
+
+
 def pod_cidr(text: str) -> str:
     """--pod-cidr: one CIDR, or two of different families (dual-stack, primary first); whether
     they fit the pod network mode is checked with the mode. Returns the canonical list."""

@@ -48,3 +48,4 @@ class Ctx:
 
     store: MemoryStore
     service_cidr: str = "10.96.0.0/24"
+    node_port_range: tuple[int, int] = (30000, 32767)

@@ -130,6 +130,43 @@ async def test_node_ports(ctx: Ctx) -> None:
     assert updated["spec"]["clusterIP"] == out["spec"]["clusterIP"]
 
 
+async def test_node_ports_range_duplicates_and_release(ctx: Ctx) -> None:
+    """Given the server's node port range 31000-31002: a port outside it is 422 at its path with
+    Kubernetes' message, a node port twice in one Service is a Duplicate, one already held is
+    'already allocated'; a port dropped by an update, and all of them when the type changes to
+    ClusterIP (nodePort dropped, as dropTypeDependentFields), are released for others."""
+    ctx.node_port_range = (31000, 31002)
+    outside, _ = create(SVC, svc(type="NodePort", ports=[{"port": 80, "nodePort": 30080}]))
+    [err] = await SVC.strategy.admit(outside, None, ctx)
+    assert err.field == "spec.ports[0].nodePort"
+    assert err.message == ("Invalid value: 30080: provided port is not in the valid range. The range of "
+                           "valid ports is 31000-31002")
+    _, errs = create(SVC, svc(type="NodePort", ports=[{"port": 80, "name": "a", "nodePort": 31000},
+                                                       {"port": 81, "name": "b", "nodePort": 31000}]))
+    assert [(e.field, e.reason) for e in errs] == [("spec.ports[1].nodePort", "FieldValueDuplicate")]
+    ports = [{"port": 80, "name": "a", "nodePort": 31000}, {"port": 81, "name": "b"}]
+    first, errs = create(SVC, svc(type="NodePort", ports=ports))
+    assert errs == [] and await SVC.strategy.admit(first, None, ctx) == []
+    held = sorted(p["nodePort"] for p in first["spec"]["ports"])
+    assert held[0] == 31000 and held[1] in (31001, 31002)
+    other = svc(type="NodePort", ports=[{"port": 80, "nodePort": 31000}])
+    other["metadata"]["name"] = "other"
+    taken, _ = create(SVC, other)
+    [err] = await SVC.strategy.admit(taken, None, ctx)
+    assert err.message == "Invalid value: 31000: provided port is already allocated"
+    one_port, errs = update(SVC, svc(type="NodePort", ports=[{"port": 80, "name": "a"}]), first)
+    assert errs == [] and await SVC.strategy.admit(one_port, first, ctx) == []
+    assert [p["nodePort"] for p in one_port["spec"]["ports"]] == [31000]
+    keys = sorted(i["metadata"]["name"] for i in (await ctx.store.list("_alloc/nodeports/")).items)
+    assert keys == ["31000"], keys
+    plain, errs = update(SVC, svc(type="ClusterIP", ports=[{"port": 80, "name": "a", "nodePort": 31000}]),
+                         one_port)
+    assert errs == [] and "nodePort" not in plain["spec"]["ports"][0]
+    assert await SVC.strategy.admit(plain, one_port, ctx) == []
+    assert (await ctx.store.list("_alloc/nodeports/")).items == []
+    assert await SVC.strategy.admit(taken, None, ctx) == []
+
+
 async def test_cluster_ip_is_immutable(ctx: Ctx) -> None:
     """Given an allocated service, when an update changes clusterIP, then 422 'field is immutable';
     when it leaves clusterIP out, then the allocated one is kept."""

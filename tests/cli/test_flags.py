@@ -37,6 +37,9 @@ CASES = [
     (["node", "--node-port", "70000"], "--node-port"),
     (["up", "--node-port", "-1"], "--node-port"),
     (["up", "--proxy-mode", "ipvs"], "--proxy-mode"),
+    (["up", "--service-node-port-range", "32767-30000"], "--service-node-port-range"),
+    (["apiserver", "--service-node-port-range", "30000-70000"], "--service-node-port-range"),
+    (["apiserver", "--service-node-port-range", "ports"], "--service-node-port-range"),
     (["up", "--pod-network", "loopback", "--proxy-mode", "iptables"], "--proxy-mode"),  # kernel NAT: netns
     (["node", "--pod-network", "loopback", "--proxy-mode", "nftables"], "--proxy-mode"),
 ]

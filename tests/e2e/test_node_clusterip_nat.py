@@ -285,7 +285,9 @@ def test_node_port_from_outside_and_host(cluster: NatPodns, outside: tuple[str, 
     """given a NodePort Service over the three pods, the API server allocates a node port in
     30000-32767; a client in a namespace of its own, beside the host, connecting to the host's
     address at that port reaches all three pods (DNAT on the node, masqueraded so the replies
-    come back), and so does the host itself; the ClusterIP port stays served."""
+    come back), and so does the host itself; the ClusterIP port stays served. Another Service
+    asking for the same node port is refused (422 at its field path); once the Service's type
+    is ClusterIP its node port is gone from the object and from the rules."""
     ns, host_ip = outside
     apply(cluster, service("db-np", type="NodePort", ports=[{"name": "pg", "port": 80, "targetPort": 5432}]))
     svc = json.loads(cluster.kubectl("get", "svc", "db-np", "-o", "json").stdout)
@@ -300,6 +302,16 @@ def test_node_port_from_outside_and_host(cluster: NatPodns, outside: tuple[str, 
         assert f"tcp . {node_port} : goto svc-" in cluster.rules()
     else:
         assert f"--dport {node_port} -j {iptables.prefix_of(table_of(cluster))}-SVC-" in cluster.rules()
+    taken = [{"name": "pg", "port": 80, "targetPort": 5432, "nodePort": node_port}]
+    bad = cluster.kubectl("apply", "-f", "-", input=service("db-np2", type="NodePort", ports=taken))
+    message = f"spec.ports[0].nodePort: Invalid value: {node_port}: provided port is already allocated"
+    assert bad.returncode != 0 and message in bad.stderr, bad.stderr
+    patched = cluster.kubectl("patch", "svc", "db-np", "-p", '{"spec": {"type": "ClusterIP"}}')
+    assert patched.returncode == 0, patched.stderr
+    svc = json.loads(cluster.kubectl("get", "svc", "db-np", "-o", "json").stdout)
+    assert "nodePort" not in svc["spec"]["ports"][0]
+    wait(lambda: connect(host_ip, node_port, 3, inside=ns) == Counter({"ConnectionRefusedError": 3}),
+         what="the node port closed once the Service is ClusterIP")
 
 
 def test_rules_follow_endpoints(cluster: NatPodns) -> None:

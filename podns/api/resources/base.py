@@ -27,10 +27,12 @@ class AdmissionContext(Protocol):
     """What async admission hooks may use: the store (for reservations such as cluster IPs,
     kept under keys outside every resource prefix, e.g. `_alloc/serviceips/10.96.0.10`) and the
     server's settings: `service_cidr` is one CIDR or two of different IP families,
-    comma-separated, primary first (`podns.objects.cidrs.parse_cidrs`)."""
+    comma-separated, primary first (`podns.objects.cidrs.parse_cidrs`); `node_port_range` the
+    first and last node port (`--service-node-port-range`)."""
 
     store: Store
     service_cidr: str
+    node_port_range: tuple[int, int]
 
 
 class AdmissionDenied(Exception):

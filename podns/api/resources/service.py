@@ -3,7 +3,10 @@
 Kubernetes semantics kept here: `type` defaults to ClusterIP; ports default `protocol: TCP`
 and `targetPort: <port>`, must be named (uniquely) when there is more than one; `clusterIP:
 None` makes a headless service; ExternalName services need `externalName` and have no cluster
-IP; NodePort and LoadBalancer ports get a node port from 30000-32767.
+IP; NodePort and LoadBalancer ports get a node port from the server's
+`--service-node-port-range` (default 30000-32767), kept on update when left out, dropped when
+the type changes away from NodePort/LoadBalancer (unless changed at the same time: then refused,
+as Kubernetes), and released when the Service is deleted, changes type or drops the port.
 
 Dual-stack (`servicefamilies`): the server's service CIDRs (`ctx.service_cidr`, one or two
 comma-separated, primary first) are the cluster's IP families. `ipFamilyPolicy` and
@@ -16,8 +19,8 @@ releases its address.
 
 Allocations are reservations in the store under `_alloc/serviceips/<ip>` and
 `_alloc/nodeports/<port>`, made with `store.create` so two API servers can never hand out the
-same address. Known gap: addresses held by a Service that changes to ExternalName or drops a
-port are not released until the Service is deleted.
+same address. Known gap: the cluster IPs of a Service that changes to ExternalName are not
+released until the Service is deleted.
 """
 
 from __future__ import annotations
@@ -122,8 +125,14 @@ class ServiceStrategy(KindStrategy):
             errs.append(required("spec.ports"))
         seen_names: set[str] = set()
         seen_ports: set[tuple[Any, Any]] = set()
+        seen_node_ports: set[tuple[Any, Any]] = set()
         for i, port in enumerate(ports):
             errs.extend(self._validate_port(i, port, len(ports), stype, seen_names, seen_ports))
+            if isinstance(port, dict) and isinstance(port.get("nodePort"), int) and port["nodePort"]:
+                node_port = (port["nodePort"], str(port.get("protocol", "TCP")))
+                if node_port in seen_node_ports:
+                    errs.append(duplicate(f"spec.ports[{i}].nodePort", port["nodePort"]))
+                seen_node_ports.add(node_port)
         errs.extend(validate_labels("spec.selector", spec.get("selector")))
         affinity = spec.get("sessionAffinity", "None")
         if affinity not in ("ClientIP", "None"):
@@ -205,6 +214,12 @@ class ServiceStrategy(KindStrategy):
         nspec, ospec = new.get("spec"), old.get("spec") or {}
         if not isinstance(nspec, dict):
             return
+        if nspec.get("type") not in ("NodePort", "LoadBalancer"):  # Kubernetes' dropTypeDependentFields
+            old_ports = {_port_key(p): p.get("nodePort") for p in ospec.get("ports") or [] if _port_key(p)}
+            for port in nspec.get("ports") or []:
+                key = _port_key(port)
+                if key is not None and port.get("nodePort") and old_ports.get(key) == port["nodePort"]:
+                    del port["nodePort"]
         if nspec.get("type") == "ExternalName":
             if ospec.get("type") != "ExternalName":
                 for name in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
@@ -223,13 +238,11 @@ class ServiceStrategy(KindStrategy):
         if nspec.get("ipFamilyPolicy") is None and ospec.get("ipFamilyPolicy") is not None:
             nspec["ipFamilyPolicy"] = ospec["ipFamilyPolicy"]
         if nspec.get("type") in ("NodePort", "LoadBalancer"):
-            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-                         for p in ospec.get("ports") or [] if isinstance(p, dict)}
+            held = {_port_key(p): p.get("nodePort") for p in ospec.get("ports") or [] if _port_key(p)}
             for port in nspec.get("ports") or []:
-                if isinstance(port, dict) and not port.get("nodePort"):
-                    kept = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
-                    if kept:
-                        port["nodePort"] = kept
+                key = _port_key(port)
+                if key is not None and not port.get("nodePort") and held.get(key):
+                    port["nodePort"] = held[key]
 
     def validate_spec_update(self, new: Obj, old: Obj) -> list[FieldError]:
         nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
@@ -242,12 +255,13 @@ class ServiceStrategy(KindStrategy):
     async def admit(self, obj: Obj, old: Obj | None, ctx: AdmissionContext) -> list[FieldError]:
         spec = obj.setdefault("spec", {})
         stype = spec.get("type", "ClusterIP")
+        owner = _owner(obj)
+        ospec = (old or {}).get("spec") or {}
         if stype == "ExternalName":
             spec.pop("clusterIP", None)
             spec.pop("clusterIPs", None)
+            await _release_node_ports(ctx, spec, ospec, owner)
             return []
-        owner = _owner(obj)
-        ospec = (old or {}).get("spec") or {}
         prior = ospec if old is not None and ospec.get("type") != "ExternalName" else None
         nets = parse_cidrs(ctx.service_cidr)
         errs = init_families(spec, prior, families_of(nets))
@@ -277,6 +291,7 @@ class ServiceStrategy(KindStrategy):
             kept = set(spec.get("clusterIPs") or [])
             dropped = [ip for ip in prior.get("clusterIPs") or [] if ip not in kept and ip != "None"]
             await _release_keys(ctx, [IP_ALLOC_PREFIX + ip for ip in dropped], owner)
+        await _release_node_ports(ctx, spec, ospec, owner)
         return []
 
     @staticmethod
@@ -373,6 +388,25 @@ def _external_ip(obj: Obj) -> str:
     return "<unknown>"
 
 
+def _port_key(port: Any) -> tuple[int, str] | None:
+    """(port, protocol) of a Service port, None when it is not shaped like one (validation says
+    why): how an update's port is matched with the old one's."""
+    if not isinstance(port, dict) or not isinstance(port.get("port"), int):
+        return None
+    return port["port"], str(port.get("protocol", "TCP"))
+
+
+async def _release_node_ports(ctx: AdmissionContext, spec: Obj, ospec: Obj, owner: str) -> None:
+    """Release the node ports of the old spec `ospec` that no port of `spec` holds any more (a
+    type change away from NodePort/LoadBalancer, a port dropped or given another node port)."""
+    kept = {p["nodePort"] for p in spec.get("ports") or [] if isinstance(p, dict)
+            and isinstance(p.get("nodePort"), int)}
+    gone = [p["nodePort"] for p in ospec.get("ports") or []
+            if isinstance(p, dict) and isinstance(p.get("nodePort"), int) and p["nodePort"]
+            and p["nodePort"] not in kept]
+    await _release_keys(ctx, [PORT_ALLOC_PREFIX + str(port) for port in gone], owner)
+
+
 async def _give_back(ctx: AdmissionContext, keys: list[str]) -> None:
     """Delete reservations this request made (a later step of it failed)."""
     for key in keys:
@@ -433,7 +467,7 @@ async def _pick_free_ip(net: ipaddress.IPv4Network | ipaddress.IPv6Network, ctx:
 
 async def _allocate_node_port(ctx: AdmissionContext, owner: str, wanted: int | None,
                               path: str) -> tuple[int, FieldError | None]:
-    lo, hi = NODE_PORT_RANGE
+    lo, hi = ctx.node_port_range
     if wanted:
         if not lo <= wanted <= hi:
             return 0, invalid(path, wanted, "provided port is not in the valid range. "

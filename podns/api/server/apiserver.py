@@ -32,6 +32,7 @@ from podns.api.handlers.serviceaccountadmission import ServiceAccountAdmission
 from podns.api.handlers.watchmux import WatchMux, needs_mux
 from podns.api.resources.base import ResourceType
 from podns.api.resources.registry import REGISTRY, registry_for
+from podns.api.resources.service import NODE_PORT_RANGE
 from podns.api.server import authentication, certs
 from podns.api.server.audit import AuditLog
 from podns.api.server.httpapp import create_app
@@ -55,6 +56,7 @@ class Admission:
 
     store: Store
     service_cidr: str
+    node_port_range: tuple[int, int] = NODE_PORT_RANGE
 
 
 #: generation-0 threshold of the garbage collector in server processes (CPython's default, 700,
@@ -105,7 +107,7 @@ class ApiServer:
         tls: bool = True, service_cidr: str = DEFAULT_SERVICE_CIDR,
         types: list[ResourceType] | None = None, dns_metrics_url: str | None = None,
         shared_watch: bool | None = None, event_ttl: float = DEFAULT_EVENT_TTL,
-        audit_log: str | None = None,
+        audit_log: str | None = None, node_port_range: tuple[int, int] = NODE_PORT_RANGE,
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
@@ -113,7 +115,7 @@ class ApiServer:
         self.tls = tls
         self.registry = registry_for(types) if types is not None else REGISTRY
         self.service_cidr = service_cidr
-        self.rest = Rest(store, Admission(store, service_cidr))
+        self.rest = Rest(store, Admission(store, service_cidr, node_port_range))
         #: keeps Service default/kubernetes and its endpoints (this server among them), from start()
         self.kubernetes_service: KubernetesService | None = None
         accounts = self.registry.lookup("", "v1", "serviceaccounts")
