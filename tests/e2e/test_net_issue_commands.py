@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from podns.node.proxy import nft
-from tests.e2e._machines import wait
+from tests.e2e._machines import network_condition, wait
 from tests.netsim import (
     API_PORT,
     DNS_PORT,
@@ -72,6 +72,10 @@ def machines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machines]:
         for name in ("ca.crt", "ca.key"):
             shutil.copy(cp.data_dir / name, to_b / name)
         podns_node(b, cp, work, kubeconfig=to_b / "a.kubeconfig")
+        # both nodes routed to each other (until then the scheduler keeps pods off a node whose
+        # NetworkUnavailable is not False, and the example's pods would all land on one machine)
+        wait(lambda: all((network_condition(cp, n) or {}).get("status") == "False" for n in "ab"), 60,
+             "nodes a and b NetworkUnavailable=False")
         yield Machines(lab, work, cp, a, b)
     assert lab.leftovers() == []
 
