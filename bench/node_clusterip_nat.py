@@ -1,19 +1,21 @@
-"""ClusterIP through kernel NAT (netns mode, nftables) vs the userspace proxy vs the pod IP
-directly: connection set-up rate and latency, and one stream's throughput, side by side.
+"""ClusterIP through kernel NAT (netns mode, nftables and iptables) vs the userspace proxy vs the
+pod IP directly: connection set-up rate and latency, and one stream's throughput, side by side.
 
     sudo .venv/bin/python bench/node_clusterip_nat.py [--connects 2000] [--seconds 2]
 
-Root only. Starts two `podns up --pod-network netns --container-runtime process` side by side:
-`nat` with a service CIDR off loopback (ClusterIPs DNATed by the node's nftables table) and
+Root only. Starts three `podns up --pod-network netns --container-runtime process` side by
+side: `nft` and `ipt` with service CIDRs off loopback (ClusterIPs DNATed by the node's nftables
+table, `--proxy-mode nftables`, or by its iptables chains, `--proxy-mode iptables`) and
 `userspace` with a loopback service CIDR (ClusterIPs served by the asyncio proxy, which listens
 in the root namespace only). Each runs the same server pod (a 1-byte greeting on 7100, an
 endless stream on 7200) behind a ClusterIP Service. A client process measures, in rounds that
 interleave the paths so machine noise hits them alike:
 
-- from the host: the pod IP directly, the ClusterIP through kernel NAT, the ClusterIP through
-  the userspace proxy;
-- from inside a second pod of `nat` (its own network namespace): the pod IP directly and the
-  ClusterIP through kernel NAT (the userspace proxy is not reachable from pods).
+- from the host: the pod IP directly, the ClusterIP through each kernel backend, the ClusterIP
+  through the userspace proxy;
+- from inside a second pod of `nft` and of `ipt` (their own network namespaces): the pod IP
+  directly and the ClusterIP through that kernel backend (the userspace proxy is not reachable
+  from pods).
 
 Set-up = connect + read the greeting, one connection after the other; the rate is connections
 per second of that loop. Throughput = MB/s of one stream after a 0.3 s warm-up (median of 3).
@@ -118,8 +120,8 @@ def wait_serving(ip: str, inside: str | None = None) -> None:
     raise SystemExit(f"{ip}:7100 never answered")
 
 
-def service_cidr() -> str:
-    used = netns.host_networks()
+def service_cidr(taken: tuple[str, ...] = ()) -> str:
+    used = [*netns.host_networks(), *(ipaddress.ip_network(t) for t in taken)]
     while True:
         cidr = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
         if not any(cidr.overlaps(u) for u in used):
@@ -134,23 +136,30 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("root only: netns mode and nftables")
     flags = ("--pod-network", "netns", "--container-runtime", "process")
-    with podns_up(*flags, service_cidr=service_cidr()) as nat_cluster, \
+    nft_cidr = service_cidr()
+    ipt_cidr = service_cidr((nft_cidr,))
+    with podns_up(*flags, "--proxy-mode", "nftables", service_cidr=nft_cidr) as nft_cluster, \
+            podns_up(*flags, "--proxy-mode", "iptables", service_cidr=ipt_cidr) as ipt_cluster, \
             podns_up(*flags, service_cidr=f"127.{random.randint(150, 250)}.0.0/16") as user_cluster:
-        nat = asyncio.run(deploy(nat_cluster.kubeconfig, with_client=True))
+        nat = asyncio.run(deploy(nft_cluster.kubeconfig, with_client=True))
+        ipt = asyncio.run(deploy(ipt_cluster.kubeconfig, with_client=True))
         user = asyncio.run(deploy(user_cluster.kubeconfig, with_client=False))
-        inside = nat["client_ns"]
+        inside, inside_ipt = nat["client_ns"], ipt["client_ns"]
         paths = {  # name -> (ip, namespace the client runs in)
             "host -> pod IP (direct)": (nat["pod_ip"], None),
-            "host -> ClusterIP, kernel NAT": (nat["cluster_ip"], None),
+            "host -> ClusterIP, nftables NAT": (nat["cluster_ip"], None),
+            "host -> ClusterIP, iptables NAT": (ipt["cluster_ip"], None),
             "host -> ClusterIP, userspace proxy": (user["cluster_ip"], None),
             "pod -> pod IP (direct)": (nat["pod_ip"], inside),
-            "pod -> ClusterIP, kernel NAT": (nat["cluster_ip"], inside),
+            "pod -> ClusterIP, nftables NAT": (nat["cluster_ip"], inside),
+            "pod -> ClusterIP, iptables NAT": (ipt["cluster_ip"], inside_ipt),
         }
         for ip, ns in paths.values():
             wait_serving(ip, ns)
         load = os.getloadavg()[0]
-        print(f"nat: pod {nat['pod_ip']} ClusterIP {nat['cluster_ip']}; userspace: pod {user['pod_ip']} "
-              f"ClusterIP {user['cluster_ip']}; load average {load:.1f}")
+        print(f"nft: pod {nat['pod_ip']} ClusterIP {nat['cluster_ip']}; iptables: pod {ipt['pod_ip']} "
+              f"ClusterIP {ipt['cluster_ip']}; userspace: pod {user['pod_ip']} ClusterIP "
+              f"{user['cluster_ip']}; load average {load:.1f}")
         setup: dict[str, list[float]] = {name: [] for name in paths}
         rounds = 10
         for _ in range(rounds):
@@ -162,11 +171,11 @@ def main() -> None:
                 tput[name].append(client("stream", ip, 7200, args.seconds, ns))
         print(f"{args.connects} connections per path ({rounds} interleaved rounds); throughput "
               f"{args.seconds:g} s x 3 (median); load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
-        print(f"{'path':<38} {'set-up p50':>11} {'p99':>9} {'conn/s':>8} {'MB/s':>8}")
+        print(f"{'path':<40} {'set-up p50':>11} {'p99':>9} {'conn/s':>8} {'MB/s':>8}")
         for name in paths:
             lat = sorted(setup[name])
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-            print(f"{name:<38} {statistics.median(lat) * 1e3:8.3f} ms {p99 * 1e3:6.3f} ms "
+            print(f"{name:<40} {statistics.median(lat) * 1e3:8.3f} ms {p99 * 1e3:6.3f} ms "
                   f"{len(lat) / sum(lat):8.0f} {statistics.median(tput[name]):8.0f}")
 
         def ratio(a: str, b: str) -> str:
@@ -174,14 +183,18 @@ def main() -> None:
             ta, tb = statistics.median(tput[a]), statistics.median(tput[b])
             return f"set-up p50 {la / lb:.2f}x, throughput {ta / tb:.2f}x"
         print("ratios")
-        print(f"  host: kernel NAT / direct       "
-              f"{ratio('host -> ClusterIP, kernel NAT', 'host -> pod IP (direct)')}")
+        print(f"  host: nftables / direct         "
+              f"{ratio('host -> ClusterIP, nftables NAT', 'host -> pod IP (direct)')}")
         print(f"  host: userspace / direct        "
               f"{ratio('host -> ClusterIP, userspace proxy', 'host -> pod IP (direct)')}")
-        print(f"  host: userspace / kernel NAT    "
-              f"{ratio('host -> ClusterIP, userspace proxy', 'host -> ClusterIP, kernel NAT')}")
-        print(f"  pod:  kernel NAT / direct       "
-              f"{ratio('pod -> ClusterIP, kernel NAT', 'pod -> pod IP (direct)')}")
+        print(f"  host: userspace / nftables      "
+              f"{ratio('host -> ClusterIP, userspace proxy', 'host -> ClusterIP, nftables NAT')}")
+        print(f"  host: iptables / nftables NAT   "
+              f"{ratio('host -> ClusterIP, iptables NAT', 'host -> ClusterIP, nftables NAT')}")
+        print(f"  pod:  nftables / direct         "
+              f"{ratio('pod -> ClusterIP, nftables NAT', 'pod -> pod IP (direct)')}")
+        print(f"  pod:  iptables / nftables NAT   "
+              f"{ratio('pod -> ClusterIP, iptables NAT', 'pod -> ClusterIP, nftables NAT')}")
 
 
 if __name__ == "__main__":
