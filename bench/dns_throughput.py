@@ -119,12 +119,14 @@ def stat(text: str, label: str) -> float:
     return float(match.group(1))
 
 
-def measure(port: int, pid: int, queries: Path, seconds: float, cpus: str) -> dict[str, float]:
-    sat = dnsperf(port, queries, seconds, "-c", "8", "-q", "1600", cpus=cpus)
-    verbose = dnsperf(port, queries, min(seconds, 4), "-c", "8", "-q", "1600", "-Q", "40000", "-v", cpus=cpus)
+def measure(port: int, pid: int, queries: Path, seconds: float, cpus: str,
+            client: tuple[str, ...] = ()) -> dict[str, float]:
+    sat = dnsperf(port, queries, seconds, "-c", "8", "-q", "1600", *client, cpus=cpus)
+    verbose = dnsperf(port, queries, min(seconds, 4), "-c", "8", "-q", "1600", "-Q", "40000", "-v", *client,
+                      cpus=cpus)
     lat = sorted(float(m.group(1)) for m in re.finditer(r"^> NOERROR .* ([\d.]+)$", verbose, re.M))
     cpu0 = process_tree_cpu(pid)
-    fixed = dnsperf(port, queries, seconds, "-c", "8", "-q", "1600", "-Q", "40000", cpus=cpus)
+    fixed = dnsperf(port, queries, seconds, "-c", "8", "-q", "1600", "-Q", "40000", *client, cpus=cpus)
     cpu = process_tree_cpu(pid) - cpu0
     completed = stat(fixed, "Queries completed")
     return {
@@ -197,7 +199,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="serving processes (podns --dns-workers) / nsd server-count; with 2 the "
                              "servers get both cores and so does dnsperf")
+    parser.add_argument("--client-buffer", type=int, default=0, metavar="KB",
+                        help="dnsperf's socket buffers (-b, KB; default: the system's, 208 KB here): with "
+                             "--workers 2 dnsperf shares the cores with the servers, and a reply burst "
+                             "arriving while it is descheduled overflows its receive buffer (counted lost)")
     args = parser.parse_args()
+    client = ("-b", str(args.client_buffer)) if args.client_buffer else ()
     targets = args.targets.split(",")
     cpus = "1" if args.workers == 1 else "0,1"
     procs: list[subprocess.Popen[bytes]] = []
@@ -219,11 +226,13 @@ def main() -> int:
                 servers[target] = (port, pid)
             print(f"zone: 1005 services, 3500 endpoints; {count} distinct queries; "
                   f"{args.rounds} rounds of {args.seconds:g} s; workers {args.workers}; "
+                  f"dnsperf buffers {args.client_buffer or 'default'} KB; "
                   f"load average {os.getloadavg()[0]:.2f}", flush=True)
             results: dict[str, list[dict[str, float]]] = {t: [] for t in targets}
+            cpus_perf = "0" if args.workers == 1 else "0,1"
             for r in range(args.rounds):
                 for target, (port, pid) in servers.items():
-                    res = measure(port, pid, queries, args.seconds, "0" if args.workers == 1 else "0,1")
+                    res = measure(port, pid, queries, args.seconds, cpus_perf, client)
                     results[target].append(res)
                     print(f"round {r + 1} {target}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items())
                           + f" (load {os.getloadavg()[0]:.2f})", flush=True)
