@@ -31,6 +31,7 @@ RUN_PACKAGES=(
 if [ "$(id -u)" = 0 ]; then     # the podman container runtime runs pods as root only (netns)
     RUN_PACKAGES+=(podman:podman runc:runc)
     RUN_PACKAGES+=(nft:nftables)  # netns mode's ClusterIPs: kernel NAT rules (podns/node/proxy)
+    RUN_PACKAGES+=(conntrack:conntrack)  # ... and their stale UDP flows flushed (kube-proxy does)
     RUN_PACKAGES+=(iptables-restore:iptables)  # --proxy-mode iptables, auto's fallback without nft
 fi
 TEST_PACKAGES=(

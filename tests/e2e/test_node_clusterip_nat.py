@@ -4,8 +4,10 @@ nftables tables) and `--proxy-mode auto` on a PATH without `nft` (which must the
 node's iptables chains, through iptables-restore). For each: a pod in its own namespace and the
 host connect to a ClusterIP backed by three pods (connections spread over all three, including
 the client pod itself: hairpin), the rules follow the pods going away (only Ready endpoints),
-TCP and UDP, ClientIP affinity, an IPv6 ClusterIP, a NodePort reached from a namespace beside
-the host, connection refused without endpoints, and no rule left after the agent stops.
+TCP and UDP (a UDP client's flow moves to the remaining endpoint when its own goes: the node
+deletes the stale conntrack entry), ClientIP affinity, an IPv6 ClusterIP, a NodePort reached
+from a namespace beside the host, connection refused without endpoints, and no rule left after
+the agent stops.
 
 The service range is a random 10.2xx.y.0/24 plus an IPv6 ULA /112 (dual-stack: pods get IPv6
 addresses too, and an IPv6 ClusterIP is NATed by the node's ip6 table), so that host-side
@@ -21,6 +23,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,6 +315,55 @@ def test_node_port_from_outside_and_host(cluster: NatPodns, outside: tuple[str, 
     assert "nodePort" not in svc["spec"]["ports"][0]
     wait(lambda: connect(host_ip, node_port, 3, inside=ns) == Counter({"ConnectionRefusedError": 3}),
          what="the node port closed once the Service is ClusterIP")
+
+
+#: one UDP socket (one source port, so one conntrack entry) sending every 0.2 s for argv[3] s;
+#: prints each answer, or "-" when none came
+UDP_CLIENT = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2)
+end = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    s.sendto(b'x', (sys.argv[1], int(sys.argv[2])))
+    try:
+        print(s.recv(100).decode(), flush=True)
+    except OSError:
+        print('-', flush=True)
+"""
+
+
+def test_udp_flow_moves_when_its_endpoint_goes(cluster: NatPodns) -> None:
+    """given a UDP Service over two echo pods and a client in db-0's namespace that keeps sending
+    from one socket (one conntrack entry, never idle): once the pod answering it is deleted, the
+    node deletes that entry (conntrack -D, as kube-proxy) and the same socket's datagrams are
+    answered by the other pod; without the delete they would go to the gone pod until 30 s of
+    silence that never comes."""
+    apply(cluster, echo_pod("udp-a", "udp2"))
+    apply(cluster, echo_pod("udp-b", "udp2"))
+    apply(cluster, json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "udp2"},
+                               "spec": {"selector": {"app": "udp2"},
+                                        "ports": [{"port": 53, "targetPort": 5353, "protocol": "UDP"}]}}))
+    wait(lambda: ready_ip(cluster, "udp-a") and ready_ip(cluster, "udp-b"), what="echo pods Ready")
+    ip = cluster_ip(cluster, "udp2")
+    ns = pod_netns(cluster, "db-0")
+    answers: list[str] = []
+    client = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", UDP_CLIENT, ip, "53", "90"],
+                              stdout=subprocess.PIPE, text=True)
+    reader = threading.Thread(target=lambda: answers.extend(line.strip() for line in client.stdout or []),
+                              daemon=True)
+    reader.start()
+    try:
+        first = wait(lambda: next((a for a in answers if a.startswith("udp-")), None), what="a first answer")
+        victim = first.split(":")[0]
+        survivor = {"udp-a": "udp-b", "udp-b": "udp-a"}[victim]
+        seen = len(answers)
+        assert cluster.kubectl("delete", "pod", victim, "--wait=false").returncode == 0
+        wait(lambda: any(a.startswith(survivor) for a in answers[seen:]), timeout=30,
+             what=f"the flow moved from {victim} to {survivor}")
+    finally:
+        client.kill()
+        client.wait()
+        reader.join(5)
 
 
 def test_rules_follow_endpoints(cluster: NatPodns) -> None:

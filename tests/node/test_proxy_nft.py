@@ -15,7 +15,7 @@ import pytest
 
 from podns.kube.resources import ENDPOINTSLICES, EVENTS, SERVICES
 from podns.kube.testing import FakeClient
-from podns.node.proxy import nft
+from podns.node.proxy import conntrack, nft
 from podns.node.proxy.kernel import NftProxier
 from podns.node.proxy.nftables import render
 from podns.node.proxy.serviceports import ServicePort
@@ -27,6 +27,12 @@ pytestmark = [pytest.mark.netns, pytest.mark.timeout(60),
 
 Obj = dict[str, Any]
 TABLE = "podns-test"
+
+
+def ct(netns: list[str]) -> list[str]:
+    """The command that runs conntrack in the namespace `netns` runs nft in (stale UDP flows
+    are deleted there, never in this machine's own table)."""
+    return [*netns[:-1], conntrack.conntrack_path() or "conntrack"]
 
 
 @pytest.fixture
@@ -98,7 +104,8 @@ def test_proxier_follows_slices_reports_bad_input_and_cleans_up(netns: list[str]
         client = FakeClient((SERVICES, svc("web", "10.96.0.10")), (SERVICES, svc("odd", "192.0.2.50")),
                             (ENDPOINTSLICES, eps("web", ("10.244.0.2", True), ("10.244.0.3", True))))
         proxier = NftProxier(client, node="n1", table=TABLE, pod_ifname=f"nx{uuid.uuid4().hex[:8]}",
-                             service_cidrs=["10.96.0.0/16"], binary=netns)
+                             service_cidrs=["10.96.0.0/16"], binary=netns,
+                             conntrack_binary=ct(netns))
         await proxier.start()
         try:
             text = await nft.run("list", "table", "ip", TABLE, binary=netns)
@@ -143,7 +150,7 @@ def test_proxier_writes_both_families_in_one_transaction(netns: list[str]) -> No
                             (ENDPOINTSLICES, v6))
         proxier = NftProxier(client, node="n1", table=TABLE, pod_ifname=f"nx{uuid.uuid4().hex[:8]}",
                              service_cidrs=["10.96.0.0/16", "fd00:96::/112"], families=(4, 6),
-                             binary=netns)
+                             binary=netns, conntrack_binary=ct(netns))
         await proxier.start()
         try:
             assert proxier.last_error is None

@@ -31,6 +31,11 @@ Failure contract:
   `Agent._kernel_nat_ranges`);
 - a Service whose cluster IP is outside the service CIDR gets no rules and one Warning Event
   `ClusterIPNotInServiceCIDR` on the Service (per cluster IP, per agent run).
+
+After each applied sync (either backend), the UDP conntrack entries it made stale (an endpoint
+gone from a UDP Service port, the port gone) are deleted (`conntrack.py`, as kube-proxy); a
+missing `conntrack` is logged and evented once (`ConntrackMissing`, also at start), a failed
+delete logged: neither fails or retries the sync.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from podns.kube.client import Client
 from podns.kube.events import EventRecorder
 from podns.kube.informer import Informer
 from podns.kube.resources import ENDPOINTSLICES, SERVICES
-from podns.node.proxy import ipt, nft, nftables
+from podns.node.proxy import conntrack, ipt, nft, nftables
 from podns.node.proxy import iptables as iptables_rules
 from podns.node.proxy.serviceports import ServicePort, cluster_ips, service_ports
 from podns.node.proxy.tools import RulesError, RulesToolMissing
@@ -185,10 +190,12 @@ class IptablesRules:
 class KernelProxier:
     """See the module docstring. `rules`: the backend; `pod_ifname`: the node's pod bridge;
     `service_cidrs`: the cluster's service ranges (cluster IPs outside them get no rules; empty:
-    no check); `families`: 4 and/or 6; `node`: the Node the events are about."""
+    no check); `families`: 4 and/or 6; `node`: the Node the events are about;
+    `conntrack_binary`: the command running conntrack (None: the installed one)."""
 
     def __init__(self, client: Client, *, node: str, rules: Rules, pod_ifname: str,
-                 service_cidrs: list[str], families: Sequence[int] = (4,)) -> None:
+                 service_cidrs: list[str], families: Sequence[int] = (4,),
+                 conntrack_binary: Sequence[str] | None = None) -> None:
         self.client = client
         self.node = node
         self.rules = rules
@@ -208,6 +215,10 @@ class KernelProxier:
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._reported: set[tuple[str, str]] = set()
+        self.conntrack_binary = conntrack_binary
+        #: the UDP Service ports of the last applied sync (None before the first)
+        self._udp: conntrack.UdpState | None = None
+        self._conntrack_missing_said = False
 
     # -- start / stop --------------------------------------------------------------------------
 
@@ -215,6 +226,8 @@ class KernelProxier:
         """Start watching and syncing; returns after the first sync was tried (its failure is
         in `last_error` and is retried)."""
         await asyncio.to_thread(self._enable_forwarding)
+        if self.conntrack_binary is None and conntrack.conntrack_path() is None:
+            self._say_conntrack_missing(conntrack.ConntrackMissing(conntrack.MISSING))
         for informer in (self.services, self.slices):
             informer.add_handler(on_add=lambda _o: self._dirty.set(),
                                  on_update=lambda _o, _n: self._dirty.set(),
@@ -290,11 +303,31 @@ class KernelProxier:
         return True
 
     async def sync(self) -> None:
-        """Hand every family's Service ports to the backend. Raises RulesError."""
-        await self.rules.sync({family: self.ports(family) for family in self.families},
-                              pod_ifname=self.pod_ifname,
+        """Hand every family's Service ports to the backend, then delete the UDP conntrack
+        entries the change made stale. Raises RulesError (nothing deleted then)."""
+        ports = {family: self.ports(family) for family in self.families}
+        await self.rules.sync(ports, pod_ifname=self.pod_ifname,
                               service_cidrs=[str(c) for c in self.service_cidrs])
         self.syncs += 1
+        udp = conntrack.udp_state(sp for family_ports in ports.values() for sp in family_ports)
+        stale = conntrack.stale_flows(self._udp, udp) if self._udp is not None else []
+        self._udp = udp
+        try:
+            await conntrack.flush(stale, binary=self.conntrack_binary)
+        except conntrack.ConntrackMissing as exc:
+            self._say_conntrack_missing(exc)
+        except conntrack.ConntrackError as exc:
+            log.warning("node %s: deleting stale UDP conntrack entries: %s", self.node, exc)
+
+    def _say_conntrack_missing(self, exc: conntrack.ConntrackMissing) -> None:
+        """Log and event a missing `conntrack`, once per proxier."""
+        if self._conntrack_missing_said:
+            return
+        self._conntrack_missing_said = True
+        log.error("node %s: %s", self.node, exc)
+        self.events.event({"kind": "Node", "apiVersion": "v1",
+                           "metadata": {"name": self.node, "uid": self.node}},
+                          "Warning", "ConntrackMissing", str(exc))
 
     def ports(self, family: int = 4) -> list[ServicePort]:
         """Every Service port with a cluster IP of `family` inside the service CIDR, and its
@@ -337,15 +370,18 @@ class KernelProxier:
 
 class NftProxier(KernelProxier):
     """The kernel proxier in nftables mode (`NftRules`). `table`: the nft table's name;
-    `binary`: the command running nft (None: the installed one)."""
+    `binary`: the command running nft (None: the installed one); `conntrack_binary` likewise
+    for conntrack (tests running nft in a namespace of their own run conntrack there too)."""
 
     rules: NftRules
 
     def __init__(self, client: Client, *, node: str, table: str, pod_ifname: str,
                  service_cidrs: list[str], families: Sequence[int] = (4,),
-                 binary: Sequence[str] | None = None) -> None:
+                 binary: Sequence[str] | None = None,
+                 conntrack_binary: Sequence[str] | None = None) -> None:
         super().__init__(client, node=node, rules=NftRules(table, binary), pod_ifname=pod_ifname,
-                         service_cidrs=service_cidrs, families=families)
+                         service_cidrs=service_cidrs, families=families,
+                         conntrack_binary=conntrack_binary)
 
     @property
     def table(self) -> str:
