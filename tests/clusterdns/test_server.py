@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -82,9 +83,8 @@ def require_loop(loop: str) -> dict[str, object]:
 
 async def started(srv: DNSServer, loop: str) -> DNSServer:
     """`srv` once its UDP thread runs the loop asked for."""
-    for _ in range(1000):
-        if srv.udp_loop:
-            break
+    deadline = time.monotonic() + 30
+    while not srv.udp_loop and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     assert srv.udp_loop == loop
     return srv
