@@ -147,6 +147,8 @@ class ClusterDNS:
                 "Seconds since the DNS data was last known to match the API (0 while connected).",
                 self._since_sync)
         m.gauge("podns_dns_synced", "1 once every informer has listed.", lambda: float(idx.synced))
+        m.gauge("podns_dns_udp_compiled", "1 when UDP is served by the compiled loop (0: a Python loop; "
+                "the log says why).", lambda: float(self.server.udp_loop == "compiled"))
 
     def _since_sync(self) -> float:
         if all(i.connected for i in self.informers):

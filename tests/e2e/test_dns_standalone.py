@@ -91,6 +91,7 @@ def test_sync_updates_outage_and_resume(api: Podns, dns_server: DnsProcess) -> N
     name = "alpha.default.svc.cluster.local."
     wait(lambda: dns_server.ips(name) == {"10.8.0.1"}, what="initial sync")
     wait(lambda: "served by the compiled loop" in dns_server.log.read_text(), what="compiled loop")
+    assert dns_server.metric("podns_dns_udp_compiled") == 1
     with urllib.request.urlopen(f"http://{dns_server.metrics[0]}:{dns_server.metrics[1]}/ready") as r:
         assert r.status == 200
     api.kubectl("apply", "-f", "-", input=service_and_slice("alpha", ["10.8.0.1", "10.8.0.2"]), check=True)
