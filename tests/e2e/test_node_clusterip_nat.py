@@ -6,8 +6,8 @@ host connect to a ClusterIP backed by three pods (connections spread over all th
 the client pod itself: hairpin), the rules follow the pods going away (only Ready endpoints),
 TCP and UDP (a UDP client's flow moves to the remaining endpoint when its own goes: the node
 deletes the stale conntrack entry), ClientIP affinity, an IPv6 ClusterIP, a NodePort reached
-from a namespace beside the host, connection refused without endpoints, and no rule left after
-the agent stops.
+from a namespace beside the host, connection refused without endpoints, stale rules of a
+crashed agent replaced on restart, and no rule left after the agent stops.
 
 The service range is a random 10.2xx.y.0/24 plus an IPv6 ULA /112 (dual-stack: pods get IPv6
 addresses too, and an IPv6 ClusterIP is NATed by the node's ip6 table), so that host-side
@@ -377,6 +377,27 @@ def test_rules_follow_endpoints(cluster: NatPodns) -> None:
     wait(lambda: set(connect(ip, 80, 10, inside=ns)) == {"db-0"}, what="only db-0 left")
     assert cluster.kubectl("delete", "pod", "db-0", "--wait=true", timeout=60).returncode == 0
     wait(lambda: connect(ip, 80, 3) == Counter({"ConnectionRefusedError": 3}), what="no endpoint: refused")
+
+
+def test_stale_rules_of_a_crash_replaced_on_restart(cluster: NatPodns) -> None:
+    """given the running cluster, a SIGKILLed agent leaves its rules behind (no clean stop ran);
+    a chain added meanwhile (as if for a Service deleted while the agent was down) is gone once
+    the restarted agent (same data dir) has synced, and the rules answer again."""
+    table = table_of(cluster)
+    before = cluster.rules(4, table)
+    cluster.kill()
+    assert cluster.rules(4, table) == before  # a crash removes nothing
+    if cluster.mode == "nftables":
+        stale = "svc-STALE000-default/gone/tcp/80"
+        subprocess.run(["nft", "add", "chain", "ip", table, stale], check=True)
+    else:
+        stale = f"{iptables.prefix_of(table)}-SVC-STALE000"
+        subprocess.run(["iptables", "-t", "nat", "-N", stale], check=True)
+    assert stale in cluster.rules(4, table)
+    cluster.start()
+    wait(lambda: stale not in cluster.rules(4, table), what="the stale chain removed after the restart")
+    ip = cluster_ip(cluster, "db")  # no endpoint left: refused at once by the rules
+    wait(lambda: connect(ip, 80, 2) == Counter({"ConnectionRefusedError": 2}), what="rules serve again")
 
 
 def test_rules_removed_when_the_agent_stops(cluster: NatPodns) -> None:
