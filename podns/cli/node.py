@@ -102,9 +102,9 @@ def _node_flags(parser: argparse.ArgumentParser, *, up: bool = False) -> None:
                         help="netns mode: how ClusterIPs off loopback are served: nftables (kernel "
                              "NAT in the node's own nft table), iptables (kernel NAT in the node's "
                              "own iptables chains, through iptables-restore), userspace (the "
-                             "asyncio proxy: the host only, not pods) or auto (default: nftables "
-                             "when nft works, else iptables; an Event NftMissing when neither is "
-                             "installed)")
+                             "asyncio proxy: loopback service ranges, the host only) or auto "
+                             "(default: nftables when nft works, else iptables; an Event "
+                             "NftMissing when neither is installed)")
 
 
 def add_parser(subparsers: Any, name: str) -> None:

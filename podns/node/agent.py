@@ -396,7 +396,12 @@ class Agent:
         fell_back = requested == "auto" and self.proxy_mode != "nftables"  # worth a word
         log.log(logging.WARNING if fell_back else logging.INFO, "node %s: ClusterIP proxy mode %s (%s)",
                 self.node_name, self.proxy_mode, why)
-        return [] if self.proxy_mode == "userspace" else ranges
+        if self.proxy_mode == "userspace":
+            log.warning("node %s: --proxy-mode userspace: the ClusterIPs of %s are not local addresses, "
+                        "so the userspace proxy cannot listen on them (it serves loopback service "
+                        "ranges only)", self.node_name, ", ".join(ranges))
+            return []
+        return ranges
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[Obj]]) -> Obj:
         """`call()` until the API answers (as the kubelet keeps trying to register); an API that
