@@ -40,7 +40,8 @@ def test_exec_and_port_forward_in_the_pods_namespaces(start_podns: Callable[...,
     dbs = ["db-0", "db-1", "db-2"]
     ips = wait_until(lambda: ready_ips(p, dbs), 60, "db pods Ready")
 
-    assert p.kubectl("exec", "db-0", "--", "hostname").stdout == "db-0\n"
+    named = p.kubectl("exec", "db-0", "--", "hostname")
+    assert named.stdout == "db-0\n", (named.returncode, named.stderr)
     resolv = p.kubectl("exec", "db-0", "--", "cat", "/etc/resolv.conf").stdout
     assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv, resolv
     looked = p.kubectl("exec", "db-0", "--", "nslookup", "db-service")

@@ -90,3 +90,28 @@ async def test_client_gone_kills_the_process_group(tmp_path: Path) -> None:
     assert status["status"] == "Failure"
     await asyncio.sleep(0.1)
     assert _state(child) in ("gone", "Z")  # a zombie waits for whoever adopted it to reap it
+
+
+async def test_output_still_coming_after_exit_is_delivered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """given a command that exits while a child it left keeps writing (a pause shorter than the
+    drain window between lines, longer than it in total), every line reaches the client: the
+    drain gives up only after a silence, not at a fixed time after the exit (under load, output
+    that arrived while the node agent was not scheduled was lost that way)."""
+    monkeypatch.setattr(session, "DRAIN_AFTER_EXIT", 0.6)
+    rec = Recorder()
+    script = "(sleep 0.3; echo a; sleep 0.4; echo b; sleep 0.4; echo c) & exit 0"
+    status = await session.run(ExecSpec(argv=["sh", "-c", script], env=ENV), opts(), rec.channels)
+    assert rec.out.get(rc.STDOUT) == b"a\nb\nc\n" and status == rc.success_status()
+
+
+async def test_a_child_holding_the_output_open_ends_after_a_silence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """given a command whose child keeps its output open without writing, the session ends after
+    the drain window and the child is killed."""
+    monkeypatch.setattr(session, "DRAIN_AFTER_EXIT", 0.5)
+    rec = Recorder()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status = await session.run(ExecSpec(argv=["sh", "-c", "echo x; sleep 30 & exit 0"], env=ENV), opts(),
+                               rec.channels)
+    assert rec.out.get(rc.STDOUT) == b"x\n" and status == rc.success_status()
+    assert loop.time() - started < 10

@@ -37,8 +37,9 @@ from podns.objects.apistatus import Status
 CHUNK = 32 * 1024
 #: seconds a TTY session waits for the client's first terminal size before starting the command
 FIRST_RESIZE_WAIT = 3.0
-#: seconds the process's output may keep coming after the process exited (a daemonised child
-#: holding the pipe open must not keep the session open forever)
+#: seconds of silence after which output still open once the process exited is given up (a
+#: daemonised child holding the pipe open must not keep the session open forever); output that
+#: keeps coming, or that arrived while this process was not scheduled, is still delivered
 DRAIN_AFTER_EXIT = 2.0
 
 
@@ -160,14 +161,24 @@ async def _spawn(spec: ExecSpec, opts: Options,
     return proc, (master if opts.tty else None)
 
 
-async def _pump_reader(reader: asyncio.StreamReader | None, channel: int, ch: Channels) -> None:
+class _Activity:
+    """How many chunks of output the pumps have read: draining after the process exited goes on
+    while this moves."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+
+async def _pump_reader(reader: asyncio.StreamReader | None, channel: int, ch: Channels,
+                       activity: _Activity) -> None:
     if reader is None:
         return
     while data := await reader.read(CHUNK):
+        activity.reads += 1
         await ch.send(channel, data)
 
 
-async def _pump_master(master: int, ch: Channels) -> None:
+async def _pump_master(master: int, ch: Channels, activity: _Activity) -> None:
     """Copy the pty's output to stdout until the terminal closes (EIO once the process and all
     its children let go of it)."""
     loop = asyncio.get_running_loop()
@@ -187,6 +198,7 @@ async def _pump_master(master: int, ch: Channels) -> None:
                 raise
             if not data:
                 return
+            activity.reads += 1
             await ch.send(rc.STDOUT, data)
     finally:
         loop.remove_reader(master)
@@ -239,6 +251,35 @@ async def _apply_resizes(master: int | None, ch: Channels) -> None:
             set_size(master, cols, rows)
 
 
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """The process's exit status, as soon as it exits. Not `proc.wait()`: asyncio (3.11) wakes
+    that only once the output pipes are closed as well, so a daemonised child holding stdout
+    open would keep the session open for as long as it lives. A pidfd says when the process
+    itself ended; asyncio's child watcher then reaps it and sets the return code."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:  # already reaped, or no pidfd (Linux < 5.3): look at the return code
+        pidfd = -1
+    if pidfd >= 0:
+        ended = loop.create_future()
+        def on_exit() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        loop.add_reader(pidfd, on_exit)
+        try:
+            await ended
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+    delay = 0.001
+    while proc.returncode is None:  # the watcher's reap is a moment behind (or: no pidfd)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return proc.returncode
+
+
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -264,12 +305,15 @@ async def run(spec: ExecSpec, opts: Options, ch: Channels) -> Status:
         return rc.exit_status(exc.code)
     helpers = [asyncio.create_task(_feed_stdin(proc, master, ch), name="exec-stdin"),
                asyncio.create_task(_apply_resizes(master, ch), name="exec-resize")]
+    activity = _Activity()
     if master is not None:
-        outputs = [asyncio.create_task(_pump_master(master, ch), name="exec-pty")]
+        outputs = [asyncio.create_task(_pump_master(master, ch, activity), name="exec-pty")]
     else:
-        outputs = [asyncio.create_task(_pump_reader(proc.stdout, rc.STDOUT, ch), name="exec-stdout"),
-                   asyncio.create_task(_pump_reader(proc.stderr, rc.STDERR, ch), name="exec-stderr")]
-    waiter = asyncio.create_task(proc.wait(), name="exec-wait")
+        outputs = [asyncio.create_task(_pump_reader(proc.stdout, rc.STDOUT, ch, activity),
+                                       name="exec-stdout"),
+                   asyncio.create_task(_pump_reader(proc.stderr, rc.STDERR, ch, activity),
+                                       name="exec-stderr")]
+    waiter = asyncio.create_task(_exited(proc), name="exec-wait")
     gone = asyncio.create_task(ch.gone.wait(), name="exec-gone")
     try:
         await asyncio.wait([waiter, gone], return_when=asyncio.FIRST_COMPLETED)
@@ -277,9 +321,14 @@ async def run(spec: ExecSpec, opts: Options, ch: Channels) -> Status:
             _kill_group(proc)
             await waiter
             return rc.failure_status("the client went away")
-        _, pending = await asyncio.wait(outputs, timeout=DRAIN_AFTER_EXIT)
+        while True:  # drain: give up only after DRAIN_AFTER_EXIT without any output read
+            before = activity.reads
+            _, pending = await asyncio.wait(outputs, timeout=DRAIN_AFTER_EXIT)
+            if not pending or activity.reads == before:
+                break
         if pending:  # a child still holds the output open: end the session anyway
             _kill_group(proc)
+            await asyncio.wait(pending, timeout=DRAIN_AFTER_EXIT)  # its pipes close with it
         return rc.exit_status(exit_code(waiter.result()))
     finally:
         for task in [*helpers, *outputs, waiter, gone]:
