@@ -214,15 +214,17 @@ def check_up_arguments(args: argparse.Namespace) -> None:
     """`podns up` hook, before anything starts: the pod network flags (see `_check`), then the
     service CIDR's default, which depends on the pod network (`default_service_cidr`)."""
     _check(args, "up")
-    args.service_cidr = args.service_cidr or default_service_cidr(args.pod_network)
+    args.service_cidr = args.service_cidr or default_service_cidr(
+        args.pod_network, getattr(args, "proxy_mode", "auto"))
 
 
-def default_service_cidr(pod_network: str) -> str:
-    """`podns up`'s --service-cidr when none is given: in namespace mode a range off loopback
-    (`NETNS_SERVICE_CIDR`), which the node NATs in the kernel for pods and host (a loopback one
-    would be each pod's own lo); in loopback mode `DEFAULT_SERVICE_CIDR`, whose addresses the
-    userspace proxy can listen on."""
-    return NETNS_SERVICE_CIDR if pod_network == "netns" else DEFAULT_SERVICE_CIDR
+def default_service_cidr(pod_network: str, proxy_mode: str = "auto") -> str:
+    """`podns up`'s --service-cidr when none is given: in namespace mode with kernel NAT a range
+    off loopback (`NETNS_SERVICE_CIDR`), which the node NATs for pods and host (a loopback one
+    would be each pod's own lo); in loopback mode, or with `--proxy-mode userspace`,
+    `DEFAULT_SERVICE_CIDR`, whose addresses the userspace proxy can listen on."""
+    kernel_nat = pod_network == "netns" and proxy_mode != "userspace"
+    return NETNS_SERVICE_CIDR if kernel_nat else DEFAULT_SERVICE_CIDR
 
 
 def node_tls(args: argparse.Namespace, *, name: str, data_dir: Path, kubeconfig: Path,

@@ -238,7 +238,8 @@ async def _run(args: argparse.Namespace, signals: StopSignals, started: float) -
         if check is not None and not getattr(args, f"no_{comp.replace('-', '_')}", False):
             check(args)
     if getattr(args, "service_cidr", None) is None:  # --no-node: no pod network resolved
-        args.service_cidr = default_service_cidr(getattr(args, "pod_network", "loopback"))
+        args.service_cidr = default_service_cidr(getattr(args, "pod_network", "loopback"),
+                                                 getattr(args, "proxy_mode", "auto"))
     data_dir, info = preflight(args)
     _say(f"data dir {data_dir} (data format {info['format']})")
     _say(f"starting the API server on {args.api_addr}")

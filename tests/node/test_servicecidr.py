@@ -61,8 +61,10 @@ def test_unusable_reason(ranges: list[str], mode: str, bad: bool) -> None:
 
 def test_default_depends_on_the_pod_network() -> None:
     """given `podns up` without --service-cidr, namespace mode gets a range off loopback (kernel
-    NAT), loopback mode one the userspace proxy can listen on."""
+    NAT), loopback mode (or --proxy-mode userspace) one the userspace proxy can listen on."""
     assert default_service_cidr("netns") == "10.96.0.0/16"
+    assert default_service_cidr("netns", "iptables") == "10.96.0.0/16"
+    assert default_service_cidr("netns", "userspace") == "127.96.0.0/16"  # the host's proxy listens
     assert default_service_cidr("loopback") == "127.96.0.0/16"
 
 
