@@ -127,7 +127,9 @@ class Podns:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 log = self.log()
-                if "Address already in use" in log[log_start:]:
+                run = log[log_start:]
+                # the bind's own error, or `podns up`'s preflight saying the same in its words
+                if "Address already in use" in run or "the port is already in use" in run:
                     raise PortTaken(log)
                 raise RuntimeError(f"podns {self.command} exited with {self.proc.returncode}:\n"
                                    + log[-20000:])
