@@ -18,6 +18,8 @@ Nothing else escapes either for anything a pod spec or an image does.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +55,29 @@ class ContainerWaiting(Exception):
 class ImagePullError(ContainerWaiting):
     """The image is not there and could not be pulled (ErrImagePull, InvalidImageName,
     ErrImageNeverPull); the runner retries with the image back-off (ImagePullBackOff)."""
+
+
+async def wait_pid(pid: int) -> None:
+    """Until process `pid` exits (a pidfd: for processes that are not our children, such as a
+    container's conmon, and for children whose reaping is not the signal wanted). Returns at once
+    when it is already gone; other OSErrors (no pidfd on Linux < 5.3) are the caller's."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await gone
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def exit_code(returncode: int) -> int:

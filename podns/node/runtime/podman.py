@@ -55,6 +55,7 @@ from podns.node.runtime.base import (
     Instance,
     InstanceIndex,
     StartError,
+    wait_pid,
 )
 from podns.objects import images, join_key, name_of, namespace_of
 from podns.objects.quantity import parse_quantity
@@ -435,7 +436,7 @@ class PodmanContainer:
         code, remove the container."""
         try:
             if conmon_pid > 0:
-                await _wait_pid(conmon_pid)
+                await wait_pid(conmon_pid)
             code, reason = await self.runtime.exit_state(self.id)
         except asyncio.CancelledError:
             raise
@@ -472,27 +473,6 @@ class PodmanContainer:
         flags = (["-i"] if stdin else []) + (["-t"] if tty else [])
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TMPDIR", "XDG_RUNTIME_DIR")}
         return ExecSpec(argv=[*self.runtime.setup.base, "exec", *flags, self.id, *command], env=env)
-
-
-async def _wait_pid(pid: int) -> None:
-    """Until process `pid` (not a child) exits."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    loop = asyncio.get_running_loop()
-    gone: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not gone.done():
-            gone.set_result(None)
-
-    loop.add_reader(fd, readable)
-    try:
-        await gone
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
 
 
 # -- the runtime ------------------------------------------------------------------------------------

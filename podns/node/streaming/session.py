@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podns.node.runtime import process as runtime
-from podns.node.runtime.base import ExecSpec, StartError, exit_code
+from podns.node.runtime.base import ExecSpec, StartError, exit_code, wait_pid
 from podns.objects import remotecommand as rc
 from podns.objects.apistatus import Status
 
@@ -256,23 +256,8 @@ async def _exited(proc: asyncio.subprocess.Process) -> int:
     that only once the output pipes are closed as well, so a daemonised child holding stdout
     open would keep the session open for as long as it lives. A pidfd says when the process
     itself ended; asyncio's child watcher then reaps it and sets the return code."""
-    loop = asyncio.get_running_loop()
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except OSError:  # already reaped, or no pidfd (Linux < 5.3): look at the return code
-        pidfd = -1
-    if pidfd >= 0:
-        ended = loop.create_future()
-        def on_exit() -> None:
-            if not ended.done():
-                ended.set_result(None)
-
-        loop.add_reader(pidfd, on_exit)
-        try:
-            await ended
-        finally:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
+    with contextlib.suppress(OSError):  # no pidfd (Linux < 5.3): the return code alone
+        await wait_pid(proc.pid)
     delay = 0.001
     while proc.returncode is None:  # the watcher's reap is a moment behind (or: no pidfd)
         await asyncio.sleep(delay)
