@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,3 +139,28 @@ def free_service_cidr(*, ipv6: bool = False) -> str:
         cidr = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
         if not any(cidr.overlaps(u) for u in used):
             return f"{cidr}{v6}"
+
+
+def signal_while_starting(args: list[str], log_path: Path, waiting_for: str, sig: int,
+                          cwd: Path) -> tuple[int, str, list[str]]:
+    """Run `args` in a session of its own until its output shows `waiting_for`, send `sig`, and
+    return (exit code, output, live processes of its session right after it exited). Whatever
+    happens, nothing of the session is left running."""
+    path = log_path
+    with open(path, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+    try:
+        wait_until(lambda: waiting_for in path.read_text() or proc.poll() is not None, 60,
+                   f"{path.stem} printing {waiting_for!r}")
+        assert proc.poll() is None, path.read_text()
+        proc.send_signal(sig)
+        code = proc.wait(60)
+        left = session_members(proc.pid)  # at once: the command reaps its children before it exits
+        return code, path.read_text(), left
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for line in session_members(proc.pid):  # never leave a child of a failed case behind
+            os.kill(int(line.split()[0]), signal.SIGKILL)

@@ -9,7 +9,6 @@ left as they were) and Ctrl-C ended in a KeyboardInterrupt traceback.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._support import closed_loopback_port, session_members, wait_until
+from tests._support import closed_loopback_port, signal_while_starting
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -25,30 +24,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 def interrupt(tmp_path: Path, args: list[str], waiting_for: str, sig: signal.Signals) -> str:
     """Run `podns <args>` until it prints `waiting_for`, send `sig`; return its output after
     checking it exited 0 with nothing of its session left behind."""
-    log_path = tmp_path / f"{args[0]}.log"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "podns", *args], stdout=out,
-                                stderr=subprocess.STDOUT, cwd=tmp_path,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    try:
-        wait_until(lambda: waiting_for in log_path.read_text() or proc.poll() is not None, 60,
-                   f"podns {args[0]} printing {waiting_for!r}")
-        assert proc.poll() is None, log_path.read_text()
-        proc.send_signal(sig)
-        code = proc.wait(60)
-        left = session_members(proc.pid)
-        log = log_path.read_text()
-        assert code == 0, log
-        assert f"podns {args[0]}: stopped while starting (signal)" in log, log
-        assert "Traceback" not in log, log
-        assert not left, (left, log)
-        return log
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for line in session_members(proc.pid):
-            os.kill(int(line.split()[0]), signal.SIGKILL)
+    code, log, left = signal_while_starting([sys.executable, "-m", "podns", *args],
+                                            tmp_path / f"{args[0]}.log", waiting_for, sig, tmp_path)
+    assert code == 0, log
+    assert f"podns {args[0]}: stopped while starting (signal)" in log, log
+    assert "Traceback" not in log, log
+    assert not left, (left, log)
+    return log
 
 
 def serve_once(tmp_path: Path, data: Path) -> None:

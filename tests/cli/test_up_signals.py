@@ -10,15 +10,13 @@ output for the phase to interrupt.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests._support import closed_loopback_port, session_members, wait_until
+from tests._support import closed_loopback_port, signal_while_starting
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -38,26 +36,9 @@ def test_signal_while_starting_stops_what_started(tmp_path: Path, phase: str, wa
             "--pod-network", "loopback"]
     if phase == "api":
         args += ["--store", f"etcd://127.0.0.1:{closed_loopback_port()}"]  # waits 60 s for it
-    log_path = tmp_path / "podns-up.log"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    try:
-        wait_until(lambda: waiting_for in log_path.read_text() or proc.poll() is not None, 60,
-                   f"podns up printing {waiting_for!r}")
-        assert proc.poll() is None, log_path.read_text()
-        proc.send_signal(sig)
-        code = proc.wait(60)
-        left = session_members(proc.pid)  # at once: podns up reaps its children before it exits
-        log = log_path.read_text()
-        assert code == 0, log
-        assert "podns up: stopping while starting (signal)" in log, log
-        assert log.rstrip().endswith("podns up: stopped"), log
-        assert "Traceback" not in log, log
-        assert not left, (left, log)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for line in session_members(proc.pid):  # never leave a child of a failed case behind
-            os.kill(int(line.split()[0]), signal.SIGKILL)
+    code, log, left = signal_while_starting(args, tmp_path / "podns-up.log", waiting_for, sig, tmp_path)
+    assert code == 0, log
+    assert "podns up: stopping while starting (signal)" in log, log
+    assert log.rstrip().endswith("podns up: stopped"), log
+    assert "Traceback" not in log, log
+    assert not left, (left, log)
