@@ -7,10 +7,10 @@ on the gateway address; `add_pod`/`remove_pod` give a pod its namespace (and tak
 outlives the agent (the pods keep their IPAM addresses for the next start).
 
 It also owns the mount points: a container's `mountPath` that does not exist on the host has to be
-created there to mount on (a mount namespace shares the file system). Each path created is
-counted per pod and removed (only if still empty) once no pod of this node uses it; the list is
-kept in `<data-dir>/mountpoints.json` so that a restarted agent removes what a crashed one
-created. Paths that already existed are never touched.
+created there to mount on (a mount namespace shares the file system). `mountpoints.MountPoints`
+counts them per pod and removes one (only if podns created it and it is still empty) once no pod
+on the machine uses it, whichever cluster's; `<data-dir>/mountpoints.json` lets a restarted agent
+remove what a crashed one used. Paths that already existed are never touched.
 
 Blocking `ip` calls run in a worker thread; errors are `netns.NetnsError`.
 """
@@ -20,15 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from podns.node import netns
 from podns.node.dnsrelay import DNSRelay
+from podns.node.mountpoints import MountPoints
 from podns.node.sandbox import Mount
 
 log = logging.getLogger(__name__)
@@ -57,16 +56,14 @@ class PodNetwork:
         self.pods: dict[str, str] = {}  # uid -> namespace name
         #: set-ups still running in a thread (a cancelled add_pod does not stop the thread)
         self._pending: dict[str, asyncio.Future[str]] = {}
-        self._users: dict[str, set[str]] = {}  # mount point we created -> uids using it
-        self._state = state_dir / "mountpoints.json"
+        self.mount_points = MountPoints(state_dir / "mountpoints.json")
 
     # -- node --------------------------------------------------------------------------------------
 
     async def start(self) -> list[str]:
         """Clean up leftovers, create the bridge, start the relay; return the leftovers removed."""
         removed = await asyncio.to_thread(netns.cleanup_leftovers, self.cidr)
-        self._remove_paths(self._load_state())
-        self._save_state()
+        await asyncio.to_thread(self.mount_points.start)
         await asyncio.to_thread(netns.ensure_bridge, self.cidr, self.cidr6)
         self.relay = DNSRelay((self.gateway, self.dns_port), self.cluster_dns)
         try:
@@ -84,9 +81,7 @@ class PodNetwork:
         for uid in set(self.pods) | set(self._pending):
             await self.remove_pod(uid)
         await asyncio.to_thread(netns.delete_bridge, self.bridge)
-        self._remove_paths(list(self._users))
-        self._users.clear()
-        self._save_state()
+        await asyncio.to_thread(self.mount_points.stop)
         with contextlib.suppress(OSError):
             netns.ETC_NETNS.rmdir()  # created for our pods' resolv.conf; kept if anyone else uses it
 
@@ -126,57 +121,11 @@ class PodNetwork:
             with contextlib.suppress(Exception):
                 await pending  # let a set-up in flight finish, then undo it
         await asyncio.to_thread(netns.delete_pod_network, uid)
-        unused = []
-        for path, users in self._users.items():
-            users.discard(uid)
-            if not users:
-                unused.append(path)
-        if unused:
-            self._remove_paths(unused)
-            for path in unused:
-                self._users.pop(path, None)
-            self._save_state()
+        await asyncio.to_thread(self.mount_points.release, uid)
 
     # -- mount points ------------------------------------------------------------------------------
 
     def ensure_mount_points(self, uid: str, mounts: Iterable[Mount]) -> None:
         """Create the missing targets of `mounts` on the host (directories, or an empty file for a
-        file source); count pod `uid` as a user of each one we created. Raises OSError."""
-        created = False
-        for m in mounts:
-            target = Path(m.target)
-            missing = [p for p in [target, *target.parents] if not p.exists() and not p.is_symlink()]
-            for path in reversed(missing):  # shallowest first
-                if path == target and os.path.isfile(m.source):
-                    path.touch()
-                else:
-                    path.mkdir()
-                self._users.setdefault(str(path), set())
-                created = True
-            for path in [target, *target.parents]:
-                if str(path) in self._users:
-                    self._users[str(path)].add(uid)
-        if created:
-            self._save_state()
-
-    def _remove_paths(self, paths: Iterable[str]) -> None:
-        for path in sorted(paths, key=lambda p: p.count("/"), reverse=True):  # deepest first
-            with contextlib.suppress(OSError):
-                if os.path.isdir(path) and not os.path.islink(path):
-                    os.rmdir(path)  # only if empty: never remove what someone put there
-                elif os.path.isfile(path) and os.path.getsize(path) == 0:
-                    os.unlink(path)
-
-    def _load_state(self) -> list[str]:
-        try:
-            data = json.loads(self._state.read_text())
-        except (OSError, ValueError):
-            return []
-        return [str(p) for p in data.get("created", []) if isinstance(p, str)]
-
-    def _save_state(self) -> None:
-        with contextlib.suppress(OSError):
-            self._state.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._state.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"created": sorted(self._users)}))
-            os.replace(tmp, self._state)
+        file source); count pod `uid` as a user of each. Raises OSError."""
+        self.mount_points.ensure(uid, mounts)
