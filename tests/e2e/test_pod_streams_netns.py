@@ -1,7 +1,8 @@
 """Streams into pods in namespace mode (`podns up --pod-network netns`, root): `kubectl exec`
 runs in the pod's network and mount namespaces, so the pod's resolv.conf applies and names
 resolve through the cluster DNS (the README's "debugging from inside" story, exactly as the
-Kubernetes docs write it), and port-forward reaches a server bound to the pod's own loopback."""
+Kubernetes docs write it), and port-forward reaches a server bound to the pod's own loopback;
+an exec that cannot enter the pod's sandbox fails with the reason (it used to exit 0, silent)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
-from collections.abc import Callable
 
 import pytest
 
@@ -22,16 +23,18 @@ from tests.e2e.test_pod_streams import ECHO, _in_pty, _talk
 
 NETNS_SKIP = netns.unavailable_reason()
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.timeout(150),
-              pytest.mark.skipif(NETNS_SKIP is not None, reason=NETNS_SKIP or "")]
+              pytest.mark.skipif(NETNS_SKIP is not None, reason=NETNS_SKIP or ""),
+              pytest.mark.podns_args("--pod-network", "netns",
+                                     "--container-runtime", "process",  # the example's host programs
+                                     "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")]
 
 
-def test_exec_and_port_forward_in_the_pods_namespaces(start_podns: Callable[..., Podns]) -> None:
+def test_exec_and_port_forward_in_the_pods_namespaces(podns_module: Podns) -> None:
     """given the db-headless example in netns mode: exec sees the pod's host name and
     resolv.conf, `nslookup db-service` inside lists every ready pod IP, `kubectl run -it --rm
     dns-test --image=busybox --restart=Never -- nslookup db-0.db-service` prints db-0's IP and
     deletes its pod; port-forward reaches a server listening on 127.0.0.1 inside a pod."""
-    p = start_podns("--pod-network", "netns", "--container-runtime", "process",  # the example's host programs
-                    "--service-cidr", f"127.{150 + os.getpid() % 100}.0.0/16")
+    p = podns_module
     p.kubectl("apply", "-f", str(REPO / "examples" / "db-headless.yaml"), check=True)
     echo = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lo-echo"}, "spec": {"containers": [{
         "name": "main", "image": "python", "command": [sys.executable, "-c", ECHO],
@@ -67,12 +70,36 @@ def test_exec_and_port_forward_in_the_pods_namespaces(start_podns: Callable[...,
         assert _talk(conn, "inside") == "lo-echo: inside"
 
 
+#: a mount point on the host that only this module's pod uses (the agent creates it)
+LOST_MOUNT = f"/podns-test-lost{os.getpid()}"
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])  # SPDY, WebSocket
+def test_exec_that_cannot_enter_the_pods_sandbox_says_why(podns_module: Podns, version: str) -> None:
+    """given a running pod whose volume's mount point was removed on the host (as another
+    cluster's agent did with /var/run/secrets/kubernetes.io/serviceaccount once its own last
+    pod using it was gone), `kubectl exec` fails with exit code 126 and the failed step. It
+    exited 0 with no output before: the failure escaped the session, and a stream that closes
+    without a Status reads as success to kubectl."""
+    p = podns_module
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lost-mount"}, "spec": {
+        "automountServiceAccountToken": False, "volumes": [{"name": "scratch", "emptyDir": {}}],
+        "containers": [{"name": "main", "image": "none", "command": ["sleep", "100000"],
+                        "volumeMounts": [{"name": "scratch", "mountPath": LOST_MOUNT}]}]}}
+    p.kubectl("apply", "-f", "-", input=json.dumps(pod), check=True)
+    wait_until(lambda: (ready_ips(p, ["lost-mount"]) or {}).get("lost-mount"), 60, "lost-mount Ready")
+    if os.path.isdir(LOST_MOUNT):
+        os.rmdir(LOST_MOUNT)  # empty on the host: the pod's bind mount lives in its own namespace
+    r = p.kubectl("exec", "lost-mount", "--", "hostname", version=version)
+    assert r.returncode == 126 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    assert "failed to enter the pod's sandbox: [Errno 2] mounting " in r.stderr and LOST_MOUNT in r.stderr, \
+        r.stderr
+
+
 class _port_forward:
     """`kubectl port-forward <target> :<port>` for a `with` block: the local port."""
 
     def __init__(self, p: Podns, target: str, port: int) -> None:
-        import subprocess
-
         self.proc = subprocess.Popen(
             [kubectl_binary("1.33"), f"--cache-dir={p.cache_dir / 'pf'}", "port-forward", "--address",
              "127.0.0.1", target, f":{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

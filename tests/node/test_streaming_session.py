@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from podns.node.runtime.base import ExecSpec
+from podns.node.sandbox import Sandbox
 from podns.node.streaming import session
 from podns.objects import remotecommand as rc
+from podns.objects.apistatus import Status
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -55,6 +57,28 @@ async def test_commands_that_cannot_run(argv: list[str], code: int, message: byt
     rec = Recorder()
     status = await session.run(ExecSpec(argv=argv, env=ENV), opts(), rec.channels)
     assert status == rc.exit_status(code) and message in rec.out[rc.STDERR]
+
+
+async def test_a_sandbox_that_cannot_be_entered_is_126_with_the_reason() -> None:
+    """given a pod sandbox whose network namespace is gone, the exec ends with exit code 126 and
+    the failed step on stderr (the child's failure used to escape the session as an exception:
+    the connection closed without a Status, which kubectl reads as exit code 0, no output)."""
+    box = Sandbox(netns_path="/nonexistent/podns-test-netns")
+    rec = Recorder()
+    status = await session.run(ExecSpec(argv=["true"], env=ENV, sandbox=box), opts(), rec.channels)
+    assert status == rc.exit_status(126)
+    err = rec.out[rc.STDERR]
+    assert b"failed to enter the pod's sandbox: " in err and b"/nonexistent/podns-test-netns" in err, err
+
+
+async def test_an_exception_inside_the_session_is_a_failure_status() -> None:
+    """given a session that raises, the transport still gets a Status to send: the kubelet's
+    InternalError with the reason."""
+    async def broken(o: session.Options, ch: session.Channels) -> Status:
+        raise OSError(24, "Too many open files")
+
+    status = await session.status_of(broken, opts(), Recorder().channels)
+    assert status == rc.failure_status("error executing command in container: [Errno 24] Too many open files")
 
 
 async def test_tty_has_the_clients_size() -> None:

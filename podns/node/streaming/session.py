@@ -6,7 +6,9 @@ stdin bytes (None = EOF) and terminal sizes in, stdout/stderr bytes out through 
 (the runtime's `exec_spec`: argv, env, working directory, and in namespace mode the pod's
 sandbox) with a pty (`tty`) or pipes, pumps the channels until the process exits and its output
 is drained, and returns the error-channel Status: the exit code (`NonZeroExitCode`), or 126/127
-with the runtime's message on stderr when the command cannot be executed.
+with the runtime's message on stderr when the command cannot be executed (126 too when the pod's
+sandbox cannot be entered, e.g. a volume's mount point gone from the host). The transports send
+`status_of(run)`: whatever else fails is an InternalError Status, never a close without one.
 
 Nothing outlives a session: the process runs in its own process group, dies with the agent
 (PR_SET_PDEATHSIG), and the whole group is killed when the client goes away; every descriptor
@@ -19,10 +21,12 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import pty
 import signal
 import struct
+import subprocess
 import termios
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,6 +36,8 @@ from podns.node.runtime import process as runtime
 from podns.node.runtime.base import ExecSpec, StartError, exit_code, wait_pid
 from podns.objects import remotecommand as rc
 from podns.objects.apistatus import Status
+
+log = logging.getLogger(__name__)
 
 #: bytes read from the process per chunk
 CHUNK = 32 * 1024
@@ -70,6 +76,22 @@ class Channels:
     stdin: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     resize: asyncio.Queue[tuple[int, int]] = field(default_factory=asyncio.Queue)
     gone: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+#: what a transport runs on its channels: `run` (exec) or an attach, returning the Status
+Runner = Callable[[Options, Channels], Awaitable[Status]]
+
+
+async def status_of(runner: Runner, opts: Options, ch: Channels) -> Status:
+    """The Status `runner` returns, and for an exception the kubelet's InternalError Status
+    ("error executing command in container: ..."), logged here once: a session must end with a
+    Status, since one that closes without it reads as success to kubectl (exit code 0, the
+    output simply missing)."""
+    try:
+        return await runner(opts, ch)
+    except Exception as exc:
+        log.exception("exec/attach session failed")
+        return rc.failure_status(f"error executing command in container: {exc}")
 
 
 class _ExecFailed(Exception):
@@ -131,14 +153,17 @@ async def _spawn(spec: ExecSpec, opts: Options,
             stderr=slave if opts.tty else (pipe if opts.stderr else devnull),
             start_new_session=True, preexec_fn=_preexec(spec, opts.tty, err_w),
             )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        # a set-up step failing in the child (entering the sandbox) is a SubprocessError
+        # ("Exception occurred in preexec_fn."), with the step's own words on err_r
         if master >= 0:
             os.close(master)
         os.close(err_w)
         err_w = -1
         why = runtime.read_child_error(err_r)
-        if why:
-            raise _ExecFailed(126, f"failed to enter the pod's sandbox: {why}") from None
+        if why or isinstance(exc, subprocess.SubprocessError):
+            step = "enter the pod's sandbox" if spec.sandbox is not None else "set up the command"
+            raise _ExecFailed(126, f"failed to {step}: {why or exc}") from None
         missing = isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENOTDIR)
         if missing:
             reason = "executable file not found in $PATH"

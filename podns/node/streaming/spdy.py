@@ -22,14 +22,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from podns.node.streaming import session
 from podns.node.streaming.portforward import Dialer, forward_error, splice
 from podns.objects import remotecommand as rc
 from podns.objects import spdy
-from podns.objects.apistatus import Status
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +175,8 @@ class Session:
 # -- exec / attach ---------------------------------------------------------------------------------
 
 
-Runner = Callable[[session.Options, session.Channels], Awaitable[Status]]
-
-
-async def serve_exec(transport: ByteTransport, protocol: str, opts: session.Options, runner: Runner) -> None:
+async def serve_exec(transport: ByteTransport, protocol: str, opts: session.Options,
+                     runner: session.Runner) -> None:
     """One exec/attach session over SPDY: wait for the streams, run, report, close."""
     arrived: dict[int, Stream] = {}
     expected = 1 + opts.stdin + opts.stdout + opts.stderr + (opts.tty and protocol != "v2.channel.k8s.io"
@@ -219,7 +216,7 @@ async def serve_exec(transport: ByteTransport, protocol: str, opts: session.Opti
         if rc.RESIZE in arrived:
             pumps.append(asyncio.create_task(_pump_resize(arrived[rc.RESIZE], ch)))
         try:
-            status = await runner(opts, ch)
+            status = await session.status_of(runner, opts, ch)
         finally:
             for t in pumps:
                 t.cancel()

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -59,7 +58,7 @@ async def _messages(ws: web.WebSocketResponse, protocol: str) -> AsyncIterator[t
 
 
 async def serve_exec(ws: web.WebSocketResponse, protocol: str, opts: session.Options,
-                     runner: Any) -> None:
+                     runner: session.Runner) -> None:
     """Run one exec/attach session on an accepted WebSocket (`runner(opts, channels)` returns
     the Status), then report it and close."""
 
@@ -85,7 +84,7 @@ async def serve_exec(ws: web.WebSocketResponse, protocol: str, opts: session.Opt
 
     reader = asyncio.create_task(read(), name="ws-exec-read")
     try:
-        status = await runner(opts, ch)
+        status = await session.status_of(runner, opts, ch)
         payload = rc.status_bytes(status, protocol)
         if payload and not ws.closed:
             await send(rc.ERROR, payload)
