@@ -167,6 +167,61 @@ async def test_node_ports_range_duplicates_and_release(ctx: Ctx) -> None:
     assert await SVC.strategy.admit(taken, None, ctx) == []
 
 
+async def test_external_traffic_policy_and_health_check_node_port(ctx: Ctx) -> None:
+    """Given the node port range 31000-31003: externalTrafficPolicy defaults to Cluster on a
+    NodePort (and a ClusterIP with externalIPs) and is refused on a plain ClusterIP with
+    Kubernetes' message; a LoadBalancer with Local gets a healthCheckNodePort from the range
+    (the requested one when given; 'already allocated' when held), kept when an update leaves
+    it out, immutable while needed, refused on a NodePort; switching to Cluster releases it."""
+    ctx.node_port_range = (31000, 31003)
+    np, errs = create(SVC, svc(type="NodePort", ports=[{"port": 80}]))
+    assert errs == [] and np["spec"]["externalTrafficPolicy"] == "Cluster"
+    ext, errs = create(SVC, svc(externalIPs=["192.0.2.1"], ports=[{"port": 80}]))
+    assert errs == [] and ext["spec"]["externalTrafficPolicy"] == "Cluster"
+    _, errs = create(SVC, svc(externalTrafficPolicy="Local", ports=[{"port": 80}]))
+    assert [(e.field, e.message) for e in errs] == [(
+        "spec.externalTrafficPolicy",
+        'Invalid value: "Local": may only be set for externally-accessible services')]
+    _, errs = create(SVC, svc(type="NodePort", externalTrafficPolicy="Local", healthCheckNodePort=31003,
+                              ports=[{"port": 80}]))
+    assert [(e.field, e.message) for e in errs] == [(
+        "spec.healthCheckNodePort", "Invalid value: 31003: may only be set when `type` is 'LoadBalancer' "
+        "and `externalTrafficPolicy` is 'Local'")]
+
+    lb, errs = create(SVC, svc(type="LoadBalancer", externalTrafficPolicy="Local", ports=[{"port": 80}]))
+    assert errs == [] and await SVC.strategy.admit(lb, None, ctx) == []
+    hc = lb["spec"]["healthCheckNodePort"]
+    assert 31000 <= hc <= 31003 and hc != lb["spec"]["ports"][0]["nodePort"]
+    local = {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}
+    kept, errs = update(SVC, svc(**local), lb)
+    assert errs == [] and kept["spec"]["healthCheckNodePort"] == hc
+    assert await SVC.strategy.admit(kept, lb, ctx) == []
+    _, errs = update(SVC, svc(**local, healthCheckNodePort=31000 + (hc - 31000 + 1) % 4), lb)
+    assert [(e.field, e.message) for e in errs] == [
+        ("spec.healthCheckNodePort", "Forbidden: field is immutable")]
+
+    other = svc(**local, healthCheckNodePort=hc)
+    other["metadata"]["name"] = "other"
+    taken, errs = create(SVC, other)
+    assert errs == []
+    [err] = await SVC.strategy.admit(taken, None, ctx)
+    assert (err.field, err.message) == ("spec.healthCheckNodePort", f"Invalid value: {hc}: failed to "
+                                        f"allocate requested HealthCheck NodePort {hc}: provided port is "
+                                        "already allocated")
+    held = sorted(i["metadata"]["name"] for i in (await ctx.store.list("_alloc/nodeports/")).items)
+    assert len(held) == 2 and str(hc) in held  # the failed request gave back its node port
+
+    cluster, errs = update(SVC, svc(**{**local, "externalTrafficPolicy": "Cluster"}, healthCheckNodePort=hc),
+                           kept)
+    assert errs == [] and "healthCheckNodePort" not in cluster["spec"]  # dropped: left as it was
+    assert await SVC.strategy.admit(cluster, kept, ctx) == []
+    held = sorted(i["metadata"]["name"] for i in (await ctx.store.list("_alloc/nodeports/")).items)
+    assert str(hc) not in held and len(held) == 1
+    plain, errs = update(SVC, svc(type="ClusterIP", externalTrafficPolicy="Cluster", ports=[{"port": 80}]),
+                         cluster)
+    assert errs == [] and "externalTrafficPolicy" not in plain["spec"]  # dropTypeDependentFields
+
+
 async def test_cluster_ip_is_immutable(ctx: Ctx) -> None:
     """Given an allocated service, when an update changes clusterIP, then 422 'field is immutable';
     when it leaves clusterIP out, then the allocated one is kept."""

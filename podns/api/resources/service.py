@@ -8,6 +8,16 @@ IP; NodePort and LoadBalancer ports get a node port from the server's
 the type changes away from NodePort/LoadBalancer (unless changed at the same time: then refused,
 as Kubernetes), and released when the Service is deleted, changes type or drops the port.
 
+Traffic policies: `externalTrafficPolicy` defaults to Cluster and may only be set on
+externally-accessible Services (NodePort, LoadBalancer, or with `externalIPs`); it is dropped when
+the type changes away from those and the field was left as it was (`dropTypeDependentFields`). A
+LoadBalancer with `externalTrafficPolicy: Local` gets a `healthCheckNodePort` from the node port
+range (the requested one when given), kept on update when left out, immutable while the Service
+needs it, released when it no longer does; set on any other Service it is refused with
+Kubernetes' message. One difference: a requested health check port that is taken or out of range
+is a 422 at `spec.healthCheckNodePort` (kube-apiserver answers 500 InternalError with the same
+words), as this server never answers 500 for bad input.
+
 Dual-stack (`servicefamilies`): the server's service CIDRs (`ctx.service_cidr`, one or two
 comma-separated, primary first) are the cluster's IP families. `ipFamilyPolicy` and
 `ipFamilies` are defaulted against them at admission, as kube-apiserver does before allocating;
@@ -95,7 +105,7 @@ class ServiceStrategy(KindStrategy):
         if stype == "ExternalName":
             return
         spec.setdefault("internalTrafficPolicy", "Cluster")
-        if stype in ("NodePort", "LoadBalancer"):
+        if _externally_accessible(spec):
             spec.setdefault("externalTrafficPolicy", "Cluster")
         if stype == "LoadBalancer":
             spec.setdefault("allocateLoadBalancerNodePorts", True)
@@ -141,6 +151,7 @@ class ServiceStrategy(KindStrategy):
             value = spec.get(field)
             if value is not None and value not in ("Cluster", "Local"):
                 errs.append(not_supported(f"spec.{field}", value, ["Cluster", "Local"]))
+        errs.extend(_validate_external_traffic(spec))
         pnra = spec.get("publishNotReadyAddresses")
         if pnra is not None and not isinstance(pnra, bool):
             errs.append(invalid("spec.publishNotReadyAddresses", pnra, "must be a boolean"))
@@ -214,6 +225,15 @@ class ServiceStrategy(KindStrategy):
         nspec, ospec = new.get("spec"), old.get("spec") or {}
         if not isinstance(nspec, dict):
             return
+        if (_externally_accessible(ospec) and not _externally_accessible(nspec)
+                and nspec.get("externalTrafficPolicy") == ospec.get("externalTrafficPolicy")):
+            nspec.pop("externalTrafficPolicy", None)  # Kubernetes' dropTypeDependentFields
+        if _needs_health_check(ospec):
+            if not _needs_health_check(nspec):
+                if nspec.get("healthCheckNodePort") == ospec.get("healthCheckNodePort"):
+                    nspec.pop("healthCheckNodePort", None)
+            elif not nspec.get("healthCheckNodePort") and ospec.get("healthCheckNodePort"):
+                nspec["healthCheckNodePort"] = ospec["healthCheckNodePort"]  # patchAllocatedValues
         if nspec.get("type") not in ("NodePort", "LoadBalancer"):  # Kubernetes' dropTypeDependentFields
             old_ports = {_port_key(p): p.get("nodePort") for p in ospec.get("ports") or [] if _port_key(p)}
             for port in nspec.get("ports") or []:
@@ -246,9 +266,13 @@ class ServiceStrategy(KindStrategy):
 
     def validate_spec_update(self, new: Obj, old: Obj) -> list[FieldError]:
         nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
+        errs: list[FieldError] = []
+        if (_needs_health_check(ospec) and _needs_health_check(nspec)
+                and nspec.get("healthCheckNodePort") != ospec.get("healthCheckNodePort")):
+            errs.append(forbidden("spec.healthCheckNodePort", "field is immutable"))
         if "ExternalName" in (nspec.get("type"), ospec.get("type")):
-            return []  # changing to or from ExternalName may set or clear the cluster IP
-        return immutable("spec.clusterIP", nspec.get("clusterIP"), ospec.get("clusterIP"))
+            return errs  # changing to or from ExternalName may set or clear the cluster IP
+        return errs + immutable("spec.clusterIP", nspec.get("clusterIP"), ospec.get("clusterIP"))
 
     # -- allocation ----------------------------------------------------------------------------
 
@@ -287,6 +311,15 @@ class ServiceStrategy(KindStrategy):
                     return [err]
                 taken.append(PORT_ALLOC_PREFIX + str(allocated))
                 port["nodePort"] = allocated
+        old_hc = ospec.get("healthCheckNodePort") if _needs_health_check(ospec) else None
+        if _needs_health_check(spec) and not (old_hc and spec.get("healthCheckNodePort") == old_hc):
+            allocated, err = await _allocate_node_port(ctx, owner, spec.get("healthCheckNodePort"),
+                                                       "spec.healthCheckNodePort", health_check=True)
+            if err:
+                await _give_back(ctx, taken)
+                return [err]
+            taken.append(PORT_ALLOC_PREFIX + str(allocated))
+            spec["healthCheckNodePort"] = allocated
         if prior is not None:  # a downgrade releases the secondary address (after the checks above)
             kept = set(spec.get("clusterIPs") or [])
             dropped = [ip for ip in prior.get("clusterIPs") or [] if ip not in kept and ip != "None"]
@@ -334,6 +367,8 @@ class ServiceStrategy(KindStrategy):
         ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
         keys = [IP_ALLOC_PREFIX + ip for ip in ips if ip and ip != "None"]
         keys += [PORT_ALLOC_PREFIX + str(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")]
+        if isinstance(spec.get("healthCheckNodePort"), int) and spec["healthCheckNodePort"]:
+            keys.append(PORT_ALLOC_PREFIX + str(spec["healthCheckNodePort"]))
         await _release_keys(ctx, keys, _owner(obj))
 
     # -- printing ------------------------------------------------------------------------------
@@ -388,6 +423,41 @@ def _external_ip(obj: Obj) -> str:
     return "<unknown>"
 
 
+def _externally_accessible(spec: Obj) -> bool:
+    """Kubernetes' `ExternallyAccessible`: type NodePort or LoadBalancer, or ClusterIP with
+    `externalIPs`; only these take an `externalTrafficPolicy`."""
+    stype = spec.get("type", "ClusterIP")
+    return stype in ("NodePort", "LoadBalancer") or (stype == "ClusterIP" and bool(spec.get("externalIPs")))
+
+
+def _needs_health_check(spec: Obj) -> bool:
+    """Kubernetes' `NeedsHealthCheck`: a LoadBalancer with `externalTrafficPolicy: Local`."""
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
+def _validate_external_traffic(spec: Obj) -> list[FieldError]:
+    """Kubernetes' `validateServiceExternalTrafficPolicy`: the policy only where traffic comes
+    from outside, the health check node port only where a load balancer needs it."""
+    errs: list[FieldError] = []
+    policy = spec.get("externalTrafficPolicy")
+    if spec.get("type") == "ExternalName":
+        return errs
+    if not _externally_accessible(spec):
+        if policy:
+            errs.append(invalid("spec.externalTrafficPolicy", policy,
+                                "may only be set for externally-accessible services"))
+    elif not policy:
+        errs.append(required("spec.externalTrafficPolicy"))
+    hc = spec.get("healthCheckNodePort")
+    if _needs_health_check(spec):
+        if hc:  # unset: allocated at admission, after validation (kube-apiserver's order too)
+            errs.extend(validate_port("spec.healthCheckNodePort", hc))
+    elif hc:
+        errs.append(invalid("spec.healthCheckNodePort", hc, "may only be set when `type` is "
+                            "'LoadBalancer' and `externalTrafficPolicy` is 'Local'"))
+    return errs
+
+
 def _port_key(port: Any) -> tuple[int, str] | None:
     """(port, protocol) of a Service port, None when it is not shaped like one (validation says
     why): how an update's port is matched with the old one's."""
@@ -398,12 +468,18 @@ def _port_key(port: Any) -> tuple[int, str] | None:
 
 async def _release_node_ports(ctx: AdmissionContext, spec: Obj, ospec: Obj, owner: str) -> None:
     """Release the node ports of the old spec `ospec` that no port of `spec` holds any more (a
-    type change away from NodePort/LoadBalancer, a port dropped or given another node port)."""
+    type change away from NodePort/LoadBalancer, a port dropped or given another node port), and
+    its health check node port when `spec` no longer holds it."""
     kept = {p["nodePort"] for p in spec.get("ports") or [] if isinstance(p, dict)
             and isinstance(p.get("nodePort"), int)}
+    if _needs_health_check(spec) and isinstance(spec.get("healthCheckNodePort"), int):
+        kept.add(spec["healthCheckNodePort"])
     gone = [p["nodePort"] for p in ospec.get("ports") or []
             if isinstance(p, dict) and isinstance(p.get("nodePort"), int) and p["nodePort"]
             and p["nodePort"] not in kept]
+    old_hc = ospec.get("healthCheckNodePort")
+    if isinstance(old_hc, int) and old_hc and old_hc not in kept:
+        gone.append(old_hc)
     await _release_keys(ctx, [PORT_ALLOC_PREFIX + str(port) for port in gone], owner)
 
 
@@ -465,17 +541,23 @@ async def _pick_free_ip(net: ipaddress.IPv4Network | ipaddress.IPv6Network, ctx:
     return None
 
 
-async def _allocate_node_port(ctx: AdmissionContext, owner: str, wanted: int | None,
-                              path: str) -> tuple[int, FieldError | None]:
+async def _allocate_node_port(ctx: AdmissionContext, owner: str, wanted: Any, path: str, *,
+                              health_check: bool = False) -> tuple[int, FieldError | None]:
+    """Reserve `wanted` (or, when unset, a free port) of the node port range for `owner`; the
+    error is at `path`. `health_check`: the Service's health check node port (its messages say
+    so, as kube-apiserver's)."""
     lo, hi = ctx.node_port_range
     if wanted:
+        what = f"failed to allocate requested HealthCheck NodePort {wanted}: " if health_check else ""
+        if not isinstance(wanted, int) or isinstance(wanted, bool):
+            return 0, invalid(path, wanted, "must be an integer")
         if not lo <= wanted <= hi:
-            return 0, invalid(path, wanted, "provided port is not in the valid range. "
+            return 0, invalid(path, wanted, f"{what}provided port is not in the valid range. "
                               f"The range of valid ports is {lo}-{hi}")
         try:
             await ctx.store.create(PORT_ALLOC_PREFIX + str(wanted), _reservation(str(wanted), owner))
         except AlreadyExists:
-            return 0, invalid(path, wanted, "provided port is already allocated")
+            return 0, invalid(path, wanted, f"{what}provided port is already allocated")
         return wanted, None
     start = random.randint(lo, hi)
     for offset in range(hi - lo + 1):
