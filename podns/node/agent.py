@@ -265,7 +265,10 @@ class Agent:
         if self.proxy_enabled and (self.nat is None or len(kernel_nat) < len(self.service_cidrs)):
             # loopback mode, or the loopback cluster IPs the kernel proxier leaves alone
             serves = None if self.nat is None else (lambda ip: ipaddress.ip_address(ip).is_loopback)
-            self.proxy = ServiceProxy(self.client, serves=serves)
+            # node ports: here when this proxy is the node's proxier (the kernel's otherwise)
+            node_addrs = ["127.0.0.1", self.host_ip, *([self.host_ip6] if self.host_ip6 else [])]
+            self.proxy = ServiceProxy(self.client, serves=serves, node=self.node_name,
+                                      node_addrs=node_addrs if self.nat is None else ())
             await self.proxy.start()
 
     async def _assigned_cidr(self) -> str:

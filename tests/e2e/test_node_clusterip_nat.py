@@ -6,8 +6,11 @@ host connect to a ClusterIP backed by three pods (connections spread over all th
 the client pod itself: hairpin), the rules follow the pods going away (only Ready endpoints),
 TCP and UDP (a UDP client's flow moves to the remaining endpoint when its own goes: the node
 deletes the stale conntrack entry), ClientIP affinity, an IPv6 ClusterIP, a NodePort reached
-from a namespace beside the host, connection refused without endpoints, stale rules of a
-crashed agent replaced on restart, and no rule left after the agent stops.
+from a namespace beside the host (and on 127.0.0.1 in iptables mode only, as kube-proxy), the
+traffic policies Local (client address kept, drop without a local endpoint, the short-circuits
+of host and pods), an IPv6 NodePort of a dual-stack Service, connection refused without
+endpoints, stale rules of a crashed agent replaced on restart, and no rule left after the agent
+stops.
 
 The service range is a random 10.2xx.y.0/24 plus an IPv6 ULA /112 (dual-stack: pods get IPv6
 addresses too, and an IPv6 ClusterIP is NATed by the node's ip6 table), so that host-side
@@ -26,6 +29,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,6 +40,7 @@ from podns.node.proxy.serviceports import chain_hash
 from tests._support import free_service_cidr, wait_until
 from tests.e2e.conftest import Podns
 from tests.e2e.test_node_pods import pod_manifest, ready_ip
+from tests.e2e.test_node_proxy_nodeport import endpoint_slice, node_name
 
 SKIP = netns.unavailable_reason() or (None if nft.nft_path() else "needs nft (Debian package nftables)")
 SKIP = SKIP or (None if ipt.iptables_path() else "needs iptables (Debian package iptables)")
@@ -251,11 +256,24 @@ def test_ipv6_cluster_ip(cluster: NatPodns) -> None:
     assert wanted in cluster.rules(6)
 
 
+@dataclass(frozen=True)
+class Outside:
+    """A network namespace beside the host (`outside`): its name, the host end's addresses (the
+    node addresses a client there connects to) and its own."""
+
+    ns: str
+    host_ip: str
+    peer_ip: str
+    host_ip6: str
+    peer_ip6: str
+
+
 @pytest.fixture
-def outside() -> Iterator[tuple[str, str]]:
+def outside() -> Iterator[Outside]:
     """A network namespace of the test's own, joined to the host by a veth pair with addresses in
-    a random 10.2xx.y.0/30 nothing of this machine overlaps: (its name, the host end's address).
-    Forwarding is switched on for the host end alone (packets arriving there are forwarded)."""
+    a random 10.2xx.y.0/30 nothing of this machine overlaps and in a random ULA /64.
+    Forwarding is switched on for the host end alone (packets arriving there are forwarded; for
+    IPv6 through `force_forwarding`, Linux 6.17+, unless the machine forwards IPv6 already)."""
     tag = os.urandom(3).hex()
     ns, host_if, peer_if = f"podns-np-{tag}", f"pnh{tag}", f"pnc{tag}"
     used = netns.host_networks()
@@ -265,6 +283,8 @@ def outside() -> Iterator[tuple[str, str]]:
         if not any(net.overlaps(u) for u in used):
             break
     host_ip, peer_ip = str(net.network_address + 1), str(net.network_address + 2)
+    prefix6 = f"fd{os.urandom(1).hex()}:{os.urandom(2).hex()}:{os.urandom(2).hex()}:{os.urandom(2).hex()}"
+    host_ip6, peer_ip6 = f"{prefix6}::1", f"{prefix6}::2"
 
     def run(*cmd: str) -> None:
         subprocess.run(cmd, check=True, capture_output=True, timeout=30)
@@ -272,26 +292,32 @@ def outside() -> Iterator[tuple[str, str]]:
     try:
         run("ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if, "netns", ns)
         run("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
+        run("ip", "addr", "add", f"{host_ip6}/64", "dev", host_if, "nodad")
         run("ip", "link", "set", host_if, "up")
         Path(f"/proc/sys/net/ipv4/conf/{host_if}/forwarding").write_text("1\n")
+        forwarding6 = Path(f"/proc/sys/net/ipv6/conf/{host_if}/force_forwarding")
+        if forwarding6.exists():
+            forwarding6.write_text("1\n")
         run("ip", "-n", ns, "addr", "add", f"{peer_ip}/30", "dev", peer_if)
+        run("ip", "-n", ns, "addr", "add", f"{peer_ip6}/64", "dev", peer_if, "nodad")
         run("ip", "-n", ns, "link", "set", peer_if, "up")
         run("ip", "-n", ns, "link", "set", "lo", "up")
         run("ip", "-n", ns, "route", "add", "default", "via", host_ip)
-        yield ns, host_ip
+        run("ip", "-n", ns, "-6", "route", "add", "default", "via", host_ip6)
+        yield Outside(ns, host_ip, peer_ip, host_ip6, peer_ip6)
     finally:
         subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
 
-def test_node_port_from_outside_and_host(cluster: NatPodns, outside: tuple[str, str]) -> None:
+def test_node_port_from_outside_and_host(cluster: NatPodns, outside: Outside) -> None:
     """given a NodePort Service over the three pods, the API server allocates a node port in
     30000-32767; a client in a namespace of its own, beside the host, connecting to the host's
     address at that port reaches all three pods (DNAT on the node, masqueraded so the replies
     come back), and so does the host itself; the ClusterIP port stays served. Another Service
     asking for the same node port is refused (422 at its field path); once the Service's type
     is ClusterIP its node port is gone from the object and from the rules."""
-    ns, host_ip = outside
+    ns, host_ip = outside.ns, outside.host_ip
     apply(cluster, service("db-np", type="NodePort", ports=[{"name": "pg", "port": 80, "targetPort": 5432}]))
     svc = json.loads(cluster.kubectl("get", "svc", "db-np", "-o", "json").stdout)
     node_port = int(svc["spec"]["ports"][0]["nodePort"])
@@ -300,6 +326,12 @@ def test_node_port_from_outside_and_host(cluster: NatPodns, outside: tuple[str, 
          what="NodePort from outside spread over db-0, db-1, db-2")
     wait(lambda: set(connect(host_ip, node_port, 40)) == {"db-0", "db-1", "db-2"},
          what="NodePort from the host")
+    pods = {"db-0", "db-1", "db-2"}
+    if cluster.mode == "iptables":  # kube-proxy's iptables mode: localhost NodePorts (IPv4)
+        wait(lambda: set(connect("127.0.0.1", node_port, 40)) == pods, what="127.0.0.1:<nodePort>")
+    else:  # its nftables mode serves none (whatever else may listen there, no pod answers)
+        assert not set(connect("127.0.0.1", node_port, 5)) & pods
+    assert not set(connect("::1", node_port, 5)) & pods  # IPv6 never: no route_localnet
     assert set(connect(cluster_ip(cluster, "db-np"), 80, 10)) <= {"db-0", "db-1", "db-2"}
     if cluster.mode == "nftables":
         assert f"tcp . {node_port} : goto svc-" in cluster.rules()
@@ -315,6 +347,110 @@ def test_node_port_from_outside_and_host(cluster: NatPodns, outside: tuple[str, 
     assert "nodePort" not in svc["spec"]["ports"][0]
     wait(lambda: connect(host_ip, node_port, 3, inside=ns) == Counter({"ConnectionRefusedError": 3}),
          what="the node port closed once the Service is ClusterIP")
+
+
+WHOAMI = """
+import os, socket
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('::', 5432)); s.listen(64)
+while True:
+    c, peer = s.accept()
+    c.sendall(f"{os.environ['POD_NAME']}|{peer[0].removeprefix('::ffff:')}".encode()); c.close()
+"""
+
+
+def whoami(p: NatPodns) -> str:
+    """The pod `whoami` (app=whoami), Ready: it answers `whoami|<the client address it sees>` on
+    5432, IPv4 and IPv6. Its IPv4 address."""
+    apply(p, json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "whoami", "labels": {"app": "whoami"}},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "srv", "image": "python", "command": [sys.executable, "-c", WHOAMI],
+            "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            "readinessProbe": {"tcpSocket": {"port": 5432}, "periodSeconds": 1}}]}}))
+    return str(wait(lambda: ready_ip(p, "whoami"), what="whoami Ready"))
+
+
+def served(host: str, port: int, inside: str | None = None) -> set[str]:
+    """The answers of three connections to host:port, or an empty set unless all were answered."""
+    answers = connect(host, port, 3, inside=inside)
+    return set(answers) if all(a.startswith("whoami|") for a in answers) else set()
+
+
+def node_port_of(p: NatPodns, name: str) -> int:
+    return int(json.loads(p.kubectl("get", "svc", name, "-o", "json").stdout)["spec"]["ports"][0]["nodePort"])
+
+
+def test_external_and_internal_traffic_policy_local(cluster: NatPodns, outside: Outside) -> None:
+    """given the pod whoami (it answers with the client address it sees): through a NodePort
+    with externalTrafficPolicy Local a client outside the node is seen with its own address,
+    through one with Cluster it is masqueraded. A selector-less NodePort Service with both
+    policies Local, whose hand-written EndpointSlice puts whoami on another node, drops what
+    comes from outside (a timeout, not a refusal) and its ClusterIP from a pod, while the host
+    and pods still reach it through the node port (kube-proxy's short-circuits); once the slice
+    says this node, the outside client gets through with its address kept, and so does the
+    ClusterIP."""
+    who_ip = whoami(cluster)
+    selector = {"selector": {"app": "whoami"}, "ports": [{"port": 80, "targetPort": 5432}]}
+    apply(cluster, json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "who-local"},
+                               "spec": {"type": "NodePort", "externalTrafficPolicy": "Local", **selector}}))
+    apply(cluster, json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "who-cluster"},
+                               "spec": {"type": "NodePort", **selector}}))
+    kept = Counter({f"whoami|{outside.peer_ip}": 3})
+    local, masq = node_port_of(cluster, "who-local"), node_port_of(cluster, "who-cluster")
+    wait(lambda: connect(outside.host_ip, local, 3, inside=outside.ns) == kept,
+         what="externalTrafficPolicy Local: the client's own address")
+    seen = wait(lambda: served(outside.host_ip, masq, outside.ns),
+                what="externalTrafficPolicy Cluster answers")
+    assert seen and all(a.startswith("whoami|") and a != f"whoami|{outside.peer_ip}" for a in seen), seen
+
+    apply(cluster, endpoint_slice("far", who_ip, 5432, "elsewhere"))
+    apply(cluster, json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "far"}, "spec": {
+        "type": "NodePort", "externalTrafficPolicy": "Local", "internalTrafficPolicy": "Local",
+        "ports": [{"port": 80, "targetPort": 5432}]}}))
+    far, far_ip = node_port_of(cluster, "far"), cluster_ip(cluster, "far")
+    db0 = pod_netns(cluster, "db-0")
+    wait(lambda: all(a.startswith("whoami|") for a in connect(outside.host_ip, far, 3)),
+         what="the host short-circuited to the endpoint elsewhere")
+    assert all(a.startswith("whoami|") for a in connect(outside.host_ip, far, 3, inside=db0))
+    assert connect(outside.host_ip, far, 2, inside=outside.ns) == Counter({"TimeoutError": 2})
+    assert connect(far_ip, 80, 2, inside=db0) == Counter({"TimeoutError": 2})
+    apply(cluster, endpoint_slice("far", who_ip, 5432, node_name(cluster)))
+    wait(lambda: connect(outside.host_ip, far, 3, inside=outside.ns) == kept,
+         what="an endpoint on this node: the outside client served, its address kept")
+    wait(lambda: all(a.startswith("whoami|") for a in connect(far_ip, 80, 3, inside=db0)),
+         what="internalTrafficPolicy Local served by the endpoint of this node")
+    if cluster.mode == "nftables":
+        assert f"tcp . {far} : drop" not in cluster.rules()
+    else:
+        assert f"--dport {far} -j DROP" not in cluster.rules()
+
+
+@pytest.mark.skipif(not Path("/proc/sys/net/ipv6/conf/all/force_forwarding").exists()
+                    and Path("/proc/sys/net/ipv6/conf/all/forwarding").read_text().strip() != "1",
+                    reason="IPv6 forwarding on one interface needs force_forwarding (Linux 6.17+)")
+def test_ipv6_node_port(cluster: NatPodns, outside: Outside) -> None:
+    """given a dual-stack NodePort Service (RequireDualStack) over whoami, a client outside the
+    node reaches it at [the node's IPv6 address]:<nodePort> through the node's ip6 rules, and at
+    its IPv4 address; the host does too; [::1]:<nodePort> never answers (no IPv6 localhost node
+    ports in either kube-proxy mode)."""
+    whoami(cluster)
+    apply(cluster, json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "who6"}, "spec": {
+        "type": "NodePort", "ipFamilyPolicy": "RequireDualStack", "selector": {"app": "whoami"},
+        "ports": [{"port": 80, "targetPort": 5432}]}}))
+    svc = json.loads(cluster.kubectl("get", "svc", "who6", "-o", "json").stdout)
+    assert len(svc["spec"]["clusterIPs"]) == 2, svc["spec"]
+    port = node_port_of(cluster, "who6")
+
+    def whoami_answers(host: str, inside: str | None = None) -> bool:
+        answers = connect(host, port, 3, inside=inside)
+        return sum(answers.values()) == 3 and all(a.startswith("whoami|") for a in answers)
+    wait(lambda: whoami_answers(outside.host_ip6, outside.ns), what="IPv6 NodePort from outside")
+    wait(lambda: whoami_answers(outside.host_ip, outside.ns), what="IPv4 NodePort from outside")
+    wait(lambda: whoami_answers(outside.host_ip6), what="IPv6 NodePort from the host")
+    assert not any(a.startswith("whoami|") for a in connect("::1", port, 3))
+    wanted = f"tcp . {port} : goto svc-" if cluster.mode == "nftables" else f"--dport {port} -j "
+    assert wanted in cluster.rules(6)
 
 
 #: one UDP socket (one source port, so one conntrack entry) sending every 0.2 s for argv[3] s;

@@ -184,3 +184,60 @@ def test_auto_mode_falls_back_to_iptables(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setattr(ipt, "iptables_path", lambda family=4: None)
     [(reason, message)] = asyncio.run(scenario("auto"))
     assert reason == "NftMissing" and "iptables-restore is not installed" in message
+
+
+def policy_ports() -> list[ServicePort]:
+    """Three node ports over endpoints .2 (this node) and .3 (elsewhere): externalTrafficPolicy
+    Cluster, Local with the local endpoint, Local without one; and a ClusterIP with
+    internalTrafficPolicy Local but no endpoint here."""
+    both = (("10.244.0.2", 8080), ("10.244.0.3", 8080))
+    return [ServicePort("default", "cl", "", "TCP", "10.96.0.10", 80, both, node_port=30010),
+            ServicePort("default", "lo", "", "TCP", "10.96.0.11", 80, both, node_port=30011,
+                        local_endpoints=both[:1], external_local=True),
+            ServicePort("default", "none", "", "TCP", "10.96.0.12", 80, both[1:], node_port=30012,
+                        external_local=True),
+            ServicePort("default", "itp", "", "UDP", "10.96.0.13", 53, both[1:], internal_local=True)]
+
+
+def test_render_traffic_policies_and_localhost_node_ports(netns_exec: list[str]) -> None:
+    """given the ports of `policy_ports`, IPv4 node ports are served on 127.0.0.1 too (no `! -d
+    127.0.0.0/8`: route_localnet) while a pod's martian packets to 127/8 are dropped; the
+    Cluster node port is masqueraded; the Local one goes through its EXT chain (pods and the node
+    itself short-circuited to every endpoint, masqueraded; others to the SVL chain of the local
+    endpoint only, source kept); the one without a local endpoint has no SVL jump and is dropped
+    in filter INPUT; the ClusterIP with internalTrafficPolicy Local but no local endpoint is
+    dropped; IPv6 node ports never take ::1. The real iptables-restore takes both families."""
+    ports = policy_ports()
+    script = iptables.render(ports, prefix=PREFIX, pod_ifname="br0", service_cidrs=["10.96.0.0/16"])
+    lines = script.splitlines()
+    mark, nodeports = f"{PREFIX}-MARK-MASQ", f"{PREFIX}-NODEPORTS"
+    cl, lo, none, _itp = ports
+    assert f"-A {nodeports} -p tcp -m tcp --dport 30010 -j {mark}" in lines
+    assert f"-A {nodeports} -p tcp -m tcp --dport 30010 -j {iptables.service_chain(PREFIX, cl)}" in lines
+    ext, svl = iptables.external_chain(PREFIX, lo), iptables.local_chain(PREFIX, lo)
+    assert f"-A {nodeports} -p tcp -m tcp --dport 30011 -j {ext}" in lines
+    assert [line for line in lines if line.startswith(f"-A {ext} ")] == [
+        f"-A {ext} -i br0 -j {mark}", f"-A {ext} -i br0 -j {iptables.service_chain(PREFIX, lo)}",
+        f"-A {ext} -m addrtype --src-type LOCAL -j {mark}",
+        f"-A {ext} -m addrtype --src-type LOCAL -j {iptables.service_chain(PREFIX, lo)}",
+        f"-A {ext} -j {svl}"]
+    assert [line for line in lines if line.startswith(f"-A {svl} ")] == [
+        f"-A {svl} -j {iptables.endpoint_chain(PREFIX, lo, '10.244.0.2', 8080)}"]
+    assert f"-A {iptables.external_chain(PREFIX, none)} -j" not in script
+    assert (f"-A {PREFIX}-EXTERNAL -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30012 -j DROP"
+            in lines)
+    martian = "-i br0 ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate DNAT -j DROP"
+    assert f"-A {PREFIX}-EXTERNAL {martian}" in lines
+    assert f"-A {PREFIX}-SERVICES -d 10.96.0.13/32 -p udp -m udp --dport 53 -j DROP" in lines
+    assert "-I INPUT 1 -m conntrack --ctstate NEW -j PODNS-0AFF0000-EXTERNAL" in lines
+    v6 = [ServicePort("default", "v6", "", "TCP", "fd00:96::10", 80, (("fd00:244::2", 8080),),
+                      node_port=30013)]
+    script6 = iptables.render(v6, prefix=PREFIX, family=6, pod_ifname="br0", service_cidrs=["fd00:96::/112"])
+    assert f"-A {nodeports} ! -d ::1/128 -p tcp -m tcp --dport 30013 -j {mark}" in script6.splitlines()
+    assert "127.0.0.0/8" not in script6
+    apply(ports, netns_exec)
+    apply(v6, netns_exec, family=6)
+    saved = save(netns_exec)
+    assert f"-A {ext} -j {svl}" in saved and "--dport 30012 -j DROP" in saved
+    assert asyncio.run(ipt.delete(PREFIX, wrapper=netns_exec)) is True
+    assert PREFIX not in save(netns_exec)

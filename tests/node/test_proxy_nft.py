@@ -163,3 +163,34 @@ def test_proxier_writes_both_families_in_one_transaction(netns: list[str]) -> No
         assert await nft.table_state(TABLE, 6, binary=netns) is None
 
     asyncio.run(scenario())
+
+
+def test_traffic_policies_render_and_apply(netns: list[str]) -> None:
+    """given the ports of `test_proxy_iptables.policy_ports`, the table (applied by the real nft)
+    masquerades the Cluster node port only, sends the Local one to its ext chain (pods and the
+    node itself short-circuited to every endpoint, masqueraded; others to the local endpoint,
+    source kept), drops the Local one without a local endpoint in filter-input (never on
+    loopback: nftables mode serves no localhost node ports, as kube-proxy), and drops the
+    ClusterIP with internalTrafficPolicy Local but no local endpoint."""
+    from podns.node.proxy import nftables
+    from tests.node.test_proxy_iptables import policy_ports
+    ports = policy_ports()
+    asyncio.run(nft.apply(render(ports, table=TABLE, pod_ifname="br0"), binary=netns))
+    table = listing(netns)
+    cl, lo, none, _itp = ports
+    ext, lcl = nftables.external_chain(lo), nftables.local_chain(lo)
+    assert "tcp . 30010 : goto " + nftables.service_chain(cl) in table
+    assert f"tcp . 30011 : goto {ext}" in table
+    assert f"tcp . 30012 : goto {nftables.external_chain(none)}" in table
+    node_ports = table[table.index("set node-ports"):]
+    node_ports = node_ports[:node_ports.index("}")]
+    assert "tcp . 30010" in node_ports and "30011" not in node_ports
+    chain = table[table.index(f"chain {ext}"):]
+    chain = chain[:chain.index("}")]
+    masq = f"meta mark set meta mark | 0x00004000 goto {nftables.service_chain(lo)}"
+    assert f'iifname "br0" {masq}' in chain and f"fib saddr type local {masq}" in chain
+    assert f"goto {lcl}" in chain
+    unserved = table[table.index("map no-endpoint-nodeports"):]
+    assert "tcp . 30012 : drop" in unserved[:unserved.index("}")]
+    assert "10.96.0.13 . udp . 53 : drop" in table
+    assert "ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports" in table

@@ -173,3 +173,25 @@ def test_render_is_deterministic_and_family_checked() -> None:
     assert "add table ip6 t" in out and "dnat to [fd00:1::2]:8080" in out
     assert "ip6 daddr . meta l4proto . th dport vmap @service-ips" in out
     assert endpoint_chain(v6, "fd00:1::2", 8080).endswith("__fd00.1..2/8080")
+
+
+def test_userspace_backends_follow_traffic_policies() -> None:
+    """given endpoints a (this node) and b (elsewhere): a ClusterIP listener with
+    internalTrafficPolicy Local offers every client a only; a node port listener with
+    externalTrafficPolicy Local offers a only to clients off the node, and both to clients on
+    it (loopback or a node address: kube-proxy's short-circuit); none local: nothing for them."""
+    from podns.node.proxy.userspace import Backends
+
+    def from_node(ip: str | None) -> bool:
+        return ip in ("127.0.0.1", "192.0.2.10")
+
+    a, b = ("10.244.0.2", 80), ("10.244.1.2", 80)
+    internal = Backends([a, b], [a], local_only=True, from_node=from_node)
+    assert internal.order("127.0.0.1") == [a] and internal.order("198.51.100.7") == [a]
+    external = Backends([a, b], [a], local_only=True, external=True, from_node=from_node)
+    assert sorted(external.order("127.0.0.1")) == [a, b] and sorted(external.order("192.0.2.10")) == [a, b]
+    assert external.order("198.51.100.7") == [a]
+    external.local = []
+    assert external.order("198.51.100.7") == [] and sorted(external.order("127.0.0.1")) == [a, b]
+    cluster = Backends([a, b], [a], external=True, from_node=from_node)
+    assert sorted(cluster.order("198.51.100.7")) == [a, b]

@@ -17,7 +17,15 @@ several agents on one machine never touch each other's chains):
   recent list (affinity), and DNATs to `podIP:targetPort`;
 - NodePorts: nat `PREROUTING` and `OUTPUT` jump, for packets to a local address
   (`-m addrtype --dst-type LOCAL`), to `<prefix>-NODEPORTS`, which marks a connection to a node
-  port (not on loopback) for masquerading and sends it to the Service port's `SVC` chain;
+  port for masquerading and sends it to the Service port's `SVC` chain; IPv4 node ports are
+  served on 127.0.0.1 too (kube-proxy's iptables mode: the proxier sets `route_localnet` on the
+  bridge, and filter `INPUT` drops pods' non-reply packets to 127.0.0.0/8, as the kubelet's
+  `KUBE-FIREWALL`), IPv6 ones never on ::1. `externalTrafficPolicy: Local` goes to the port's
+  `EXT` chain instead: pods (the bridge) and the node itself marked and to `SVC`, everyone else
+  to `SVL` (this node's endpoints) unmarked, so the client's address is kept; with no endpoint
+  here filter `INPUT` (`<prefix>-EXTERNAL`) drops what was not DNATed;
+- `internalTrafficPolicy: Local`: the ClusterIP goes to the port's `SVL` chain, or, with no
+  endpoint on this node, the filter table drops it;
 - nat `POSTROUTING` jumps to `<prefix>-POSTROUTING`, which masquerades DNATed connections that
   leave through the pod bridge (a pod reaching a pod of its own node: without it the reply
   would cross the bridge un-NATed) and the host's own connections to the service CIDR, as the
@@ -45,6 +53,7 @@ from podns.node.proxy.serviceports import ServicePort, chain_hash
 #: kube-proxy's masquerade mark (bit 14): the same bit, so a machine also running kube-proxy
 #: masquerades these connections exactly once either way
 MASQ_MARK = "0x4000"
+LOOPBACK = "127.0.0.0/8"
 BUILTIN = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 TABLES = ("nat", "filter")
 
@@ -94,6 +103,31 @@ def endpoint_chain(prefix: str, sp: ServicePort, ip: str, port: int) -> str:
     return f"{prefix}-SEP-{chain_hash(f'{sp.key}__{ip}/{port}')}"
 
 
+def local_chain(prefix: str, sp: ServicePort) -> str:
+    """The chain picking among this node's endpoints (a traffic policy Local)."""
+    return f"{prefix}-SVL-{chain_hash(sp.key)}"
+
+
+def external_chain(prefix: str, sp: ServicePort) -> str:
+    """The chain NodePort traffic of an `externalTrafficPolicy: Local` port goes to."""
+    return f"{prefix}-EXT-{chain_hash(sp.key)}"
+
+
+def _picks(prefix: str, sp: ServicePort, endpoints: Sequence[tuple[str, int]]) -> list[str]:
+    """The rules of a chain that sends a new connection to one of `endpoints`: clients with
+    ClientIP affinity back to theirs, then rule i of n with probability 1/(n-i)."""
+    sticky: list[str] = []
+    picks: list[str] = []
+    n = len(endpoints)
+    for i, (ip, port) in enumerate(endpoints):
+        sep = endpoint_chain(prefix, sp, ip, port)
+        if sp.affinity_timeout:
+            sticky.append(f"-m recent --name {sep} --rcheck --seconds {sp.affinity_timeout} --reap -j {sep}")
+        chance = f"-m statistic --mode random --probability {1.0 / (n - i):0.10f} " if i < n - 1 else ""
+        picks.append(f"{chance}-j {sep}")
+    return sticky + picks
+
+
 def _jumps(prefix: str, pod_ifname: str | None) -> dict[str, list[str]]:
     """The rules of the built-in chains that lead into the prefix's chains, as iptables-save
     prints them (so an existing one is recognised by its text)."""
@@ -103,7 +137,8 @@ def _jumps(prefix: str, pod_ifname: str | None) -> dict[str, list[str]]:
     return {"nat": [f"-A PREROUTING {iif}-j {services}", f"-A PREROUTING {local}",
                     f"-A OUTPUT -j {services}", f"-A OUTPUT {local}",
                     f"-A POSTROUTING -j {prefix}-POSTROUTING"],
-            "filter": [f"-A FORWARD {iif}-m conntrack --ctstate NEW -j {services}",
+            "filter": [f"-A INPUT -m conntrack --ctstate NEW -j {prefix}-EXTERNAL",
+                       f"-A FORWARD {iif}-m conntrack --ctstate NEW -j {services}",
                        f"-A OUTPUT -m conntrack --ctstate NEW -j {services}"]}
 
 
@@ -145,10 +180,18 @@ def render(ports: Sequence[ServicePort], *, prefix: str, family: int = 4, pod_if
                    if n.version == family})
     services, nodeports = f"{prefix}-SERVICES", f"{prefix}-NODEPORTS"
     mark, post = f"{prefix}-MARK-MASQ", f"{prefix}-POSTROUTING"
+    external = f"{prefix}-EXTERNAL"
     nat: dict[str, list[str]] = {services: [], nodeports: [], mark: [f"-j MARK --or-mark {MASQ_MARK}"],
                                  post: []}
     reject: list[str] = []
+    # filter INPUT, new connections: what reaches a node address un-DNATed and must not be
+    # served. IPv4 localhost NodePorts need route_localnet on the bridge, which would also let a
+    # pod reach the node's own 127.0.0.1 services: blocked here (kubelet's KUBE-FIREWALL rule)
+    unserved: list[str] = ([f"-i {pod_ifname} ! -s {LOOPBACK} -d {LOOPBACK} -m conntrack ! --ctstate DNAT "
+                            "-j DROP"] if family == 4 and pod_ifname else [])
     seen_node_ports: set[tuple[str, int]] = set()
+    # IPv6 has no route_localnet: ::1 never takes node ports (kube-proxy's iptables mode alike)
+    not_lo = f"! -d {loopback} " if family == 6 else ""
     for sp in ports:
         proto = sp.protocol.lower()
         match = f"-d {sp.cluster_ip}/{host} -p {proto} -m {proto} --dport {sp.port}"
@@ -156,31 +199,50 @@ def render(ports: Sequence[ServicePort], *, prefix: str, family: int = 4, pod_if
             reject.append(f"{match} -j REJECT")
             continue  # a node port without endpoints: nothing listens there, so refused anyway
         svc = service_chain(prefix, sp)
-        nat[services].append(f"{match} -j {svc}")
+        local = local_chain(prefix, sp) if sp.local_endpoints and (sp.internal_local or (
+            sp.node_port and sp.external_local)) else None
+        if not sp.internal_local:
+            nat[services].append(f"{match} -j {svc}")
+        elif local:
+            nat[services].append(f"{match} -j {local}")
+        else:  # internalTrafficPolicy Local without an endpoint here: dropped, as kube-proxy
+            reject.append(f"{match} -j DROP")
         if sp.node_port and (proto, sp.node_port) not in seen_node_ports:
             seen_node_ports.add((proto, sp.node_port))
-            node_match = f"! -d {loopback} -p {proto} -m {proto} --dport {sp.node_port}"
-            nat[nodeports] += [f"{node_match} -j {mark}", f"{node_match} -j {svc}"]
-        sticky: list[str] = []
-        picks: list[str] = []
-        n = len(sp.endpoints)
-        for i, (ip, port) in enumerate(sp.endpoints):
+            node_match = f"{not_lo}-p {proto} -m {proto} --dport {sp.node_port}"
+            if sp.external_local:
+                ext = external_chain(prefix, sp)
+                nat[nodeports].append(f"{node_match} -j {ext}")
+                # pods and the node itself reach every endpoint, masqueraded (kube-proxy's
+                # short-circuits; see nftables.py)
+                nat[ext] = ([f"-i {pod_ifname} -j {mark}", f"-i {pod_ifname} -j {svc}"] if pod_ifname
+                            else []) + [f"-m addrtype --src-type LOCAL -j {mark}",
+                                        f"-m addrtype --src-type LOCAL -j {svc}"]
+                if local:
+                    nat[ext].append(f"-j {local}")
+                else:
+                    unserved.append(f"-m addrtype --dst-type LOCAL {node_match} -j DROP")
+            else:
+                nat[nodeports] += [f"{node_match} -j {mark}", f"{node_match} -j {svc}"]
+        for ip, port in sp.endpoints:
             sep = endpoint_chain(prefix, sp, ip, port)
             target = f"[{ip}]:{port}" if family == 6 else f"{ip}:{port}"
             rules = [f"-s {ip}/{host} -j {mark}"]  # hairpin
             if sp.affinity_timeout:
-                sticky.append(f"-m recent --name {sep} --rcheck --seconds {sp.affinity_timeout} "
-                              f"--reap -j {sep}")
                 rules.append(f"-m recent --name {sep} --set")
             rules.append(f"-p {proto} -m {proto} -j DNAT --to-destination {target}")
             nat[sep] = rules
-            chance = f"-m statistic --mode random --probability {1.0 / (n - i):0.10f} " if i < n - 1 else ""
-            picks.append(f"{chance}-j {sep}")
-        nat[svc] = sticky + picks
+        nat[svc] = _picks(prefix, sp, sp.endpoints)
+        if local:
+            nat[local] = _picks(prefix, sp, sp.local_endpoints)
     # same-node pod to pod through a ClusterIP (without br_netfilter the reply would cross the
     # bridge un-NATed) and the host's own ClusterIP connections, as the nft table does; then
     # what was marked (hairpin, node ports), as kube-proxy's KUBE-POSTROUTING
-    nat[post] = [f"-o {pod_ifname} -m conntrack --ctstate DNAT -j MASQUERADE"] if pod_ifname else []
+    # (only connections to the service CIDR: a NodePort's of externalTrafficPolicy Local keeps
+    # its client's address, and those of Cluster are marked anyway)
+    to_services = [f" --ctorigdst {net}" for net in nets] or [""]
+    nat[post] = [f"-o {pod_ifname} -m conntrack --ctstate DNAT{dst} -j MASQUERADE"
+                 for dst in to_services] if pod_ifname else []
     nat[post] += [f"-m addrtype --src-type LOCAL -m conntrack --ctstate DNAT --ctorigdst {net} -j MASQUERADE"
                   for net in nets]
     nat[post] += [f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN",
@@ -191,7 +253,8 @@ def render(ports: Sequence[ServicePort], *, prefix: str, family: int = 4, pod_if
     jumps = _jumps(prefix, pod_ifname)
     existing = existing or {}
     lines = _table("nat", nat, jumps["nat"], existing.get("nat"))
-    lines += _table("filter", {services: reject}, jumps["filter"], existing.get("filter"))
+    lines += _table("filter", {services: reject, external: unserved}, jumps["filter"],
+                    existing.get("filter"))
     return "\n".join(lines) + "\n"
 
 

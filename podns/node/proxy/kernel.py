@@ -32,6 +32,11 @@ Failure contract:
 - a Service whose cluster IP is outside the service CIDR gets no rules and one Warning Event
   `ClusterIPNotInServiceCIDR` on the Service (per cluster IP, per agent run).
 
+After each applied sync the health check node ports of LoadBalancers with
+`externalTrafficPolicy: Local` answer how many endpoints this node has (`healthcheck.py`, on
+every address, as kube-proxy; a port that cannot be bound: a log line and a Warning Event
+`FailedToStartServiceHealthcheck` on the Service, nothing else).
+
 After each applied sync (either backend), the UDP conntrack entries it made stale (an endpoint
 gone from a UDP Service port, the port gone) are deleted (`conntrack.py`, as kube-proxy); a
 missing `conntrack` is logged and evented once (`ConntrackMissing`, also at start), a failed
@@ -55,6 +60,7 @@ from podns.kube.informer import Informer
 from podns.kube.resources import ENDPOINTSLICES, SERVICES
 from podns.node.proxy import conntrack, ipt, nft, nftables
 from podns.node.proxy import iptables as iptables_rules
+from podns.node.proxy.healthcheck import HealthReporter, HealthServer, health_checks
 from podns.node.proxy.serviceports import ServicePort, cluster_ips, service_ports
 from podns.node.proxy.tools import RulesError, RulesToolMissing
 from podns.objects import join_key, object_key
@@ -72,6 +78,9 @@ RETRY_MAX = 30.0
 FORWARDING = "/proc/sys/net/ipv4/conf/{}/forwarding"
 FORWARDING6 = "/proc/sys/net/ipv6/conf/{}/force_forwarding"
 FORWARDING6_ALL = "/proc/sys/net/ipv6/conf/all/forwarding"
+#: iptables mode's IPv4 localhost NodePorts: a connection from 127.0.0.1, DNATed to a pod, leaves
+#: (and its replies arrive) through the bridge with a loopback address (kube-proxy sets it on all)
+ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/{}/route_localnet"
 
 
 #: the values of `--proxy-mode`; `auto` is resolved by `choose_mode`
@@ -219,6 +228,8 @@ class KernelProxier:
         #: the UDP Service ports of the last applied sync (None before the first)
         self._udp: conntrack.UdpState | None = None
         self._conntrack_missing_said = False
+        #: health check node ports, on every address of the machine (kube-proxy's default)
+        self.health = HealthServer(on_unbindable=HealthReporter(self.events, node, self.services.get))
 
     # -- start / stop --------------------------------------------------------------------------
 
@@ -248,6 +259,7 @@ class KernelProxier:
                 await self._task
         await self.services.stop()
         await self.slices.stop()
+        await self.health.stop()
         try:
             await self.rules.delete(self.families)
         except RulesError as exc:
@@ -256,7 +268,15 @@ class KernelProxier:
 
     def _enable_forwarding(self) -> None:
         """Forwarding on the pod bridge alone. IPv4 has a per-interface switch; IPv6 forwards
-        only with the machine-wide one or, per interface, `force_forwarding` (Linux 6.17+)."""
+        only with the machine-wide one or, per interface, `force_forwarding` (Linux 6.17+). In
+        iptables mode also `route_localnet` on the bridge (IPv4 localhost NodePorts; the
+        filter rules drop what else it would let in: `iptables.render`)."""
+        if self.rules.mode == "iptables" and 4 in self.families:
+            try:
+                Path(ROUTE_LOCALNET.format(self.pod_ifname)).write_text("1\n")
+            except OSError as exc:
+                log.warning("node %s: cannot enable route_localnet on %s (%s): 127.0.0.1:<nodePort> "
+                            "will not reach pods", self.node, self.pod_ifname, exc)
         paths = {4: Path(FORWARDING.format(self.pod_ifname)),
                  6: Path(FORWARDING6.format(self.pod_ifname))}
         for family in self.families:
@@ -318,6 +338,8 @@ class KernelProxier:
             self._say_conntrack_missing(exc)
         except conntrack.ConntrackError as exc:
             log.warning("node %s: deleting stale UDP conntrack entries: %s", self.node, exc)
+        await self.health.sync(health_checks(
+            self.services.list(), lambda svc: self.slices.by_index("service", object_key(svc)), self.node))
 
     def _say_conntrack_missing(self, exc: conntrack.ConntrackMissing) -> None:
         """Log and event a missing `conntrack`, once per proxier."""
@@ -337,7 +359,7 @@ class KernelProxier:
             if not self._in_range(svc):
                 continue
             key = object_key(svc)
-            out += service_ports(svc, self.slices.by_index("service", key), family=family)
+            out += service_ports(svc, self.slices.by_index("service", key), family=family, node=self.node)
         return out
 
     def _in_range(self, svc: Obj) -> bool:

@@ -14,10 +14,16 @@ mode (kubernetes `pkg/proxy/nftables`), written for podns:
   address, entries timing out after the Service's `timeoutSeconds`) have had their say;
 - an `ep-*` chain DNATs to `podIP:targetPort`;
 - NodePorts: `nat-prerouting` (any interface) and `nat-output` jump, for packets to a local
-  address other than loopback, to `nodeports`, whose verdict map `service-nodeports` sends
-  `protocol . nodePort` to the same `svc-*` chain; such connections are marked (set
-  `node-ports`, mark 0x4000) and masqueraded in `nat-postrouting`, as kube-proxy does for
-  `externalTrafficPolicy: Cluster`;
+  address other than loopback (kube-proxy's nftables mode serves no localhost node ports either),
+  to `nodeports`, whose verdict map `service-nodeports` sends `protocol . nodePort` to the same
+  `svc-*` chain; such connections are marked (set `node-ports`, mark 0x4000) and masqueraded in
+  `nat-postrouting`, as kube-proxy does for `externalTrafficPolicy: Cluster`. With
+  `externalTrafficPolicy: Local` the map sends them to the port's `ext-*` chain: pods (the
+  bridge) and the node itself are marked and sent to `svc-*`, everyone else to `lcl-*` (this
+  node's endpoints), unmasqueraded; with no endpoint here they are not DNATed and
+  `filter-input` drops them (map `no-endpoint-nodeports`);
+- `internalTrafficPolicy: Local`: the ClusterIP goes to `lcl-*`, or, with no endpoint on this
+  node, is dropped (`no-endpoint-services` says `drop` rather than `goto reject-chain`);
 - `nat-postrouting` masquerades DNATed ClusterIP connections that leave through the pod bridge
   (a pod reaching a pod of its own node, or itself: hairpin; without it the backend's reply
   would go straight back over the bridge and never be un-NATed) and those the host itself
@@ -59,6 +65,7 @@ BASE_CHAINS = {
     "nat-prerouting": "type nat hook prerouting priority dstnat; policy accept;",
     "nat-output": "type nat hook output priority -100; policy accept;",
     "nat-postrouting": "type nat hook postrouting priority srcnat; policy accept;",
+    "filter-input": f"type filter hook input priority {FORWARD_FILTER_PRIORITY}; policy accept;",
     "filter-forward": f"type filter hook forward priority {FORWARD_FILTER_PRIORITY}; policy accept;",
     "filter-output": f"type filter hook output priority {OUTPUT_FILTER_PRIORITY}; policy accept;",
 }
@@ -70,6 +77,11 @@ NO_ENDPOINTS = "no-endpoint-services"
 #: connections are marked for masquerade, so replies come back through this node)
 SERVICE_NODEPORTS = "service-nodeports"
 NODE_PORTS = "node-ports"
+#: `protocol . port` -> drop, for packets to a node address that were not DNATed (filter-input):
+#: the node ports of externalTrafficPolicy Local without an endpoint on this node (kube-proxy's
+#: map also rejects those with no endpoint at all; here nothing listens there, so the kernel
+#: refuses them, and the node's table never touches a port it does not serve)
+NO_ENDPOINT_NODEPORTS = "no-endpoint-nodeports"
 #: kube-proxy's masquerade mark (bit 14), as the iptables backend's
 MASQ_MARK = "0x00004000"
 
@@ -105,6 +117,32 @@ def endpoint_chain(sp: ServicePort, ip: str, port: int) -> str:
     return f"ep-{chain_hash(f'{sp.key}__{target}')}-{sp.key}__{target}"
 
 
+def local_chain(sp: ServicePort) -> str:
+    """The chain picking among this node's endpoints (a traffic policy Local)."""
+    return f"lcl-{chain_hash(sp.key)}-{sp.key}"
+
+
+def external_chain(sp: ServicePort) -> str:
+    """The chain NodePort traffic of an `externalTrafficPolicy: Local` port goes to."""
+    return f"ext-{chain_hash(sp.key)}-{sp.key}"
+
+
+def _pick(sp: ServicePort, endpoints: Sequence[tuple[str, int]], fam: _Family) -> list[str]:
+    """The rules of a chain that sends a new connection to one of `endpoints` (at random, after
+    the ClientIP affinity sets have had their say)."""
+    rules: list[str] = []
+    targets = [endpoint_chain(sp, ip, port) for ip, port in endpoints]
+    if sp.affinity_timeout:
+        rules += [f"{fam.match} saddr @{affinity_set(sp, ip, port)} goto {ep}"
+                  for (ip, port), ep in zip(endpoints, targets, strict=True)]
+    if len(targets) == 1:
+        rules.append(f"goto {targets[0]}")
+    else:
+        vmap = ", ".join(f"{i} : goto {ep}" for i, ep in enumerate(targets))
+        rules.append(f"numgen random mod {len(targets)} vmap {{ {vmap} }}")
+    return rules
+
+
 def affinity_set(sp: ServicePort, ip: str, port: int) -> str:
     """The ClientIP affinity set of one endpoint; its timeout is part of the name, so a changed
     `timeoutSeconds` makes a new set rather than clash with the old one's definition."""
@@ -132,44 +170,62 @@ def render(ports: Sequence[ServicePort], *, table: str, family: int = 4, pod_ifn
     lines += [f"add set {t} {CLUSTER_IPS} {{ type {fam.addr_type}; }}"]
     key_type = f"{fam.addr_type} . inet_proto . inet_service"
     lines += [f"add map {t} {m} {{ type {key_type} : verdict; }}" for m in (SERVICE_IPS, NO_ENDPOINTS)]
-    lines += [f"add map {t} {SERVICE_NODEPORTS} {{ type inet_proto . inet_service : verdict; }}",
-              f"add set {t} {NODE_PORTS} {{ type inet_proto . inet_service; }}"]
+    lines += [f"add map {t} {m} {{ type inet_proto . inet_service : verdict; }}"
+              for m in (SERVICE_NODEPORTS, NO_ENDPOINT_NODEPORTS)]
+    lines.append(f"add set {t} {NODE_PORTS} {{ type inet_proto . inet_service; }}")
 
     chains: dict[str, list[str]] = {name: [] for name in [*BASE_CHAINS, *REGULAR_CHAINS]}
     sets: dict[str, int] = {}  # affinity set -> timeout
     service_elements: list[str] = []
     no_endpoint_elements: list[str] = []
     nodeport_elements: dict[str, str] = {}  # `proto . port` -> verdict
+    masq_node_ports: set[str] = set()  # externalTrafficPolicy Cluster: masqueraded
+    no_endpoint_nodeports: dict[str, str] = {}  # `proto . port` -> drop
+    iif = f'iifname "{pod_ifname}" ' if pod_ifname else ""
     for sp in ports:
         element = f"{sp.cluster_ip} . {sp.protocol.lower()} . {sp.port}"
-        if not sp.endpoints:
+        node_key = f"{sp.protocol.lower()} . {sp.node_port}" if sp.node_port else ""
+        if not sp.endpoints:  # its node port too: nothing listens there, so refused anyway
             no_endpoint_elements.append(f"{element} : goto reject-chain")
             continue
         svc = service_chain(sp)
-        service_elements.append(f"{element} : goto {svc}")
-        if sp.node_port:  # without endpoints: nothing listens on the node port, so refused anyway
-            nodeport_elements.setdefault(f"{sp.protocol.lower()} . {sp.node_port}", f"goto {svc}")
-        rules: list[str] = []
-        targets: list[str] = []
+        local = local_chain(sp) if sp.local_endpoints and (sp.internal_local or (
+            node_key and sp.external_local)) else None
+        if not sp.internal_local:
+            service_elements.append(f"{element} : goto {svc}")
+        elif local:
+            service_elements.append(f"{element} : goto {local}")
+        else:  # internalTrafficPolicy Local without an endpoint here: dropped, as kube-proxy
+            no_endpoint_elements.append(f"{element} : drop")
+        if node_key and node_key not in nodeport_elements:
+            if sp.external_local:
+                ext = external_chain(sp)
+                nodeport_elements[node_key] = f"goto {ext}"
+                # pods and the node itself reach every endpoint, masqueraded (kube-proxy's
+                # short-circuits; a pod's source, kept, would make a same-node endpoint
+                # answer it straight over the bridge, past the un-DNAT)
+                mark = f"meta mark set meta mark | {MASQ_MARK}"
+                chains[ext] = ([f"{iif}{mark} goto {svc}"] if iif else []) + [
+                    f"fib saddr type local {mark} goto {svc}"]
+                if local:
+                    chains[ext].append(f"goto {local}")
+                else:
+                    no_endpoint_nodeports[node_key] = "drop"
+            else:
+                nodeport_elements[node_key] = f"goto {svc}"
+                masq_node_ports.add(node_key)
         for ip, port in sp.endpoints:
-            ep = endpoint_chain(sp, ip, port)
-            targets.append(ep)
             ep_rules: list[str] = []
             if sp.affinity_timeout:
                 aff = affinity_set(sp, ip, port)
                 sets[aff] = sp.affinity_timeout
-                rules.append(f"{fam.match} saddr @{aff} goto {ep}")
                 ep_rules.append(f"update @{aff} {{ {fam.match} saddr }}")
             ep_rules.append(f"meta l4proto {sp.protocol.lower()} dnat to {fam.host_port(ip, port)}")
-            chains[ep] = ep_rules
-        if len(targets) == 1:
-            rules.append(f"goto {targets[0]}")
-        else:
-            vmap = ", ".join(f"{i} : goto {ep}" for i, ep in enumerate(targets))
-            rules.append(f"numgen random mod {len(targets)} vmap {{ {vmap} }}")
-        chains[svc] = rules
+            chains[endpoint_chain(sp, ip, port)] = ep_rules
+        chains[svc] = _pick(sp, sp.endpoints, fam)
+        if local:
+            chains[local] = _pick(sp, sp.local_endpoints, fam)
 
-    iif = f'iifname "{pod_ifname}" ' if pod_ifname else ""
     dnated = f"ct status dnat ct original {fam.match} daddr @{CLUSTER_IPS}"
     chains["nat-prerouting"] = [f"{iif}jump services", "fib daddr type local jump nodeports"]
     chains["nat-output"] = ["jump services", "fib daddr type local jump nodeports"]
@@ -178,6 +234,8 @@ def render(ports: Sequence[ServicePort], *, table: str, family: int = 4, pod_ifn
     chains["nodeports"] = [
         f"{not_lo}meta l4proto . th dport @{NODE_PORTS} meta mark set meta mark | {MASQ_MARK}",
         f"{not_lo}meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"]
+    chains["filter-input"] = [f"ct state new fib daddr type local {not_lo}"
+                              f"meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"]
     chains["nat-postrouting"] = ([f'{dnated} oifname "{pod_ifname}" masquerade'] if pod_ifname else [])
     chains["nat-postrouting"].append(f"{dnated} fib saddr type local masquerade")
     chains["nat-postrouting"].append(f"meta mark & {MASQ_MARK} == {MASQ_MARK} masquerade")
@@ -194,23 +252,26 @@ def render(ports: Sequence[ServicePort], *, table: str, family: int = 4, pod_ifn
 
     stale_chains = sorted((existing.chains if existing else frozenset()) - set(chains))
     stale_sets = sorted((existing.sets if existing else frozenset())
-                        - {*sets, CLUSTER_IPS, SERVICE_IPS, NO_ENDPOINTS, SERVICE_NODEPORTS, NODE_PORTS})
+                        - {*sets, CLUSTER_IPS, SERVICE_IPS, NO_ENDPOINTS, SERVICE_NODEPORTS, NODE_PORTS,
+                           NO_ENDPOINT_NODEPORTS})
     for name in chains:
         if name not in BASE_CHAINS and name not in REGULAR_CHAINS:
             lines.append(f"add chain {t} {name}")
     for name, timeout in sets.items():
         lines.append(f"add set {t} {name} {{ type {fam.addr_type}; flags dynamic,timeout; "
                      f"timeout {timeout}s; }}")
-    lines += [f"flush map {t} {m}" for m in (SERVICE_IPS, NO_ENDPOINTS, SERVICE_NODEPORTS)]
+    lines += [f"flush map {t} {m}" for m in (SERVICE_IPS, NO_ENDPOINTS, SERVICE_NODEPORTS,
+                                              NO_ENDPOINT_NODEPORTS)]
     lines += [f"flush set {t} {m}" for m in (CLUSTER_IPS, NODE_PORTS)]
     lines += [f"flush chain {t} {name}" for name in [*chains, *stale_chains]]
     for name, rules in chains.items():
         lines += [f"add rule {t} {name} {rule}" for rule in rules]
     all_ips = sorted({sp.cluster_ip for sp in ports}, key=ipaddress.ip_address)
     nodeports = [f"{key} : {verdict}" for key, verdict in sorted(nodeport_elements.items())]
+    unserved = [f"{key} : {verdict}" for key, verdict in sorted(no_endpoint_nodeports.items())]
     for name, elements in ((CLUSTER_IPS, all_ips), (SERVICE_IPS, service_elements),
                            (NO_ENDPOINTS, no_endpoint_elements), (SERVICE_NODEPORTS, nodeports),
-                           (NODE_PORTS, sorted(nodeport_elements))):
+                           (NODE_PORTS, sorted(masq_node_ports)), (NO_ENDPOINT_NODEPORTS, unserved)):
         if elements:
             lines.append(f"add element {t} {name} {{ {', '.join(elements)} }}")
     lines += [f"delete chain {t} {name}" for name in stale_chains]

@@ -9,6 +9,10 @@ Which endpoints: those whose conditions say ready, serving and not terminating
 slices of one Service (the EndpointSlice controller moving it between slices, one of them stale)
 takes traffic only if *every* slice says so: a terminating mark anywhere wins, so a rollout never sends a new
 connection to a pod that is going away.
+
+Traffic policies (kube-proxy's `CategorizeEndpoints`): a Service port also carries the endpoints
+of this node (`nodeName`), which `internalTrafficPolicy: Local` (ClusterIP traffic) and
+`externalTrafficPolicy: Local` (NodePort traffic from outside the node) restrict it to.
 """
 
 from __future__ import annotations
@@ -45,6 +49,15 @@ class ServicePort:
     affinity_timeout: int = 0
     #: type NodePort or LoadBalancer: the port every node address forwards too; 0 = none
     node_port: int = 0
+    #: the endpoints (of `endpoints`) on this node (`nodeName`)
+    local_endpoints: tuple[tuple[str, int], ...] = ()
+    #: `internalTrafficPolicy: Local`: ClusterIP traffic goes to `local_endpoints` only (dropped
+    #: when there is none)
+    internal_local: bool = False
+    #: `externalTrafficPolicy: Local`: NodePort traffic from outside the node goes to
+    #: `local_endpoints` only, its source kept (dropped when there is none); pods and the node
+    #: itself still reach every endpoint, as with kube-proxy
+    external_local: bool = False
 
     @property
     def key(self) -> str:
@@ -66,9 +79,10 @@ def _family(ip: str) -> int | None:
 
 
 def ready_backends(slices: Iterable[Obj], port_name: str, protocol: str,
-                   family: int | None = None) -> list[tuple[str, int]]:
+                   family: int | None = None, node: str | None = None) -> list[tuple[str, int]]:
     """(ip, port) of the endpoints of `slices` that take traffic, for the Service port named
-    `port_name` (`protocol`), sorted; only addresses of IP `family` (4 or 6) unless None."""
+    `port_name` (`protocol`), sorted; only addresses of IP `family` (4 or 6) unless None, only
+    endpoints whose `nodeName` is `node` unless None."""
     usable: set[tuple[str, int]] = set()
     refused: set[tuple[str, int]] = set()
     for sl in slices:
@@ -78,6 +92,8 @@ def ready_backends(slices: Iterable[Obj], port_name: str, protocol: str,
         if port is None:
             continue
         for ep in sl.get("endpoints") or []:
+            if node is not None and ep.get("nodeName") != node:
+                continue
             for addr in (ep.get("addresses") or [])[:1]:  # the API: consumers use the first
                 if family is not None and _family(str(addr)) != family:
                     continue
@@ -102,12 +118,28 @@ def affinity_timeout(service: Obj) -> int:
     return int(seconds) if isinstance(seconds, int) and seconds > 0 else DEFAULT_AFFINITY_TIMEOUT
 
 
-def service_ports(service: Obj, slices: Iterable[Obj], *, family: int) -> list[ServicePort]:
+def node_port_type(service: Obj) -> bool:
+    """Whether `service`'s type has node ports (NodePort, LoadBalancer)."""
+    return (service.get("spec") or {}).get("type") in ("NodePort", "LoadBalancer")
+
+
+def traffic_policies(service: Obj) -> tuple[bool, bool]:
+    """(internalTrafficPolicy is Local, externalTrafficPolicy is Local); the external one only
+    for the types that have node ports."""
+    spec = service.get("spec") or {}
+    return (spec.get("internalTrafficPolicy") == "Local",
+            node_port_type(service) and spec.get("externalTrafficPolicy") == "Local")
+
+
+def service_ports(service: Obj, slices: Iterable[Obj], *, family: int,
+                  node: str | None = None) -> list[ServicePort]:
     """Every TCP/UDP port of `service` on its cluster IP of `family`, with its endpoints (and
-    its node port, for the types that have one)."""
+    its node port, for the types that have one); `local_endpoints` are those whose `nodeName` is
+    `node` (None: none are)."""
     meta = service.get("metadata") or {}
     slices = list(slices)
-    node_ports = (service.get("spec") or {}).get("type") in ("NodePort", "LoadBalancer")
+    node_ports = node_port_type(service)
+    internal_local, external_local = traffic_policies(service)
     out: list[ServicePort] = []
     for ip in cluster_ips(service):
         if _family(ip) != family:
@@ -122,5 +154,8 @@ def service_ports(service: Obj, slices: Iterable[Obj], *, family: int) -> list[S
                 port_name=name, protocol=proto, cluster_ip=ip, port=int(p["port"]),
                 endpoints=tuple(ready_backends(slices, name, proto, family)),
                 affinity_timeout=affinity_timeout(service),
-                node_port=int(p.get("nodePort") or 0) if node_ports else 0))
+                node_port=int(p.get("nodePort") or 0) if node_ports else 0,
+                local_endpoints=tuple(ready_backends(slices, name, proto, family, node))
+                if node is not None else (),
+                internal_local=internal_local, external_local=external_local))
     return out
