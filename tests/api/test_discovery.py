@@ -32,9 +32,11 @@ def test_root_documents() -> None:
     body, ctype = apidiscovery.handle("/apis", f"{V2B1},application/json")
     assert ctype == V2B1 and body["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
     names = [i["metadata"]["name"] for i in body["items"]]
-    assert names == ["apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "policy",
-                     "rbac.authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
-                     "node.k8s.io"]
+    assert names == ["apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch",
+                     "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "coordination.k8s.io",
+                     "discovery.k8s.io", "node.k8s.io"]
+    autoscaling = body["items"][names.index("autoscaling")]
+    assert [v["version"] for v in autoscaling["versions"]] == ["v2", "v1"]  # preferred first
     body, ctype = apidiscovery.handle("/api", "application/json")
     assert ctype == "application/json" and body["kind"] == "APIVersions" and body["versions"] == ["v1"]
     body, _ = apidiscovery.handle("/apis", "application/json")
@@ -73,5 +75,5 @@ def test_resource_lists() -> None:
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
     group, _ = apidiscovery.handle("/apis/discovery.k8s.io", "application/json")
     assert group["kind"] == "APIGroup" and group["preferredVersion"]["version"] == "v1"
-    for missing in ("/apis/networking.k8s.io", "/apis/apps/v2", "/api/v2", "/apis/apps/v1/extra"):
+    for missing in ("/apis/storage.k8s.io", "/apis/apps/v2", "/api/v2", "/apis/apps/v1/extra"):
         assert apidiscovery.handle(missing, "application/json") is None

@@ -77,9 +77,9 @@ def test_unreadable_content_encoding_or_type_is_415(field: int, value: bytes) ->
 
 def test_unknown_kind_is_400() -> None:
     """Given an envelope of a kind podns does not serve, then 400 'no kind ... is registered'."""
-    err = _error(wrap_envelope("networking.k8s.io/v1", "Ingress", b""))
+    err = _error(wrap_envelope("storage.k8s.io/v1", "StorageClass", b""))
     assert err.code == 400
-    assert 'no kind "Ingress" is registered for version "networking.k8s.io/v1"' in err.message
+    assert 'no kind "StorageClass" is registered for version "storage.k8s.io/v1"' in err.message
 
 
 def test_kind_not_matching_the_url_is_400() -> None:

@@ -73,7 +73,12 @@ def test_api_resources(cluster: Podns, version: str) -> None:
                                                 "LocalSubjectAccessReview"]
     assert got["selfsubjectrulesreviews"] == ["authorization.k8s.io/v1", "false",
                                               "SelfSubjectRulesReview"]
-    assert len(got) == 30
+    assert got["horizontalpodautoscalers"] == ["hpa", "autoscaling/v2", "true", "HorizontalPodAutoscaler"]
+    assert got["ingresses"] == ["ing", "networking.k8s.io/v1", "true", "Ingress"]
+    assert got["ingressclasses"] == ["networking.k8s.io/v1", "false", "IngressClass"]
+    assert got["persistentvolumes"] == ["pv", "v1", "false", "PersistentVolume"]
+    assert got["replicationcontrollers"] == ["rc", "v1", "true", "ReplicationController"]
+    assert len(got) == 35
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -63,7 +63,7 @@ def api_versions(server_address: str = "") -> Obj:
 
 def api_group(group: str, registry: Registry = REGISTRY) -> Obj | None:
     """`/apis/<group>`: one APIGroup, or None when the group is not served."""
-    versions = sorted({v for g, v in registry.group_versions() if g == group and g})
+    versions = [v for g, v in registry.group_versions() if g == group and g]  # preferred first
     if not versions:
         return None
     entries = [{"groupVersion": _group_version(group, v), "version": v} for v in versions]

@@ -58,6 +58,24 @@ KIND_DESCRIPTIONS = {
     ),
     "core.v1.Event": "Event is a report of an event somewhere in the cluster.",
     "core.v1.ConfigMap": "ConfigMap holds configuration data for pods to consume.",
+    "autoscaling.v2.HorizontalPodAutoscaler": (
+        "HorizontalPodAutoscaler is the configuration for a horizontal pod autoscaler, which "
+        "automatically manages the replica count of any resource implementing the scale subresource "
+        "based on the metrics specified."
+    ),
+    "autoscaling.v1.HorizontalPodAutoscaler": "configuration of a horizontal pod autoscaler.",
+    "networking.v1.Ingress": (
+        "Ingress is a collection of rules that allow inbound connections to reach the endpoints "
+        "defined by a backend. An Ingress can be configured to give services externally-reachable "
+        "urls, load balance traffic, terminate SSL, offer name based virtual hosting etc."
+    ),
+    "networking.v1.IngressClass": (
+        "IngressClass represents the class of the Ingress, referenced by the Ingress Spec. The "
+        "`ingressclass.kubernetes.io/is-default-class` annotation can be used to indicate that an "
+        "IngressClass should be considered default. When a single IngressClass resource has this "
+        "annotation set to true, new Ingress resources without a class specified will be assigned "
+        "this default class."
+    ),
     "core.v1.Secret": "Secret holds secret data of a certain type.",
     "core.v1.ServiceAccount": "ServiceAccount binds together: a name, a principal, and a set of secrets.",
     "core.v1.PersistentVolumeClaim": (

@@ -128,6 +128,29 @@ class ResourceHandlers:
             raise statuserror.forbidden(user.name, info.verb, rt.resource, rt.group,
                                         info.namespace, info.name, info.subresource, why.reason)
 
+    def stored(self, rt: ResourceType) -> ResourceType:
+        """The served type whose version objects of `rt`'s kind are stored in: `rt` itself
+        unless its Strategy converts (a kind served in several versions, e.g. autoscaling/v1
+        HorizontalPodAutoscalers stored as autoscaling/v2). Handlers hand the stored type to
+        `Rest` and convert bodies in and answers out with `rt.strategy`."""
+        wanted = rt.strategy.storage_api_version
+        if not wanted:
+            return rt
+        group, _, version = wanted.rpartition("/")
+        return self.registry.lookup(group, version, rt.resource) or rt
+
+    @staticmethod
+    def shown(rt: ResourceType, obj: Obj) -> Obj:
+        """A stored object as the requested version shows it."""
+        return rt.strategy.from_storage(obj) if rt.strategy.storage_api_version else obj
+
+    def shown_list(self, rt: ResourceType, body: Obj) -> Obj:
+        """A `<Kind>List` of stored objects as the requested version shows it."""
+        if not rt.strategy.storage_api_version:
+            return body
+        return {**body, "apiVersion": rt.api_version,
+                "items": [self.shown(rt, o) for o in body.get("items") or []]}
+
     async def open_watch(self, prefix: str, from_rv: int) -> WatchStream:
         """A store watch, shared per resource when the store needs it (see watchmux.py)."""
         if self.mux is not None:
@@ -173,7 +196,7 @@ class ResourceHandlers:
     # -- reads ---------------------------------------------------------------------------------
 
     async def _get(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
-        obj = await self.rest.get(info.rt, info.namespace, info.name or "")
+        obj = await self.rest.get(self.stored(info.rt), info.namespace, info.name or "")
         if info.subresource == "log":
             return await self._pod_log(request, obj)
         if info.subresource == "scale":
@@ -183,7 +206,7 @@ class ResourceHandlers:
         if codec.wants_table(request.headers.get("Accept")):
             return json_response(_table(info.rt, [obj], request.query, list_rv=objectmeta.rv_of(obj)),
                                  content_type=codec.TABLE_CT)
-        return json_response(obj)
+        return json_response(self.shown(info.rt, obj))
 
     async def _connect(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         """pods/<name>/exec, attach, portforward: a stream proxied to the pod's node agent."""
@@ -220,7 +243,7 @@ class ResourceHandlers:
             raise statuserror.bad_request(f'invalid value for limit: "{limit}": must be greater than '
                                           "or equal to 0")
         await self._wait_fresh(parse_rv(q.get("resourceVersion")))
-        body = await self.rest.list(info.rt, info.namespace, match=match,
+        body = await self.rest.list(self.stored(info.rt), info.namespace, match=match,
                                     limit=limit if limit and limit > 0 else None,
                                     continue_token=q.get("continue") or None)
         if codec.wants_table(request.headers.get("Accept")):
@@ -229,7 +252,7 @@ class ResourceHandlers:
             if "continue" in body["metadata"]:
                 table["metadata"]["continue"] = body["metadata"]["continue"]
             return json_response(table, content_type=codec.TABLE_CT)
-        return json_response(body)
+        return json_response(self.shown_list(info.rt, body))
 
     async def _watch(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         q = request.query
@@ -240,7 +263,7 @@ class ResourceHandlers:
         initial: list[Obj] | None = None
         seed: set[str] | None = None
         if not from_rv:
-            listing = await self.rest.list(info.rt, info.namespace, match=match)
+            listing = await self.rest.list(self.stored(info.rt), info.namespace, match=match)
             initial = listing["items"]
             from_rv = int(listing["metadata"]["resourceVersion"])
             if match is not None:
@@ -258,7 +281,8 @@ class ResourceHandlers:
             rt=info.rt, prefix=objectmeta.collection_prefix(info.rt, info.namespace),
             from_rv=from_rv, initial=initial, match=match, seed_keys=seed,
             timeout=float(timeout) if timeout else None,
-            bookmarks=parse_bool(q.get("allowWatchBookmarks")), render=render)
+            bookmarks=parse_bool(q.get("allowWatchBookmarks")), render=render,
+            convert=info.rt.strategy.from_storage if info.rt.strategy.storage_api_version else None)
         return await serve_watch(request, watch, open_watch=self.open_watch, encoder=self.encoder)
 
     async def _wait_fresh(self, rv: int | None) -> None:
@@ -355,8 +379,11 @@ class ResourceHandlers:
                 raise statuserror.no_such_resource()
             return json_response(await serviceaccounttoken.issue(
                 self.sa_signer, self.rest.store, info.namespace or "", info.name or "", body), 201)
-        obj = await self.rest.create(info.rt, info.namespace, body, opts)
-        return json_response(obj, 201, warnings=opts.warnings)
+        stored = self.stored(rt)
+        if stored is not rt:
+            body = rt.strategy.to_storage(body)
+        obj = await self.rest.create(stored, info.namespace, body, opts)
+        return json_response(self.shown(rt, obj), 201, warnings=opts.warnings)
 
     async def _update(self, request: web.Request, info: RequestInfo) -> web.Response:
         opts = self._write_options(request)
@@ -380,10 +407,14 @@ class ResourceHandlers:
 
         user = request.get(USER, authorization.ADMIN)
 
+        stored = self.stored(rt)
+
         def replace(cur: Obj) -> Obj:
             new: Obj = copy.deepcopy(body)
             new.setdefault("apiVersion", rt.api_version)
             new.setdefault("kind", rt.kind)
+            if stored is not rt:
+                new = rt.strategy.to_storage(new)
             if not sub:
                 escalation.check(self.authorizer, user, rt, info.namespace or "", new, cur)
             return new
@@ -405,13 +436,13 @@ class ResourceHandlers:
                     f"({name})")
             new = replace(body)
             new.setdefault("metadata", {})["name"] = name
-            obj = await self.rest.create(rt, info.namespace, new, opts)
+            obj = await self.rest.create(stored, info.namespace, new, opts)
             created = True
             return obj
 
-        obj = await self.rest.update(rt, info.namespace, name, replace, opts, subresource=sub,
+        obj = await self.rest.update(stored, info.namespace, name, replace, opts, subresource=sub,
                                      create=create)
-        return json_response(obj, 201 if created else 200, warnings=opts.warnings)
+        return json_response(self.shown(rt, obj), 201 if created else 200, warnings=opts.warnings)
 
     async def _patch(self, request: web.Request, info: RequestInfo) -> web.Response:
         ct = codec.media_type(request.headers.get("Content-Type"))
@@ -433,12 +464,15 @@ class ResourceHandlers:
             fn = lambda cur, applied: fieldsets.apply(cur, applied, manager)  # noqa: E731
 
         user = request.get(USER, authorization.ADMIN)
+        stored = self.stored(rt)
 
         def apply(cur: Obj) -> Obj:
             old = copy.deepcopy(cur) if rt.group == authorization.RBAC_GROUP and not sub else None
             try:
                 if sub == "scale":
                     return subresources.from_scale(cur, fn(subresources.to_scale(cur), body))
+                if stored is not rt:  # patched as the requested version shows the object
+                    return rt.strategy.to_storage(fn(self.shown(rt, cur), body))
                 new = fn(cur, body)
             except patch.PatchError as exc:
                 if exc.code == 422:
@@ -466,16 +500,18 @@ class ResourceHandlers:
             md["name"] = name
             fieldsets.set_fields(new, manager, fieldsets.field_set(body))
             opts.operation = "Apply"
-            obj = await self.rest.create(rt, info.namespace, new, opts)
+            if stored is not rt:
+                new = rt.strategy.to_storage(new)
+            obj = await self.rest.create(stored, info.namespace, new, opts)
             created = True
             return obj
 
-        obj = await self.rest.update(rt, info.namespace, name, apply, opts, subresource=sub,
+        obj = await self.rest.update(stored, info.namespace, name, apply, opts, subresource=sub,
                                      operation="Apply" if is_apply else "Update",
                                      create=create)
         if sub == "scale":
             return json_response(subresources.to_scale(obj))
-        return json_response(obj, 201 if created else 200, warnings=opts.warnings)
+        return json_response(self.shown(rt, obj), 201 if created else 200, warnings=opts.warnings)
 
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
         q = request.query
@@ -507,7 +543,8 @@ class ResourceHandlers:
     async def _delete(self, request: web.Request, info: RequestInfo) -> web.Response:
         opts = await self._delete_options(request)
         rt, name = info.rt, info.name or ""
-        obj, gone = await self.rest.delete(rt, info.namespace, name, opts)
+        obj, gone = await self.rest.delete(self.stored(rt), info.namespace, name, opts)
+        obj = self.shown(rt, obj)
         if not gone:
             # kube-apiserver answers 202 only for the deprecated orphanDependents=false; graceful
             # and finalizer-held deletions are a 200 with the object
@@ -521,6 +558,6 @@ class ResourceHandlers:
         q = request.query
         match = parse_selectors(q.get("labelSelector"), q.get("fieldSelector"), info.rt.strategy)
         opts = await self._delete_options(request)
-        body = await self.rest.delete_collection(info.rt, info.namespace, match, opts)
-        return json_response(body)
+        body = await self.rest.delete_collection(self.stored(info.rt), info.namespace, match, opts)
+        return json_response(self.shown_list(info.rt, body))
 

@@ -1,6 +1,7 @@
 """The kind-independent parts of the `scale` and `binding` subresources.
 
-`scale` presents a workload (StatefulSet) as an `autoscaling/v1 Scale`: `spec.replicas` maps
+`scale` presents a workload (StatefulSet, Deployment, ReplicaSet, ReplicationController) as an
+`autoscaling/v1 Scale`: `spec.replicas` maps
 to the workload's, `status.replicas` and `status.selector` (query syntax) come from the
 workload. Writing a Scale writes only the workload's `spec.replicas`.
 `binding` (POST pods/<name>/binding) assigns an unscheduled Pod to a node, as the scheduler
@@ -31,8 +32,16 @@ def to_scale(obj: Obj) -> Obj:
         "metadata": scale_meta,
         "spec": {"replicas": int(spec.get("replicas", 1) or 0)},
         "status": {"replicas": int(st.get("replicas", 0) or 0),
-                   "selector": selector_string(spec.get("selector"))},
+                   "selector": selector_string(_label_selector(obj))},
     }
+
+
+def _label_selector(obj: Obj) -> Obj | None:
+    """The workload's selector as a LabelSelector (a ReplicationController's is a plain map)."""
+    selector = (obj.get("spec") or {}).get("selector")
+    if obj.get("kind") == "ReplicationController" and isinstance(selector, dict):
+        return {"matchLabels": selector}
+    return selector if isinstance(selector, dict) else None
 
 
 def from_scale(obj: Obj, scale: Any) -> Obj:

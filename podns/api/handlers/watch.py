@@ -115,6 +115,9 @@ class WatchRequest:
     bookmarks: bool = False
     #: Table watches: one-row Table per event
     render: Render | None = None
+    #: a version other than the stored one: how it shows a stored object (events are then
+    #: encoded per watcher, not shared)
+    convert: Callable[[Obj], Obj] | None = None
 
 
 async def serve_watch(request: web.Request, watch: WatchRequest, *, open_watch: OpenWatch,
@@ -128,7 +131,7 @@ async def serve_watch(request: web.Request, watch: WatchRequest, *, open_watch: 
     resp.enable_chunked_encoding()
     await resp.prepare(request)
     request[STREAM] = resp
-    send = _Sender(resp, watch.render, encoder)
+    send = _Sender(resp, watch.render, encoder, watch.convert)
     # 0 or absent: the server's own bound; negative: a timer that has already fired, as
     # kube-apiserver's (the watch ends at once)
     deadline = max(0.0, min(watch.timeout, MAX_WATCH_SECONDS)) if watch.timeout else MAX_WATCH_SECONDS
@@ -158,10 +161,12 @@ class _Sender:
     """Writes the events of one watch response: one-row Tables when rendering, else the bytes
     the encoder shares between watchers."""
 
-    def __init__(self, resp: web.StreamResponse, render: Render | None, encoder: EventEncoder) -> None:
+    def __init__(self, resp: web.StreamResponse, render: Render | None, encoder: EventEncoder,
+                 convert: Callable[[Obj], Obj] | None = None) -> None:
         self.resp = resp
         self.render = render
         self.encoder = encoder
+        self.convert = convert
         self.first = True
 
     async def __call__(self, event_type: str, obj: Obj, event: WatchEvent | None = None) -> None:
@@ -169,6 +174,8 @@ class _Sender:
             # an ERROR's Status goes out as it is, also in a Table watch (as kube-apiserver's
             # transformObject passes a Status through), so kubectl reports the error
             data = _line(event_type, self.render(obj, self.first))
+        elif self.convert is not None and event_type not in ("ERROR", "BOOKMARK"):
+            data = _line(event_type, self.convert(obj))
         elif event is not None:
             data = self.encoder.json(event)
         else:

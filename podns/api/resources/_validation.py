@@ -231,6 +231,11 @@ def validate_label_selector(path: str, selector: Any) -> list[FieldError]:
     return errs
 
 
+def as_object(value: Any) -> Obj:
+    """`value` when it is a JSON object, else an empty one (hooks read loosely shaped input)."""
+    return value if isinstance(value, dict) else {}
+
+
 def dig(obj: Any, *path: str | int, default: Any = None) -> Any:
     """`obj[path[0]][path[1]]...` or `default` when any step is missing or of the wrong type."""
     cur = obj

@@ -75,6 +75,19 @@ class Strategy:
     #: whether a PUT on a missing object creates it (kube-apiserver's `AllowCreateOnUpdate`:
     #: true for Services, Endpoints, Events and Leases; false for every other kind podns serves)
     allow_create_on_update: bool = False
+    #: a kind served in several versions is stored in one (its preferred version); the Strategy
+    #: of another version names the stored apiVersion here and converts with `to_storage` /
+    #: `from_storage`, while every other hook works on stored-version objects. Empty: this
+    #: version is the stored one
+    storage_api_version: str = ""
+
+    def to_storage(self, obj: Obj) -> Obj:
+        """A body of this version in the stored version (a copy; identity by default)."""
+        return obj
+
+    def from_storage(self, obj: Obj) -> Obj:
+        """A stored object as this version shows it (a copy; identity by default)."""
+        return obj
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Reset what a client may not set on create (e.g. most of `status`)."""

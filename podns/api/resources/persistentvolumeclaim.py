@@ -23,7 +23,7 @@ from podns.objects.wellknown import BETA_STORAGE_CLASS_ANNOTATION
 
 ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
 VOLUME_MODES = ["Block", "Filesystem"]
-_SHORT_MODES = {
+SHORT_MODES = {
     "ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP",
 }
 PVC_UPDATE_MESSAGE = (
@@ -120,7 +120,7 @@ class PersistentVolumeClaimStrategy(KindStrategy):
         phase = "Terminating" if dig(obj, "metadata", "deletionTimestamp") else status.get("phase", "")
         capacity = modes = ""
         if spec.get("volumeName"):
-            modes = ",".join(_SHORT_MODES.get(m, m) for m in status.get("accessModes") or [])
+            modes = ",".join(SHORT_MODES.get(m, m) for m in status.get("accessModes") or [])
             capacity = str(dig(status, "capacity", "storage", default=""))
         storage_class = spec.get("storageClassName") or dig(
             obj, "metadata", "annotations", BETA_STORAGE_CLASS_ANNOTATION, default="")

@@ -7,6 +7,7 @@ module. Subresources are described in `SUBRESOURCES` (the kind and verbs discove
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -19,10 +20,16 @@ from podns.api.resources.deployment import DeploymentStrategy
 from podns.api.resources.endpoints import EndpointsStrategy
 from podns.api.resources.endpointslice import EndpointSliceStrategy
 from podns.api.resources.event import EventStrategy
+from podns.api.resources.horizontalpodautoscaler import (
+    HorizontalPodAutoscalerStrategy,
+    HorizontalPodAutoscalerV1Strategy,
+)
+from podns.api.resources.ingress import IngressClassStrategy, IngressStrategy
 from podns.api.resources.job import JobStrategy
 from podns.api.resources.lease import LeaseStrategy
 from podns.api.resources.namespace import NamespaceStrategy
 from podns.api.resources.node import NodeStrategy
+from podns.api.resources.persistentvolume import PersistentVolumeStrategy
 from podns.api.resources.persistentvolumeclaim import PersistentVolumeClaimStrategy
 from podns.api.resources.pod import PodStrategy
 from podns.api.resources.poddisruptionbudget import PodDisruptionBudgetStrategy
@@ -33,6 +40,7 @@ from podns.api.resources.rbac import (
     RoleStrategy,
 )
 from podns.api.resources.replicaset import ReplicaSetStrategy
+from podns.api.resources.replicationcontroller import ReplicationControllerStrategy
 from podns.api.resources.reviews import (
     LocalSubjectAccessReviewStrategy,
     SelfSubjectAccessReviewStrategy,
@@ -88,9 +96,10 @@ def _rt(group: str, resource: str, kind: str, strategy: Strategy, *, namespaced:
 
 
 #: served group names in discovery order; "" is the core group served under /api
-GROUPS: tuple[str, ...] = ("", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch",
-                           "policy", "rbac.authorization.k8s.io", "coordination.k8s.io",
-                           "discovery.k8s.io", "node.k8s.io")
+GROUPS: tuple[str, ...] = ("", "apps", "authentication.k8s.io", "authorization.k8s.io",
+                           "autoscaling", "batch", "networking.k8s.io", "policy",
+                           "rbac.authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+                           "node.k8s.io")
 
 TYPES: tuple[ResourceType, ...] = (
     _rt("", "namespaces", "Namespace", NamespaceStrategy(), namespaced=False, short=("ns",),
@@ -105,6 +114,10 @@ TYPES: tuple[ResourceType, ...] = (
     _rt("", "serviceaccounts", "ServiceAccount", ServiceAccountStrategy(), short=("sa",)),
     _rt("", "persistentvolumeclaims", "PersistentVolumeClaim", PersistentVolumeClaimStrategy(),
         short=("pvc",)),
+    _rt("", "replicationcontrollers", "ReplicationController", ReplicationControllerStrategy(),
+        short=("rc",), categories=("all",)),
+    _rt("", "persistentvolumes", "PersistentVolume", PersistentVolumeStrategy(), namespaced=False,
+        short=("pv",)),
     _rt("apps", "statefulsets", "StatefulSet", StatefulSetStrategy(), short=("sts",),
         categories=("all",)),
     _rt("apps", "controllerrevisions", "ControllerRevision", ControllerRevisionStrategy()),
@@ -113,6 +126,14 @@ TYPES: tuple[ResourceType, ...] = (
     _rt("apps", "daemonsets", "DaemonSet", DaemonSetStrategy(), short=("ds",), categories=("all",)),
     _rt("batch", "jobs", "Job", JobStrategy(), categories=("all",)),
     _rt("batch", "cronjobs", "CronJob", CronJobStrategy(), short=("cj",), categories=("all",)),
+    # stored as autoscaling/v2 (listed first: the preferred version); v1 converts
+    _rt("autoscaling", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
+        HorizontalPodAutoscalerStrategy(), short=("hpa",), categories=("all",), version="v2"),
+    _rt("autoscaling", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
+        HorizontalPodAutoscalerV1Strategy(), short=("hpa",), categories=("all",)),
+    _rt("networking.k8s.io", "ingresses", "Ingress", IngressStrategy(), short=("ing",)),
+    _rt("networking.k8s.io", "ingressclasses", "IngressClass", IngressClassStrategy(),
+        namespaced=False),
     _rt("policy", "poddisruptionbudgets", "PodDisruptionBudget", PodDisruptionBudgetStrategy(),
         short=("pdb",)),
     _rt("coordination.k8s.io", "leases", "Lease", LeaseStrategy()),
@@ -188,10 +209,23 @@ class Registry:
         return [t for t in self.types if t.group == group and t.version == version]
 
     def group_versions(self) -> list[tuple[str, str]]:
-        """(group, version) pairs served: core first, then `GROUPS` order, then any others."""
+        """(group, version) pairs served: core first, then `GROUPS` order, then any others;
+        a group's versions by Kubernetes' priority (the preferred one first)."""
         pairs = list(dict.fromkeys((t.group, t.version) for t in self.types))
         order = {g: i for i, g in enumerate(GROUPS)}
-        return sorted(pairs, key=lambda gv: (order.get(gv[0], len(order)), gv[0], gv[1]))
+        return sorted(pairs, key=lambda gv: (order.get(gv[0], len(order)), gv[0],
+                                             version_priority(gv[1])))
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Sort key of API versions in Kubernetes' order (`version.CompareKubeAwareVersionStrings`):
+    GA before beta before alpha, higher numbers first (v2, v1, v1beta2, v1beta1, v1alpha1), other
+    strings last, alphabetically."""
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if not m:
+        return (3, 0, 0, version)
+    stage = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (stage, -int(m.group(1)), -int(m.group(3) or 0), "")
 
 
 _REGISTRIES: dict[tuple[int, ...], Registry] = {}

@@ -231,10 +231,44 @@ _TYPES: dict[str, str] = {
         "volumeAttributesClassName:string volumeMode:string volumeName:string"
     ),
     "core.v1.VolumeResourceRequirements": "limits:map<quantity> requests:map<quantity>",
+    "core.v1.PersistentVolume": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:PersistentVolumeSpec "
+        "status:PersistentVolumeStatus"
+    ),
+    "core.v1.PersistentVolumeSpec": (
+        "accessModes:[]string capacity:map<quantity> claimRef:ObjectReference mountOptions:[]string "
+        "nodeAffinity:object persistentVolumeReclaimPolicy:string storageClassName:string "
+        "volumeAttributesClassName:string volumeMode:string " + " ".join(
+            f"{src}:object"
+            for src in (
+                "awsElasticBlockStore azureDisk azureFile cephfs cinder csi fc flexVolume flocker "
+                "gcePersistentDisk glusterfs hostPath iscsi local nfs photonPersistentDisk "
+                "portworxVolume quobyte rbd scaleIO storageos vsphereVolume"
+            ).split()
+        )
+    ),
+    "core.v1.PersistentVolumeStatus": (
+        "lastPhaseTransitionTime:date-time message:string phase:string reason:string"
+    ),
     "core.v1.PersistentVolumeClaimStatus": (
         "accessModes:[]string allocatedResourceStatuses:map allocatedResources:map<quantity> "
         "capacity:map<quantity> conditions:[]object currentVolumeAttributesClassName:string "
         "modifyVolumeStatus:object phase:string"
+    ),
+    "core.v1.ReplicationController": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:ReplicationControllerSpec "
+        "status:ReplicationControllerStatus"
+    ),
+    "core.v1.ReplicationControllerSpec": (
+        "minReadySeconds:integer replicas:integer selector:map template:PodTemplateSpec"
+    ),
+    "core.v1.ReplicationControllerStatus": (
+        "availableReplicas:integer conditions:[]ReplicationControllerCondition|type "
+        "fullyLabeledReplicas:integer observedGeneration:integer readyReplicas:integer "
+        "replicas!:integer"
+    ),
+    "core.v1.ReplicationControllerCondition": (
+        "lastTransitionTime:date-time message:string reason:string status!:string type!:string"
     ),
     # ---- apps.v1
     "apps.v1.StatefulSet": (
@@ -349,6 +383,93 @@ _TYPES: dict[str, str] = {
     ),
     "autoscaling.v1.ScaleSpec": "replicas:integer",
     "autoscaling.v1.ScaleStatus": "replicas!:integer selector:string",
+    "autoscaling.v1.HorizontalPodAutoscaler": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:HorizontalPodAutoscalerSpec "
+        "status:HorizontalPodAutoscalerStatus"
+    ),
+    "autoscaling.v1.HorizontalPodAutoscalerSpec": (
+        "maxReplicas!:integer minReplicas:integer scaleTargetRef!:CrossVersionObjectReference "
+        "targetCPUUtilizationPercentage:integer"
+    ),
+    "autoscaling.v1.CrossVersionObjectReference": "apiVersion:string kind!:string name!:string",
+    "autoscaling.v1.HorizontalPodAutoscalerStatus": (
+        "currentCPUUtilizationPercentage:integer currentReplicas!:integer desiredReplicas!:integer "
+        "lastScaleTime:date-time observedGeneration:integer"
+    ),
+    # ---- autoscaling.v2
+    "autoscaling.v2.HorizontalPodAutoscaler": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:HorizontalPodAutoscalerSpec "
+        "status:HorizontalPodAutoscalerStatus"
+    ),
+    "autoscaling.v2.HorizontalPodAutoscalerSpec": (
+        "behavior:HorizontalPodAutoscalerBehavior maxReplicas!:integer metrics:[]MetricSpec "
+        "minReplicas:integer scaleTargetRef!:CrossVersionObjectReference"
+    ),
+    "autoscaling.v2.CrossVersionObjectReference": "apiVersion:string kind!:string name!:string",
+    "autoscaling.v2.MetricSpec": (
+        "containerResource:ContainerResourceMetricSource external:ExternalMetricSource "
+        "object:ObjectMetricSource pods:PodsMetricSource resource:ResourceMetricSource type!:string"
+    ),
+    "autoscaling.v2.ResourceMetricSource": "name!:string target!:MetricTarget",
+    "autoscaling.v2.ContainerResourceMetricSource": (
+        "container!:string name!:string target!:MetricTarget"
+    ),
+    "autoscaling.v2.PodsMetricSource": "metric!:MetricIdentifier target!:MetricTarget",
+    "autoscaling.v2.ObjectMetricSource": (
+        "describedObject!:CrossVersionObjectReference metric!:MetricIdentifier target!:MetricTarget"
+    ),
+    "autoscaling.v2.ExternalMetricSource": "metric!:MetricIdentifier target!:MetricTarget",
+    "autoscaling.v2.MetricIdentifier": "name!:string selector:LabelSelector",
+    "autoscaling.v2.MetricTarget": (
+        "averageUtilization:integer averageValue:quantity type!:string value:quantity"
+    ),
+    "autoscaling.v2.HorizontalPodAutoscalerBehavior": (
+        "scaleDown:HPAScalingRules scaleUp:HPAScalingRules"
+    ),
+    "autoscaling.v2.HPAScalingRules": (
+        "policies:[]HPAScalingPolicy selectPolicy:string stabilizationWindowSeconds:integer "
+        "tolerance:quantity"
+    ),
+    "autoscaling.v2.HPAScalingPolicy": "periodSeconds!:integer type!:string value!:integer",
+    "autoscaling.v2.HorizontalPodAutoscalerStatus": (
+        "conditions:[]HorizontalPodAutoscalerCondition|type currentMetrics:[]MetricStatus "
+        "currentReplicas:integer desiredReplicas!:integer lastScaleTime:date-time "
+        "observedGeneration:integer"
+    ),
+    "autoscaling.v2.HorizontalPodAutoscalerCondition": (
+        "lastTransitionTime:date-time message:string reason:string status!:string type!:string"
+    ),
+    "autoscaling.v2.MetricStatus": (
+        "containerResource:object external:object object:object pods:object resource:object "
+        "type!:string"
+    ),
+    # ---- networking.v1
+    "networking.v1.Ingress": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:IngressSpec status:IngressStatus"
+    ),
+    "networking.v1.IngressSpec": (
+        "defaultBackend:IngressBackend ingressClassName:string rules:[]IngressRule tls:[]IngressTLS"
+    ),
+    "networking.v1.IngressBackend": (
+        "resource:TypedLocalObjectReference service:IngressServiceBackend"
+    ),
+    "core.v1.TypedLocalObjectReference": "apiGroup:string kind!:string name!:string",
+    "networking.v1.IngressServiceBackend": "name!:string port:ServiceBackendPort",
+    "networking.v1.ServiceBackendPort": "name:string number:integer",
+    "networking.v1.IngressRule": "host:string http:HTTPIngressRuleValue",
+    "networking.v1.HTTPIngressRuleValue": "paths!:[]HTTPIngressPath",
+    "networking.v1.HTTPIngressPath": "backend!:IngressBackend path:string pathType!:string",
+    "networking.v1.IngressTLS": "hosts:[]string secretName:string",
+    "networking.v1.IngressStatus": "loadBalancer:IngressLoadBalancerStatus",
+    "networking.v1.IngressLoadBalancerStatus": "ingress:[]IngressLoadBalancerIngress",
+    "networking.v1.IngressLoadBalancerIngress": "hostname:string ip:string ports:[]object",
+    "networking.v1.IngressClass": (
+        "apiVersion:string kind:string metadata:ObjectMeta spec:IngressClassSpec"
+    ),
+    "networking.v1.IngressClassSpec": "controller:string parameters:IngressClassParametersReference",
+    "networking.v1.IngressClassParametersReference": (
+        "apiGroup:string kind!:string name!:string namespace:string scope:string"
+    ),
     # ---- discovery.v1
     "discovery.v1.EndpointSlice": (
         "addressType!:string apiVersion:string endpoints!:[]Endpoint kind:string metadata:ObjectMeta "
@@ -472,6 +593,7 @@ _PACKAGE_PREFIX = {
     "discovery": "io.k8s.api.discovery",
     "coordination": "io.k8s.api.coordination",
     "node": "io.k8s.api.node",
+    "networking": "io.k8s.api.networking",
     "events": "io.k8s.api.events",
     "rbac": "io.k8s.api.rbac",
     "authorization": "io.k8s.api.authorization",
