@@ -71,10 +71,17 @@ def check_selector(obj: Mapping[str, Any]) -> dict[str, Any]:
     return dict(selector)
 
 
-def owner_keys(obj: Obj, kind: str, owners: Informer) -> list[str]:
+def spec_selector(owner: Obj) -> Any:
+    """An owner's `spec.selector` (a LabelSelector)."""
+    return (owner.get("spec") or {}).get("selector")
+
+
+def owner_keys(obj: Obj, kind: str, owners: Informer,
+               selector_of: Callable[[Obj], Any] = spec_selector) -> list[str]:
     """The keys of the `kind` objects to sync when `obj` changes: its controller when it has one
     of that kind, else (an orphan, not being deleted) every `kind` of its namespace whose
-    selector matches it, since they may adopt it. `owners` is indexed `BY_NAMESPACE`."""
+    selector (`selector_of`, a LabelSelector) matches it, since they may adopt it. `owners` is
+    indexed `BY_NAMESPACE`."""
     if controller_ref(obj) is not None:
         key = controller_key(obj, kind)
         return [key] if key is not None else []
@@ -83,7 +90,7 @@ def owner_keys(obj: Obj, kind: str, owners: Informer) -> list[str]:
     keys = []
     for owner in owners.by_index(BY_NAMESPACE, namespace_of(obj)):
         try:
-            if match_label_selector((owner.get("spec") or {}).get("selector"), labels_of(obj)):
+            if match_label_selector(selector_of(owner), labels_of(obj)):
                 keys.append(object_key(owner))
         except SelectorError:
             continue
@@ -104,7 +111,8 @@ def watch_owner(controller: workerloop.Controller, owners: Informer) -> None:
 
 
 def watch_owned(controller: workerloop.Controller, kind: str, owners: Informer,
-                owned: Informer) -> Callable[[Obj], None]:
+                owned: Informer, *, selector_of: Callable[[Obj], Any] = spec_selector
+                ) -> Callable[[Obj], None]:
     """Index `owned` (by controller uid and namespace) and `owners` (by namespace), enqueue an
     owner on its own events (`watch_owner`) and, on each event of an owned object, the keys
     `owner_keys` gives (for an update, of the old object too when its ownership may have
@@ -114,7 +122,7 @@ def watch_owned(controller: workerloop.Controller, kind: str, owners: Informer,
     _ensure_index(owners, BY_NAMESPACE, namespace)
 
     def on_owned(obj: Obj) -> None:
-        for key in owner_keys(obj, kind, owners):
+        for key in owner_keys(obj, kind, owners, selector_of):
             controller.enqueue(key)
 
     def on_owned_update(old: Obj, new: Obj) -> None:

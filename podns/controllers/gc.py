@@ -43,6 +43,7 @@ from podns.kube.resources import (
     PERSISTENTVOLUMECLAIMS,
     PODS,
     REPLICASETS,
+    REPLICATIONCONTROLLERS,
     SERVICES,
     STATEFULSETS,
     Resource,
@@ -56,7 +57,7 @@ ORPHAN = "orphan"
 #: the kinds whose owner references the collector follows
 WATCHED: tuple[Resource, ...] = (PODS, SERVICES, ENDPOINTS, ENDPOINTSLICES, STATEFULSETS,
                                  CONTROLLERREVISIONS, DEPLOYMENTS, REPLICASETS, DAEMONSETS, JOBS, CRONJOBS,
-                                 PERSISTENTVOLUMECLAIMS, CONFIGMAPS, NODES)
+                                 PERSISTENTVOLUMECLAIMS, CONFIGMAPS, NODES, REPLICATIONCONTROLLERS)
 #: index of objects by the uids of their owners
 BY_OWNER = "owner-uid"
 

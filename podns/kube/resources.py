@@ -69,6 +69,8 @@ ENDPOINTS = Resource("", "v1", "endpoints", "Endpoints")
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 EVENTS = Resource("", "v1", "events", "Event")
 PERSISTENTVOLUMECLAIMS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+REPLICATIONCONTROLLERS = Resource("", "v1", "replicationcontrollers", "ReplicationController")
+PERSISTENTVOLUMES = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
 ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
@@ -99,9 +101,11 @@ __all__ = [
     "NAMESPACES",
     "NODES",
     "PERSISTENTVOLUMECLAIMS",
+    "PERSISTENTVOLUMES",
     "PODDISRUPTIONBUDGETS",
     "PODS",
     "REPLICASETS",
+    "REPLICATIONCONTROLLERS",
     "RUNTIMECLASSES",
     "SERVICEACCOUNTS",
     "SERVICES",

@@ -285,9 +285,11 @@ async def test_leader_election_only_one_manager_acts() -> None:
 
 async def test_volume_binder_binds_pending_claims() -> None:
     """Given a Pending claim, then it gets volumeName pvc-<uid> and status Bound with its access
-    modes and requested capacity; a bound claim is not written again."""
-    from podns.controllers.volumebinder import VolumeBinder
-    from podns.kube.resources import PERSISTENTVOLUMECLAIMS
+    modes and requested capacity, and the PersistentVolume pvc-<uid> is written Bound for it; a
+    bound claim is not written again; deleting the claim deletes its volume; a hand-written
+    volume becomes Available."""
+    from podns.controllers.volumebinder import PROVISIONER, VolumeBinder
+    from podns.kube.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES
 
     fake = FakeClient()
     claim = fake.seed(
@@ -305,11 +307,26 @@ async def test_volume_binder_binds_pending_claims() -> None:
     async with running(fake, VolumeBinder):
         await eventually(lambda: get()["status"]["phase"] == "Bound")
         await asyncio.sleep(0.1)
-    got = get()
-    assert got["spec"]["volumeName"] == f"pvc-{claim['metadata']['uid']}"
-    assert got["status"] == {
-        "phase": "Bound",
-        "accessModes": ["ReadWriteOnce"],
-        "capacity": {"storage": "1Gi"},
-    }
-    assert len(fake.writes()) == 2
+        got = get()
+        volume = f"pvc-{claim['metadata']['uid']}"
+        assert got["spec"]["volumeName"] == volume
+        assert got["status"] == {
+            "phase": "Bound",
+            "accessModes": ["ReadWriteOnce"],
+            "capacity": {"storage": "1Gi"},
+        }
+        [pv] = fake.objects(PERSISTENTVOLUMES)
+        assert pv["metadata"]["name"] == volume and pv["status"] == {"phase": "Bound"}
+        assert pv["spec"]["claimRef"]["uid"] == claim["metadata"]["uid"]
+        assert pv["spec"]["csi"] == {"driver": PROVISIONER, "volumeHandle": "default/data-db-0"}
+        assert pv["spec"]["capacity"] == {"storage": "1Gi"}
+        assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+        claim_writes = [a for a in fake.writes() if a.resource == "persistentvolumeclaims"]
+        assert len(claim_writes) == 2  # spec.volumeName, then the status: never again
+        await fake.delete(PERSISTENTVOLUMECLAIMS, "data-db-0", "default")
+        await eventually(lambda: not fake.objects(PERSISTENTVOLUMES))
+        await fake.create(PERSISTENTVOLUMES, {
+            "metadata": {"name": "hand"}, "status": {"phase": "Pending"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "hostPath": {"path": "/srv"}}})
+        await eventually(lambda: fake.objects(PERSISTENTVOLUMES)[0]["status"]["phase"] == "Available")

@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from podns.controllers.statefulset.control import (
-    StsPlan,
-    compute_status,
-    plan,
-)
-from podns.controllers.statefulset.revision import (
+from podns.controllers._revision import (
     equal_revision,
     history_to_delete,
     new_revision,
     revision_template,
     template_hash,
+)
+from podns.controllers.statefulset.control import (
+    StsPlan,
+    compute_status,
+    plan,
 )
 from podns.objects import now_rfc3339
 from podns.objects.wellknown import POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL

@@ -258,6 +258,10 @@ CONTROLLER_ROLES: dict[str, list[Obj]] = {
         rule(["list", "watch", "get", "create", "delete"], [""], ["pods"]),
         rule(READ, ["storage.k8s.io"], ["storageclasses"]),
         rule(["list", "watch"], [""], ["nodes"]), EVENTS],
+    "replication-controller": [
+        rule(["get", "list", "watch", "update"], [""], ["replicationcontrollers"]),
+        rule(["update"], [""], ["replicationcontrollers/status", "replicationcontrollers/finalizers"]),
+        rule(["list", "watch", "patch", "create", "delete"], [""], ["pods"]), EVENTS],
     "replicaset-controller": [
         rule(["get", "list", "watch", "update"], _APPS, ["replicasets"]),
         rule(["update"], _APPS, ["replicasets/status", "replicasets/finalizers"]),

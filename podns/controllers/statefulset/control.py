@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from podns.controllers.statefulset.revision import revision_template
+from podns.controllers._revision import revision_template
 from podns.objects import (
     Obj,
     is_terminating,

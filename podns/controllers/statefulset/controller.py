@@ -21,7 +21,7 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from podns.controllers import _indexes, workerloop
+from podns.controllers import _indexes, _revision, workerloop
 from podns.controllers._indexes import ensure as _ensure_index
 from podns.controllers._owned import (
     BY_CONTROLLER,
@@ -33,7 +33,7 @@ from podns.controllers._owned import (
     watch_owner,
 )
 from podns.controllers.sharedinformers import SharedInformers
-from podns.controllers.statefulset import control, revision
+from podns.controllers.statefulset import control
 from podns.controllers.statefulset.pod_control import StatefulPodControl
 from podns.kube import errors
 from podns.kube.client import Client
@@ -215,22 +215,19 @@ class StatefulSetController(workerloop.Controller):
         """The revision of the current template, created when missing. A name taken by a
         revision with another template bumps `status.collisionCount` (and retries)."""
         collisions = int((sts.get("status") or {}).get("collisionCount") or 0)
-        want = revision.new_revision(sts, revision.next_number(revisions), collisions)
-        existing = revision.equal_revision(revisions, want)
+        want = _revision.new_revision(sts, _revision.next_number(revisions), collisions)
+        existing = _revision.equal_revision(revisions, want)
         if existing is not None:
-            latest = max(int(r.get("revision") or 0) for r in revisions)
-            if int(existing.get("revision") or 0) < latest:
-                # a rollback to an older template: that revision becomes the newest (Kubernetes
-                # bumps its number instead of creating a duplicate), so history stays ordered
-                bumped = {**existing, "revision": latest + 1}
+            bumped = _revision.rolled_back(revisions, existing)
+            if bumped is not None:
                 return await self.client.update(CONTROLLERREVISIONS, bumped)
             return existing
         try:
             return await self.client.create(CONTROLLERREVISIONS, want, namespace_of(sts))
         except errors.AlreadyExists:
             found = await self.client.get(CONTROLLERREVISIONS, name_of(want), namespace_of(sts))
-            if revision.revision_template(found) == revision.revision_template(want) \
-                    and revision.is_owned_by(found, sts):
+            if _revision.revision_template(found) == _revision.revision_template(want) \
+                    and _revision.is_owned_by(found, sts):
                 return found
             status = dict(sts.get("status") or {})
             status["collisionCount"] = collisions + 1
@@ -253,10 +250,10 @@ class StatefulSetController(workerloop.Controller):
     async def _truncate_history(self, sts: Obj, revisions: list[Obj], pods: list[Obj],
                                 status: Mapping[str, Any]) -> None:
         limit = (sts.get("spec") or {}).get("revisionHistoryLimit")
-        limit = revision.DEFAULT_HISTORY_LIMIT if limit is None else int(limit)
+        limit = _revision.DEFAULT_HISTORY_LIMIT if limit is None else int(limit)
         live = {status.get("currentRevision"), status.get("updateRevision")}
         live |= {labels_of(p).get(REVISION_LABEL) for p in pods}
-        for old in revision.history_to_delete(revisions, {str(x) for x in live if x}, limit):
+        for old in _revision.history_to_delete(revisions, {str(x) for x in live if x}, limit):
             try:
                 await self.client.delete(CONTROLLERREVISIONS, name_of(old), namespace_of(old))
             except errors.NotFound:

@@ -1,10 +1,12 @@
-"""ControllerRevisions of a StatefulSet: snapshots of its pod template, named by a hash.
+"""ControllerRevisions of a StatefulSet or DaemonSet: snapshots of its pod template, named by a
+hash (what `kubectl rollout history` lists and `rollout undo` patches back).
 
-Pure. A revision is an apps/v1 ControllerRevision named `<sts>-<hash>` whose `data` holds the pod
-template as Kubernetes stores it (`{"spec": {"template": {..., "$patch": "replace"}}}`), whose
-`revision` number grows with each new template, and which the StatefulSet controls. Pods carry
-the revision name in their `controller-revision-hash` label, which is how the controller tells
-updated pods from current ones.
+Pure. A revision is an apps/v1 ControllerRevision named `<owner>-<hash>` whose `data` holds the
+pod template as Kubernetes stores it (`{"spec": {"template": {..., "$patch": "replace"}}}`),
+whose labels are the template's plus `controller.kubernetes.io/hash` (so the owner's selector
+finds it, as kubectl looks for it), whose `revision` number grows with each new template, and which
+the owner controls. StatefulSet pods carry the revision name in their `controller-revision-hash`
+label, DaemonSet pods the hash: that is how the controllers tell updated pods from current ones.
 
 The hash is `_hash.template_hash` of the template and the collision count, which the controller
 bumps when a name is taken by a revision with other contents.
@@ -25,7 +27,7 @@ DEFAULT_HISTORY_LIMIT = 10
 
 
 def revision_data(sts: Mapping[str, Any]) -> Obj:
-    """The `data` of a revision for the StatefulSet's current template."""
+    """The `data` of a revision for the owner's current template."""
     template = copy.deepcopy((sts.get("spec") or {}).get("template") or {})
     template["$patch"] = "replace"
     return {"spec": {"template": template}}
@@ -38,11 +40,14 @@ def revision_template(revision: Mapping[str, Any]) -> Obj:
     return template
 
 
-def new_revision(sts: Mapping[str, Any], number: int, collision_count: int = 0) -> Obj:
-    """A ControllerRevision for the StatefulSet's current template with revision `number`."""
+def new_revision(sts: Mapping[str, Any], number: int, collision_count: int = 0, *,
+                 kind: str = "StatefulSet") -> Obj:
+    """A ControllerRevision for the owner's (a `kind`, apps/v1) current template with revision
+    `number`."""
     template = (sts.get("spec") or {}).get("template") or {}
     digest = template_hash(template, collision_count)
-    labels = dict(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+    labels = dict((template.get("metadata") or {}).get("labels")
+                  or ((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
     labels[HASH_LABEL] = digest
     return {
         "apiVersion": "apps/v1",
@@ -51,7 +56,7 @@ def new_revision(sts: Mapping[str, Any], number: int, collision_count: int = 0) 
             "name": f"{name_of(sts)}-{digest}",
             "namespace": namespace_of(sts),
             "labels": labels,
-            "ownerReferences": [owner_reference({"apiVersion": "apps/v1", "kind": "StatefulSet", **sts})],
+            "ownerReferences": [owner_reference({"apiVersion": "apps/v1", "kind": kind, **sts})],
         },
         "data": revision_data(sts),
         "revision": number,
@@ -64,6 +69,16 @@ def equal_revision(revisions: Iterable[Mapping[str, Any]], want: Mapping[str, An
     for rev in sorted(revisions, key=lambda r: -int(r.get("revision") or 0)):
         if revision_template(rev) == template:
             return dict(rev)
+    return None
+
+
+def rolled_back(revisions: Sequence[Mapping[str, Any]], existing: Mapping[str, Any]) -> Obj | None:
+    """`existing` (the revision equal to the current template) renumbered as the newest when an
+    older template came back (a rollback: Kubernetes bumps its number instead of creating a
+    duplicate, so the history stays ordered); None when it already is the newest."""
+    latest = max((int(r.get("revision") or 0) for r in revisions), default=0)
+    if int(existing.get("revision") or 0) < latest:
+        return {**existing, "revision": latest + 1}
     return None
 
 
