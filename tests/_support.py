@@ -4,6 +4,7 @@ of one per test module."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -125,18 +126,23 @@ def closed_loopback_port() -> int:
 def free_service_cidr(*, ipv6: bool = False) -> str:
     """A service CIDR for a namespace-mode cluster of this test on the real machine: a random IPv4
     10.2xx.y.0/24 that no network of this machine overlaps (and, with `ipv6`, a random ULA /112
-    after it). Each node NATs its cluster's range in the host's output path, and agents of two
-    clusters refuse overlapping ranges (`podns.node.servicecidr`), so clusters that tests (of
-    several engineers) run at once each need their own, never the 10.96.0.0/16 default."""
+    after it), clear of 10.244.0.0/16 (where pod CIDRs are cut) and of every range an agent here
+    ever claimed. Each node NATs its cluster's range in the host's output path, and agents refuse
+    a range overlapping another cluster's service or pod range (`podns.node.servicecidr`), so
+    clusters that tests (of several engineers) run at once each need their own, never the
+    10.96.0.0/16 default."""
     import ipaddress
     import random
 
-    from podns.node import netns
+    from podns.node import ipam, netns
 
-    used = netns.host_networks() if netns.unavailable_reason() is None else []
+    used = netns.host_networks() + netns.bridge_networks() if netns.unavailable_reason() is None else []
+    with contextlib.suppress(ipam.LockDirError, OSError):  # ranges agents here claim, held or not
+        used += [net for net, _path, _service in ipam.claimed_ranges(ipam.lock_dir())]
     v6 = f",fd00:{random.randint(0x1000, 0xffff):x}:{random.randint(0, 0xffff):x}::/112" if ipv6 else ""
     while True:
-        cidr = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
+        second = random.choice([n for n in range(200, 255) if n != 244])  # 10.244/16: pod CIDRs
+        cidr = ipaddress.ip_network(f"10.{second}.{random.randint(0, 255)}.0/24")
         if not any(cidr.overlaps(u) for u in used):
             return f"{cidr}{v6}"
 

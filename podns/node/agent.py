@@ -38,7 +38,7 @@ from podns.kube.client import Client
 from podns.kube.events import EventRecorder
 from podns.kube.informer import Informer
 from podns.kube.resources import CONFIGMAPS, NODES, PODS, RUNTIMECLASSES, SERVICEACCOUNTS, SERVICES, Resource
-from podns.node import netns, servicecidr, volumes
+from podns.node import natleftovers, netns, servicecidr, volumes
 from podns.node.apirelay import RELAY_HOST, ApiRelay
 from podns.node.container import ContainerRunner
 from podns.node.env import kubernetes_service_env
@@ -152,6 +152,8 @@ class Agent:
         self.runtime: ContainerRuntime = self.runtimes.default
         self.runtime_reason = "process"
         self.cidr_claim = CIDRClaim()
+        #: netns mode, dual-stack: the IPv6 pod CIDR is claimed machine-wide too
+        self.cidr_claim6 = CIDRClaim()
         self.ipam: IPAM = IPAM()  # replaced in start() once the CIDR is known
         self.ipam6: IPAM | None = None  # dual-stack: the IPv6 pod CIDR's allocator
         #: the Node's spec.podCIDRs as the node IPAM controller assigned them (netns mode)
@@ -192,10 +194,9 @@ class Agent:
             self.pod_cidr = choose_pod_cidr(nodes, self.node_name, self.cidr_claim.try_claim)
         elif not self.cidr_claim.try_claim(self.pod_cidr):
             if self.pod_network == "netns":  # its bridge and namespaces would be mistaken for ours
-                raise netns.NetnsError(f"pod CIDR {self.pod_cidr} is in use by another agent on this "
-                                       "machine; pass another --pod-cidr")
-            log.warning("node %s: pod CIDR %s is in use by another agent on this machine; pods may "
-                        "get addresses that are taken", self.node_name, self.pod_cidr)
+                raise netns.NetnsError(f"{self.cidr_claim.why}; pass another --pod-cidr")
+            log.warning("node %s: %s; pods may get addresses that are taken", self.node_name,
+                        self.cidr_claim.why)
         self.ipam = IPAM(self.pod_cidr, self.data_dir / "ipam.json")
         if self.pod_network == "netns" and self.pod_cidr6 is None and self.dual_stack:
             if self._assigned:  # set, so immutable: an IPv6 block cannot be added to the Node
@@ -205,10 +206,13 @@ class Agent:
             else:
                 self.pod_cidr6 = netns.ipv6_companion(self.pod_cidr)
         if self.pod_network == "netns" and self.pod_cidr6 is not None:
+            if not self.cidr_claim6.try_claim(self.pod_cidr6):  # two bridges with one IPv6 subnet
+                raise netns.NetnsError(f"{self.cidr_claim6.why}; pass another --pod-cidr")
             self.ipam6 = IPAM(self.pod_cidr6, self.data_dir / "ipam6.json")
         kernel_nat = self._kernel_nat_ranges()
         if kernel_nat:
             self._claim_service_cidr(kernel_nat)
+            await self._nat_leftovers(kernel_nat)
         if self.pod_network == "netns":
             self.network = PodNetwork(self.pod_cidr, cluster_dns=self.cluster_dns, zone=self.cluster_domain,
                                       state_dir=self.data_dir, cidr6=self.pod_cidr6)
@@ -259,6 +263,7 @@ class Agent:
             bridge = self.network.bridge
             rules = (IptablesRules(prefix_of(bridge)) if self.proxy_mode == "iptables"
                      else NftRules(bridge))
+            await asyncio.to_thread(natleftovers.record, bridge, self.pod_cidr)
             self.nat = KernelProxier(self.client, node=self.node_name, rules=rules, pod_ifname=bridge,
                                      service_cidrs=self.service_cidrs, families=families)
             await self.nat.start()
@@ -349,9 +354,22 @@ class Agent:
         flag = ("--service-cidr (of this cluster's API server: this node learned its range "
                 "from it)" if self.service_cidr_learned else "--service-cidr")
         try:
-            self.service_cidr_claim.claim(cluster, ranges, flag=flag)
+            self.service_cidr_claim.claim(cluster, ranges, flag=flag, pod_cidrs=self.pod_cidrs)
         except servicecidr.ServiceCIDRConflict as exc:
             raise netns.NetnsError(str(exc)) from None
+
+    async def _nat_leftovers(self, ranges: list[str]) -> None:
+        """Remove the ClusterIP NAT rules dead agents left on this machine (`natleftovers.reap`),
+        then refuse to start (NetnsError, one line per set of rules) when rules no agent here is
+        known to own match a range of `ranges` (`natleftovers.conflicts`)."""
+        own = netns.bridge_name(str(self.pod_cidr))
+        removed = await asyncio.to_thread(natleftovers.reap, own)
+        if removed:
+            log.warning("node %s: removed the ClusterIP NAT rules of dead node agents: %s", self.node_name,
+                        ", ".join(removed))
+        clashes = await asyncio.to_thread(natleftovers.conflicts, ranges, own)
+        if clashes:
+            raise netns.NetnsError("; ".join(clashes))
 
     async def _get_or_create_node(self) -> Obj:
         try:
@@ -424,6 +442,7 @@ class Agent:
             await self.proxy.stop()
         if self.nat is not None:
             await self.nat.stop()
+            natleftovers.unrecord(self.nat.pod_ifname)
         if self.informer is not None:
             await self.informer.stop()
         workers = list(self.workers.values())
@@ -456,6 +475,7 @@ class Agent:
         if self._runner is not None:
             await self._runner.cleanup()
         self.cidr_claim.release()
+        self.cidr_claim6.release()
         self.service_cidr_claim.release()
 
     # -- sync ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import ipaddress
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 #: 127.1.0.0/16: clear of 127.0.0.1 (the host's own services) and of the service CIDR defaults;
@@ -33,6 +34,14 @@ RUN_DIR = Path("/run/podns")
 #: where podns before /run/podns kept them; its lock files are still probed (read-only, never
 #: created or written) so that agents of an older podns running now keep their CIDRs
 LEGACY_DIR = Path("/tmp/podns-podcidr")
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: the lock dir's machine-wide mutex: taken (briefly) by every claim and by every agent removing
+#: what a dead agent left, so that "is anyone holding this range?" and the act that follows are
+#: one step for every other agent (see `claims_locked`)
+MUTEX = "claims.lock"
 
 
 class LockDirError(Exception):
@@ -75,6 +84,21 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def write_record(directory: Path, name: str, text: str) -> None:
+    """Write `<directory>/<name>` (made private with `private_dir`) holding `text`: a new file
+    renamed over any old one, so never written through a symlink someone put there."""
+    path = private_dir(directory)
+    tmp = path / f".{name}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path / name)
+
+
 def legacy_claim_held(cidr: str) -> bool:
     """True when an agent of an older podns holds `cidr` in LEGACY_DIR."""
     return claim_held(LEGACY_DIR / lock_name(cidr))
@@ -103,34 +127,85 @@ def lock_name(cidr: str) -> str:
     return cidr.replace("/", "_") + ".lock"
 
 
+@contextlib.contextmanager
+def claims_locked() -> Iterator[Path]:
+    """Hold the lock dir's mutex (blocking: others hold it for a few probes, or while they remove
+    a dead agent's bridge and tables); yields the lock dir. Every claim is taken under it, and
+    every agent that judges a range abandoned (no flock held) and removes what was left of it
+    does both under it, so no claim can slip in between the judgement and the removal. Not
+    re-entrant: code holding it uses the plain probes (`claim_held`). LockDirError as
+    `lock_dir`."""
+    directory = lock_dir()
+    fd = os.open(directory / MUTEX, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield directory
+    finally:
+        os.close(fd)
+
+
+def claimed_ranges(directory: Path) -> Iterator[tuple[Network, Path, bool]]:
+    """Every claim file of the lock dir as (range, path, is a service range): pod CIDR claims
+    (`<cidr>.lock`) and service CIDR claims (`svc-<cluster>-<cidr>.lock`); whether each is held
+    is for the caller to probe (`claim_held`, `shared=True` for service ranges)."""
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".lock") or name == MUTEX:
+            continue
+        service = name.startswith("svc-")
+        text = name[:-len(".lock")].split("-", 2)[-1] if service else name[:-len(".lock")]
+        try:
+            yield ipaddress.ip_network(text.replace("_", "/"), strict=False), directory / name, service
+        except ValueError:
+            continue
+
+
 class CIDRClaim:
     """A machine-wide claim on a pod CIDR, so that agents of *different* clusters on one machine
-    (loopback mode shares 127/8 between them) never hand out the same addresses.
+    (loopback mode shares 127/8 between them; namespace mode names bridges after the CIDR) never
+    hand out the same addresses, nor overlapping ones.
 
     The claim is an flock on `<lock dir>/<cidr>.lock`, held while this object lives: the
-    kernel drops it when the process dies, so a crashed agent never blocks a CIDR. A CIDR an
-    older podns's agent holds in LEGACY_DIR is not free either.
+    kernel drops it when the process dies, so a crashed agent never blocks a CIDR. It is taken
+    under the lock dir's mutex (`claims_locked`) after checking that no held claim overlaps
+    `cidr`: another agent's pod CIDR of another size (10.244.0.0/23 against 10.244.1.0/24), or a
+    service range some cluster's agent NATs here (its ClusterIPs would shadow the pods). A CIDR
+    an older podns's agent holds in LEGACY_DIR is not free either. `why` says why the last
+    `try_claim` failed.
     """
 
     def __init__(self) -> None:
         self._fd: int | None = None
         self.cidr: str | None = None
+        self.why = ""
 
     def try_claim(self, cidr: str) -> bool:
-        """Claim `cidr` (releasing any previous claim); False if another process holds it.
-        LockDirError when the lock dir is not private to this user."""
-        directory = lock_dir()
-        if legacy_claim_held(cidr):
-            return False
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(directory / lock_name(cidr), flags, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
+        """Claim `cidr` (releasing any previous claim); False if another process holds it or an
+        overlapping range (then `why` says which). LockDirError when the lock dir is not private
+        to this user."""
+        net = ipaddress.ip_network(cidr, strict=False)
+        with claims_locked() as directory:
+            if legacy_claim_held(cidr):
+                self.why = f"pod CIDR {cidr} is held by an agent of an older podns on this machine"
+                return False
+            own = directory / lock_name(cidr)
+            for other, path, service in claimed_ranges(directory):
+                if path == own or other.version != net.version or not other.overlaps(net):
+                    continue
+                if claim_held(path, shared=service):
+                    what = "service CIDR" if service else "pod CIDR"
+                    self.why = (f"pod CIDR {cidr} overlaps {what} {other}, held by a node agent "
+                                "(of another cluster) on this machine")
+                    return False
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(own, flags, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                self.why = f"pod CIDR {cidr} is in use by another agent on this machine"
+                return False
         self.release()
-        self._fd, self.cidr = fd, cidr
+        self._fd, self.cidr, self.why = fd, cidr, ""
         return True
 
     def release(self) -> None:

@@ -23,8 +23,9 @@ the bridge.
 Every namespace and bridge is recorded before it is created (`<lock dir>/netns/<name>` holding
 the pod CIDR it belongs to; the lock dir is root's private `/run/podns`, see `podns.node.ipam`),
 so an agent that starts removes what a crashed agent left: its own CIDR's leftovers, and those
-of CIDRs that no running agent holds (their flock is free). Namespaces and bridges of other live
-agents on the machine are never touched.
+of CIDRs that no running agent holds (their flock is free; judged and removed under the lock
+dir's mutex, so no agent claims such a CIDR and builds its bridge anew meanwhile). Namespaces
+and bridges of other live agents on the machine are never touched.
 
 Errors: `NetnsError` (an `ip` command failed; the message is the command and its stderr).
 """
@@ -42,7 +43,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from podns.node.ipam import claim_held, lock_dir, lock_name, private_dir
+from podns.node.ipam import claim_held, claims_locked, lock_dir, lock_name, write_record
 from podns.node.proxy import ipt
 from podns.node.proxy.iptables import prefix_of
 from podns.node.proxy.nft import nft_path
@@ -288,17 +289,8 @@ def _records() -> Path:
 
 
 def _record(name: str, cidr: str) -> None:
-    """Write `<records>/<name>` (a new file renamed over any old one: never through a symlink)."""
-    path = private_dir(_records())
-    tmp = path / f".{name}.{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, cidr.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path / name)
+    """Write `<records>/<name>`, holding the CIDR it belongs to."""
+    write_record(_records(), name, cidr)
 
 
 def _unrecord(name: str) -> None:
@@ -306,7 +298,8 @@ def _unrecord(name: str) -> None:
         (_records() / name).unlink()
 
 
-def _recorded_cidr(name: str) -> str | None:
+def recorded_cidr(name: str) -> str | None:
+    """The pod CIDR a namespace or bridge named `name` was recorded for (None: no record)."""
     try:
         return (_records() / name).read_text().strip() or None
     except OSError:
@@ -466,7 +459,7 @@ def remove_netns(ns: str) -> None:
 
 
 def _abandoned(name: str, own_cidr: str) -> bool:
-    cidr = _recorded_cidr(name)
+    cidr = recorded_cidr(name)
     if cidr is None:
         return False  # not ours to judge: podns records a name before creating it
     return cidr == own_cidr or not cidr_is_held(cidr)
@@ -474,7 +467,14 @@ def _abandoned(name: str, own_cidr: str) -> bool:
 
 def cleanup_leftovers(own_cidr: str) -> list[str]:
     """Remove the namespaces and bridges named `podns-*` that a previous agent with `own_cidr`
-    left, or that belong to a CIDR no running agent holds; return what was removed."""
+    left, or that belong to a CIDR no running agent holds; return what was removed. All of it
+    under the lock dir's mutex (`ipam.claims_locked`): a CIDR judged abandoned cannot be claimed,
+    and its bridge made anew, before its leftovers are gone."""
+    with claims_locked():
+        return _cleanup_leftovers(own_cidr)
+
+
+def _cleanup_leftovers(own_cidr: str) -> list[str]:
     removed: list[str] = []
     names = sorted(os.listdir(NETNS_RUN)) if NETNS_RUN.is_dir() else []
     for ns in names:

@@ -15,9 +15,11 @@ DNAT the same ClusterIPs (10.96.0.1 first of all) in the host's own output path,
 the other's connections. An agent serving a range with kernel NAT holds a shared flock on
 `<lock dir>/svc-<cluster id>-<cidr>.lock`; a held file of another cluster id whose range overlaps
 is a conflict (`ServiceCIDRConflict`), and the agent refuses to start, naming the flag to change.
-Agents of one cluster (same CA) share a claim. A crashed agent's claim goes with its process (the
-kernel drops the flock). Two clusters starting at the very same moment may both refuse; neither
-ever runs in conflict.
+A pod CIDR an agent here holds (`podns.node.ipam.CIDRClaim`) that overlaps is a conflict too:
+the range's NAT would take those pods' addresses for ClusterIPs. Agents of one cluster (same CA)
+share a claim. A crashed agent's claim goes with its process (the kernel drops the flock). The
+check and the claim are one step under the lock dir's mutex (`ipam.claims_locked`): of two
+clusters starting at the very same moment, the second refuses, never both.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import hashlib
 import ipaddress
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from podns.node.ipam import claim_held, lock_dir
+from podns.node.ipam import claim_held, claimed_ranges, claims_locked, lock_name
 from podns.objects import cidrs
 from podns.objects.wellknown import SERVICE_CIDR_ANNOTATION
 
@@ -92,32 +95,36 @@ class ServiceCIDRClaim:
     def __init__(self) -> None:
         self._fds: list[int] = []
 
-    def claim(self, cluster: str, ranges: list[str], *, flag: str) -> None:
+    def claim(self, cluster: str, ranges: list[str], *, flag: str, pod_cidrs: Sequence[str] = ()) -> None:
         """Hold a shared claim on each of `ranges` for `cluster`; ServiceCIDRConflict (claims
-        released) when another cluster's live agent here holds an overlapping range. `flag`:
-        what the message tells the user to change. LockDirError as `lock_dir`."""
-        directory = lock_dir()
+        released) when another cluster's live agent here holds an overlapping service range, or
+        a live agent here holds an overlapping pod CIDR (its pods' addresses would be taken for
+        ClusterIPs), other than this agent's own `pod_cidrs`. `flag`: what the message tells the
+        user to change. Checked and taken under the lock dir's mutex, so of two clusters
+        starting at once the second sees the first. LockDirError as `lock_dir`."""
         mine = [ipaddress.ip_network(r, strict=False) for r in ranges]
-        for net in mine:
-            fd = os.open(directory / _file_name(cluster, str(net)),
-                         os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_SH)  # only an exclusive probe ever waits on it: never long
-            self._fds.append(fd)
-        for name in sorted(os.listdir(directory)):
-            m = _CLAIM.fullmatch(name)
-            if m is None or m.group(1) == cluster:
-                continue
-            try:
-                theirs = ipaddress.ip_network(m.group(2).replace("_", "/"), strict=False)
-            except ValueError:
-                continue
-            clash = next((n for n in mine if n.version == theirs.version and n.overlaps(theirs)), None)
-            if clash is not None and claim_held(directory / name, shared=True):
-                self.release()
-                raise ServiceCIDRConflict(
-                    f"service CIDR {clash} overlaps {theirs}, whose ClusterIPs a node agent of another "
-                    f"podns cluster on this machine already NATs (both would capture this host's "
-                    f"connections to them): pass another {flag}, e.g. {_suggest(mine, theirs)}")
+        with claims_locked() as directory:
+            for net in mine:
+                fd = os.open(directory / _file_name(cluster, str(net)),
+                             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_SH)  # only an exclusive probe ever waits on it: never long
+                self._fds.append(fd)
+            own = {directory / lock_name(c) for c in pod_cidrs}
+            for theirs, path, service in claimed_ranges(directory):
+                m = _CLAIM.fullmatch(path.name)
+                if path in own or (m is not None and m.group(1) == cluster):
+                    continue
+                clash = next((n for n in mine if n.version == theirs.version and n.overlaps(theirs)), None)
+                if clash is not None and claim_held(path, shared=service):
+                    self.release()
+                    raise ServiceCIDRConflict(
+                        f"service CIDR {clash} overlaps {theirs}, whose ClusterIPs a node agent of another "
+                        f"podns cluster on this machine already NATs (both would capture this host's "
+                        f"connections to them): pass another {flag}, e.g. {_suggest(mine, theirs)}"
+                        if service else
+                        f"service CIDR {clash} overlaps pod CIDR {theirs}, whose pods a node agent on this "
+                        f"machine runs (their addresses would be taken for ClusterIPs): pass another "
+                        f"{flag}, e.g. {_suggest(mine, theirs)}")
 
     def release(self) -> None:
         for fd in self._fds:

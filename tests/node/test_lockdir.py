@@ -58,7 +58,7 @@ def test_records_replace_a_planted_symlink(tmp_path: Path, monkeypatch: pytest.M
     (records / "podns-0a1b2c3d").symlink_to(victim)
     netns._record("podns-0a1b2c3d", "10.244.9.0/24")
     assert victim.read_text() == "untouched"
-    assert netns._recorded_cidr("podns-0a1b2c3d") == "10.244.9.0/24"
+    assert netns.recorded_cidr("podns-0a1b2c3d") == "10.244.9.0/24"
 
 
 def test_a_cidr_an_older_podns_holds_is_not_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
