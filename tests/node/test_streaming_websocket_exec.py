@@ -1,9 +1,12 @@
 """Exec over the node endpoint's WebSocket route with a client the test drives frame by frame:
-a session that fails inside still ends with a Failure Status (never a close without one, which
-kubectl reads as success: exit code 0, no output)."""
+the session starts only once the client answers the READY PING (client-go 1.30-1.33 drops
+messages that arrive before it registered its streams: kubectl then exits 0 with no output), a
+client that never answers still gets its session, and a session that fails inside still ends
+with a Failure Status (never a close without one, which kubectl reads as success)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -16,7 +19,7 @@ import pytest
 
 from podns.node.runtime.base import ExecSpec
 from podns.node.server import make_app
-from podns.node.streaming import session
+from podns.node.streaming import session, websocket
 from podns.objects import remotecommand as rc
 from tests._support import serve_app
 from tests.node.conftest import node_pki
@@ -51,13 +54,49 @@ async def endpoint(tmp_path: Path) -> AsyncIterator[tuple[str, ssl.SSLContext]]:
     await runner.cleanup()
 
 
-async def _rest(ws: aiohttp.ClientWebSocketResponse) -> dict[int, bytes]:
-    """Every data message until the close, joined per channel (the v5 channel byte first)."""
+async def _rest(ws: aiohttp.ClientWebSocketResponse,
+                msg: aiohttp.WSMessage | None = None) -> dict[int, bytes]:
+    """Every data message (from `msg` on) until the close, joined per channel (the v5 channel
+    byte first)."""
     got: dict[int, bytes] = {}
-    while (msg := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.BINARY:
+    while (msg := msg or await ws.receive(timeout=10)).type == aiohttp.WSMsgType.BINARY:
         got[msg.data[0]] = got.get(msg.data[0], b"") + msg.data[1:]
+        msg = None
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
     return got
+
+
+async def test_output_waits_for_the_clients_answer_to_the_ready_ping(
+        endpoint: tuple[str, ssl.SSLContext]) -> None:
+    """given a client that has not answered the READY PING yet (its reader not running, as
+    client-go's before it registered its streams), nothing else reaches it, however long it
+    takes; once it answers, the output and the Status follow."""
+    url, tls = endpoint
+    async with aiohttp.ClientSession() as s, s.ws_connect(
+            url + EXEC, ssl=tls, protocols=(rc.WS_V5,), autoping=False) as ws:
+        first = await ws.receive(timeout=10)
+        assert (first.type, first.data) == (aiohttp.WSMsgType.PING, websocket.READY_PING)
+        following = asyncio.create_task(ws.receive())
+        await asyncio.sleep(1.0)  # `echo` would have printed by now: nothing may come
+        assert not following.done(), following.result()
+        await ws.pong(first.data)
+        got = await _rest(ws, await asyncio.wait_for(following, 10))
+    assert got[rc.STDOUT] == b"hi\n"
+    assert json.loads(got[rc.ERROR]) == rc.success_status()
+
+
+async def test_a_client_that_never_answers_still_gets_its_session(
+        endpoint: tuple[str, ssl.SSLContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """given a client that reads without answering PINGs, the session starts after
+    CLIENT_READY_WAIT anyway."""
+    monkeypatch.setattr(websocket, "CLIENT_READY_WAIT", 0.3)
+    url, tls = endpoint
+    async with aiohttp.ClientSession() as s, s.ws_connect(
+            url + EXEC, ssl=tls, protocols=(rc.WS_V5,), autoping=False) as ws:
+        assert (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.PING
+        got = await _rest(ws)
+    assert got[rc.STDOUT] == b"hi\n"
+    assert json.loads(got[rc.ERROR]) == rc.success_status()
 
 
 async def test_a_session_that_fails_inside_ends_with_a_failure_status(

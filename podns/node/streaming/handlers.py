@@ -104,7 +104,7 @@ async def _streams(request: web.Request, opts: session.Options,
         protocol = rc.negotiate(offered, rc.EXEC_WS_PROTOCOLS)
         if offered and protocol is None:
             return _not_negotiated(offered, rc.EXEC_WS_PROTOCOLS)
-        ws = await websocket.accept(request, protocol)
+        ws = await websocket.accept(request, protocol, autoping=False)  # serve_exec answers PINGs
         await websocket.serve_exec(ws, protocol or rc.WS_V1, opts, run)
         return ws
     if kind == "spdy":

@@ -6,6 +6,15 @@ Exec: stdin (0) and resize (4) come in, stdout (1) and stderr (2) go out, the St
 the error channel (3) before the close; v5's CLOSE message (255, channel) half-closes stdin.
 Port-forward: port i on channels 2i (data) and 2i+1 (error), each starting with the port as a
 little-endian uint16; one TCP connection per port for the life of the WebSocket.
+
+An exec/attach session starts only once the client has answered a PING (at most
+`CLIENT_READY_WAIT` seconds). client-go's WebSocket executor (kubectl 1.30 to 1.33) starts
+reading the connection before it has registered its streams and drops a message for a stream
+it does not know yet ("Unknown stream id 1, discarding message"): a short command's output, or
+its Status, sent at once could arrive in that gap, and kubectl then exited 0 with no output (a
+closed connection without a Status reads as success). Its reader answers the PING, so the
+output follows a round trip after the reader runs, not with the handshake's answer. The
+protocol has no message that says the streams are there (SPDY has: the session waits for them).
 """
 
 from __future__ import annotations
@@ -23,13 +32,20 @@ from podns.objects import remotecommand as rc
 
 #: largest message accepted from a client (kubectl cp sends 32 KiB chunks)
 MAX_MESSAGE = 16 * 1024 * 1024
+#: seconds an exec/attach session waits for the client's answer to its first PING before it
+#: starts anyway (a client that reads nothing until it is done still gets its session)
+CLIENT_READY_WAIT = 2.0
+#: the payload of that PING (its PONG is told apart from answers to nothing we sent)
+READY_PING = b"podns-ready"
 
 
-async def accept(request: web.Request, protocol: str | None) -> web.WebSocketResponse:
+async def accept(request: web.Request, protocol: str | None, *,
+                 autoping: bool = True) -> web.WebSocketResponse:
     """Complete the WebSocket handshake with `protocol` (None: the client offered none of ours,
-    which the legacy protocol `channel.k8s.io` stands for)."""
+    which the legacy protocol `channel.k8s.io` stands for). `autoping` False: PINGs and PONGs
+    reach `_messages` (which answers the PINGs) instead of being handled by aiohttp."""
     ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), max_msg_size=MAX_MESSAGE,
-                               autoping=True)
+                               autoping=autoping)
     await ws.prepare(request)
     return ws
 
@@ -45,10 +61,19 @@ async def _send(ws: web.WebSocketResponse, protocol: str, channel: int, data: by
             await ws.send_bytes(message)
 
 
-async def _messages(ws: web.WebSocketResponse, protocol: str) -> AsyncIterator[tuple[int, bytes]]:
+async def _messages(ws: web.WebSocketResponse, protocol: str, *,
+                    pong: asyncio.Event | None = None) -> AsyncIterator[tuple[int, bytes]]:
     """The client's messages as (channel, payload) until it closes; control frames and messages
-    the protocol cannot decode are skipped (a client's garbage never ends the session)."""
+    the protocol cannot decode are skipped (a client's garbage never ends the session). Without
+    aiohttp's autoping, a PING is answered here and the PONG to `READY_PING` sets `pong`."""
     async for msg in ws:
+        if msg.type == WSMsgType.PING:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.pong(msg.data)
+            continue
+        if msg.type == WSMsgType.PONG and pong is not None and msg.data == READY_PING:
+            pong.set()
+            continue
         if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
             continue
         try:
@@ -59,17 +84,19 @@ async def _messages(ws: web.WebSocketResponse, protocol: str) -> AsyncIterator[t
 
 async def serve_exec(ws: web.WebSocketResponse, protocol: str, opts: session.Options,
                      runner: session.Runner) -> None:
-    """Run one exec/attach session on an accepted WebSocket (`runner(opts, channels)` returns
-    the Status), then report it and close."""
+    """Run one exec/attach session on a WebSocket accepted with `autoping=False` (the session
+    answers PINGs and waits for the PONG to its own: see the module docstring); `runner(opts,
+    channels)` returns the Status, which is reported before the close."""
 
     async def send(channel: int, data: bytes) -> None:
         await _send(ws, protocol, channel, data)
 
     ch = session.Channels(send=send)
+    ready = asyncio.Event()
 
     async def read() -> None:
         try:
-            async for channel, payload in _messages(ws, protocol):
+            async for channel, payload in _messages(ws, protocol, pong=ready):
                 if channel == rc.STDIN and opts.stdin:
                     if payload:
                         ch.stdin.put_nowait(payload)
@@ -84,6 +111,7 @@ async def serve_exec(ws: web.WebSocketResponse, protocol: str, opts: session.Opt
 
     reader = asyncio.create_task(read(), name="ws-exec-read")
     try:
+        await _client_reading(ws, ready, ch.gone)
         status = await session.status_of(runner, opts, ch)
         payload = rc.status_bytes(status, protocol)
         if payload and not ws.closed:
@@ -94,6 +122,21 @@ async def serve_exec(ws: web.WebSocketResponse, protocol: str, opts: session.Opt
             await reader
         with contextlib.suppress(Exception):
             await ws.close()
+
+
+async def _client_reading(ws: web.WebSocketResponse, pong: asyncio.Event, gone: asyncio.Event) -> None:
+    """Until the client answers `READY_PING` (see the module docstring), leaves, or
+    `CLIENT_READY_WAIT` seconds pass."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.ping(READY_PING)
+    waits = [asyncio.create_task(pong.wait(), name="ws-exec-pong"),
+             asyncio.create_task(gone.wait(), name="ws-exec-gone")]
+    try:
+        await asyncio.wait(waits, timeout=CLIENT_READY_WAIT, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
 
 
 def parse_ports(values: list[str]) -> list[int]:
