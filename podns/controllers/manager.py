@@ -48,6 +48,7 @@ from podns.controllers.nodeipam import (
     parse_cluster_cidrs,
 )
 from podns.controllers.nodelifecycle import DEFAULT_GRACE_PERIOD, NodeLifecycleController
+from podns.controllers.podautoscaler import HorizontalPodAutoscalerController
 from podns.controllers.replicaset.controller import ReplicaSetController, ReplicationManager
 from podns.controllers.scheduler import Scheduler
 from podns.controllers.serviceaccounts import RootCACertPublisher, ServiceAccountsController
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 ALL_CONTROLLERS = ("endpointslice", "endpoints", "statefulset", "deployment", "replicaset", "daemonset",
                    "job", "cronjob", "disruption", "scheduler", "nodelifecycle", "nodeipam",
                    "garbagecollector", "volumebinder", "serviceaccount", "root-ca-cert-publisher",
-                   "clusterrole-aggregation", "replicationcontroller")
+                   "clusterrole-aggregation", "replicationcontroller", "horizontalpodautoscaling")
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
 #: how long to wait for the first list of every informer before starting workers anyway
@@ -122,6 +123,8 @@ class ControllerManager:
                 client, informers, recorder=recorder("replicaset-controller")),
             "replicationcontroller": lambda: ReplicationManager(
                 client, informers, recorder=recorder("replication-controller")),
+            "horizontalpodautoscaling": lambda: HorizontalPodAutoscalerController(
+                client, informers, recorder=recorder("horizontal-pod-autoscaler")),
             "daemonset": lambda: DaemonSetController(
                 client, informers, recorder=recorder("daemonset-controller")),
             "disruption": lambda: DisruptionController(client, informers),

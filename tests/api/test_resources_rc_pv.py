@@ -3,8 +3,10 @@ messages, cells, and the Scale of a ReplicationController."""
 
 from __future__ import annotations
 
+from podns.api.encoding import tables
 from podns.api.handlers.subresources import to_scale
 from podns.api.resources.registry import REGISTRY
+from podns.api.resources.scale import SCALE
 
 from ._kinds import create, fields, update
 
@@ -31,6 +33,9 @@ def test_replicationcontroller() -> None:
     assert out["spec"]["template"]["spec"]["restartPolicy"] == "Always"
     assert t.strategy.cells(out) == [1, 0, 0, "c", "nginx", "app=web"]
     assert to_scale(out)["status"] == {"replicas": 0, "selector": "app=web"}
+    table = tables.render_table(SCALE, [to_scale(out)], list_rv=1)  # get rc --subresource=scale
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Desired", "Available", "Age"]
+    assert table["rows"][0]["cells"][:3] == ["web", 1, 0]
     _, errs = create(t, rc(selector={"app": "other"}, replicas=-1))
     assert fields(errs) == ["spec.replicas", "spec.template.metadata.labels"]
     _, errs = create(t, {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "x"},

@@ -3,7 +3,8 @@ bodies, v2beta1 discovery) and 1.33 (protobuf bodies, v2 discovery), against one
 (loopback pods running Python one-liners):
 
 - `kubectl autoscale` (an autoscaling/v1 HPA, stored as v2) and HPA manifests in autoscaling/v2;
-  `get`/`describe hpa` in both versions; TARGETS as a cluster without metrics shows them;
+  `get`/`describe hpa` in both versions; TARGETS as a cluster without metrics shows them; the
+  HPA controller keeping its target within min/max; `get --subresource=scale`;
 - `kubectl create ingress`, Ingress and IngressClass manifests, `get`/`describe ingress`, and a
   missing pathType refused with Kubernetes' field path;
 - `kubectl rollout history/undo daemonset` (the DaemonSet controller keeps ControllerRevisions);
@@ -119,6 +120,33 @@ def test_autoscale_and_hpa_manifests(podns_module: Any, version: str) -> None:
     assert "spec.maxReplicas: Invalid value: 4: must be greater than or equal to `minReplicas`" in err
     ok(api, "delete", "hpa", name, f"{name}-mem", version=version)
     ok(api, "delete", "deployment", name, version=version)
+
+
+def test_autoscaler_keeps_its_target_within_bounds(podns_module: Any) -> None:
+    """Given a Deployment of 1 replica, `kubectl autoscale --min=2 --max=3` scales it to 2 through
+    its scale subresource (no metrics API needed, as in Kubernetes); the HPA shows 2 replicas, a
+    SuccessfulRescale event and ScalingActive False for want of CPU metrics; scaling the
+    Deployment to 5 by hand brings it back to 3."""
+    api = podns_module
+    sleep = [sys.executable, "-c", "import time; time.sleep(3600)"]
+    ok(api, "create", "deployment", "bounded", "--image=nginx", "--replicas=1", "--", *sleep)
+    ok(api, "autoscale", "deployment/bounded", "--min=2", "--max=3")
+    wait_until(lambda: kjson(api, "get", "deployment", "bounded")["spec"]["replicas"] == 2, 60,
+               "scaled to minReplicas")
+    wait_until(lambda: cells(ok(api, "get", "hpa", "bounded"), "bounded")[5] == "2", 60,
+               "the HPA's REPLICAS at 2")
+    described = ok(api, "describe", "hpa", "bounded")
+    assert "New size: 2; reason: Current number of replicas below Spec.MinReplicas" in described
+    ok(api, "scale", "deployment/bounded", "--replicas=5")
+    wait_until(lambda: kjson(api, "get", "deployment", "bounded")["spec"]["replicas"] == 3, 60,
+               "scaled back to maxReplicas")
+    conditions = {c["type"]: c for c in kjson(api, "get", "hpa", "bounded")["status"]["conditions"]}
+    assert conditions["AbleToScale"]["status"] == "True"
+    wait_until(lambda: {c["type"]: c["reason"] for c in kjson(api, "get", "hpa", "bounded")["status"]
+                        ["conditions"]}.get("ScalingActive") == "FailedGetResourceMetric", 60,
+               "ScalingActive False without metrics")
+    ok(api, "delete", "hpa", "bounded")
+    ok(api, "delete", "deployment", "bounded")
 
 
 INGRESS = """
@@ -351,6 +379,8 @@ def test_replicationcontroller_prune_and_cluster_info_dump(podns_module: Any, ve
     assert (owner["kind"], owner["name"], owner["controller"]) == ("ReplicationController", name, True)
     ok(api, "scale", "rc", name, "--replicas=1", version=version)
     wait_until(lambda: len(pods()) == 1, 60, "scaled to 1 pod")
+    scale = ok(api, "get", "rc", name, "--subresource=scale", version=version)
+    assert header(scale) == ["NAME", "DESIRED", "AVAILABLE", "AGE"] and cells(scale, name)[1] == "1"
     table = ok(api, "get", "rc", name, "-o", "wide", version=version)
     assert header(table) == ["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
     assert cells(table, name)[1] == "1" and cells(table, name)[-1] == f"app={name}"

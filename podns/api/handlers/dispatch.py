@@ -44,6 +44,7 @@ from podns.api.handlers.watch import EventEncoder, WatchRequest, serve_watch
 from podns.api.handlers.watchmux import WatchMux
 from podns.api.resources.base import ResourceType
 from podns.api.resources.registry import REVIEW_KINDS, Registry
+from podns.api.resources.scale import SCALE
 from podns.objects import apistatus
 from podns.store import errors as store_errors
 from podns.store.interface import WatchStream
@@ -200,7 +201,11 @@ class ResourceHandlers:
         if info.subresource == "log":
             return await self._pod_log(request, obj)
         if info.subresource == "scale":
-            return json_response(subresources.to_scale(obj))
+            scale = subresources.to_scale(obj)
+            if codec.wants_table(request.headers.get("Accept")):
+                return json_response(_table(SCALE, [scale], request.query, list_rv=objectmeta.rv_of(obj)),
+                                     content_type=codec.TABLE_CT)
+            return json_response(scale)
         if info.subresource not in ("", "status"):
             raise statuserror.method_not_allowed()
         if codec.wants_table(request.headers.get("Accept")):

@@ -258,6 +258,14 @@ CONTROLLER_ROLES: dict[str, list[Obj]] = {
         rule(["list", "watch", "get", "create", "delete"], [""], ["pods"]),
         rule(READ, ["storage.k8s.io"], ["storageclasses"]),
         rule(["list", "watch"], [""], ["nodes"]), EVENTS],
+    "horizontal-pod-autoscaler": [
+        rule(["get", "list", "watch"], ["autoscaling"], ["horizontalpodautoscalers"]),
+        rule(["update"], ["autoscaling"], ["horizontalpodautoscalers/status"]),
+        rule(["get", "update", "patch"], ["*"], ["*/scale"]),
+        # podns reads the scale target itself (Kubernetes reads its /scale)
+        rule(["get"], ["apps"], ["deployments", "replicasets", "statefulsets"]),
+        rule(["get"], [""], ["replicationcontrollers"]),
+        rule(["list"], [""], ["pods"]), EVENTS],
     "replication-controller": [
         rule(["get", "list", "watch", "update"], [""], ["replicationcontrollers"]),
         rule(["update"], [""], ["replicationcontrollers/status", "replicationcontrollers/finalizers"]),

@@ -2,9 +2,8 @@
 
 The objects are served as kube-apiserver serves them, so manifests with an HPA apply and
 `kubectl autoscale` (which creates an autoscaling/v1 HPA up to kubectl 1.33) works. podns has no
-Metrics API and no HPA controller: an HPA is stored, validated, defaulted and printed, and never
-scales anything (its status keeps zero replicas), as on a cluster whose controller manager runs
-without the horizontal-pod-autoscaler controller.
+Metrics API: its controller (`podns.controllers.podautoscaler`) keeps each target within the
+HPA's bounds and reports the metrics it cannot read, as Kubernetes does without metrics-server.
 
 - Defaults (`SetDefaults_HorizontalPodAutoscaler`): `minReplicas: 1`; no metrics means one metric,
   CPU at 80% average utilization; a `behavior` given gets its missing rules defaulted
