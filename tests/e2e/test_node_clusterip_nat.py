@@ -154,11 +154,15 @@ def path_without_nft(work: Path) -> str:
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatPodns]:
     """One `podns up` per backend (nftables: `--proxy-mode nftables`; iptables: `--proxy-mode
     auto` without nft on PATH) with three pods behind the Service `db` (port 80 -> 5432), all
-    Ready."""
+    Ready. Node ports come from a random 100-port window, so that two clusters of this module
+    running at once on one machine seldom share one (they would take each other's: the first
+    rules the kernel consults win, for 127.0.0.1 too in iptables mode)."""
     work = tmp_path_factory.mktemp(f"nat-{request.param}")
     mode = "nftables" if request.param == "nftables" else "auto"
+    base = random.randrange(31000, 31900)  # apart from the loopback NodePort tests' window
     p = NatPodns(work, "--pod-network", "netns", "--container-runtime", "process",
-                 "--service-cidr", SERVICE_CIDR, "--proxy-mode", mode)
+                 "--service-cidr", SERVICE_CIDR, "--proxy-mode", mode,
+                 "--service-node-port-range", f"{base}-{base + 99}")
     p.mode = request.param
     if request.param == "iptables":
         p.env["PATH"] = path_without_nft(work)

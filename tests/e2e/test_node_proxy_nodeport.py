@@ -30,23 +30,25 @@ from tests.e2e.test_node_proxy import UDP_POD, udp_ask
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 wait = functools.partial(wait_until, timeout=30.0, step=0.1)
-#: a random 100-port window of Kubernetes' default node port range, below the ephemeral ports
-#: (32768+), and a random loopback /16 for the cluster IPs
-BASE = random.randrange(30000, 32600)
+#: a random 100-port window of the top of Kubernetes' default node port range, below the
+#: ephemeral ports (32768+) and apart from test_node_clusterip_nat's windows (whose iptables
+#: clusters take 127.0.0.1:<nodePort> of the whole machine), and a random loopback /16
+BASE = random.randrange(32000, 32600)
 NODE_PORTS = (BASE, BASE + 99)
 SERVICE_CIDR = f"127.{random.randint(100, 250)}.0.0/16"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podns]:
-    """A loopback-mode `podns up` with two pods behind app=db (port pg, 5432) and a UDP echo pod."""
+    """A loopback-mode `podns up` with two pods np-0, np-1 behind app=db (port pg, 5432) and a UDP
+    echo pod (names no other test's pods have: the answers are this cluster's)."""
     p = Podns(tmp_path_factory.mktemp("nodeport"), "--service-cidr", SERVICE_CIDR,
               "--service-node-port-range", f"{NODE_PORTS[0]}-{NODE_PORTS[1]}")
     p.start()
     try:
-        for manifest in (pod_manifest("db-0"), pod_manifest("db-1"), UDP_POD):
+        for manifest in (pod_manifest("np-0"), pod_manifest("np-1"), UDP_POD):
             apply(p, manifest)
-        wait(lambda: all(ready_ip(p, n) for n in ("db-0", "db-1", "echo")), what="pods Ready")
+        wait(lambda: all(ready_ip(p, n) for n in ("np-0", "np-1", "echo")), what="pods Ready")
         yield p
     finally:
         p.stop()
@@ -125,11 +127,11 @@ DB = {"selector": {"app": "db"}, "ports": [{"name": "pg", "port": 6000, "targetP
 
 
 def test_node_port_on_localhost_spreads_and_closes(cluster: Podns) -> None:
-    """given a NodePort Service over db-0 and db-1, connections to 127.0.0.1:<nodePort> reach
+    """given a NodePort Service over np-0 and np-1, connections to 127.0.0.1:<nodePort> reach
     both (as the ClusterIP does); a UDP NodePort Service answers datagrams from the echo pod;
     once the TCP Service's type is ClusterIP, the node port refuses connections."""
-    port = node_port_service(cluster, "db-np", DB, lambda p: answer("127.0.0.1", p).startswith("db-"))
-    wait(lambda: {answer("127.0.0.1", port) for _ in range(12)} == {"db-0", "db-1"},
+    port = node_port_service(cluster, "db-np", DB, lambda p: answer("127.0.0.1", p).startswith("np-"))
+    wait(lambda: {answer("127.0.0.1", port) for _ in range(12)} == {"np-0", "np-1"},
          what="both pods behind 127.0.0.1:<nodePort>")
     udp = {"selector": {"app": "echo"}, "ports": [{"name": "dns", "port": 53, "targetPort": "dns",
                                                   "protocol": "UDP"}]}
@@ -168,36 +170,36 @@ def test_node_port_held_elsewhere_is_reported_then_served(cluster: Podns, tmp_pa
         assert f"127.0.0.1:{port}/TCP" in message and "another process holds the port" in message, message
         assert f"cannot listen on 127.0.0.1:{port}/TCP" in cluster.log()
         ip = get(cluster, "svc", "held")["spec"]["clusterIP"]
-        wait(lambda: answer(ip, 6000).startswith("db-"), what="the ClusterIP still served")
+        wait(lambda: answer(ip, 6000).startswith("np-"), what="the ClusterIP still served")
     finally:
         holder.close()
     labelled = cluster.kubectl("label", "svc", "held", "touched=yes")
     assert labelled.returncode == 0, labelled.stderr
-    wait(lambda: answer("127.0.0.1", port).startswith("db-"), what="the node port served once free")
+    wait(lambda: answer("127.0.0.1", port).startswith("np-"), what="the node port served once free")
 
 
 def test_traffic_policies_follow_node_name(cluster: Podns) -> None:
     """given a selector-less LoadBalancer Service with internalTrafficPolicy and
-    externalTrafficPolicy Local whose hand-written EndpointSlice puts db-0's address on another
+    externalTrafficPolicy Local whose hand-written EndpointSlice puts np-0's address on another
     node: its ClusterIP refuses (no endpoint on this node), while its node port still serves
     clients on the node itself (kube-proxy's short-circuit), and its health check node port
     answers 503; once the slice says this node, the ClusterIP serves too and the health check
     answers 200 with kube-proxy's body."""
     node = node_name(cluster)
-    db0 = ready_ip(cluster, "db-0")
-    assert db0
-    apply(cluster, endpoint_slice("far", db0, 5432, "elsewhere"))
+    np0 = ready_ip(cluster, "np-0")
+    assert np0
+    apply(cluster, endpoint_slice("far", np0, 5432, "elsewhere"))
     spec = {"type": "LoadBalancer", "internalTrafficPolicy": "Local", "externalTrafficPolicy": "Local",
             "ports": [{"port": 6001, "targetPort": 5432}]}
-    port = node_port_service(cluster, "far", spec, lambda p: answer("127.0.0.1", p) == "db-0")
+    port = node_port_service(cluster, "far", spec, lambda p: answer("127.0.0.1", p) == "np-0")
     svc = get(cluster, "svc", "far")["spec"]
     ip, health = svc["clusterIP"], int(svc["healthCheckNodePort"])
     assert NODE_PORTS[0] <= health <= NODE_PORTS[1] and health != port
     assert answer(ip, 6001) == "closed", "internalTrafficPolicy Local without a local endpoint"
-    assert answer("127.0.0.1", port) == "db-0"
+    assert answer("127.0.0.1", port) == "np-0"
     assert wait(lambda: health_check(health), what="the health check node port answers")[0] == 503
-    apply(cluster, endpoint_slice("far", db0, 5432, node))
-    wait(lambda: answer(ip, 6001) == "db-0", what="the ClusterIP served by the endpoint of this node")
+    apply(cluster, endpoint_slice("far", np0, 5432, node))
+    wait(lambda: answer(ip, 6001) == "np-0", what="the ClusterIP served by the endpoint of this node")
     _, body = wait(lambda: health_check(health) if health_check(health)[0] == 200 else None,
                    what="the health check says 200 with the endpoint here")
     assert body == {"service": {"namespace": "default", "name": "far"}, "localEndpoints": 1,
