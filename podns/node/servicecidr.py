@@ -99,10 +99,17 @@ class ServiceCIDRClaim:
         """Hold a shared claim on each of `ranges` for `cluster`; ServiceCIDRConflict (claims
         released) when another cluster's live agent here holds an overlapping service range, or
         a live agent here holds an overlapping pod CIDR (its pods' addresses would be taken for
-        ClusterIPs), other than this agent's own `pod_cidrs`. `flag`: what the message tells the
+        ClusterIPs), other than this agent's own `pod_cidrs` (which it must not overlap either).
+        `flag`: what the message tells the
         user to change. Checked and taken under the lock dir's mutex, so of two clusters
         starting at once the second sees the first. LockDirError as `lock_dir`."""
         mine = [ipaddress.ip_network(r, strict=False) for r in ranges]
+        for pod in (ipaddress.ip_network(c, strict=False) for c in pod_cidrs):
+            clash = next((n for n in mine if n.version == pod.version and n.overlaps(pod)), None)
+            if clash is not None:  # its NAT would reject connections to this node's own pods
+                raise ServiceCIDRConflict(f"service CIDR {clash} overlaps this node's pod CIDR {pod} "
+                                          f"(ClusterIPs and pod IPs must not share addresses): pass "
+                                          f"another {flag}, e.g. {_suggest(mine, pod)}")
         with claims_locked() as directory:
             for net in mine:
                 fd = os.open(directory / _file_name(cluster, str(net)),

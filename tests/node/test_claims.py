@@ -128,8 +128,8 @@ def test_overlap_with_a_held_range_is_refused_with_the_reason() -> None:
 
 def test_service_range_over_a_held_pod_cidr_is_refused() -> None:
     """given an agent whose pods live in 10.244.3.0/24, another cluster's service CIDR over it is
-    refused in one line naming the pod CIDR and the flag; the agent's own pod CIDR never
-    conflicts with its own cluster's claim."""
+    refused in one line naming the pod CIDR and the flag; an agent's service range may not
+    overlap its own pod CIDR either."""
     pods = CIDRClaim()
     assert pods.try_claim("10.244.3.0/24")
     with pytest.raises(ServiceCIDRConflict) as err:
@@ -137,8 +137,12 @@ def test_service_range_over_a_held_pod_cidr_is_refused() -> None:
     message = str(err.value)
     assert "overlaps pod CIDR 10.244.3.0/24" in message and "pass another --service-cidr" in message
     own = ServiceCIDRClaim()
-    own.claim("beef", ["10.244.0.0/16"], flag="--service-cidr", pod_cidrs=["10.244.3.0/24"])
+    own.claim("beef", ["10.245.0.0/16"], flag="--service-cidr", pod_cidrs=["10.244.3.0/24"])
     own.release()
+    with pytest.raises(ServiceCIDRConflict) as err:  # nor with its own pods
+        ServiceCIDRClaim().claim("beef", ["10.244.0.0/16"], flag="--service-cidr",
+                                 pod_cidrs=["10.244.3.0/24"])
+    assert "overlaps this node's pod CIDR 10.244.3.0/24" in str(err.value)
     pods.release()
 
 
